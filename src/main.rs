@@ -1,13 +1,25 @@
 //! The `slipway` command line: lint, plan and run pipeline files, and serve webhooks.
+//!
+//! Each subcommand lives in its own module under `cmd/`; this file only parses arguments and
+//! dispatches, so adding a command never touches another command's code.
 
-use clap::Parser;
+mod cmd;
+
+use clap::{Parser, Subcommand};
 
 /// Self-hosted CI/CD for Travis-style pipeline files.
 #[derive(Debug, Parser)]
 #[command(name = "slipway", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Every subcommand; each variant's arguments are defined in its module.
+#[derive(Debug, Subcommand)]
+enum Command {}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {}
 }

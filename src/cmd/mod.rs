@@ -1,0 +1,1 @@
+//! One module per subcommand, each exposing an `Args` struct (clap) and a `run` function.
