@@ -17,7 +17,7 @@ use std::fmt;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as RawSpan};
 
 /// A position in a pipeline file, as editors count: line and column both start at 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Pos {
     /// 1-based line number.
     pub line: usize,
@@ -32,7 +32,7 @@ impl fmt::Display for Pos {
 }
 
 /// The source range of a node, so diagnostics can point at the exact text to fix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Span {
     /// Where the node starts.
     pub start: Pos,
