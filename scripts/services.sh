@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Starts, stops and describes the local services the integration tests talk to.
+#
+#   scripts/services.sh start   start what is not running yet and wait until each one answers
+#   scripts/services.sh stop    stop what this script started
+#   scripts/services.sh status  say what answers
+#   scripts/services.sh env     print the `export` lines tests read (eval "$(scripts/services.sh env)")
+#   scripts/services.sh check   exercise each service once (push an image, query, call the AWS double)
+#
+# Everything listens on 127.0.0.1 only. Logs and pid files live in /var/tmp/slipway-services,
+# the PostgreSQL cluster in /var/tmp/slipway-pg; both survive between runs on one machine, so a
+# second `start` returns at once. Install the programs first with scripts/install-test-deps.sh.
+set -euo pipefail
+
+RUN_DIR="${SLIPWAY_SERVICES_DIR:-/var/tmp/slipway-services}"
+PG_DIR="${SLIPWAY_PG_DIR:-/var/tmp/slipway-pg}"
+VENV="${SLIPWAY_VENV:-/var/tmp/slipway-venv}"
+HOST=127.0.0.1
+REGISTRY_PORT=5000
+MOTO_PORT=5001
+PG_PORT=5433
+PG_DB=slipway
+CHROMIUM=/usr/bin/chromium
+START_TIMEOUT="${SLIPWAY_SERVICES_TIMEOUT:-60}"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+http_answers() { curl -s -o /dev/null --max-time 2 "$1"; }
+
+# Polls `$2...` until it succeeds; fails with the log's tail after START_TIMEOUT seconds.
+wait_until() {
+  local name="$1" logfile="$2" deadline
+  shift 2
+  deadline=$(($(date +%s) + START_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      [ -f "$logfile" ] && tail -n 20 "$logfile" >&2
+      die "$name did not become ready within ${START_TIMEOUT}s (log: $logfile)"
+    fi
+    sleep 0.3
+  done
+}
+
+# Starts a long-running program detached from this shell, recording its pid.
+spawn() {
+  local name="$1"
+  shift
+  # fd 9 holds the start lock; the service must not keep it.
+  setsid nohup "$@" >"$RUN_DIR/$name.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$RUN_DIR/$name.pid"
+}
+
+ensure_docker() {
+  docker info >/dev/null 2>&1 && return 0
+  command -v dockerd >/dev/null || die "the Docker daemon is not running and dockerd is not installed"
+  [ "$(id -u)" -eq 0 ] || die "the Docker daemon is not running (start it, or run this as root)"
+  log "docker: daemon not answering; starting dockerd"
+  spawn dockerd dockerd
+  wait_until docker "$RUN_DIR/dockerd.log" docker info
+}
+
+registry_url() { echo "http://$HOST:$REGISTRY_PORT/v2/"; }
+
+start_registry() {
+  if http_answers "$(registry_url)"; then
+    log "registry: answering on $HOST:$REGISTRY_PORT"
+    return 0
+  fi
+  command -v docker-registry >/dev/null || die "docker-registry not found: run scripts/install-test-deps.sh"
+  mkdir -p "$RUN_DIR/registry-data"
+  cat >"$RUN_DIR/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $RUN_DIR/registry-data
+  delete:
+    enabled: true
+http:
+  addr: $HOST:$REGISTRY_PORT
+EOF
+  spawn registry docker-registry serve "$RUN_DIR/registry.yml"
+  wait_until registry "$RUN_DIR/registry.log" curl -sf --max-time 2 "$(registry_url)"
+  log "registry: started on $HOST:$REGISTRY_PORT"
+}
+
+moto_url() { echo "http://$HOST:$MOTO_PORT"; }
+
+start_moto() {
+  if http_answers "$(moto_url)/moto-api/"; then
+    log "moto: answering on $HOST:$MOTO_PORT"
+    return 0
+  fi
+  [ -x "$VENV/bin/moto_server" ] || die "moto_server not found in $VENV: run scripts/install-test-deps.sh"
+  spawn moto "$VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT"
+  wait_until moto "$RUN_DIR/moto.log" curl -sf --max-time 2 "$(moto_url)/moto-api/"
+  log "moto: started on $HOST:$MOTO_PORT"
+}
+
+pg_bin() {
+  local dir
+  dir="$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)"
+  [ -n "$dir" ] && [ -x "$dir/pg_ctl" ] || die "PostgreSQL server not found: run scripts/install-test-deps.sh"
+  echo "$dir"
+}
+
+# PostgreSQL refuses to run as root, so the cluster belongs to the postgres user when we are root.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_url() { echo "postgres://postgres@$HOST:$PG_PORT/$PG_DB"; }
+
+pg_ready() { psql -h "$HOST" -p "$PG_PORT" -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; }
+
+start_postgres() {
+  local bin
+  if ! pg_ready; then
+    bin="$(pg_bin)"
+    mkdir -p "$PG_DIR/run" "$RUN_DIR"
+    touch "$RUN_DIR/postgres.log"
+    if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$PG_DIR" "$RUN_DIR/postgres.log"; fi
+    if [ ! -s "$PG_DIR/data/PG_VERSION" ]; then
+      log "postgres: creating cluster in $PG_DIR/data"
+      as_pg "$bin/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 >"$RUN_DIR/initdb.log" 2>&1 \
+        || { tail -n 20 "$RUN_DIR/initdb.log" >&2; die "initdb failed (log: $RUN_DIR/initdb.log)"; }
+    fi
+    as_pg "$bin/pg_ctl" -D "$PG_DIR/data" -l "$RUN_DIR/postgres.log" \
+      -o "-c listen_addresses=$HOST -p $PG_PORT -k $PG_DIR/run" start >/dev/null 9>&- \
+      || { tail -n 20 "$RUN_DIR/postgres.log" >&2; die "postgres failed to start (log: $RUN_DIR/postgres.log)"; }
+    wait_until postgres "$RUN_DIR/postgres.log" pg_ready
+    log "postgres: started on $HOST:$PG_PORT"
+  else
+    log "postgres: answering on $HOST:$PG_PORT"
+  fi
+  if [ "$(psql -h "$HOST" -p "$PG_PORT" -U postgres -d postgres -tAc "select 1 from pg_database where datname = '$PG_DB'")" != 1 ]; then
+    psql -h "$HOST" -p "$PG_PORT" -U postgres -d postgres -qc "create database $PG_DB" >/dev/null
+  fi
+}
+
+check_chromium() {
+  [ -x "$CHROMIUM" ] || die "chromium not found at $CHROMIUM: run scripts/install-test-deps.sh"
+  "$CHROMIUM" --version >/dev/null 2>&1 || die "$CHROMIUM --version failed"
+  log "chromium: $("$CHROMIUM" --version 2>/dev/null)"
+}
+
+stop_pidfile() {
+  local name="$1"
+  if pid_alive "$RUN_DIR/$name.pid"; then
+    kill "$(cat "$RUN_DIR/$name.pid")" && log "$name: stopped"
+  fi
+  rm -f "$RUN_DIR/$name.pid"
+}
+
+cmd_start() {
+  command -v curl >/dev/null || die "curl not found: run scripts/install-test-deps.sh"
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/start.lock"
+  flock 9
+  ensure_docker
+  start_registry
+  start_moto
+  start_postgres
+  check_chromium
+}
+
+cmd_stop() {
+  stop_pidfile registry
+  stop_pidfile moto
+  if [ -s "$PG_DIR/data/postmaster.pid" ]; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null && log "postgres: stopped"
+  fi
+}
+
+cmd_status() {
+  local rc=0
+  if http_answers "$(registry_url)"; then log "registry: up"; else log "registry: down"; rc=1; fi
+  if http_answers "$(moto_url)/moto-api/"; then log "moto: up"; else log "moto: down"; rc=1; fi
+  if pg_ready; then log "postgres: up"; else log "postgres: down"; rc=1; fi
+  if [ -x "$CHROMIUM" ]; then log "chromium: installed"; else log "chromium: missing"; rc=1; fi
+  return "$rc"
+}
+
+cmd_env() {
+  cat <<EOF
+export SLIPWAY_TEST_REGISTRY=$HOST:$REGISTRY_PORT
+export SLIPWAY_TEST_MOTO=$(moto_url)
+export SLIPWAY_TEST_POSTGRES=$(pg_url)
+export SLIPWAY_TEST_CHROMIUM=$CHROMIUM
+export SLIPWAY_TEST_BUSYBOX_IMAGE=slipway-test/busybox:latest
+export SLIPWAY_TEST_DEBIAN_IMAGE=slipway-test/debian:latest
+export SLIPWAY_TEST_DEBIAN_NODE_IMAGE=slipway-test/debian-node:latest
+EOF
+}
+
+# One real round trip per service, for a quick diagnosis by hand.
+cmd_check() {
+  local tag="$HOST:$REGISTRY_PORT/slipway-check/busybox:latest"
+  docker tag slipway-test/busybox:latest "$tag"
+  docker push -q "$tag" >/dev/null && log "registry: pushed $tag"
+  docker rmi -f "$tag" >/dev/null
+  docker pull -q "$tag" >/dev/null && log "registry: pulled $tag back"
+  docker rmi -f "$tag" >/dev/null
+  curl -sf -X PUT "$(moto_url)/slipway-check-bucket" >/dev/null
+  curl -sf "$(moto_url)/" | grep -q slipway-check-bucket && log "moto: created and listed an S3 bucket"
+  psql "$(pg_url)" -tAc 'select version()' | sed 's/^/[services] postgres: /' >&2
+  "$CHROMIUM" --headless --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>slipway</p>' 2>/dev/null \
+    | grep -q '<p>slipway</p>' && log "chromium: rendered a page headless"
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  check) cmd_check ;;
+  *) echo "usage: $0 start|stop|status|env|check" >&2; exit 2 ;;
+esac
