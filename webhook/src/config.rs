@@ -1,0 +1,206 @@
+//! The server's configuration file (TOML): repositories, tokens and limits.
+//!
+//! Every field has a default, so `slipway serve` runs with no file at all; secrets may come from
+//! the environment instead of the file (`SLIPWAY_WEBHOOK_SECRET`, `SLIPWAY_GITHUB_TOKEN`).
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on (`--listen` wins).
+    pub listen: String,
+    /// The URL users reach the UI at; build links posted to GitHub start with it.
+    pub public_url: Option<String>,
+    /// The webhook secret shared with GitHub (`SLIPWAY_WEBHOOK_SECRET` wins when set).
+    pub webhook_secret: Option<String>,
+    /// Largest webhook body accepted, in bytes (GitHub caps payloads at 25 MiB).
+    pub max_body_bytes: usize,
+    /// How many jobs run at once on this machine.
+    pub workers: usize,
+    /// A new push to a branch or PR cancels its older queued and running builds.
+    pub auto_cancel: bool,
+    /// How long a claimed job's lease lasts without renewal, in seconds.
+    pub lease_seconds: u64,
+    /// How many times a job whose worker died is re-queued before it is marked errored.
+    pub max_attempts: u32,
+    /// GitHub API settings.
+    pub github: GitHub,
+    /// Bearer tokens allowed to cancel and restart builds through the UI and API.
+    pub api_tokens: Vec<String>,
+    /// The allow-list: when non-empty, only these repositories are served (others get 404).
+    pub repos: Vec<Repo>,
+}
+
+/// How Slipway talks to GitHub's API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitHub {
+    /// API base URL; tests point it at a local stand-in.
+    pub api_url: String,
+    /// A token with `repo:status` (classic) or "Commit statuses: write" (fine-grained);
+    /// `SLIPWAY_GITHUB_TOKEN` wins when set. Also used to fetch private repositories over HTTPS.
+    pub token: Option<String>,
+    /// The status context shown on the PR.
+    pub status_context: String,
+    /// Longest wait between two tries of one status report, in seconds.
+    pub max_backoff_seconds: u64,
+}
+
+/// One served repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repo {
+    /// `owner/name` as GitHub spells it.
+    pub name: String,
+    /// Fetch from here instead of the payload's `clone_url` (a mirror, or `file://` in tests).
+    pub clone_url: Option<String>,
+    /// A token for this repository only (fetch and statuses), instead of `github.token`.
+    pub token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            webhook_secret: None,
+            max_body_bytes: 25 * 1024 * 1024,
+            workers: 2,
+            auto_cancel: true,
+            lease_seconds: 30,
+            max_attempts: 3,
+            github: GitHub::default(),
+            api_tokens: Vec::new(),
+            repos: Vec::new(),
+        }
+    }
+}
+
+impl Default for GitHub {
+    fn default() -> Self {
+        GitHub {
+            api_url: "https://api.github.com".into(),
+            token: None,
+            status_context: "slipway".into(),
+            max_backoff_seconds: 300,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with the line.
+        source: toml::de::Error,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Applies the environment variables that override the file.
+    pub fn apply_env(&mut self) {
+        if let Ok(s) = std::env::var("SLIPWAY_WEBHOOK_SECRET")
+            && !s.is_empty()
+        {
+            self.webhook_secret = Some(s);
+        }
+        if let Ok(t) = std::env::var("SLIPWAY_GITHUB_TOKEN")
+            && !t.is_empty()
+        {
+            self.github.token = Some(t);
+        }
+    }
+
+    /// The repository's settings when it is allowed; `None` means "not served" (404).
+    /// With an empty allow-list every repository is served with default settings.
+    pub fn repo(&self, name: &str) -> Option<Repo> {
+        if self.repos.is_empty() {
+            return Some(Repo {
+                name: name.to_string(),
+                clone_url: None,
+                token: None,
+            });
+        }
+        self.repos
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name))
+            .cloned()
+    }
+
+    /// The token to use for a repository: its own, else the global one.
+    pub fn token_for(&self, name: &str) -> Option<String> {
+        self.repo(name)
+            .and_then(|r| r.token)
+            .or_else(|| self.github.token.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.workers, 2);
+        assert!(c.repo("anyone/anything").is_some());
+    }
+
+    #[test]
+    fn an_allow_list_serves_only_its_repositories() {
+        let c = Config::parse(
+            r#"
+            webhook_secret = "s"
+            [[repos]]
+            name = "acme/app"
+            clone_url = "file:///srv/app.git"
+            token = "t1"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.repo("Acme/App").unwrap().clone_url.as_deref(),
+            Some("file:///srv/app.git")
+        );
+        assert!(c.repo("eve/other").is_none());
+        assert_eq!(c.token_for("acme/app").as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let e = Config::parse("wrokers = 3").unwrap_err().to_string();
+        assert!(e.contains("wrokers"), "{e}");
+    }
+}

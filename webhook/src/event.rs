@@ -1,0 +1,329 @@
+//! GitHub events: a verified delivery's header and body turned into what Slipway does with it.
+//!
+//! Only the fields a build needs are read, so unknown or extra fields in GitHub's payloads never
+//! break parsing; a payload that lacks a needed field is an error (400), not a guess.
+
+use serde::Deserialize;
+use slipway_pipelines::plan::{Context, EventType};
+
+/// What a delivery asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// GitHub checking the hook after it was set up.
+    Ping,
+    /// Build this commit.
+    Build(Box<NewBuild>),
+    /// A pull request was closed: cancel its queued and running builds.
+    ClosePullRequest {
+        /// `owner/name`.
+        repo: String,
+        /// The pull request number.
+        number: u64,
+    },
+    /// Acknowledged and ignored (other events and actions, deleted branches).
+    Ignored {
+        /// The repository, when the payload names one (for the allow-list check).
+        repo: Option<String>,
+        /// Why nothing happens, for the response body and the logs.
+        why: String,
+    },
+}
+
+impl Event {
+    /// The repository the event is about, if any; the allow-list is checked against it.
+    pub fn repo(&self) -> Option<&str> {
+        match self {
+            Event::Ping => None,
+            Event::Build(b) => Some(&b.repo),
+            Event::ClosePullRequest { repo, .. } => Some(repo),
+            Event::Ignored { repo, .. } => repo.as_deref(),
+        }
+    }
+}
+
+/// A build to create: everything needed later to fetch, merge, plan and report, without the payload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewBuild {
+    /// `owner/name`.
+    pub repo: String,
+    /// Where to fetch from (the payload's `clone_url`; the config can override it).
+    pub clone_url: String,
+    /// The commit the status is reported on: the pushed commit or the PR's head.
+    pub head_sha: String,
+    /// The ref fetched for the head: `refs/heads/x`, `refs/tags/x` or `refs/pull/N/head`.
+    pub head_ref: String,
+    /// For a pull request, the base branch's ref, into which the head is merged.
+    pub base_ref: Option<String>,
+    /// Builds with the same key supersede each other (`pr:N` or `branch:NAME`); tags never do.
+    pub supersede_key: Option<String>,
+    /// The event as the pipeline planner sees it.
+    pub context: Context,
+}
+
+/// Why a payload could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{event} payload: {source}")]
+pub struct ParseError {
+    event: String,
+    #[source]
+    source: serde_json::Error,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    full_name: String,
+    clone_url: String,
+}
+
+#[derive(Deserialize)]
+struct User {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct Commit {
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct PushPayload {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    after: String,
+    #[serde(default)]
+    deleted: bool,
+    head_commit: Option<Commit>,
+    repository: Repository,
+    sender: Option<User>,
+}
+
+#[derive(Deserialize)]
+struct PrPayload {
+    action: String,
+    number: u64,
+    pull_request: PullRequest,
+    repository: Repository,
+    sender: Option<User>,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    title: String,
+    body: Option<String>,
+    head: PrEnd,
+    base: PrEnd,
+}
+
+#[derive(Deserialize)]
+struct PrEnd {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    sha: String,
+    repo: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct AnyRepo {
+    repository: Option<Repository>,
+}
+
+/// Reads a delivery whose signature has already been checked.
+pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
+    let err = |source| ParseError {
+        event: event.to_string(),
+        source,
+    };
+    match event {
+        "ping" => Ok(Event::Ping),
+        "push" => parse_push(serde_json::from_slice(body).map_err(err)?),
+        "pull_request" => Ok(parse_pr(serde_json::from_slice(body).map_err(err)?)),
+        other => {
+            let repo = serde_json::from_slice::<AnyRepo>(body)
+                .ok()
+                .and_then(|r| r.repository)
+                .map(|r| r.full_name);
+            Ok(Event::Ignored {
+                repo,
+                why: format!("{other} events are not built"),
+            })
+        }
+    }
+}
+
+fn parse_push(p: PushPayload) -> Result<Event, ParseError> {
+    let repo = p.repository.full_name;
+    if p.deleted || p.after.bytes().all(|b| b == b'0') {
+        return Ok(Event::Ignored {
+            repo: Some(repo),
+            why: format!("{} was deleted", p.git_ref),
+        });
+    }
+    let (branch, tag, supersede_key) = if let Some(b) = p.git_ref.strip_prefix("refs/heads/") {
+        (b.to_string(), None, Some(format!("branch:{b}")))
+    } else if let Some(t) = p.git_ref.strip_prefix("refs/tags/") {
+        (t.to_string(), Some(t.to_string()), None)
+    } else {
+        return Ok(Event::Ignored {
+            repo: Some(repo),
+            why: format!("{} is neither a branch nor a tag", p.git_ref),
+        });
+    };
+    let context = Context {
+        event: EventType::Push,
+        branch,
+        tag,
+        repo: repo.clone(),
+        commit_message: p.head_commit.map(|c| c.message).unwrap_or_default(),
+        commit: Some(p.after.clone()),
+        sender: p.sender.map(|s| s.login).unwrap_or_default(),
+        ..Context::default()
+    };
+    Ok(Event::Build(Box::new(NewBuild {
+        repo,
+        clone_url: p.repository.clone_url,
+        head_sha: p.after,
+        head_ref: p.git_ref,
+        base_ref: None,
+        supersede_key,
+        context,
+    })))
+}
+
+fn parse_pr(p: PrPayload) -> Event {
+    let repo = p.repository.full_name;
+    match p.action.as_str() {
+        "opened" | "synchronize" | "reopened" => {}
+        "closed" => {
+            return Event::ClosePullRequest {
+                repo,
+                number: p.number,
+            };
+        }
+        other => {
+            return Event::Ignored {
+                repo: Some(repo),
+                why: format!("pull_request action {other} is not built"),
+            };
+        }
+    }
+    let pr = p.pull_request;
+    let head_repo = pr.head.repo.map(|r| r.full_name);
+    let fork = head_repo.as_deref().is_some_and(|h| h != repo);
+    let message = match pr.body.as_deref() {
+        Some(body) if !body.is_empty() => format!("{}\n\n{}", pr.title, body),
+        _ => pr.title,
+    };
+    let context = Context {
+        event: EventType::PullRequest,
+        branch: pr.base.git_ref.clone(),
+        pull_request: Some(p.number),
+        fork,
+        repo: repo.clone(),
+        head_repo,
+        head_branch: Some(pr.head.git_ref),
+        commit_message: message,
+        commit: Some(pr.head.sha.clone()),
+        sender: p.sender.map(|s| s.login).unwrap_or_default(),
+        ..Context::default()
+    };
+    Event::Build(Box::new(NewBuild {
+        repo,
+        clone_url: p.repository.clone_url,
+        head_sha: pr.head.sha,
+        head_ref: format!("refs/pull/{}/head", p.number),
+        base_ref: Some(format!("refs/heads/{}", pr.base.git_ref)),
+        supersede_key: Some(format!("pr:{}", p.number)),
+        context,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pr_body(action: &str, head_repo: &str) -> String {
+        format!(
+            r#"{{"action":"{action}","number":7,"sender":{{"login":"ann"}},
+            "repository":{{"full_name":"acme/app","clone_url":"https://example.invalid/acme/app.git"}},
+            "pull_request":{{"title":"Fix","body":null,
+              "head":{{"ref":"fix","sha":"{h}","repo":{{"full_name":"{head_repo}","clone_url":"x"}}}},
+              "base":{{"ref":"main","sha":"{b}","repo":{{"full_name":"acme/app","clone_url":"x"}}}}}}}}"#,
+            h = "a".repeat(40),
+            b = "b".repeat(40)
+        )
+    }
+
+    #[test]
+    fn an_opened_pull_request_builds_the_merge_of_its_head_into_its_base() {
+        let Event::Build(b) =
+            parse("pull_request", pr_body("opened", "acme/app").as_bytes()).unwrap()
+        else {
+            panic!("expected a build")
+        };
+        assert_eq!(b.head_ref, "refs/pull/7/head");
+        assert_eq!(b.base_ref.as_deref(), Some("refs/heads/main"));
+        assert_eq!(b.supersede_key.as_deref(), Some("pr:7"));
+        assert_eq!(b.context.event, EventType::PullRequest);
+        assert_eq!(b.context.branch, "main");
+        assert_eq!(b.context.pull_request, Some(7));
+        assert!(!b.context.fork);
+    }
+
+    #[test]
+    fn a_pull_request_from_another_repository_is_a_fork() {
+        let Event::Build(b) =
+            parse("pull_request", pr_body("synchronize", "eve/app").as_bytes()).unwrap()
+        else {
+            panic!("expected a build")
+        };
+        assert!(b.context.fork);
+    }
+
+    #[test]
+    fn closed_cancels_and_labeled_is_ignored() {
+        assert_eq!(
+            parse("pull_request", pr_body("closed", "acme/app").as_bytes()).unwrap(),
+            Event::ClosePullRequest {
+                repo: "acme/app".into(),
+                number: 7
+            }
+        );
+        assert!(matches!(
+            parse("pull_request", pr_body("labeled", "acme/app").as_bytes()).unwrap(),
+            Event::Ignored { .. }
+        ));
+    }
+
+    #[test]
+    fn a_tag_push_builds_the_tag_and_a_deleted_branch_is_ignored() {
+        let tag = format!(
+            r#"{{"ref":"refs/tags/v1","after":"{}","deleted":false,"head_commit":{{"message":"m"}},
+            "repository":{{"full_name":"acme/app","clone_url":"u"}}}}"#,
+            "c".repeat(40)
+        );
+        let Event::Build(b) = parse("push", tag.as_bytes()).unwrap() else {
+            panic!("expected a build")
+        };
+        assert_eq!(b.context.tag.as_deref(), Some("v1"));
+        assert_eq!(b.supersede_key, None);
+        let deleted = format!(
+            r#"{{"ref":"refs/heads/x","after":"{}","deleted":true,"head_commit":null,
+            "repository":{{"full_name":"acme/app","clone_url":"u"}}}}"#,
+            "0".repeat(40)
+        );
+        assert!(matches!(
+            parse("push", deleted.as_bytes()).unwrap(),
+            Event::Ignored { .. }
+        ));
+    }
+
+    #[test]
+    fn other_events_are_ignored_but_keep_their_repository() {
+        let e = parse(
+            "issues",
+            br#"{"repository":{"full_name":"acme/app","clone_url":"u"}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.repo(), Some("acme/app"));
+    }
+}

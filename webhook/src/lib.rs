@@ -1,0 +1,22 @@
+//! `slipway serve`: receives GitHub webhooks, builds the merge of each pull request locally, runs
+//! its pipeline, reports the result on GitHub and shows everything live in a browser.
+//!
+//! The request path only verifies, parses and stores a delivery (durably, before answering);
+//! git and container work happen in workers that claim work from the store under leases, so the
+//! server can be killed at any moment and resume from the store.
+
+pub mod client;
+pub mod config;
+pub mod event;
+pub mod executor;
+pub mod git;
+pub mod github;
+pub mod metrics;
+pub mod server;
+pub mod signature;
+pub mod store;
+pub mod web;
+pub mod worker;
+
+pub use config::Config;
+pub use server::{Server, start};

@@ -1,0 +1,195 @@
+//! Start-up: open the store, recover what a killed process left, sweep its containers, start the
+//! workers, the lease reaper and the status reporter, and serve HTTP.
+
+use crate::config::Config;
+use crate::executor::Executor;
+use crate::git::Mirrors;
+use crate::github::Reporter;
+use crate::metrics::Metrics;
+use crate::store::{SqliteStore, Store, StoreError};
+use crate::web::{App, router};
+use crate::worker::Engine;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory or a file in it could not be used.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened or recovered.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
+    move |source| ServeError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    /// The store, for callers that embed the server.
+    pub store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    http: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops accepting, lets running handlers finish, and stops the workers (their jobs stay
+    /// claimed, so the next start re-queues them).
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.http.await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn wait(self) {
+        let _ = self.http.await;
+    }
+}
+
+/// The webhook secret: the configured one, else one generated on first start and kept in
+/// `data_dir/webhook-secret` (so a fresh install works with no setup; paste it into GitHub).
+fn webhook_secret(config: &Config, data_dir: &Path) -> Result<Vec<u8>, ServeError> {
+    if let Some(s) = &config.webhook_secret {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = data_dir.join("webhook-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(s.trim().as_bytes().to_vec());
+    }
+    let mut raw = [0u8; 24];
+    use std::io::Read as _;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .map_err(io(Path::new("/dev/urandom")))?;
+    let secret = hex::encode(raw);
+    write_private(&path, &secret).map_err(io(&path))?;
+    tracing::warn!(path = %path.display(), "no webhook secret configured; generated one (use it in GitHub's webhook settings)");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+/// Starts everything; `listen` overrides the config's address.
+pub async fn start(
+    config: Config,
+    data_dir: PathBuf,
+    executor: Arc<dyn Executor>,
+) -> Result<Server, ServeError> {
+    std::fs::create_dir_all(&data_dir).map_err(io(&data_dir))?;
+    let secret = webhook_secret(&config, &data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db"))?);
+
+    // Order matters: remove what a killed process left running before its jobs are re-queued,
+    // so a job never runs twice at once.
+    match executor.sweep().await {
+        Ok(n) => tracing::info!(removed = n, "swept leftovers of earlier runs"),
+        Err(e) => tracing::error!(error = %e, "sweeping leftovers failed"),
+    }
+    let recovered = store.recover(true, config.max_attempts as i64).await?;
+    tracing::info!(
+        requeued = recovered.requeued,
+        errored = recovered.errored,
+        "recovered interrupted work"
+    );
+    let workspaces = data_dir.join("workspaces");
+    let _ = std::fs::remove_dir_all(&workspaces);
+    std::fs::create_dir_all(&workspaces).map_err(io(&workspaces))?;
+
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(io(Path::new(&config.listen)))?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::default());
+    let mirrors = Arc::new(Mirrors::new(data_dir.join("mirrors")));
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        executor,
+        mirrors,
+        config.clone(),
+        metrics.clone(),
+        workspaces,
+    ));
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for n in 0..config.workers {
+        tasks.push(tokio::spawn(engine.clone().worker(n, shutdown.clone())));
+    }
+    tasks.push(tokio::spawn(engine.clone().reaper(shutdown.clone())));
+    let reporter = Reporter::new(store.clone(), config.clone(), public_url, metrics.clone());
+    tasks.push(tokio::spawn(
+        reporter.run(engine.outbox.clone(), shutdown.clone()),
+    ));
+
+    let app = Arc::new(App {
+        store: store.clone(),
+        engine,
+        config,
+        secret,
+        metrics,
+    });
+    let stop = shutdown.clone();
+    let http = tokio::spawn(async move {
+        let served = axum::serve(listener, router(app))
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "http server");
+        }
+    });
+    tracing::info!(%addr, "listening");
+    Ok(Server {
+        addr,
+        store,
+        shutdown,
+        http,
+        tasks,
+    })
+}

@@ -1,0 +1,441 @@
+//! The store: deliveries, builds, jobs, logs and the status outbox behind one trait.
+//!
+//! Everything the server knows lives here, so a restart resumes from it. SQLite (embedded, the
+//! default) implements it today; the trait is shaped so PostgreSQL can implement it later for
+//! several machines sharing one queue: every claim is an atomic update guarded by a lease.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::event::NewBuild;
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// Milliseconds since the Unix epoch; every timestamp in the store.
+pub type Millis = i64;
+
+/// The current time in [`Millis`].
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value could not be read back (a bug or a hand-edited database).
+    #[error("stored data is invalid: {0}")]
+    Invalid(String),
+    /// The writer thread has stopped (the server is shutting down).
+    #[error("the store is closed")]
+    Closed,
+    /// A background task failed.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $v),* }
+        impl $name {
+            /// The name stored in the database and shown in the API.
+            pub fn as_str(self) -> &'static str { match self { $($name::$v => $s),* } }
+            /// Reads a stored name.
+            pub fn parse(s: &str) -> Result<Self, StoreError> {
+                match s { $($s => Ok($name::$v),)* other => Err(StoreError::Invalid(format!("{} {other:?}", stringify!($name)))) }
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+string_enum! {
+    /// Where a build is in its life.
+    BuildState {
+        /// Waiting for a worker to fetch, merge and plan it.
+        Queued = "queued",
+        /// A worker is fetching, merging and planning it.
+        Preparing = "preparing",
+        /// Its jobs are queued or running.
+        Running = "running",
+        /// Every required job passed.
+        Passed = "passed",
+        /// A required job failed.
+        Failed = "failed",
+        /// It could not run as asked (merge conflict, invalid pipeline file, a job errored).
+        Errored = "errored",
+        /// Cancelled by a user, a newer push, or the PR being closed.
+        Canceled = "canceled",
+        /// The pipeline's filters left nothing to run for this event.
+        Skipped = "skipped",
+    }
+}
+
+impl BuildState {
+    /// True once nothing more will happen to the build.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            BuildState::Queued | BuildState::Preparing | BuildState::Running
+        )
+    }
+
+    /// The commit status state GitHub shows for it.
+    pub fn github_state(self) -> &'static str {
+        match self {
+            BuildState::Queued | BuildState::Preparing | BuildState::Running => "pending",
+            BuildState::Passed | BuildState::Skipped => "success",
+            BuildState::Failed => "failure",
+            BuildState::Errored | BuildState::Canceled => "error",
+        }
+    }
+}
+
+string_enum! {
+    /// Where a job is in its life.
+    JobState {
+        /// In a later stage that has not started yet.
+        Waiting = "waiting",
+        /// Ready for a worker to claim.
+        Queued = "queued",
+        /// Claimed by a worker holding a lease.
+        Running = "running",
+        /// Its script passed.
+        Passed = "passed",
+        /// Its script failed.
+        Failed = "failed",
+        /// It could not run (setup failed, a phase that errors the job failed, its worker was lost).
+        Errored = "errored",
+        /// Cancelled before or while running.
+        Canceled = "canceled",
+    }
+}
+
+impl JobState {
+    /// True once the job will not run (again).
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            JobState::Waiting | JobState::Queued | JobState::Running
+        )
+    }
+}
+
+string_enum! {
+    /// What a stored log chunk is.
+    ChunkKind {
+        /// Bytes the job wrote (ANSI colours kept).
+        Output = "output",
+        /// A lifecycle phase began; the data is its name.
+        PhaseStart = "phase_start",
+        /// A phase ended; the data is JSON `{"name", "exit_code", "ms"}`.
+        PhaseEnd = "phase_end",
+        /// A line written by Slipway itself (re-queued after a crash, cancelled, …).
+        Note = "note",
+    }
+}
+
+/// A build as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Build {
+    /// Its number, unique on this server.
+    pub id: i64,
+    /// `owner/name`.
+    pub repo: String,
+    /// What was asked for: refs, SHAs and the planner's context.
+    pub spec: NewBuild,
+    /// Where it is.
+    pub state: BuildState,
+    /// Why it ended as it did, in words.
+    pub reason: Option<String>,
+    /// What preparation printed (fetch, merge, planning), e.g. the conflicting paths.
+    pub log: String,
+    /// The merge commit built, for pull requests; else the pushed commit once fetched.
+    pub merge_sha: Option<String>,
+    /// When the delivery was accepted.
+    pub created_at: Millis,
+    /// When preparation started.
+    pub started_at: Option<Millis>,
+    /// When it reached a final state.
+    pub finished_at: Option<Millis>,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// Its id, unique on this server.
+    pub id: i64,
+    /// The build it belongs to.
+    pub build_id: i64,
+    /// 1-based number within the build.
+    pub number: i64,
+    /// 0-based stage position.
+    pub stage_index: i64,
+    /// The stage name.
+    pub stage: String,
+    /// The job's `name:`.
+    pub name: Option<String>,
+    /// A failure does not fail the build.
+    pub allow_failure: bool,
+    /// The job's matrix keys (JSON object), shown as the build page's matrix.
+    pub matrix: serde_json::Value,
+    /// Where it is.
+    pub state: JobState,
+    /// Why it ended as it did.
+    pub reason: Option<String>,
+    /// How many times a worker claimed it.
+    pub attempts: i64,
+    /// When a worker last claimed it.
+    pub started_at: Option<Millis>,
+    /// When it reached a final state.
+    pub finished_at: Option<Millis>,
+}
+
+/// A job to create when a build's plan is known.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// 1-based number.
+    pub number: i64,
+    /// 0-based stage position.
+    pub stage_index: i64,
+    /// The stage name.
+    pub stage: String,
+    /// The job's `name:`.
+    pub name: Option<String>,
+    /// A failure does not fail the build.
+    pub allow_failure: bool,
+    /// Matrix keys (JSON object).
+    pub matrix: serde_json::Value,
+    /// The single-job plan (JSON) the runner gets.
+    pub plan_json: String,
+}
+
+/// Work a worker claimed under a lease.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// Fetch, merge and plan this build.
+    Prepare(Box<Build>),
+    /// Run this job of this build.
+    Run {
+        /// The job.
+        job: Box<Job>,
+        /// Its build.
+        build: Box<Build>,
+        /// The single-job plan (JSON).
+        plan_json: String,
+    },
+}
+
+/// How preparing a build ended.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// Jobs to queue (the first stage's jobs become claimable at once).
+    Jobs {
+        /// The commit built.
+        merge_sha: String,
+        /// What preparation printed.
+        log: String,
+        /// The planned jobs; empty means the build is skipped.
+        jobs: Vec<NewJob>,
+        /// Why nothing runs, when `jobs` is empty.
+        skipped_reason: Option<String>,
+    },
+    /// The build cannot run: it ends errored with this reason and log.
+    Errored {
+        /// A one-line reason (shown on GitHub).
+        reason: String,
+        /// The full preparation log.
+        log: String,
+    },
+}
+
+/// One piece of a job's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogChunk {
+    /// Position in the job's log, increasing from 1.
+    pub seq: i64,
+    /// What it is.
+    pub kind: ChunkKind,
+    /// Text (output is already masked).
+    pub data: String,
+}
+
+/// A delivery to record, with what it asks for.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `X-GitHub-Delivery`, the de-duplication key.
+    pub id: String,
+    /// `X-GitHub-Event`.
+    pub event: String,
+    /// What to do in the same transaction.
+    pub action: DeliveryAction,
+}
+
+/// The store-side effect of a delivery.
+#[derive(Debug, Clone)]
+pub enum DeliveryAction {
+    /// Create a build (and supersede older ones with the same key when `auto_cancel`).
+    Build {
+        /// The build.
+        build: Box<NewBuild>,
+        /// Cancel older queued/running builds with the same supersede key.
+        auto_cancel: bool,
+    },
+    /// Cancel the open builds of a pull request.
+    ClosePullRequest {
+        /// `owner/name`.
+        repo: String,
+        /// The PR number.
+        number: u64,
+    },
+    /// Only remember the delivery id.
+    Nothing,
+}
+
+/// What recording a delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The delivery id was seen before; nothing changed.
+    Duplicate,
+    /// Stored durably.
+    Accepted {
+        /// The build created, if any.
+        build: Option<i64>,
+        /// Builds cancelled by it (their running jobs must be stopped).
+        canceled: Vec<i64>,
+    },
+}
+
+/// A status report waiting to be sent to GitHub.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Its id (reports for one commit are sent in id order).
+    pub id: i64,
+    /// The build it reports.
+    pub build_id: i64,
+    /// `owner/name`.
+    pub repo: String,
+    /// The commit the status goes on.
+    pub sha: String,
+    /// `pending`, `success`, `failure` or `error`.
+    pub state: String,
+    /// A short description (GitHub keeps 140 characters).
+    pub description: String,
+    /// Tries so far.
+    pub attempts: i64,
+}
+
+/// What start-up recovery did to work a killed process left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recovery {
+    /// Jobs and builds put back in the queue.
+    pub requeued: usize,
+    /// Jobs and builds ended as errored (too many attempts).
+    pub errored: usize,
+}
+
+/// Counts shown on `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    /// Builds per state.
+    pub builds: Vec<(String, i64)>,
+    /// Jobs per state.
+    pub jobs: Vec<(String, i64)>,
+    /// Status reports not yet delivered.
+    pub outbox_pending: i64,
+    /// Deliveries recorded.
+    pub deliveries: i64,
+}
+
+/// The one storage interface of the server.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records a delivery and its effect atomically and durably; a known delivery id changes nothing.
+    async fn record_delivery(&self, delivery: Delivery) -> Result<Recorded, StoreError>;
+    /// Claims the next build to prepare or job to run, exactly once, under a lease.
+    async fn claim(&self, owner: &str, lease_ms: i64) -> Result<Option<Task>, StoreError>;
+    /// Extends a job's lease; false when the lease was lost or the job was cancelled.
+    async fn renew_job(&self, job_id: i64, owner: &str, lease_ms: i64) -> Result<bool, StoreError>;
+    /// Extends a preparing build's lease; false when lost or cancelled.
+    async fn renew_build(
+        &self,
+        build_id: i64,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Ends preparation: queue the jobs or end the build.
+    async fn finish_prepare(
+        &self,
+        build_id: i64,
+        owner: &str,
+        result: Prepared,
+    ) -> Result<(), StoreError>;
+    /// Appends log chunks to a job.
+    async fn append_log(&self, job_id: i64, chunks: Vec<LogChunk>) -> Result<(), StoreError>;
+    /// The next free log sequence number of a job.
+    async fn next_seq(&self, job_id: i64) -> Result<i64, StoreError>;
+    /// Ends a job (only if `owner` still holds it) and advances its build; returns the build's
+    /// state when the build just ended.
+    async fn finish_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<Option<BuildState>, StoreError>;
+    /// Re-queues (or errors, after `max_attempts`) work whose lease expired, or all claimed work
+    /// when `all` (start-up of a single-process store).
+    async fn recover(&self, all: bool, max_attempts: i64) -> Result<Recovery, StoreError>;
+    /// Cancels a build's queued and running work; returns false when it had already ended.
+    async fn cancel_build(&self, build_id: i64, reason: &str) -> Result<bool, StoreError>;
+    /// Starts a new build from an old one's spec; returns the new build's id.
+    async fn restart_build(
+        &self,
+        build_id: i64,
+        auto_cancel: bool,
+    ) -> Result<Option<(i64, Vec<i64>)>, StoreError>;
+    /// Status reports due now, oldest first.
+    async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Marks a report sent, or superseded by a newer one for the same commit.
+    async fn outbox_done(&self, id: i64) -> Result<(), StoreError>;
+    /// Schedules another try of a report.
+    async fn outbox_retry(&self, id: i64, next_at: Millis, error: &str) -> Result<(), StoreError>;
+    /// True when a newer report exists for the same commit (so this one must not be sent).
+    async fn outbox_superseded(&self, item: &OutboxItem) -> Result<bool, StoreError>;
+    /// Repositories with builds, each with its latest build.
+    async fn repos(&self) -> Result<Vec<Build>, StoreError>;
+    /// Builds, newest first, optionally of one repository.
+    async fn builds(&self, repo: Option<&str>, limit: i64) -> Result<Vec<Build>, StoreError>;
+    /// One build and its jobs.
+    async fn build(&self, id: i64) -> Result<Option<(Build, Vec<Job>)>, StoreError>;
+    /// One job.
+    async fn job(&self, id: i64) -> Result<Option<Job>, StoreError>;
+    /// A job's log after `after_seq`, at most `limit` chunks.
+    async fn log(
+        &self,
+        job_id: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<LogChunk>, StoreError>;
+    /// The latest final state of a branch's push builds (for badges).
+    async fn branch_state(
+        &self,
+        repo: &str,
+        branch: &str,
+    ) -> Result<Option<BuildState>, StoreError>;
+    /// Counts for metrics.
+    async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Runs the database's own consistency check; `Ok("ok")` when healthy.
+    async fn integrity_check(&self) -> Result<String, StoreError>;
+}

@@ -1,0 +1,965 @@
+//! The embedded SQLite store: WAL mode, one writer thread doing group commit, pooled readers.
+//!
+//! Every change goes through one writer thread. It takes all the changes waiting at that moment,
+//! runs each inside its own savepoint of ONE transaction and commits once (one fsync for the
+//! group), then answers every caller. A caller is answered only after the commit, so a 2xx that
+//! depends on a write is never sent for a write that could still be lost. Reads use their own
+//! connections, which WAL lets proceed while the writer writes.
+
+use super::*;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::oneshot;
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Op = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// Most changes committed in one transaction.
+const MAX_GROUP: usize = 1024;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    build_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS builds (
+    id INTEGER PRIMARY KEY,
+    repo TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    supersede_key TEXT,
+    branch TEXT NOT NULL,
+    event TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    log TEXT NOT NULL DEFAULT '',
+    merge_sha TEXT,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS builds_state ON builds(state);
+CREATE INDEX IF NOT EXISTS builds_repo ON builds(repo, id);
+CREATE INDEX IF NOT EXISTS builds_supersede ON builds(repo, supersede_key, state);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    build_id INTEGER NOT NULL REFERENCES builds(id),
+    number INTEGER NOT NULL,
+    stage_index INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    name TEXT,
+    allow_failure INTEGER NOT NULL,
+    matrix TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_build ON jobs(build_id);
+CREATE TABLE IF NOT EXISTS log_chunks (
+    job_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    build_id INTEGER NOT NULL,
+    repo TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    state TEXT NOT NULL,
+    description TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(done, next_at);
+CREATE INDEX IF NOT EXISTS outbox_sha ON outbox(repo, sha);
+"#;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    writer: Mutex<mpsc::Sender<Op>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: every commit is fsynced, so an acknowledged delivery survives a power cut too.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        let (tx, rx) = mpsc::channel::<Op>();
+        std::thread::Builder::new()
+            .name("slipway-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(tx),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Runs `f` in the next group transaction and returns its result once committed.
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let op: Op = Box::new(move |conn| {
+            let result = savepoint(conn, f);
+            Box::new(move |commit: Result<(), String>| {
+                let out = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Task(format!("commit failed: {e}"))),
+                };
+                let _ = tx.send(out);
+            })
+        });
+        self.writer
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .send(op)
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a reader connection on the blocking pool.
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match readers.lock().map_err(|_| StoreError::Closed)?.pop() {
+                Some(c) => c,
+                None => open(&path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < 8
+            {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn savepoint<R>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    conn.execute_batch("SAVEPOINT op")?;
+    match f(conn) {
+        Ok(r) => {
+            conn.execute_batch("RELEASE op")?;
+            Ok(r)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut ops = vec![first];
+        while ops.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        let begun = conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| e.to_string());
+        let replies: Vec<Reply> = match &begun {
+            Ok(()) => ops.into_iter().map(|op| op(&conn)).collect(),
+            Err(_) => Vec::new(),
+        };
+        let committed = begun.and_then(|()| {
+            conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                e.to_string()
+            })
+        });
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
+
+const BUILD_COLS: &str =
+    "id, repo, spec, state, reason, log, merge_sha, created_at, started_at, finished_at";
+
+fn build_row(r: &Row<'_>) -> rusqlite::Result<(Build, String)> {
+    let spec: String = r.get(2)?;
+    let state: String = r.get(3)?;
+    Ok((
+        Build {
+            id: r.get(0)?,
+            repo: r.get(1)?,
+            spec: placeholder_spec(),
+            state: BuildState::Queued,
+            reason: r.get(4)?,
+            log: r.get(5)?,
+            merge_sha: r.get(6)?,
+            created_at: r.get(7)?,
+            started_at: r.get(8)?,
+            finished_at: r.get(9)?,
+        },
+        format!("{state}\n{spec}"),
+    ))
+}
+
+fn placeholder_spec() -> NewBuild {
+    NewBuild {
+        repo: String::new(),
+        clone_url: String::new(),
+        head_sha: String::new(),
+        head_ref: String::new(),
+        base_ref: None,
+        supersede_key: None,
+        context: Default::default(),
+    }
+}
+
+fn finish_build_row((mut b, rest): (Build, String)) -> Result<Build, StoreError> {
+    let (state, spec) = rest.split_once('\n').unwrap_or((&rest, ""));
+    b.state = BuildState::parse(state)?;
+    b.spec = serde_json::from_str(spec).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(b)
+}
+
+fn get_build(conn: &Connection, id: i64) -> Result<Option<Build>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {BUILD_COLS} FROM builds WHERE id = ?1"),
+        [id],
+        build_row,
+    )
+    .optional()?
+    .map(finish_build_row)
+    .transpose()
+}
+
+const JOB_COLS: &str = "id, build_id, number, stage_index, stage, name, allow_failure, matrix, \
+                        state, reason, attempts, started_at, finished_at";
+
+fn job_row(r: &Row<'_>) -> rusqlite::Result<(Job, String, String)> {
+    let matrix: String = r.get(7)?;
+    let state: String = r.get(8)?;
+    Ok((
+        Job {
+            id: r.get(0)?,
+            build_id: r.get(1)?,
+            number: r.get(2)?,
+            stage_index: r.get(3)?,
+            stage: r.get(4)?,
+            name: r.get(5)?,
+            allow_failure: r.get(6)?,
+            matrix: serde_json::Value::Null,
+            state: JobState::Waiting,
+            reason: r.get(9)?,
+            attempts: r.get(10)?,
+            started_at: r.get(11)?,
+            finished_at: r.get(12)?,
+        },
+        matrix,
+        state,
+    ))
+}
+
+fn finish_job_row((mut j, matrix, state): (Job, String, String)) -> Result<Job, StoreError> {
+    j.state = JobState::parse(&state)?;
+    j.matrix = serde_json::from_str(&matrix).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(j)
+}
+
+fn jobs_of(conn: &Connection, build_id: i64) -> Result<Vec<Job>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {JOB_COLS} FROM jobs WHERE build_id = ?1 ORDER BY stage_index, number"
+    ))?;
+    let rows = stmt.query_map([build_id], job_row)?;
+    rows.map(|r| finish_job_row(r?)).collect()
+}
+
+fn enqueue_status(
+    conn: &Connection,
+    build_id: i64,
+    state: BuildState,
+    description: &str,
+) -> Result<(), StoreError> {
+    let (repo, spec): (String, String) = conn.query_row(
+        "SELECT repo, spec FROM builds WHERE id = ?1",
+        [build_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let spec: NewBuild =
+        serde_json::from_str(&spec).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let description: String = description.chars().take(140).collect();
+    conn.execute(
+        "INSERT INTO outbox (build_id, repo, sha, state, description, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![build_id, repo, spec.head_sha, state.github_state(), description, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// Ends a build that is not final yet, with its jobs; returns false if it had already ended.
+fn end_build(
+    conn: &Connection,
+    build_id: i64,
+    state: BuildState,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let n = conn.execute(
+        "UPDATE builds SET state = ?2, reason = ?3, finished_at = ?4, lease_owner = NULL, lease_until = NULL
+         WHERE id = ?1 AND state IN ('queued', 'preparing', 'running')",
+        params![build_id, state.as_str(), reason, now],
+    )?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let job_state = if state == BuildState::Canceled {
+        JobState::Canceled
+    } else {
+        JobState::Errored
+    };
+    conn.execute(
+        "UPDATE jobs SET state = ?2, reason = ?3, finished_at = ?4, lease_owner = NULL, lease_until = NULL
+         WHERE build_id = ?1 AND state IN ('waiting', 'queued', 'running')",
+        params![build_id, job_state.as_str(), reason, now],
+    )?;
+    enqueue_status(
+        conn,
+        build_id,
+        state,
+        &format!("{}: {reason}", describe(state)),
+    )?;
+    Ok(true)
+}
+
+fn describe(state: BuildState) -> &'static str {
+    match state {
+        BuildState::Queued | BuildState::Preparing => "Queued",
+        BuildState::Running => "Running",
+        BuildState::Passed => "Passed",
+        BuildState::Failed => "Failed",
+        BuildState::Errored => "Errored",
+        BuildState::Canceled => "Canceled",
+        BuildState::Skipped => "Skipped",
+    }
+}
+
+/// Moves a running build forward after a job ended: opens the next stage, cancels stages after a
+/// failed one, and ends the build once every job has ended.
+fn advance(conn: &Connection, build_id: i64) -> Result<Option<BuildState>, StoreError> {
+    let Some(build) = get_build(conn, build_id)? else {
+        return Ok(None);
+    };
+    if build.state != BuildState::Running {
+        return Ok(None);
+    }
+    let jobs = jobs_of(conn, build_id)?;
+    let blocking = |j: &Job| {
+        !j.allow_failure
+            && matches!(
+                j.state,
+                JobState::Failed | JobState::Errored | JobState::Canceled
+            )
+    };
+    let mut stages: Vec<i64> = jobs.iter().map(|j| j.stage_index).collect();
+    stages.dedup();
+    for stage in stages {
+        let in_stage: Vec<&Job> = jobs.iter().filter(|j| j.stage_index == stage).collect();
+        if in_stage
+            .iter()
+            .any(|j| matches!(j.state, JobState::Queued | JobState::Running))
+        {
+            return Ok(None);
+        }
+        if in_stage.iter().any(|j| j.state == JobState::Waiting) {
+            conn.execute(
+                "UPDATE jobs SET state = 'queued' WHERE build_id = ?1 AND stage_index = ?2 AND state = 'waiting'",
+                params![build_id, stage],
+            )?;
+            return Ok(None);
+        }
+        if in_stage.iter().any(|j| blocking(j)) {
+            conn.execute(
+                "UPDATE jobs SET state = 'canceled', reason = 'an earlier stage failed', finished_at = ?3
+                 WHERE build_id = ?1 AND stage_index > ?2 AND state = 'waiting'",
+                params![build_id, stage, now_ms()],
+            )?;
+            break;
+        }
+    }
+    let jobs = jobs_of(conn, build_id)?;
+    let required = || jobs.iter().filter(|j| !j.allow_failure);
+    let (state, reason) = if required().any(|j| j.state == JobState::Errored) {
+        (BuildState::Errored, "a job errored")
+    } else if required().any(|j| j.state == JobState::Failed) {
+        (BuildState::Failed, "a job failed")
+    } else if required().any(|j| j.state == JobState::Canceled) {
+        (BuildState::Canceled, "a job was canceled")
+    } else {
+        (BuildState::Passed, "all jobs passed")
+    };
+    conn.execute(
+        "UPDATE builds SET state = ?2, reason = ?3, finished_at = ?4 WHERE id = ?1",
+        params![build_id, state.as_str(), reason, now_ms()],
+    )?;
+    enqueue_status(
+        conn,
+        build_id,
+        state,
+        &format!("{}: {reason}", describe(state)),
+    )?;
+    Ok(Some(state))
+}
+
+fn insert_build(
+    conn: &Connection,
+    build: &NewBuild,
+    auto_cancel: bool,
+) -> Result<(i64, Vec<i64>), StoreError> {
+    let spec = serde_json::to_string(build).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    conn.execute(
+        "INSERT INTO builds (repo, spec, supersede_key, branch, event, state, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+        params![
+            build.repo,
+            spec,
+            build.supersede_key,
+            build.context.branch,
+            build.context.event.as_str(),
+            now_ms()
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    let mut canceled = Vec::new();
+    if auto_cancel && let Some(key) = &build.supersede_key {
+        let older: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM builds WHERE repo = ?1 AND supersede_key = ?2 AND id < ?3
+                 AND state IN ('queued', 'preparing', 'running')",
+            )?
+            .query_map(params![build.repo, key, id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for old in older {
+            if end_build(
+                conn,
+                old,
+                BuildState::Canceled,
+                &format!("superseded by build #{id}"),
+            )? {
+                canceled.push(old);
+            }
+        }
+    }
+    enqueue_status(conn, id, BuildState::Queued, "Queued")?;
+    Ok((id, canceled))
+}
+
+fn count_by_state(conn: &Connection, table: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT state, count(*) FROM {table} GROUP BY state ORDER BY state"
+    ))?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn record_delivery(&self, d: Delivery) -> Result<Recorded, StoreError> {
+        self.write(move |conn| {
+            let n = conn.execute(
+                "INSERT OR IGNORE INTO deliveries (id, event, received_at) VALUES (?1, ?2, ?3)",
+                params![d.id, d.event, now_ms()],
+            )?;
+            if n == 0 {
+                return Ok(Recorded::Duplicate);
+            }
+            match d.action {
+                DeliveryAction::Nothing => Ok(Recorded::Accepted {
+                    build: None,
+                    canceled: vec![],
+                }),
+                DeliveryAction::Build { build, auto_cancel } => {
+                    let (id, canceled) = insert_build(conn, &build, auto_cancel)?;
+                    conn.execute(
+                        "UPDATE deliveries SET build_id = ?2 WHERE id = ?1",
+                        params![d.id, id],
+                    )?;
+                    Ok(Recorded::Accepted {
+                        build: Some(id),
+                        canceled,
+                    })
+                }
+                DeliveryAction::ClosePullRequest { repo, number } => {
+                    let key = format!("pr:{number}");
+                    let open: Vec<i64> = conn
+                        .prepare_cached(
+                            "SELECT id FROM builds WHERE repo = ?1 AND supersede_key = ?2
+                             AND state IN ('queued', 'preparing', 'running')",
+                        )?
+                        .query_map(params![repo, key], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    let mut canceled = Vec::new();
+                    for id in open {
+                        if end_build(
+                            conn,
+                            id,
+                            BuildState::Canceled,
+                            "the pull request was closed",
+                        )? {
+                            canceled.push(id);
+                        }
+                    }
+                    Ok(Recorded::Accepted {
+                        build: None,
+                        canceled,
+                    })
+                }
+            }
+        })
+        .await
+    }
+
+    async fn claim(&self, owner: &str, lease_ms: i64) -> Result<Option<Task>, StoreError> {
+        let owner = owner.to_string();
+        self.write(move |conn| {
+            let now = now_ms();
+            let build: Option<i64> = conn
+                .query_row("SELECT id FROM builds WHERE state = 'queued' ORDER BY id LIMIT 1", [], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = build {
+                conn.execute(
+                    "UPDATE builds SET state = 'preparing', lease_owner = ?2, lease_until = ?3,
+                     attempts = attempts + 1, started_at = coalesce(started_at, ?4) WHERE id = ?1",
+                    params![id, owner, now + lease_ms, now],
+                )?;
+                let b = get_build(conn, id)?.ok_or_else(|| StoreError::Invalid("claimed build vanished".into()))?;
+                return Ok(Some(Task::Prepare(Box::new(b))));
+            }
+            let job: Option<(i64, i64, String)> = conn
+                .query_row(
+                    "SELECT id, build_id, plan FROM jobs WHERE state = 'queued' ORDER BY build_id, id LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((id, build_id, plan_json)) = job else {
+                return Ok(None);
+            };
+            conn.execute(
+                "UPDATE jobs SET state = 'running', lease_owner = ?2, lease_until = ?3,
+                 attempts = attempts + 1, started_at = ?4, reason = NULL WHERE id = ?1",
+                params![id, owner, now + lease_ms, now],
+            )?;
+            let job = conn
+                .query_row(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"), [id], job_row)
+                .map_err(StoreError::from)
+                .and_then(finish_job_row)?;
+            let build = get_build(conn, build_id)?.ok_or_else(|| StoreError::Invalid("job without build".into()))?;
+            Ok(Some(Task::Run { job: Box::new(job), build: Box::new(build), plan_json }))
+        })
+        .await
+    }
+
+    async fn renew_job(&self, job_id: i64, owner: &str, lease_ms: i64) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                params![job_id, owner, now_ms() + lease_ms],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn renew_build(
+        &self,
+        build_id: i64,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE builds SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'preparing'",
+                params![build_id, owner, now_ms() + lease_ms],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn finish_prepare(
+        &self,
+        build_id: i64,
+        owner: &str,
+        result: Prepared,
+    ) -> Result<(), StoreError> {
+        let owner = owner.to_string();
+        self.write(move |conn| {
+            let held: bool = conn
+                .query_row(
+                    "SELECT count(*) FROM builds WHERE id = ?1 AND lease_owner = ?2 AND state = 'preparing'",
+                    params![build_id, owner],
+                    |r| r.get::<_, i64>(0),
+                )?
+                == 1;
+            if !held {
+                return Ok(());
+            }
+            match result {
+                Prepared::Errored { reason, log } => {
+                    conn.execute("UPDATE builds SET log = ?2 WHERE id = ?1", params![build_id, log])?;
+                    end_build(conn, build_id, BuildState::Errored, &reason)?;
+                }
+                Prepared::Jobs { merge_sha, log, jobs, skipped_reason } => {
+                    conn.execute(
+                        "UPDATE builds SET log = ?2, merge_sha = ?3, lease_owner = NULL, lease_until = NULL,
+                         state = 'running' WHERE id = ?1",
+                        params![build_id, log, merge_sha],
+                    )?;
+                    if jobs.is_empty() {
+                        let why = skipped_reason.unwrap_or_else(|| "nothing to run".into());
+                        end_build(conn, build_id, BuildState::Skipped, &why)?;
+                        return Ok(());
+                    }
+                    let first = jobs.iter().map(|j| j.stage_index).min().unwrap_or(0);
+                    for j in &jobs {
+                        let state = if j.stage_index == first { "queued" } else { "waiting" };
+                        conn.execute(
+                            "INSERT INTO jobs (build_id, number, stage_index, stage, name, allow_failure, matrix, plan, state)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                            params![
+                                build_id, j.number, j.stage_index, j.stage, j.name, j.allow_failure,
+                                j.matrix.to_string(), j.plan_json, state
+                            ],
+                        )?;
+                    }
+                    enqueue_status(conn, build_id, BuildState::Running, "Running")?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_log(&self, job_id: i64, chunks: Vec<LogChunk>) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "INSERT OR REPLACE INTO log_chunks (job_id, seq, kind, data) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for c in chunks {
+                stmt.execute(params![job_id, c.seq, c.kind.as_str(), c.data])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn next_seq(&self, job_id: i64) -> Result<i64, StoreError> {
+        self.read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT coalesce(max(seq), 0) + 1 FROM log_chunks WHERE job_id = ?1",
+                [job_id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn finish_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        state: JobState,
+        reason: Option<String>,
+    ) -> Result<Option<BuildState>, StoreError> {
+        let owner = owner.to_string();
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE jobs SET state = ?3, reason = ?4, finished_at = ?5, lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                params![job_id, owner, state.as_str(), reason, now_ms()],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let build_id: i64 = conn.query_row("SELECT build_id FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
+            advance(conn, build_id)
+        })
+        .await
+    }
+
+    async fn recover(&self, all: bool, max_attempts: i64) -> Result<Recovery, StoreError> {
+        self.write(move |conn| {
+            let now = now_ms();
+            let cutoff = if all { i64::MAX } else { now };
+            let mut rec = Recovery::default();
+            let jobs: Vec<(i64, i64, i64)> = conn
+                .prepare("SELECT id, build_id, attempts FROM jobs WHERE state = 'running' AND coalesce(lease_until, 0) < ?1")?
+                .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, build_id, attempts) in jobs {
+                let seq: i64 = conn.query_row(
+                    "SELECT coalesce(max(seq), 0) + 1 FROM log_chunks WHERE job_id = ?1", [id], |r| r.get(0))?;
+                if attempts >= max_attempts {
+                    let why = format!("its worker was lost {attempts} times (server stopped or lease expired)");
+                    conn.execute(
+                        "UPDATE jobs SET state = 'errored', reason = ?2, finished_at = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                        params![id, why, now],
+                    )?;
+                    conn.execute("INSERT INTO log_chunks VALUES (?1, ?2, 'note', ?3)", params![id, seq, format!("errored: {why}")])?;
+                    advance(conn, build_id)?;
+                    rec.errored += 1;
+                } else {
+                    conn.execute(
+                        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                        [id],
+                    )?;
+                    conn.execute(
+                        "INSERT INTO log_chunks VALUES (?1, ?2, 'note', ?3)",
+                        params![id, seq, format!("re-queued: its worker was lost (server stopped or lease expired) during attempt {attempts}")],
+                    )?;
+                    rec.requeued += 1;
+                }
+            }
+            let builds: Vec<(i64, i64)> = conn
+                .prepare("SELECT id, attempts FROM builds WHERE state = 'preparing' AND coalesce(lease_until, 0) < ?1")?
+                .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, attempts) in builds {
+                if attempts >= max_attempts {
+                    end_build(conn, id, BuildState::Errored, "preparation was interrupted too many times")?;
+                    rec.errored += 1;
+                } else {
+                    conn.execute(
+                        "UPDATE builds SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE id = ?1",
+                        [id],
+                    )?;
+                    rec.requeued += 1;
+                }
+            }
+            Ok(rec)
+        })
+        .await
+    }
+
+    async fn cancel_build(&self, build_id: i64, reason: &str) -> Result<bool, StoreError> {
+        let reason = reason.to_string();
+        self.write(move |conn| end_build(conn, build_id, BuildState::Canceled, &reason))
+            .await
+    }
+
+    async fn restart_build(
+        &self,
+        build_id: i64,
+        auto_cancel: bool,
+    ) -> Result<Option<(i64, Vec<i64>)>, StoreError> {
+        self.write(move |conn| {
+            let Some(old) = get_build(conn, build_id)? else {
+                return Ok(None);
+            };
+            Ok(Some(insert_build(conn, &old.spec, auto_cancel)?))
+        })
+        .await
+    }
+
+    async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, build_id, repo, sha, state, description, attempts FROM outbox
+                 WHERE done = 0 AND next_at <= ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now_ms(), limit as i64], |r| {
+                Ok(OutboxItem {
+                    id: r.get(0)?,
+                    build_id: r.get(1)?,
+                    repo: r.get(2)?,
+                    sha: r.get(3)?,
+                    state: r.get(4)?,
+                    description: r.get(5)?,
+                    attempts: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute("UPDATE outbox SET done = 1 WHERE id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_retry(&self, id: i64, next_at: Millis, error: &str) -> Result<(), StoreError> {
+        let error = error.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, next_at, error],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outbox_superseded(&self, item: &OutboxItem) -> Result<bool, StoreError> {
+        let (id, repo, sha) = (item.id, item.repo.clone(), item.sha.clone());
+        self.read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM outbox WHERE repo = ?1 AND sha = ?2 AND id > ?3",
+                params![repo, sha, id],
+                |r| r.get::<_, i64>(0),
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn repos(&self) -> Result<Vec<Build>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {BUILD_COLS} FROM builds WHERE id IN (SELECT max(id) FROM builds GROUP BY repo) ORDER BY repo"
+            ))?;
+            let rows = stmt.query_map([], build_row)?;
+            rows.map(|r| finish_build_row(r?)).collect()
+        })
+        .await
+    }
+
+    async fn builds(&self, repo: Option<&str>, limit: i64) -> Result<Vec<Build>, StoreError> {
+        let repo = repo.map(str::to_string);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {BUILD_COLS} FROM builds WHERE ?1 IS NULL OR repo = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![repo, limit], build_row)?;
+            rows.map(|r| finish_build_row(r?)).collect()
+        })
+        .await
+    }
+
+    async fn build(&self, id: i64) -> Result<Option<(Build, Vec<Job>)>, StoreError> {
+        self.read(move |conn| {
+            let Some(b) = get_build(conn, id)? else {
+                return Ok(None);
+            };
+            Ok(Some((b, jobs_of(conn, id)?)))
+        })
+        .await
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row(
+                &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
+                [id],
+                job_row,
+            )
+            .optional()?
+            .map(finish_job_row)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn log(
+        &self,
+        job_id: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<LogChunk>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, kind, data FROM log_chunks WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![job_id, after_seq, limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?;
+            rows.map(|r| {
+                let (seq, kind, data) = r?;
+                Ok(LogChunk { seq, kind: ChunkKind::parse(&kind)?, data })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn branch_state(
+        &self,
+        repo: &str,
+        branch: &str,
+    ) -> Result<Option<BuildState>, StoreError> {
+        let (repo, branch) = (repo.to_string(), branch.to_string());
+        self.read(move |conn| {
+            let s: Option<String> = conn
+                .query_row(
+                    "SELECT state FROM builds WHERE repo = ?1 AND branch = ?2 AND event = 'push'
+                     AND state NOT IN ('queued', 'preparing', 'running', 'canceled') ORDER BY id DESC LIMIT 1",
+                    params![repo, branch],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            s.map(|s| BuildState::parse(&s)).transpose()
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.read(|conn| {
+            Ok(Counts {
+                builds: count_by_state(conn, "builds")?,
+                jobs: count_by_state(conn, "jobs")?,
+                outbox_pending: conn.query_row(
+                    "SELECT count(*) FROM outbox WHERE done = 0",
+                    [],
+                    |r| r.get(0),
+                )?,
+                deliveries: conn.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))?,
+            })
+        })
+        .await
+    }
+
+    async fn integrity_check(&self) -> Result<String, StoreError> {
+        self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
+            .await
+    }
+}

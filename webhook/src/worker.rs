@@ -1,0 +1,511 @@
+//! Workers: claim work from the store under a lease, prepare builds (fetch, merge, plan) and run
+//! jobs through the [`Executor`], streaming their logs to the store and to live viewers.
+//!
+//! A lease is renewed while the work runs; when a renewal fails (the job was cancelled, or the
+//! lease expired and the job went to someone else) the run is cancelled at once, so one job never
+//! runs twice at the same time.
+
+use crate::config::Config;
+use crate::executor::{Executor, JobEvent, JobOutcome, JobRun};
+use crate::git::{GitError, Mirrors};
+use crate::metrics::Metrics;
+use crate::store::{Build, ChunkKind, Job, JobState, LogChunk, NewJob, Prepared, Store, Task};
+use slipway_pipelines::plan::{Plan, Stage};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+/// What live viewers of a job's log receive.
+#[derive(Debug, Clone)]
+pub enum LiveEvent {
+    /// A chunk, also being written to the store.
+    Chunk(LogChunk),
+    /// The job ended; no more chunks.
+    End,
+}
+
+/// Fans a running job's log out to live viewers from memory.
+#[derive(Debug, Default)]
+pub struct LogHub {
+    channels: Mutex<HashMap<i64, broadcast::Sender<LiveEvent>>>,
+}
+
+impl LogHub {
+    fn sender(&self, job: i64) -> broadcast::Sender<LiveEvent> {
+        self.channels
+            .lock()
+            .expect("log hub")
+            .entry(job)
+            .or_insert_with(|| broadcast::channel(1024).0)
+            .clone()
+    }
+
+    /// Subscribes to a job's live events (subscribe first, then read the stored log, then skip
+    /// chunks already read: no chunk is missed).
+    pub fn subscribe(&self, job: i64) -> broadcast::Receiver<LiveEvent> {
+        self.sender(job).subscribe()
+    }
+
+    fn publish(&self, job: i64, ev: LiveEvent) {
+        let _ = self.sender(job).send(ev);
+    }
+
+    /// Ends a job's stream and forgets it.
+    pub fn close(&self, job: i64) {
+        if let Some(tx) = self.channels.lock().expect("log hub").remove(&job) {
+            let _ = tx.send(LiveEvent::End);
+        }
+    }
+
+    /// Forgets a finished job's channel once nobody listens.
+    pub fn release(&self, job: i64) {
+        let mut map = self.channels.lock().expect("log hub");
+        if map.get(&job).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(&job);
+        }
+    }
+}
+
+/// Everything workers share.
+pub struct Engine {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// What runs jobs.
+    pub executor: Arc<dyn Executor>,
+    /// Git mirrors.
+    pub mirrors: Arc<Mirrors>,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Live log fan-out.
+    pub hub: Arc<LogHub>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Where job workspaces are checked out.
+    pub workspaces: PathBuf,
+    /// Rung when new work may be claimable.
+    pub work: Arc<Notify>,
+    /// Rung when a status report was queued.
+    pub outbox: Arc<Notify>,
+    /// Unique per process, so leases name their holder.
+    pub instance: String,
+    running: Mutex<HashMap<i64, (i64, CancellationToken)>>,
+}
+
+impl Engine {
+    /// Assembles an engine.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn Store>,
+        executor: Arc<dyn Executor>,
+        mirrors: Arc<Mirrors>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        workspaces: PathBuf,
+    ) -> Engine {
+        Engine {
+            store,
+            executor,
+            mirrors,
+            config,
+            hub: Arc::new(LogHub::default()),
+            metrics,
+            workspaces,
+            work: Arc::new(Notify::new()),
+            outbox: Arc::new(Notify::new()),
+            instance: format!("{}-{}", std::process::id(), crate::store::now_ms()),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        (self.config.lease_seconds.max(1) * 1000) as i64
+    }
+
+    /// Stops the running jobs of builds that the store has just cancelled.
+    pub fn stop_builds(&self, builds: &[i64]) {
+        for (build, token) in self.running.lock().expect("running").values() {
+            if builds.contains(build) {
+                token.cancel();
+            }
+        }
+    }
+
+    /// Runs worker `n` until `shutdown`.
+    pub async fn worker(self: Arc<Self>, n: usize, shutdown: CancellationToken) {
+        let owner = format!("{}/{n}", self.instance);
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            match self.store.claim(&owner, self.lease_ms()).await {
+                Ok(Some(Task::Prepare(build))) => {
+                    let span = tracing::info_span!("prepare", build = build.id, repo = %build.repo);
+                    self.prepare(&owner, *build).instrument(span).await
+                }
+                Ok(Some(Task::Run {
+                    job,
+                    build,
+                    plan_json,
+                })) => {
+                    let span = tracing::info_span!("job", build = build.id, job = job.id);
+                    self.run_job(&owner, *job, *build, plan_json, &shutdown)
+                        .instrument(span)
+                        .await
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = self.work.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming work");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Re-queues work whose lease expired, every few seconds, until `shutdown`.
+    pub async fn reaper(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            match self
+                .store
+                .recover(false, self.config.max_attempts as i64)
+                .await
+            {
+                Ok(r) if r.requeued + r.errored > 0 => {
+                    tracing::warn!(requeued = r.requeued, errored = r.errored, "expired leases");
+                    self.work.notify_waiters();
+                    self.outbox.notify_one();
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "re-queueing expired work"),
+            }
+        }
+    }
+
+    /// Keeps a lease alive; cancels `token` when it is lost.
+    fn renew(
+        self: &Arc<Self>,
+        owner: &str,
+        id: i64,
+        is_job: bool,
+        token: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let (me, owner) = (self.clone(), owner.to_string());
+        tokio::spawn(async move {
+            let every = Duration::from_millis((me.lease_ms() / 3).max(100) as u64);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let held = if is_job {
+                    me.store.renew_job(id, &owner, me.lease_ms()).await
+                } else {
+                    me.store.renew_build(id, &owner, me.lease_ms()).await
+                };
+                if !matches!(held, Ok(true)) {
+                    tracing::info!(id, is_job, "lease lost or work cancelled; stopping");
+                    token.cancel();
+                    return;
+                }
+            }
+        })
+    }
+
+    async fn prepare(self: &Arc<Self>, owner: &str, build: Build) {
+        let token = CancellationToken::new();
+        let renewer = self.renew(owner, build.id, false, token.clone());
+        let repo_cfg = self.config.repo(&build.repo);
+        let clone_url = repo_cfg
+            .as_ref()
+            .and_then(|r| r.clone_url.clone())
+            .unwrap_or_else(|| build.spec.clone_url.clone());
+        let token_str = self.config.token_for(&build.repo);
+        let mirrors = self.mirrors.clone();
+        let spec = build.spec.clone();
+        let id = build.id;
+        let sources = tokio::task::spawn_blocking(move || {
+            mirrors.prepare(id, &spec, &clone_url, token_str.as_deref())
+        })
+        .await;
+        let result = match sources {
+            Err(e) => Prepared::Errored {
+                reason: "preparation crashed".into(),
+                log: e.to_string(),
+            },
+            Ok(Err(GitError::Conflict(paths))) => Prepared::Errored {
+                reason: format!("merge conflict in {}", paths.join(", ")),
+                log: format!(
+                    "The pull request does not merge cleanly into its base.\nConflicting paths:\n{}\n",
+                    paths.iter().map(|p| format!("  {p}\n")).collect::<String>()
+                ),
+            },
+            Ok(Err(e)) => Prepared::Errored {
+                reason: e.to_string(),
+                log: format!("{e}\n"),
+            },
+            Ok(Ok(src)) => plan_jobs(&build, src),
+        };
+        token.cancel();
+        let _ = renewer.await;
+        if let Err(e) = self.store.finish_prepare(build.id, owner, result).await {
+            tracing::error!(error = %e, "saving preparation");
+        }
+        self.work.notify_waiters();
+        self.outbox.notify_one();
+    }
+
+    async fn run_job(
+        self: &Arc<Self>,
+        owner: &str,
+        job: Job,
+        build: Build,
+        plan_json: String,
+        shutdown: &CancellationToken,
+    ) {
+        self.metrics.inc(&self.metrics.jobs_started);
+        let token = shutdown.child_token();
+        self.running
+            .lock()
+            .expect("running")
+            .insert(job.id, (build.id, token.clone()));
+        let renewer = self.renew(owner, job.id, true, token.clone());
+        let (state, reason) = self.execute(&job, &build, &plan_json, token.clone()).await;
+        // A shutdown is not the job's fault: leave it claimed so start-up recovery re-queues it.
+        if !(shutdown.is_cancelled() && state == JobState::Canceled) {
+            match self.store.finish_job(job.id, owner, state, reason).await {
+                Ok(Some(final_state)) => {
+                    tracing::info!(build = build.id, state = %final_state, "build finished")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "saving job result"),
+            }
+        }
+        token.cancel();
+        let _ = renewer.await;
+        self.running.lock().expect("running").remove(&job.id);
+        self.hub.close(job.id);
+        self.work.notify_waiters();
+        self.outbox.notify_one();
+    }
+
+    async fn execute(
+        &self,
+        job: &Job,
+        build: &Build,
+        plan_json: &str,
+        cancel: CancellationToken,
+    ) -> (JobState, Option<String>) {
+        let plan: Plan = match serde_json::from_str(plan_json) {
+            Ok(p) => p,
+            Err(e) => {
+                return (
+                    JobState::Errored,
+                    Some(format!("stored plan is invalid: {e}")),
+                );
+            }
+        };
+        let Some(commit) = build.merge_sha.clone() else {
+            return (JobState::Errored, Some("the build has no commit".into()));
+        };
+        let workspace = self.workspaces.join(format!("job-{}", job.id));
+        let submodules = plan
+            .stages
+            .iter()
+            .flat_map(|s| &s.jobs)
+            .any(|j| j.git.submodules);
+        let (mirrors, repo, ws) = (self.mirrors.clone(), build.repo.clone(), workspace.clone());
+        let checked_out =
+            tokio::task::spawn_blocking(move || mirrors.checkout(&repo, &commit, &ws, submodules))
+                .await;
+        match checked_out {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return (JobState::Errored, Some(format!("checkout failed: {e}"))),
+            Err(e) => return (JobState::Errored, Some(format!("checkout crashed: {e}"))),
+        }
+        let seq = self.store.next_seq(job.id).await.unwrap_or(1);
+        let (tx, rx) = mpsc::channel(256);
+        let collector = tokio::spawn(collect(
+            self.store.clone(),
+            self.hub.clone(),
+            job.id,
+            seq,
+            rx,
+        ));
+        let run = JobRun {
+            build_id: build.id,
+            job_id: job.id,
+            plan,
+            workspace: workspace.clone(),
+        };
+        let outcome = self.executor.run(run, tx, cancel).await;
+        let _ = collector.await;
+        let _ = tokio::fs::remove_dir_all(&workspace).await;
+        match outcome {
+            JobOutcome::Passed => (JobState::Passed, None),
+            JobOutcome::Failed(r) => (JobState::Failed, Some(r)),
+            JobOutcome::Errored(r) => (JobState::Errored, Some(r)),
+            JobOutcome::Canceled => (JobState::Canceled, Some("canceled".into())),
+        }
+    }
+}
+
+/// Turns job events into numbered chunks: published live at once, stored in batches.
+async fn collect(
+    store: Arc<dyn Store>,
+    hub: Arc<LogHub>,
+    job: i64,
+    mut seq: i64,
+    mut rx: mpsc::Receiver<JobEvent>,
+) {
+    let mut pending: Vec<LogChunk> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            _ = tick.tick() => {
+                flush(&store, job, &mut pending, &mut pending_bytes).await;
+                continue;
+            }
+        };
+        let Some(ev) = ev else { break };
+        let (kind, data) = match ev {
+            JobEvent::Output(bytes) => {
+                carry.extend_from_slice(&bytes);
+                let valid = utf8_prefix(&carry);
+                if valid == 0 {
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&carry[..valid]).into_owned();
+                carry.drain(..valid);
+                (ChunkKind::Output, text)
+            }
+            JobEvent::PhaseStart(name) => (ChunkKind::PhaseStart, name),
+            JobEvent::PhaseEnd {
+                name,
+                exit_code,
+                ms,
+            } => (
+                ChunkKind::PhaseEnd,
+                serde_json::json!({ "name": name, "exit_code": exit_code, "ms": ms }).to_string(),
+            ),
+        };
+        let chunk = LogChunk { seq, kind, data };
+        seq += 1;
+        pending_bytes += chunk.data.len();
+        hub.publish(job, LiveEvent::Chunk(chunk.clone()));
+        pending.push(chunk);
+        if pending_bytes > 64 * 1024 {
+            flush(&store, job, &mut pending, &mut pending_bytes).await;
+        }
+    }
+    if !carry.is_empty() {
+        let chunk = LogChunk {
+            seq,
+            kind: ChunkKind::Output,
+            data: String::from_utf8_lossy(&carry).into_owned(),
+        };
+        hub.publish(job, LiveEvent::Chunk(chunk.clone()));
+        pending.push(chunk);
+    }
+    flush(&store, job, &mut pending, &mut pending_bytes).await;
+}
+
+async fn flush(store: &Arc<dyn Store>, job: i64, pending: &mut Vec<LogChunk>, bytes: &mut usize) {
+    if pending.is_empty() {
+        return;
+    }
+    *bytes = 0;
+    if let Err(e) = store.append_log(job, std::mem::take(pending)).await {
+        tracing::error!(job, error = %e, "storing log");
+    }
+}
+
+/// The length of the longest prefix that does not end inside a UTF-8 sequence (invalid bytes
+/// count as complete, so they are replaced rather than held forever).
+fn utf8_prefix(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(_) => bytes.len(),
+    }
+}
+
+/// Plans a prepared build into jobs, each with a plan holding only itself.
+fn plan_jobs(build: &Build, src: crate::git::Sources) -> Prepared {
+    let mut log = src.log;
+    let Some((file, bytes)) = src.pipeline else {
+        return Prepared::Errored {
+            reason: "no .slipway.yml or .travis.yml in the commit".into(),
+            log: log + "no .slipway.yml or .travis.yml in the commit\n",
+        };
+    };
+    let mut ctx = build.spec.context.clone();
+    ctx.commit = Some(src.commit.clone());
+    let plan = match slipway_pipelines::plan(&file, &bytes, &ctx) {
+        Ok(p) => p,
+        Err(diags) => {
+            for d in &diags {
+                let _ = writeln!(log, "{}: {} ({})", d.file, d.message, d.code);
+            }
+            let first = diags.first().map(|d| d.message.clone()).unwrap_or_default();
+            return Prepared::Errored {
+                reason: format!("{file} cannot be planned: {first}"),
+                log,
+            };
+        }
+    };
+    let _ = writeln!(log, "planned {file}: {}", plan.build.reason);
+    if !plan.build.included {
+        return Prepared::Jobs {
+            merge_sha: src.commit,
+            log,
+            jobs: vec![],
+            skipped_reason: Some(plan.build.reason.clone()),
+        };
+    }
+    let mut jobs = Vec::new();
+    for (si, stage) in plan.stages.iter().enumerate() {
+        for job in &stage.jobs {
+            let single = Plan {
+                stages: vec![Stage {
+                    name: stage.name.clone(),
+                    jobs: vec![job.clone()],
+                }],
+                skipped: vec![],
+                ..plan.clone()
+            };
+            jobs.push(NewJob {
+                number: job.number as i64,
+                stage_index: si as i64,
+                stage: stage.name.clone(),
+                name: job.name.clone(),
+                allow_failure: job.allow_failure,
+                matrix: serde_json::to_value(&job.matrix).unwrap_or_default(),
+                plan_json: serde_json::to_string(&single).unwrap_or_default(),
+            });
+        }
+    }
+    let skipped_reason = jobs.is_empty().then(|| "the plan has no jobs".to_string());
+    Prepared::Jobs {
+        merge_sha: src.commit,
+        log,
+        jobs,
+        skipped_reason,
+    }
+}
