@@ -21,13 +21,16 @@
 
 use std::fmt;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::Secret;
 use crate::secret::MASK;
+
+mod finder;
+
+use finder::Finder;
 
 /// Values (and lines of values) shorter than this many bytes are not masked: masking `a` or
 /// `12` would shred every log while hiding nothing worth hiding. [`Masker::new`] warns instead.
@@ -70,7 +73,7 @@ impl fmt::Display for Warning {
 #[derive(Debug, Clone)]
 pub struct Masker {
     /// `None` when there is nothing to mask: every chunk passes straight through.
-    automaton: Option<AhoCorasick>,
+    finder: Option<Finder>,
     /// The longest pattern, in bytes.
     max_len: usize,
     /// Bytes not yet written out: they might start a secret that the next chunk completes.
@@ -81,44 +84,11 @@ impl Masker {
     /// Builds the masker for a job's secret values; also returns a warning for each value too
     /// short to mask.
     pub fn new(values: impl IntoIterator<Item = Secret<String>>) -> (Masker, Vec<Warning>) {
-        let mut warnings = Vec::new();
-        let mut patterns: Vec<Vec<u8>> = Vec::new();
-        for (index, value) in values.into_iter().enumerate() {
-            let value = value.expose();
-            if value.len() < MIN_LEN {
-                warnings.push(Warning::TooShort {
-                    index,
-                    chars: value.chars().count(),
-                });
-                continue;
-            }
-            add_forms(value, &mut patterns);
-            if value.contains('\n') {
-                for line in value.lines() {
-                    add_forms(line, &mut patterns);
-                }
-            }
-        }
-        patterns.retain(|p| p.len() >= MIN_LEN);
-        patterns.sort_unstable();
-        patterns.dedup();
+        let (patterns, warnings) = patterns(values);
         let max_len = patterns.iter().map(Vec::len).max().unwrap_or(0);
-        let automaton = (!patterns.is_empty()).then(|| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&patterns)
-                .or_else(|_| {
-                    // A DFA can exceed its size limit with very many long values; the
-                    // contiguous NFA has no such limit and is only somewhat slower.
-                    AhoCorasick::builder()
-                        .match_kind(MatchKind::LeftmostLongest)
-                        .build(&patterns)
-                })
-                .expect("leftmost-longest automata over non-empty patterns always build")
-        });
+        let finder = (!patterns.is_empty()).then(|| Finder::new(&patterns));
         let masker = Masker {
-            automaton,
+            finder,
             max_len,
             pending: Vec::with_capacity(2 * max_len),
         };
@@ -133,7 +103,7 @@ impl Masker {
     /// Masks `chunk` as the continuation of everything pushed before and appends to `out`
     /// every byte that can no longer be part of a secret.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        let Some(automaton) = &self.automaton else {
+        let Some(finder) = &self.finder else {
             out.extend_from_slice(chunk);
             return;
         };
@@ -141,32 +111,32 @@ impl Masker {
         let keep = self.max_len - 1;
         if self.pending.is_empty() {
             let limit = chunk.len().saturating_sub(keep);
-            let resume = scan(automaton, chunk, 0, limit, out);
+            let resume = scan(finder, chunk, 0, limit, out);
             self.pending.extend_from_slice(&chunk[resume..]);
         } else if chunk.len() <= keep {
             self.pending.extend_from_slice(chunk);
             let limit = self.pending.len().saturating_sub(keep);
-            let resume = scan(automaton, &self.pending, 0, limit, out);
+            let resume = scan(finder, &self.pending, 0, limit, out);
             self.pending.drain(..resume);
         } else {
             // Decide every held-back position with the first `keep` bytes of the chunk, then
             // continue in the chunk itself without copying it.
             let held = self.pending.len();
             self.pending.extend_from_slice(&chunk[..keep]);
-            let resume = scan(automaton, &self.pending, 0, held, out);
+            let resume = scan(finder, &self.pending, 0, held, out);
             self.pending.clear();
             let from = resume - held;
             let limit = chunk.len() - keep;
-            let resume = scan(automaton, chunk, from, limit, out);
+            let resume = scan(finder, chunk, from, limit, out);
             self.pending.extend_from_slice(&chunk[resume..]);
         }
     }
 
     /// Ends the stream: masks and writes out whatever was held back.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if let Some(automaton) = &self.automaton {
+        if let Some(finder) = &self.finder {
             let end = self.pending.len();
-            scan(automaton, &self.pending, 0, end, out);
+            scan(finder, &self.pending, 0, end, out);
         }
         self.pending.clear();
     }
@@ -174,7 +144,7 @@ impl Masker {
     /// Masks a whole text at once (for error messages and other short strings).
     pub fn mask(&self, text: &[u8]) -> Vec<u8> {
         let mut fresh = Masker {
-            automaton: self.automaton.clone(),
+            finder: self.finder.clone(),
             max_len: self.max_len,
             pending: Vec::new(),
         };
@@ -187,30 +157,48 @@ impl Masker {
 
 /// Writes `hay[from..limit]` to `out` with every match that starts before `limit` masked, and
 /// returns where the caller must continue: `limit`, or the end of a match that crosses it.
-fn scan(
-    automaton: &AhoCorasick,
-    hay: &[u8],
-    from: usize,
-    limit: usize,
-    out: &mut Vec<u8>,
-) -> usize {
-    let mut pos = from;
+fn scan(finder: &Finder, hay: &[u8], from: usize, limit: usize, out: &mut Vec<u8>) -> usize {
     if from >= limit {
         return from;
     }
-    for m in automaton.find_iter(Input::new(hay).span(from..hay.len())) {
-        if m.start() >= limit {
-            break;
-        }
-        out.extend_from_slice(&hay[pos..m.start()]);
+    let mut pos = from;
+    while let Some((start, end)) = finder.find(hay, pos, limit) {
+        out.extend_from_slice(&hay[pos..start]);
         out.extend_from_slice(MASK.as_bytes());
-        pos = m.end();
+        pos = end;
     }
     if pos < limit {
         out.extend_from_slice(&hay[pos..limit]);
         pos = limit;
     }
     pos
+}
+
+/// Every byte string to mask for `values` (deduplicated, each at least [`MIN_LEN`] long), and
+/// the warnings for values too short to mask.
+fn patterns(values: impl IntoIterator<Item = Secret<String>>) -> (Vec<Vec<u8>>, Vec<Warning>) {
+    let mut warnings = Vec::new();
+    let mut patterns: Vec<Vec<u8>> = Vec::new();
+    for (index, value) in values.into_iter().enumerate() {
+        let value = value.expose();
+        if value.len() < MIN_LEN {
+            warnings.push(Warning::TooShort {
+                index,
+                chars: value.chars().count(),
+            });
+            continue;
+        }
+        add_forms(value, &mut patterns);
+        if value.contains('\n') {
+            for line in value.lines() {
+                add_forms(line, &mut patterns);
+            }
+        }
+    }
+    patterns.retain(|p| p.len() >= MIN_LEN);
+    patterns.sort_unstable();
+    patterns.dedup();
+    (patterns, warnings)
 }
 
 /// Adds the forms of `unit` a log is likely to contain.

@@ -233,3 +233,36 @@ fn the_base64_core_holds_only_characters_the_value_decides() {
         "independent of the byte before"
     );
 }
+
+mod against_a_plain_automaton {
+    //! The sampled finder must give exactly what a plain leftmost-longest search gives.
+
+    use super::*;
+    use aho_corasick::AhoCorasick;
+    use proptest::prelude::*;
+
+    fn reference(values: &[String], text: &[u8]) -> Vec<u8> {
+        let (patterns, _) = patterns(values.iter().cloned().map(Secret::new));
+        if patterns.is_empty() {
+            return text.to_vec();
+        }
+        let ac = AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .unwrap();
+        ac.replace_all_bytes(text, &vec![MASK; patterns.len()])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn same_output_as_a_plain_search(
+            values in prop::collection::vec("[ab01=+ \n]{1,14}", 1..5),
+            text in prop::collection::vec(prop::sample::select(b"ab01=+ \nYWJ".to_vec()), 0..300),
+        ) {
+            let (masker, _) = Masker::new(values.iter().cloned().map(Secret::new));
+            prop_assert_eq!(masker.mask(&text), reference(&values, &text));
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Finding the next secret fast: a sampled 4-byte fingerprint filter in front of an anchored
+//! Aho-Corasick automaton.
+//!
+//! A plain Aho-Corasick search looks at every byte through a large automaton. Log text almost
+//! never contains a secret, so most of that work can be skipped: every pattern is at least
+//! `step + 3` bytes long, so any occurrence covers one of the positions `from + step - 1`,
+//! `from + 2*step - 1`, …, and the 4 bytes there are one of the pattern's first `step` 4-byte
+//! windows. Those windows are kept in a hashed bitmap; only where the bitmap says "maybe" does
+//! the automaton try the `step` possible start positions, in order, anchored. The first one that
+//! matches is the leftmost match, and the automaton's leftmost-longest semantics pick the
+//! longest pattern there.
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
+
+/// log2 of the bitmap size in bits: 2^18 bits is 32 KiB, small enough to stay in cache.
+const BITS: u32 = 18;
+
+/// The most positions skipped per probe; more would fill the bitmap when there are many secrets.
+const MAX_STEP: usize = 16;
+
+/// The matcher for one set of patterns, each at least 4 bytes long.
+#[derive(Debug, Clone)]
+pub(super) struct Finder {
+    automaton: AhoCorasick,
+    bitmap: Box<[u64]>,
+    step: usize,
+}
+
+fn gram(hay: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([hay[at], hay[at + 1], hay[at + 2], hay[at + 3]])
+}
+
+fn slot(gram: u32) -> usize {
+    (gram.wrapping_mul(0x9E37_79B1) >> (32 - BITS)) as usize
+}
+
+impl Finder {
+    /// Builds the finder; `patterns` must be non-empty and each at least 4 bytes long.
+    pub(super) fn new(patterns: &[Vec<u8>]) -> Finder {
+        let min_len = patterns
+            .iter()
+            .map(Vec::len)
+            .min()
+            .expect("at least one pattern");
+        assert!(min_len >= 4, "patterns are at least 4 bytes");
+        let step = (min_len - 3).min(MAX_STEP);
+        let mut bitmap = vec![0u64; 1 << (BITS - 6)].into_boxed_slice();
+        for pattern in patterns {
+            for offset in 0..step {
+                let s = slot(gram(pattern, offset));
+                bitmap[s >> 6] |= 1 << (s & 63);
+            }
+        }
+        let build = |kind| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .start_kind(StartKind::Anchored)
+                .kind(kind)
+                .build(patterns)
+        };
+        // A DFA can exceed its size limit with very many long values; the contiguous NFA has
+        // no such limit and is only somewhat slower on the rare probes that reach it.
+        let automaton = build(Some(AhoCorasickKind::DFA))
+            .or_else(|_| build(None))
+            .expect("anchored leftmost-longest automata over non-empty patterns always build");
+        Finder {
+            automaton,
+            bitmap,
+            step,
+        }
+    }
+
+    fn maybe(&self, hay: &[u8], at: usize) -> bool {
+        let s = slot(gram(hay, at));
+        self.bitmap[s >> 6] & (1 << (s & 63)) != 0
+    }
+
+    /// The leftmost-longest match in `hay` that starts in `from..limit` (it may end after
+    /// `limit`, but not after the end of `hay`), as `(start, end)`.
+    pub(super) fn find(&self, hay: &[u8], from: usize, limit: usize) -> Option<(usize, usize)> {
+        // The last position a 4-byte window fits at.
+        let last = hay.len().checked_sub(4)?;
+        let step = self.step;
+        let mut probe = from + step - 1;
+        // Candidates for a probe are `probe + 1 - step ..= probe`.
+        while probe <= last && probe + 1 - step < limit {
+            if self.maybe(hay, probe) {
+                for start in probe + 1 - step..=probe.min(limit - 1) {
+                    let input = Input::new(hay)
+                        .span(start..hay.len())
+                        .anchored(Anchored::Yes);
+                    if let Some(m) = self.automaton.find(input) {
+                        return Some((start, m.end()));
+                    }
+                }
+            }
+            probe += step;
+        }
+        None
+    }
+}
