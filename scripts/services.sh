@@ -53,10 +53,17 @@ spawn() {
   echo $! >"$RUN_DIR/$name.pid"
 }
 
+# Outside CI a machine without Docker still gets the other services; tests that need Docker skip.
+docker_missing() {
+  if [ "${CI:-}" = true ]; then die "$1"; fi
+  log "warning: $1; tests that need Docker will skip"
+  return 1
+}
+
 ensure_docker() {
   docker info >/dev/null 2>&1 && return 0
-  command -v dockerd >/dev/null || die "the Docker daemon is not running and dockerd is not installed"
-  [ "$(id -u)" -eq 0 ] || die "the Docker daemon is not running (start it, or run this as root)"
+  command -v dockerd >/dev/null || { docker_missing "the Docker daemon is not running and dockerd is not installed"; return 0; }
+  [ "$(id -u)" -eq 0 ] || { docker_missing "the Docker daemon is not running (start it, or run this as root)"; return 0; }
   log "docker: daemon not answering; starting dockerd"
   spawn dockerd dockerd
   wait_until docker "$RUN_DIR/dockerd.log" docker info
