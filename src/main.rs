@@ -17,9 +17,14 @@ struct Cli {
 
 /// Every subcommand; each variant's arguments are defined in its module.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Show the stages, jobs and deploys a pipeline file means for one event, and why.
+    Plan(cmd::plan::Args),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Plan(args) => cmd::plan::run(args),
+    }
 }

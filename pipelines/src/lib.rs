@@ -4,6 +4,92 @@
 //! process I/O of its own, so the CLI, the runner and the webhook service all plan a file the same way.
 
 pub mod conditions;
+pub mod config;
 pub mod diagnostic;
+pub mod expand;
+pub mod images;
 pub mod plan;
+pub mod planner;
 pub mod yaml;
+
+pub use planner::PlanOptions;
+
+/// Plans a pipeline file for one event: every stage, job, phase and deploy, with the reasons.
+///
+/// Errors only when the file cannot be planned at all (not YAML, empty, not a mapping); every
+/// other oddity is planned the lenient way Travis did and left to `lint` to report.
+pub fn plan(
+    file_name: &str,
+    bytes: &[u8],
+    ctx: &plan::Context,
+) -> Result<plan::Plan, Vec<diagnostic::Diagnostic>> {
+    plan_with(file_name, bytes, ctx, PlanOptions::default())
+}
+
+/// [`plan`] with options (e.g. without the request-level filters, to see Travis's job list).
+pub fn plan_with(
+    file_name: &str,
+    bytes: &[u8],
+    ctx: &plan::Context,
+    options: PlanOptions,
+) -> Result<plan::Plan, Vec<diagnostic::Diagnostic>> {
+    let config = load_config(file_name, bytes)?;
+    Ok(planner::plan_config(file_name, &config, ctx, options))
+}
+
+/// Loads and normalises a pipeline file, or says why it cannot be planned.
+pub fn load_config(
+    file_name: &str,
+    bytes: &[u8],
+) -> Result<config::Config, Vec<diagnostic::Diagnostic>> {
+    use diagnostic::{Diagnostic, Severity};
+    let travis_bytes;
+    let bytes =
+        if is_travis_file(file_name) && !bytes.is_ascii() && std::str::from_utf8(bytes).is_ok() {
+            // Travis read `.travis.yml` as binary and dropped every non-ASCII byte before parsing,
+            // so job names, commands and env Travis ran were ASCII; plan the same file the same way.
+            travis_bytes = bytes
+                .iter()
+                .copied()
+                .filter(u8::is_ascii)
+                .collect::<Vec<u8>>();
+            &travis_bytes[..]
+        } else {
+            bytes
+        };
+    let node = match yaml::load(bytes, yaml::Limits::default()) {
+        Ok(Some(node)) => node,
+        Ok(None) => {
+            return Err(vec![Diagnostic {
+                severity: Severity::Error,
+                code: "empty".to_owned(),
+                file: file_name.to_owned(),
+                span: None,
+                key: None,
+                message: "the pipeline file is empty".to_owned(),
+                hint: Some("add at least a `script:` (or `language:`) key".to_owned()),
+            }]);
+        }
+        Err(e) => return Err(vec![Diagnostic::from_load_error(file_name, &e)]),
+    };
+    config::Config::from_node(&node).map_err(|e| {
+        vec![Diagnostic {
+            severity: Severity::Error,
+            code: "not_a_map".to_owned(),
+            file: file_name.to_owned(),
+            span: Some(node.span),
+            key: None,
+            message: e.to_string(),
+            hint: Some(
+                "a pipeline file is a mapping such as `language: node_js` on its first line"
+                    .to_owned(),
+            ),
+        }]
+    })
+}
+
+/// True for a Travis file name (`.travis.yml`, or a corpus-style `NAME.travis.yml`), which is
+/// read with Travis's own quirks; `.slipway.yml` files are read as the UTF-8 they are.
+pub fn is_travis_file(file_name: &str) -> bool {
+    file_name.ends_with(".travis.yml") || file_name.ends_with(".travis.yaml")
+}

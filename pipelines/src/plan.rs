@@ -180,6 +180,10 @@ pub enum EnvValue {
     Plain(String),
     /// A `secure:` value, still encrypted; only the runner of a trusted job decrypts it.
     Secure(String),
+    /// A whole `- secure: …` env entry: the encrypted text is a `NAME=value` assignment (Travis
+    /// encrypts name and value together), so the variable's name is only known after decryption
+    /// and [`EnvVar::name`] is empty.
+    SecureAssignment(String),
 }
 
 /// The lifecycle phases, in the order the runner considers them.
@@ -310,4 +314,8 @@ pub struct Deploy {
     pub allow_failure: bool,
     /// Use the next version of the provider (`edge`), recorded as written.
     pub edge: Option<serde_json::Value>,
+    /// `on.condition` shell tests, not evaluated at planning time: the runner evaluates each in
+    /// the job's shell just before the deploy, which runs only when all of them succeed.
+    #[serde(default)]
+    pub condition: Vec<String>,
 }

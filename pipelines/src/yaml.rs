@@ -17,7 +17,19 @@ use std::fmt;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as RawSpan};
 
 /// A position in a pipeline file, as editors count: line and column both start at 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Pos {
     /// 1-based line number.
     pub line: usize,
@@ -32,7 +44,9 @@ impl fmt::Display for Pos {
 }
 
 /// The source range of a node, so diagnostics can point at the exact text to fix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Span {
     /// Where the node starts.
     pub start: Pos,
@@ -381,7 +395,75 @@ pub fn load(bytes: &[u8], limits: Limits) -> Result<Option<Node>, LoadError> {
         }
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    Builder::new(limits).run(text)
+    let mut result = Builder::new(limits).run(text);
+    // libyaml (which Travis's loader used) accepts a multi-line quoted scalar whose continuation
+    // lines are indented no deeper than its key; the YAML spec and saphyr do not. Such lines'
+    // leading spaces are folded away, so indenting them changes no value and no line number.
+    let mut repaired = text.to_owned();
+    for _ in 0..16 {
+        let Err(LoadError::Syntax { pos, message }) = &result else {
+            break;
+        };
+        if !message.contains("indentation in quoted scalar") {
+            break;
+        }
+        match reindent_quoted_scalar(&repaired, *pos) {
+            Some(fixed) => {
+                repaired = fixed;
+                result = Builder::new(limits).run(&repaired);
+            }
+            None => break,
+        }
+    }
+    result
+}
+
+/// Indents the continuation lines of the quoted scalar starting at `pos` one column deeper than
+/// the line it starts on; `None` when there is nothing to change.
+fn reindent_quoted_scalar(text: &str, pos: Pos) -> Option<String> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let first = lines.get(pos.line.checked_sub(1)?)?;
+    let quote_col = first.char_indices().nth(pos.column.checked_sub(1)?)?;
+    let quote = quote_col.1;
+    if quote != '"' && quote != '\'' {
+        return None;
+    }
+    let indent_of = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let need = indent_of(first) + 1;
+    // Find where the scalar ends.
+    let rest = &first[quote_col.0 + 1..];
+    let mut end_line = pos.line - 1;
+    let mut closed = scan_closing(rest, quote);
+    while !closed {
+        end_line += 1;
+        closed = scan_closing(lines.get(end_line)?, quote);
+    }
+    let mut changed = false;
+    let mut out: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    for line in out.iter_mut().take(end_line + 1).skip(pos.line) {
+        if !line.trim().is_empty() && indent_of(line) < need {
+            *line = format!("{}{line}", " ".repeat(need - indent_of(line)));
+            changed = true;
+        }
+    }
+    changed.then(|| out.join("\n"))
+}
+
+/// True when `segment` contains the closing `quote` of a scalar (escapes and `''` respected).
+fn scan_closing(segment: &str, quote: char) -> bool {
+    let mut chars = segment.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quote == '"' && c == '\\' {
+            chars.next();
+        } else if c == quote {
+            if quote == '\'' && chars.peek() == Some(&'\'') {
+                chars.next();
+            } else {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn pos_of_offset(bytes: &[u8], offset: usize) -> Pos {
@@ -746,6 +828,15 @@ mod tests {
             load(b"# only a comment\n", Limits::default()).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn quoted_scalar_continuation_at_key_indent_loads_as_libyaml_does() {
+        let s = "a:\n  b:\n    secure: \"\\\n      abc\\\n      def\\\n    \"\n  c: 1\n";
+        let n = load_str(s);
+        let b = n.get("a").unwrap().get("b").unwrap();
+        assert_eq!(b.get("secure").unwrap().as_str(), Some("abcdef"));
+        assert_eq!(n.get("a").unwrap().get("c").unwrap().span.start.line, 7);
     }
 
     #[test]

@@ -1,1 +1,3 @@
 //! One module per subcommand, each exposing an `Args` struct (clap) and a `run` function.
+
+pub mod plan;

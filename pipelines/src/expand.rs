@@ -1,0 +1,650 @@
+//! Matrix and stage expansion, step for step as Travis's config processor does it.
+//!
+//! The order of the steps matters as much as the steps, because each one sees the previous one's
+//! output (e.g. `exclude` runs after `env.global` was added, `allow_failures` after stages were
+//! assigned). [`expand`] runs them in Travis's order:
+//!
+//! 1. the cartesian product of the root's expand keys ([`crate::config::EXPAND_KEYS`] order, the
+//!    first key varying slowest), `env.jobs` rows being the values of `env`;
+//! 2. `jobs.include` appended — or replacing the product when that is a single job;
+//!    an include without `stage:` takes the previous include's stage;
+//! 3. one default job when there is still none;
+//! 4. every job inherits the root's other keys, then the FIRST value of each expand key;
+//! 5. env: jobs without `env` get the first `env.jobs` row; `env.global` is put first;
+//! 6. `jobs.exclude` (partial match; `env` must match exactly, without the global part);
+//! 7. keys the job's language/OS does not support are dropped (`python:` in a Go job, `arch:` on
+//!    macOS, …); 8. duplicates dropped; 9. job `if:` evaluated;
+//! 10. stages: ordered by `stages:` then first use, default `test`, a job without a stage takes
+//!     the previous job's, stage `if:` evaluated, empty stages and their jobs dropped;
+//! 11. `allow_failures` (partial match, `env` special, `if:` on the entry);
+//! 12. jobs ordered by stage, then required before allowed-to-fail, then original order.
+
+use serde_json::Value;
+
+use crate::conditions::{self, Variables};
+use crate::config::{
+    Attrs, BUILD_ONLY_KEYS, Config, EXPAND_KEYS, EnvEntry, JobAttrs, is_expand_key,
+    languages_supporting, oses_supporting,
+};
+use crate::plan::{Context, EnvValue, Skipped};
+
+/// The default stage name.
+pub const DEFAULT_STAGE: &str = "test";
+
+/// One job after expansion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpandedJob {
+    /// The job's settings (root keys inherited, expand keys single-valued, env a list).
+    pub attrs: Attrs,
+    /// Its stage; `None` when the file uses no stages at all.
+    pub stage: Option<String>,
+    /// Marked by `allow_failures`.
+    pub allow_failure: bool,
+    /// Why it is in: its origin and the conditions it passed.
+    pub reason: String,
+}
+
+/// A stage that survived filtering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpandedStage {
+    /// The stage name, as first written.
+    pub name: String,
+    /// Why it is in.
+    pub reason: String,
+}
+
+/// The result of expansion for one context.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Expansion {
+    /// Stages in order (empty when the file uses none: all jobs are in the default stage).
+    pub stages: Vec<ExpandedStage>,
+    /// Jobs in Travis's order.
+    pub jobs: Vec<ExpandedJob>,
+    /// Jobs and stages left out, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// What a condition evaluates against: the request plus one job's (or the root's) settings,
+/// the job's settings winning, as in Travis.
+pub struct ConditionData<'a> {
+    /// The job's or root's attributes.
+    pub attrs: &'a Attrs,
+    /// The request.
+    pub ctx: &'a Context,
+}
+
+fn attr_scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(a) => a.first().and_then(attr_scalar),
+        _ => None,
+    }
+}
+
+impl Variables for ConditionData<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        let ctx = self.ctx;
+        match name {
+            "os" | "dist" | "group" | "language" | "sudo" | "arch" => {
+                self.attrs.get(name).and_then(attr_scalar)
+            }
+            "type" => Some(ctx.event.as_str().to_owned()),
+            "branch" => Some(ctx.branch.clone()),
+            "tag" => ctx.tag.clone(),
+            "repo" => Some(ctx.repo.clone()),
+            "head_repo" => ctx.head_repo.clone(),
+            "head_branch" => ctx.head_branch.clone(),
+            "sender" => Some(ctx.sender.clone()),
+            "fork" => Some(ctx.fork.to_string()),
+            "commit_message" => Some(ctx.commit_message.clone()),
+            "pull_request" => ctx.pull_request.map(|n| n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        let mut found = None;
+        for entry in env_of_attrs(self.attrs) {
+            if let EnvEntry::Vars(vars) = entry {
+                for (k, v) in vars {
+                    if k == name
+                        && let EnvValue::Plain(s) = v
+                    {
+                        found = Some(unquote(&s));
+                    }
+                }
+            }
+        }
+        found.or_else(|| self.ctx.env.get(name).cloned())
+    }
+}
+
+/// The env entries conditions see: a job's list, or the root's `{global, jobs}` flattened.
+fn env_of_attrs(attrs: &Attrs) -> Vec<EnvEntry> {
+    match attrs.get("env") {
+        Some(Value::Object(map)) => ["global", "jobs"]
+            .iter()
+            .filter_map(|k| map.get(*k))
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(EnvEntry::from_json)
+            .collect(),
+        _ => attrs.env_entries(),
+    }
+}
+
+fn unquote(s: &str) -> String {
+    let t = s.trim();
+    for q in ['"', '\''] {
+        if t.len() >= 2 && t.starts_with(q) && t.ends_with(q) {
+            return t[1..t.len() - 1].to_owned();
+        }
+    }
+    t.to_owned()
+}
+
+/// The outcome of evaluating an `if:` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CondOutcome {
+    /// No condition, or it holds.
+    Accepted,
+    /// It does not hold.
+    Rejected,
+    /// It does not parse; Travis treats that as false.
+    Invalid(String),
+}
+
+/// Evaluates an optional `if:` condition like Travis: absent is true, invalid is false.
+pub fn evaluate(cond: Option<&str>, attrs: &Attrs, ctx: &Context) -> CondOutcome {
+    let Some(cond) = cond else {
+        return CondOutcome::Accepted;
+    };
+    match conditions::parse(cond) {
+        Ok(c) => {
+            if c.evaluate(&ConditionData { attrs, ctx }) {
+                CondOutcome::Accepted
+            } else {
+                CondOutcome::Rejected
+            }
+        }
+        Err(e) => CondOutcome::Invalid(e.to_string()),
+    }
+}
+
+fn cond_text(cond: &str) -> String {
+    cond.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn wrap(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    }
+}
+
+fn is_blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// Whether the root supports `key` for its language and OS list (a key unsupported by the root
+/// does not expand).
+fn root_supports(config: &Config, key: &str) -> bool {
+    let language = config.root.str_of("language").unwrap_or("");
+    if let Some(langs) = languages_supporting(key)
+        && !langs.contains(&language)
+    {
+        return false;
+    }
+    if let Some(oses) = oses_supporting(key, None) {
+        let root_os = config.root.str_list("os");
+        return root_os.iter().any(|o| oses.contains(&o.as_str()));
+    }
+    true
+}
+
+/// Whether a job keeps `key` = `value` given its language and OS.
+fn job_supports(job: &Attrs, key: &str, value: &Value) -> bool {
+    let language = job.str_of("language").unwrap_or("");
+    let os = job.str_of("os").unwrap_or("");
+    if let Some(langs) = languages_supporting(key)
+        && !langs.contains(&language)
+    {
+        return false;
+    }
+    if let Some(oses) = oses_supporting(key, value.as_str())
+        && !oses.contains(&os)
+    {
+        return false;
+    }
+    if key == "os" && language == "objective-c" && value.as_str() != Some("osx") {
+        return false;
+    }
+    true
+}
+
+/// The expand keys the root sets (non-empty) and supports, in expansion order.
+fn axes(config: &Config) -> Vec<&'static str> {
+    EXPAND_KEYS
+        .iter()
+        .copied()
+        .filter(|k| config.root.get(*k).is_some_and(|v| !is_blank(v)))
+        .filter(|k| root_supports(config, k))
+        .collect()
+}
+
+fn product(config: &Config, keys: &[&'static str]) -> Vec<Attrs> {
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let mut rows: Vec<Attrs> = vec![Attrs::new()];
+    for key in keys {
+        let values: Vec<Value> = if *key == "env" {
+            match &config.env_jobs {
+                Some(rows) => rows.clone(),
+                // `env` with only `global`: one row without job vars.
+                None => vec![Value::Array(Vec::new())],
+            }
+        } else {
+            wrap(&config.root[*key])
+        };
+        let mut next = Vec::with_capacity(rows.len() * values.len());
+        for row in &rows {
+            for value in &values {
+                let mut r = row.clone();
+                r.insert((*key).to_owned(), value.clone());
+                next.push(r);
+            }
+        }
+        rows = next;
+    }
+    rows
+}
+
+/// Includes with Travis's stage inheritance: no `stage:` means the previous include's stage.
+fn included(config: &Config) -> Vec<Attrs> {
+    let mut prev: Option<Value> = None;
+    config
+        .include
+        .iter()
+        .map(|job| {
+            let mut job = job.clone();
+            match job.get("stage") {
+                Some(s) => prev = Some(s.clone()),
+                None => {
+                    if let Some(s) = &prev {
+                        job.insert("stage".to_owned(), s.clone());
+                    }
+                }
+            }
+            job
+        })
+        .collect()
+}
+
+/// Env rows become lists; a job without env gets the first `env.jobs` row; `env.global` goes first.
+fn with_env(config: &Config, job: &mut Attrs) {
+    let own: Option<Vec<Value>> = job.get("env").map(|e| match e {
+        Value::Array(items) => items.iter().filter(|v| !is_blank(v)).cloned().collect(),
+        Value::Object(_) => vec![e.clone()],
+        other => vec![other.clone()],
+    });
+    let mut env = match own {
+        Some(list) => list,
+        None => match config.env_jobs.as_ref().and_then(|rows| rows.first()) {
+            Some(first) => vec![first.clone()],
+            None => Vec::new(),
+        },
+    };
+    if !config.env_global.is_empty() {
+        let mut all = config.env_global.clone();
+        all.append(&mut env);
+        let mut uniq: Vec<Value> = Vec::new();
+        for v in all {
+            if !uniq.contains(&v) {
+                uniq.push(v);
+            }
+        }
+        env = uniq;
+    }
+    if job.contains_key("env") || !env.is_empty() {
+        job.insert("env".to_owned(), Value::Array(env));
+    }
+}
+
+/// The job's env without the global entries, as `exclude` and `allow_failures` compare it.
+fn own_env(config: &Config, job: &Attrs) -> Option<Vec<Value>> {
+    let env = job.get("env")?.as_array()?;
+    Some(
+        env.iter()
+            .filter(|v| !config.env_global.contains(v))
+            .cloned()
+            .collect(),
+    )
+}
+
+fn excluded(config: &Config, job: &Attrs, ctx: &Context) -> bool {
+    config.exclude.iter().any(|ex| {
+        if evaluate(ex.str_of("if"), job, ctx) != CondOutcome::Accepted {
+            return false;
+        }
+        ex.iter()
+            .filter(|(k, _)| *k != "if")
+            .all(|(k, v)| match k.as_str() {
+                "env" => own_env(config, job).as_ref() == v.as_array(),
+                "stage" => match job.str_of("stage") {
+                    Some(s) => Some(s) == v.as_str(),
+                    None => v
+                        .as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(DEFAULT_STAGE)),
+                },
+                _ => job.get(k).map(wrap) == Some(wrap(v)),
+            })
+    })
+}
+
+fn allow_failure_matches(config: &Config, af: &Attrs, job: &Attrs, ctx: &Context) -> bool {
+    af.iter()
+        .filter(|(k, _)| *k != "if")
+        .all(|(k, v)| match k.as_str() {
+            "branch" => v.as_str() == Some(ctx.branch.as_str()),
+            "env" => {
+                let Some(lft) = own_env(config, job) else {
+                    return false;
+                };
+                let rgt = v.as_array().cloned().unwrap_or_default();
+                if lft == rgt {
+                    return true;
+                }
+                // Travis's workaround for env.jobs and env.global being merged by now.
+                let others: Vec<&Value> = rgt.iter().filter(|x| !lft.contains(x)).collect();
+                !others.is_empty() && others.iter().all(|x| config.env_global.contains(x))
+            }
+            _ => job.get(k) == Some(v),
+        })
+}
+
+fn describe(job: &Attrs) -> String {
+    if let Some(name) = job.str_of("name") {
+        return name.to_owned();
+    }
+    let mut parts = Vec::new();
+    for key in EXPAND_KEYS {
+        if *key == "env" || *key == "os" {
+            continue;
+        }
+        if let Some(v) = job.get(*key).and_then(Value::as_str) {
+            parts.push(format!("{key}: {v}"));
+        }
+    }
+    if let Some(Value::Array(env)) = job.get("env") {
+        let vars: Vec<String> = env
+            .iter()
+            .filter_map(EnvEntry::from_json)
+            .map(|e| match e {
+                EnvEntry::Secure(_) => "[secure]".to_owned(),
+                EnvEntry::Vars(v) => v
+                    .iter()
+                    .map(|(k, v)| match v {
+                        EnvValue::Plain(s) => format!("{k}={s}"),
+                        _ => format!("{k}=[secure]"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            })
+            .collect();
+        if !vars.is_empty() {
+            parts.push(vars.join(" "));
+        }
+    }
+    if parts.is_empty() {
+        parts.push(job.str_of("language").unwrap_or("job").to_owned());
+    }
+    parts.join(", ")
+}
+
+/// Expands `config` into stages and jobs for `ctx`, as Travis does.
+pub fn expand(config: &Config, ctx: &Context) -> Expansion {
+    let keys = axes(config);
+    let mut skipped = Vec::new();
+
+    // 1–3: product, includes, default.
+    let mut jobs: Vec<(Attrs, String)> = product(config, &keys)
+        .into_iter()
+        .map(|j| (j, "expanded from the build matrix".to_owned()))
+        .collect();
+    let includes: Vec<(Attrs, String)> = included(config)
+        .into_iter()
+        .enumerate()
+        .map(|(i, j)| (j, format!("jobs.include[{i}]")))
+        .collect();
+    if jobs.len() == 1 && !includes.is_empty() {
+        // A single matrix job is replaced by the includes (it is probably their duplicate).
+        jobs = includes;
+    } else {
+        jobs.extend(includes);
+    }
+    if jobs.is_empty() {
+        jobs.push((Attrs::new(), "the root job (no matrix)".to_owned()));
+    }
+
+    // 4: shared root keys, then the first value of each expand key.
+    let shared: Vec<(&String, &Value)> = config
+        .root
+        .iter()
+        .filter(|(k, v)| {
+            !is_expand_key(k) && !BUILD_ONLY_KEYS.contains(&k.as_str()) && !is_blank(v)
+        })
+        .collect();
+    let global: Vec<(&'static str, Value)> = keys
+        .iter()
+        .filter(|k| **k != "env")
+        .filter_map(|k| wrap(&config.root[*k]).into_iter().next().map(|v| (*k, v)))
+        .collect();
+    for (job, _) in &mut jobs {
+        let mut merged = Attrs::new();
+        for (k, v) in &global {
+            merged.insert((*k).to_owned(), v.clone());
+        }
+        for (k, v) in &shared {
+            merged.insert((*k).clone(), (*v).clone());
+        }
+        for (k, v) in job.drain(..) {
+            merged.insert(k, v);
+        }
+        *job = merged;
+        // 5: env.
+        with_env(config, job);
+    }
+
+    // 6: exclude.
+    jobs.retain(|(job, _)| {
+        let out = excluded(config, job, ctx);
+        if out {
+            skipped.push(Skipped {
+                what: format!("job {}", describe(job)),
+                reason: "matches an entry of jobs.exclude".to_owned(),
+            });
+        }
+        !out
+    });
+
+    // 7: unsupported keys.
+    for (job, _) in &mut jobs {
+        let snapshot = job.clone();
+        job.retain(|k, v| job_supports(&snapshot, k, v));
+    }
+
+    // 8: duplicates.
+    let mut unique: Vec<(Attrs, String)> = Vec::new();
+    for (job, why) in jobs {
+        if unique.iter().any(|(j, _)| *j == job) {
+            skipped.push(Skipped {
+                what: format!("job {}", describe(&job)),
+                reason: "duplicate of an earlier job".to_owned(),
+            });
+        } else {
+            unique.push((job, why));
+        }
+    }
+
+    // 9: job `if:`.
+    let mut jobs: Vec<(Attrs, String)> = Vec::new();
+    for (job, why) in unique {
+        let cond = job.str_of("if").map(str::to_owned);
+        match evaluate(cond.as_deref(), &job, ctx) {
+            CondOutcome::Accepted => {
+                let why = match &cond {
+                    Some(c) => format!("{why}; if: {} is true", cond_text(c)),
+                    None => why,
+                };
+                jobs.push((job, why));
+            }
+            CondOutcome::Rejected => skipped.push(Skipped {
+                what: format!("job {}", describe(&job)),
+                reason: format!("if: {} is false", cond_text(cond.as_deref().unwrap_or(""))),
+            }),
+            CondOutcome::Invalid(e) => skipped.push(Skipped {
+                what: format!("job {}", describe(&job)),
+                reason: format!(
+                    "if: {} is invalid ({e})",
+                    cond_text(cond.as_deref().unwrap_or(""))
+                ),
+            }),
+        }
+    }
+
+    // 10: stages.
+    let uses_stages =
+        !config.stages.is_empty() || jobs.iter().any(|(j, _)| j.str_of("stage").is_some());
+    let mut stages: Vec<ExpandedStage> = Vec::new();
+    let mut job_stage: Vec<Option<String>> = vec![None; jobs.len()];
+    if uses_stages {
+        let mut names: Vec<String> = config.stages.iter().map(|s| s.name.clone()).collect();
+        names.extend(
+            jobs.iter()
+                .filter_map(|(j, _)| j.str_of("stage").map(str::to_owned)),
+        );
+        let default = names
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(DEFAULT_STAGE))
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_STAGE.to_owned());
+        let mut current = default;
+        for (i, (job, _)) in jobs.iter().enumerate() {
+            if let Some(s) = job.str_of("stage") {
+                current = s.to_owned();
+            }
+            job_stage[i] = Some(current.clone());
+        }
+        // All stage names in order, first spelling wins, with their conditions.
+        let mut all: Vec<(String, Option<String>)> = Vec::new();
+        let declared = config
+            .stages
+            .iter()
+            .map(|s| (s.name.clone(), s.condition.clone()));
+        let used = job_stage.iter().flatten().map(|s| (s.clone(), None));
+        for (name, cond) in declared.chain(used) {
+            if !all.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                all.push((name, cond));
+            }
+        }
+        for (name, cond) in all {
+            let has_jobs = job_stage
+                .iter()
+                .flatten()
+                .any(|s| s.eq_ignore_ascii_case(&name));
+            match evaluate(cond.as_deref(), &config.root, ctx) {
+                CondOutcome::Accepted if has_jobs => stages.push(ExpandedStage {
+                    reason: match &cond {
+                        Some(c) => format!("if: {} is true", cond_text(c)),
+                        None => "declared or used by a job".to_owned(),
+                    },
+                    name,
+                }),
+                CondOutcome::Accepted => skipped.push(Skipped {
+                    what: format!("stage {name}"),
+                    reason: "no jobs".to_owned(),
+                }),
+                CondOutcome::Rejected => skipped.push(Skipped {
+                    what: format!("stage {name}"),
+                    reason: format!("if: {} is false", cond_text(cond.as_deref().unwrap_or(""))),
+                }),
+                CondOutcome::Invalid(e) => skipped.push(Skipped {
+                    what: format!("stage {name}"),
+                    reason: format!(
+                        "if: {} is invalid ({e})",
+                        cond_text(cond.as_deref().unwrap_or(""))
+                    ),
+                }),
+            }
+        }
+    }
+    let mut expanded: Vec<ExpandedJob> = Vec::new();
+    for ((attrs, reason), stage) in jobs.into_iter().zip(job_stage) {
+        if let Some(s) = &stage
+            && !stages.iter().any(|st| st.name.eq_ignore_ascii_case(s))
+        {
+            skipped.push(Skipped {
+                what: format!("job {}", describe(&attrs)),
+                reason: format!("its stage {s} is not part of this build"),
+            });
+            continue;
+        }
+        expanded.push(ExpandedJob {
+            attrs,
+            stage,
+            allow_failure: false,
+            reason,
+        });
+    }
+
+    // 11: allow_failures (matching sees the assigned stage, as in Travis).
+    for af in &config.allow_failures {
+        for job in &mut expanded {
+            let mut attrs = job.attrs.clone();
+            if let Some(s) = &job.stage {
+                attrs.insert("stage".to_owned(), Value::String(s.clone()));
+            }
+            if allow_failure_matches(config, af, &attrs, ctx)
+                && evaluate(af.str_of("if"), &attrs, ctx) == CondOutcome::Accepted
+            {
+                job.allow_failure = true;
+            }
+        }
+    }
+
+    // 12: order by stage, required before allowed failures, then original order; unique again.
+    let stage_index = |job: &ExpandedJob| {
+        job.stage
+            .as_ref()
+            .and_then(|s| stages.iter().position(|st| st.name.eq_ignore_ascii_case(s)))
+    };
+    let mut order: Vec<(Option<usize>, bool, usize)> = expanded
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (stage_index(j), j.allow_failure, i))
+        .collect();
+    order.sort();
+    let mut sorted: Vec<ExpandedJob> = Vec::with_capacity(expanded.len());
+    for (_, _, i) in order {
+        let job = expanded[i].clone();
+        if !sorted.iter().any(|j| {
+            j.attrs == job.attrs && j.stage == job.stage && j.allow_failure == job.allow_failure
+        }) {
+            sorted.push(job);
+        }
+    }
+    Expansion {
+        stages,
+        jobs: sorted,
+        skipped,
+    }
+}

@@ -1,0 +1,235 @@
+//! `slipway plan`: show what a pipeline file means for one event, and why.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args as ClapArgs, ValueEnum};
+use slipway_pipelines::plan::{Context, EnvValue, EventType, Plan};
+
+/// Arguments of `slipway plan`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// The pipeline file (default: `.slipway.yml`, else `.travis.yml`, in the current directory).
+    pub file: Option<PathBuf>,
+    /// The pipeline file, as an option.
+    #[arg(short = 'f', long = "file", conflicts_with = "file")]
+    pub file_opt: Option<PathBuf>,
+    /// The event to plan for.
+    #[arg(long, value_enum, default_value_t = Event::Push)]
+    pub event: Event,
+    /// The branch built (for a pull request: its base branch).
+    #[arg(long, default_value = "master")]
+    pub branch: String,
+    /// The tag, for a tag push.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// The pull request number (implies `--event pull_request` when no event is given).
+    #[arg(long = "pull-request")]
+    pub pull_request: Option<u64>,
+    /// The pull request comes from a fork.
+    #[arg(long)]
+    pub fork: bool,
+    /// The repository slug, `owner/name`.
+    #[arg(long, default_value = "local/repo")]
+    pub repo: String,
+    /// The commit message conditions see.
+    #[arg(long = "commit-message", default_value = "")]
+    pub commit_message: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// The event types `--event` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Event {
+    /// A branch or tag push.
+    Push,
+    /// A pull request.
+    PullRequest,
+    /// An API-triggered build.
+    Api,
+    /// A scheduled build.
+    Cron,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Readable text.
+    Human,
+    /// The plan as JSON.
+    Json,
+}
+
+/// Finds the pipeline file in `dir`: `.slipway.yml` first, then `.travis.yml`.
+pub fn find_pipeline_file(dir: &Path) -> Option<PathBuf> {
+    [".slipway.yml", ".travis.yml"]
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs `slipway plan`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let path = match args.file.clone().or(args.file_opt.clone()) {
+        Some(p) => p,
+        None => find_pipeline_file(Path::new("."))
+            .context("no .slipway.yml or .travis.yml here; name the file with -f FILE")?,
+    };
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let ctx = context_of(&args);
+    let file = path.display().to_string();
+    match slipway_pipelines::plan(&file, &bytes, &ctx) {
+        Ok(plan) => {
+            let out = match args.format {
+                Format::Json => serde_json::to_string_pretty(&plan)? + "\n",
+                Format::Human => render(&plan),
+            };
+            print!("{out}");
+            Ok(())
+        }
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            bail!("{file} cannot be planned");
+        }
+    }
+}
+
+fn context_of(args: &Args) -> Context {
+    let event = match (args.event, args.pull_request) {
+        (Event::Push, Some(_)) => EventType::PullRequest,
+        (Event::Push, None) => EventType::Push,
+        (Event::PullRequest, _) => EventType::PullRequest,
+        (Event::Api, _) => EventType::Api,
+        (Event::Cron, _) => EventType::Cron,
+    };
+    let branch = match (&args.tag, event) {
+        (Some(tag), EventType::Push) => tag.clone(),
+        _ => args.branch.clone(),
+    };
+    Context {
+        event,
+        branch,
+        tag: args.tag.clone(),
+        pull_request: args
+            .pull_request
+            .or((event == EventType::PullRequest).then_some(1)),
+        fork: args.fork,
+        repo: args.repo.clone(),
+        head_repo: (event == EventType::PullRequest).then(|| args.repo.clone()),
+        head_branch: None,
+        commit_message: args.commit_message.clone(),
+        commit: None,
+        sender: String::new(),
+        env: Default::default(),
+    }
+}
+
+/// Renders a plan for reading in a terminal.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    let ctx = &plan.context;
+    let _ = writeln!(
+        out,
+        "{}: {} on {}{}",
+        plan.file,
+        ctx.event.as_str(),
+        ctx.branch,
+        ctx.tag
+            .as_ref()
+            .map(|t| format!(" (tag {t})"))
+            .unwrap_or_default()
+    );
+    let verdict = if plan.build.included {
+        "build"
+    } else {
+        "no build"
+    };
+    let _ = writeln!(out, "{verdict}: {}", plan.build.reason);
+    if plan.fast_finish {
+        let _ = writeln!(
+            out,
+            "fast_finish: the build finishes once required jobs are done"
+        );
+    }
+    for stage in &plan.stages {
+        let _ = writeln!(out, "\nstage {}", stage.name);
+        for job in &stage.jobs {
+            let title = job.name.clone().unwrap_or_else(|| {
+                job.matrix
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "env" | "if"))
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}: {}",
+                            v.as_str().map(str::to_owned).unwrap_or(v.to_string())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            let af = if job.allow_failure {
+                " (allowed to fail)"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  job {}: {title}{af}", job.number);
+            let _ = writeln!(out, "    why: {}", job.reason);
+            let _ = writeln!(
+                out,
+                "    image: {} ({:?})",
+                job.image.name, job.image.source
+            );
+            for var in &job.env {
+                let value = match &var.value {
+                    EnvValue::Plain(v) => format!("{}={v}", var.name),
+                    EnvValue::Secure(_) => format!("{}=[secure]", var.name),
+                    EnvValue::SecureAssignment(_) => "[secure]".to_owned(),
+                };
+                let _ = writeln!(out, "    env: {value}");
+            }
+            if !job.services.is_empty() {
+                let _ = writeln!(out, "    services: {}", job.services.join(", "));
+            }
+            for phase in &job.phases {
+                let source = match phase.source {
+                    slipway_pipelines::plan::PhaseSource::File => "",
+                    slipway_pipelines::plan::PhaseSource::Default => " (default)",
+                };
+                let suffix = if phase.commands.is_empty() {
+                    " (nothing)"
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "    {}{source}:{suffix}", phase.name.as_str());
+                for cmd in &phase.commands {
+                    let _ = writeln!(out, "      $ {cmd}");
+                }
+            }
+            for deploy in &job.deploys {
+                let verdict = if deploy.decision.included {
+                    "runs"
+                } else {
+                    "skipped"
+                };
+                let _ = writeln!(
+                    out,
+                    "    deploy {}: {verdict}: {}",
+                    deploy.provider, deploy.decision.reason
+                );
+            }
+        }
+    }
+    if !plan.skipped.is_empty() {
+        let _ = writeln!(out, "\nskipped");
+        for s in &plan.skipped {
+            let _ = writeln!(out, "  {}: {}", s.what, s.reason);
+        }
+    }
+    out
+}
