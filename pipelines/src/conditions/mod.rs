@@ -28,7 +28,8 @@
 //! ignored a mistake: variables are case-insensitive as documented (Travis only matched
 //! lowercase ones), a literal regex that does not compile, `env()` with more than one argument,
 //! `IN` without a list and `=~` without a pattern are parse errors, and a pattern produced at
-//! evaluation time (`=~ env(PATTERN)`) that does not compile makes the comparison false.
+//! evaluation time (`=~ env(PATTERN)`) that does not compile, or a match that exceeds the
+//! backtracking budget, makes the comparison false (both `=~` and `!~`).
 
 mod parser;
 mod pattern;
@@ -192,7 +193,7 @@ pub enum Pattern {
 pub struct LiteralPattern {
     source: String,
     slashed: bool,
-    regex: regex::Regex,
+    regex: fancy_regex::Regex,
 }
 
 impl LiteralPattern {
@@ -206,9 +207,10 @@ impl LiteralPattern {
         self.slashed
     }
 
-    /// Whether the pattern matches anywhere in `text`.
-    pub fn is_match(&self, text: &str) -> bool {
-        self.regex.is_match(text)
+    /// Whether the pattern matches anywhere in `text`; `None` when matching gave up because a
+    /// look-around or back-reference needed too much backtracking.
+    pub fn is_match(&self, text: &str) -> Option<bool> {
+        pattern::is_match(&self.regex, text)
     }
 }
 
@@ -383,7 +385,7 @@ impl Condition {
                 };
                 match pattern.matches(&text, vars) {
                     Some(matched) => matched != *negated,
-                    // An invalid computed pattern makes the comparison false either way.
+                    // A pattern that cannot be used makes the comparison false either way.
                     None => false,
                 }
             }
@@ -415,19 +417,16 @@ impl Condition {
 }
 
 impl Pattern {
-    /// `Some(matched)`, or `None` when a computed pattern does not compile. A missing computed
-    /// pattern matches nothing.
+    /// `Some(matched)`, or `None` when a computed pattern does not compile or matching gave up.
+    /// A missing computed pattern matches nothing.
     fn matches(&self, text: &str, vars: &dyn Variables) -> Option<bool> {
         match self {
-            Pattern::Literal(literal) => Some(literal.is_match(text)),
+            Pattern::Literal(literal) => literal.is_match(text),
             Pattern::Call(call) => {
                 let Some(source) = call.value(vars).text() else {
                     return Some(false);
                 };
-                match pattern::compile(&source) {
-                    Ok(regex) => Some(regex.is_match(text)),
-                    Err(_) => None,
-                }
+                pattern::is_match(&pattern::compile(&source).ok()?, text)
             }
         }
     }

@@ -527,7 +527,7 @@ impl Parser {
             self.error(
                 start,
                 format!("invalid regular expression /{source}/: {why}"),
-                Some("patterns use Ruby syntax; look-around and back-references are not supported"),
+                Some("patterns use Ruby syntax; put them between slashes if they contain spaces or end in `)`"),
             )
         })?;
         Ok(Pattern::Literal(LiteralPattern {

@@ -1,48 +1,58 @@
-//! Ruby regular expressions, compiled with the `regex` crate so they match the way Travis matched them.
+//! Ruby regular expressions, compiled so they match the way Travis matched them.
 //!
-//! Travis evaluated `=~` with Ruby's engine. The `regex` crate differs from it in ways that change
-//! results on ordinary patterns, so a pattern is rewritten before it is compiled:
+//! Travis evaluated `=~` with Ruby's engine (Onigmo). Patterns are compiled with `fancy-regex` in
+//! its Oniguruma mode, which brings look-around, back-references and atomic groups, and runs
+//! everything else on the `regex` crate's linear-time engines; backtracking is confined to the
+//! fancy parts and capped, so a pipeline file cannot stall the planner with a pathological pattern.
+//! A few Ruby rules still differ from that dialect, so a pattern is rewritten before it is compiled:
 //!
 //! - `^` and `$` are line anchors in Ruby, always: the pattern runs in multi-line mode.
-//! - `\d`, `\w`, `\s`, `\h`, `\b` (and their negations) are ASCII-only in Ruby.
-//! - `\Z` (end, or before a final newline) and `\e` (escape) exist only in Ruby.
+//! - `\d`, `\w`, `\s`, `\h` (and their negations) are ASCII-only in Ruby. (`\b` stays
+//!   Unicode-aware: an ASCII-only boundary would need look-around, and so backtracking.)
+//! - `\e` (escape) exists only in Ruby.
 //! - A `{` that does not start a valid interval is a literal in Ruby; `{,n}` means `{0,n}`.
 //! - Ruby's inline `m` flag is Rust's `s` flag (dot matches newline).
-//!
-//! What the `regex` crate cannot do at all (look-around, back-references) is reported as an error
-//! instead of being approximated. The crate's guarantee of linear-time matching is worth more on a
-//! CI server than those features: a pipeline file cannot stall the planner with a pathological pattern.
 
-use regex::{Regex, RegexBuilder};
+use fancy_regex::{Regex, RegexBuilder};
 
 /// Compiled size limit for one pattern: generous for any real condition, small enough that a
 /// hostile repetition count fails fast instead of using a lot of memory.
 const SIZE_LIMIT: usize = 1 << 20;
 
+/// Backtracking steps one match may take in the look-around/back-reference parts of a pattern;
+/// past it the match fails (and the comparison is false) instead of running for minutes.
+const BACKTRACK_LIMIT: usize = 100_000;
+
 /// Compiles a Ruby pattern, or says in one line why it cannot be compiled.
 pub(crate) fn compile(ruby: &str) -> Result<Regex, String> {
     let translated = translate(ruby);
     RegexBuilder::new(&translated)
-        .size_limit(SIZE_LIMIT)
-        .dfa_size_limit(SIZE_LIMIT)
+        .oniguruma_mode(true)
+        .multi_line(true)
+        .delegate_size_limit(SIZE_LIMIT)
+        .delegate_dfa_size_limit(SIZE_LIMIT)
+        .backtrack_limit(BACKTRACK_LIMIT)
         .build()
-        .map_err(|err| match err {
-            regex::Error::Syntax(text) => text
-                .lines()
+        .map_err(|err| {
+            let text = err.to_string();
+            // Errors from the underlying engine span several lines; the last says what is wrong.
+            text.lines()
                 .rev()
                 .find_map(|line| line.strip_prefix("error: "))
-                .unwrap_or("syntax error")
-                .to_string(),
-            regex::Error::CompiledTooBig(_) => "pattern is too large".to_string(),
-            _ => "invalid pattern".to_string(),
+                .unwrap_or_else(|| text.lines().next().unwrap_or("invalid pattern"))
+                .to_string()
         })
+}
+
+/// Whether `regex` matches anywhere in `text`; `None` when matching gave up (backtrack limit).
+pub(crate) fn is_match(regex: &Regex, text: &str) -> Option<bool> {
+    regex.is_match(text).ok()
 }
 
 /// Rewrites Ruby-only syntax into the `regex` crate's equivalent (see the module docs).
 fn translate(ruby: &str) -> String {
     let chars: Vec<char> = ruby.chars().collect();
     let mut out = String::with_capacity(ruby.len() + 8);
-    out.push_str("(?m)");
     let mut class_depth = 0usize;
     let mut i = 0;
     while i < chars.len() {
@@ -139,8 +149,6 @@ fn translate_escape(e: char, in_class: bool) -> String {
         'S' => ("[^\\t\\n\\x0B\\x0C\\r ]", "[:^space:]"),
         'h' => ("[0-9A-Fa-f]", "[:xdigit:]"),
         'H' => ("[^0-9A-Fa-f]", "[:^xdigit:]"),
-        'b' if !in_class => ("(?-u:\\b)", ""),
-        'B' if !in_class => ("(?-u:\\B)", ""),
         'Z' if !in_class => ("(?:\\n?\\z)", ""),
         'e' => ("\\x1B", "\\x1B"),
         c if c.is_ascii_alphanumeric() => return format!("\\{c}"),
@@ -186,7 +194,7 @@ mod tests {
     use super::*;
 
     fn matches(pattern: &str, text: &str) -> bool {
-        compile(pattern).expect(pattern).is_match(text)
+        is_match(&compile(pattern).expect(pattern), text).unwrap()
     }
 
     #[test]
@@ -228,9 +236,23 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_and_invalid_patterns_are_errors() {
+    fn look_around_and_back_references_work_as_in_ruby() {
+        assert!(matches("^((?!\\[skip\\]).)*$", "fix parser"));
+        assert!(!matches("^((?!\\[skip\\]).)*$", "fix [skip] parser"));
+        assert!(!matches("^.*(?<!-built)$", "v1-built"));
+        assert!(matches("^(\\w)\\1", "aab"));
+    }
+
+    #[test]
+    fn invalid_patterns_are_errors() {
         assert!(compile("[z-a]").is_err());
-        assert!(compile("(?!x)").unwrap_err().contains("look-around"));
         assert!(compile("(a").is_err());
+        assert!(compile("*bar*").is_err());
+    }
+
+    #[test]
+    fn runaway_backtracking_gives_up() {
+        let regex = compile("^(a|a)+\\1b").unwrap();
+        assert_eq!(is_match(&regex, &format!("{}!b", "a".repeat(40))), None);
     }
 }
