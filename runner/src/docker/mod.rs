@@ -1,0 +1,651 @@
+//! The Docker executor: the [`Executor`] seam implemented with `bollard` against a Docker Engine.
+//!
+//! It connects through `DOCKER_HOST` (or the default socket), negotiates the API version, and
+//! keeps no per-job state: every request derives its names from the job id
+//! ([`crate::executor::names`]) and teardown finds resources by label.
+
+pub mod requests;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::ExecConfig;
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::executor::{
+    ExecError, Executor, FileSpec, JobSpec, JobStreams, LABEL_CACHE, LABEL_JOB, LABEL_MANAGED,
+    LABEL_OWNER, Progress, SweepReport, names, owner_alive,
+};
+
+/// Default engine socket when `DOCKER_HOST` is unset.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// The Docker Engine executor.
+#[derive(Debug, Clone)]
+pub struct DockerExecutor {
+    docker: Docker,
+    endpoint: String,
+    socket_path: String,
+    ready_timeout: Duration,
+}
+
+fn engine_err(action: impl Into<String>) -> impl FnOnce(BollardError) -> ExecError {
+    let action = action.into();
+    move |e| ExecError::Engine {
+        action,
+        reason: describe(&e),
+    }
+}
+
+fn describe(e: &BollardError) -> String {
+    match e {
+        BollardError::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn is_status(e: &BollardError, codes: &[u16]) -> bool {
+    matches!(e, BollardError::DockerResponseServerError { status_code, .. } if codes.contains(status_code))
+}
+
+fn label_filter(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_string(),
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+    )])
+}
+
+impl DockerExecutor {
+    /// Connects through `DOCKER_HOST`, or the default socket, and checks the engine answers.
+    pub async fn connect() -> Result<Self, ExecError> {
+        let endpoint =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| format!("unix://{DEFAULT_SOCKET}"));
+        let no_engine = |reason: String| ExecError::NoEngine {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let docker = Docker::connect_with_host(&endpoint).map_err(|e| no_engine(e.to_string()))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| no_engine(describe(&e)))?;
+        docker.ping().await.map_err(|e| no_engine(describe(&e)))?;
+        let socket_path = endpoint
+            .strip_prefix("unix://")
+            .unwrap_or(DEFAULT_SOCKET)
+            .to_string();
+        Ok(DockerExecutor {
+            docker,
+            endpoint,
+            socket_path,
+            ready_timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// How long services may take to become ready (default 60 s).
+    pub fn with_ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// The underlying client, for image builds and pushes ([`crate::images`]).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Where the engine was reached.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The engine socket's path on this host (bound into jobs with `services: docker`).
+    pub fn socket_path(&self) -> &str {
+        &self.socket_path
+    }
+
+    async fn create_and_start(
+        &self,
+        name: &str,
+        body: bollard::models::ContainerCreateBody,
+        start: bool,
+    ) -> Result<(), ExecError> {
+        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+            .name(name)
+            .build();
+        self.docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(engine_err(format!("creating container {name}")))?;
+        if start {
+            self.docker
+                .start_container(name, None)
+                .await
+                .map_err(engine_err(format!("starting container {name}")))?;
+        }
+        Ok(())
+    }
+
+    async fn exec_status(
+        &self,
+        container: &str,
+        cmd: &[String],
+    ) -> Result<(i64, String), ExecError> {
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                ExecConfig {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(engine_err(format!("exec in {container}")))?;
+        let mut text = String::new();
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&exec.id, None::<StartExecOptions>)
+            .await
+            .map_err(engine_err(format!("exec in {container}")))?
+        {
+            while let Some(Ok(chunk)) = output.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(engine_err(format!("exec in {container}")))?;
+        Ok((inspect.exit_code.unwrap_or(-1), text))
+    }
+
+    async fn wait_ready(
+        &self,
+        container: &str,
+        service: &str,
+        cmd: &[String],
+        progress: Progress<'_>,
+    ) -> Result<(), ExecError> {
+        let started = Instant::now();
+        let mut last;
+        loop {
+            // A service that exited will never be ready: say so at once.
+            if let Ok(info) = self.docker.inspect_container(container, None).await
+                && info.state.as_ref().and_then(|s| s.running) == Some(false)
+            {
+                return Err(ExecError::ServiceNotReady {
+                    service: service.into(),
+                    seconds: started.elapsed().as_secs(),
+                    detail: format!(
+                        ": it exited with code {}",
+                        info.state.and_then(|s| s.exit_code).unwrap_or(-1)
+                    ),
+                });
+            }
+            match self.exec_status(container, cmd).await {
+                Ok((0, _)) => {
+                    progress(&format!(
+                        "service {service} is ready ({:.1} s)",
+                        started.elapsed().as_secs_f64()
+                    ));
+                    return Ok(());
+                }
+                Ok((_, out)) => last = out,
+                Err(e) => last = e.to_string(),
+            }
+            if started.elapsed() >= self.ready_timeout {
+                let detail = last.trim();
+                return Err(ExecError::ServiceNotReady {
+                    service: service.into(),
+                    seconds: self.ready_timeout.as_secs(),
+                    detail: if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {detail}")
+                    },
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn remove_containers(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+        only_dead_owners: bool,
+    ) -> Result<Vec<String>, ExecError> {
+        let list = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(engine_err("listing containers"))?;
+        // Remove the job container first, the namespace holder last.
+        let mut list: Vec<_> = list
+            .into_iter()
+            .filter(|c| {
+                !only_dead_owners
+                    || !c
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(LABEL_OWNER))
+                        .is_some_and(|o| owner_alive(o))
+            })
+            .collect();
+        list.sort_by_key(|c| {
+            match c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::executor::LABEL_ROLE))
+                .map(String::as_str)
+            {
+                Some("job") => 0,
+                Some("service") => 1,
+                _ => 2,
+            }
+        });
+        let mut removed = Vec::new();
+        for c in list {
+            let Some(id) = c.id else { continue };
+            let name = c
+                .names
+                .and_then(|n| n.first().cloned())
+                .unwrap_or_else(|| id.clone())
+                .trim_start_matches('/')
+                .to_string();
+            match self
+                .docker
+                .remove_container(
+                    &id,
+                    Some(
+                        RemoveContainerOptionsBuilder::default()
+                            .force(true)
+                            .v(true)
+                            .build(),
+                    ),
+                )
+                .await
+            {
+                Ok(()) => removed.push(name),
+                Err(e) if is_status(&e, &[404, 409]) => {}
+                Err(e) => return Err(engine_err(format!("removing container {name}"))(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn remove_networks(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+        only_dead_owners: bool,
+    ) -> Result<Vec<String>, ExecError> {
+        let list = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(engine_err("listing networks"))?;
+        let mut removed = Vec::new();
+        for n in list {
+            if only_dead_owners
+                && n.labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_OWNER))
+                    .is_some_and(|o| owner_alive(o))
+            {
+                continue;
+            }
+            let Some(name) = n.name else { continue };
+            match self.docker.remove_network(&name).await {
+                Ok(()) => removed.push(name),
+                Err(e) if is_status(&e, &[404]) => {}
+                Err(e) => return Err(engine_err(format!("removing network {name}"))(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn remove_volumes(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+        only_dead_owners: bool,
+    ) -> Result<Vec<String>, ExecError> {
+        let list = self
+            .docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(engine_err("listing volumes"))?;
+        let mut removed = Vec::new();
+        for v in list.volumes.unwrap_or_default() {
+            if v.labels.contains_key(LABEL_CACHE)
+                || (only_dead_owners && v.labels.get(LABEL_OWNER).is_some_and(|o| owner_alive(o)))
+            {
+                continue;
+            }
+            match self
+                .docker
+                .remove_volume(
+                    &v.name,
+                    Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
+                )
+                .await
+            {
+                Ok(()) => removed.push(v.name),
+                Err(e) if is_status(&e, &[404, 409]) => {}
+                Err(e) => return Err(engine_err(format!("removing volume {}", v.name))(e)),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A tar holding `files` (with their parent directories), paths relative to `/`.
+pub fn files_tar(files: &[FileSpec]) -> Result<Vec<u8>, std::io::Error> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dirs: Vec<String> = Vec::new();
+    for f in files {
+        let rel = f.path.trim_start_matches('/');
+        let mut acc = String::new();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(part);
+            if !dirs.contains(&acc) {
+                dirs.push(acc.clone());
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                h.set_mtime(0);
+                builder.append_data(&mut h, format!("{acc}/"), std::io::empty())?;
+            }
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(f.mode);
+        h.set_size(f.contents.len() as u64);
+        h.set_mtime(0);
+        builder.append_data(&mut h, rel, f.contents.as_slice())?;
+    }
+    builder.into_inner()
+}
+
+#[async_trait]
+impl Executor for DockerExecutor {
+    async fn ensure_image(&self, image: &str, progress: Progress<'_>) -> Result<(), ExecError> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        progress(&format!("pulling image {image}"));
+        let (name, tag) = split_reference(image);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(name)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        let mut last_status = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status
+                        && status != last_status
+                        && info.progress_detail.is_none_or(|d| d.total.is_none())
+                    {
+                        progress(&format!("  {status}"));
+                        last_status = status;
+                    }
+                }
+                Err(e) => {
+                    return Err(ExecError::ImageUnavailable {
+                        image: image.into(),
+                        reason: describe(&e),
+                    });
+                }
+            }
+        }
+        self.docker
+            .inspect_image(image)
+            .await
+            .map(|_| ())
+            .map_err(|e| ExecError::ImageUnavailable {
+                image: image.into(),
+                reason: describe(&e),
+            })
+    }
+
+    async fn volume_exists(&self, name: &str) -> Result<bool, ExecError> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, &[404]) => Ok(false),
+            Err(e) => Err(engine_err(format!("inspecting volume {name}"))(e)),
+        }
+    }
+
+    async fn setup(&self, spec: &JobSpec, progress: Progress<'_>) -> Result<(), ExecError> {
+        let req = requests::job_requests(spec, &self.socket_path);
+        for v in req.volumes {
+            let name = v.name.clone().unwrap_or_default();
+            self.docker
+                .create_volume(v)
+                .await
+                .map_err(engine_err(format!("creating volume {name}")))?;
+        }
+        if let Some(net) = req.network {
+            let name = net.name.clone();
+            self.docker
+                .create_network(net)
+                .await
+                .map_err(engine_err(format!("creating network {name}")))?;
+        }
+        if let Some((name, body)) = req.netns {
+            self.create_and_start(&name, body, true).await?;
+        }
+        for ((name, body), svc) in req.services.into_iter().zip(&spec.services) {
+            progress(&format!("starting service {} ({})", svc.name, svc.image));
+            self.create_and_start(&name, body, true).await?;
+        }
+        for svc in &spec.services {
+            if let Some(ready) = &svc.ready {
+                let name = names::service_container(&spec.job_id, &svc.name);
+                self.wait_ready(&name, &svc.name, ready, progress).await?;
+            }
+        }
+        let (name, body) = req.job;
+        self.create_and_start(&name, body, false).await?;
+        if !spec.files.is_empty() {
+            let tar = files_tar(&spec.files).map_err(|source| ExecError::Io {
+                action: "packing the job script".into(),
+                source,
+            })?;
+            self.docker
+                .upload_to_container(
+                    &name,
+                    Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+                    bollard::body_full(tar.into()),
+                )
+                .await
+                .map_err(engine_err("copying the job script into the container"))?;
+        }
+        if let Some(path) = &spec.workspace_tar {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|source| ExecError::Io {
+                    action: format!("opening workspace archive {}", path.display()),
+                    source,
+                })?;
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+            self.docker
+                .upload_to_container(
+                    &name,
+                    Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+                    bollard::body_try_stream(stream),
+                )
+                .await
+                .map_err(engine_err("copying the workspace into the container"))?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, spec: &JobSpec) -> Result<JobStreams, ExecError> {
+        let name = names::job_container(&spec.job_id);
+        let opts = AttachContainerOptionsBuilder::default()
+            .stream(true)
+            .stdout(true)
+            .stderr(true)
+            .stdin(spec.open_stdin)
+            .build();
+        let attached = self
+            .docker
+            .attach_container(&name, Some(opts))
+            .await
+            .map_err(engine_err(format!("attaching to {name}")))?;
+        self.docker
+            .start_container(&name, None)
+            .await
+            .map_err(engine_err(format!("starting container {name}")))?;
+        let output = attached
+            .output
+            .map_ok(|o| match o {
+                LogOutput::StdOut { message }
+                | LogOutput::StdErr { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message } => message,
+            })
+            .map_err(|e| ExecError::Engine {
+                action: "reading the job's output".into(),
+                reason: describe(&e),
+            });
+        Ok(JobStreams {
+            output: Box::pin(output),
+            input: spec.open_stdin.then_some(attached.input),
+        })
+    }
+
+    async fn wait(&self, job_id: &str) -> Result<i64, ExecError> {
+        let name = names::job_container(job_id);
+        let mut stream = self.docker.wait_container(&name, None);
+        match stream.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(engine_err(format!("waiting for {name}"))(e)),
+            None => Err(ExecError::Engine {
+                action: format!("waiting for {name}"),
+                reason: "the engine closed the wait without an exit code".into(),
+            }),
+        }
+    }
+
+    async fn kill(&self, job_id: &str) -> Result<(), ExecError> {
+        let name = names::job_container(job_id);
+        match self
+            .docker
+            .kill_container(
+                &name,
+                Some(
+                    KillContainerOptionsBuilder::default()
+                        .signal("KILL")
+                        .build(),
+                ),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, &[404, 409]) => Ok(()),
+            Err(e) => Err(engine_err(format!("killing {name}"))(e)),
+        }
+    }
+
+    async fn download(&self, job_id: &str, path: &str) -> Result<Vec<u8>, ExecError> {
+        let name = names::job_container(job_id);
+        let chunks: Vec<bytes::Bytes> = self
+            .docker
+            .download_from_container(
+                &name,
+                Some(
+                    DownloadFromContainerOptionsBuilder::default()
+                        .path(path)
+                        .build(),
+                ),
+            )
+            .try_collect()
+            .await
+            .map_err(engine_err(format!("reading {path} from {name}")))?;
+        Ok(chunks.concat())
+    }
+
+    async fn teardown(&self, job_id: &str) -> Result<(), ExecError> {
+        let filters = label_filter(&[(LABEL_JOB, job_id)]);
+        self.remove_containers(filters.clone(), false).await?;
+        self.remove_networks(filters.clone(), false).await?;
+        self.remove_volumes(filters, false).await?;
+        Ok(())
+    }
+
+    async fn sweep(&self) -> Result<SweepReport, ExecError> {
+        let filters = label_filter(&[(LABEL_MANAGED, "true")]);
+        Ok(SweepReport {
+            containers: self.remove_containers(filters.clone(), true).await?,
+            networks: self.remove_networks(filters.clone(), true).await?,
+            volumes: self.remove_volumes(filters, true).await?,
+        })
+    }
+}
+
+/// Splits `name[:tag]` (a registry port is not a tag) for the pull API.
+pub fn split_reference(image: &str) -> (&str, &str) {
+    if let Some(at) = image.find('@') {
+        return (&image[..at], &image[at + 1..]);
+    }
+    match image.rfind(':') {
+        Some(i) if !image[i + 1..].contains('/') => (&image[..i], &image[i + 1..]),
+        _ => (image, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_name_and_tag() {
+        assert_eq!(split_reference("node:16"), ("node", "16"));
+        assert_eq!(split_reference("redis"), ("redis", "latest"));
+        assert_eq!(
+            split_reference("127.0.0.1:5000/team/app"),
+            ("127.0.0.1:5000/team/app", "latest")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/team/app:v1"),
+            ("127.0.0.1:5000/team/app", "v1")
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Pure construction of every Docker Engine request a job makes, so it can be snapshot-tested
+//! and printed by `--dry-run` without an engine.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, NetworkCreateRequest, VolumeCreateRequest,
+};
+
+use crate::executor::{
+    JobSpec, LABEL_BUILD, LABEL_CACHE, LABEL_JOB, LABEL_MANAGED, LABEL_OWNER, LABEL_ROLE,
+    ServiceSpec, names,
+};
+
+/// Command of the network-namespace holder: sleeps until stopped, with nothing else to do.
+const NETNS_CMD: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
+
+/// Every create request of one job, in the order the executor sends them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRequests {
+    /// Volumes to create (caches), first.
+    pub volumes: Vec<VolumeCreateRequest>,
+    /// The job's own network, when it has services.
+    pub network: Option<NetworkCreateRequest>,
+    /// The container holding the shared network namespace, when the job has services.
+    pub netns: Option<(String, ContainerCreateBody)>,
+    /// Service containers, in `services:` order.
+    pub services: Vec<(String, ContainerCreateBody)>,
+    /// The job container.
+    pub job: (String, ContainerCreateBody),
+}
+
+fn labels(spec: &JobSpec, role: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_JOB.to_string(), spec.job_id.clone()),
+        (LABEL_BUILD.to_string(), spec.build_id.clone()),
+        (LABEL_OWNER.to_string(), spec.owner.clone()),
+        (LABEL_ROLE.to_string(), role.to_string()),
+    ])
+}
+
+fn limits(spec: &JobSpec) -> HostConfig {
+    HostConfig {
+        memory: Some(spec.limits.memory_bytes),
+        memory_swap: Some(spec.limits.memory_bytes),
+        nano_cpus: Some(spec.limits.nano_cpus),
+        pids_limit: Some(spec.limits.pids),
+        ..Default::default()
+    }
+}
+
+fn env_list(env: &[(String, String)]) -> Vec<String> {
+    env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// Host names every service answers to inside the job's network namespace.
+pub fn service_hosts(services: &[ServiceSpec]) -> Vec<String> {
+    let mut hosts = Vec::new();
+    for s in services {
+        for name in std::iter::once(&s.name).chain(&s.aliases) {
+            let entry = format!("{name}:127.0.0.1");
+            if !hosts.contains(&entry) {
+                hosts.push(entry);
+            }
+        }
+    }
+    hosts
+}
+
+/// Builds the requests for `spec`. `docker_socket` is the engine socket's path on the host, bound
+/// into the job for `services: docker`.
+pub fn job_requests(spec: &JobSpec, docker_socket: &str) -> JobRequests {
+    let has_services = !spec.services.is_empty();
+    let network_name = names::network(&spec.job_id);
+    let netns_name = names::netns_container(&spec.job_id);
+
+    let volumes = spec
+        .volumes
+        .iter()
+        .filter(|v| !v.read_only)
+        .map(|v| {
+            let mut l: HashMap<String, String> = v.labels.iter().cloned().collect();
+            l.insert(LABEL_MANAGED.into(), "true".into());
+            l.insert(LABEL_CACHE.into(), "true".into());
+            VolumeCreateRequest {
+                name: Some(v.volume.clone()),
+                labels: Some(l),
+                ..Default::default()
+            }
+        })
+        .collect();
+
+    let network = has_services.then(|| NetworkCreateRequest {
+        name: network_name.clone(),
+        driver: Some("bridge".into()),
+        labels: Some(labels(spec, "network")),
+        ..Default::default()
+    });
+
+    let netns = has_services.then(|| {
+        (
+            netns_name.clone(),
+            ContainerCreateBody {
+                image: Some(spec.image.clone()),
+                // An entrypoint replaces the image's entrypoint and command together.
+                entrypoint: Some(vec!["/bin/sh".into(), "-c".into(), NETNS_CMD.into()]),
+                hostname: Some("slipway-job".into()),
+                labels: Some(labels(spec, "netns")),
+                host_config: Some(HostConfig {
+                    network_mode: Some(network_name.clone()),
+                    extra_hosts: Some(service_hosts(&spec.services)),
+                    ..limits(spec)
+                }),
+                ..Default::default()
+            },
+        )
+    });
+
+    let services = spec
+        .services
+        .iter()
+        .map(|s| {
+            (
+                names::service_container(&spec.job_id, &s.name),
+                ContainerCreateBody {
+                    image: Some(s.image.clone()),
+                    env: Some(env_list(&s.env)),
+                    cmd: s.cmd.clone(),
+                    labels: Some({
+                        let mut l = labels(spec, "service");
+                        l.insert("dev.slipway.service".into(), s.name.clone());
+                        l
+                    }),
+                    host_config: Some(HostConfig {
+                        network_mode: Some(format!("container:{netns_name}")),
+                        ..limits(spec)
+                    }),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+
+    let mut mounts: Vec<Mount> = spec
+        .volumes
+        .iter()
+        .map(|v| Mount {
+            target: Some(v.target.clone()),
+            source: Some(v.volume.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(v.read_only),
+            ..Default::default()
+        })
+        .collect();
+    if spec.docker_socket {
+        mounts.push(Mount {
+            target: Some("/var/run/docker.sock".into()),
+            source: Some(docker_socket.to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(false),
+            ..Default::default()
+        });
+    }
+    let mut env = spec.env.clone();
+    if spec.docker_socket {
+        env.push(("DOCKER_HOST".into(), "unix:///var/run/docker.sock".into()));
+    }
+    let job = (
+        names::job_container(&spec.job_id),
+        ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: Some(spec.cmd.clone()),
+            env: Some(env_list(&env)),
+            working_dir: Some("/".into()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            attach_stdin: Some(spec.open_stdin),
+            open_stdin: Some(spec.open_stdin),
+            stdin_once: Some(spec.open_stdin),
+            tty: Some(false),
+            labels: Some(labels(spec, "job")),
+            host_config: Some(HostConfig {
+                network_mode: has_services.then(|| format!("container:{netns_name}")),
+                mounts: (!mounts.is_empty()).then_some(mounts),
+                ..limits(spec)
+            }),
+            ..Default::default()
+        },
+    );
+
+    JobRequests {
+        volumes,
+        network,
+        netns,
+        services,
+        job,
+    }
+}

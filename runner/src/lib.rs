@@ -1,0 +1,33 @@
+//! Runs a Slipway plan's jobs in containers with Travis's semantics.
+//!
+//! Each job is compiled into one shell script ([`script`]) run in one container through the
+//! [`Executor`] seam ([`executor`]; Docker in [`docker`], a scriptable fake in [`fake`]). The
+//! script writes phase and command markers into its output, which [`markers`] parses back out,
+//! so the runner reports per-command exit codes and durations without one exec per command.
+//! Every log byte passes one filter stage ([`log`]) where secrets are masked.
+//!
+//! The entry point is [`Runner`]: `Runner::new(executor, options)`, then
+//! [`Runner::run_build`] (stages, parallel jobs, `allow_failures`, `fast_finish`) or
+//! [`Runner::run_job`], each with a `CancellationToken` and a channel of [`BuildEvent`]s.
+
+pub mod cache;
+pub mod docker;
+pub mod env;
+pub mod executor;
+pub mod fake;
+pub mod images;
+pub mod log;
+pub mod markers;
+pub mod runner;
+pub mod script;
+pub mod services;
+pub mod workspace;
+
+pub use env::BuildInfo;
+pub use executor::{ExecError, Executor, JobSpec, ResourceLimits, ServiceSpec};
+pub use runner::{
+    BuildEvent, BuildOutcome, BuildResult, CommandOutcome, DeployHook, DeployReport, DeployRequest,
+    JobEvent, JobFiles, JobOutcome, JobResult, PhaseOutcome, PreparedJob, Runner, RunnerOptions,
+    SecretSource,
+};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,1462 @@
+//! Runs a plan: stages in order, the jobs of a stage in parallel, each job in one container.
+//!
+//! [`Runner::run_build`] schedules jobs (parallelism, failed stages cancelling later ones,
+//! `allow_failures`, `fast_finish`), [`Runner::run_job`] runs one job through the [`Executor`]
+//! and turns its output into [`JobEvent`]s: log bytes (masked and capped), phase and command
+//! markers, and the final [`JobOutcome`]. Events go to a bounded channel, so a slow consumer
+//! slows the job's log reading instead of growing memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde::Serialize;
+use slipway_pipelines::plan::{Context, Deploy, EnvValue, EventType, Job, PhaseName, Plan};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::cache;
+use crate::env::{self, BuildInfo, EnvInputs};
+use crate::executor::{
+    ExecError, Executor, FileSpec, JobSpec, ResourceLimits, ServiceSpec, VolumeMount, owner_label,
+};
+use crate::log::{LogCap, LogFilter};
+use crate::markers::{MarkerParser, Piece};
+use crate::script::{self, CompiledScript, DeployKind, DeployStep, ScriptEnv, ScriptInputs};
+use crate::services;
+use crate::workspace::Workspace;
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobResult {
+    /// Every `script` command passed and nothing errored.
+    Passed,
+    /// A `script` command failed.
+    Failed,
+    /// A setup phase, a deploy, the infrastructure or a limit stopped the job.
+    Errored,
+    /// Canceled before or while running.
+    Canceled,
+}
+
+impl JobResult {
+    /// Lower-case name for tables and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobResult::Passed => "passed",
+            JobResult::Failed => "failed",
+            JobResult::Errored => "errored",
+            JobResult::Canceled => "canceled",
+        }
+    }
+}
+
+/// One command's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandOutcome {
+    /// The command as written.
+    pub command: String,
+    /// Its exit code; `None` when the job stopped while it ran.
+    pub exit_code: Option<i32>,
+    /// How long it ran.
+    pub duration: Duration,
+}
+
+/// One phase's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhaseOutcome {
+    /// Which phase.
+    pub phase: PhaseName,
+    /// Its commands, in order, as far as they ran.
+    pub commands: Vec<CommandOutcome>,
+    /// How long the phase ran.
+    pub duration: Duration,
+}
+
+/// One deploy's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployOutcome {
+    /// Provider name.
+    pub provider: String,
+    /// Exit code (0 = deployed).
+    pub exit_code: Option<i32>,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// The result of one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobOutcome {
+    /// The plan's job number.
+    pub number: usize,
+    /// The job's name, if any.
+    pub name: Option<String>,
+    /// The job's stage.
+    pub stage: String,
+    /// Whether failure is allowed.
+    pub allow_failure: bool,
+    /// How it ended.
+    pub result: JobResult,
+    /// Why, when it did not pass (e.g. "the job exceeded its time limit of 50m").
+    pub reason: Option<String>,
+    /// Phases that ran, in order.
+    pub phases: Vec<PhaseOutcome>,
+    /// Deploys that ran.
+    pub deploys: Vec<DeployOutcome>,
+    /// Total time, setup and teardown included.
+    pub duration: Duration,
+    /// The container's exit code, when it ran to the end.
+    pub exit_code: Option<i64>,
+    /// True when the log reached the size cap.
+    pub log_truncated: bool,
+}
+
+impl JobOutcome {
+    fn not_run(job: &Job, result: JobResult, reason: &str) -> Self {
+        JobOutcome {
+            number: job.number,
+            name: job.name.clone(),
+            stage: job.stage.clone(),
+            allow_failure: job.allow_failure,
+            result,
+            reason: Some(reason.into()),
+            phases: Vec::new(),
+            deploys: Vec::new(),
+            duration: Duration::ZERO,
+            exit_code: None,
+            log_truncated: false,
+        }
+    }
+
+    /// The phase record of `phase`, if it ran.
+    pub fn phase(&self, phase: PhaseName) -> Option<&PhaseOutcome> {
+        self.phases.iter().find(|p| p.phase == phase)
+    }
+}
+
+/// How a build ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildResult {
+    /// Every required job passed.
+    Passed,
+    /// A required job failed.
+    Failed,
+    /// A required job errored.
+    Errored,
+    /// The build was canceled.
+    Canceled,
+}
+
+impl BuildResult {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildResult::Passed => "passed",
+            BuildResult::Failed => "failed",
+            BuildResult::Errored => "errored",
+            BuildResult::Canceled => "canceled",
+        }
+    }
+}
+
+/// The result of a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildOutcome {
+    /// Overall result.
+    pub result: BuildResult,
+    /// Every planned job's outcome, in plan order.
+    pub jobs: Vec<JobOutcome>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// Something that happened in a job, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEvent {
+    /// Log bytes (masked), in order; chunk boundaries carry no meaning.
+    Log(Bytes),
+    /// A phase began.
+    PhaseStarted(PhaseName),
+    /// A phase ended.
+    PhaseFinished {
+        /// Which.
+        phase: PhaseName,
+        /// How long it ran.
+        duration: Duration,
+    },
+    /// A command began.
+    CommandStarted {
+        /// Its phase.
+        phase: PhaseName,
+        /// Index within the phase.
+        index: usize,
+        /// The command.
+        command: String,
+    },
+    /// A command ended.
+    CommandFinished {
+        /// Its phase.
+        phase: PhaseName,
+        /// Index within the phase.
+        index: usize,
+        /// Exit code.
+        exit_code: i32,
+        /// Run time.
+        duration: Duration,
+    },
+    /// The job ended; always the job's last event.
+    Finished(JobOutcome),
+}
+
+/// A job event tagged with the job it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildEvent {
+    /// The plan's job number.
+    pub job: usize,
+    /// What happened.
+    pub event: JobEvent,
+}
+
+/// Decrypts a repository's `secure:` values and `.age` files for trusted jobs.
+pub trait SecretSource: Send + Sync {
+    /// The `NAME=value` a `secure:` env entry holds, split.
+    fn decrypt_env(&self, repo: &str, ciphertext: &str) -> Result<(String, String), String>;
+    /// The plaintext of an encrypted file's contents.
+    fn decrypt_file(&self, repo: &str, contents: &[u8]) -> Result<Vec<u8>, String>;
+    /// The repository's settings variables (exported before the file's `env:`).
+    fn settings(&self, _repo: &str) -> Result<Vec<(String, String)>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// [`SecretSource`] over the per-repository key store of `slipway-secrets`.
+#[derive(Debug)]
+pub struct StoreSecrets(pub slipway_secrets::SecretStore);
+
+impl StoreSecrets {
+    fn keyring(&self, repo: &str) -> Result<slipway_secrets::Keyring, String> {
+        let slug = slipway_secrets::RepoSlug::parse(repo).map_err(|e| e.to_string())?;
+        self.0.keyring(&slug).map_err(|e| e.to_string())
+    }
+}
+
+impl SecretSource for StoreSecrets {
+    fn decrypt_env(&self, repo: &str, ciphertext: &str) -> Result<(String, String), String> {
+        let (name, value) = self
+            .keyring(repo)?
+            .decrypt_env(ciphertext)
+            .map_err(|e| e.to_string())?;
+        Ok((name, value.into_exposed()))
+    }
+
+    fn decrypt_file(&self, repo: &str, contents: &[u8]) -> Result<Vec<u8>, String> {
+        self.keyring(repo)?
+            .decrypt_bytes(contents, std::path::Path::new("encrypted file"))
+            .map(|s| s.into_exposed())
+            .map_err(|e| e.to_string())
+    }
+
+    fn settings(&self, repo: &str) -> Result<Vec<(String, String)>, String> {
+        let slug = slipway_secrets::RepoSlug::parse(repo).map_err(|e| e.to_string())?;
+        Ok(self
+            .0
+            .vars(&slug)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(k, v)| (k, v.into_exposed()))
+            .collect())
+    }
+}
+
+/// Reads files from a running job, for deploy providers.
+#[async_trait]
+pub trait JobFiles: Send + Sync {
+    /// A tar of `path` (absolute, or relative to the build dir).
+    async fn tar(&self, path: &str) -> Result<Vec<u8>, ExecError>;
+}
+
+/// Everything a deploy provider gets.
+pub struct DeployRequest<'a> {
+    /// The job deploying.
+    pub job: &'a Job,
+    /// The deploy entry (options still encrypted where `secure:`).
+    pub deploy: &'a Deploy,
+    /// The event.
+    pub context: &'a Context,
+    /// The build dir inside the job.
+    pub build_dir: &'a str,
+    /// The job's files.
+    pub files: &'a dyn JobFiles,
+}
+
+/// What a deploy provider reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployReport {
+    /// True when the deploy settled successfully.
+    pub success: bool,
+    /// Lines for the job's log.
+    pub log: Vec<String>,
+}
+
+/// Performs deploys of providers other than `script`; called by the runner at the deploy step,
+/// while the job's container waits.
+#[async_trait]
+pub trait DeployHook: Send + Sync {
+    /// Deploys, and says how it went.
+    async fn deploy(&self, request: DeployRequest<'_>) -> DeployReport;
+}
+
+/// How the runner behaves; the defaults are documented in `docs/runner.md`.
+#[derive(Clone)]
+pub struct RunnerOptions {
+    /// Jobs of one stage run at once (`--jobs`).
+    pub parallel: usize,
+    /// A job is stopped after this long (default 50 min).
+    pub job_timeout: Duration,
+    /// A job is stopped after this long without output (default 10 min).
+    pub no_output_timeout: Duration,
+    /// Container limits.
+    pub limits: ResourceLimits,
+    /// A job's log is cut at this many bytes (default 4 MiB, like Travis).
+    pub log_cap: u64,
+    /// Trusted builds may use `services: docker` (the engine socket).
+    pub trusted: bool,
+    /// Replaces service table entries by name (tests point `redis` at a local image).
+    pub service_overrides: HashMap<String, ServiceSpec>,
+    /// Whether caches are used.
+    pub cache: bool,
+    /// The branch whose cache a new branch starts from.
+    pub default_branch: String,
+    /// Where repositories are checked out inside jobs (`/home/travis/build`).
+    pub build_root: String,
+    /// Decrypts secrets; `None` runs without them (`TRAVIS_SECURE_ENV_VARS=false`).
+    pub secrets: Option<Arc<dyn SecretSource>>,
+    /// Performs non-`script` deploys; `None` errors such a deploy.
+    pub deploy_hook: Option<Arc<dyn DeployHook>>,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            parallel: 2,
+            job_timeout: Duration::from_secs(50 * 60),
+            no_output_timeout: Duration::from_secs(10 * 60),
+            limits: ResourceLimits::default(),
+            log_cap: 4 << 20,
+            trusted: false,
+            service_overrides: HashMap::new(),
+            cache: true,
+            default_branch: "master".into(),
+            build_root: "/home/travis/build".into(),
+            secrets: None,
+            deploy_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RunnerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerOptions")
+            .field("parallel", &self.parallel)
+            .field("job_timeout", &self.job_timeout)
+            .field("no_output_timeout", &self.no_output_timeout)
+            .field("limits", &self.limits)
+            .field("log_cap", &self.log_cap)
+            .field("trusted", &self.trusted)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A job prepared for an executor: the container spec and the compiled script.
+#[derive(Debug, Clone)]
+pub struct PreparedJob {
+    /// What the executor creates.
+    pub spec: JobSpec,
+    /// The compiled script (`spec.files` holds its text with secrets).
+    pub script: CompiledScript,
+    /// The script as shown to people: secrets as `[secure]`.
+    pub display_script: String,
+    /// Values the log masks.
+    pub secrets: Vec<String>,
+    /// Notices for the start of the log.
+    pub notices: Vec<String>,
+}
+
+/// Why a job could not be prepared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PrepareError(pub String);
+
+/// Runs plans through an [`Executor`].
+pub struct Runner {
+    executor: Arc<dyn Executor>,
+    options: RunnerOptions,
+    owner: String,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+const NOTICE: &str = "\x1b[33;1m";
+const ERROR: &str = "\x1b[31;1m";
+const RESET: &str = "\x1b[0m";
+
+fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+/// The build dir for a repository slug.
+pub fn build_dir(root: &str, repo: &str) -> String {
+    let slug = if repo.is_empty() {
+        "local/project"
+    } else {
+        repo
+    };
+    format!("{}/{}", root.trim_end_matches('/'), slug)
+}
+
+impl Runner {
+    /// A runner using `executor` with `options`.
+    pub fn new(executor: Arc<dyn Executor>, options: RunnerOptions) -> Self {
+        Runner {
+            executor,
+            options,
+            owner: owner_label(),
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &RunnerOptions {
+        &self.options
+    }
+
+    /// Removes what killed runners left behind; call once at start-up.
+    pub async fn sweep(&self) -> Result<crate::executor::SweepReport, ExecError> {
+        self.executor.sweep().await
+    }
+
+    /// Builds the executor spec and script of a job, without touching the engine.
+    /// `cache_fallback` names the default branch's cache volume when the job's own is new.
+    pub fn prepare(
+        &self,
+        plan: &Plan,
+        job: &Job,
+        build: &BuildInfo,
+        workspace: Option<&Workspace>,
+        cache_fallback: Option<String>,
+    ) -> Result<PreparedJob, PrepareError> {
+        let ctx = &plan.context;
+        let build_dir = build_dir(&self.options.build_root, &ctx.repo);
+        let mut notices = Vec::new();
+        let can_decrypt = self.options.secrets.is_some() && !ctx.fork;
+        let mut secrets = Vec::new();
+        let mut script_env = Vec::new();
+        let mut secure_skipped = Vec::new();
+        if let (Some(src), true) = (&self.options.secrets, can_decrypt) {
+            let settings = src.settings(&ctx.repo).map_err(|e| {
+                PrepareError(format!("reading the repository's settings variables: {e}"))
+            })?;
+            for (name, value) in settings {
+                secrets.push(value.clone());
+                script_env.push(ScriptEnv::Secret { name, value });
+            }
+        }
+        for var in &job.env {
+            match &var.value {
+                EnvValue::Plain(v) => script_env.push(ScriptEnv::Shell {
+                    name: var.name.clone(),
+                    value: v.clone(),
+                }),
+                EnvValue::Secure(cipher) => match (&self.options.secrets, can_decrypt) {
+                    (Some(src), true) => {
+                        let (_, value) = src.decrypt_env(&ctx.repo, cipher).map_err(|e| {
+                            PrepareError(format!(
+                                "decrypting the secure value of {}: {e}",
+                                var.name
+                            ))
+                        })?;
+                        secrets.push(value.clone());
+                        script_env.push(ScriptEnv::Secret {
+                            name: var.name.clone(),
+                            value,
+                        });
+                    }
+                    _ => secure_skipped.push(var.name.clone()),
+                },
+                EnvValue::SecureAssignment(cipher) => match (&self.options.secrets, can_decrypt) {
+                    (Some(src), true) => {
+                        let (name, value) = src.decrypt_env(&ctx.repo, cipher).map_err(|e| {
+                            PrepareError(format!("decrypting a secure env entry: {e}"))
+                        })?;
+                        secrets.push(value.clone());
+                        script_env.push(ScriptEnv::Secret { name, value });
+                    }
+                    _ => secure_skipped.push("(a secure env entry)".into()),
+                },
+            }
+        }
+        if !secure_skipped.is_empty() {
+            notices.push(format!(
+                "Secure variables are not available in this build, so these are unset: {}",
+                secure_skipped.join(", ")
+            ));
+        }
+        let secure_env_vars = can_decrypt;
+        let inputs = EnvInputs {
+            context: ctx,
+            job,
+            build,
+            build_dir: &build_dir,
+            secure_env_vars,
+        };
+        let mut env = env::job_environment(&inputs);
+        // Git refuses repositories owned by another user; the workspace is ours to trust.
+        env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
+        env.push(("GIT_CONFIG_KEY_0".into(), "safe.directory".into()));
+        env.push(("GIT_CONFIG_VALUE_0".into(), "*".into()));
+
+        // Services.
+        let mut service_specs = Vec::new();
+        let mut docker_socket = false;
+        for name in &job.services {
+            if name == "docker" {
+                if !self.options.trusted {
+                    return Err(PrepareError(
+                        "services: docker gives the job the Docker engine, which only trusted builds get; this build is not trusted".into(),
+                    ));
+                }
+                docker_socket = true;
+                notices.push(
+                    "services: docker: this job can use the host's Docker engine (trusted build); containers it starts are not cleaned up by Slipway".into(),
+                );
+                continue;
+            }
+            let spec = self
+                .options
+                .service_overrides
+                .get(name)
+                .cloned()
+                .or_else(|| services::default_spec(name))
+                .ok_or_else(|| {
+                    PrepareError(format!(
+                        "unknown service {name}; known: docker, {}",
+                        services::SERVICES
+                            .iter()
+                            .map(|s| s.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            notices.push(format!(
+                "Service {} ({}) is reachable on localhost and as {}",
+                spec.name,
+                spec.image,
+                std::iter::once(&spec.name)
+                    .chain(&spec.aliases)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            service_specs.push(spec);
+        }
+
+        // Cache.
+        let cache_dirs = if self.options.cache {
+            cache::directories(job)
+        } else {
+            Vec::new()
+        };
+        let mut volumes = Vec::new();
+        if !cache_dirs.is_empty() {
+            let key = cache::job_key(job);
+            let branch = &ctx.branch;
+            volumes.push(VolumeMount {
+                volume: cache::volume_name(&ctx.repo, branch, &key),
+                target: script::CACHE_MOUNT.into(),
+                read_only: false,
+                labels: vec![
+                    ("dev.slipway.cache.repo".into(), ctx.repo.clone()),
+                    ("dev.slipway.cache.branch".into(), branch.clone()),
+                    ("dev.slipway.cache.key".into(), key),
+                ],
+            });
+            if let Some(fallback) = cache_fallback {
+                volumes.push(VolumeMount {
+                    volume: fallback,
+                    target: script::CACHE_FALLBACK_MOUNT.into(),
+                    read_only: true,
+                    labels: Vec::new(),
+                });
+            }
+        }
+
+        // Deploys run only on non-PR builds whose `on:` holds.
+        let mut deploys = Vec::new();
+        if ctx.event != EventType::PullRequest {
+            for (index, d) in job.deploys.iter().enumerate() {
+                if !d.decision.included {
+                    continue;
+                }
+                let kind = if d.provider == "script" {
+                    let cmd = d
+                        .options
+                        .get("script")
+                        .and_then(|v| v.as_str())
+                        .ok_or_else(|| {
+                            PrepareError("deploy provider script needs a `script:` command".into())
+                        })?;
+                    DeployKind::Script(cmd.to_string())
+                } else {
+                    DeployKind::Hook
+                };
+                deploys.push(DeployStep {
+                    index,
+                    provider: d.provider.clone(),
+                    kind,
+                    allow_failure: d.allow_failure,
+                });
+            }
+        }
+
+        let nonce = {
+            let mut b = [0u8; 12];
+            getrandom::fill(&mut b).map_err(|e| PrepareError(format!("random nonce: {e}")))?;
+            hex::encode(b)
+        };
+        let sinputs = ScriptInputs {
+            job,
+            nonce: &nonce,
+            env: script_env,
+            cache_dirs,
+            deploys,
+            notices: Vec::new(),
+        };
+        let compiled = script::compile(&sinputs, true);
+        let display_script = script::compile(&sinputs, false).text;
+
+        let mut files = vec![FileSpec {
+            path: script::SCRIPT_PATH.into(),
+            contents: compiled.text.clone().into_bytes(),
+            mode: 0o755,
+        }];
+        if !job.secret_files.is_empty() {
+            match (&self.options.secrets, can_decrypt, workspace) {
+                (Some(src), true, Some(ws)) => {
+                    for f in &job.secret_files {
+                        let data = std::fs::read(ws.root.join(f)).map_err(|e| {
+                            PrepareError(format!("reading encrypted file {f}: {e}"))
+                        })?;
+                        let plain = src
+                            .decrypt_file(&ctx.repo, &data)
+                            .map_err(|e| PrepareError(format!("decrypting {f}: {e}")))?;
+                        let target = f.strip_suffix(".age").unwrap_or(f);
+                        files.push(FileSpec {
+                            path: format!("{build_dir}/{target}"),
+                            contents: plain,
+                            mode: 0o600,
+                        });
+                    }
+                }
+                _ => notices.push(format!(
+                    "Encrypted files are not decrypted in this build: {}",
+                    job.secret_files.join(", ")
+                )),
+            }
+        }
+
+        let spec = JobSpec {
+            job_id: format!("{}-{}", build.id, job.number),
+            build_id: build.id.clone(),
+            owner: self.owner.clone(),
+            image: job.image.name.clone(),
+            env,
+            working_dir: build_dir,
+            cmd: script::container_command(),
+            files,
+            workspace_tar: workspace.map(|w| w.tar.to_path_buf()),
+            services: service_specs,
+            volumes,
+            docker_socket,
+            limits: self.options.limits,
+            open_stdin: compiled.needs_stdin,
+        };
+        Ok(PreparedJob {
+            spec,
+            script: compiled,
+            display_script,
+            secrets,
+            notices,
+        })
+    }
+
+    /// Runs every stage of `plan`; see the module docs. Events of all jobs go to `events`.
+    pub async fn run_build(
+        &self,
+        plan: &Plan,
+        build: &BuildInfo,
+        workspace: Option<&Workspace>,
+        events: mpsc::Sender<BuildEvent>,
+        cancel: CancellationToken,
+    ) -> BuildOutcome {
+        let started = Instant::now();
+        let mut outcomes: Vec<JobOutcome> = Vec::new();
+        let mut stop_reason: Option<String> = None;
+        let semaphore = Arc::new(Semaphore::new(self.options.parallel.max(1)));
+        for stage in &plan.stages {
+            if let Some(reason) = &stop_reason {
+                for job in &stage.jobs {
+                    let o = JobOutcome::not_run(job, JobResult::Canceled, reason);
+                    let _ = events
+                        .send(BuildEvent {
+                            job: job.number,
+                            event: JobEvent::Finished(o.clone()),
+                        })
+                        .await;
+                    outcomes.push(o);
+                }
+                continue;
+            }
+            let stage_token = cancel.child_token();
+            let allowed_token = stage_token.child_token();
+            let mut running = FuturesUnordered::new();
+            for job in &stage.jobs {
+                let token = if job.allow_failure {
+                    allowed_token.child_token()
+                } else {
+                    stage_token.child_token()
+                };
+                let sem = semaphore.clone();
+                let events = events.clone();
+                running.push(async move {
+                    let permit = tokio::select! {
+                        p = sem.acquire_owned() => p.ok(),
+                        _ = token.cancelled() => None,
+                    };
+                    let outcome = if permit.is_none() || token.is_cancelled() {
+                        let o = JobOutcome::not_run(
+                            job,
+                            JobResult::Canceled,
+                            "canceled before it started",
+                        );
+                        let _ = events
+                            .send(BuildEvent {
+                                job: job.number,
+                                event: JobEvent::Finished(o.clone()),
+                            })
+                            .await;
+                        o
+                    } else {
+                        self.run_job(plan, job, build, workspace, events, token)
+                            .await
+                    };
+                    drop(permit);
+                    outcome
+                });
+            }
+            let required_total = stage.jobs.iter().filter(|j| !j.allow_failure).count();
+            let mut required_done = 0;
+            let mut stage_outcomes = Vec::new();
+            while let Some(o) = running.next().await {
+                if !o.allow_failure {
+                    required_done += 1;
+                    if o.result != JobResult::Passed && plan.fast_finish {
+                        // fast_finish: the build's result is known; stop the rest.
+                        stage_token.cancel();
+                    }
+                }
+                if plan.fast_finish && required_done == required_total {
+                    allowed_token.cancel();
+                }
+                stage_outcomes.push(o);
+            }
+            stage_outcomes.sort_by_key(|o| o.number);
+            if cancel.is_cancelled() {
+                stop_reason = Some("the build was canceled".into());
+            } else if let Some(bad) = stage_outcomes
+                .iter()
+                .find(|o| !o.allow_failure && o.result != JobResult::Passed)
+            {
+                stop_reason = Some(format!(
+                    "stage {} did not pass (job {} {})",
+                    stage.name,
+                    bad.number,
+                    bad.result.as_str()
+                ));
+            }
+            outcomes.extend(stage_outcomes);
+        }
+        let required = || outcomes.iter().filter(|o| !o.allow_failure);
+        let result = if cancel.is_cancelled() {
+            BuildResult::Canceled
+        } else if required().any(|o| o.result == JobResult::Errored) {
+            BuildResult::Errored
+        } else if required().any(|o| o.result != JobResult::Passed) {
+            BuildResult::Failed
+        } else {
+            BuildResult::Passed
+        };
+        BuildOutcome {
+            result,
+            jobs: outcomes,
+            duration: started.elapsed(),
+        }
+    }
+
+    /// Runs one job to its end and tears it down, whatever happens; see the module docs.
+    pub async fn run_job(
+        &self,
+        plan: &Plan,
+        job: &Job,
+        build: &BuildInfo,
+        workspace: Option<&Workspace>,
+        events: mpsc::Sender<BuildEvent>,
+        cancel: CancellationToken,
+    ) -> JobOutcome {
+        let started = Instant::now();
+        let mut run = JobRun::new(job, events, &self.options);
+        run.notice(&format!(
+            "Slipway job {}.{}{} in stage {}, image {}",
+            build.number,
+            job.number,
+            job.name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            job.stage,
+            job.image.name
+        ))
+        .await;
+
+        // The default branch's cache seeds a branch that has none of its own.
+        let mut fallback = None;
+        if self.options.cache && !cache::directories(job).is_empty() {
+            let key = cache::job_key(job);
+            let own = cache::volume_name(&plan.context.repo, &plan.context.branch, &key);
+            let def = cache::volume_name(&plan.context.repo, &self.options.default_branch, &key);
+            if own != def
+                && !self.executor.volume_exists(&own).await.unwrap_or(true)
+                && self.executor.volume_exists(&def).await.unwrap_or(false)
+            {
+                fallback = Some(def);
+            }
+        }
+
+        let prepared = match self.prepare(plan, job, build, workspace, fallback) {
+            Ok(p) => p,
+            Err(e) => {
+                run.error(&e.0).await;
+                return run
+                    .finish(JobResult::Errored, Some(e.0), started, None)
+                    .await;
+            }
+        };
+        // The one filter stage every log byte passes: the secrets masker.
+        let (masker, warnings) = slipway_secrets::Masker::new(
+            prepared
+                .secrets
+                .iter()
+                .cloned()
+                .map(slipway_secrets::Secret::new),
+        );
+        run.set_filter(Box::new(masker));
+        for w in warnings {
+            run.notice(&w.to_string()).await;
+        }
+        for n in &prepared.notices {
+            run.notice(n).await;
+        }
+        let job_id = prepared.spec.job_id.clone();
+        let outcome = self.drive(plan, job, &prepared, &mut run, cancel).await;
+        if let Err(e) = self.executor.teardown(&job_id).await {
+            run.error(&format!("cleaning up the job's containers failed: {e}"))
+                .await;
+        }
+        let (result, reason, exit) = outcome;
+        run.finish(result, reason, started, exit).await
+    }
+
+    async fn drive(
+        &self,
+        plan: &Plan,
+        job: &Job,
+        prepared: &PreparedJob,
+        run: &mut JobRun<'_>,
+        cancel: CancellationToken,
+    ) -> (JobResult, Option<String>, Option<i64>) {
+        let spec = &prepared.spec;
+        // Setup, cancellable.
+        let setup = async {
+            let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+            let progress = move |line: &str| {
+                let _ = tx.send(line.to_string());
+            };
+            let work = async {
+                let mut images = vec![spec.image.clone()];
+                images.extend(spec.services.iter().map(|s| s.image.clone()));
+                if !spec.services.is_empty() {
+                    // The namespace holder runs the job image too.
+                }
+                for image in images {
+                    self.executor.ensure_image(&image, &progress).await?;
+                }
+                self.executor.setup(spec, &progress).await
+            };
+            tokio::pin!(work);
+            loop {
+                tokio::select! {
+                    r = &mut work => {
+                        while let Ok(line) = rx.try_recv() { run.notice(&line).await; }
+                        return r;
+                    }
+                    Some(line) = rx.recv() => run.notice(&line).await,
+                }
+            }
+        };
+        let setup_result = tokio::select! {
+            r = setup => Some(r),
+            _ = cancel.cancelled() => None,
+        };
+        match setup_result {
+            None => {
+                run.error("The job was canceled.").await;
+                return (JobResult::Canceled, Some("canceled".into()), None);
+            }
+            Some(Err(e)) => {
+                run.error(&e.to_string()).await;
+                return (JobResult::Errored, Some(e.to_string()), None);
+            }
+            Some(Ok(())) => {}
+        }
+
+        let streams = match self.executor.start(spec).await {
+            Ok(s) => s,
+            Err(e) => {
+                run.error(&e.to_string()).await;
+                return (JobResult::Errored, Some(e.to_string()), None);
+            }
+        };
+        let mut output = streams.output;
+        let mut input = streams.input;
+        let nonce = prepared
+            .script
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("slipway_nonce="))
+            .unwrap_or_default()
+            .to_string();
+        let mut parser = MarkerParser::new(&nonce);
+        let deadline = tokio::time::Instant::now() + self.options.job_timeout;
+        let mut last_output = tokio::time::Instant::now();
+        let mut stopped: Option<(JobResult, String)> = None;
+        let mut pieces = Vec::new();
+        loop {
+            let silence_deadline = last_output + self.options.no_output_timeout;
+            tokio::select! {
+                chunk = output.next() => match chunk {
+                    Some(Ok(bytes)) => {
+                        last_output = tokio::time::Instant::now();
+                        parser.push(bytes, &mut pieces);
+                        for piece in pieces.drain(..) {
+                            match piece {
+                                Piece::Log(b) => run.log(b).await,
+                                Piece::Marker(m) => {
+                                    if let Some(i) = m.strip_prefix("deploy-request ") {
+                                        let code = self.deploy(plan, job, prepared, run, i).await;
+                                        if let Some(w) = input.as_mut() {
+                                            let _ = w.write_all(format!("{code}\n").as_bytes()).await;
+                                            let _ = w.flush().await;
+                                        }
+                                    } else {
+                                        run.marker(&m, &prepared.script).await;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        run.error(&e.to_string()).await;
+                        stopped = Some((JobResult::Errored, e.to_string()));
+                        break;
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    let why = format!("The job exceeded its time limit of {} and was stopped.", fmt_duration(self.options.job_timeout));
+                    stopped = Some((JobResult::Errored, why));
+                    break;
+                }
+                _ = tokio::time::sleep_until(silence_deadline) => {
+                    let why = format!("No output has been received in the last {}; the job was stopped (use travis_wait for long silent commands).", fmt_duration(self.options.no_output_timeout));
+                    stopped = Some((JobResult::Errored, why));
+                    break;
+                }
+                _ = cancel.cancelled() => {
+                    stopped = Some((JobResult::Canceled, "The job was canceled.".into()));
+                    break;
+                }
+            }
+        }
+        parser.finish(&mut pieces);
+        for piece in pieces.drain(..) {
+            if let Piece::Log(b) = piece {
+                run.log(b).await;
+            }
+        }
+        drop(input);
+        if let Some((result, why)) = stopped {
+            if let Err(e) = self.executor.kill(&spec.job_id).await {
+                run.error(&format!("stopping the job container failed: {e}"))
+                    .await;
+            }
+            run.close_open_command();
+            run.error(&why).await;
+            return (result, Some(why), None);
+        }
+        let exit = match self.executor.wait(&spec.job_id).await {
+            Ok(code) => code,
+            Err(e) => {
+                run.error(&e.to_string()).await;
+                return (JobResult::Errored, Some(e.to_string()), None);
+            }
+        };
+        // A command that ends the shell itself (`exit 3`) leaves its command open.
+        let open = run.command_started.map(|(p, _, _)| p);
+        if let Some(c) = open.and_then(|p| run.phase_mut(p).commands.last_mut()) {
+            c.exit_code = Some(exit as i32);
+        }
+        run.close_open_command();
+        match (run.reported.take(), open) {
+            (Some(result), _) => {
+                let reason = match result {
+                    JobResult::Passed => None,
+                    JobResult::Failed => Some("a script command failed".into()),
+                    _ => Some(run.error_reason()),
+                };
+                (result, reason, Some(exit))
+            }
+            (None, Some(phase)) if exit != 137 => {
+                run.error(&format!(
+                    "A {} command ended the job's shell with exit code {exit}.",
+                    phase.as_str()
+                ))
+                .await;
+                let result = match (phase, exit) {
+                    (_, 0) => JobResult::Passed,
+                    (PhaseName::Script, _) => JobResult::Failed,
+                    _ => JobResult::Errored,
+                };
+                let reason =
+                    (result != JobResult::Passed).then(|| format!("{} failed", phase.as_str()));
+                (result, reason, Some(exit))
+            }
+            (None, _) => {
+                let why = if exit == 137 {
+                    "The job's shell was killed (exit code 137), most likely by the memory limit."
+                        .to_string()
+                } else {
+                    format!("The job's shell exited with code {exit} before the job finished.")
+                };
+                run.error(&why).await;
+                (JobResult::Errored, Some(why), Some(exit))
+            }
+        }
+    }
+
+    async fn deploy(
+        &self,
+        plan: &Plan,
+        job: &Job,
+        prepared: &PreparedJob,
+        run: &mut JobRun<'_>,
+        marker_index: &str,
+    ) -> i32 {
+        let Some(step) = marker_index
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| prepared.script.deploys.get(i))
+        else {
+            return 1;
+        };
+        let Some(hook) = &self.options.deploy_hook else {
+            run.error(&format!(
+                "Deploy provider {} is not available in this runner; nothing was deployed.",
+                step.provider
+            ))
+            .await;
+            return 1;
+        };
+        let files = ExecutorFiles {
+            executor: self.executor.as_ref(),
+            job_id: &prepared.spec.job_id,
+            build_dir: &prepared.spec.working_dir,
+        };
+        let report = hook
+            .deploy(DeployRequest {
+                job,
+                deploy: &job.deploys[step.index],
+                context: &plan.context,
+                build_dir: &prepared.spec.working_dir,
+                files: &files,
+            })
+            .await;
+        for line in &report.log {
+            run.log(Bytes::from(format!("{line}\n"))).await;
+        }
+        if report.success { 0 } else { 1 }
+    }
+}
+
+struct ExecutorFiles<'a> {
+    executor: &'a dyn Executor,
+    job_id: &'a str,
+    build_dir: &'a str,
+}
+
+#[async_trait]
+impl JobFiles for ExecutorFiles<'_> {
+    async fn tar(&self, path: &str) -> Result<Vec<u8>, ExecError> {
+        let full = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.build_dir, path)
+        };
+        self.executor.download(self.job_id, &full).await
+    }
+}
+
+/// Per-job state while it runs: the log path and the records built from markers.
+struct JobRun<'a> {
+    job: &'a Job,
+    events: mpsc::Sender<BuildEvent>,
+    filter: Option<Box<dyn LogFilter>>,
+    cap: LogCap,
+    buf: Vec<u8>,
+    phases: Vec<PhaseOutcome>,
+    phase_started: Option<(PhaseName, Instant)>,
+    command_started: Option<(PhaseName, usize, Instant)>,
+    deploys: Vec<DeployOutcome>,
+    deploy_started: Option<(usize, Instant)>,
+    reported: Option<JobResult>,
+    in_script: bool,
+    errored_phase: Option<PhaseName>,
+    script_error: Option<String>,
+}
+
+impl<'a> JobRun<'a> {
+    fn new(job: &'a Job, events: mpsc::Sender<BuildEvent>, options: &RunnerOptions) -> Self {
+        JobRun {
+            job,
+            events,
+            filter: None,
+            cap: LogCap::new(options.log_cap),
+            buf: Vec::new(),
+            phases: Vec::new(),
+            phase_started: None,
+            command_started: None,
+            deploys: Vec::new(),
+            deploy_started: None,
+            reported: None,
+            in_script: false,
+            errored_phase: None,
+            script_error: None,
+        }
+    }
+
+    fn set_filter(&mut self, filter: Box<dyn LogFilter>) {
+        self.filter = Some(filter);
+    }
+
+    async fn send(&self, event: JobEvent) {
+        let _ = self
+            .events
+            .send(BuildEvent {
+                job: self.job.number,
+                event,
+            })
+            .await;
+    }
+
+    async fn log(&mut self, bytes: Bytes) {
+        let out = match self.filter.as_mut() {
+            Some(f) => {
+                self.buf.clear();
+                f.push(&bytes, &mut self.buf);
+                if self.buf.is_empty() {
+                    return;
+                }
+                Bytes::copy_from_slice(&self.buf)
+            }
+            None => bytes,
+        };
+        if let Some(b) = self.cap.admit(out) {
+            self.send(JobEvent::Log(b)).await;
+        }
+    }
+
+    async fn notice(&mut self, text: &str) {
+        self.log(Bytes::from(format!("{NOTICE}{text}{RESET}\n")))
+            .await;
+    }
+
+    async fn error(&mut self, text: &str) {
+        self.log(Bytes::from(format!("\n{ERROR}{text}{RESET}\n")))
+            .await;
+    }
+
+    fn error_reason(&self) -> String {
+        match (&self.script_error, self.errored_phase) {
+            (Some(e), _) => e.clone(),
+            (None, Some(p)) => format!("{} failed", p.as_str()),
+            (None, None) => "a deploy step failed".into(),
+        }
+    }
+
+    fn phase_mut(&mut self, phase: PhaseName) -> &mut PhaseOutcome {
+        if let Some(i) = self.phases.iter().position(|p| p.phase == phase) {
+            return &mut self.phases[i];
+        }
+        self.phases.push(PhaseOutcome {
+            phase,
+            commands: Vec::new(),
+            duration: Duration::ZERO,
+        });
+        self.phases.last_mut().expect("just pushed")
+    }
+
+    /// Records a command that was running when the job stopped.
+    fn close_open_command(&mut self) {
+        if let Some((phase, _, at)) = self.command_started.take() {
+            let d = at.elapsed();
+            if let Some(c) = self.phase_mut(phase).commands.last_mut() {
+                c.duration = d;
+            }
+        }
+        if let Some((phase, at)) = self.phase_started.take() {
+            self.phase_mut(phase).duration = at.elapsed();
+        }
+    }
+
+    async fn marker(&mut self, marker: &str, script: &CompiledScript) {
+        let mut words = marker.split(' ');
+        let kind = words.next().unwrap_or_default();
+        let arg = |i: usize| marker.split(' ').nth(i).unwrap_or_default().to_string();
+        let phase_of = |s: &str| PhaseName::ALL.into_iter().find(|p| p.as_str() == s);
+        match kind {
+            "shell" => {
+                let text = if arg(1) == "bash" {
+                    format!("Running commands in bash {}", arg(2))
+                } else {
+                    "Running commands in POSIX sh (the image has no bash)".to_string()
+                };
+                self.notice(&text).await;
+            }
+            "phase-start" => {
+                if let Some(p) = phase_of(&arg(1)) {
+                    self.phase_started = Some((p, Instant::now()));
+                    self.in_script = p == PhaseName::Script;
+                    self.phase_mut(p);
+                    self.send(JobEvent::PhaseStarted(p)).await;
+                }
+            }
+            "phase-end" => {
+                if let Some(p) = phase_of(&arg(1)) {
+                    let d = self
+                        .phase_started
+                        .take()
+                        .map(|(_, t)| t.elapsed())
+                        .unwrap_or_default();
+                    self.phase_mut(p).duration = d;
+                    self.send(JobEvent::PhaseFinished {
+                        phase: p,
+                        duration: d,
+                    })
+                    .await;
+                }
+            }
+            "cmd-start" => {
+                if let (Some(p), Ok(i)) = (phase_of(&arg(1)), arg(2).parse::<usize>()) {
+                    let command = script.commands(p).get(i).cloned().unwrap_or_default();
+                    self.command_started = Some((p, i, Instant::now()));
+                    self.phase_mut(p).commands.push(CommandOutcome {
+                        command: command.clone(),
+                        exit_code: None,
+                        duration: Duration::ZERO,
+                    });
+                    self.log(Bytes::from(format!("$ {command}\n"))).await;
+                    self.send(JobEvent::CommandStarted {
+                        phase: p,
+                        index: i,
+                        command,
+                    })
+                    .await;
+                }
+            }
+            "cmd-end" => {
+                if let (Some(p), Ok(i), Ok(code)) = (
+                    phase_of(&arg(1)),
+                    arg(2).parse::<usize>(),
+                    arg(3).parse::<i32>(),
+                ) {
+                    let d = self
+                        .command_started
+                        .take()
+                        .map(|(_, _, t)| t.elapsed())
+                        .unwrap_or_default();
+                    if let Some(c) = self.phase_mut(p).commands.last_mut() {
+                        c.exit_code = Some(code);
+                        c.duration = d;
+                    }
+                    if code != 0 {
+                        let command = script.commands(p).get(i).cloned().unwrap_or_default();
+                        self.log(Bytes::from(format!(
+                            "{ERROR}The command \"{command}\" exited with {code}.{RESET}\n"
+                        )))
+                        .await;
+                        if matches!(
+                            p,
+                            PhaseName::BeforeInstall
+                                | PhaseName::Install
+                                | PhaseName::BeforeScript
+                                | PhaseName::BeforeDeploy
+                        ) {
+                            self.errored_phase = Some(p);
+                        }
+                    }
+                    self.send(JobEvent::CommandFinished {
+                        phase: p,
+                        index: i,
+                        exit_code: code,
+                        duration: d,
+                    })
+                    .await;
+                }
+            }
+            "deploy-start" => {
+                if let Ok(i) = arg(1).parse::<usize>() {
+                    let provider = script
+                        .deploys
+                        .get(i)
+                        .map(|d| d.provider.clone())
+                        .unwrap_or_default();
+                    self.notice(&format!("Deploying with provider {provider}"))
+                        .await;
+                    self.deploy_started = Some((i, Instant::now()));
+                }
+            }
+            "deploy-end" => {
+                if let (Ok(i), Ok(code)) = (arg(1).parse::<usize>(), arg(2).parse::<i32>()) {
+                    let d = self
+                        .deploy_started
+                        .take()
+                        .map(|(_, t)| t.elapsed())
+                        .unwrap_or_default();
+                    let provider = script
+                        .deploys
+                        .get(i)
+                        .map(|d| d.provider.clone())
+                        .unwrap_or_default();
+                    if code != 0 {
+                        self.log(Bytes::from(format!(
+                            "{ERROR}Deploy with provider {provider} failed (exit {code}).{RESET}\n"
+                        )))
+                        .await;
+                    }
+                    self.deploys.push(DeployOutcome {
+                        provider,
+                        exit_code: Some(code),
+                        duration: d,
+                    });
+                }
+            }
+            "terminate" => {
+                let code = arg(1).parse::<i32>().unwrap_or(1);
+                self.notice(&format!("travis_terminate {code}: the job stops here"))
+                    .await;
+                self.reported = Some(if code == 0 {
+                    JobResult::Passed
+                } else {
+                    JobResult::Failed
+                });
+            }
+            "error" => {
+                self.script_error = Some(marker["error ".len().min(marker.len())..].to_string());
+            }
+            "result" => {
+                self.reported = match arg(1).as_str() {
+                    "passed" => Some(JobResult::Passed),
+                    "failed" => Some(JobResult::Failed),
+                    _ => Some(JobResult::Errored),
+                };
+            }
+            _ => {}
+        }
+    }
+
+    async fn finish(
+        mut self,
+        result: JobResult,
+        reason: Option<String>,
+        started: Instant,
+        exit_code: Option<i64>,
+    ) -> JobOutcome {
+        let summary = match &reason {
+            Some(r) if result != JobResult::Passed => {
+                format!("Done. The job {}: {r}.", result.as_str())
+            }
+            _ => format!("Done. The job {}.", result.as_str()),
+        };
+        let colour = if result == JobResult::Passed {
+            "\x1b[32;1m"
+        } else {
+            ERROR
+        };
+        self.log(Bytes::from(format!(
+            "\n{colour}{}{RESET}\n",
+            summary.replace(".:", ":").replace("..", ".")
+        )))
+        .await;
+        if let Some(mut f) = self.filter.take() {
+            let mut rest = Vec::new();
+            f.finish(&mut rest);
+            if !rest.is_empty()
+                && let Some(b) = self.cap.admit(Bytes::from(rest))
+            {
+                self.send(JobEvent::Log(b)).await;
+            }
+        }
+        let outcome = JobOutcome {
+            number: self.job.number,
+            name: self.job.name.clone(),
+            stage: self.job.stage.clone(),
+            allow_failure: self.job.allow_failure,
+            result,
+            reason,
+            phases: std::mem::take(&mut self.phases),
+            deploys: std::mem::take(&mut self.deploys),
+            duration: started.elapsed(),
+            exit_code,
+            log_truncated: self.cap.truncated(),
+        };
+        self.send(JobEvent::Finished(outcome.clone())).await;
+        outcome
+    }
+}

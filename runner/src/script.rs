@@ -1,0 +1,383 @@
+//! Compiles a job into ONE shell script that runs its whole lifecycle in one container.
+//!
+//! Starting a container is the floor of a job's cost and every `docker exec` adds tens of
+//! milliseconds, so, like Travis, Slipway writes the job's phases into one script. The script
+//! reports progress in-band with markers (see [`crate::markers`]): phase start/end, each
+//! command's start and exit code, deploy steps and the final result. The runner timestamps the
+//! markers as they arrive, which gives every command's duration without extra processes.
+//!
+//! The lifecycle is Travis's:
+//! - `before_install`, `install`, `before_script`: the first failing command errors the job and
+//!   stops it; nothing after it runs, not even `after_script`.
+//! - `script`: every command runs; the job fails if any failed. `TRAVIS_TEST_RESULT` is set.
+//! - `before_cache` and the cache save (only when the job has a cache).
+//! - `after_success` or `after_failure` by the result; in the success branch of a non-PR build,
+//!   the included deploys, each `before_deploy` → deploy → `after_deploy`; a failing
+//!   `before_deploy` or deploy errors the job (unless the deploy allows failure).
+//! - `after_script`, whatever the result. `after_*` phases never change the result.
+//!
+//! The script is POSIX `sh` and also valid `bash`; the container runs it with `bash` when the
+//! image has it, else `sh`, and the first marker says which.
+
+use sha2::{Digest, Sha256};
+use slipway_pipelines::plan::{Job, PhaseName};
+
+/// Where the script, cache volumes and helpers live inside the job container.
+pub const SLIPWAY_DIR: &str = "/slipway";
+/// Path of the compiled script inside the container.
+pub const SCRIPT_PATH: &str = "/slipway/job.sh";
+/// Mount point of the job's cache volume.
+pub const CACHE_MOUNT: &str = "/slipway/cache";
+/// Mount point of the default branch's cache volume, read-only, when the job's own is new.
+pub const CACHE_FALLBACK_MOUNT: &str = "/slipway/cache-fallback";
+
+/// The container command: run the script with bash when present, else sh.
+pub fn container_command() -> Vec<String> {
+    vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!(
+            "if command -v bash >/dev/null 2>&1; then exec bash {SCRIPT_PATH}; fi; exec sh {SCRIPT_PATH}"
+        ),
+    ]
+}
+
+/// One variable of the job's own `env:`, in plan order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptEnv {
+    /// Shell text evaluated by the job's shell (`SHA=$(git rev-parse HEAD)` works).
+    Shell {
+        /// Variable name.
+        name: String,
+        /// Value as written.
+        value: String,
+    },
+    /// A decrypted `secure:` value: exported literally, shown as `[secure]`.
+    Secret {
+        /// Variable name.
+        name: String,
+        /// Plaintext value.
+        value: String,
+    },
+}
+
+/// How one included deploy runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployKind {
+    /// The `script` provider: a shell command run in the job.
+    Script(String),
+    /// Any other provider: the script asks the runner, which calls its [`crate::DeployHook`].
+    Hook,
+}
+
+/// One deploy the job performs, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployStep {
+    /// Index of the deploy in the plan job's `deploys`.
+    pub index: usize,
+    /// Provider name as written.
+    pub provider: String,
+    /// How it runs.
+    pub kind: DeployKind,
+    /// A failure does not error the job.
+    pub allow_failure: bool,
+}
+
+/// What the compiler needs besides the job.
+#[derive(Debug, Clone)]
+pub struct ScriptInputs<'a> {
+    /// The planned job.
+    pub job: &'a Job,
+    /// The marker nonce.
+    pub nonce: &'a str,
+    /// The job's own variables, in order.
+    pub env: Vec<ScriptEnv>,
+    /// Cache directories (as written, relative to the build dir or absolute); empty: no cache.
+    pub cache_dirs: Vec<String>,
+    /// Deploys to perform in the success branch.
+    pub deploys: Vec<DeployStep>,
+    /// Messages printed at the start of the log (e.g. which services run).
+    pub notices: Vec<String>,
+}
+
+/// The compiled job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledScript {
+    /// The script text.
+    pub text: String,
+    /// Commands per phase, so markers can be mapped back to command text.
+    pub phases: Vec<(PhaseName, Vec<String>)>,
+    /// Deploy steps, by marker index.
+    pub deploys: Vec<DeployStep>,
+    /// True when the script reads deploy replies from its standard input.
+    pub needs_stdin: bool,
+}
+
+impl CompiledScript {
+    /// The commands of `phase`.
+    pub fn commands(&self, phase: PhaseName) -> &[String] {
+        self.phases
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|(_, c)| c.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+/// Quotes `s` for POSIX shells as one literal word.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Quotes `s` in double quotes, leaving `$VAR` expansion on (for cache paths like `$HOME/.npm`).
+fn sh_double_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        if matches!(c, '"' | '\\' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The key a cache directory is stored under inside the cache volume.
+pub fn cache_dir_key(dir: &str) -> String {
+    hex::encode(&Sha256::digest(dir.as_bytes())[..6])
+}
+
+const HELPERS: &str = r#"slipway_m() { printf '\002slipway:%s:%s\n' "$slipway_nonce" "$*"; }
+travis_fold() { printf 'travis_fold:%s:%s\r\n' "$1" "$2"; }
+travis_retry() {
+  slipway_retry_rc=0
+  for slipway_retry_n in 1 2 3; do
+    "$@" && return 0
+    slipway_retry_rc=$?
+    if [ "$slipway_retry_n" -lt 3 ]; then
+      printf '\033[33;1mThe command "%s" failed. Retrying, %s of 3.\033[0m\n' "$*" "$((slipway_retry_n + 1))"
+      sleep 1
+    fi
+  done
+  printf '\033[33;1mThe command "%s" failed 3 times.\033[0m\n' "$*"
+  return "$slipway_retry_rc"
+}
+travis_wait() {
+  slipway_wait_min=20
+  case "$1" in ''|*[!0-9]*) ;; *) slipway_wait_min=$1; shift ;; esac
+  "$@" &
+  slipway_wait_pid=$!
+  slipway_wait_s=0
+  while kill -0 "$slipway_wait_pid" 2>/dev/null; do
+    sleep 1
+    slipway_wait_s=$((slipway_wait_s + 1))
+    if [ "$slipway_wait_s" -ge $((slipway_wait_min * 60)) ]; then
+      kill "$slipway_wait_pid" 2>/dev/null
+      printf '\033[31;1mTimeout (%s minutes) reached. Terminating "%s"\033[0m\n' "$slipway_wait_min" "$*"
+      return 1
+    fi
+    [ $((slipway_wait_s % 60)) -eq 0 ] && printf 'Still running (%s of %s min): %s\n' "$((slipway_wait_s / 60))" "$slipway_wait_min" "$*"
+  done
+  wait "$slipway_wait_pid"
+}
+travis_terminate() {
+  slipway_m "terminate ${1:-0}"
+  exit "${1:-0}"
+}
+slipway_cache_restore() {
+  if [ -d "/slipway/cache/$1" ]; then slipway_cache_src="/slipway/cache/$1"
+  elif [ -d "/slipway/cache-fallback/$1" ]; then slipway_cache_src="/slipway/cache-fallback/$1"
+  else printf 'cache: %s: nothing cached yet\n' "$2"; return 0; fi
+  if mkdir -p "$2" && cp -a "$slipway_cache_src/." "$2/"; then printf 'cache: restored %s\n' "$2"
+  else printf 'cache: restoring %s failed (ignored)\n' "$2"; fi
+}
+slipway_cache_save() {
+  if [ ! -d "$2" ]; then printf 'cache: %s does not exist, not saved\n' "$2"; return 0; fi
+  if rm -rf "/slipway/cache/$1.new" && mkdir -p "/slipway/cache/$1.new" && cp -a "$2/." "/slipway/cache/$1.new/" \
+    && rm -rf "/slipway/cache/$1" && mv "/slipway/cache/$1.new" "/slipway/cache/$1"; then
+    printf 'cache: saved %s\n' "$2"
+  else printf 'cache: saving %s failed (ignored)\n' "$2"; fi
+}
+"#;
+
+/// Compiles the job. With `reveal_secrets` false, secret values are written as `[secure]`
+/// (for `--dry-run` output); the script that runs gets them with `reveal_secrets` true.
+pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScript {
+    let job = inputs.job;
+    let mut s = String::new();
+    let mut phases: Vec<(PhaseName, Vec<String>)> = Vec::new();
+    let needs_stdin = inputs
+        .deploys
+        .iter()
+        .any(|d| matches!(d.kind, DeployKind::Hook));
+    let name = job
+        .name
+        .as_deref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    s.push_str(&format!(
+        "# Slipway job {}{}, stage {}.\n",
+        job.number,
+        name.replace('\n', " "),
+        job.stage.replace('\n', " ")
+    ));
+    s.push_str(&format!("slipway_nonce={}\n", inputs.nonce));
+    s.push_str(HELPERS);
+    if needs_stdin {
+        s.push_str("exec 3<&0 </dev/null 2>&1\n");
+    } else {
+        s.push_str("exec </dev/null 2>&1\n");
+    }
+    s.push_str(
+        "if [ -n \"$BASH_VERSION\" ]; then SLIPWAY_SHELL=bash; slipway_m \"shell bash $BASH_VERSION\"; else SLIPWAY_SHELL=sh; slipway_m 'shell sh'; fi\nexport SLIPWAY_SHELL\n",
+    );
+    s.push_str("slipway_test_result=0\nslipway_result=passed\n");
+    s.push_str("mkdir -p \"$TRAVIS_BUILD_DIR\" && cd \"$TRAVIS_BUILD_DIR\" || { slipway_m 'error cannot enter the build dir'; slipway_m 'result errored'; exit 2; }\n");
+    for notice in &inputs.notices {
+        s.push_str(&format!("printf '%s\\n' {}\n", sh_quote(notice)));
+    }
+
+    if !inputs.env.is_empty() {
+        s.push_str("printf '%s\\n' 'Setting environment variables from the pipeline file'\n");
+        for var in &inputs.env {
+            match var {
+                ScriptEnv::Shell { name, value } => {
+                    s.push_str(&format!(
+                        "printf '%s\\n' {}\nexport {name}={value}\n",
+                        sh_quote(&format!("$ export {name}={value}"))
+                    ));
+                }
+                ScriptEnv::Secret { name, value } => {
+                    let shown = if reveal_secrets {
+                        sh_quote(value)
+                    } else {
+                        "'[secure]'".to_string()
+                    };
+                    s.push_str(&format!(
+                        "printf '%s\\n' {}\nexport {name}={shown}\n",
+                        sh_quote(&format!("$ export {name}=[secure]"))
+                    ));
+                }
+            }
+        }
+    }
+
+    let commands = |p: PhaseName| -> Vec<String> {
+        job.phases
+            .iter()
+            .filter(|ph| ph.name == p)
+            .flat_map(|ph| ph.commands.iter().cloned())
+            .collect()
+    };
+    let emit_cmd = |s: &mut String, phase: PhaseName, idx: usize, cmd: &str| {
+        s.push_str(&format!(
+            "slipway_m 'cmd-start {p} {idx}'\neval {q}\nslipway_rc=$?\nslipway_m \"cmd-end {p} {idx} $slipway_rc\"\n",
+            p = phase.as_str(),
+            q = sh_quote(cmd)
+        ));
+    };
+    let mut phase = |s: &mut String, p: PhaseName, on_fail: &str| {
+        let cmds = commands(p);
+        if cmds.is_empty() {
+            return;
+        }
+        s.push_str(&format!("slipway_m 'phase-start {}'\n", p.as_str()));
+        for (i, c) in cmds.iter().enumerate() {
+            emit_cmd(s, p, i, c);
+            if !on_fail.is_empty() {
+                s.push_str(&format!(
+                    "if [ \"$slipway_rc\" -ne 0 ]; then {on_fail}; fi\n"
+                ));
+            }
+        }
+        s.push_str(&format!("slipway_m 'phase-end {}'\n", p.as_str()));
+        phases.push((p, cmds));
+    };
+
+    // Cache restore happens before anything installs.
+    for dir in &inputs.cache_dirs {
+        s.push_str(&format!(
+            "slipway_cache_restore {} {}\n",
+            cache_dir_key(dir),
+            sh_double_quote(dir)
+        ));
+    }
+
+    for p in [
+        PhaseName::BeforeInstall,
+        PhaseName::Install,
+        PhaseName::BeforeScript,
+    ] {
+        phase(
+            &mut s,
+            p,
+            &format!(
+                "slipway_m 'phase-end {}'; slipway_m 'result errored'; exit 2",
+                p.as_str()
+            ),
+        );
+    }
+    phase(&mut s, PhaseName::Script, "slipway_test_result=1");
+    s.push_str("export TRAVIS_TEST_RESULT=$slipway_test_result\n");
+    s.push_str("[ \"$slipway_test_result\" -eq 0 ] || slipway_result=failed\n");
+
+    if !inputs.cache_dirs.is_empty() {
+        phase(&mut s, PhaseName::BeforeCache, "");
+        for dir in &inputs.cache_dirs {
+            s.push_str(&format!(
+                "slipway_cache_save {} {}\n",
+                cache_dir_key(dir),
+                sh_double_quote(dir)
+            ));
+        }
+    }
+
+    s.push_str("if [ \"$slipway_test_result\" -eq 0 ]; then\n:\n");
+    phase(&mut s, PhaseName::AfterSuccess, "");
+    if !inputs.deploys.is_empty() {
+        s.push_str("slipway_deploy_ok=1\n");
+        phase(
+            &mut s,
+            PhaseName::BeforeDeploy,
+            "slipway_deploy_ok=0; slipway_result=errored",
+        );
+        s.push_str("if [ \"$slipway_deploy_ok\" -eq 1 ]; then\n");
+        for (i, d) in inputs.deploys.iter().enumerate() {
+            s.push_str(&format!("slipway_m 'deploy-start {i}'\n"));
+            match &d.kind {
+                DeployKind::Script(cmd) => {
+                    s.push_str(&format!("eval {}\nslipway_rc=$?\n", sh_quote(cmd)));
+                }
+                DeployKind::Hook => {
+                    s.push_str(&format!(
+                        "slipway_m 'deploy-request {i}'\nslipway_rc=1\nread -r slipway_rc <&3 || slipway_rc=1\n"
+                    ));
+                }
+            }
+            s.push_str(&format!("slipway_m \"deploy-end {i} $slipway_rc\"\n"));
+            if !d.allow_failure {
+                s.push_str(
+                    "if [ \"$slipway_rc\" -ne 0 ]; then slipway_deploy_ok=0; slipway_result=errored; fi\n",
+                );
+            }
+        }
+        s.push_str("fi\nif [ \"$slipway_deploy_ok\" -eq 1 ]; then\n:\n");
+        phase(&mut s, PhaseName::AfterDeploy, "");
+        s.push_str("fi\n");
+    }
+    s.push_str("else\n:\n");
+    phase(&mut s, PhaseName::AfterFailure, "");
+    s.push_str("fi\n");
+    phase(&mut s, PhaseName::AfterScript, "");
+    s.push_str("slipway_m \"result $slipway_result\"\n");
+    s.push_str("case $slipway_result in passed) exit 0 ;; failed) exit 1 ;; *) exit 2 ;; esac\n");
+
+    // The phase closure pushed phases in script order; sort into lifecycle order for lookups.
+    phases.sort_by_key(|(p, _)| *p);
+    CompiledScript {
+        text: s,
+        phases,
+        deploys: inputs.deploys.clone(),
+        needs_stdin,
+    }
+}

@@ -1,0 +1,169 @@
+//! The code under test, packed once per build as a tar that every job copies into its container.
+//!
+//! For `slipway run` this is the local working tree *including uncommitted changes*: the files
+//! `git ls-files --cached --others --exclude-standard` lists (what a clone plus your edits would
+//! hold, without ignored build output) and the `.git` directory, so `git rev-parse HEAD` works in
+//! the job. A directory that is not a git repository is packed whole. Entries are owned by uid 0
+//! and placed under the job's build dir.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A packed workspace.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The directory it was packed from (secret files are read from here).
+    pub root: PathBuf,
+    /// The tar, paths relative to `/` under the build dir.
+    pub tar: tempfile::TempPath,
+    /// Number of files packed.
+    pub files: usize,
+    /// Size of the tar in bytes.
+    pub bytes: u64,
+}
+
+/// Why packing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// Listing or reading files failed.
+    #[error("packing the workspace {dir}: {source}")]
+    Io {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// git failed to list the files.
+    #[error("listing the files of {dir} with git failed: {message}")]
+    Git {
+        /// The directory.
+        dir: PathBuf,
+        /// git's error output.
+        message: String,
+    },
+}
+
+fn is_git_work_tree(dir: &Path) -> bool {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--is-inside-work-tree"])
+        .output()
+        .map(|o| o.status.success() && o.stdout.starts_with(b"true"))
+        .unwrap_or(false)
+}
+
+fn git_files(dir: &Path) -> Result<Vec<PathBuf>, WorkspaceError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output()
+        .map_err(|source| WorkspaceError::Io {
+            dir: dir.into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(WorkspaceError::Git {
+            dir: dir.into(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let mut files: Vec<PathBuf> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned()))
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let path = rel.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(root, &path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Packs `dir` for a job whose build dir is `build_dir` (absolute, e.g.
+/// `/home/travis/build/owner/repo`).
+pub fn pack(dir: &Path, build_dir: &str) -> Result<Workspace, WorkspaceError> {
+    let io = |source| WorkspaceError::Io {
+        dir: dir.into(),
+        source,
+    };
+    let mut files = Vec::new();
+    if is_git_work_tree(dir) {
+        files = git_files(dir)?;
+        if dir.join(".git").is_dir() {
+            walk(dir, Path::new(".git"), &mut files).map_err(io)?;
+        } else if dir.join(".git").is_file() {
+            files.push(PathBuf::from(".git"));
+        }
+    } else {
+        walk(dir, Path::new(""), &mut files).map_err(io)?;
+    }
+    let tmp = tempfile::NamedTempFile::new().map_err(io)?;
+    let prefix = PathBuf::from(build_dir.trim_start_matches('/'));
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(tmp.reopen().map_err(io)?));
+    builder.follow_symlinks(false);
+    // Parent directories of the build dir, so extraction at `/` creates them.
+    let mut acc = PathBuf::new();
+    for part in prefix.components() {
+        acc.push(part);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.set_mtime(0);
+        builder
+            .append_data(&mut h, &acc, std::io::empty())
+            .map_err(io)?;
+    }
+    let mut count = 0;
+    for rel in &files {
+        let full = dir.join(rel);
+        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+            continue; // tracked but deleted in the working tree
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata(&meta);
+        h.set_uid(0);
+        h.set_gid(0);
+        let name = prefix.join(rel);
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&full).map_err(io)?;
+            builder.append_link(&mut h, &name, &target).map_err(io)?;
+        } else if meta.is_file() {
+            let f = std::fs::File::open(&full).map_err(io)?;
+            builder.append_data(&mut h, &name, f).map_err(io)?;
+        } else {
+            continue;
+        }
+        count += 1;
+    }
+    builder.into_inner().map_err(io)?;
+    let bytes = std::fs::metadata(tmp.path()).map_err(io)?.len();
+    Ok(Workspace {
+        root: dir.to_path_buf(),
+        tar: tmp.into_temp_path(),
+        files: count,
+        bytes,
+    })
+}

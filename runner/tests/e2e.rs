@@ -1,0 +1,470 @@
+//! End-to-end cases against the real Docker engine: a pipeline file in, the outcome, phase
+//! results and key log lines out. Under CI=true a missing engine or test image fails.
+//! Every run also checks that no labelled container, network or job volume is left behind.
+
+mod util;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use slipway_pipelines::plan::PhaseName;
+use slipway_runner::{BuildResult, JobResult, ServiceSpec};
+use util::*;
+
+fn codes(ran: &Ran, job: usize, phase: PhaseName) -> Vec<Option<i32>> {
+    ran.job(job)
+        .phase(phase)
+        .map(|p| p.commands.iter().map(|c| c.exit_code).collect())
+        .unwrap_or_default()
+}
+
+fn ran_phases(ran: &Ran, job: usize) -> Vec<PhaseName> {
+    ran.job(job).phases.iter().map(|p| p.phase).collect()
+}
+
+#[tokio::test]
+async fn a_passing_job_passes_runs_after_success_and_after_script() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let ctx = context("acme/app", "master");
+    let plan = plan(
+        r#"
+image: "{busybox}"
+env:
+  global:
+    - GREETING=hello
+    - DERIVED="$GREETING world"
+install: echo installing
+script:
+  - echo "$DERIVED from $TRAVIS_REPO_SLUG job $TRAVIS_JOB_NUMBER on $TRAVIS_BRANCH pr=$TRAVIS_PULL_REQUEST"
+  - printf '\033[31mred\033[0m\n'
+  - echo to-stderr >&2
+after_success: echo "after success, TRAVIS_TEST_RESULT=$TRAVIS_TEST_RESULT"
+after_failure: echo must-not-run
+after_script: echo "after script"
+"#,
+        &ctx,
+    );
+    let ran = run(exec, options(), &plan, None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert!(
+        log.contains("hello world from acme/app job 7.1 on master pr=false"),
+        "{log}"
+    );
+    assert!(
+        log.contains("\x1b[31mred\x1b[0m"),
+        "ANSI colours kept: {log}"
+    );
+    assert!(log.contains("to-stderr"), "stderr merged: {log}");
+    assert!(log.contains("$ echo installing"), "{log}");
+    assert!(log.contains("after success, TRAVIS_TEST_RESULT=0"), "{log}");
+    assert!(!log.contains("must-not-run"), "{log}");
+    assert!(log.contains("Running commands in POSIX sh"), "{log}");
+    assert!(
+        !log.contains("slipway:"),
+        "markers must not reach the log: {log}"
+    );
+    assert_eq!(codes(&ran, 1, PhaseName::Script), vec![Some(0); 3]);
+    assert_eq!(
+        ran_phases(&ran, 1),
+        vec![
+            PhaseName::Install,
+            PhaseName::Script,
+            PhaseName::AfterSuccess,
+            PhaseName::AfterScript
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_script_command_fails_the_job_but_later_commands_still_run() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let plan = plan(
+        r#"
+image: "{busybox}"
+script:
+  - echo first
+  - "false"
+  - echo third ran
+after_success: echo must-not-run
+after_failure: echo "after failure, TRAVIS_TEST_RESULT=$TRAVIS_TEST_RESULT"
+after_script: echo after script ran
+"#,
+        &context("acme/app", "master"),
+    );
+    let ran = run(exec, options(), &plan, None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Failed, "{log}");
+    assert_eq!(ran.job(1).result, JobResult::Failed);
+    assert_eq!(
+        codes(&ran, 1, PhaseName::Script),
+        vec![Some(0), Some(1), Some(0)]
+    );
+    assert!(log.contains("third ran"), "{log}");
+    assert!(
+        log.contains("The command \"false\" exited with 1."),
+        "{log}"
+    );
+    assert!(log.contains("after failure, TRAVIS_TEST_RESULT=1"), "{log}");
+    assert!(log.contains("after script ran"), "{log}");
+    assert!(!log.contains("must-not-run"), "{log}");
+}
+
+#[tokio::test]
+async fn a_failing_install_errors_the_job_and_nothing_after_runs() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let plan = plan(
+        r#"
+image: "{busybox}"
+before_install: echo before install
+install:
+  - exit 3
+  - echo second-install-must-not-run
+script: echo script-must-not-run
+after_failure: echo after-failure-must-not-run
+after_script: echo after-script-must-not-run
+"#,
+        &context("acme/app", "master"),
+    );
+    let ran = run(exec, options(), &plan, None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Errored, "{log}");
+    assert_eq!(ran.job(1).result, JobResult::Errored);
+    assert_eq!(ran.job(1).reason.as_deref(), Some("install failed"));
+    assert_eq!(codes(&ran, 1, PhaseName::Install), vec![Some(3)]);
+    assert_eq!(
+        ran_phases(&ran, 1),
+        vec![PhaseName::BeforeInstall, PhaseName::Install]
+    );
+    assert!(!log.contains("must-not-run"), "{log}");
+}
+
+#[tokio::test]
+async fn allow_failures_and_env_matrix_expansion() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let plan = plan(
+        r#"
+image: "{busybox}"
+env:
+  - FLAVOUR=one
+  - FLAVOUR=two
+script:
+  - echo "flavour $FLAVOUR"
+  - test "$FLAVOUR" = one
+jobs:
+  allow_failures:
+    - env: FLAVOUR=two
+"#,
+        &context("acme/app", "master"),
+    );
+    let ran = run(exec, options(), &plan, None, None).await;
+    assert_eq!(ran.outcome.jobs.len(), 2);
+    assert!(ran.log(1).contains("flavour one"), "{}", ran.log(1));
+    assert!(ran.log(2).contains("flavour two"), "{}", ran.log(2));
+    assert_eq!(ran.job(1).result, JobResult::Passed);
+    assert_eq!(ran.job(2).result, JobResult::Failed);
+    assert!(ran.job(2).allow_failure);
+    assert_eq!(ran.outcome.result, BuildResult::Passed);
+}
+
+#[tokio::test]
+async fn fast_finish_does_not_wait_for_allowed_failures() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let plan = plan(
+        r#"
+image: "{busybox}"
+env:
+  - SLOW=no
+  - SLOW=yes
+script: if [ "$SLOW" = yes ]; then sleep 60; fi
+jobs:
+  fast_finish: true
+  allow_failures:
+    - env: SLOW=yes
+"#,
+        &context("acme/app", "master"),
+    );
+    let started = Instant::now();
+    let ran = run(exec, options(), &plan, None, None).await;
+    assert_eq!(ran.outcome.result, BuildResult::Passed);
+    assert_eq!(ran.job(1).result, JobResult::Passed);
+    assert_eq!(ran.job(2).result, JobResult::Canceled);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_stage_cancels_the_next() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let plan = plan(
+        r#"
+image: "{busybox}"
+jobs:
+  include:
+    - stage: test
+      script: "false"
+    - stage: deploy
+      script: echo deploy-must-not-run
+"#,
+        &context("acme/app", "master"),
+    );
+    let ran = run(exec, options(), &plan, None, None).await;
+    assert_eq!(ran.outcome.result, BuildResult::Failed);
+    assert_eq!(ran.job(1).result, JobResult::Failed);
+    assert_eq!(ran.job(2).result, JobResult::Canceled);
+    assert!(
+        ran.job(2)
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("stage test did not pass"),
+        "{:?}",
+        ran.job(2).reason
+    );
+    assert!(!ran.log(2).contains("deploy-must-not-run"));
+}
+
+#[tokio::test]
+async fn a_service_is_reachable_on_localhost_and_by_name() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let mut opts = options();
+    // A stand-in for redis built from the busybox image: an HTTP server on redis's port.
+    opts.service_overrides = HashMap::from([(
+        "redis".to_string(),
+        ServiceSpec {
+            name: "redis".into(),
+            image: busybox(),
+            env: vec![],
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "mkdir -p /www && echo PONG > /www/index.html && exec httpd -f -p 6379 -h /www"
+                    .into(),
+            ]),
+            ready: Some(vec![
+                "wget".into(),
+                "-q".into(),
+                "-O".into(),
+                "/dev/null".into(),
+                "http://127.0.0.1:6379/".into(),
+            ]),
+            aliases: vec!["redis-server".into()],
+        },
+    )]);
+    let plan = plan(
+        r#"
+image: "{busybox}"
+services: [redis]
+script:
+  - wget -q -O- http://localhost:6379/
+  - wget -q -O- http://redis:6379/
+  - wget -q -O- http://redis-server:6379/
+"#,
+        &context("acme/app", "master"),
+    );
+    let ran = run(exec, opts, &plan, None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert_eq!(log.matches("PONG").count(), 3, "{log}");
+    assert!(log.contains("service redis is ready"), "{log}");
+}
+
+#[tokio::test]
+async fn a_cache_is_restored_on_the_second_run_and_a_new_branch_starts_from_the_default_one() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let repo = format!("acme/cache-{}", build_id(""));
+    let yaml = r#"
+image: "{busybox}"
+cache:
+  directories: [deps]
+install: if [ -f deps/stamp ]; then echo "restored $(cat deps/stamp)"; else mkdir -p deps && echo built-once > deps/stamp; fi
+script: echo ok
+"#;
+    let first = run(
+        exec.clone(),
+        options(),
+        &plan(yaml, &context(&repo, "master")),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        first.outcome.result,
+        BuildResult::Passed,
+        "{}",
+        first.log(1)
+    );
+    assert!(
+        first.log(1).contains("nothing cached yet"),
+        "{}",
+        first.log(1)
+    );
+    assert!(
+        first.log(1).contains("cache: saved deps"),
+        "{}",
+        first.log(1)
+    );
+    let second = run(
+        exec.clone(),
+        options(),
+        &plan(yaml, &context(&repo, "master")),
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        second.log(1).contains("restored built-once"),
+        "{}",
+        second.log(1)
+    );
+    let branch = run(
+        exec.clone(),
+        options(),
+        &plan(yaml, &context(&repo, "feature")),
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        branch.log(1).contains("restored built-once"),
+        "{}",
+        branch.log(1)
+    );
+    // The kept cache volumes are labelled as caches; remove this test's.
+    let (_, _, volumes) = labelled(&exec, &format!("dev.slipway.cache.repo={repo}")).await;
+    assert_eq!(volumes.len(), 2, "{volumes:?}");
+    for v in volumes {
+        exec.client()
+            .remove_volume(&v, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_job_timeout_stops_the_job_and_says_why() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let mut opts = options();
+    opts.job_timeout = Duration::from_secs(3);
+    let plan = plan(
+        "image: \"{busybox}\"\nscript: while true; do echo tick; sleep 1; done\n",
+        &context("acme/app", "master"),
+    );
+    let ran = run(exec, opts, &plan, None, None).await;
+    assert_eq!(ran.job(1).result, JobResult::Errored);
+    assert!(
+        ran.log(1)
+            .contains("The job exceeded its time limit of 3.00s"),
+        "{}",
+        ran.log(1)
+    );
+    assert!(ran.log(1).contains("tick"));
+}
+
+#[tokio::test]
+async fn the_no_output_timeout_stops_a_silent_job() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let mut opts = options();
+    opts.no_output_timeout = Duration::from_secs(2);
+    let plan = plan(
+        "image: \"{busybox}\"\nscript:\n  - echo started\n  - sleep 60\n",
+        &context("acme/app", "master"),
+    );
+    let started = Instant::now();
+    let ran = run(exec, opts, &plan, None, None).await;
+    assert_eq!(ran.job(1).result, JobResult::Errored);
+    assert!(
+        ran.log(1)
+            .contains("No output has been received in the last 2.00s"),
+        "{}",
+        ran.log(1)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The command that was running is recorded without an exit code.
+    assert_eq!(codes(&ran, 1, PhaseName::Script), vec![Some(0), None]);
+}
+
+#[tokio::test]
+async fn cancelling_a_build_stops_its_job() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let plan = plan(
+        "image: \"{busybox}\"\nscript: sleep 60\nafter_script: echo x\n",
+        &context("acme/app", "master"),
+    );
+    let started = Instant::now();
+    let ran = run(exec, options(), &plan, None, Some(Duration::from_secs(2))).await;
+    assert_eq!(ran.outcome.result, BuildResult::Canceled);
+    assert_eq!(ran.job(1).result, JobResult::Canceled);
+    assert!(
+        ran.log(1).contains("The job was canceled."),
+        "{}",
+        ran.log(1)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn env_values_are_evaluated_in_order_by_bash_in_the_checked_out_workspace() {
+    let Some(exec) = engine(&[&debian()]).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let head = git_repo(dir.path());
+    let ctx = context("acme/app", "main");
+    let build_dir = slipway_runner::runner::build_dir("/home/travis/build", &ctx.repo);
+    let ws = slipway_runner::workspace::pack(dir.path(), &build_dir).unwrap();
+    let plan = plan(
+        r#"
+image: "{debian}"
+env:
+  global:
+    - SHA=$(git rev-parse HEAD)
+    - SHORT=${SHA:0:7}
+script:
+  - echo "sha=$SHA short=$SHORT"
+  - pwd
+  - cat hello.txt uncommitted.txt
+  - test ! -e ignored.txt && echo ignored-not-copied
+"#,
+        &ctx,
+    );
+    let ran = run(exec, options(), &plan, Some(&ws), None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert!(
+        log.contains(&format!("sha={head} short={}", &head[..7])),
+        "{log}"
+    );
+    assert!(log.contains("/home/travis/build/acme/app\n"), "{log}");
+    assert!(
+        log.contains("hello from the workspace") && log.contains("local edit"),
+        "{log}"
+    );
+    assert!(log.contains("ignored-not-copied"), "{log}");
+    assert!(log.contains("Running commands in bash"), "{log}");
+}

@@ -1,0 +1,249 @@
+//! Test harness: a real Docker engine, the local test images, and pipelines run end to end.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_pipelines::plan::{Context, Plan};
+use slipway_runner::docker::DockerExecutor;
+use slipway_runner::workspace::Workspace;
+use slipway_runner::{
+    BuildEvent, BuildInfo, BuildOutcome, CancellationToken, Executor, JobEvent, Runner,
+    RunnerOptions,
+};
+use tokio::sync::mpsc;
+
+/// True when a missing dependency must fail the run.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Skips (or, under CI=true, fails) with a message.
+pub fn missing(what: &str) {
+    if ci() {
+        panic!("{what} (CI=true: required)");
+    }
+    eprintln!("skipped: {what}");
+}
+
+pub fn busybox() -> String {
+    std::env::var("SLIPWAY_TEST_BUSYBOX_IMAGE")
+        .unwrap_or_else(|_| "slipway-test/busybox:latest".into())
+}
+
+pub fn debian() -> String {
+    std::env::var("SLIPWAY_TEST_DEBIAN_IMAGE")
+        .unwrap_or_else(|_| "slipway-test/debian:latest".into())
+}
+
+/// The engine and the named images, or `None` (skipped) when absent outside CI.
+pub async fn engine(images: &[&str]) -> Option<Arc<DockerExecutor>> {
+    let exec = match DockerExecutor::connect().await {
+        Ok(e) => e,
+        Err(e) => {
+            missing(&format!("Docker engine: {e}"));
+            return None;
+        }
+    };
+    for image in images {
+        if exec.client().inspect_image(image).await.is_err() {
+            missing(&format!(
+                "test image {image} (build it with scripts/test-images.sh)"
+            ));
+            return None;
+        }
+    }
+    Some(Arc::new(exec))
+}
+
+/// A unique build id per test run.
+pub fn build_id(tag: &str) -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    format!("t{tag}{}", hex::encode(b))
+}
+
+pub fn context(repo: &str, branch: &str) -> Context {
+    Context {
+        branch: branch.into(),
+        repo: repo.into(),
+        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        commit_message: "test commit".into(),
+        ..Default::default()
+    }
+}
+
+/// Plans `yaml` (with `{busybox}` and `{debian}` replaced) for `ctx`.
+pub fn plan(yaml: &str, ctx: &Context) -> Plan {
+    let yaml = yaml
+        .replace("{busybox}", &busybox())
+        .replace("{debian}", &debian());
+    slipway_pipelines::plan(".slipway.yml", yaml.as_bytes(), ctx)
+        .unwrap_or_else(|d| panic!("plan failed: {d:?}"))
+}
+
+/// What a build produced: the outcome and each job's log.
+pub struct Ran {
+    pub outcome: BuildOutcome,
+    pub logs: BTreeMap<usize, String>,
+    pub events: Vec<BuildEvent>,
+}
+
+impl Ran {
+    pub fn log(&self, job: usize) -> &str {
+        self.logs.get(&job).map(String::as_str).unwrap_or("")
+    }
+    pub fn job(&self, n: usize) -> &slipway_runner::JobOutcome {
+        self.outcome
+            .jobs
+            .iter()
+            .find(|j| j.number == n)
+            .expect("job in outcome")
+    }
+}
+
+pub fn options() -> RunnerOptions {
+    RunnerOptions {
+        parallel: 2,
+        limits: slipway_runner::ResourceLimits {
+            memory_bytes: 512 << 20,
+            nano_cpus: 1_000_000_000,
+            pids: 512,
+        },
+        ..Default::default()
+    }
+}
+
+/// Runs `plan` to its end, collecting events; `cancel_after` cancels the build after a delay.
+pub async fn run(
+    exec: Arc<dyn Executor>,
+    options: RunnerOptions,
+    plan: &Plan,
+    workspace: Option<&Workspace>,
+    cancel_after: Option<Duration>,
+) -> Ran {
+    let runner = Runner::new(exec.clone(), options);
+    let build = BuildInfo {
+        id: build_id(""),
+        number: 7,
+    };
+    let (tx, mut rx) = mpsc::channel(64);
+    let collector = tokio::spawn(async move {
+        let mut events = Vec::new();
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        events
+    });
+    let token = CancellationToken::new();
+    if let Some(d) = cancel_after {
+        let t = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            t.cancel();
+        });
+    }
+    let outcome = runner.run_build(plan, &build, workspace, tx, token).await;
+    let events = collector.await.unwrap();
+    // Nothing of the build may be left: no container, network or job volume.
+    if let Ok(docker) = DockerExecutor::connect().await {
+        let left = labelled(&docker, &format!("dev.slipway.build={}", build.id)).await;
+        assert_eq!(left, (vec![], vec![], vec![]), "resources left behind");
+    }
+    let mut logs: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+    for e in &events {
+        if let JobEvent::Log(b) = &e.event {
+            logs.entry(e.job).or_default().extend_from_slice(b);
+        }
+    }
+    let logs = logs
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    Ran {
+        outcome,
+        logs,
+        events,
+    }
+}
+
+/// A git repository with one commit, for jobs that need `.git`.
+pub fn git_repo(dir: &Path) -> String {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("hello.txt"), "hello from the workspace\n").unwrap();
+    std::fs::write(dir.join(".gitignore"), "ignored.txt\n").unwrap();
+    std::fs::write(dir.join("ignored.txt"), "should not be copied\n").unwrap();
+    git(&["add", "hello.txt", ".gitignore"]);
+    git(&["commit", "-q", "-m", "first"]);
+    std::fs::write(dir.join("uncommitted.txt"), "local edit\n").unwrap();
+    git(&["rev-parse", "HEAD"])
+}
+
+/// Resources carrying the Slipway label, as `docker` lists them (names).
+pub async fn labelled(
+    exec: &DockerExecutor,
+    label: &str,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    use bollard::query_parameters::{
+        ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    };
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let d = exec.client();
+    let containers = d
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|c| c.names.unwrap_or_default())
+        .collect();
+    let networks = d
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|n| n.name)
+        .collect();
+    let volumes = d
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    (containers, networks, volumes)
+}
