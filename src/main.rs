@@ -20,11 +20,14 @@ struct Cli {
 enum Command {
     /// Show the stages, jobs and deploys a pipeline file means for one event, and why.
     Plan(cmd::plan::Args),
+    /// Repository keys, encrypted files and values, and settings variables.
+    Secrets(cmd::secrets::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Plan(args) => cmd::plan::run(args),
+        Command::Secrets(args) => cmd::secrets::run(args),
     }
 }
