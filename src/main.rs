@@ -18,16 +18,25 @@ struct Cli {
 /// Every subcommand; each variant's arguments are defined in its module.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Report every problem in a pipeline file, with positions and hints (exit 1 on errors).
+    Lint(cmd::lint::Args),
+    /// Print the JSON Schema of pipeline files, for editors.
+    Schema(cmd::schema::Args),
     /// Show the stages, jobs and deploys a pipeline file means for one event, and why.
     Plan(cmd::plan::Args),
     /// Repository keys, encrypted files and values, and settings variables.
     Secrets(cmd::secrets::Args),
+    /// Run a pipeline file's jobs locally in Docker, on the working tree as it is.
+    Run(cmd::run::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Lint(args) => cmd::lint::run(args),
+        Command::Schema(args) => cmd::schema::run(args),
         Command::Plan(args) => cmd::plan::run(args),
         Command::Secrets(args) => cmd::secrets::run(args),
+        Command::Run(args) => cmd::run::run(args),
     }
 }

@@ -8,8 +8,11 @@ pub mod config;
 pub mod diagnostic;
 pub mod expand;
 pub mod images;
+pub mod lint;
 pub mod plan;
 pub mod planner;
+pub mod schema;
+pub mod spec;
 pub mod yaml;
 
 pub use planner::PlanOptions;

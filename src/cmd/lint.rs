@@ -1,0 +1,96 @@
+//! `slipway lint`: report every problem in a pipeline file, with positions and hints.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args as ClapArgs, ValueEnum};
+use slipway_pipelines::diagnostic::{Diagnostic, Severity};
+use slipway_pipelines::lint::{has_errors, lint};
+
+/// Arguments of `slipway lint`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// The pipeline file (default: `.slipway.yml`, else `.travis.yml`, in the current directory).
+    pub file: Option<PathBuf>,
+    /// The pipeline file, as an option.
+    #[arg(short = 'f', long = "file", conflicts_with = "file")]
+    pub file_opt: Option<PathBuf>,
+    /// Output format: `human` lines, or a JSON array of diagnostics.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `file:line:column: severity: message` plus `hint:` lines and a summary.
+    Human,
+    /// A JSON array of diagnostics, for editors and CI annotations.
+    Json,
+}
+
+/// Lints the file and prints the result; exits with status 1 when there is any error.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let path = match args.file.or(args.file_opt) {
+        Some(path) => path,
+        None => find_pipeline_file(Path::new("."))?,
+    };
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path
+        .strip_prefix("./")
+        .unwrap_or(&path)
+        .display()
+        .to_string();
+    let diags = lint(&name, &bytes);
+    let out = match args.format {
+        Format::Human => render_human(&name, &diags),
+        Format::Json => serde_json::to_string_pretty(&diags)? + "\n",
+    };
+    print!("{out}");
+    if has_errors(&diags) {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `.slipway.yml` wins over `.travis.yml`, so a repository can move to Slipway's file gradually.
+pub fn find_pipeline_file(dir: &Path) -> anyhow::Result<PathBuf> {
+    for name in [".slipway.yml", ".travis.yml"] {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "no .slipway.yml or .travis.yml in {}; pass the file to lint",
+        dir.display()
+    )
+}
+
+/// Renders diagnostics as `file:line:column: severity: message` lines with a closing summary.
+pub fn render_human(file: &str, diags: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diags {
+        let _ = writeln!(out, "{d}");
+    }
+    let count = |s: Severity| diags.iter().filter(|d| d.severity == s).count();
+    let (errors, warnings, infos) = (
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+    );
+    if diags.is_empty() {
+        let _ = writeln!(out, "{file}: no problems found");
+    } else {
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "{file}: {}, {}, {}",
+            plural(errors, "error"),
+            plural(warnings, "warning"),
+            plural(infos, "note")
+        );
+    }
+    out
+}
