@@ -1,0 +1,125 @@
+//! Shared AWS plumbing: credentials (options, then the job's environment, then the standard
+//! chain), the region, the HTTP client (rustls with ring) and one-line API errors.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls;
+
+use crate::context::DeployContext;
+use crate::error::{Error, one_line};
+use crate::options::{Options, Text};
+
+/// dpl's default region.
+pub(crate) const DEFAULT_REGION: &str = "us-east-1";
+
+/// Where a provider's AWS credentials come from, in dpl's order of precedence.
+#[derive(Clone, Debug)]
+pub(crate) struct AwsAuth {
+    /// The region requests are signed for.
+    pub region: String,
+    /// `access_key_id` / `secret_access_key` from the options, when both are given.
+    pub keys: Option<(Text, Text)>,
+    /// A service endpoint from the options (`endpoint:`), overriding the context's.
+    pub endpoint: Option<String>,
+}
+
+impl AwsAuth {
+    /// Reads `access_key_id`, `secret_access_key`, `region` and `endpoint`.
+    pub(crate) fn read(o: &mut Options<'_>) -> Result<Self, Error> {
+        let id = o.text(&["access_key_id", "access_key"])?;
+        let secret = o.text(&["secret_access_key", "secret_key"])?;
+        let region = o
+            .string(&["region"])?
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        let endpoint = o.string(&["endpoint"])?;
+        let keys = match (id, secret) {
+            (Some(id), Some(secret)) => Some((id, secret)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(crate::error::option_error(
+                    "aws",
+                    "secret_access_key",
+                    "is required when access_key_id is given",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(crate::error::option_error(
+                    "aws",
+                    "access_key_id",
+                    "is required when secret_access_key is given",
+                ));
+            }
+        };
+        Ok(AwsAuth {
+            region,
+            keys,
+            endpoint,
+        })
+    }
+
+    /// Where the credentials come from, for dry runs and logs (never the values).
+    pub(crate) fn describe(&self, ctx: &DeployContext) -> String {
+        if let Some((id, _)) = &self.keys {
+            return format!("options (access_key_id {})", id.shown());
+        }
+        if ctx.env.contains_key("AWS_ACCESS_KEY_ID") {
+            return "the job's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".to_owned();
+        }
+        "the standard AWS credential chain".to_owned()
+    }
+
+    /// Loads the SDK configuration: HTTPS client, region and credentials.
+    pub(crate) async fn sdk_config(&self, ctx: &DeployContext) -> SdkConfig {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .http_client(http);
+        if let Some((id, secret)) = &self.keys {
+            loader = loader.credentials_provider(Credentials::new(
+                id.expose(),
+                secret.expose(),
+                None,
+                None,
+                "slipway-deploy-options",
+            ));
+        } else if let (Some(id), Some(secret)) = (
+            ctx.env.get("AWS_ACCESS_KEY_ID"),
+            ctx.env.get("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            loader = loader.credentials_provider(Credentials::new(
+                id.expose(),
+                secret.expose(),
+                ctx.env
+                    .get("AWS_SESSION_TOKEN")
+                    .map(|t| t.expose().to_owned()),
+                None,
+                "slipway-job-environment",
+            ));
+        }
+        loader.load().await
+    }
+}
+
+/// Turns an SDK error into one line: the service's code and message, else the transport error.
+pub(crate) fn api_error<E, R>(provider: &'static str, action: &str, err: &SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let message = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        (None, Some(message)) => message.to_owned(),
+        (None, None) => DisplayErrorContext(err).to_string(),
+    };
+    Error::Api {
+        provider,
+        action: action.to_owned(),
+        message: one_line(&message),
+    }
+}

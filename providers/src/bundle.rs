@@ -1,0 +1,157 @@
+//! The Beanstalk source bundle: a zip of the working tree that honours `.ebignore`, else
+//! `.gitignore`, as the EB CLI and dpl do.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use zip::write::SimpleFileOptions;
+
+/// Files of `root` that go into the bundle, relative, `/`-separated, sorted.
+///
+/// With a `.ebignore` at the root only its rules apply; otherwise `.gitignore` files do. The
+/// `.git` directory never goes in.
+pub fn files(root: &Path) -> Result<Vec<String>, String> {
+    let has_ebignore = root.join(".ebignore").is_file();
+    let mut walk = ignore::WalkBuilder::new(root);
+    walk.hidden(false)
+        .parents(false)
+        .ignore(false)
+        .git_global(false)
+        .git_exclude(false)
+        .require_git(false)
+        .git_ignore(!has_ebignore)
+        .follow_links(false)
+        .filter_entry(|e| e.file_name() != ".git");
+    if has_ebignore {
+        walk.add_custom_ignore_filename(".ebignore");
+    }
+    let mut out = Vec::new();
+    for entry in walk.build() {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .map_err(|e| e.to_string())?
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        out.push(rel);
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes a zip of `files` under `root` to `out`; `replace` swaps a file's content (a pinned
+/// `Dockerrun.aws.json`) without touching the working tree.
+pub fn write_zip(
+    root: &Path,
+    files: &[String],
+    replace: &BTreeMap<String, Vec<u8>>,
+    out: &Path,
+) -> Result<u64, String> {
+    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut zip = zip::ZipWriter::new(file);
+    for rel in files {
+        let path: PathBuf = root.join(rel);
+        let mode = file_mode(&path);
+        let options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(mode);
+        zip.start_file(rel.as_str(), options)
+            .map_err(|e| format!("{rel}: {e}"))?;
+        let bytes = match replace.get(rel) {
+            Some(b) => b.clone(),
+            None => std::fs::read(&path).map_err(|e| format!("{rel}: {e}"))?,
+        };
+        zip.write_all(&bytes).map_err(|e| format!("{rel}: {e}"))?;
+    }
+    zip.finish().map_err(|e| e.to_string())?;
+    std::fs::metadata(out)
+        .map(|m| m.len())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(unix)]
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o644)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_: &Path) -> u32 {
+    0o644
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, c).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn gitignore_applies_without_an_ebignore() {
+        let d = tree(&[
+            (".gitignore", "node_modules\n*.log\n"),
+            ("app.js", "x"),
+            ("debug.log", "x"),
+            ("node_modules/a/index.js", "x"),
+            (".ebextensions/a.config", "x"),
+            (".git/HEAD", "x"),
+        ]);
+        assert_eq!(
+            files(d.path()).unwrap(),
+            [".ebextensions/a.config", ".gitignore", "app.js"]
+        );
+    }
+
+    #[test]
+    fn ebignore_replaces_gitignore() {
+        let d = tree(&[
+            (".gitignore", "build\n"),
+            (".ebignore", "src\n"),
+            ("build/out.js", "x"),
+            ("src/main.js", "x"),
+        ]);
+        assert_eq!(
+            files(d.path()).unwrap(),
+            [".ebignore", ".gitignore", "build/out.js"]
+        );
+    }
+
+    #[test]
+    fn the_zip_holds_the_files_with_replacements() {
+        let d = tree(&[("a.txt", "one"), ("b/c.txt", "two")]);
+        let out = d
+            .path()
+            .join("..")
+            .join(format!("bundle-{}.zip", std::process::id()));
+        let mut replace = BTreeMap::new();
+        replace.insert("a.txt".to_owned(), b"ONE".to_vec());
+        write_zip(d.path(), &files(d.path()).unwrap(), &replace, &out).unwrap();
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+        let mut names: Vec<String> = (0..zip.len())
+            .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.txt", "b/c.txt"]);
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name("a.txt").unwrap(), &mut s).unwrap();
+        assert_eq!(s, "ONE");
+        std::fs::remove_file(out).unwrap();
+    }
+}

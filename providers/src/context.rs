@@ -1,0 +1,160 @@
+//! What a deploy knows about the build it belongs to: commit, working tree, environment,
+//! pushed images, how to decrypt secure options, and where the APIs live.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slipway_secrets::Secret;
+
+/// Decrypts the `secure:` option values of the repository being built.
+///
+/// The runner implements it with the repository's keyring (`slipway_secrets::Keyring`), and only
+/// for a job that is allowed secrets; a dry run passes none, so nothing is ever decrypted there.
+pub trait SecretResolver: Send + Sync {
+    /// The plaintext of one `secure:` value, or why it cannot be had.
+    fn decrypt(&self, encrypted: &str) -> Result<Secret<String>, String>;
+}
+
+impl<F> SecretResolver for F
+where
+    F: Fn(&str) -> Result<Secret<String>, String> + Send + Sync,
+{
+    fn decrypt(&self, encrypted: &str) -> Result<Secret<String>, String> {
+        self(encrypted)
+    }
+}
+
+/// One variable of the job's environment as the deploy sees it (already evaluated by the job's
+/// shell, so `SHA=$(git rev-parse HEAD)` arrives as the commit id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvValue {
+    /// A value that may be shown in logs and dry runs.
+    Plain(String),
+    /// A value from a `secure:` variable or a secret setting: usable, never shown.
+    Secret(Secret<String>),
+}
+
+impl EnvValue {
+    /// The value itself, for building requests.
+    pub fn expose(&self) -> &str {
+        match self {
+            EnvValue::Plain(v) => v,
+            EnvValue::Secret(v) => v.expose(),
+        }
+    }
+
+    /// True when the value must not be shown.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, EnvValue::Secret(_))
+    }
+}
+
+/// Endpoint overrides, for tests and private clouds. `None` means the service's public endpoint
+/// (for AWS, also the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables apply).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// S3 (path-style addressing is used whenever this is set).
+    pub s3: Option<String>,
+    /// Elastic Beanstalk.
+    pub elasticbeanstalk: Option<String>,
+    /// ECS.
+    pub ecs: Option<String>,
+    /// The OAuth token endpoint a GKE service-account key is exchanged at (else the key's `token_uri`).
+    pub gke_token: Option<String>,
+    /// The GKE (Container) API that describes clusters.
+    pub gke_container: Option<String>,
+    /// The Kubernetes API server (else the kubeconfig's or the GKE cluster's endpoint).
+    pub kubernetes: Option<String>,
+}
+
+impl Endpoints {
+    /// Every AWS service at one base URL (a local AWS double answers all of them).
+    pub fn all_aws(url: &str) -> Self {
+        Endpoints {
+            s3: Some(url.to_owned()),
+            elasticbeanstalk: Some(url.to_owned()),
+            ecs: Some(url.to_owned()),
+            ..Endpoints::default()
+        }
+    }
+}
+
+/// Everything a provider needs to know about the build, besides its options.
+#[derive(Clone)]
+pub struct DeployContext {
+    /// `owner/name` of the repository (the Beanstalk `app` defaults to `name`).
+    pub repo: String,
+    /// The commit built (labels, image tags).
+    pub commit: String,
+    /// The branch built (dpl's per-branch option maps, `app: {master: prod}`, pick by it).
+    pub branch: String,
+    /// The commit's message (the Beanstalk version description defaults to it).
+    pub commit_message: String,
+    /// The build's working tree on this machine, as the deploy should see it.
+    pub workdir: PathBuf,
+    /// The job's environment after the job's shell evaluated it; `$NAME` in options reads it.
+    pub env: BTreeMap<String, EnvValue>,
+    /// Image references this build pushed (`repo/name:tag`); Dockerrun and ECS definitions are
+    /// pinned to them by repository.
+    pub pushed_images: Vec<String>,
+    /// Endpoint overrides.
+    pub endpoints: Endpoints,
+    /// Decrypts `secure:` options; `None` in dry runs and for jobs that get no secrets.
+    pub secrets: Option<Arc<dyn SecretResolver>>,
+    /// Unix time used for default labels, fixed by the caller so a dry run and the run agree.
+    pub now: u64,
+    /// Pause between two status polls while waiting (5 s in production, shorter in tests).
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for DeployContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeployContext")
+            .field("repo", &self.repo)
+            .field("commit", &self.commit)
+            .field("workdir", &self.workdir)
+            .field("env", &self.env)
+            .field("pushed_images", &self.pushed_images)
+            .field("endpoints", &self.endpoints)
+            .field("secrets", &self.secrets.is_some())
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
+impl DeployContext {
+    /// A context for `repo` at `commit`, with the working tree at `workdir` and the current time.
+    pub fn new(repo: &str, commit: &str, workdir: impl Into<PathBuf>) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        DeployContext {
+            repo: repo.to_owned(),
+            commit: commit.to_owned(),
+            branch: "master".to_owned(),
+            commit_message: String::new(),
+            workdir: workdir.into(),
+            env: BTreeMap::new(),
+            pushed_images: Vec::new(),
+            endpoints: Endpoints::default(),
+            secrets: None,
+            now,
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets a plain environment variable (builder style, for callers and tests).
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env
+            .insert(name.to_owned(), EnvValue::Plain(value.to_owned()));
+        self
+    }
+
+    /// The repository's name without its owner.
+    pub fn repo_name(&self) -> &str {
+        self.repo.rsplit('/').next().unwrap_or(&self.repo)
+    }
+}

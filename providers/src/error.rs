@@ -1,0 +1,102 @@
+//! One error type for every provider, each variant rendering as a single line a job log can show.
+
+use std::path::PathBuf;
+
+/// Why a deploy could not be planned or did not succeed.
+///
+/// Every message is one line: the runner prints it as the deploy's last log line and the
+/// build page shows it as the reason the job errored.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `provider:` value names nothing Slipway can run.
+    #[error("deploy provider `{0}` is not supported by Slipway")]
+    UnknownProvider(String),
+    /// An option is unknown, missing, or has the wrong shape.
+    #[error("{provider}: option `{option}`: {problem}")]
+    Option {
+        /// The provider whose options these are.
+        provider: &'static str,
+        /// The option as written in the pipeline file.
+        option: String,
+        /// What is wrong with it, and what would be right.
+        problem: String,
+    },
+    /// A `secure:` value could not be decrypted (or no secrets are available to this job).
+    #[error("{provider}: option `{option}`: cannot decrypt the secure value: {reason}")]
+    Secret {
+        /// The provider whose options these are.
+        provider: &'static str,
+        /// The option holding the value.
+        option: String,
+        /// Why decryption failed.
+        reason: String,
+    },
+    /// A file the deploy reads or writes could not be used.
+    #[error("{provider}: {}: {message}", path.display())]
+    File {
+        /// The provider that needed the file.
+        provider: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A remote API call failed.
+    #[error("{provider}: {action} failed: {message}")]
+    Api {
+        /// The provider making the call.
+        provider: &'static str,
+        /// The API action (`CreateApplicationVersion`, `PATCH deployments/web`, …).
+        action: String,
+        /// The service's error code and message, or the transport problem.
+        message: String,
+    },
+    /// The deploy was accepted but the service reports that it failed.
+    #[error("{provider}: {message}")]
+    Failed {
+        /// The provider that waited.
+        provider: &'static str,
+        /// What the service said went wrong.
+        message: String,
+    },
+    /// Waiting for the deploy to settle took longer than allowed.
+    #[error("{provider}: {what} did not finish within {seconds} s{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Timeout {
+        /// The provider that waited.
+        provider: &'static str,
+        /// What was awaited.
+        what: String,
+        /// The limit.
+        seconds: u64,
+        /// The last state seen, when it explains the wait.
+        detail: Option<String>,
+    },
+    /// The provider runs as a shell command inside the job, not through this crate.
+    #[error("{0}: runs in the job's shell, not as an API deploy")]
+    RunsInJob(&'static str),
+}
+
+impl Error {
+    /// The message flattened to one line, whatever a service put in its error text.
+    pub fn one_line(&self) -> String {
+        one_line(&self.to_string())
+    }
+}
+
+/// Collapses whitespace runs (newlines included) so a message fits one log line.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A shorthand for option errors.
+pub(crate) fn option_error(
+    provider: &'static str,
+    option: impl Into<String>,
+    problem: impl Into<String>,
+) -> Error {
+    Error::Option {
+        provider,
+        option: option.into(),
+        problem: problem.into(),
+    }
+}

@@ -1,0 +1,225 @@
+//! Deploy providers: Elastic Beanstalk, ECS, Kubernetes/GKE and S3 behind one [`Deployer`] trait.
+//!
+//! A plan's [`Deploy`] entry is parsed into a typed provider ([`parse`]); unknown or missing
+//! options are errors naming the option. Each provider can list the API calls it would make
+//! without contacting anything ([`Deployer::dry_run`], [`dry_run_job`]) and can deploy for real,
+//! streaming progress into the job's log through a [`LogSink`] and waiting until the service
+//! says the deploy settled ([`Deployer::deploy`], [`run_deploy`]).
+//!
+//! Whether a deploy runs at all (`on:`) was decided by the planner and is only read here from
+//! [`Deploy::decision`]; `on.condition` is the runner's, evaluated in the job's shell.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use slipway_pipelines::plan::{Deploy, Job};
+
+mod aws;
+pub mod bundle;
+pub mod calls;
+pub mod context;
+pub mod dockerrun;
+pub mod eb;
+pub mod ecs;
+mod error;
+mod http;
+pub mod images;
+pub mod kube;
+pub mod options;
+pub mod s3;
+
+pub use calls::{ApiCall, LogSink, MemorySink};
+pub use context::{DeployContext, Endpoints, EnvValue, SecretResolver};
+pub use error::Error;
+
+/// One deploy provider, its options already read and checked.
+#[async_trait]
+pub trait Deployer: Send + Sync + std::fmt::Debug {
+    /// The provider's name as a pipeline file writes it.
+    fn provider(&self) -> &'static str;
+
+    /// The API calls a deploy would make, in order, with their parameters (secrets shown as
+    /// `[secure]`). Reads the working tree when it is there; contacts nothing.
+    fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall>;
+
+    /// Deploys, writing progress to `log`, and waits as configured. Returns a one-line summary.
+    async fn deploy(&self, ctx: &DeployContext, log: &dyn LogSink) -> Result<String, Error>;
+}
+
+/// The providers this crate runs, with the options each accepts (the lint's spec mirrors them).
+pub const PROVIDERS: &[(&str, &[&str])] = &[
+    ("elasticbeanstalk", eb::OPTIONS),
+    ("ecs", ecs::OPTIONS),
+    ("gke", kube::GKE_OPTIONS),
+    ("kubernetes", kube::KUBERNETES_OPTIONS),
+    ("s3", s3::OPTIONS),
+    ("script", &["script"]),
+];
+
+/// Reads a deploy's options into its provider. In a dry run secure values are not decrypted
+/// (they read as `[secure]`); otherwise they are decrypted through `ctx.secrets`.
+pub fn parse(
+    deploy: &Deploy,
+    ctx: &DeployContext,
+    dry_run: bool,
+) -> Result<Box<dyn Deployer>, Error> {
+    let provider = deploy.provider.to_ascii_lowercase();
+    macro_rules! read {
+        ($name:expr, $ty:ty) => {
+            <$ty>::parse(options::Options::new($name, &deploy.options, ctx, dry_run))
+                .map(|p| Box::new(p) as Box<dyn Deployer>)
+        };
+    }
+    match provider.as_str() {
+        "elasticbeanstalk" => read!("elasticbeanstalk", eb::ElasticBeanstalk),
+        "ecs" => read!("ecs", ecs::Ecs),
+        "gke" => {
+            kube::Kubernetes::parse_gke(options::Options::new("gke", &deploy.options, ctx, dry_run))
+                .map(|p| Box::new(p) as Box<dyn Deployer>)
+        }
+        "kubernetes" => kube::Kubernetes::parse_kubeconfig(options::Options::new(
+            "kubernetes",
+            &deploy.options,
+            ctx,
+            dry_run,
+        ))
+        .map(|p| Box::new(p) as Box<dyn Deployer>),
+        "s3" => read!("s3", s3::S3),
+        "script" => read!("script", Script),
+        _ => Err(Error::UnknownProvider(deploy.provider.clone())),
+    }
+}
+
+/// `provider: script`: the runner runs the command in the job's shell; here it only shows up in
+/// dry runs, so `slipway plan` lists every deploy.
+#[derive(Debug)]
+pub struct Script {
+    script: String,
+}
+
+impl Script {
+    fn parse(mut o: options::Options<'_>) -> Result<Self, Error> {
+        // The command is shell text for the job to evaluate, so `$VAR` stays as written.
+        let script = o.raw_string("script")?;
+        o.finish(&["script"])?;
+        Ok(Script { script })
+    }
+}
+
+#[async_trait]
+impl Deployer for Script {
+    fn provider(&self) -> &'static str {
+        "script"
+    }
+
+    fn dry_run(&self, _ctx: &DeployContext) -> Vec<ApiCall> {
+        vec![ApiCall::new("shell", "run").param("script", &self.script)]
+    }
+
+    async fn deploy(&self, _ctx: &DeployContext, _log: &dyn LogSink) -> Result<String, Error> {
+        Err(Error::RunsInJob("script"))
+    }
+}
+
+/// A deploy's dry run as `slipway plan` and `slipway run --dry-run` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DryRun {
+    /// The provider as written.
+    pub provider: String,
+    /// Whether the deploy runs for this event, and why (from the planner).
+    pub runs: bool,
+    /// The planner's reason.
+    pub reason: String,
+    /// `on.condition` tests the job's shell evaluates first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
+    /// A failure does not error the job.
+    pub allow_failure: bool,
+    /// The calls in order; empty when the deploy is skipped or its options are wrong.
+    pub calls: Vec<ApiCall>,
+    /// Why the options cannot be used, when they cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Lists each deploy of `job` with the API calls it would make, touching no endpoint.
+pub fn dry_run_job(job: &Job, ctx: &DeployContext) -> Vec<DryRun> {
+    job.deploys.iter().map(|d| dry_run_deploy(d, ctx)).collect()
+}
+
+/// [`dry_run_job`] for one deploy.
+pub fn dry_run_deploy(deploy: &Deploy, ctx: &DeployContext) -> DryRun {
+    let mut out = DryRun {
+        provider: deploy.provider.clone(),
+        runs: deploy.decision.included,
+        reason: deploy.decision.reason.clone(),
+        conditions: deploy.condition.clone(),
+        allow_failure: deploy.allow_failure,
+        calls: Vec::new(),
+        error: None,
+    };
+    if !deploy.decision.included {
+        return out;
+    }
+    match parse(deploy, ctx, true) {
+        Ok(p) => out.calls = p.dry_run(ctx),
+        Err(e) => out.error = Some(e.one_line()),
+    }
+    out
+}
+
+/// How a deploy step ended, for the runner to turn into the job's result.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The planner left the deploy out for this event.
+    Skipped(String),
+    /// The deploy finished; the one-line summary.
+    Deployed(String),
+    /// The deploy failed but `allow_failure` is set: the job continues.
+    FailedAllowed(Error),
+    /// The deploy failed: the job errors, as on Travis.
+    Failed(Error),
+}
+
+impl Outcome {
+    /// True when the job must error.
+    pub fn errors_job(&self) -> bool {
+        matches!(self, Outcome::Failed(_))
+    }
+}
+
+/// Runs one planned deploy for real: honours the planner's decision and `allow_failure`, notes
+/// `edge`, and writes every step and the final line to `log`.
+pub async fn run_deploy(deploy: &Deploy, ctx: &DeployContext, log: &dyn LogSink) -> Outcome {
+    if !deploy.decision.included {
+        log.line(&format!(
+            "Skipping the {} deploy: {}",
+            deploy.provider, deploy.decision.reason
+        ));
+        return Outcome::Skipped(deploy.decision.reason.clone());
+    }
+    if deploy.edge.is_some() {
+        log.line("edge: ignored, Slipway's providers have one version");
+    }
+    log.line(&format!("Deploying with {}", deploy.provider));
+    let result = match parse(deploy, ctx, false) {
+        Ok(p) => p.deploy(ctx, log).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(summary) => {
+            log.line(&format!("Deploy finished: {summary}"));
+            Outcome::Deployed(summary)
+        }
+        Err(e) if deploy.allow_failure => {
+            log.line(&format!(
+                "Deploy failed (allowed to fail): {}",
+                e.one_line()
+            ));
+            Outcome::FailedAllowed(e)
+        }
+        Err(e) => {
+            log.line(&format!("Deploy failed: {}", e.one_line()));
+            Outcome::Failed(e)
+        }
+    }
+}
