@@ -1,0 +1,569 @@
+//! `slipway run`: run a pipeline file's jobs locally in Docker, on the working tree as it is.
+//!
+//! The working tree is packed with uncommitted changes (see `slipway_runner::workspace`), the
+//! plan is computed for the event the flags describe (branch, commit and repository default to
+//! the local git repository's), and the jobs run exactly as the service runs them. `--dry-run`
+//! needs no engine: it prints the containers, networks, volumes and script each job would get.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args as ClapArgs;
+use slipway_pipelines::plan::{Context, EventType, Plan};
+use slipway_runner::docker::{DEFAULT_SOCKET, DockerExecutor, requests};
+use slipway_runner::runner::{StoreSecrets, build_dir};
+use slipway_runner::{
+    BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, JobEvent, Runner,
+    RunnerOptions, ServiceSpec,
+};
+use tokio::sync::mpsc;
+
+use crate::cmd::plan::{Event, find_pipeline_file};
+
+/// Arguments of `slipway run`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// The repository directory (default: the current directory).
+    pub dir: Option<PathBuf>,
+    /// The pipeline file (default: `.slipway.yml`, else `.travis.yml`, in DIR).
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Run only the job with this number (see `slipway plan`).
+    #[arg(long)]
+    pub job: Option<usize>,
+    /// Run only the jobs of this stage.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// The event to run for.
+    #[arg(long, value_enum, default_value_t = Event::Push)]
+    pub event: Event,
+    /// The branch built (default: the checked-out branch).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// The tag, for a tag push.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// The pull request number (implies `--event pull_request`).
+    #[arg(long = "pull-request")]
+    pub pull_request: Option<u64>,
+    /// The repository slug `owner/name` (default: from the `origin` remote, else `local/DIR`).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Jobs of a stage run at once.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Print what would be created and run, without a Docker engine.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Job time limit in minutes.
+    #[arg(long, default_value_t = 50)]
+    pub timeout: u64,
+    /// Minutes without output after which a job is stopped.
+    #[arg(long = "no-output-timeout", default_value_t = 10)]
+    pub no_output_timeout: u64,
+    /// Use a local image for a service, e.g. `redis=my/redis:7` (no readiness check).
+    #[arg(long = "service-image", value_name = "NAME=IMAGE")]
+    pub service_image: Vec<String>,
+    /// Do not use or save caches.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Process::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// `owner/name` from a remote URL (`git@host:owner/name.git`, `https://host/owner/name`).
+fn slug_of(url: &str) -> Option<String> {
+    let path = url.trim_end_matches('/').trim_end_matches(".git");
+    let mut parts = path.rsplit(['/', ':']);
+    let name = parts.next()?;
+    let owner = parts.next()?;
+    (!owner.is_empty() && !name.is_empty()).then(|| format!("{owner}/{name}"))
+}
+
+fn context_of(args: &Args, dir: &Path) -> Context {
+    let event = match (args.event, args.pull_request) {
+        (Event::Push, Some(_)) => EventType::PullRequest,
+        (Event::Push, None) => EventType::Push,
+        (Event::PullRequest, _) => EventType::PullRequest,
+        (Event::Api, _) => EventType::Api,
+        (Event::Cron, _) => EventType::Cron,
+    };
+    let local_branch = git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]).filter(|b| b != "HEAD");
+    let branch = match (&args.tag, event) {
+        (Some(tag), EventType::Push) => tag.clone(),
+        _ => args
+            .branch
+            .clone()
+            .or(local_branch.clone())
+            .unwrap_or_else(|| "master".into()),
+    };
+    let dir_name = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "project".into());
+    let repo = args
+        .repo
+        .clone()
+        .or_else(|| git(dir, &["remote", "get-url", "origin"]).and_then(|u| slug_of(&u)))
+        .unwrap_or_else(|| format!("local/{dir_name}"));
+    Context {
+        event,
+        branch,
+        tag: args.tag.clone(),
+        pull_request: args
+            .pull_request
+            .or((event == EventType::PullRequest).then_some(1)),
+        fork: false,
+        repo: repo.clone(),
+        head_repo: (event == EventType::PullRequest).then_some(repo),
+        head_branch: (event == EventType::PullRequest)
+            .then_some(local_branch)
+            .flatten(),
+        commit_message: git(dir, &["log", "-1", "--format=%B"]).unwrap_or_default(),
+        commit: git(dir, &["rev-parse", "HEAD"]),
+        sender: std::env::var("USER").unwrap_or_default(),
+        env: Default::default(),
+    }
+}
+
+/// Keeps only the stages and jobs `--stage` and `--job` select.
+fn select(plan: &mut Plan, stage: Option<&str>, job: Option<usize>) -> anyhow::Result<()> {
+    if let Some(s) = stage {
+        plan.stages.retain(|st| st.name == s);
+        if plan.stages.is_empty() {
+            bail!("the plan has no stage named {s}");
+        }
+    }
+    if let Some(n) = job {
+        for st in &mut plan.stages {
+            st.jobs.retain(|j| j.number == n);
+        }
+        plan.stages.retain(|st| !st.jobs.is_empty());
+        if plan.stages.is_empty() {
+            bail!("the plan has no job number {n} (see `slipway plan`)");
+        }
+    }
+    Ok(())
+}
+
+fn options(args: &Args) -> anyhow::Result<RunnerOptions> {
+    let mut overrides = HashMap::new();
+    for spec in &args.service_image {
+        let (name, image) = spec
+            .split_once('=')
+            .context("--service-image takes NAME=IMAGE")?;
+        overrides.insert(
+            name.to_string(),
+            ServiceSpec {
+                name: name.into(),
+                image: image.into(),
+                env: slipway_runner::services::default_spec(name)
+                    .map(|s| s.env)
+                    .unwrap_or_default(),
+                cmd: None,
+                ready: None,
+                aliases: slipway_runner::services::default_spec(name)
+                    .map(|s| s.aliases)
+                    .unwrap_or_default(),
+            },
+        );
+    }
+    Ok(RunnerOptions {
+        parallel: args.jobs.max(1),
+        job_timeout: Duration::from_secs(args.timeout * 60),
+        no_output_timeout: Duration::from_secs(args.no_output_timeout * 60),
+        // A local run is the developer's own code on their own machine.
+        trusted: true,
+        service_overrides: overrides,
+        cache: !args.no_cache,
+        ..Default::default()
+    })
+}
+
+fn secrets_for(repo: &str) -> Option<Arc<dyn slipway_runner::SecretSource>> {
+    let dir = slipway_secrets::default_data_dir().ok()?;
+    let store = slipway_secrets::SecretStore::new(dir);
+    let slug = slipway_secrets::RepoSlug::parse(repo).ok()?;
+    store
+        .key_file(&slug)
+        .is_file()
+        .then(|| Arc::new(StoreSecrets(store)) as Arc<dyn slipway_runner::SecretSource>)
+}
+
+/// Runs `slipway run`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let path = match &args.file {
+        Some(f) => f.clone(),
+        None => find_pipeline_file(&dir).with_context(|| {
+            format!(
+                "no .slipway.yml or .travis.yml in {}; name the file with -f FILE",
+                dir.display()
+            )
+        })?,
+    };
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let ctx = context_of(&args, &dir);
+    let file = path.display().to_string();
+    let mut plan = match slipway_pipelines::plan(&file, &bytes, &ctx) {
+        Ok(p) => p,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            bail!("{file} cannot be planned");
+        }
+    };
+    if !plan.build.included {
+        println!("No build for this event: {}", plan.build.reason);
+        return Ok(());
+    }
+    select(&mut plan, args.stage.as_deref(), args.job)?;
+    let mut opts = options(&args)?;
+    opts.secrets = secrets_for(&ctx.repo);
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("random build id: {e}"))?;
+    let build = BuildInfo {
+        id: format!("l{}", hex::encode(b)),
+        number: 1,
+    };
+    if args.dry_run {
+        return dry_run(&plan, &build, opts);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(run_plan(plan, build, opts, dir))?;
+    if outcome.result != BuildResult::Passed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions) -> anyhow::Result<()> {
+    // A runner over an executor that is never called: preparing a job is pure.
+    let runner = Runner::new(Arc::new(NoEngine), opts);
+    let build_dir = build_dir(&runner.options().build_root, &plan.context.repo);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Dry run of {} for {} on {} ({}); nothing is created.",
+        plan.file,
+        plan.context.event.as_str(),
+        plan.context.branch,
+        plan.context.repo
+    )?;
+    writeln!(
+        out,
+        "The working tree is packed into each job container at {build_dir}."
+    )?;
+    for stage in &plan.stages {
+        writeln!(out, "\n== stage {} ==", stage.name)?;
+        for job in &stage.jobs {
+            let prepared = match runner.prepare(plan, job, build, None, None) {
+                Ok(p) => p,
+                Err(e) => {
+                    writeln!(out, "\njob {}: would error: {e}", job.number)?;
+                    continue;
+                }
+            };
+            let req = requests::job_requests(&prepared.spec, DEFAULT_SOCKET);
+            writeln!(
+                out,
+                "\n-- job {}.{}{}{} --",
+                build.number,
+                job.number,
+                job.name
+                    .as_deref()
+                    .map(|n| format!(" {n}"))
+                    .unwrap_or_default(),
+                if job.allow_failure {
+                    " (allowed to fail)"
+                } else {
+                    ""
+                }
+            )?;
+            for v in &req.volumes {
+                writeln!(
+                    out,
+                    "volume    {} (kept cache)",
+                    v.name.as_deref().unwrap_or("")
+                )?;
+            }
+            if let Some(n) = &req.network {
+                writeln!(out, "network   {} (bridge)", n.name)?;
+            }
+            let describe = |name: &str, body: &bollard::models::ContainerCreateBody| {
+                let hc = body.host_config.clone().unwrap_or_default();
+                let mut s = format!(
+                    "container {name}\n  image    {}\n",
+                    body.image.as_deref().unwrap_or("")
+                );
+                if let Some(c) = body.entrypoint.as_ref().or(body.cmd.as_ref()) {
+                    s.push_str(&format!("  command  {}\n", c.join(" ")));
+                } else if let Some(c) = &body.cmd {
+                    s.push_str(&format!("  command  {}\n", c.join(" ")));
+                }
+                if let Some(n) = &hc.network_mode {
+                    s.push_str(&format!("  network  {n}\n"));
+                }
+                if let Some(h) = &hc.extra_hosts {
+                    s.push_str(&format!("  hosts    {}\n", h.join(" ")));
+                }
+                for m in hc.mounts.unwrap_or_default() {
+                    s.push_str(&format!(
+                        "  mount    {} -> {}{}\n",
+                        m.source.unwrap_or_default(),
+                        m.target.unwrap_or_default(),
+                        if m.read_only == Some(true) {
+                            " (read-only)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+                s.push_str(&format!(
+                    "  limits   memory {} MiB, cpus {}, pids {}\n",
+                    hc.memory.unwrap_or(0) >> 20,
+                    hc.nano_cpus.unwrap_or(0) as f64 / 1e9,
+                    hc.pids_limit.unwrap_or(0)
+                ));
+                if let Some(env) = &body.env
+                    && !env.is_empty()
+                {
+                    s.push_str("  env      ");
+                    s.push_str(&env.join("\n           "));
+                    s.push('\n');
+                }
+                s
+            };
+            if let Some((name, body)) = &req.netns {
+                write!(out, "{}", describe(name, body))?;
+            }
+            for (name, body) in &req.services {
+                write!(out, "{}", describe(name, body))?;
+            }
+            let (name, body) = &req.job;
+            write!(out, "{}", describe(name, body))?;
+            writeln!(
+                out,
+                "  script   {} ({} bytes):",
+                slipway_runner::script::SCRIPT_PATH,
+                prepared.display_script.len()
+            )?;
+            for line in prepared.display_script.lines() {
+                writeln!(out, "    | {line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints logs as they come: raw when one job runs at a time, line-prefixed when several do.
+struct Printer {
+    prefix: bool,
+    build: u64,
+    partial: HashMap<usize, Vec<u8>>,
+}
+
+impl Printer {
+    fn print(&mut self, ev: &BuildEvent) {
+        let mut out = std::io::stdout().lock();
+        match &ev.event {
+            JobEvent::Log(bytes) if !self.prefix => {
+                let _ = out.write_all(bytes);
+                let _ = out.flush();
+            }
+            JobEvent::Log(bytes) => {
+                let buf = self.partial.entry(ev.job).or_default();
+                buf.extend_from_slice(bytes);
+                while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    let _ = write!(out, "[{}.{}] ", self.build, ev.job);
+                    let _ = out.write_all(&line);
+                }
+                let _ = out.flush();
+            }
+            JobEvent::Finished(_) => {
+                if let Some(rest) = self.partial.remove(&ev.job)
+                    && !rest.is_empty()
+                {
+                    let _ = write!(out, "[{}.{}] ", self.build, ev.job);
+                    let _ = out.write_all(&rest);
+                    let _ = writeln!(out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn run_plan(
+    plan: Plan,
+    build: BuildInfo,
+    opts: RunnerOptions,
+    dir: PathBuf,
+) -> anyhow::Result<BuildOutcome> {
+    let executor = DockerExecutor::connect().await?;
+    let parallel = opts.parallel;
+    let runner = Runner::new(Arc::new(executor), opts);
+    let swept = runner.sweep().await?;
+    let n = swept.containers.len() + swept.networks.len() + swept.volumes.len();
+    if n > 0 {
+        eprintln!(
+            "Removed {n} resource(s) a previous run left behind: {}",
+            [swept.containers, swept.networks, swept.volumes]
+                .concat()
+                .join(", ")
+        );
+    }
+    let build_dir = build_dir(&runner.options().build_root, &plan.context.repo);
+    let ws_dir = dir.clone();
+    let workspace =
+        tokio::task::spawn_blocking(move || slipway_runner::workspace::pack(&ws_dir, &build_dir))
+            .await??;
+    eprintln!(
+        "Packed {} files ({} KiB) of {} with uncommitted changes.",
+        workspace.files,
+        workspace.bytes / 1024,
+        dir.display()
+    );
+    let prefix = parallel > 1 && plan.stages.iter().any(|s| s.jobs.len() > 1);
+    let mut printer = Printer {
+        prefix,
+        build: build.number,
+        partial: HashMap::new(),
+    };
+    let (tx, mut rx) = mpsc::channel::<BuildEvent>(256);
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nCanceling (Ctrl-C); cleaning up the job containers…");
+            c.cancel();
+        }
+    });
+    let print_task = tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            printer.print(&ev);
+        }
+    });
+    let outcome = runner
+        .run_build(&plan, &build, Some(&workspace), tx, cancel)
+        .await;
+    print_task.await?;
+    print!("{}", summary(&build, &outcome));
+    Ok(outcome)
+}
+
+fn summary(build: &BuildInfo, outcome: &BuildOutcome) -> String {
+    let mut s = String::from("\njob      stage            result    duration  name\n");
+    for j in &outcome.jobs {
+        s.push_str(&format!(
+            "{:<8} {:<16} {:<9} {:>8}  {}{}\n",
+            format!("{}.{}", build.number, j.number),
+            j.stage,
+            j.result.as_str(),
+            format!("{:.1}s", j.duration.as_secs_f64()),
+            j.name.as_deref().unwrap_or(""),
+            if j.allow_failure {
+                " (allowed to fail)"
+            } else {
+                ""
+            }
+        ));
+    }
+    s.push_str(&format!(
+        "\nBuild {} in {:.1}s.\n",
+        outcome.result.as_str(),
+        outcome.duration.as_secs_f64()
+    ));
+    s
+}
+
+/// The executor `--dry-run` hands the runner: preparing jobs never calls it.
+struct NoEngine;
+
+#[async_trait::async_trait]
+impl slipway_runner::Executor for NoEngine {
+    async fn ensure_image(
+        &self,
+        _: &str,
+        _: slipway_runner::executor::Progress<'_>,
+    ) -> Result<(), slipway_runner::ExecError> {
+        Err(no_engine())
+    }
+    async fn volume_exists(&self, _: &str) -> Result<bool, slipway_runner::ExecError> {
+        Err(no_engine())
+    }
+    async fn setup(
+        &self,
+        _: &slipway_runner::JobSpec,
+        _: slipway_runner::executor::Progress<'_>,
+    ) -> Result<(), slipway_runner::ExecError> {
+        Err(no_engine())
+    }
+    async fn start(
+        &self,
+        _: &slipway_runner::JobSpec,
+    ) -> Result<slipway_runner::executor::JobStreams, slipway_runner::ExecError> {
+        Err(no_engine())
+    }
+    async fn wait(&self, _: &str) -> Result<i64, slipway_runner::ExecError> {
+        Err(no_engine())
+    }
+    async fn kill(&self, _: &str) -> Result<(), slipway_runner::ExecError> {
+        Err(no_engine())
+    }
+    async fn download(&self, _: &str, _: &str) -> Result<Vec<u8>, slipway_runner::ExecError> {
+        Err(no_engine())
+    }
+    async fn teardown(&self, _: &str) -> Result<(), slipway_runner::ExecError> {
+        Ok(())
+    }
+    async fn sweep(
+        &self,
+    ) -> Result<slipway_runner::executor::SweepReport, slipway_runner::ExecError> {
+        Ok(Default::default())
+    }
+}
+
+fn no_engine() -> slipway_runner::ExecError {
+    slipway_runner::ExecError::NoEngine {
+        endpoint: "(dry run)".into(),
+        reason: "a dry run uses no engine".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls_give_the_slug() {
+        assert_eq!(
+            slug_of("git@example.invalid:acme/app.git").as_deref(),
+            Some("acme/app")
+        );
+        assert_eq!(
+            slug_of("https://example.invalid/acme/app").as_deref(),
+            Some("acme/app")
+        );
+    }
+}
