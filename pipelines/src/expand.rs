@@ -416,10 +416,13 @@ pub fn expand(config: &Config, ctx: &Context) -> Expansion {
     let mut skipped = Vec::new();
 
     // 1–3: product, includes, default.
-    let mut jobs: Vec<(Attrs, String)> = product(config, &keys)
-        .into_iter()
-        .map(|j| (j, "expanded from the build matrix".to_owned()))
-        .collect();
+    let rows = product(config, &keys);
+    let origin = if rows.len() == 1 {
+        "the root job"
+    } else {
+        "expanded from the build matrix"
+    };
+    let mut jobs: Vec<(Attrs, String)> = rows.into_iter().map(|j| (j, origin.to_owned())).collect();
     let includes: Vec<(Attrs, String)> = included(config)
         .into_iter()
         .enumerate()
