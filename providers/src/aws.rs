@@ -106,16 +106,22 @@ impl AwsAuth {
 }
 
 /// Turns an SDK error into one line: the service's code and message, else the transport error.
-pub(crate) fn api_error<E, R>(provider: &'static str, action: &str, err: &SdkError<E, R>) -> Error
+pub(crate) fn api_error<E>(
+    provider: &'static str,
+    action: &str,
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let message = match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        (None, Some(message)) => message.to_owned(),
-        (None, None) => DisplayErrorContext(err).to_string(),
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let message = match (err.code(), err.message(), status) {
+        (Some(code), Some(message), _) => format!("{code}: {message}"),
+        (Some(code), None, Some(s)) => format!("{code} (HTTP {s})"),
+        (Some(code), None, None) => code.to_owned(),
+        (None, Some(message), _) => message.to_owned(),
+        (None, None, Some(s)) => format!("HTTP {s} with an unreadable error body"),
+        (None, None, None) => DisplayErrorContext(err).to_string(),
     };
     Error::Api {
         provider,

@@ -335,7 +335,11 @@ impl ElasticBeanstalk {
                 .send()
                 .await
                 .map_err(|e| api_error(NAME, "DescribeEnvironments", &e))?;
-            if let Some(e) = envs.environments().first() {
+            if let Some(e) = envs
+                .environments()
+                .iter()
+                .find(|e| e.environment_name() == Some(env))
+            {
                 let status = e
                     .status()
                     .map(|s| s.as_str().to_owned())
@@ -485,7 +489,11 @@ impl Deployer for ElasticBeanstalk {
             .send()
             .await
             .map_err(|e| api_error(NAME, "DescribeApplications", &e))?;
-        if apps.applications().is_empty() {
+        if !apps
+            .applications()
+            .iter()
+            .any(|a| a.application_name() == Some(self.app.as_str()))
+        {
             log.line(&format!(
                 "elasticbeanstalk: creating application {}",
                 self.app
@@ -528,10 +536,11 @@ impl Deployer for ElasticBeanstalk {
             .send()
             .await
             .map_err(|e| api_error(NAME, "DescribeEnvironments", &e))?;
-        let exists = envs
-            .environments()
-            .iter()
-            .any(|e| e.status().map(|s| s.as_str()) != Some("Terminated"));
+        let exists = envs.environments().iter().any(|e| {
+            e.environment_name() == Some(env.as_str())
+                && e.application_name().is_none_or(|a| a == self.app)
+                && e.status().map(|s| s.as_str()) != Some("Terminated")
+        });
         let require_label = if exists {
             eb.update_environment()
                 .application_name(&self.app)

@@ -641,7 +641,10 @@ impl Deployer for Ecs {
                         .map_err(|e| api_error(NAME, "UpdateService (rollback)", &e))?;
                     return Err(Error::Failed {
                         provider: NAME,
-                        message: format!("{} (rolled back to {prev})", e.one_line()),
+                        message: format!(
+                            "{} (rolled back to {prev})",
+                            e.one_line().trim_start_matches("ecs: ")
+                        ),
                     });
                 }
                 Err(e)
