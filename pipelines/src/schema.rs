@@ -44,6 +44,7 @@ pub fn schema() -> Value {
         }),
     );
     definitions.insert("job_entry".into(), object(&spec::JOB_ENTRY));
+    definitions.insert("deploy_conditions".into(), object(&spec::DEPLOY_ON));
     let mut providers = Vec::new();
     for p in spec::PROVIDERS {
         definitions.insert(format!("deploy_{}", p.name), provider(p));
@@ -53,20 +54,21 @@ pub fn schema() -> Value {
     providers.push(json!({"type": "string", "enum": names}));
     definitions.insert("deploy".into(), json!({"anyOf": providers}));
 
-    let mut root = object(&spec::ROOT);
-    if let Value::Object(m) = &mut root {
-        m.insert("$schema".into(), json!(DRAFT));
-        m.insert(
-            "$id".into(),
-            json!("https://slipway.invalid/schema/pipeline.json"),
-        );
-        m.insert(
-            "title".into(),
-            json!("Slipway pipeline file (.slipway.yml / .travis.yml)"),
-        );
-        m.insert("definitions".into(), Value::Object(definitions));
+    let mut root = Map::new();
+    root.insert("$schema".into(), json!(DRAFT));
+    root.insert(
+        "$id".into(),
+        json!("https://slipway.invalid/schema/pipeline.json"),
+    );
+    root.insert(
+        "title".into(),
+        json!("Slipway pipeline file (.slipway.yml / .travis.yml)"),
+    );
+    if let Value::Object(body) = object(&spec::ROOT) {
+        root.extend(body);
     }
-    root
+    root.insert("definitions".into(), Value::Object(definitions));
+    Value::Object(root)
 }
 
 /// The schema as pretty-printed JSON text (what `slipway schema` prints).
@@ -92,7 +94,10 @@ fn ty(t: &Ty) -> Value {
         Ty::Num => json!({"type": "number"}),
         Ty::Strs => json!({"anyOf": [
             {"type": scalar_types()},
-            {"type": "array", "items": {"type": scalar_types()}}
+            {"type": "array", "items": {"anyOf": [
+                {"type": scalar_types()},
+                {"type": "array", "items": {"type": scalar_types()}}
+            ]}}
         ]}),
         Ty::Enum(e) => enum_values(e),
         Ty::Enums(e) => {
@@ -126,6 +131,9 @@ fn ty(t: &Ty) -> Value {
         Ty::Object(o) if std::ptr::eq(*o, &spec::JOB_ENTRY) => {
             json!({"$ref": "#/definitions/job_entry"})
         }
+        Ty::Object(o) if std::ptr::eq(*o, &spec::DEPLOY_ON) => {
+            json!({"$ref": "#/definitions/deploy_conditions"})
+        }
         Ty::Object(o) => object(o),
         Ty::OneOrMany(inner) => {
             json!({"anyOf": [ty(inner), {"type": "array", "items": ty(inner)}]})
@@ -142,7 +150,11 @@ fn ty(t: &Ty) -> Value {
 }
 
 fn property(key: &Key) -> Value {
-    let mut v = ty(&key.ty);
+    // `key:` with nothing after it is null, which Travis and Slipway read as "not given".
+    let mut v = match ty(&key.ty) {
+        any if any == json!({}) => any,
+        v => json!({"anyOf": [v, {"type": "null"}]}),
+    };
     if let Value::Object(m) = &mut v {
         let mut description = key.summary.to_owned();
         if let spec::Support::NotYet = key.support {
@@ -221,4 +233,77 @@ fn provider(p: &Provider) -> Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spec_key_and_alias_is_in_the_schema() {
+        let s = schema();
+        assert_eq!(s["$schema"], DRAFT);
+        let props = s["properties"].as_object().unwrap();
+        for key in spec::ROOT.keys() {
+            assert!(
+                props.contains_key(key.name),
+                "root key {} missing",
+                key.name
+            );
+            for alias in key.aliases {
+                assert!(props.contains_key(*alias), "alias {alias} missing");
+            }
+        }
+        let entry = s["definitions"]["job_entry"]["properties"]
+            .as_object()
+            .unwrap();
+        for key in spec::JOB_ENTRY.keys() {
+            assert!(entry.contains_key(key.name), "job key {} missing", key.name);
+        }
+    }
+
+    #[test]
+    fn every_provider_has_a_definition_with_its_options() {
+        let s = schema();
+        for p in spec::PROVIDERS {
+            let def = &s["definitions"][format!("deploy_{}", p.name)];
+            assert_eq!(def["properties"]["provider"]["const"], p.name);
+            for option in p.options.iter().chain(spec::DEPLOY_COMMON) {
+                assert!(
+                    def["properties"].get(option.name).is_some(),
+                    "{}.{}",
+                    p.name,
+                    option.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deprecated_keys_carry_their_message() {
+        let s = schema();
+        assert_eq!(
+            s["properties"]["sudo"]["deprecationMessage"],
+            "The key `sudo` has no effect anymore."
+        );
+    }
+
+    #[test]
+    fn the_providers_slipway_documents_exist() {
+        for name in [
+            "elasticbeanstalk",
+            "ecs",
+            "gke",
+            "kubernetes",
+            "s3",
+            "script",
+            "pages",
+            "heroku",
+            "npm",
+            "pypi",
+            "releases",
+        ] {
+            assert!(spec::provider(name).is_some(), "{name}");
+        }
+    }
 }

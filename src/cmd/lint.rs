@@ -1,6 +1,7 @@
 //! `slipway lint`: report every problem in a pipeline file, with positions and hints.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -47,7 +48,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Format::Human => render_human(&name, &diags),
         Format::Json => serde_json::to_string_pretty(&diags)? + "\n",
     };
-    print!("{out}");
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(out.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
     if has_errors(&diags) {
         std::process::exit(1);
     }
