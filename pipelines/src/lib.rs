@@ -65,7 +65,7 @@ pub fn load_config(
         Ok(None) => {
             return Err(vec![Diagnostic {
                 severity: Severity::Error,
-                code: "empty".to_owned(),
+                code: "empty_file".to_owned(),
                 file: file_name.to_owned(),
                 span: None,
                 key: None,
@@ -78,7 +78,7 @@ pub fn load_config(
     config::Config::from_node(&node).map_err(|e| {
         vec![Diagnostic {
             severity: Severity::Error,
-            code: "not_a_map".to_owned(),
+            code: "invalid_root".to_owned(),
             file: file_name.to_owned(),
             span: Some(node.span),
             key: None,

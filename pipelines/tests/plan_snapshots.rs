@@ -84,9 +84,9 @@ fn branches_only_beats_except_and_root_if_is_request_level() {
 fn unplannable_files_give_diagnostics() {
     let ctx = push("main");
     let empty = slipway_pipelines::plan("e.yml", b"# nothing\n", &ctx).unwrap_err();
-    assert_eq!(empty[0].code, "empty");
+    assert_eq!(empty[0].code, "empty_file");
     let list = slipway_pipelines::plan("l.yml", b"- a\n- b\n", &ctx).unwrap_err();
-    assert_eq!(list[0].code, "not_a_map");
+    assert_eq!(list[0].code, "invalid_root");
     assert_eq!(
         list[0].to_string().lines().next().unwrap(),
         "l.yml:1:1: error: the pipeline file must be a mapping of keys, found a list"
