@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args as ClapArgs, ValueEnum};
 use slipway_pipelines::plan::{Context, EnvValue, EventType, Plan};
 
@@ -95,7 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for d in &diagnostics {
                 eprintln!("{d}");
             }
-            bail!("{file} cannot be planned");
+            eprintln!("{file}: cannot be planned");
+            std::process::exit(1);
         }
     }
 }
