@@ -364,6 +364,29 @@ fn errors_carry_a_hint_for_common_mistakes() {
     assert!(shell.hint.unwrap().contains("env(MAIN_BRANCH)"));
 }
 
+/// Found by the `conditions` fuzz target: a bare pattern with NULs printed between slashes and
+/// then compared unequal to itself.
+#[test]
+fn regression_bare_pattern_with_nul_bytes_reads_back() {
+    let src = "(branch =~ ^ma(st)?er$\0\0) || NOT (type = cron)";
+    let cond = parse(src).unwrap();
+    let shown = cond.to_string();
+    assert_eq!(shown, "branch =~ /^ma(st)?er$\0\0/ OR NOT type = cron");
+    assert_eq!(parse(&shown).unwrap(), cond);
+    assert!(cond.evaluate(&build()));
+}
+
+/// Found by the `conditions` fuzz target: a bare pattern ending in NUL that contains a `/` has
+/// no slashed spelling; the comparison is printed in parentheses instead.
+#[test]
+fn regression_bare_pattern_with_slash_and_trailing_nul_reads_back() {
+    let src = "(bra\0>nch =~ma/}}m\0\0)";
+    let cond = parse(src).unwrap();
+    let shown = cond.to_string();
+    assert_eq!(shown, "(bra\0>nch =~ ma/}}m\0\0)");
+    assert_eq!(parse(&shown).unwrap(), cond);
+}
+
 #[test]
 fn nesting_is_bounded() {
     let deep = format!("{}branch = master{}", "(".repeat(64), ")".repeat(64));

@@ -214,9 +214,11 @@ impl LiteralPattern {
     }
 }
 
+/// Two patterns are equal when they match the same way: whether slashes were written is
+/// presentation (`Display` picks the form that reads back).
 impl PartialEq for LiteralPattern {
     fn eq(&self, other: &Self) -> bool {
-        self.source == other.source && self.slashed == other.slashed
+        self.source == other.source
     }
 }
 
@@ -498,7 +500,19 @@ impl fmt::Display for Condition {
                 left,
                 negated,
                 pattern,
-            } => write!(f, "{left} {} {pattern}", if *negated { "!~" } else { "=~" }),
+            } => {
+                let op = if *negated { "!~" } else { "=~" };
+                match pattern {
+                    Pattern::Literal(p)
+                        if !p.slashed
+                            && parser::regex_form(&p.source, p.slashed)
+                                == parser::RegexForm::BareInParens =>
+                    {
+                        write!(f, "({left} {op} {pattern})")
+                    }
+                    _ => write!(f, "{left} {op} {pattern}"),
+                }
+            }
             Condition::In {
                 left,
                 negated,
@@ -580,10 +594,10 @@ impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Pattern::Call(call) => write!(f, "{call}"),
-            Pattern::Literal(p) if p.slashed || !parser::reads_back_as_bare_regex(&p.source) => {
-                write!(f, "/{}/", p.source)
-            }
-            Pattern::Literal(p) => f.write_str(&p.source),
+            Pattern::Literal(p) => match parser::regex_form(&p.source, p.slashed) {
+                parser::RegexForm::Slashed => write!(f, "/{}/", p.source),
+                parser::RegexForm::Bare | parser::RegexForm::BareInParens => f.write_str(&p.source),
+            },
         }
     }
 }

@@ -51,14 +51,41 @@ pub(super) fn reads_back_as_bare_value(text: &str) -> bool {
         && !Var::ALL.iter().any(|v| v.name() == lower)
 }
 
-/// Whether a pattern printed without slashes parses back as the same pattern (used by `Display`).
-pub(super) fn reads_back_as_bare_regex(source: &str) -> bool {
+/// How a literal pattern is printed so that it parses back to the same source (used by `Display`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RegexForm {
+    /// As is: `^v1`.
+    Bare,
+    /// Between slashes: `/a b/`.
+    Slashed,
+    /// As is, with the whole comparison in parentheses, so that trailing NULs (which are trimmed
+    /// at the end of a condition) are not at the end.
+    BareInParens,
+}
+
+pub(super) fn regex_form(source: &str, written_slashed: bool) -> RegexForm {
     let lower = source.to_ascii_lowercase();
-    !source.is_empty()
-        && !source.chars().any(|c| is_space(c) || c == '\0')
+    let bare_except_end = !source.is_empty()
+        && !source.chars().any(is_space)
         && !source.starts_with('/')
         && !source.ends_with(['/', ')'])
-        && !["env", "concat"].iter().any(|p| lower.starts_with(p))
+        && !["env", "concat"].iter().any(|p| lower.starts_with(p));
+    let bare = bare_except_end && !source.ends_with('\0');
+    // Between slashes every `/` must be escaped, and a final `\` would escape the closing one.
+    let chars: Vec<char> = source.chars().collect();
+    let slashed = !source.ends_with('\\')
+        && chars
+            .iter()
+            .enumerate()
+            .all(|(i, &c)| c != '/' || (i > 0 && chars[i - 1] == '\\'));
+    match (written_slashed && slashed, bare, slashed, bare_except_end) {
+        (true, ..) => RegexForm::Slashed,
+        (_, true, ..) => RegexForm::Bare,
+        (_, _, true, _) => RegexForm::Slashed,
+        (_, _, _, true) => RegexForm::BareInParens,
+        // No spelling reads back exactly (a pattern such as `envx/y`); slashes come closest.
+        _ => RegexForm::Slashed,
+    }
 }
 
 struct Parser {
