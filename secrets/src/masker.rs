@@ -162,11 +162,11 @@ fn scan(finder: &Finder, hay: &[u8], from: usize, limit: usize, out: &mut Vec<u8
         return from;
     }
     let mut pos = from;
-    while let Some((start, end)) = finder.find(hay, pos, limit) {
+    finder.for_each(hay, from, limit, |start, end| {
         out.extend_from_slice(&hay[pos..start]);
         out.extend_from_slice(MASK.as_bytes());
         pos = end;
-    }
+    });
     if pos < limit {
         out.extend_from_slice(&hay[pos..limit]);
         pos = limit;
