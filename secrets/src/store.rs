@@ -252,8 +252,13 @@ impl SecretStore {
             .map(|s| s.vars)
             .map_err(|e| Error::CorruptSettings {
                 path: path.clone(),
-                // serde_json's message has a position but no content.
-                reason: e.to_string(),
+                // Position and kind only: serde_json's message can quote a value.
+                reason: format!(
+                    "{:?} error at line {} column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
             })
     }
 
