@@ -1002,7 +1002,12 @@ impl Deployer for Kubernetes {
                 if let Some(cx) = context {
                     c = c.param("context", cx);
                 }
-                calls.push(c);
+                calls.push(c.note(format!(
+                    "namespaced objects without a namespace go to {}",
+                    self.namespace
+                        .as_deref()
+                        .unwrap_or("the context's namespace, else default")
+                )));
             }
         }
         let ns = self.namespace.clone().unwrap_or_else(|| "default".into());
@@ -1045,10 +1050,6 @@ impl Deployer for Kubernetes {
                     format!("PATCH {} {}/{}", m.api_version, m.kind, m.name),
                 )
                 .param("file", &m.file)
-                .param(
-                    "namespace",
-                    m.namespace.clone().unwrap_or_else(|| ns.clone()),
-                )
                 .param("content-type", "application/apply-patch+yaml"),
             );
         }
