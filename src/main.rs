@@ -28,6 +28,16 @@ enum Command {
     Secrets(cmd::secrets::Args),
     /// Run a pipeline file's jobs locally in Docker, on the working tree as it is.
     Run(cmd::run::Args),
+    /// Serve GitHub webhooks: build pull requests and pushes, report statuses, show a web UI.
+    Serve(cmd::serve::Args),
+    /// List a server's builds, or show one build's jobs.
+    Builds(cmd::builds::Args),
+    /// Print (and with -f follow) a job's log from a server.
+    Logs(cmd::logs::Args),
+    /// Cancel a build on a server.
+    Cancel(cmd::cancel::Args),
+    /// Run a build again on a server.
+    Restart(cmd::restart::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +48,10 @@ fn main() -> anyhow::Result<()> {
         Command::Plan(args) => cmd::plan::run(args),
         Command::Secrets(args) => cmd::secrets::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Builds(args) => cmd::builds::run(args),
+        Command::Logs(args) => cmd::logs::run(args),
+        Command::Cancel(args) => cmd::cancel::run(args),
+        Command::Restart(args) => cmd::restart::run(args),
     }
 }

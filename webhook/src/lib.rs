@@ -12,6 +12,7 @@ pub mod executor;
 pub mod git;
 pub mod github;
 pub mod metrics;
+pub mod runner_exec;
 pub mod server;
 pub mod signature;
 pub mod store;

@@ -1,0 +1,77 @@
+//! `slipway serve`: the webhook server, queue, workers, status reporter and web UI in one process.
+
+use anyhow::Context as _;
+use clap::Args as ClapArgs;
+use slipway_webhook::Config;
+use slipway_webhook::runner_exec::RunnerExecutor;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Arguments of `slipway serve`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Address to listen on (default: the config's `listen`, else 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Where the database, mirrors and workspaces live (default: `SLIPWAY_DATA_DIR`, else the
+    /// same directory every slipway command uses).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The TOML configuration file (see docs/configuration.md).
+    #[arg(long, env = "SLIPWAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log lines as JSON instead of text.
+    #[arg(long)]
+    pub json_logs: bool,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.json_logs {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    config.apply_env();
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => {
+            slipway_secrets::default_data_dir().context("no data directory: pass --data-dir")?
+        }
+    };
+    let workers = config.workers.max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64 + workers * 4)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let executor = RunnerExecutor::docker()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach Docker: {e}"))?;
+        let server = slipway_webhook::start(config, data_dir.clone(), Arc::new(executor))
+            .await
+            .with_context(|| format!("starting with data dir {}", data_dir.display()))?;
+        eprintln!("slipway serve: listening on http://{}", server.addr);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok(())
+    })
+}
