@@ -364,27 +364,46 @@ fn errors_carry_a_hint_for_common_mistakes() {
     assert!(shell.hint.unwrap().contains("env(MAIN_BRANCH)"));
 }
 
-/// Found by the `conditions` fuzz target: a bare pattern with NULs printed between slashes and
-/// then compared unequal to itself.
+/// Found by the `conditions` fuzz target: a bare pattern ending in NULs (which the scanner trims
+/// at the end of a condition) did not read back.
 #[test]
 fn regression_bare_pattern_with_nul_bytes_reads_back() {
     let src = "(branch =~ ^ma(st)?er$\0\0) || NOT (type = cron)";
     let cond = parse(src).unwrap();
     let shown = cond.to_string();
-    assert_eq!(shown, "branch =~ /^ma(st)?er$\0\0/ OR NOT type = cron");
+    assert_eq!(shown, "branch =~ ^ma(st)?er$\0\0/ OR NOT type = cron");
     assert_eq!(parse(&shown).unwrap(), cond);
     assert!(cond.evaluate(&build()));
 }
 
 /// Found by the `conditions` fuzz target: a bare pattern ending in NUL that contains a `/` has
-/// no slashed spelling; the comparison is printed in parentheses instead.
+/// no slashed spelling; it is printed bare with one extra `/`.
 #[test]
 fn regression_bare_pattern_with_slash_and_trailing_nul_reads_back() {
     let src = "(bra\0>nch =~ma/}}m\0\0)";
     let cond = parse(src).unwrap();
     let shown = cond.to_string();
-    assert_eq!(shown, "(bra\0>nch =~ ma/}}m\0\0)");
+    assert_eq!(shown, "bra\0>nch =~ ma/}}m\0\0/");
     assert_eq!(parse(&shown).unwrap(), cond);
+}
+
+/// Found by the `conditions` fuzz target: a bare pattern that keeps a trailing `/` (written `//`)
+/// and contains another `/` was printed between slashes, which ends it early.
+#[test]
+fn regression_bare_pattern_ending_in_slash_reads_back() {
+    let src = "tag =~A/^\"com[0-9]&&\\/Z0-9]+// OR x";
+    let cond = parse(src).unwrap();
+    let shown = cond.to_string();
+    assert_eq!(shown, "tag =~ A/^\"com[0-9]&&\\/Z0-9]+// OR x");
+    assert_eq!(parse(&shown).unwrap(), cond);
+}
+
+/// The `env` Travis swallows in front of a pattern is printed back, so such a pattern reads back.
+#[test]
+fn pattern_after_a_swallowed_env_reads_back() {
+    let cond = parse("branch =~ envenvx/y").unwrap();
+    assert_eq!(cond.to_string(), "branch =~ envenvx/y");
+    assert_eq!(parse(&cond.to_string()).unwrap(), cond);
 }
 
 #[test]

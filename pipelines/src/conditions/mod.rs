@@ -500,19 +500,7 @@ impl fmt::Display for Condition {
                 left,
                 negated,
                 pattern,
-            } => {
-                let op = if *negated { "!~" } else { "=~" };
-                match pattern {
-                    Pattern::Literal(p)
-                        if !p.slashed
-                            && parser::regex_form(&p.source, p.slashed)
-                                == parser::RegexForm::BareInParens =>
-                    {
-                        write!(f, "({left} {op} {pattern})")
-                    }
-                    _ => write!(f, "{left} {op} {pattern}"),
-                }
-            }
+            } => write!(f, "{left} {} {pattern}", if *negated { "!~" } else { "=~" }),
             Condition::In {
                 left,
                 negated,
@@ -594,10 +582,7 @@ impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Pattern::Call(call) => write!(f, "{call}"),
-            Pattern::Literal(p) => match parser::regex_form(&p.source, p.slashed) {
-                parser::RegexForm::Slashed => write!(f, "/{}/", p.source),
-                parser::RegexForm::Bare | parser::RegexForm::BareInParens => f.write_str(&p.source),
-            },
+            Pattern::Literal(p) => f.write_str(&parser::regex_spelling(&p.source, p.slashed)),
         }
     }
 }

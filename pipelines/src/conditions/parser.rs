@@ -52,25 +52,11 @@ pub(super) fn reads_back_as_bare_value(text: &str) -> bool {
 }
 
 /// How a literal pattern is printed so that it parses back to the same source (used by `Display`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RegexForm {
-    /// As is: `^v1`.
-    Bare,
-    /// Between slashes: `/a b/`.
-    Slashed,
-    /// As is, with the whole comparison in parentheses, so that trailing NULs (which are trimmed
-    /// at the end of a condition) are not at the end.
-    BareInParens,
-}
-
-pub(super) fn regex_form(source: &str, written_slashed: bool) -> RegexForm {
-    let lower = source.to_ascii_lowercase();
-    let bare_except_end = !source.is_empty()
-        && !source.chars().any(is_space)
-        && !source.starts_with('/')
-        && !source.ends_with(['/', ')'])
-        && !["env", "concat"].iter().any(|p| lower.starts_with(p));
-    let bare = bare_except_end && !source.ends_with('\0');
+///
+/// Slashes when the author used them and they are safe; otherwise bare, with one extra `/` when
+/// the pattern ends in `/`, `)` or NUL (the scanner drops exactly one trailing `/`, and would drop
+/// a trailing `)` or NUL), and with Travis's swallowed `env` prefix when it starts like a call.
+pub(super) fn regex_spelling(source: &str, written_slashed: bool) -> String {
     // Between slashes every `/` must be escaped, and a final `\` would escape the closing one.
     let chars: Vec<char> = source.chars().collect();
     let slashed = !source.ends_with('\\')
@@ -78,13 +64,27 @@ pub(super) fn regex_form(source: &str, written_slashed: bool) -> RegexForm {
             .iter()
             .enumerate()
             .all(|(i, &c)| c != '/' || (i > 0 && chars[i - 1] == '\\'));
-    match (written_slashed && slashed, bare, slashed, bare_except_end) {
-        (true, ..) => RegexForm::Slashed,
-        (_, true, ..) => RegexForm::Bare,
-        (_, _, true, _) => RegexForm::Slashed,
-        (_, _, _, true) => RegexForm::BareInParens,
-        // No spelling reads back exactly (a pattern such as `envx/y`); slashes come closest.
-        _ => RegexForm::Slashed,
+    let lower = source.to_ascii_lowercase();
+    let looks_like_call = ["env", "concat"].iter().any(|p| lower.starts_with(p));
+    let bare = !source.is_empty() && !source.chars().any(is_space) && !source.starts_with('/');
+    let bare_text = || {
+        let mut text = source.to_string();
+        if source.ends_with(['/', ')', '\0']) {
+            text.push('/');
+        }
+        text
+    };
+    if written_slashed && slashed {
+        format!("/{source}/")
+    } else if bare && !looks_like_call {
+        bare_text()
+    } else if slashed {
+        format!("/{source}/")
+    } else if bare {
+        format!("env{}", bare_text())
+    } else {
+        // Not reachable from parsed text: whitespace and an unescaped `/` in one pattern.
+        format!("/{source}/")
     }
 }
 
