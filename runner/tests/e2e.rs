@@ -468,3 +468,160 @@ script:
     assert!(log.contains("ignored-not-copied"), "{log}");
     assert!(log.contains("Running commands in bash"), "{log}");
 }
+
+struct RecordingHook;
+
+#[async_trait::async_trait]
+impl slipway_runner::DeployHook for RecordingHook {
+    async fn deploy(
+        &self,
+        request: slipway_runner::DeployRequest<'_>,
+    ) -> slipway_runner::DeployReport {
+        let tar = request.files.tar("out.txt").await.unwrap_or_default();
+        let found = String::from_utf8_lossy(&tar).contains("artifact-contents");
+        slipway_runner::DeployReport {
+            success: found,
+            log: vec![format!(
+                "hook deploy of {} saw the artifact: {found}",
+                request.deploy.provider
+            )],
+        }
+    }
+}
+
+const DEPLOY_PIPELINE: &str = r#"
+image: "{busybox}"
+language: shell
+script: echo artifact-contents > out.txt
+before_deploy: echo before-deploy-ran
+deploy:
+  - provider: script
+    script: echo "script deploy of $TRAVIS_BRANCH"
+    on:
+      branch: master
+  - provider: s3
+    bucket: b
+    on:
+      branch: master
+after_deploy: echo after-deploy-ran
+after_script: echo after-script-ran
+"#;
+
+#[tokio::test]
+async fn deploys_run_on_a_push_through_the_script_provider_and_the_hook() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let mut opts = options();
+    opts.deploy_hook = Some(std::sync::Arc::new(RecordingHook));
+    let ran = run(
+        exec,
+        opts,
+        &plan(DEPLOY_PIPELINE, &context("acme/app", "master")),
+        None,
+        None,
+    )
+    .await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    for line in [
+        "before-deploy-ran",
+        "script deploy of master",
+        "hook deploy of s3 saw the artifact: true",
+        "after-deploy-ran",
+        "after-script-ran",
+    ] {
+        assert!(log.contains(line), "missing {line:?}: {log}");
+    }
+    let deploys: Vec<_> = ran
+        .job(1)
+        .deploys
+        .iter()
+        .map(|d| (d.provider.as_str(), d.exit_code))
+        .collect();
+    assert_eq!(deploys, vec![("script", Some(0)), ("s3", Some(0))]);
+}
+
+#[tokio::test]
+async fn a_failing_deploy_errors_the_job_and_pull_requests_never_deploy() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    // No hook: the s3 deploy cannot happen, which errors the job; after_script still runs.
+    let ran = run(
+        exec.clone(),
+        options(),
+        &plan(DEPLOY_PIPELINE, &context("acme/app", "master")),
+        None,
+        None,
+    )
+    .await;
+    let log = ran.log(1);
+    assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
+    assert!(log.contains("Deploy provider s3 is not available"), "{log}");
+    assert!(log.contains("after-script-ran"), "{log}");
+    assert!(!log.contains("after-deploy-ran"), "{log}");
+
+    let mut pr = context("acme/app", "master");
+    pr.event = slipway_pipelines::plan::EventType::PullRequest;
+    pr.pull_request = Some(5);
+    let ran = run(exec, options(), &plan(DEPLOY_PIPELINE, &pr), None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.job(1).result, JobResult::Passed, "{log}");
+    assert!(
+        !log.contains("before-deploy-ran") && !log.contains("script deploy"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn an_image_is_built_tagged_and_pushed_with_its_digest() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let Ok(registry) = std::env::var("SLIPWAY_TEST_REGISTRY") else {
+        missing("SLIPWAY_TEST_REGISTRY (start it with scripts/services.sh start)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nRUN echo built > /built.txt\n", busybox()),
+    )
+    .unwrap();
+    let name = format!("{registry}/slipway-test/runner-push");
+    let commit_tag = format!("{name}:{}", build_id("c"));
+    let spec = slipway_runner::images::BuildSpec {
+        context: dir.path().into(),
+        dockerfile: "Dockerfile".into(),
+        tags: vec![format!("{name}:latest"), commit_tag.clone()],
+        build_args: vec![],
+    };
+    let quiet = |_: &str| {};
+    let id = slipway_runner::images::build(exec.client(), &spec, &quiet)
+        .await
+        .unwrap();
+    assert!(id.starts_with("sha256:"), "{id}");
+    for tag in &spec.tags {
+        let pushed = slipway_runner::images::push(exec.client(), tag, None, &quiet)
+            .await
+            .unwrap();
+        assert_eq!(&pushed.reference, tag);
+        assert!(
+            pushed
+                .digest
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("sha256:"),
+            "{pushed:?}"
+        );
+        exec.client()
+            .remove_image(
+                tag,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,162 @@
+//! Snapshots of the pure parts: the Docker requests a job makes and the script it runs.
+
+use std::collections::HashMap;
+
+use slipway_pipelines::plan::Context;
+use slipway_runner::docker::requests::job_requests;
+use slipway_runner::script::{self, DeployKind, DeployStep, ScriptEnv, ScriptInputs};
+use slipway_runner::{BuildInfo, Runner, RunnerOptions, ServiceSpec};
+
+fn plan(yaml: &str) -> slipway_pipelines::plan::Plan {
+    let ctx = Context {
+        branch: "feature".into(),
+        repo: "acme/app".into(),
+        commit: Some("c0ffee".into()),
+        commit_message: "msg".into(),
+        ..Default::default()
+    };
+    slipway_pipelines::plan(".slipway.yml", yaml.as_bytes(), &ctx).unwrap()
+}
+
+#[test]
+fn docker_requests_for_a_job_with_services_cache_and_the_docker_socket() {
+    let plan = plan(
+        "image: ci/app:1\nlanguage: shell\nservices: [postgresql, redis, docker]\ncache:\n  directories: [node_modules]\nscript: make test\n",
+    );
+    let job = &plan.stages[0].jobs[0];
+    let options = RunnerOptions {
+        trusted: true,
+        service_overrides: HashMap::from([(
+            "redis".to_string(),
+            ServiceSpec {
+                name: "redis".into(),
+                image: "local/redis:test".into(),
+                env: vec![],
+                cmd: Some(vec!["redis-server".into()]),
+                ready: None,
+                aliases: vec![],
+            },
+        )]),
+        ..Default::default()
+    };
+    let runner = Runner::new(
+        slipway_runner::fake::FakeExecutor::new(|_| Default::default()),
+        options,
+    );
+    let build = BuildInfo {
+        id: "b42".into(),
+        number: 42,
+    };
+    let prepared = runner
+        .prepare(
+            &plan,
+            job,
+            &build,
+            None,
+            Some("slipway-cache-defaultbranch".into()),
+        )
+        .unwrap();
+    let req = job_requests(&prepared.spec, "/var/run/docker.sock");
+    let value = serde_json::json!({
+        "volumes": req.volumes,
+        "network": req.network,
+        "netns": req.netns,
+        "services": req.services,
+        "job": req.job,
+    });
+    insta::with_settings!({sort_maps => true}, {
+        insta::assert_json_snapshot!(value, {
+            ".**.Labels[\"dev.slipway.owner\"]" => "[owner]",
+            ".**.labels[\"dev.slipway.owner\"]" => "[owner]",
+            ".**.TRAVIS_CPU_ARCH" => "[arch]",
+        });
+    });
+}
+
+#[test]
+fn the_compiled_script_for_every_phase_and_a_deploy() {
+    let plan = plan(
+        r#"
+language: shell
+before_install: echo bi
+install: echo in
+before_script: echo bs
+script: [echo one, echo two]
+before_cache: echo bc
+after_success: echo as
+after_failure: echo af
+before_deploy: echo bd
+after_deploy: echo ad
+after_script: echo ascript
+"#,
+    );
+    let job = &plan.stages[0].jobs[0];
+    let inputs = ScriptInputs {
+        job,
+        nonce: "n0nce",
+        env: vec![
+            ScriptEnv::Shell {
+                name: "SHA".into(),
+                value: "$(git rev-parse HEAD)".into(),
+            },
+            ScriptEnv::Secret {
+                name: "TOKEN".into(),
+                value: "it's-secret".into(),
+            },
+        ],
+        cache_dirs: vec!["$HOME/.npm".into()],
+        deploys: vec![
+            DeployStep {
+                index: 0,
+                provider: "script".into(),
+                kind: DeployKind::Script("./deploy.sh".into()),
+                allow_failure: false,
+            },
+            DeployStep {
+                index: 1,
+                provider: "s3".into(),
+                kind: DeployKind::Hook,
+                allow_failure: true,
+            },
+        ],
+        notices: vec![],
+    };
+    let shown = script::compile(&inputs, false);
+    assert!(!shown.text.contains("it's-secret"));
+    assert!(
+        script::compile(&inputs, true)
+            .text
+            .contains(r"export TOKEN='it'\''s-secret'")
+    );
+    assert!(shown.needs_stdin);
+    insta::assert_snapshot!(shown.text);
+}
+
+#[test]
+fn the_docs_carry_the_generated_tables() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/runner.md");
+    let docs = std::fs::read_to_string(&path).unwrap();
+    let env = slipway_runner::env::docs_table();
+    let services = slipway_runner::services::docs_table();
+    let fresh = regenerate(&docs, "env", &env);
+    let fresh = regenerate(&fresh, "services", &services);
+    if std::env::var("SLIPWAY_UPDATE_DOCS").is_ok() {
+        std::fs::write(&path, &fresh).unwrap();
+        return;
+    }
+    assert_eq!(
+        docs, fresh,
+        "docs/runner.md is stale: run with SLIPWAY_UPDATE_DOCS=1"
+    );
+}
+
+fn regenerate(doc: &str, name: &str, table: &str) -> String {
+    let start = format!("<!-- generated:{name} -->\n");
+    let end = format!("<!-- end:{name} -->");
+    let a = doc
+        .find(&start)
+        .unwrap_or_else(|| panic!("no {start:?} in docs/runner.md"))
+        + start.len();
+    let b = doc[a..].find(&end).unwrap() + a;
+    format!("{}{}{}", &doc[..a], table, &doc[b..])
+}
