@@ -16,6 +16,7 @@ pub mod runner_exec;
 pub mod server;
 pub mod signature;
 pub mod store;
+pub mod testing;
 pub mod web;
 pub mod worker;
 

@@ -1,0 +1,224 @@
+//! Harness for tests of `slipway serve` as a real process: free ports, a config file, start and
+//! kill, Docker and image checks.
+#![allow(dead_code)]
+
+pub use slipway_webhook::testing::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "e2e-secret";
+pub const TOKEN: &str = "e2e-token";
+pub const REPO: &str = "acme/app";
+pub const IMAGE: &str = "slipway-test/debian:latest";
+
+/// True when Docker and the test image are there; panics under CI=true when not.
+pub fn docker_ready() -> bool {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("Docker or the image {IMAGE} is missing (run scripts/test-images.sh)");
+        }
+        eprintln!("skipped: Docker or the image {IMAGE} is missing (run scripts/test-images.sh)");
+    }
+    ok
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `slipway serve` process and its files.
+pub struct Served {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub data: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Served {
+    pub fn new(root: &Path, github_api: &str, clone_url: &str, extra: &str) -> Served {
+        let port = free_port();
+        let data = root.join("data");
+        let config = root.join("slipway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\nwebhook_secret = \"{SECRET}\"\napi_tokens = [\"{TOKEN}\"]\nlease_seconds = 3\n{extra}\n\
+                 [github]\napi_url = \"{github_api}\"\ntoken = \"gh-token\"\nmax_backoff_seconds = 1\n\
+                 [[repos]]\nname = \"{REPO}\"\nclone_url = \"{clone_url}\"\n"
+            ),
+        )
+        .unwrap();
+        let mut s = Served {
+            child: None,
+            port,
+            data,
+            config,
+            log: root.join("server.log"),
+        };
+        s.start();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .args(["serve", "--data-dir"])
+            .arg(&self.data)
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.try_get("/healthz").0 == 200
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "slipway serve exited with {status}: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "slipway serve did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, no clean-up of any kind.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn try_get(&self, path: &str) -> (u16, String) {
+        let agent: ureq_free::Agent = ureq_free::agent();
+        agent.get(&format!("{}{path}", self.url()))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http("GET", &format!("{}{path}", self.url()), &[], b"")
+    }
+
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub fn deliver(&self, event: &str, id: &str, body: &[u8]) -> (u16, String) {
+        deliver(&self.url(), SECRET, event, id, body)
+    }
+
+    pub fn wait_final(&self, id: i64, secs: u64) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.json(&format!("/api/builds/{id}"));
+            let state = v["build"]["state"].as_str().unwrap().to_string();
+            if !["queued", "preparing", "running"].contains(&state.as_str()) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "build {id} still {state}: {v}\n{}",
+                self.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn job_log(&self, job: i64) -> String {
+        self.get(&format!("/jobs/{job}/log.txt")).1
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tiny GET that tolerates a server that is not up yet.
+mod ureq_free {
+    pub struct Agent;
+    pub fn agent() -> Agent {
+        Agent
+    }
+    impl Agent {
+        pub fn get(&self, url: &str) -> (u16, String) {
+            use std::io::{Read, Write};
+            let rest = url.trim_start_matches("http://");
+            let (host, path) = rest.split_once('/').unwrap();
+            let Ok(mut s) = std::net::TcpStream::connect(host) else {
+                return (0, String::new());
+            };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let _ = write!(
+                s,
+                "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            );
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            let code = out
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            (code, out)
+        }
+    }
+}
+
+/// Containers the runner labelled as created by one of these process ids.
+pub fn containers_of(pids: &[u32]) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=dev.slipway.managed=true",
+            "--format",
+            "{{.Label \"dev.slipway.owner\"}} {{.Names}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| pids.iter().any(|p| l.contains(&format!(":{p}:"))))
+        .map(str::to_string)
+        .collect()
+}
