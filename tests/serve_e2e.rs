@@ -63,7 +63,7 @@ fn pull_requests_and_pushes_are_built_in_docker_and_reported() {
         .statuses()
         .into_iter()
         .filter(|s| s.0 == head)
-        .last()
+        .next_back()
         .unwrap();
     assert_eq!(last.2, format!("{}/builds/{pr_build}", server.url()));
 
@@ -121,7 +121,7 @@ fn pull_requests_and_pushes_are_built_in_docker_and_reported() {
         .statuses()
         .into_iter()
         .filter(|s| s.0 == conflicting)
-        .last()
+        .next_back()
         .unwrap();
     assert!(err.3.contains("README"), "{err:?}");
 
