@@ -62,8 +62,7 @@ fn pull_requests_and_pushes_are_built_in_docker_and_reported() {
     let last = github
         .statuses()
         .into_iter()
-        .filter(|s| s.0 == head)
-        .next_back()
+        .rfind(|s| s.0 == head)
         .unwrap();
     assert_eq!(last.2, format!("{}/builds/{pr_build}", server.url()));
 
@@ -120,8 +119,7 @@ fn pull_requests_and_pushes_are_built_in_docker_and_reported() {
     let err = github
         .statuses()
         .into_iter()
-        .filter(|s| s.0 == conflicting)
-        .next_back()
+        .rfind(|s| s.0 == conflicting)
         .unwrap();
     assert!(err.3.contains("README"), "{err:?}");
 
