@@ -292,6 +292,7 @@ async fn a_cache_is_restored_on_the_second_run_and_a_new_branch_starts_from_the_
         return;
     };
     let repo = format!("acme/cache-{}", build_id(""));
+    let _cleanup = CacheCleanup(repo.clone());
     let yaml = r#"
 image: "{busybox}"
 cache:
@@ -352,11 +353,24 @@ script: echo ok
     // The kept cache volumes are labelled as caches; remove this test's.
     let (_, _, volumes) = labelled(&exec, &format!("dev.slipway.cache.repo={repo}")).await;
     assert_eq!(volumes.len(), 2, "{volumes:?}");
-    for v in volumes {
-        exec.client()
-            .remove_volume(&v, None::<bollard::query_parameters::RemoveVolumeOptions>)
-            .await
-            .unwrap();
+}
+
+/// Removes a test repository's kept cache volumes, even when the test fails.
+struct CacheCleanup(String);
+
+impl Drop for CacheCleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=dev.slipway.cache.repo={}", self.0);
+        if let Ok(out) = std::process::Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter", &filter])
+            .output()
+        {
+            for v in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = std::process::Command::new("docker")
+                    .args(["volume", "rm", v])
+                    .output();
+            }
+        }
     }
 }
 
@@ -624,4 +638,45 @@ async fn an_image_is_built_tagged_and_pushed_with_its_digest() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn services_docker_lets_a_trusted_job_build_and_push_an_image() {
+    let Some(exec) = engine(&[&debian(), &busybox()]).await else {
+        return;
+    };
+    let Ok(registry) = std::env::var("SLIPWAY_TEST_REGISTRY") else {
+        missing("SLIPWAY_TEST_REGISTRY (start it with scripts/services.sh start)");
+        return;
+    };
+    let mut opts = options();
+    opts.trusted = true;
+    let tag = format!("{registry}/slipway-test/in-job:{}", build_id(""));
+    let yaml = format!(
+        r#"
+image: "{{debian}}"
+language: shell
+services: [docker]
+env: TAG={tag}
+script:
+  - printf 'FROM {busybox}\nRUN echo built-in-job > /x\n' > Dockerfile
+  - docker build -q -t "$TAG" .
+  - docker push "$TAG" | tail -n 1
+  - docker rmi "$TAG" >/dev/null && echo removed
+"#,
+        busybox = busybox()
+    );
+    let ran = run(
+        exec,
+        opts,
+        &plan(&yaml, &context("acme/app", "master")),
+        None,
+        None,
+    )
+    .await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert!(log.contains("can use the host's Docker engine"), "{log}");
+    assert!(log.contains("digest: sha256:"), "{log}");
+    assert!(log.contains("removed"), "{log}");
 }
