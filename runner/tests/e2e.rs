@@ -680,3 +680,31 @@ script:
     assert!(log.contains("digest: sha256:"), "{log}");
     assert!(log.contains("removed"), "{log}");
 }
+
+#[tokio::test]
+async fn the_travis_helpers_exist_in_the_job_shell() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let plan = plan(
+        r#"
+image: "{busybox}"
+language: shell
+script:
+  - travis_retry sh -c 'test -f /tmp/once || { touch /tmp/once; exit 1; }'
+  - travis_wait 1 sh -c 'sleep 1; echo waited'
+  - travis_fold start deps && echo folded && travis_fold end deps
+  - travis_terminate 0
+  - echo must-not-run
+"#,
+        &context("acme/app", "master"),
+    );
+    let ran = run(exec, options(), &plan, None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert!(log.contains("failed. Retrying, 2 of 3."), "{log}");
+    assert!(log.contains("waited"), "{log}");
+    assert!(log.contains("travis_fold:start:deps"), "{log}");
+    assert!(log.contains("travis_terminate 0"), "{log}");
+    assert!(!log.contains("must-not-run"), "{log}");
+}
