@@ -487,9 +487,30 @@ impl Runner {
                 }),
                 EnvValue::Secure(cipher) => match (&self.options.secrets, can_decrypt) {
                     (Some(src), true) => {
+        // Why secrets are withheld, for the log: the fork rule, or no key here.
+        let withheld_because = if ctx.fork {
+            "this is a pull request from a fork, and secrets go only to trusted builds".to_string()
+        } else {
+            format!("no key for {} is present here", ctx.repo)
+        };
                         let (_, value) = src.decrypt_env(&ctx.repo, cipher).map_err(|e| {
                             PrepareError(format!(
                                 "decrypting the secure value of {}: {e}",
+        if let (Some(src), false) = (&self.options.secrets, can_decrypt) {
+            // Names only: a fork's log says which settings variables it does not get.
+            let names: Vec<String> = src
+                .settings(&ctx.repo)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            if !names.is_empty() {
+                notices.push(format!(
+                    "Settings variables are not exported because {withheld_because}: {}",
+                    names.join(", ")
+                ));
+            }
+        }
                                 var.name
                             ))
                         })?;
@@ -515,7 +536,7 @@ impl Runner {
         }
         if !secure_skipped.is_empty() {
             notices.push(format!(
-                "Secure variables are not available in this build, so these are unset: {}",
+                "Secure variables are unset because {withheld_because}: {}",
                 secure_skipped.join(", ")
             ));
         }
@@ -538,7 +559,7 @@ impl Runner {
         let mut docker_socket = false;
         for name in &job.services {
             if name == "docker" {
-                if !self.options.trusted {
+                if !self.options.trusted || ctx.fork {
                     return Err(PrepareError(
                         "services: docker gives the job the Docker engine, which only trusted builds get; this build is not trusted".into(),
                     ));
@@ -630,6 +651,21 @@ impl Runner {
                 deploys.push(DeployStep {
                     index,
                     provider: d.provider.clone(),
+        if ctx.event == EventType::PullRequest && !job.deploys.is_empty() {
+            notices.push(format!(
+                "Deploys do not run for pull requests{}: {}",
+                if ctx.fork {
+                    " (this one is from a fork)"
+                } else {
+                    ""
+                },
+                job.deploys
+                    .iter()
+                    .map(|d| d.provider.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
                     kind,
                     allow_failure: d.allow_failure,
                 });
@@ -676,7 +712,7 @@ impl Runner {
                     }
                 }
                 _ => notices.push(format!(
-                    "Encrypted files are not decrypted in this build: {}",
+                    "Encrypted files are not decrypted because {withheld_because}: {}",
                     job.secret_files.join(", ")
                 )),
             }
@@ -688,6 +724,10 @@ impl Runner {
             owner: self.owner.clone(),
             image: job.image.name.clone(),
             env,
+                        // A job that prints the file shows `[secure]`, line by line.
+                        if let Ok(text) = std::str::from_utf8(&plain) {
+                            secrets.push(text.to_string());
+                        }
             working_dir: build_dir,
             cmd: script::container_command(),
             files,
@@ -695,6 +735,10 @@ impl Runner {
             services: service_specs,
             volumes,
             docker_socket,
+                (_, true, None) => notices.push(format!(
+                    "Encrypted files are not decrypted because the job has no workspace to read them from: {}",
+                    job.secret_files.join(", ")
+                )),
             limits: self.options.limits,
             open_stdin: compiled.needs_stdin,
         };

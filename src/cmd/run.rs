@@ -52,8 +52,12 @@ pub struct Args {
     #[arg(long = "pull-request")]
     pub pull_request: Option<u64>,
     /// The repository slug `owner/name` (default: from the `origin` remote, else `local/DIR`).
+    /// Secrets are available only when this repository's key is in the data dir.
     #[arg(long)]
     pub repo: Option<String>,
+    /// Run as a pull request from a fork: no secrets, no Docker engine, no deploy (the fork rule).
+    #[arg(long)]
+    pub fork: bool,
     /// Jobs of a stage run at once.
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
@@ -129,9 +133,15 @@ fn context_of(args: &Args, dir: &Path) -> Context {
         pull_request: args
             .pull_request
             .or((event == EventType::PullRequest).then_some(1)),
-        fork: false,
-        repo: repo.clone(),
-        head_repo: (event == EventType::PullRequest).then_some(repo),
+        fork: args.fork,
+        head_repo: (event == EventType::PullRequest).then(|| {
+            if args.fork {
+                format!("fork/{}", repo.rsplit('/').next().unwrap_or("project"))
+            } else {
+                repo.clone()
+            }
+        }),
+        repo,
         head_branch: (event == EventType::PullRequest)
             .then_some(local_branch)
             .flatten(),
@@ -188,8 +198,8 @@ fn options(args: &Args) -> anyhow::Result<RunnerOptions> {
         parallel: args.jobs.max(1),
         job_timeout: Duration::from_secs(args.timeout * 60),
         no_output_timeout: Duration::from_secs(args.no_output_timeout * 60),
-        // A local run is the developer's own code on their own machine.
-        trusted: true,
+        // A local run is the developer's own code on their own machine, unless it plays a fork.
+        trusted: !args.fork,
         service_overrides: overrides,
         cache: !args.no_cache,
         ..Default::default()
@@ -219,6 +229,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?,
     };
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    if args.fork && args.event != Event::PullRequest && args.pull_request.is_none() {
+        bail!("--fork describes a pull request: add --event pull_request or --pull-request N");
+    }
     let ctx = context_of(&args, &dir);
     let file = path.display().to_string();
     let mut plan = match slipway_pipelines::plan(&file, &bytes, &ctx) {
