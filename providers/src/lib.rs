@@ -21,6 +21,7 @@ pub mod dockerrun;
 pub mod eb;
 pub mod ecs;
 mod error;
+pub mod hook;
 mod http;
 pub mod images;
 pub mod kube;
@@ -30,6 +31,7 @@ pub mod s3;
 pub use calls::{ApiCall, LogSink, MemorySink};
 pub use context::{DeployContext, Endpoints, EnvValue, SecretResolver};
 pub use error::Error;
+pub use hook::ProviderHook;
 
 /// One deploy provider, its options already read and checked.
 #[async_trait]

@@ -26,8 +26,8 @@ pub mod workspace;
 pub use env::BuildInfo;
 pub use executor::{ExecError, Executor, JobSpec, ResourceLimits, ServiceSpec};
 pub use runner::{
-    BuildEvent, BuildOutcome, BuildResult, CommandOutcome, DeployHook, DeployReport, DeployRequest,
-    JobEvent, JobFiles, JobOutcome, JobResult, PhaseOutcome, PreparedJob, Runner, RunnerOptions,
-    SecretSource,
+    BuildEvent, BuildOutcome, BuildResult, CommandOutcome, DeployHook, DeployLog, DeployReport,
+    DeployRequest, JobEvent, JobFiles, JobOutcome, JobResult, PhaseOutcome, PreparedJob, Runner,
+    RunnerOptions, SecretSource,
 };
 pub use tokio_util::sync::CancellationToken;

@@ -282,6 +282,13 @@ pub trait JobFiles: Send + Sync {
     async fn tar(&self, path: &str) -> Result<Vec<u8>, ExecError>;
 }
 
+/// Where a deploy provider writes progress while it works; each line reaches the job's log (through
+/// the masker) as it is written, not when the deploy ends.
+pub trait DeployLog: Send + Sync {
+    /// Writes one line (no trailing newline).
+    fn line(&self, line: &str);
+}
+
 /// Everything a deploy provider gets.
 pub struct DeployRequest<'a> {
     /// The job deploying.
@@ -294,6 +301,19 @@ pub struct DeployRequest<'a> {
     pub build_dir: &'a str,
     /// The job's files.
     pub files: &'a dyn JobFiles,
+    /// The job's environment as its shell had it right before the deploy (empty when it could
+    /// not be read).
+    pub env: Vec<(String, String)>,
+    /// Values the log masks (secret settings and `secure:` variables): env values among them
+    /// must never be shown.
+    pub secret_values: &'a [String],
+    /// Decrypts the repository's `secure:` values; `None` when the job gets no secrets (fork pull
+    /// requests, runners without keys), so `secure:` options cannot be read.
+    pub secrets: Option<Arc<dyn SecretSource>>,
+    /// Image references the build pushed: the job's `SLIPWAY_PUSHED_IMAGES` (space-separated).
+    pub pushed_images: Vec<String>,
+    /// The job's log, for progress as it happens.
+    pub log: &'a dyn DeployLog,
 }
 
 /// What a deploy provider reports.
@@ -301,7 +321,7 @@ pub struct DeployRequest<'a> {
 pub struct DeployReport {
     /// True when the deploy settled successfully.
     pub success: bool,
-    /// Lines for the job's log.
+    /// Lines for the job's log, written after those sent to [`DeployRequest::log`].
     pub log: Vec<String>,
 }
 
@@ -467,9 +487,30 @@ impl Runner {
         let build_dir = build_dir(&self.options.build_root, &ctx.repo);
         let mut notices = Vec::new();
         let can_decrypt = self.options.secrets.is_some() && !ctx.fork;
+        // Why secrets are withheld, for the log: the fork rule, or no key here.
+        let withheld_because = if ctx.fork {
+            "this is a pull request from a fork, and secrets go only to trusted builds".to_string()
+        } else {
+            format!("no key for {} is present here", ctx.repo)
+        };
         let mut secrets = Vec::new();
         let mut script_env = Vec::new();
         let mut secure_skipped = Vec::new();
+        if let (Some(src), false) = (&self.options.secrets, can_decrypt) {
+            // Names only: a fork's log says which settings variables it does not get.
+            let names: Vec<String> = src
+                .settings(&ctx.repo)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            if !names.is_empty() {
+                notices.push(format!(
+                    "Settings variables are not exported because {withheld_because}: {}",
+                    names.join(", ")
+                ));
+            }
+        }
         if let (Some(src), true) = (&self.options.secrets, can_decrypt) {
             let settings = src.settings(&ctx.repo).map_err(|e| {
                 PrepareError(format!("reading the repository's settings variables: {e}"))
@@ -487,30 +528,9 @@ impl Runner {
                 }),
                 EnvValue::Secure(cipher) => match (&self.options.secrets, can_decrypt) {
                     (Some(src), true) => {
-        // Why secrets are withheld, for the log: the fork rule, or no key here.
-        let withheld_because = if ctx.fork {
-            "this is a pull request from a fork, and secrets go only to trusted builds".to_string()
-        } else {
-            format!("no key for {} is present here", ctx.repo)
-        };
                         let (_, value) = src.decrypt_env(&ctx.repo, cipher).map_err(|e| {
                             PrepareError(format!(
                                 "decrypting the secure value of {}: {e}",
-        if let (Some(src), false) = (&self.options.secrets, can_decrypt) {
-            // Names only: a fork's log says which settings variables it does not get.
-            let names: Vec<String> = src
-                .settings(&ctx.repo)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(name, _)| name)
-                .collect();
-            if !names.is_empty() {
-                notices.push(format!(
-                    "Settings variables are not exported because {withheld_because}: {}",
-                    names.join(", ")
-                ));
-            }
-        }
                                 var.name
                             ))
                         })?;
@@ -631,6 +651,21 @@ impl Runner {
 
         // Deploys run only on non-PR builds whose `on:` holds.
         let mut deploys = Vec::new();
+        if ctx.event == EventType::PullRequest && !job.deploys.is_empty() {
+            notices.push(format!(
+                "Deploys do not run for pull requests{}: {}",
+                if ctx.fork {
+                    " (this one is from a fork)"
+                } else {
+                    ""
+                },
+                job.deploys
+                    .iter()
+                    .map(|d| d.provider.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if ctx.event != EventType::PullRequest {
             for (index, d) in job.deploys.iter().enumerate() {
                 if !d.decision.included {
@@ -651,21 +686,6 @@ impl Runner {
                 deploys.push(DeployStep {
                     index,
                     provider: d.provider.clone(),
-        if ctx.event == EventType::PullRequest && !job.deploys.is_empty() {
-            notices.push(format!(
-                "Deploys do not run for pull requests{}: {}",
-                if ctx.fork {
-                    " (this one is from a fork)"
-                } else {
-                    ""
-                },
-                job.deploys
-                    .iter()
-                    .map(|d| d.provider.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
                     kind,
                     allow_failure: d.allow_failure,
                 });
@@ -704,6 +724,10 @@ impl Runner {
                             .decrypt_file(&ctx.repo, &data)
                             .map_err(|e| PrepareError(format!("decrypting {f}: {e}")))?;
                         let target = f.strip_suffix(".age").unwrap_or(f);
+                        // A job that prints the file shows `[secure]`, line by line.
+                        if let Ok(text) = std::str::from_utf8(&plain) {
+                            secrets.push(text.to_string());
+                        }
                         files.push(FileSpec {
                             path: format!("{build_dir}/{target}"),
                             contents: plain,
@@ -711,6 +735,10 @@ impl Runner {
                         });
                     }
                 }
+                (_, true, None) => notices.push(format!(
+                    "Encrypted files are not decrypted because the job has no workspace to read them from: {}",
+                    job.secret_files.join(", ")
+                )),
                 _ => notices.push(format!(
                     "Encrypted files are not decrypted because {withheld_because}: {}",
                     job.secret_files.join(", ")
@@ -724,10 +752,6 @@ impl Runner {
             owner: self.owner.clone(),
             image: job.image.name.clone(),
             env,
-                        // A job that prints the file shows `[secure]`, line by line.
-                        if let Ok(text) = std::str::from_utf8(&plain) {
-                            secrets.push(text.to_string());
-                        }
             working_dir: build_dir,
             cmd: script::container_command(),
             files,
@@ -735,10 +759,6 @@ impl Runner {
             services: service_specs,
             volumes,
             docker_socket,
-                (_, true, None) => notices.push(format!(
-                    "Encrypted files are not decrypted because the job has no workspace to read them from: {}",
-                    job.secret_files.join(", ")
-                )),
             limits: self.options.limits,
             open_stdin: compiled.needs_stdin,
         };
@@ -1153,20 +1173,81 @@ impl Runner {
             job_id: &prepared.spec.job_id,
             build_dir: &prepared.spec.working_dir,
         };
-        let report = hook
-            .deploy(DeployRequest {
-                job,
-                deploy: &job.deploys[step.index],
-                context: &plan.context,
-                build_dir: &prepared.spec.working_dir,
-                files: &files,
-            })
-            .await;
+        let env = match self
+            .executor
+            .download(&prepared.spec.job_id, script::DEPLOY_ENV_PATH)
+            .await
+        {
+            Ok(tar) => parse_env_dump(&tar),
+            Err(_) => Vec::new(),
+        };
+        let pushed_images = env
+            .iter()
+            .find(|(k, _)| k == "SLIPWAY_PUSHED_IMAGES")
+            .map(|(_, v)| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        let secrets = match (&self.options.secrets, plan.context.fork) {
+            (Some(s), false) => Some(s.clone()),
+            _ => None,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sink = ChannelLog(tx);
+        let request = DeployRequest {
+            job,
+            deploy: &job.deploys[step.index],
+            context: &plan.context,
+            build_dir: &prepared.spec.working_dir,
+            files: &files,
+            env,
+            secret_values: &prepared.secrets,
+            secrets,
+            pushed_images,
+            log: &sink,
+        };
+        let deploying = hook.deploy(request);
+        tokio::pin!(deploying);
+        let report = loop {
+            tokio::select! {
+                report = &mut deploying => break report,
+                Some(line) = rx.recv() => run.log(Bytes::from(line)).await,
+            }
+        };
+        // Lines sent in the deploy's last poll are already queued.
+        while let Ok(line) = rx.try_recv() {
+            run.log(Bytes::from(line)).await;
+        }
         for line in &report.log {
             run.log(Bytes::from(format!("{line}\n"))).await;
         }
         if report.success { 0 } else { 1 }
     }
+}
+
+/// Sends deploy log lines to the job loop, which writes them while the deploy runs.
+struct ChannelLog(mpsc::UnboundedSender<String>);
+
+impl DeployLog for ChannelLog {
+    fn line(&self, line: &str) {
+        let _ = self.0.send(format!("{line}\n"));
+    }
+}
+
+/// The variables of an `env -0` dump, read from the tar the engine returns.
+fn parse_env_dump(tar: &[u8]) -> Vec<(String, String)> {
+    let mut archive = tar::Archive::new(tar);
+    let mut data = Vec::new();
+    if let Ok(mut entries) = archive.entries()
+        && let Some(Ok(mut entry)) = entries.next()
+    {
+        let _ = std::io::Read::read_to_end(&mut entry, &mut data);
+    }
+    data.split(|b| *b == 0)
+        .filter_map(|item| {
+            let item = String::from_utf8_lossy(item);
+            let (k, v) = item.split_once('=')?;
+            (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
+        })
+        .collect()
 }
 
 struct ExecutorFiles<'a> {

@@ -30,6 +30,10 @@ pub const SCRIPT_PATH: &str = "/slipway/job.sh";
 pub const CACHE_MOUNT: &str = "/slipway/cache";
 /// Mount point of the default branch's cache volume, read-only, when the job's own is new.
 pub const CACHE_FALLBACK_MOUNT: &str = "/slipway/cache-fallback";
+/// Where a job writes its environment (`env -0`, owner-only) just before a provider deploy, so the
+/// provider sees variables as the job's shell evaluated them without them passing through the log;
+/// removed as soon as the runner replied.
+pub const DEPLOY_ENV_PATH: &str = "/slipway/deploy-env";
 
 /// The container command: run the script with bash when present, else sh.
 pub fn container_command() -> Vec<String> {
@@ -350,7 +354,7 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
                 }
                 DeployKind::Hook => {
                     s.push_str(&format!(
-                        "slipway_m 'deploy-request {i}'\nslipway_rc=1\nread -r slipway_rc <&3 || slipway_rc=1\n"
+                        "(umask 077; env -0 > {DEPLOY_ENV_PATH}) 2>/dev/null\nslipway_m 'deploy-request {i}'\nslipway_rc=1\nread -r slipway_rc <&3 || slipway_rc=1\nrm -f {DEPLOY_ENV_PATH}\n"
                     ));
                 }
             }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args as ClapArgs, ValueEnum};
-use slipway_pipelines::plan::{Context, EnvValue, EventType, Plan};
+use slipway_pipelines::plan::{Context, EnvValue, EventType, Job, Plan};
+use slipway_providers::{DeployContext, DryRun, hook::endpoints_from};
 
 /// Arguments of `slipway plan`.
 #[derive(Debug, ClapArgs)]
@@ -84,9 +85,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let file = path.display().to_string();
     match slipway_pipelines::plan(&file, &bytes, &ctx) {
         Ok(plan) => {
+            let workdir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let out = match args.format {
-                Format::Json => serde_json::to_string_pretty(&plan)? + "\n",
-                Format::Human => render(&plan),
+                Format::Json => {
+                    serde_json::to_string_pretty(&with_deploy_calls(&plan, workdir))? + "\n"
+                }
+                Format::Human => render_with(&plan, |job| deploy_dry_runs(&plan, job, workdir)),
             };
             print!("{out}");
             Ok(())
@@ -131,8 +138,81 @@ fn context_of(args: &Args) -> Context {
     }
 }
 
-/// Renders a plan for reading in a terminal.
-pub fn render(plan: &Plan) -> String {
+/// The context deploy dry runs see for `job`: the event's repository, branch and commit, the
+/// working tree at `workdir`, the job's plain variables (secure ones stay unknown) and the
+/// endpoint overrides of this process. Nothing is decrypted.
+pub fn deploy_context(plan: &Plan, job: &Job, workdir: &Path) -> DeployContext {
+    let ctx = &plan.context;
+    let mut out = DeployContext::new(
+        &ctx.repo,
+        ctx.commit.as_deref().unwrap_or_default(),
+        workdir,
+    );
+    out.branch = ctx.branch.clone();
+    out.commit_message = ctx.commit_message.clone();
+    out.endpoints = endpoints_from(|name| std::env::var(name).ok());
+    for var in &job.env {
+        if let EnvValue::Plain(v) = &var.value {
+            out = out.with_env(&var.name, v);
+        }
+    }
+    out
+}
+
+/// Each deploy of `job` with the API calls it would make, in order; contacts nothing.
+pub fn deploy_dry_runs(plan: &Plan, job: &Job, workdir: &Path) -> Vec<DryRun> {
+    slipway_providers::dry_run_job(job, &deploy_context(plan, job, workdir))
+}
+
+/// The plan as JSON, each job's deploys carrying their API calls (`calls`, and `error` when the
+/// options cannot be used), so machine readers see the same as `render`.
+pub fn with_deploy_calls(plan: &Plan, workdir: &Path) -> serde_json::Value {
+    let mut value = serde_json::to_value(plan).unwrap_or_default();
+    let jobs = plan.stages.iter().flat_map(|s| s.jobs.iter());
+    let stages = value.get_mut("stages").and_then(|s| s.as_array_mut());
+    let job_values = stages
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get_mut("jobs").and_then(|j| j.as_array_mut()))
+        .flatten();
+    for (job, job_value) in jobs.zip(job_values) {
+        let runs = deploy_dry_runs(plan, job, workdir);
+        let deploys = job_value.get_mut("deploys").and_then(|d| d.as_array_mut());
+        for (run, deploy) in runs.into_iter().zip(deploys.into_iter().flatten()) {
+            if let Some(obj) = deploy.as_object_mut() {
+                obj.insert(
+                    "calls".into(),
+                    serde_json::to_value(&run.calls).unwrap_or_default(),
+                );
+                if let Some(e) = run.error {
+                    obj.insert("error".into(), e.into());
+                }
+            }
+        }
+    }
+    value
+}
+
+/// Writes a deploy's dry run under its verdict line: one numbered line per API call.
+pub fn write_dry_run(out: &mut String, indent: &str, run: &DryRun) {
+    if let Some(e) = &run.error {
+        let _ = writeln!(out, "{indent}cannot run: {e}");
+    }
+    if !run.conditions.is_empty() {
+        let _ = writeln!(
+            out,
+            "{indent}only if the job's shell says: {}",
+            run.conditions.join(" && ")
+        );
+    }
+    for (i, call) in run.calls.iter().enumerate() {
+        let _ = writeln!(out, "{indent}{}. {call}", i + 1);
+    }
+}
+
+/// Renders a plan for reading in a terminal, listing under each deploy the API calls `dry_runs`
+/// gives for its job.
+pub fn render_with(plan: &Plan, dry_runs: impl Fn(&Job) -> Vec<DryRun>) -> String {
     let mut out = String::new();
     let ctx = &plan.context;
     let _ = writeln!(
@@ -212,7 +292,12 @@ pub fn render(plan: &Plan) -> String {
                     let _ = writeln!(out, "      $ {cmd}");
                 }
             }
-            for deploy in &job.deploys {
+            let runs = if job.deploys.is_empty() {
+                Vec::new()
+            } else {
+                dry_runs(job)
+            };
+            for (i, deploy) in job.deploys.iter().enumerate() {
                 let verdict = if deploy.decision.included {
                     "runs"
                 } else {
@@ -223,6 +308,9 @@ pub fn render(plan: &Plan) -> String {
                     "    deploy {}: {verdict}: {}",
                     deploy.provider, deploy.decision.reason
                 );
+                if let Some(run) = runs.get(i) {
+                    write_dry_run(&mut out, "      ", run);
+                }
             }
         }
     }

@@ -250,6 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     select(&mut plan, args.stage.as_deref(), args.job)?;
     let mut opts = options(&args)?;
     opts.secrets = secrets_for(&ctx.repo);
+    opts.deploy_hook = Some(Arc::new(slipway_providers::ProviderHook::from_env()));
     let mut b = [0u8; 4];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("random build id: {e}"))?;
     let build = BuildInfo {
@@ -257,7 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         number: 1,
     };
     if args.dry_run {
-        return dry_run(&plan, &build, opts);
+        return dry_run(&plan, &build, opts, &dir);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -269,7 +270,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions) -> anyhow::Result<()> {
+fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions, dir: &Path) -> anyhow::Result<()> {
     // A runner over an executor that is never called: preparing a job is pure.
     let runner = Runner::new(Arc::new(NoEngine), opts);
     let build_dir = build_dir(&runner.options().build_root, &plan.context.repo);
@@ -382,6 +383,16 @@ fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions) -> anyhow::Resul
             )?;
             for line in prepared.display_script.lines() {
                 writeln!(out, "    | {line}")?;
+            }
+            // A pull request never deploys, whatever `on:` says.
+            if plan.context.event != EventType::PullRequest {
+                for run in crate::cmd::plan::deploy_dry_runs(plan, job, dir) {
+                    let verdict = if run.runs { "runs" } else { "skipped" };
+                    writeln!(out, "deploy {}: {verdict}: {}", run.provider, run.reason)?;
+                    let mut text = String::new();
+                    crate::cmd::plan::write_dry_run(&mut text, "  ", &run);
+                    write!(out, "{text}")?;
+                }
             }
         }
     }

@@ -1,0 +1,180 @@
+//! The runner's deploy step performed by these providers: [`ProviderHook`] implements
+//! `slipway_runner::DeployHook`, so a job's `deploy:` entries other than `script` run here while
+//! the job's container waits.
+//!
+//! For each deploy the hook unpacks the job's build dir into a temporary directory (removed
+//! afterwards) as the working tree, builds a [`DeployContext`] from the request (the job's
+//! environment as its shell evaluated it, secret values marked secret, the images the build
+//! pushed, a resolver for `secure:` options only when the runner allows the job secrets), and
+//! calls [`run_deploy`], whose progress lines reach the job's log as they are written.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use slipway_runner::{DeployHook, DeployLog, DeployReport, DeployRequest, SecretSource};
+use slipway_secrets::Secret;
+
+use crate::calls::LogSink;
+use crate::context::{DeployContext, Endpoints, EnvValue, SecretResolver};
+use crate::{Outcome, run_deploy};
+
+/// Endpoint overrides read from the environment of the process running Slipway, one variable per
+/// API (the standard `AWS_ENDPOINT_URL*` variables apply on top for AWS).
+pub const ENDPOINT_VARIABLES: &[&str] = &[
+    "SLIPWAY_S3_ENDPOINT",
+    "SLIPWAY_ELASTICBEANSTALK_ENDPOINT",
+    "SLIPWAY_ECS_ENDPOINT",
+    "SLIPWAY_GKE_TOKEN_ENDPOINT",
+    "SLIPWAY_GKE_CONTAINER_ENDPOINT",
+    "SLIPWAY_KUBERNETES_ENDPOINT",
+];
+
+/// Reads [`ENDPOINT_VARIABLES`] through `get` (the process environment in production), so tests and
+/// private clouds point providers elsewhere without touching pipeline files.
+pub fn endpoints_from(get: impl Fn(&str) -> Option<String>) -> Endpoints {
+    let read = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+    Endpoints {
+        s3: read("SLIPWAY_S3_ENDPOINT"),
+        elasticbeanstalk: read("SLIPWAY_ELASTICBEANSTALK_ENDPOINT"),
+        ecs: read("SLIPWAY_ECS_ENDPOINT"),
+        gke_token: read("SLIPWAY_GKE_TOKEN_ENDPOINT"),
+        gke_container: read("SLIPWAY_GKE_CONTAINER_ENDPOINT"),
+        kubernetes: read("SLIPWAY_KUBERNETES_ENDPOINT"),
+    }
+}
+
+/// Performs a job's provider deploys for the runner (`slipway run` and `slipway serve`).
+#[derive(Clone, Debug)]
+pub struct ProviderHook {
+    /// Where the APIs live.
+    pub endpoints: Endpoints,
+    /// Pause between status polls while waiting for a deploy to settle.
+    pub poll_interval: Duration,
+}
+
+impl ProviderHook {
+    /// A hook with endpoint overrides from the process environment and the production poll
+    /// interval (5 s).
+    pub fn from_env() -> Self {
+        ProviderHook {
+            endpoints: endpoints_from(|name| std::env::var(name).ok()),
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// The deploy context for `request`, with the working tree at `workdir`.
+    pub fn context(&self, request: &DeployRequest<'_>, workdir: &std::path::Path) -> DeployContext {
+        let ctx = request.context;
+        let mut out = DeployContext::new(
+            &ctx.repo,
+            ctx.commit.as_deref().unwrap_or_default(),
+            workdir,
+        );
+        out.branch = ctx.branch.clone();
+        out.commit_message = ctx.commit_message.clone();
+        out.endpoints = self.endpoints.clone();
+        out.poll_interval = self.poll_interval;
+        out.pushed_images = request.pushed_images.clone();
+        for (name, value) in &request.env {
+            let secret = !value.is_empty() && request.secret_values.iter().any(|s| s == value);
+            let value = if secret {
+                EnvValue::Secret(Secret::new(value.clone()))
+            } else {
+                EnvValue::Plain(value.clone())
+            };
+            out.env.insert(name.clone(), value);
+        }
+        // The commit the job checked out, when the event did not name one.
+        if out.commit.is_empty()
+            && let Some(EnvValue::Plain(sha)) = out.env.get("TRAVIS_COMMIT")
+        {
+            out.commit = sha.clone();
+        }
+        out.secrets = request.secrets.clone().map(|source| {
+            Arc::new(RepoSecrets {
+                source,
+                repo: ctx.repo.clone(),
+            }) as Arc<dyn SecretResolver>
+        });
+        out
+    }
+}
+
+/// Decrypts `secure:` options with the runner's secret source for one repository.
+struct RepoSecrets {
+    source: Arc<dyn SecretSource>,
+    repo: String,
+}
+
+impl SecretResolver for RepoSecrets {
+    fn decrypt(&self, encrypted: &str) -> Result<Secret<String>, String> {
+        self.source
+            .decrypt_env(&self.repo, encrypted)
+            .map(|(_, value)| Secret::new(value))
+    }
+}
+
+/// Forwards provider progress to the runner's job log.
+struct ToJobLog<'a>(&'a dyn DeployLog);
+
+impl LogSink for ToJobLog<'_> {
+    fn line(&self, line: &str) {
+        self.0.line(line);
+    }
+}
+
+#[async_trait]
+impl DeployHook for ProviderHook {
+    async fn deploy(&self, request: DeployRequest<'_>) -> DeployReport {
+        let failed = |why: String| DeployReport {
+            success: false,
+            log: vec![why],
+        };
+        let tree = match tempfile::Builder::new().prefix("slipway-deploy-").tempdir() {
+            Ok(t) => t,
+            Err(e) => return failed(format!("Deploy failed: a temporary directory: {e}")),
+        };
+        let tar = match request.files.tar(".").await {
+            Ok(t) => t,
+            Err(e) => {
+                return failed(format!(
+                    "Deploy failed: reading the build dir from the job: {e}"
+                ));
+            }
+        };
+        if let Err(e) = tar::Archive::new(tar.as_slice()).unpack(tree.path()) {
+            return failed(format!("Deploy failed: unpacking the build dir: {e}"));
+        }
+        let ctx = self.context(&request, tree.path());
+        let sink = ToJobLog(request.log);
+        let outcome = run_deploy(request.deploy, &ctx, &sink).await;
+        DeployReport {
+            success: !matches!(outcome, Outcome::Failed(_)),
+            log: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_come_from_slipway_variables_and_blank_means_unset() {
+        let e = endpoints_from(|name| match name {
+            "SLIPWAY_S3_ENDPOINT" => Some("http://127.0.0.1:5001".into()),
+            "SLIPWAY_ECS_ENDPOINT" => Some("  ".into()),
+            "SLIPWAY_KUBERNETES_ENDPOINT" => Some("http://127.0.0.1:6443".into()),
+            _ => None,
+        });
+        assert_eq!(
+            e,
+            Endpoints {
+                s3: Some("http://127.0.0.1:5001".into()),
+                kubernetes: Some("http://127.0.0.1:6443".into()),
+                ..Endpoints::default()
+            }
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! `slipway run` with an `s3` deploy: a push to the deploy branch uploads the job's files into the
+//! local AWS double (moto, `$SLIPWAY_TEST_MOTO`), a pull request deploys nothing, and a dry run lists
+//! the calls without contacting anything. Under CI=true a missing engine, image or moto fails.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn busybox() -> String {
+    std::env::var("SLIPWAY_TEST_BUSYBOX_IMAGE")
+        .unwrap_or_else(|_| "slipway-test/busybox:latest".into())
+}
+
+/// The moto base URL, when moto and the engine are there; otherwise skips (fails under CI).
+fn moto_and_engine() -> Option<String> {
+    let engine = Command::new("docker")
+        .args(["image", "inspect", &busybox()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let moto = std::env::var("SLIPWAY_TEST_MOTO")
+        .ok()
+        .filter(|u| http("GET", u, "/moto-api/").is_some());
+    match (engine, moto) {
+        (true, Some(url)) => Some(url.trim_end_matches('/').to_string()),
+        _ => {
+            assert!(
+                !ci(),
+                "Docker with {} and moto at $SLIPWAY_TEST_MOTO are needed (CI=true); run scripts/services.sh start",
+                busybox()
+            );
+            eprintln!(
+                "skipped: Docker with {} or moto ($SLIPWAY_TEST_MOTO) missing",
+                busybox()
+            );
+            None
+        }
+    }
+}
+
+/// One plain HTTP/1.1 request to a loopback server; the status code and body.
+fn http(method: &str, base: &str, path: &str) -> Option<(u16, String)> {
+    let host = base.strip_prefix("http://")?.trim_end_matches('/');
+    let mut s = TcpStream::connect(host).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn unique_bucket() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("slipway-e2e-{}-{nanos}", std::process::id())
+}
+
+const PIPELINE: &str = r#"
+image: "{busybox}"
+language: shell
+env:
+  global:
+    - AWS_ACCESS_KEY_ID=testing
+    - AWS_SECRET_ACCESS_KEY=testing
+script:
+  - mkdir -p site/docs && echo "built on $TRAVIS_BRANCH" > site/docs/index.txt
+deploy:
+  provider: s3
+  bucket: "{bucket}"
+  local_dir: site
+  on:
+    branch: main
+"#;
+
+fn repo_with(bucket: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".slipway.yml"),
+        PIPELINE
+            .replace("{busybox}", &busybox())
+            .replace("{bucket}", bucket),
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "pipeline"]);
+    dir
+}
+
+fn slipway_run(dir: &Path, s3_endpoint: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .arg("run")
+        .arg(dir)
+        .args(args)
+        .env("SLIPWAY_S3_ENDPOINT", s3_endpoint)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_push_to_the_deploy_branch_uploads_the_jobs_files_to_s3() {
+    let Some(moto) = moto_and_engine() else {
+        return;
+    };
+    let bucket = unique_bucket();
+    assert_eq!(
+        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
+        Some(200)
+    );
+    let repo = repo_with(&bucket);
+
+    let out = slipway_run(repo.path(), &moto, &["--branch", "main"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Deploying with s3"), "{log}");
+    assert!(log.contains("Deploy finished"), "{log}");
+
+    // The object is private, so the anonymous check reads the listing: key and size of
+    // "built on main\n", written by the job's script.
+    let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
+    assert_eq!(status, 200, "{listing}");
+    assert!(
+        listing.contains("<Key>docs/index.txt</Key>") && listing.contains("<Size>14</Size>"),
+        "{listing}\n{log}"
+    );
+}
+
+#[test]
+fn a_pull_request_does_not_deploy() {
+    let Some(moto) = moto_and_engine() else {
+        return;
+    };
+    let bucket = unique_bucket();
+    assert_eq!(
+        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
+        Some(200)
+    );
+    let repo = repo_with(&bucket);
+
+    let out = slipway_run(
+        repo.path(),
+        &moto,
+        &["--branch", "main", "--pull-request", "7"],
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains("Deploying with s3"), "{log}");
+
+    let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
+    assert_eq!(status, 200, "{listing}");
+    assert!(
+        !listing.contains("<Key>"),
+        "the bucket must stay empty: {listing}"
+    );
+}
+
+#[test]
+fn a_dry_run_lists_the_s3_calls_and_contacts_nothing() {
+    // Any connection to this listener would be the dry run contacting the endpoint.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let repo = repo_with("dry-bucket");
+    std::fs::create_dir_all(repo.path().join("site/docs")).unwrap();
+    std::fs::write(repo.path().join("site/docs/index.txt"), "local").unwrap();
+
+    let out = slipway_run(repo.path(), &endpoint, &["--branch", "main", "--dry-run"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let deploy = log
+        .split_once("deploy s3: runs")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no deploy section: {log}"));
+    assert!(
+        deploy.contains("1. aws Credentials source=the job's AWS_ACCESS_KEY_ID"),
+        "{deploy}"
+    );
+    let put = deploy
+        .lines()
+        .find(|l| l.contains("s3 PutObject"))
+        .unwrap_or_else(|| panic!("no PutObject: {deploy}"));
+    assert!(put.contains("Bucket=dry-bucket"), "{put}");
+    assert!(put.contains("Key=docs/index.txt"), "{put}");
+    assert!(
+        listener.accept().is_err(),
+        "the dry run connected to the endpoint"
+    );
+
+    // A pull request's dry run lists no deploy calls.
+    let out = slipway_run(
+        repo.path(),
+        &endpoint,
+        &["--branch", "main", "--pull-request", "7", "--dry-run"],
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains("s3 PutObject"), "{log}");
+}
