@@ -159,6 +159,94 @@ impl DeployHook for ProviderHook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use slipway_pipelines::plan::{Context, EventType};
+    use slipway_runner::{ExecError, JobFiles};
+
+    struct NoFiles;
+
+    #[async_trait]
+    impl JobFiles for NoFiles {
+        async fn tar(&self, _: &str) -> Result<Vec<u8>, ExecError> {
+            Ok(Vec::new())
+        }
+    }
+
+    struct Keys;
+
+    impl SecretSource for Keys {
+        fn decrypt_env(&self, _: &str, c: &str) -> Result<(String, String), String> {
+            Ok(("X".into(), format!("plain-of-{c}")))
+        }
+        fn decrypt_file(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+            Err("no files".into())
+        }
+    }
+
+    struct Quiet;
+
+    impl DeployLog for Quiet {
+        fn line(&self, _: &str) {}
+    }
+
+    fn plan() -> slipway_pipelines::plan::Plan {
+        let ctx = Context {
+            event: EventType::Push,
+            branch: "main".into(),
+            repo: "team/site".into(),
+            commit: Some("abc123".into()),
+            commit_message: "ship it".into(),
+            ..Context::default()
+        };
+        let yml = b"language: shell\ndeploy:\n  provider: s3\n  bucket: b\n";
+        slipway_pipelines::plan(".slipway.yml", yml, &ctx).unwrap()
+    }
+
+    #[test]
+    fn the_context_carries_the_jobs_env_with_masked_values_secret_and_the_resolver() {
+        let plan = plan();
+        let job = &plan.stages[0].jobs[0];
+        let masked = vec!["hunter2".to_string()];
+        let request = DeployRequest {
+            job,
+            deploy: &job.deploys[0],
+            context: &plan.context,
+            build_dir: "/home/travis/build/team/site",
+            files: &NoFiles,
+            env: vec![
+                ("SITE".into(), "public".into()),
+                ("TOKEN".into(), "hunter2".into()),
+            ],
+            secret_values: &masked,
+            secrets: Some(Arc::new(Keys)),
+            pushed_images: vec!["team/web:abc123".into()],
+            log: &Quiet,
+        };
+        let hook = ProviderHook {
+            endpoints: Endpoints::default(),
+            poll_interval: Duration::from_millis(10),
+        };
+        let ctx = hook.context(&request, std::path::Path::new("/tmp/tree"));
+        assert_eq!(
+            (ctx.repo.as_str(), ctx.commit.as_str(), ctx.branch.as_str()),
+            ("team/site", "abc123", "main")
+        );
+        assert_eq!(ctx.commit_message, "ship it");
+        assert_eq!(ctx.env["SITE"], EnvValue::Plain("public".into()));
+        assert!(ctx.env["TOKEN"].is_secret());
+        assert_eq!(ctx.pushed_images, vec!["team/web:abc123".to_string()]);
+        let resolver = ctx.secrets.expect("the runner gave secrets");
+        assert_eq!(resolver.decrypt("c1").unwrap().expose(), "plain-of-c1");
+
+        let untrusted = DeployRequest {
+            secrets: None,
+            ..request
+        };
+        assert!(
+            hook.context(&untrusted, std::path::Path::new("/t"))
+                .secrets
+                .is_none()
+        );
+    }
 
     #[test]
     fn endpoints_come_from_slipway_variables_and_blank_means_unset() {
