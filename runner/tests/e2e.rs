@@ -682,6 +682,31 @@ script:
 }
 
 #[tokio::test]
+async fn services_docker_brings_the_docker_cli_into_an_image_without_one() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let mut opts = options();
+    opts.trusted = true;
+    let plan = plan(
+        r#"
+image: "{busybox}"
+language: shell
+services: [docker]
+script:
+  - command -v docker
+  - docker version --format 'engine {{.Server.Version}}'
+"#,
+        &context("acme/app", "master"),
+    );
+    let ran = run(exec, opts, &plan, None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert!(log.contains("/usr/local/bin/docker"), "{log}");
+    assert!(log.contains("engine "), "{log}");
+}
+
+#[tokio::test]
 async fn the_travis_helpers_exist_in_the_job_shell() {
     let Some(exec) = engine(&[&busybox()]).await else {
         return;

@@ -56,7 +56,7 @@ fn docker_requests_for_a_job_with_services_cache_and_the_docker_socket() {
             Some("slipway-cache-defaultbranch".into()),
         )
         .unwrap();
-    let req = job_requests(&prepared.spec, "/var/run/docker.sock");
+    let req = job_requests(&prepared.spec, "/var/run/docker.sock", None);
     let value = serde_json::json!({
         "volumes": req.volumes,
         "network": req.network,

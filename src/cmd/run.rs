@@ -297,7 +297,11 @@ fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions, dir: &Path) -> a
                     continue;
                 }
             };
-            let req = requests::job_requests(&prepared.spec, DEFAULT_SOCKET);
+            let req = requests::job_requests(
+                &prepared.spec,
+                DEFAULT_SOCKET,
+                slipway_runner::docker::find_docker_cli().as_deref(),
+            );
             writeln!(
                 out,
                 "\n-- job {}.{}{}{} --",

@@ -37,7 +37,23 @@ pub struct DockerExecutor {
     docker: Docker,
     endpoint: String,
     socket_path: String,
+    docker_cli: Option<String>,
     ready_timeout: Duration,
+}
+
+/// The host's Docker CLI, bound into `services: docker` jobs: `SLIPWAY_DOCKER_CLI`, else `docker` on
+/// `PATH`. Only a statically linked client works in every image; Debian's and Docker's are.
+pub fn find_docker_cli() -> Option<String> {
+    if let Ok(path) = std::env::var("SLIPWAY_DOCKER_CLI") {
+        return (!path.is_empty()).then_some(path);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("docker"))
+            .find(|p| p.is_file())
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+    })
 }
 
 fn engine_err(action: impl Into<String>) -> impl FnOnce(BollardError) -> ExecError {
@@ -92,6 +108,7 @@ impl DockerExecutor {
             docker,
             endpoint,
             socket_path,
+            docker_cli: find_docker_cli(),
             ready_timeout: Duration::from_secs(60),
         })
     }
@@ -451,7 +468,7 @@ impl Executor for DockerExecutor {
     }
 
     async fn setup(&self, spec: &JobSpec, progress: Progress<'_>) -> Result<(), ExecError> {
-        let req = requests::job_requests(spec, &self.socket_path);
+        let req = requests::job_requests(spec, &self.socket_path, self.docker_cli.as_deref());
         for v in req.volumes {
             let name = v.name.clone().unwrap_or_default();
             self.docker

@@ -68,9 +68,14 @@ pub fn service_hosts(services: &[ServiceSpec]) -> Vec<String> {
     hosts
 }
 
+/// Where a job with `services: docker` finds the Docker CLI: the host's own client, bound read-only
+/// over this path, so images without a CLI can still run `docker build` and `docker push`.
+pub const DOCKER_CLI_TARGET: &str = "/usr/local/bin/docker";
+
 /// Builds the requests for `spec`. `docker_socket` is the engine socket's path on the host, bound
-/// into the job for `services: docker`.
-pub fn job_requests(spec: &JobSpec, docker_socket: &str) -> JobRequests {
+/// into the job for `services: docker`, together with the host's Docker CLI (`docker_cli`) when
+/// one was found.
+pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str>) -> JobRequests {
     let has_services = !spec.services.is_empty();
     let network_name = names::network(&spec.job_id);
     let netns_name = names::netns_container(&spec.job_id);
@@ -161,6 +166,15 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str) -> JobRequests {
             read_only: Some(false),
             ..Default::default()
         });
+        if let Some(cli) = docker_cli {
+            mounts.push(Mount {
+                target: Some(DOCKER_CLI_TARGET.into()),
+                source: Some(cli.to_string()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
     }
     let mut env = spec.env.clone();
     if spec.docker_socket {
