@@ -19,6 +19,8 @@
 //! 11. `allow_failures` (partial match, `env` special, `if:` on the entry);
 //! 12. jobs ordered by stage, then required before allowed-to-fail, then original order.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::conditions::{self, Variables};
@@ -210,10 +212,8 @@ fn root_supports(config: &Config, key: &str) -> bool {
     true
 }
 
-/// Whether a job keeps `key` = `value` given its language and OS.
-fn job_supports(job: &Attrs, key: &str, value: &Value) -> bool {
-    let language = job.str_of("language").unwrap_or("");
-    let os = job.str_of("os").unwrap_or("");
+/// Whether a job of `language` on `os` keeps `key` = `value`.
+fn job_supports(language: &str, os: &str, key: &str, value: &Value) -> bool {
     if let Some(langs) = languages_supporting(key)
         && !langs.contains(&language)
     {
@@ -410,6 +410,29 @@ fn describe(job: &Attrs) -> String {
     parts.join(", ")
 }
 
+/// `a == b` for two jobs' settings, cheaply in the usual case (the duplicate checks compare every
+/// pair of jobs, and jobs share most of their settings).
+///
+/// Jobs expanded from one file hold their keys in the same order, so they compare position by
+/// position without hashing; settings with another key order are compared as maps. Single values
+/// are compared first (matrix jobs differ in `node_js: 14` and the like), then lists and maps from
+/// the last one back (`env` and an include's own keys are set after the shared root keys).
+fn same_attrs(a: &Attrs, b: &Attrs) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if !a.keys().eq(b.keys()) {
+        return a == b;
+    }
+    let nested = |v: &Value| matches!(v, Value::Array(_) | Value::Object(_));
+    let pairs = || a.values().zip(b.values());
+    pairs().filter(|(x, _)| !nested(x)).all(|(x, y)| x == y)
+        && pairs()
+            .rev()
+            .filter(|(x, _)| nested(x))
+            .all(|(x, y)| x == y)
+}
+
 /// Expands `config` into stages and jobs for `ctx`, as Travis does.
 pub fn expand(config: &Config, ctx: &Context) -> Expansion {
     let keys = axes(config);
@@ -481,14 +504,15 @@ pub fn expand(config: &Config, ctx: &Context) -> Expansion {
 
     // 7: unsupported keys.
     for (job, _) in &mut jobs {
-        let snapshot = job.clone();
-        job.retain(|k, v| job_supports(&snapshot, k, v));
+        let language = job.str_of("language").unwrap_or("").to_owned();
+        let os = job.str_of("os").unwrap_or("").to_owned();
+        job.retain(|k, v| job_supports(&language, &os, k, v));
     }
 
     // 8: duplicates.
     let mut unique: Vec<(Attrs, String)> = Vec::new();
     for (job, why) in jobs {
-        if unique.iter().any(|(j, _)| *j == job) {
+        if unique.iter().any(|(j, _)| same_attrs(j, &job)) {
             skipped.push(Skipped {
                 what: format!("job {}", describe(&job)),
                 reason: "duplicate of an earlier job".to_owned(),
@@ -610,17 +634,21 @@ pub fn expand(config: &Config, ctx: &Context) -> Expansion {
     }
 
     // 11: allow_failures (matching sees the assigned stage, as in Travis).
-    for af in &config.allow_failures {
+    if !config.allow_failures.is_empty() {
         for job in &mut expanded {
-            let mut attrs = job.attrs.clone();
-            if let Some(s) = &job.stage {
-                attrs.insert("stage".to_owned(), Value::String(s.clone()));
-            }
-            if allow_failure_matches(config, af, &attrs, ctx)
-                && evaluate(af.str_of("if"), &attrs, ctx) == CondOutcome::Accepted
-            {
-                job.allow_failure = true;
-            }
+            // Copy the settings only when the assigned stage is not already in them.
+            let attrs = match &job.stage {
+                Some(s) if job.attrs.str_of("stage") != Some(s) => {
+                    let mut attrs = job.attrs.clone();
+                    attrs.insert("stage".to_owned(), Value::String(s.clone()));
+                    Cow::Owned(attrs)
+                }
+                _ => Cow::Borrowed(&job.attrs),
+            };
+            job.allow_failure = config.allow_failures.iter().any(|af| {
+                allow_failure_matches(config, af, &attrs, ctx)
+                    && evaluate(af.str_of("if"), &attrs, ctx) == CondOutcome::Accepted
+            });
         }
     }
 
@@ -637,10 +665,15 @@ pub fn expand(config: &Config, ctx: &Context) -> Expansion {
         .collect();
     order.sort();
     let mut sorted: Vec<ExpandedJob> = Vec::with_capacity(expanded.len());
+    let mut slots: Vec<Option<ExpandedJob>> = expanded.into_iter().map(Some).collect();
     for (_, _, i) in order {
-        let job = expanded[i].clone();
+        let Some(job) = slots[i].take() else {
+            continue;
+        };
         if !sorted.iter().any(|j| {
-            j.attrs == job.attrs && j.stage == job.stage && j.allow_failure == job.allow_failure
+            j.stage == job.stage
+                && j.allow_failure == job.allow_failure
+                && same_attrs(&j.attrs, &job.attrs)
         }) {
             sorted.push(job);
         }

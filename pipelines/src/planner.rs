@@ -5,6 +5,9 @@
 //! all), then gives every job its image, env, phases (the language's defaults where the file sets
 //! none), services, cache, checkout settings and deploys with their `on:` evaluated.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, PoisonError};
+
 use regex::Regex;
 use serde_json::Value;
 
@@ -40,9 +43,32 @@ impl Default for PlanOptions {
 /// True when `name` matches a `branches:`/`on.branch` pattern: an exact name or a `/regex/`.
 pub fn branch_matches(pattern: &str, name: &str) -> bool {
     if pattern.len() >= 2 && pattern.starts_with('/') && pattern.ends_with('/') {
-        return Regex::new(&pattern[1..pattern.len() - 1]).is_ok_and(|re| re.is_match(name));
+        return branch_regex(&pattern[1..pattern.len() - 1]).is_some_and(|re| re.is_match(name));
     }
     pattern == name
+}
+
+/// How many compiled branch patterns [`branch_regex`] keeps; past it the cache starts afresh, so
+/// files full of distinct patterns cannot grow it without end.
+const BRANCH_REGEX_CACHE: usize = 64;
+
+/// The compiled form of a `/regex/` branch pattern (`None` when it does not compile), cached by
+/// source: a pattern is matched once per job and deploy of every plan, and compiling it costs
+/// far more than matching.
+fn branch_regex(source: &str) -> Option<Regex> {
+    static CACHE: LazyLock<Mutex<HashMap<String, Option<Regex>>>> = LazyLock::new(Default::default);
+    let cache = || CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(re) = cache().get(source) {
+        return re.clone();
+    }
+    // Compiled without the lock held: a slow pattern must not stall other plans.
+    let re = Regex::new(source).ok();
+    let mut cache = cache();
+    if cache.len() >= BRANCH_REGEX_CACHE {
+        cache.clear();
+    }
+    cache.insert(source.to_owned(), re.clone());
+    re
 }
 
 /// The branch a request is about: the base branch for pull requests, the tag for tag pushes.
@@ -179,13 +205,17 @@ fn matrix_of(job: &ExpandedJob) -> indexmap::IndexMap<String, Value> {
             m.insert(key.to_owned(), v.clone());
         }
     }
-    for key in EXPAND_KEYS {
-        if matches!(*key, "os" | "arch") {
-            continue;
-        }
-        if let Some(v) = job.attrs.get(*key) {
-            m.insert((*key).to_owned(), v.clone());
-        }
+    // The job's expand keys in `EXPAND_KEYS` order, found in one pass over the job's keys (a
+    // job sets few of the many expand keys; looking each one up was most of planning a job).
+    let mut expand: Vec<(usize, &String, &Value)> = job
+        .attrs
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "os" | "arch"))
+        .filter_map(|(k, v)| Some((EXPAND_KEYS.iter().position(|e| e == k)?, k, v)))
+        .collect();
+    expand.sort_unstable_by_key(|(i, _, _)| *i);
+    for (_, k, v) in expand {
+        m.insert(k.clone(), v.clone());
     }
     m
 }

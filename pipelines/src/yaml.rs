@@ -399,7 +399,8 @@ pub fn load(bytes: &[u8], limits: Limits) -> Result<Option<Node>, LoadError> {
     // libyaml (which Travis's loader used) accepts a multi-line quoted scalar whose continuation
     // lines are indented no deeper than its key; the YAML spec and saphyr do not. Such lines'
     // leading spaces are folded away, so indenting them changes no value and no line number.
-    let mut repaired = text.to_owned();
+    // The text is copied only when it needs repairing.
+    let mut repaired: Option<String> = None;
     for _ in 0..16 {
         let Err(LoadError::Syntax { pos, message }) = &result else {
             break;
@@ -407,10 +408,10 @@ pub fn load(bytes: &[u8], limits: Limits) -> Result<Option<Node>, LoadError> {
         if !message.contains("indentation in quoted scalar") {
             break;
         }
-        match reindent_quoted_scalar(&repaired, *pos) {
+        match reindent_quoted_scalar(repaired.as_deref().unwrap_or(text), *pos) {
             Some(fixed) => {
-                repaired = fixed;
-                result = Builder::new(limits).run(&repaired);
+                result = Builder::new(limits).run(&fixed);
+                repaired = Some(fixed);
             }
             None => break,
         }
