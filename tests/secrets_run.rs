@@ -2,6 +2,8 @@
 //! repository's key is in the data dir (`--repo`, else the `origin` remote), and `--fork` plays
 //! the fork rule. Under CI=true a missing engine or test image fails instead of skipping.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -55,23 +57,7 @@ fn project() -> tempfile::TempDir {
         ),
     )
     .unwrap();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir.path())
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let git = |args: &[&str]| support::git(dir.path(), args);
     git(&["init", "-q", "-b", "main"]);
     git(&[
         "remote",
