@@ -61,16 +61,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let docker = slipway_runner::docker::DockerExecutor::connect()
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach Docker: {e}"))?;
-        // Jobs are untrusted (no engine socket, no secrets): the service builds pull requests from
-        // anyone who can open one. Provider deploys run through the same hook as `slipway run`.
+        // Trust is per build: the runner gives the repository's secrets (keys in the data dir,
+        // from `slipway secrets`) to pushes and same-repository pull requests, never to pull
+        // requests from forks. Provider deploys run through the same hook as `slipway run`.
         let options = slipway_runner::RunnerOptions {
             parallel: 1,
-            trusted: false,
-            secrets: None,
+            trusted: config.trusted_docker,
             deploy_hook: Some(Arc::new(slipway_providers::ProviderHook::from_env())),
             ..slipway_runner::RunnerOptions::default()
         };
-        let executor = RunnerExecutor::new(slipway_runner::Runner::new(Arc::new(docker), options));
+        let executor = RunnerExecutor::new(
+            Arc::new(docker),
+            options,
+            Some(slipway_secrets::SecretStore::new(&data_dir)),
+        );
         let server = slipway_webhook::start(config, data_dir.clone(), Arc::new(executor))
             .await
             .with_context(|| format!("starting with data dir {}", data_dir.display()))?;

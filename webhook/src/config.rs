@@ -26,6 +26,10 @@ pub struct Config {
     pub lease_seconds: u64,
     /// How many times a job whose worker died is re-queued before it is marked errored.
     pub max_attempts: u32,
+    /// Trusted builds (pushes, pull requests from the same repository) may use
+    /// `services: docker`. Off by default: the engine is root on this machine, and the data
+    /// directory it could then read holds every served repository's keys.
+    pub trusted_docker: bool,
     /// GitHub API settings.
     pub github: GitHub,
     /// Bearer tokens allowed to cancel and restart builds through the UI and API.
@@ -72,6 +76,7 @@ impl Default for Config {
             auto_cancel: true,
             lease_seconds: 30,
             max_attempts: 3,
+            trusted_docker: false,
             github: GitHub::default(),
             api_tokens: Vec::new(),
             repos: Vec::new(),

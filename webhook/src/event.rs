@@ -189,6 +189,13 @@ fn parse_push(p: PushPayload) -> Result<Event, ParseError> {
     })))
 }
 
+/// Whether a pull request's head lives outside the repository built: its jobs are then not
+/// trusted with secrets. GitHub sends `head.repo: null` when the fork was deleted; nothing says
+/// whose it was, so it counts as a fork. Names compare as GitHub does, ignoring ASCII case.
+fn is_fork(repo: &str, head_repo: Option<&str>) -> bool {
+    head_repo.is_none_or(|h| !h.eq_ignore_ascii_case(repo))
+}
+
 fn parse_pr(p: PrPayload) -> Event {
     let repo = p.repository.full_name;
     match p.action.as_str() {
@@ -208,7 +215,7 @@ fn parse_pr(p: PrPayload) -> Event {
     }
     let pr = p.pull_request;
     let head_repo = pr.head.repo.map(|r| r.full_name);
-    let fork = head_repo.as_deref().is_some_and(|h| h != repo);
+    let fork = is_fork(&repo, head_repo.as_deref());
     let message = match pr.body.as_deref() {
         Some(body) if !body.is_empty() => format!("{}\n\n{}", pr.title, body),
         _ => pr.title,
@@ -277,6 +284,28 @@ mod tests {
             panic!("expected a build")
         };
         assert!(b.context.fork);
+    }
+
+    #[test]
+    fn a_pull_request_whose_fork_was_deleted_is_a_fork() {
+        let body = pr_body("synchronize", "eve/app")
+            .replace(r#"{"full_name":"eve/app","clone_url":"x"}"#, "null");
+        assert!(body.contains(r#""repo":null"#), "{body}");
+        let Event::Build(b) = parse("pull_request", body.as_bytes()).unwrap() else {
+            panic!("expected a build")
+        };
+        assert!(b.context.fork);
+        assert_eq!(b.context.head_repo, None);
+    }
+
+    #[test]
+    fn the_same_repository_in_another_case_is_not_a_fork() {
+        let Event::Build(b) =
+            parse("pull_request", pr_body("opened", "Acme/App").as_bytes()).unwrap()
+        else {
+            panic!("expected a build")
+        };
+        assert!(!b.context.fork);
     }
 
     #[test]

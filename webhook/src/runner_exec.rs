@@ -1,37 +1,68 @@
 //! The real [`Executor`]: each job goes to `slipway-runner` (one container, one script) on Docker.
+//!
+//! Trust is decided per build, from the event: the plan's `context.fork` comes from the webhook
+//! payload (a pull request whose head repository is not the base repository, or was deleted),
+//! and the runner withholds every secret from such a build. Pushes and pull requests from
+//! branches of the same repository get the repository's secrets, when the server has its key.
 
 use crate::executor::{Executor, JobEvent, JobOutcome, JobRun};
 use async_trait::async_trait;
+use slipway_runner::runner::StoreSecrets;
 use slipway_runner::{BuildEvent, BuildInfo, JobResult, Runner, RunnerOptions};
+use slipway_secrets::{RepoSlug, SecretStore};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Runs jobs with [`slipway_runner::Runner`].
 pub struct RunnerExecutor {
-    runner: Arc<Runner>,
+    /// For repositories whose key is in the store: secrets for trusted builds.
+    keyed: Option<Arc<Runner>>,
+    /// For every other repository: no secrets, and the log says no key is present.
+    keyless: Arc<Runner>,
+    store: Option<SecretStore>,
 }
 
 impl RunnerExecutor {
-    /// Connects to the local Docker engine. Jobs are untrusted (no engine socket, no secrets):
-    /// the service builds pull requests from anyone who can open one.
-    pub async fn docker() -> Result<RunnerExecutor, String> {
-        let docker = slipway_runner::docker::DockerExecutor::connect()
-            .await
-            .map_err(|e| e.to_string())?;
-        let options = RunnerOptions {
-            parallel: 1,
-            trusted: false,
+    /// The one runner configuration of the server: `options` apply to every job (limits, the
+    /// deploy hook, whether trusted builds may use `services: docker`), and repository secrets
+    /// come from `secrets` (the data directory's key store, the one `slipway secrets` writes).
+    ///
+    /// `options.secrets` is ignored: a job gets the store only when its repository already has a
+    /// key there (no key is made for a repository nobody set secrets up for), and the runner
+    /// then releases secrets only to builds that are not from forks.
+    pub fn new(
+        executor: Arc<dyn slipway_runner::Executor>,
+        options: RunnerOptions,
+        secrets: Option<SecretStore>,
+    ) -> RunnerExecutor {
+        let keyless = RunnerOptions {
             secrets: None,
-            ..RunnerOptions::default()
+            ..options.clone()
         };
-        Ok(RunnerExecutor::new(Runner::new(Arc::new(docker), options)))
+        let keyed = secrets.clone().map(|store| {
+            let options = RunnerOptions {
+                secrets: Some(Arc::new(StoreSecrets(store))),
+                ..options
+            };
+            Arc::new(Runner::new(executor.clone(), options))
+        });
+        RunnerExecutor {
+            keyed,
+            keyless: Arc::new(Runner::new(executor, keyless)),
+            store: secrets,
+        }
     }
 
-    /// Wraps a configured runner (tests pass other options).
-    pub fn new(runner: Runner) -> RunnerExecutor {
-        RunnerExecutor {
-            runner: Arc::new(runner),
+    /// The runner for a repository: with its secrets when its key is in the store.
+    fn runner_for(&self, repo: &str) -> Arc<Runner> {
+        let has_key = match (&self.store, RepoSlug::parse(repo)) {
+            (Some(store), Ok(slug)) => store.key_file(&slug).is_file(),
+            _ => false,
+        };
+        match (&self.keyed, has_key) {
+            (Some(runner), true) => runner.clone(),
+            _ => self.keyless.clone(),
         }
     }
 }
@@ -80,10 +111,9 @@ impl Executor for RunnerExecutor {
         else {
             return JobOutcome::Errored("the job's plan is empty".into());
         };
-        let build_dir = slipway_runner::runner::build_dir(
-            &self.runner.options().build_root,
-            &job.plan.context.repo,
-        );
+        let runner = self.runner_for(&job.plan.context.repo);
+        let build_dir =
+            slipway_runner::runner::build_dir(&runner.options().build_root, &job.plan.context.repo);
         let dir = job.workspace.clone();
         let packed =
             tokio::task::spawn_blocking(move || slipway_runner::workspace::pack(&dir, &build_dir))
@@ -101,7 +131,7 @@ impl Executor for RunnerExecutor {
         let forwarder = tokio::spawn(forward(rx, events));
         // The runner's job future is not `Send` (its log filter is not `Sync`), so it is driven
         // on a blocking-pool thread of the same runtime instead of being spawned.
-        let (runner, handle) = (self.runner.clone(), tokio::runtime::Handle::current());
+        let handle = tokio::runtime::Handle::current();
         let plan = job.plan;
         let driven = tokio::task::spawn_blocking(move || {
             handle.block_on(runner.run_job(&plan, &pjob, &info, Some(&workspace), tx, cancel))
@@ -126,7 +156,129 @@ impl Executor for RunnerExecutor {
     }
 
     async fn sweep(&self) -> Result<usize, String> {
-        let report = self.runner.sweep().await.map_err(|e| e.to_string())?;
+        let report = self.keyless.sweep().await.map_err(|e| e.to_string())?;
         Ok(report.containers.len() + report.networks.len() + report.volumes.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_pipelines::plan::{Context, EventType};
+    use slipway_runner::fake::{FakeExecutor, FakeRun};
+    use slipway_secrets::Secret;
+    use std::sync::Mutex;
+
+    /// Runs the pipeline's only job for `ctx` on a fake engine; returns the job's script (with
+    /// whatever secrets it was given) and its log.
+    async fn run(
+        executor_for: impl FnOnce(Arc<dyn slipway_runner::Executor>) -> RunnerExecutor,
+        pipeline: &str,
+        ctx: Context,
+    ) -> (String, String) {
+        let scripts = Arc::new(Mutex::new(Vec::new()));
+        let seen = scripts.clone();
+        let fake = FakeExecutor::new(move |spec| {
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&spec.files[0].contents).into_owned());
+            FakeRun::default()
+        });
+        let executor = executor_for(fake);
+        let plan = slipway_pipelines::plan(".travis.yml", pipeline.as_bytes(), &ctx).unwrap();
+        let workspace = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(1024);
+        let job = JobRun {
+            build_id: 1,
+            job_id: 1,
+            plan,
+            workspace: workspace.path().to_path_buf(),
+        };
+        executor.run(job, tx, CancellationToken::new()).await;
+        let mut log = String::new();
+        while let Some(ev) = rx.recv().await {
+            if let JobEvent::Output(b) = ev {
+                log.push_str(&String::from_utf8_lossy(&b));
+            }
+        }
+        let script = scripts.lock().unwrap().join("\n");
+        (script, log)
+    }
+
+    fn push(repo: &str) -> Context {
+        Context {
+            event: EventType::Push,
+            branch: "master".into(),
+            repo: repo.into(),
+            ..Context::default()
+        }
+    }
+
+    fn pull_request(repo: &str, head_repo: &str, fork: bool) -> Context {
+        Context {
+            event: EventType::PullRequest,
+            pull_request: Some(3),
+            fork,
+            head_repo: Some(head_repo.into()),
+            head_branch: Some("change".into()),
+            ..push(repo)
+        }
+    }
+
+    #[tokio::test]
+    async fn pushes_and_same_repository_pull_requests_get_secrets_and_forks_do_not() {
+        let data = tempfile::tempdir().unwrap();
+        let store = SecretStore::new(data.path());
+        let slug = RepoSlug::parse("acme/app").unwrap();
+        let secure = store
+            .encrypt_value(&slug, "DEPLOY_TOKEN", &Secret::new("tok-7f3a9c1e".into()))
+            .unwrap();
+        let pipeline = format!(
+            "language: shell\nenv:\n  global:\n    - secure: \"{secure}\"\nscript: echo hi\n"
+        );
+        let make = |store: SecretStore| {
+            move |fake| RunnerExecutor::new(fake, RunnerOptions::default(), Some(store))
+        };
+
+        let (script, log) = run(make(store.clone()), &pipeline, push("acme/app")).await;
+        assert!(script.contains("tok-7f3a9c1e"), "{script}");
+        assert!(!log.contains("tok-7f3a9c1e"), "{log}");
+
+        let same_repo = pull_request("acme/app", "acme/app", false);
+        let (script, _) = run(make(store.clone()), &pipeline, same_repo).await;
+        assert!(script.contains("tok-7f3a9c1e"), "{script}");
+
+        let fork = pull_request("acme/app", "eve/app", true);
+        let (script, log) = run(make(store.clone()), &pipeline, fork).await;
+        assert!(!script.contains("tok-7f3a9c1e"), "{script}");
+        assert!(log.contains("pull request from a fork"), "{log}");
+        assert!(log.contains("Secure variables are unset"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn a_repository_without_a_key_runs_without_secrets_and_gets_no_key_made() {
+        let data = tempfile::tempdir().unwrap();
+        let store = SecretStore::new(data.path());
+        let other = SecretStore::new(tempfile::tempdir().unwrap().path());
+        let secure = other
+            .encrypt_value(
+                &RepoSlug::parse("acme/app").unwrap(),
+                "DEPLOY_TOKEN",
+                &Secret::new("tok-elsewhere".into()),
+            )
+            .unwrap();
+        let pipeline = format!(
+            "language: shell\nenv:\n  global:\n    - secure: \"{secure}\"\nscript: echo hi\n"
+        );
+        let (script, log) = run(
+            |fake| RunnerExecutor::new(fake, RunnerOptions::default(), Some(store.clone())),
+            &pipeline,
+            push("acme/app"),
+        )
+        .await;
+        assert!(!script.contains("tok-elsewhere"), "{script}");
+        assert!(log.contains("no key for acme/app is present here"), "{log}");
+        let slug = RepoSlug::parse("acme/app").unwrap();
+        assert!(!store.key_file(&slug).exists());
     }
 }
