@@ -383,9 +383,11 @@ async fn ui_login(State(app): AppState, axum::Form(form): axum::Form<LoginForm>)
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-fn chunk_event(c: &crate::store::LogChunk) -> SseEvent {
+/// One chunk as an SSE event. Output goes through the connection's converter, so a colour or an
+/// escape sequence that spans chunks renders as one; every event's `html` is balanced on its own.
+fn chunk_event(c: &crate::store::LogChunk, colours: &mut ansi::AnsiHtml) -> SseEvent {
     let html = match c.kind {
-        crate::store::ChunkKind::Output => ansi::to_html(&c.data),
+        crate::store::ChunkKind::Output => colours.push(&c.data),
         _ => ansi::escape(&c.data),
     };
     SseEvent::default()
@@ -409,12 +411,28 @@ async fn job_events(State(app): AppState, headers: HeaderMap, Path(id): Path<i64
             let app = app.clone();
             async move { app.store.log(id, last, 2000).await }
         };
+        // A resumed stream (`Last-Event-ID`) continues in the colours the log had there.
+        let mut colours = ansi::AnsiHtml::new();
+        let mut seen = 0;
+        while seen < after {
+            match backlog(seen).await {
+                Ok(chunks) if !chunks.is_empty() => {
+                    for c in chunks.iter().take_while(|c| c.seq <= after) {
+                        if c.kind == crate::store::ChunkKind::Output {
+                            colours.push(&c.data);
+                        }
+                    }
+                    seen = chunks.last().map(|c| c.seq).unwrap_or(after);
+                }
+                _ => break,
+            }
+        }
         loop {
             match backlog(last).await {
                 Ok(chunks) if !chunks.is_empty() => {
                     for c in chunks {
                         last = c.seq;
-                        if tx.send(chunk_event(&c)).await.is_err() {
+                        if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
                             return;
                         }
                     }
@@ -429,7 +447,7 @@ async fn job_events(State(app): AppState, headers: HeaderMap, Path(id): Path<i64
                 Ok(LiveEvent::Chunk(c)) => {
                     if c.seq > last {
                         last = c.seq;
-                        if tx.send(chunk_event(&c)).await.is_err() {
+                        if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
                             return;
                         }
                     }
@@ -441,7 +459,7 @@ async fn job_events(State(app): AppState, headers: HeaderMap, Path(id): Path<i64
                     if let Ok(chunks) = backlog(last).await {
                         for c in chunks {
                             last = c.seq;
-                            if tx.send(chunk_event(&c)).await.is_err() {
+                            if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
                                 return;
                             }
                         }
@@ -456,7 +474,7 @@ async fn job_events(State(app): AppState, headers: HeaderMap, Path(id): Path<i64
             }
             for c in chunks {
                 last = c.seq;
-                let _ = tx.send(chunk_event(&c)).await;
+                let _ = tx.send(chunk_event(&c, &mut colours)).await;
             }
         }
         drop(live);

@@ -23,7 +23,8 @@ main{padding:1em}table{border-collapse:collapse}td,th{padding:.3em .7em;border-b
 .b{font-weight:bold}.i{font-style:italic}.u{text-decoration:underline}
 .f0{color:#666}.f1{color:#ef5350}.f2{color:#66bb6a}.f3{color:#ffee58}.f4{color:#42a5f5}.f5{color:#ab47bc}.f6{color:#26c6da}.f7{color:#eee}
 .f8{color:#999}.f9{color:#ff8a80}.f10{color:#b9f6ca}.f11{color:#ffff8d}.f12{color:#82b1ff}.f13{color:#ea80fc}.f14{color:#84ffff}.f15{color:#fff}
-.g1{background:#b71c1c}.g2{background:#1b5e20}.g3{background:#f57f17}.g4{background:#0d47a1}
+.g0{background:#333}.g1{background:#b71c1c}.g2{background:#1b5e20}.g3{background:#f57f17}.g4{background:#0d47a1}.g5{background:#4a148c}.g6{background:#006064}.g7{background:#9e9e9e}
+.g8{background:#555}.g9{background:#e53935}.g10{background:#43a047}.g11{background:#fdd835}.g12{background:#1e88e5}.g13{background:#8e24aa}.g14{background:#00acc1}.g15{background:#ccc}
 form{display:inline}
 "#;
 
@@ -165,16 +166,32 @@ fn matrix_cell(job: &Job) -> String {
                         | "name"
                 )
             })
-            .map(|(k, v)| {
-                let v = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                format!("{}: {}", escape(k), escape(&v))
-            })
+            .map(|(k, v)| format!("{}: {}", escape(k), escape(&matrix_value(v))))
             .collect::<Vec<_>>()
             .join("<br>"),
         _ => String::new(),
+    }
+}
+
+/// A matrix value as Travis's job list shows it: `env` entries as `NAME=value` (encrypted ones
+/// as `[secure]`), lists separated by spaces.
+fn matrix_value(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(matrix_value).collect::<Vec<_>>().join(" "),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match (k.as_str(), v) {
+                ("secure", _) => "[secure]".to_string(),
+                (_, Value::Object(inner)) if inner.contains_key("secure") => {
+                    format!("{k}=[secure]")
+                }
+                _ => format!("{k}={}", matrix_value(v)),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
     }
 }
 
