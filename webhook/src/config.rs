@@ -4,7 +4,7 @@
 //! the environment instead of the file (`SLIPWAY_WEBHOOK_SECRET`, `SLIPWAY_GITHUB_TOKEN`).
 
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,10 +47,29 @@ pub struct GitHub {
     /// A token with `repo:status` (classic) or "Commit statuses: write" (fine-grained);
     /// `SLIPWAY_GITHUB_TOKEN` wins when set. Also used to fetch private repositories over HTTPS.
     pub token: Option<String>,
+    /// A GitHub App to authenticate as instead of a long-lived token: its App ID (a number) or
+    /// client ID (`Iv1.…`). Needs `private_key_path`.
+    pub app_id: Option<AppId>,
+    /// The App's private key (PEM, as GitHub downloads it); it signs the short JWTs that are
+    /// exchanged for installation tokens.
+    pub private_key_path: Option<PathBuf>,
+    /// The App's installation to use for every repository; without it, each repository's
+    /// installation is looked up (`GET /repos/{owner}/{repo}/installation`) and remembered.
+    pub installation_id: Option<u64>,
     /// The status context shown on the PR.
     pub status_context: String,
     /// Longest wait between two tries of one status report, in seconds.
     pub max_backoff_seconds: u64,
+}
+
+/// A GitHub App's identity as the JWT's `iss` claim carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum AppId {
+    /// The numeric App ID shown on the App's settings page.
+    Number(u64),
+    /// The App's client ID, which GitHub accepts in its place.
+    ClientId(String),
 }
 
 /// One served repository.
@@ -89,6 +108,9 @@ impl Default for GitHub {
         GitHub {
             api_url: "https://api.github.com".into(),
             token: None,
+            app_id: None,
+            private_key_path: None,
+            installation_id: None,
             status_context: "slipway".into(),
             max_backoff_seconds: 300,
         }
@@ -201,6 +223,18 @@ mod tests {
         );
         assert!(c.repo("eve/other").is_none());
         assert_eq!(c.token_for("acme/app").as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn a_github_app_is_named_by_its_id_or_its_client_id() {
+        let c = Config::parse(
+            "[github]\napp_id = 4242\nprivate_key_path = \"/etc/slipway/app.pem\"\ninstallation_id = 7\n",
+        )
+        .unwrap();
+        assert_eq!(c.github.app_id, Some(AppId::Number(4242)));
+        assert_eq!(c.github.installation_id, Some(7));
+        let c = Config::parse("[github]\napp_id = \"Iv1.abc\"\n").unwrap();
+        assert_eq!(c.github.app_id, Some(AppId::ClientId("Iv1.abc".into())));
     }
 
     #[test]

@@ -5,11 +5,11 @@
 //! a report that a newer one for the same commit supersedes is dropped unsent, so a late retry of
 //! "pending" can never overwrite a final state.
 
+use crate::auth::{Credential, GitHubAuth};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{OutboxItem, Store, now_ms};
-use octocrab::models::StatusState;
-use std::collections::HashMap;
+use axum::http::Method;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -20,23 +20,24 @@ pub struct Reporter {
     store: Arc<dyn Store>,
     config: Arc<Config>,
     public_url: String,
-    clients: HashMap<Option<String>, octocrab::Octocrab>,
+    auth: Arc<GitHubAuth>,
     metrics: Arc<Metrics>,
 }
 
 impl Reporter {
-    /// A reporter linking statuses to builds under `public_url`.
+    /// A reporter linking statuses to builds under `public_url`, authenticated by `auth`.
     pub fn new(
         store: Arc<dyn Store>,
         config: Arc<Config>,
         public_url: String,
+        auth: Arc<GitHubAuth>,
         metrics: Arc<Metrics>,
     ) -> Reporter {
         Reporter {
             store,
             config,
             public_url,
-            clients: HashMap::new(),
+            auth,
             metrics,
         }
     }
@@ -91,46 +92,51 @@ impl Reporter {
     }
 
     async fn send(&mut self, item: &OutboxItem) -> Result<(), String> {
-        let token = self.config.token_for(&item.repo);
-        let client = match self.clients.get(&token) {
-            Some(c) => c.clone(),
-            None => {
-                let mut b = octocrab::Octocrab::builder()
-                    .base_uri(self.config.github.api_url.as_str())
-                    .map_err(|e| e.to_string())?
-                    .set_connect_timeout(Some(Duration::from_secs(10)))
-                    .set_read_timeout(Some(Duration::from_secs(30)));
-                if let Some(t) = &token {
-                    b = b.personal_token(t.clone());
-                }
-                let c = b.build().map_err(|e| e.to_string())?;
-                self.clients.insert(token, c.clone());
-                c
-            }
-        };
-        let (owner, name) = item
-            .repo
-            .split_once('/')
-            .ok_or("repository is not owner/name")?;
-        let state = match item.state.as_str() {
-            "pending" => StatusState::Pending,
-            "success" => StatusState::Success,
-            "failure" => StatusState::Failure,
-            _ => StatusState::Error,
-        };
-        client
-            .repos(owner, name)
-            .create_status(item.sha.clone(), state)
-            .context(self.config.github.status_context.clone())
-            .target(format!(
-                "{}/builds/{}",
-                self.public_url.trim_end_matches('/'),
-                item.build_id
-            ))
-            .description(item.description.clone())
-            .send()
+        let credential = self
+            .auth
+            .credential(&item.repo)
             .await
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}").chars().take(500).collect())
+            .map_err(|e| e.to_string())?;
+        if !item.repo.split_once('/').is_some_and(|(o, n)| {
+            !o.is_empty() && !n.is_empty() && !n.contains('/') && o != ".." && n != ".."
+        }) {
+            return Err("repository is not owner/name".into());
+        }
+        let state = match item.state.as_str() {
+            s @ ("pending" | "success" | "failure") => s,
+            _ => "error",
+        };
+        let body = serde_json::json!({
+            "state": state,
+            "target_url": format!("{}/builds/{}", self.public_url.trim_end_matches('/'), item.build_id),
+            "description": item.description,
+            "context": self.config.github.status_context,
+        });
+        let path = format!("/repos/{}/statuses/{}", item.repo, item.sha);
+        let answer = self
+            .auth
+            .api()
+            .send(
+                Method::POST,
+                &path,
+                credential
+                    .as_ref()
+                    .map(Credential::authorization)
+                    .as_deref(),
+                Some(&body),
+            )
+            .await?;
+        if (200..300).contains(&answer.status) {
+            return Ok(());
+        }
+        if answer.status == 401
+            && let Some(c) = &credential
+        {
+            self.auth.forget(c).await;
+        }
+        Err(format!("HTTP {}: {}", answer.status, answer.message())
+            .chars()
+            .take(500)
+            .collect())
     }
 }

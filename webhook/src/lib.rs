@@ -5,6 +5,7 @@
 //! git and container work happen in workers that claim work from the store under leases, so the
 //! server can be killed at any moment and resume from the store.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod event;

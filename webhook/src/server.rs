@@ -1,6 +1,7 @@
 //! Start-up: open the store, recover what a killed process left, sweep its containers, start the
 //! workers, the lease reaper and the status reporter, and serve HTTP.
 
+use crate::auth::{AuthError, GitHubAuth};
 use crate::config::Config;
 use crate::executor::Executor;
 use crate::git::Mirrors;
@@ -28,6 +29,9 @@ pub enum ServeError {
     /// The store could not be opened or recovered.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The GitHub credentials are misconfigured (e.g. an unreadable App key).
+    #[error(transparent)]
+    GitHub(#[from] AuthError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -147,6 +151,7 @@ pub async fn start(
         .unwrap_or_else(|| format!("http://{addr}"));
 
     let config = Arc::new(config);
+    let auth = Arc::new(GitHubAuth::new(config.clone())?);
     let metrics = Arc::new(Metrics::default());
     let mirrors = Arc::new(Mirrors::new(data_dir.join("mirrors")));
     let engine = Arc::new(Engine::new(
@@ -154,6 +159,7 @@ pub async fn start(
         executor,
         mirrors,
         config.clone(),
+        auth.clone(),
         metrics.clone(),
         workspaces,
     ));
@@ -163,7 +169,13 @@ pub async fn start(
         tasks.push(tokio::spawn(engine.clone().worker(n, shutdown.clone())));
     }
     tasks.push(tokio::spawn(engine.clone().reaper(shutdown.clone())));
-    let reporter = Reporter::new(store.clone(), config.clone(), public_url, metrics.clone());
+    let reporter = Reporter::new(
+        store.clone(),
+        config.clone(),
+        public_url,
+        auth,
+        metrics.clone(),
+    );
     tasks.push(tokio::spawn(
         reporter.run(engine.outbox.clone(), shutdown.clone()),
     ));

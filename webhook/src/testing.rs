@@ -4,8 +4,10 @@
 #![allow(missing_docs)]
 
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,18 +50,154 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (
 /// A request GitHub's stand-in received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    pub method: String,
     pub path: String,
+    pub authorization: Option<String>,
     pub body: Value,
     pub answered: u16,
 }
 
 /// A stand-in for GitHub's REST API: records every request and answers 201, or a configured
-/// failure status for the next N requests.
+/// failure status for the next N requests. With [`FakeGitHub::app`] it authenticates a GitHub
+/// App as GitHub does (see [`FakeApp`]). Git's `…/info/refs` asks for Basic credentials, then
+/// answers 404 once it has them: enough to see what a fetch would send.
 #[derive(Clone, Default)]
 pub struct FakeGitHub {
     pub requests: Arc<Mutex<Vec<Recorded>>>,
     fail_left: Arc<AtomicUsize>,
     fail_status: Arc<AtomicUsize>,
+    app: Arc<Mutex<Option<FakeApp>>>,
+}
+
+/// A GitHub App as the stand-in knows it. JWTs must be RS256, signed by the key whose public half
+/// is `public_key_der` (PKCS#1 `RSAPublicKey`), name `iss`, be dated no later than now and expire
+/// within ten minutes. Installation tokens are issued for `installation_id` only, valid for
+/// `lifetimes[n]` seconds (the last one repeats); every other request then needs
+/// `Authorization: token <an issued, unexpired token>`. Failures answer 401 and are listed in
+/// `problems`.
+#[derive(Debug, Clone, Default)]
+pub struct FakeApp {
+    pub iss: Value,
+    pub public_key_der: Vec<u8>,
+    pub installation_id: u64,
+    pub lifetimes: Vec<u64>,
+    /// Tokens issued, with their expiry (unix seconds).
+    pub issued: Vec<(String, u64)>,
+    /// (header, claims) of every JWT accepted.
+    pub jwts: Vec<(Value, Value)>,
+    pub problems: Vec<String>,
+}
+
+impl FakeApp {
+    fn check_jwt(&mut self, authorization: Option<&str>) -> Result<(), String> {
+        let jwt = authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .ok_or("no `Authorization: Bearer <JWT>`")?;
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let [h, c, sig] = parts[..] else {
+            return Err(format!("a JWT has three parts, this one {}", parts.len()));
+        };
+        let json = |part: &str| -> Result<Value, String> {
+            let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|e| e.to_string())?;
+            serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+        };
+        let (header, claims) = (json(h)?, json(c)?);
+        if header["alg"] != "RS256" {
+            return Err(format!("alg must be RS256: {header}"));
+        }
+        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|e| e.to_string())?;
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            &self.public_key_der,
+        )
+        .verify(format!("{h}.{c}").as_bytes(), &sig)
+        .map_err(|_| "the JWT's signature does not verify with the App's public key")?;
+        if claims["iss"] != self.iss {
+            return Err(format!("iss must be {}: {claims}", self.iss));
+        }
+        let now = now_secs();
+        let (Some(iat), Some(exp)) = (claims["iat"].as_u64(), claims["exp"].as_u64()) else {
+            return Err(format!("iat and exp must be numbers: {claims}"));
+        };
+        if iat > now || exp <= now || exp > now + 600 {
+            return Err(format!(
+                "iat must not be in the future and exp within ten minutes (now {now}): {claims}"
+            ));
+        }
+        self.jwts.push((header, claims));
+        Ok(())
+    }
+
+    fn issue(&mut self) -> Value {
+        let n = self.issued.len();
+        let lifetime = self
+            .lifetimes
+            .get(n)
+            .or(self.lifetimes.last())
+            .copied()
+            .unwrap_or(3600);
+        let token = format!("ghs_fake{}", n + 1);
+        let expires_at = now_secs() + lifetime;
+        self.issued.push((token.clone(), expires_at));
+        serde_json::json!({
+            "token": token,
+            "expires_at": crate::auth::format_timestamp(expires_at),
+            "permissions": {"statuses": "write", "contents": "read"},
+        })
+    }
+
+    /// The answer to an App-authenticated request: status and JSON body.
+    fn answer(&mut self, method: &Method, path: &str, auth: Option<&str>) -> (u16, Value) {
+        let installation_path =
+            format!("/app/installations/{}/access_tokens", self.installation_id);
+        let result = if *method == Method::GET
+            && path.starts_with("/repos/")
+            && path.ends_with("/installation")
+        {
+            self.check_jwt(auth)
+                .map(|()| (200, serde_json::json!({"id": self.installation_id})))
+        } else if *method == Method::POST && path.starts_with("/app/installations/") {
+            self.check_jwt(auth).and_then(|()| {
+                if path == installation_path {
+                    Ok((201, self.issue()))
+                } else {
+                    Err(format!("no such installation: {path}"))
+                }
+            })
+        } else {
+            let now = now_secs();
+            match auth.and_then(|a| a.strip_prefix("token ")) {
+                Some(t) if self.issued.iter().any(|(i, exp)| i == t && *exp > now) => {
+                    Ok((201, Value::Null))
+                }
+                _ => Err(format!(
+                    "{method} {path} needs `Authorization: token <installation token>`, got {auth:?}"
+                )),
+            }
+        };
+        match result {
+            Ok((status, body)) if body.is_null() => (status, status_body()),
+            Ok(answer) => answer,
+            Err(problem) => {
+                self.problems.push(problem.clone());
+                (
+                    401,
+                    serde_json::json!({"message": format!("Bad credentials: {problem}")}),
+                )
+            }
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn status_body() -> Value {
+    serde_json::json!({"id": 1, "state": "pending", "context": "slipway", "url": "", "creator": null})
 }
 
 impl FakeGitHub {
@@ -79,6 +217,26 @@ impl FakeGitHub {
     pub fn fail(&self, n: usize, status: u16) {
         self.fail_status.store(status as usize, Ordering::SeqCst);
         self.fail_left.store(n, Ordering::SeqCst);
+    }
+
+    /// From now on, authenticate `app` as GitHub authenticates GitHub Apps.
+    pub fn app(&self, app: FakeApp) {
+        *self.app.lock().unwrap() = Some(app);
+    }
+
+    /// Makes every installation token issued so far expired, as GitHub does when one is revoked
+    /// or its hour is up while the server still holds it.
+    pub fn expire_tokens(&self) {
+        if let Some(app) = self.app.lock().unwrap().as_mut() {
+            for (_, exp) in &mut app.issued {
+                *exp = 0;
+            }
+        }
+    }
+
+    /// The App's state: tokens issued, JWTs accepted, problems found.
+    pub fn app_state(&self) -> Option<FakeApp> {
+        self.app.lock().unwrap().clone()
     }
 
     /// Statuses successfully recorded, as (sha, state, target_url, description).
@@ -102,37 +260,54 @@ impl FakeGitHub {
 
 async fn handle(
     State(gh): State<FakeGitHub>,
+    method: Method,
     uri: Uri,
+    headers: HeaderMap,
     body: axum::body::Bytes,
-) -> impl IntoResponse {
+) -> Response {
+    let path = uri.path().to_string();
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let failing = gh
         .fail_left
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
-    let status = if failing {
-        gh.fail_status.load(Ordering::SeqCst) as u16
+    let (status, answer) = if failing {
+        (
+            gh.fail_status.load(Ordering::SeqCst) as u16,
+            serde_json::json!({"message": "unavailable"}),
+        )
+    } else if path.ends_with("/info/refs") {
+        // Git over HTTP: ask for credentials, and refuse once they were sent.
+        if authorization.is_none() {
+            (401, Value::Null)
+        } else {
+            (404, Value::Null)
+        }
+    } else if let Some(app) = gh.app.lock().unwrap().as_mut() {
+        app.answer(&method, &path, authorization.as_deref())
     } else {
-        201
+        (201, status_body())
     };
     gh.requests.lock().unwrap().push(Recorded {
-        path: uri.path().to_string(),
+        method: method.to_string(),
+        path,
+        authorization,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         answered: status,
     });
     let code = StatusCode::from_u16(status).unwrap();
-    if failing {
-        (
+    if answer.is_null() {
+        return (
             code,
-            [("retry-after", "0")],
-            r#"{"message":"unavailable"}"#.to_string(),
+            [("www-authenticate", "Basic realm=\"GitHub\"")],
+            String::new(),
         )
-    } else {
-        (
-            code,
-            [("retry-after", "0")],
-            r#"{"id":1,"state":"pending","context":"slipway","url":"","creator":null}"#.to_string(),
-        )
+            .into_response();
     }
+    (code, [("retry-after", "0")], answer.to_string()).into_response()
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {

@@ -5,6 +5,7 @@
 //! lease expired and the job went to someone else) the run is cancelled at once, so one job never
 //! runs twice at the same time.
 
+use crate::auth::GitHubAuth;
 use crate::config::Config;
 use crate::executor::{Executor, JobEvent, JobOutcome, JobRun};
 use crate::git::{GitError, Mirrors};
@@ -81,6 +82,8 @@ pub struct Engine {
     pub mirrors: Arc<Mirrors>,
     /// The configuration.
     pub config: Arc<Config>,
+    /// Credentials for fetching private repositories.
+    pub auth: Arc<GitHubAuth>,
     /// Live log fan-out.
     pub hub: Arc<LogHub>,
     /// Counters.
@@ -104,6 +107,7 @@ impl Engine {
         executor: Arc<dyn Executor>,
         mirrors: Arc<Mirrors>,
         config: Arc<Config>,
+        auth: Arc<GitHubAuth>,
         metrics: Arc<Metrics>,
         workspaces: PathBuf,
     ) -> Engine {
@@ -112,6 +116,7 @@ impl Engine {
             executor,
             mirrors,
             config,
+            auth,
             hub: Arc::new(LogHub::default()),
             metrics,
             workspaces,
@@ -119,6 +124,20 @@ impl Engine {
             outbox: Arc::new(Notify::new()),
             instance: format!("{}-{}", std::process::id(), crate::store::now_ms()),
             running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The token git sends (as `x-access-token`'s password) to fetch `repo` over HTTPS: the
+    /// repository's or the global token, or an installation token of the GitHub App. When none
+    /// can be had, fetching goes on without one (public repositories still work) and the
+    /// reason is returned for the log.
+    pub async fn git_token(&self, repo: &str) -> (Option<String>, Option<String>) {
+        match self.auth.credential(repo).await {
+            Ok(c) => (c.map(|c| c.secret().to_string()), None),
+            Err(e) => {
+                tracing::warn!(repo, error = %e, "no GitHub credentials for fetching");
+                (None, Some(e.to_string()))
+            }
         }
     }
 
@@ -233,7 +252,7 @@ impl Engine {
             .as_ref()
             .and_then(|r| r.clone_url.clone())
             .unwrap_or_else(|| build.spec.clone_url.clone());
-        let token_str = self.config.token_for(&build.repo);
+        let (token_str, auth_problem) = self.git_token(&build.repo).await;
         let mirrors = self.mirrors.clone();
         let spec = build.spec.clone();
         let id = build.id;
@@ -255,7 +274,10 @@ impl Engine {
             },
             Ok(Err(e)) => Prepared::Errored {
                 reason: e.to_string(),
-                log: format!("{e}\n"),
+                log: match &auth_problem {
+                    Some(p) => format!("{e}\nFetched without credentials: {p}\n"),
+                    None => format!("{e}\n"),
+                },
             },
             Ok(Ok(src)) => plan_jobs(&build, src),
         };
