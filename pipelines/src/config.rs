@@ -285,7 +285,8 @@ pub struct DeploySpec {
     pub options: IndexMap<String, Value>,
     /// `on:`, normalised.
     pub on: DeployOn,
-    /// `skip_cleanup: true` or `cleanup: false`.
+    /// Keep the working tree as the job left it: dpl v1 (the default) only with
+    /// `skip_cleanup: true` or `cleanup: false`; dpl v2 (`edge`) unless `cleanup: true`.
     pub skip_cleanup: bool,
     /// `edge:` as written.
     pub edge: Option<Value>,
@@ -931,12 +932,13 @@ impl DeploySpec {
                 .unwrap_or_default(),
             ..DeploySpec::default()
         };
+        let (mut skip_cleanup, mut cleanup) = (None, None);
         for (k, v) in map {
             match k.as_str() {
                 "provider" => {}
                 "on" => spec.on = DeployOn::from_json(v),
-                "skip_cleanup" => spec.skip_cleanup |= v.as_bool() == Some(true),
-                "cleanup" => spec.skip_cleanup |= v.as_bool() == Some(false),
+                "skip_cleanup" => skip_cleanup = v.as_bool(),
+                "cleanup" => cleanup = v.as_bool(),
                 "edge" => spec.edge = Some(v.clone()),
                 "allow_failure" => spec.allow_failure = v.as_bool() == Some(true),
                 _ => {
@@ -944,8 +946,20 @@ impl DeploySpec {
                 }
             }
         }
+        // dpl v1 (the default) cleans the working tree unless told not to; dpl v2 (`edge`)
+        // leaves it alone unless told to clean.
+        spec.skip_cleanup = if is_edge(spec.edge.as_ref()) {
+            cleanup != Some(true)
+        } else {
+            skip_cleanup == Some(true) || cleanup == Some(false)
+        };
         Some(spec)
     }
+}
+
+/// Whether `edge:` asks for dpl v2: any value but `false` (`true`, `{branch: …}`, `local`).
+fn is_edge(edge: Option<&Value>) -> bool {
+    !matches!(edge, None | Some(Value::Null) | Some(Value::Bool(false)))
 }
 
 impl DeployOn {
@@ -1040,6 +1054,25 @@ mod tests {
         assert_eq!(d[0].options["script"], "x");
         let c = config("deploy:\n  provider: s3\n  yes:\n    all_branches: true\n");
         assert!(c.root.deploys()[0].on.all_branches);
+    }
+
+    #[test]
+    fn cleanup_follows_dpl_v1_by_default_and_dpl_v2_with_edge() {
+        let skip = |extra: &str| {
+            let c = config(&format!("deploy:\n  provider: s3\n  bucket: b\n{extra}"));
+            c.root.deploys()[0].skip_cleanup
+        };
+        // dpl v1: cleaned unless skip_cleanup: true or cleanup: false.
+        assert!(!skip(""));
+        assert!(skip("  skip_cleanup: true\n"));
+        assert!(skip("  cleanup: false\n"));
+        assert!(!skip("  skip_cleanup: false\n"));
+        assert!(!skip("  edge: false\n"));
+        // dpl v2: kept unless cleanup: true.
+        assert!(skip("  edge: true\n"));
+        assert!(skip("  edge: true\n  skip_cleanup: false\n"));
+        assert!(!skip("  edge: true\n  cleanup: true\n"));
+        assert!(skip("  edge:\n    branch: v2\n"));
     }
 
     #[test]

@@ -308,11 +308,14 @@ pub struct Deploy {
     pub options: IndexMap<String, serde_json::Value>,
     /// Whether this deploy runs for this event, and why.
     pub decision: Decision,
-    /// Keep the build's working tree as it is before deploying (`skip_cleanup: true`, or `cleanup: false`).
+    /// Keep the build's working tree as the job left it instead of cleaning it before this
+    /// deploy. With dpl v1 semantics (the default) the tree is cleaned unless `skip_cleanup: true`
+    /// (or `cleanup: false`); with `edge` (dpl v2) it is kept unless `cleanup: true`.
     pub skip_cleanup: bool,
     /// A failing deploy does not error the job.
     pub allow_failure: bool,
-    /// Use the next version of the provider (`edge`), recorded as written.
+    /// Use the next version of the provider (`edge`, dpl v2), recorded as written; it changes the
+    /// cleanup default (see [`Deploy::skip_cleanup`]).
     pub edge: Option<serde_json::Value>,
     /// `on.condition` shell tests, not evaluated at planning time: the runner evaluates each in
     /// the job's shell just before the deploy, which runs only when all of them succeed.
