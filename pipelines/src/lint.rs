@@ -807,7 +807,15 @@ impl Linter<'_> {
                 };
                 self.map(node, &[spec::DEPLOY_COMMON, provider.options], path);
                 for required in provider.required {
-                    if node.get(required).is_none() {
+                    let aliases = provider
+                        .options
+                        .iter()
+                        .find(|k| k.name == *required)
+                        .map_or(&[][..], |k| k.aliases);
+                    let given = std::iter::once(required)
+                        .chain(aliases)
+                        .any(|name| node.get(name).is_some());
+                    if !given {
                         self.at(
                             Severity::Error,
                             "required",
@@ -837,7 +845,7 @@ impl Linter<'_> {
                         node,
                         path,
                         format!("Slipway cannot deploy with `{}` yet; this deploy will be skipped", p.name),
-                        "use `provider: script` with the provider's own CLI, or one of elasticbeanstalk, ecs, gke, kubernetes",
+                        "use `provider: script` with the provider's own CLI, or one of elasticbeanstalk, ecs, gke, kubernetes, s3",
                     );
                 }
                 Some(p)

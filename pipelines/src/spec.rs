@@ -1079,13 +1079,16 @@ pub static DEPLOY_COMMON: &[Key] = &[
         .summary("When to deploy (branch, tags, condition)"),
     key("run", STRS),
     key("allow_failure", Ty::Bool),
-    key("cleanup", Ty::Bool).summary("Clean the working tree before deploying"),
+    key("cleanup", Ty::Bool)
+        .summary("Reset the build dir to how the job started before deploying (default: true; with edge: false)"),
     key("skip_cleanup", Ty::Bool).deprecated("not supported in dpl v2, use cleanup"),
-    key("edge", Ty::Any).no_effect("dpl versions do not apply"),
+    key("edge", Ty::Any)
+        .summary("dpl v2 semantics: the build dir is not reset before deploying unless cleanup: true"),
 ];
 
-/// Every deploy provider: Travis's `dpl` providers (Slipway runs `elasticbeanstalk` and `script`
-/// itself) plus Slipway's own `ecs`, `gke` and `kubernetes`.
+/// Every deploy provider: Travis's `dpl` providers (Slipway runs `elasticbeanstalk`, `s3` and
+/// `script` itself) plus Slipway's own `ecs`, `gke` and `kubernetes`. The options of the providers
+/// Slipway runs mirror what `slipway-providers` reads; a test there keeps the two equal.
 pub static PROVIDERS: &[Provider] = &[
     Provider {
         name: "anynines",
@@ -1298,20 +1301,25 @@ pub static PROVIDERS: &[Provider] = &[
     },
     Provider {
         name: "elasticbeanstalk",
-        required: &[],
+        required: &["bucket"],
         support: Support::Yes,
         options: &[
-            opt("access_key_id", Ty::SecureLax),
-            opt("secret_access_key", Ty::Secure),
+            AWS_ACCESS_KEY_ID,
+            AWS_SECRET_ACCESS_KEY,
             opt("region", Ty::Str),
-            opt("bucket", Ty::Str).aliases(&["bucket_name"]),
+            opt("endpoint", Ty::Str),
             opt("app", Ty::StrOrMap),
             opt("env", Ty::StrOrMap),
-            opt("description", Ty::Str),
-            opt("label", Ty::Str),
-            opt("zip_file", Ty::Str),
+            opt("bucket", Ty::Str).aliases(&["bucket_name"]),
             opt("bucket_path", Ty::Str),
+            opt("zip_file", Ty::Str),
+            opt("label", Ty::Str),
+            opt("description", Ty::Str),
+            opt("only_create_app_version", Ty::Bool),
             opt("wait_until_deployed", Ty::Bool),
+            opt("wait_until_deployed_timeout", Ty::Num),
+            opt("solution_stack", Ty::Str),
+            opt("pin_images", Ty::Bool),
             opt("debug", Ty::Bool),
         ],
     },
@@ -1671,29 +1679,29 @@ pub static PROVIDERS: &[Provider] = &[
     },
     Provider {
         name: "s3",
-        required: &[],
-        support: Support::NotYet,
+        required: &["bucket"],
+        support: Support::Yes,
         options: &[
-            opt("access_key_id", Ty::SecureLax),
-            opt("secret_access_key", Ty::Secure),
-            opt("bucket", Ty::Str),
+            AWS_ACCESS_KEY_ID,
+            AWS_SECRET_ACCESS_KEY,
             opt("region", Ty::Str),
             opt("endpoint", Ty::Str),
-            opt("upload_dir", Ty::Str),
+            opt("bucket", Ty::Str),
             opt("local_dir", Ty::Str),
+            opt("upload_dir", Ty::Str),
             opt("glob", Ty::Str),
             opt("dot_match", Ty::Bool),
             opt("acl", Ty::Str),
             opt("detect_encoding", Ty::Bool),
             opt("cache_control", Ty::Strs),
-            opt("expires", Ty::Strs),
-            opt("default_text_charset", Ty::Str),
+            opt("expires", Ty::Str),
             opt("storage_class", Ty::Str),
             opt("server_side_encryption", Ty::Bool),
             opt("index_document_suffix", Ty::Str),
-            opt("overwrite", Ty::Bool),
+            opt("default_text_charset", Ty::Str),
             opt("force_path_style", Ty::Bool),
             opt("max_threads", Ty::Num),
+            opt("overwrite", Ty::Bool),
             opt("verbose", Ty::Bool),
         ],
     },
@@ -1714,7 +1722,7 @@ pub static PROVIDERS: &[Provider] = &[
     },
     Provider {
         name: "script",
-        required: &[],
+        required: &["script"],
         support: Support::Yes,
         options: &[opt("script", Ty::Str)],
     },
@@ -1770,21 +1778,27 @@ pub static PROVIDERS: &[Provider] = &[
         required: &["cluster", "service"],
         support: Support::Yes,
         options: &[
-            opt("access_key_id", Ty::SecureLax),
-            opt("secret_access_key", Ty::Secure),
+            AWS_ACCESS_KEY_ID,
+            AWS_SECRET_ACCESS_KEY,
             opt("region", Ty::Str),
+            opt("endpoint", Ty::Str),
             opt("cluster", Ty::Str),
             opt("service", Ty::Str),
             opt("task_definition", Ty::Str),
+            opt("dockerrun", Ty::Str),
+            opt("family", Ty::Str),
             opt("container", Ty::Str),
             opt("image", Ty::Str),
+            opt("images", Ty::Map),
+            opt("pin_images", Ty::Bool),
             opt("wait_until_deployed", Ty::Bool),
             opt("timeout", Ty::Num),
+            opt("rollback", Ty::Bool),
         ],
     },
     Provider {
         name: "gke",
-        required: &["project", "cluster"],
+        required: &["project", "cluster", "key_file"],
         support: Support::Yes,
         options: &[
             opt("project", Ty::Str),
@@ -1795,6 +1809,7 @@ pub static PROVIDERS: &[Provider] = &[
             opt("namespace", Ty::Str),
             opt("manifests", Ty::Strs),
             opt("images", Ty::Map),
+            opt("secrets", Ty::Map),
             opt("wait_until_deployed", Ty::Bool),
             opt("timeout", Ty::Num),
         ],
@@ -1809,8 +1824,14 @@ pub static PROVIDERS: &[Provider] = &[
             opt("namespace", Ty::Str),
             opt("manifests", Ty::Strs),
             opt("images", Ty::Map),
+            opt("secrets", Ty::Map),
             opt("wait_until_deployed", Ty::Bool),
             opt("timeout", Ty::Num),
         ],
     },
 ];
+
+/// AWS credentials as Slipway's AWS providers read them (`access_key` is their short alias).
+const AWS_ACCESS_KEY_ID: Key = opt("access_key_id", Ty::SecureLax).aliases(&["access_key"]);
+/// The secret half of [`AWS_ACCESS_KEY_ID`] (`secret_key` is its short alias).
+const AWS_SECRET_ACCESS_KEY: Key = opt("secret_access_key", Ty::Secure).aliases(&["secret_key"]);

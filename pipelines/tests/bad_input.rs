@@ -204,8 +204,20 @@ fn deploy_providers_and_options_are_checked() {
         .find(|d| d.key.as_deref() == Some("deploy[1].bukket"))
         .unwrap();
     assert_eq!(option.code, "find_key");
-    let missing = only(&diags, "required");
-    assert_eq!(missing.pos().unwrap().line, 5);
+    // The s3 provider reads only `bucket`, so the misspelt one leaves it missing; the last entry
+    // has no provider at all.
+    let missing: Vec<(usize, &str)> = diags
+        .iter()
+        .filter(|d| d.code == "required")
+        .map(|d| (d.pos().unwrap().line, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            (3, "the `s3` provider needs `bucket:`"),
+            (5, "`deploy[2]` has no `provider:`")
+        ]
+    );
 }
 
 #[test]

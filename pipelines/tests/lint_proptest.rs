@@ -29,6 +29,7 @@ jobs:
         - provider: elasticbeanstalk
           app: web
           env: Web-env
+          bucket: web-bundles
           on: {branch: main}
         - provider: script
           script: ./deploy.sh

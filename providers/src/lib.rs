@@ -47,7 +47,10 @@ pub trait Deployer: Send + Sync + std::fmt::Debug {
     async fn deploy(&self, ctx: &DeployContext, log: &dyn LogSink) -> Result<String, Error>;
 }
 
-/// The providers this crate runs, with the options each accepts (the lint's spec mirrors them).
+/// The providers this crate runs, with the options each accepts. The lint's spec
+/// (`slipway_pipelines::spec::PROVIDERS`) must know exactly the options these providers read, with
+/// the same types and required options; a test here compares them, since `pipelines` depends on
+/// nothing of ours.
 pub const PROVIDERS: &[(&str, &[&str])] = &[
     ("elasticbeanstalk", eb::OPTIONS),
     ("ecs", ecs::OPTIONS),
@@ -223,5 +226,179 @@ pub async fn run_deploy(deploy: &Deploy, ctx: &DeployContext, log: &dyn LogSink)
             log.line(&format!("Deploy failed: {}", e.one_line()));
             Outcome::Failed(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Value, json};
+    use slipway_pipelines::plan::Decision;
+    use slipway_pipelines::spec::{self, Support, Ty};
+
+    use super::*;
+    use crate::options::ASKED;
+
+    /// The smallest options each provider parses with, so a probe reaches every reader.
+    fn base(provider: &str) -> Vec<(&'static str, Value)> {
+        match provider {
+            "elasticbeanstalk" => vec![("bucket", json!("b")), ("env", json!("e"))],
+            "ecs" => vec![("cluster", json!("c")), ("service", json!("s"))],
+            "gke" => vec![
+                ("project", json!("p")),
+                ("zone", json!("z")),
+                ("cluster", json!("c")),
+                ("key_file", json!("key.json")),
+            ],
+            "kubernetes" => vec![],
+            "s3" => vec![("bucket", json!("b"))],
+            "script" => vec![("script", json!("./deploy.sh"))],
+            other => panic!("no base options for {other}: add them here"),
+        }
+    }
+
+    /// A value of the shape the lint expects for an option of type `ty`.
+    fn sample(ty: &Ty) -> Value {
+        match ty {
+            Ty::Bool => json!(true),
+            Ty::Num => json!(5),
+            Ty::Strs => json!(["x"]),
+            Ty::Map => json!({}),
+            Ty::Secure | Ty::SecureLax => json!({"secure": "c2VjcmV0"}),
+            _ => json!("x"),
+        }
+    }
+
+    /// Parses `options` for `provider` as a dry run (nothing decrypted, nothing read).
+    fn try_parse(provider: &str, options: &[(&str, Value)]) -> Result<(), String> {
+        let deploy = Deploy {
+            provider: provider.to_owned(),
+            options: options
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            decision: Decision {
+                included: true,
+                reason: String::new(),
+            },
+            skip_cleanup: false,
+            allow_failure: false,
+            edge: None,
+            condition: Vec::new(),
+        };
+        let ctx = DeployContext::new("acme/app", "c0ffee", "/nonexistent");
+        parse(&deploy, &ctx, true)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_lint_spec_knows_exactly_the_options_the_providers_read() {
+        let mut problems = Vec::new();
+        for (name, options) in PROVIDERS {
+            let Some(lint) = spec::provider(name) else {
+                problems.push(format!("{name}: not in the lint's spec"));
+                continue;
+            };
+            if lint.support != Support::Yes {
+                problems.push(format!("{name}: the lint does not mark it supported"));
+            }
+            let lint_type = |option: &str| {
+                lint.options
+                    .iter()
+                    .find(|k| k.name == option || k.aliases.contains(&option))
+                    .map(|k| k.ty)
+            };
+            let lint_names: BTreeSet<String> = lint
+                .options
+                .iter()
+                .flat_map(|k| std::iter::once(k.name).chain(k.aliases.iter().copied()))
+                .map(str::to_owned)
+                .collect();
+            let base = base(name);
+            ASKED.with(|a| a.borrow_mut().clear());
+            if let Err(e) = try_parse(name, &base) {
+                problems.push(format!("{name}: the base options do not parse: {e}"));
+                continue;
+            }
+            // Every option, given alone on top of the base with the lint's type, is read: not
+            // unknown, not the wrong shape.
+            let candidates: BTreeSet<String> = lint_names
+                .iter()
+                .cloned()
+                .chain(options.iter().map(|o| (*o).to_owned()))
+                .collect();
+            for option in &candidates {
+                let value = sample(&lint_type(option).unwrap_or(Ty::Str));
+                let mut opts: Vec<(&str, Value)> = base.clone();
+                opts.retain(|(k, _)| k != option);
+                opts.push((option, value.clone()));
+                if let Err(e) = try_parse(name, &opts)
+                    && (e.contains("unknown option") || e.contains("expected "))
+                {
+                    problems.push(format!("{name}: `{option}: {value}` is refused: {e}"));
+                }
+            }
+            let asked = ASKED.with(|a| a.borrow().clone());
+            for option in asked.difference(&lint_names) {
+                problems.push(format!(
+                    "{name}: reads `{option}`, which the lint does not know"
+                ));
+            }
+            for option in lint_names.difference(&asked) {
+                problems.push(format!(
+                    "{name}: the lint knows `{option}`, which the provider never reads"
+                ));
+            }
+            for option in *options {
+                if !asked.contains(*option) {
+                    problems.push(format!("{name}: PROVIDERS lists `{option}`, never read"));
+                }
+            }
+            for key in lint.options {
+                if !options.contains(&key.name) {
+                    problems.push(format!(
+                        "{name}: PROVIDERS (the unknown-option hint) lacks `{}`",
+                        key.name
+                    ));
+                }
+            }
+            // Required: what the lint demands, parsing demands, and the other way round.
+            for (option, _) in &base {
+                let aliases = lint
+                    .options
+                    .iter()
+                    .find(|k| k.name == *option)
+                    .map_or(&[][..], |k| k.aliases);
+                let without: Vec<(&str, Value)> = base
+                    .iter()
+                    .filter(|(k, _)| k != option && !aliases.contains(k))
+                    .cloned()
+                    .collect();
+                let parse_requires = try_parse(name, &without)
+                    .err()
+                    .is_some_and(|e| e.ends_with(&format!("option `{option}`: is required")));
+                let lint_requires = lint.required.contains(option);
+                if parse_requires != lint_requires {
+                    problems.push(format!(
+                        "{name}: `{option}` is required by {} only",
+                        if parse_requires {
+                            "the provider"
+                        } else {
+                            "the lint"
+                        }
+                    ));
+                }
+            }
+            for option in lint.required {
+                if !base.iter().any(|(k, _)| k == option) {
+                    problems.push(format!(
+                        "{name}: the lint requires `{option}`, which the provider does not"
+                    ));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 }

@@ -43,6 +43,14 @@ impl Text {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Every option name a reader asked for on this thread: what the providers really read, which
+    /// the test against the lint's spec compares.
+    pub(crate) static ASKED: std::cell::RefCell<std::collections::BTreeSet<String>> =
+        std::cell::RefCell::default();
+}
+
 /// A mapping option with the name it was written under.
 pub(crate) type Named = (String, IndexMap<String, Value>);
 
@@ -81,6 +89,12 @@ impl<'a> Options<'a> {
 
     /// Removes the first of `names` present (the canonical name first, then aliases).
     fn take(&mut self, names: &[&str]) -> Option<(String, Value)> {
+        #[cfg(test)]
+        ASKED.with(|asked| {
+            asked
+                .borrow_mut()
+                .extend(names.iter().map(|n| (*n).to_owned()))
+        });
         let found: Vec<String> = names
             .iter()
             .filter(|n| self.rest.contains_key(**n))

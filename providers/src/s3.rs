@@ -30,6 +30,7 @@ pub const OPTIONS: &[&str] = &[
     "glob",
     "dot_match",
     "acl",
+    "detect_encoding",
     "cache_control",
     "expires",
     "storage_class",
@@ -53,6 +54,7 @@ pub struct S3 {
     glob_text: String,
     dot_match: bool,
     acl: Option<String>,
+    detect_encoding: bool,
     cache_control: Vec<(String, Option<globset::GlobMatcher>)>,
     expires: Option<String>,
     storage_class: Option<String>,
@@ -108,6 +110,7 @@ impl S3 {
                 Some(canned)
             }
         };
+        let detect_encoding = o.bool(&["detect_encoding"])?.unwrap_or(false);
         let mut cache_control = Vec::new();
         for entry in o.strings(&["cache_control"])? {
             match entry.split_once(": ") {
@@ -136,6 +139,7 @@ impl S3 {
             glob_text,
             dot_match,
             acl,
+            detect_encoding,
             cache_control,
             expires,
             storage_class,
@@ -213,11 +217,22 @@ impl S3 {
             .map(|(v, _)| v.as_str())
     }
 
-    fn put_call(&self, rel: &str) -> ApiCall {
+    /// `Content-Encoding` for a file when `detect_encoding` is on and the file is compressed.
+    fn content_encoding(&self, root: &Path, rel: &str) -> Option<&'static str> {
+        if !self.detect_encoding {
+            return None;
+        }
+        compression(&root.join(rel))
+    }
+
+    fn put_call(&self, root: &Path, rel: &str) -> ApiCall {
         let mut call = ApiCall::new(NAME, "PutObject")
             .param("Bucket", &self.bucket)
             .param("Key", self.key(rel))
             .param("ContentType", self.content_type(rel));
+        if let Some(encoding) = self.content_encoding(root, rel) {
+            call = call.param("ContentEncoding", encoding);
+        }
         if let Some(acl) = &self.acl {
             call = call.param("ACL", acl);
         }
@@ -264,6 +279,20 @@ fn relative(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
+/// How a file is compressed, from its first bytes, as dpl's `detect_encoding` tells it from
+/// `file`'s answer: gzip (`1f 8b`) or Unix compress (`1f 9d`).
+fn compression(path: &Path) -> Option<&'static str> {
+    let mut magic = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .ok()?;
+    match magic {
+        [0x1f, 0x8b] => Some("gzip"),
+        [0x1f, 0x9d] => Some("compress"),
+        _ => None,
+    }
+}
+
 /// The MIME type S3 should serve a file with, from its extension.
 pub(crate) fn content_type(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
@@ -306,7 +335,10 @@ impl Deployer for S3 {
             );
         }
         match self.files(ctx) {
-            Ok(files) => calls.extend(files.iter().map(|f| self.put_call(f))),
+            Ok(files) => {
+                let root = self.root(ctx);
+                calls.extend(files.iter().map(|f| self.put_call(&root, f)))
+            }
             Err(_) => calls.push(
                 ApiCall::new(NAME, "PutObject")
                     .param("Bucket", &self.bucket)
@@ -409,6 +441,7 @@ impl S3 {
             .bucket(&self.bucket)
             .key(&key)
             .content_type(self.content_type(rel))
+            .set_content_encoding(self.content_encoding(root, rel).map(str::to_owned))
             .body(body);
         if let Some(acl) = &self.acl {
             put = put.acl(ObjectCannedAcl::from(acl.as_str()));

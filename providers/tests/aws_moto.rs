@@ -39,7 +39,7 @@ fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 #[tokio::test]
-async fn s3_uploads_land_in_the_bucket_under_upload_dir_with_types_and_cache_control() {
+async fn s3_uploads_land_in_the_bucket_under_upload_dir_with_types_cache_control_and_encoding() {
     let Some(moto) = moto() else { return };
     let bucket = unique("site");
     let conf = sdk(&moto, "us-east-1").await;
@@ -56,12 +56,19 @@ async fn s3_uploads_land_in_the_bucket_under_upload_dir_with_types_and_cache_con
         ("dist/.hidden", "x"),
         ("src/main.js", "not uploaded"),
     ]);
+    // gzip's magic bytes: `detect_encoding` sends `Content-Encoding: gzip` for this one only.
+    std::fs::write(
+        dir.path().join("dist/js/app.js.gz"),
+        [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00],
+    )
+    .unwrap();
     let mut ctx = context(dir.path());
     ctx.endpoints = aws_at(&moto);
     let d = deploy(
         "s3",
         json!({"bucket": bucket, "local_dir": "dist", "upload_dir": "v1",
-               "cache_control": ["no-cache: *.html", "max-age=3600"], "acl": "public_read"}),
+               "cache_control": ["no-cache: *.html", "max-age=3600"], "acl": "public_read",
+               "detect_encoding": true}),
     );
     let log = MemorySink::default();
     let out = run_deploy(&d, &ctx, &log).await;
@@ -74,7 +81,7 @@ async fn s3_uploads_land_in_the_bucket_under_upload_dir_with_types_and_cache_con
     let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
     let mut keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
     keys.sort();
-    assert_eq!(keys, ["v1/index.html", "v1/js/app.js"]);
+    assert_eq!(keys, ["v1/index.html", "v1/js/app.js", "v1/js/app.js.gz"]);
     let html = s3
         .head_object()
         .bucket(&bucket)
@@ -93,6 +100,15 @@ async fn s3_uploads_land_in_the_bucket_under_upload_dir_with_types_and_cache_con
         .unwrap();
     assert_eq!(js.content_type(), Some("application/javascript"));
     assert_eq!(js.cache_control(), Some("max-age=3600"));
+    assert_eq!(js.content_encoding(), None);
+    let gz = s3
+        .head_object()
+        .bucket(&bucket)
+        .key("v1/js/app.js.gz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.content_encoding(), Some("gzip"));
 }
 
 /// Creates a cluster, a task definition family `web` and a service of `desired` tasks in moto.

@@ -54,9 +54,20 @@ fn workdir() -> tempfile::TempDir {
     ])
 }
 
+/// [`workdir`] plus a gzip-compressed asset, which `detect_encoding` marks `Content-Encoding: gzip`.
+fn workdir_with_gzip() -> tempfile::TempDir {
+    let dir = workdir();
+    std::fs::write(
+        dir.path().join("public/app.js.gz"),
+        [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00],
+    )
+    .unwrap();
+    dir
+}
+
 #[test]
 fn dry_run_lists_each_deploys_calls_in_order() {
-    let dir = workdir();
+    let dir = workdir_with_gzip();
     // Endpoints point at a recorder: a dry run must not contact it, and must not decrypt.
     let recorder = StandIn::start(|_| Reply::json(500, serde_json::json!({})));
     let mut ctx = context(dir.path())

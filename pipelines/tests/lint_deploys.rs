@@ -1,0 +1,148 @@
+//! Lint of the deploy providers Slipway runs itself (`elasticbeanstalk`, `ecs`, `gke`,
+//! `kubernetes`, `s3`, `script`): the options `slipway-providers` reads are known with their types
+//! and required options, and mistakes are reported with positions. Pinned with an insta snapshot.
+
+use slipway_pipelines::diagnostic::Diagnostic;
+use slipway_pipelines::lint::lint;
+
+fn human(diags: &[Diagnostic]) -> String {
+    diags.iter().map(|d| format!("{d}\n")).collect()
+}
+
+/// Every option of the providers Slipway runs, each written the way its provider reads it.
+const EVERY_OPTION: &str = "\
+language: minimal
+script: make test
+deploy:
+  - provider: elasticbeanstalk
+    access_key_id: $AWS_ACCESS_KEY
+    secret_access_key:
+      secure: c2VjcmV0
+    region: eu-west-1
+    endpoint: http://127.0.0.1:5001
+    app: {main: shop, staging: shop-staging}
+    env: shop-prod
+    bucket_name: shop-bundles
+    bucket_path: releases
+    zip_file: dist/bundle.zip
+    label: v1
+    description: release
+    only_create_app_version: false
+    wait_until_deployed: true
+    wait_until_deployed_timeout: 900
+    solution_stack: 64bit Amazon Linux 2023 v4.3.0 running Docker
+    pin_images: true
+    debug: false
+  - provider: ecs
+    access_key: $AWS_ACCESS_KEY
+    secret_key: $AWS_SECRET_KEY
+    region: us-west-1
+    endpoint: http://127.0.0.1:5001
+    cluster: prod
+    service: shop
+    task_definition: shop
+    dockerrun: Dockerrun.aws.json
+    family: shop
+    container: web
+    image: acme/web:$SHA
+    images: {worker: acme/worker:$SHA}
+    pin_images: false
+    wait_until_deployed: true
+    timeout: 300
+    rollback: true
+  - provider: gke
+    project: shop-123
+    zone: europe-west1-b
+    region: europe-west1
+    cluster: prod
+    key_file: service-account.json
+    namespace: shop
+    manifests: [k8s, extra/job.yaml]
+    images: {web/web: acme/web:$SHA}
+    secrets:
+      db:
+        PASSWORD:
+          secure: c2VjcmV0
+    wait_until_deployed: true
+    timeout: 600
+  - provider: kubernetes
+    kubeconfig: deploy/kubeconfig
+    context: prod
+    namespace: shop
+    manifests: k8s
+    images: {web: {web: acme/web:$SHA}}
+    secrets: {}
+    wait_until_deployed: false
+    timeout: 120
+  - provider: s3
+    access_key_id: AKIDPLAIN
+    secret_access_key: $AWS_SECRET_KEY
+    region: us-east-1
+    endpoint: http://127.0.0.1:5001
+    bucket: shop-assets
+    local_dir: public
+    upload_dir: assets
+    glob: '**/*.js'
+    dot_match: true
+    acl: public_read
+    detect_encoding: true
+    cache_control: ['no-cache: *.html', max-age=86400]
+    expires: '2030-01-01 00:00:00 UTC'
+    storage_class: STANDARD_IA
+    server_side_encryption: true
+    index_document_suffix: index.html
+    default_text_charset: utf-8
+    force_path_style: true
+    max_threads: 8
+    overwrite: false
+    verbose: true
+    edge: true
+    cleanup: true
+  - provider: script
+    script: ./notify.sh
+    skip_cleanup: true
+";
+
+#[test]
+fn every_option_of_the_providers_slipway_runs_is_known() {
+    let diags = lint("every.yml", EVERY_OPTION.as_bytes());
+    // Only the deprecation Travis reports too: `skip_cleanup` (dpl v2 uses `cleanup`).
+    insta::assert_snapshot!("every_option_human", human(&diags));
+}
+
+/// Mistakes in the options of the providers Slipway runs.
+const MISTAKES: &str = "\
+language: minimal
+script: make test
+deploy:
+  - provider: ecs
+    cluster: prod
+    service: shop
+    rollback: sometimes
+    timeout: soon
+    taskdefinition: shop
+  - provider: gke
+    project: shop-123
+    zone: europe-west1-b
+    cluster: prod
+    secrets: [db]
+  - provider: kubernetes
+    images: acme/web
+    wait: true
+  - provider: elasticbeanstalk
+    env: shop-prod
+    secret_access_key: plain-text-secret
+  - provider: s3
+    local_dir: public
+    detect_encodng: true
+    max_threads: many
+  - provider: script
+    on:
+      branch: main
+";
+
+#[test]
+fn mistakes_in_deploy_options_are_named_with_positions() {
+    let diags = lint("mistakes.yml", MISTAKES.as_bytes());
+    insta::assert_snapshot!("mistakes_human", human(&diags));
+}
