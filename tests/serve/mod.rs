@@ -44,10 +44,23 @@ pub struct Served {
     pub data: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// Extra environment of the server process (kept across restarts).
+    pub env: Vec<(String, String)>,
 }
 
 impl Served {
     pub fn new(root: &Path, github_api: &str, clone_url: &str, extra: &str) -> Served {
+        Served::with_env(root, github_api, clone_url, extra, &[])
+    }
+
+    /// Like [`Served::new`], with extra environment variables for the server process.
+    pub fn with_env(
+        root: &Path,
+        github_api: &str,
+        clone_url: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Served {
         let port = free_port();
         let data = root.join("data");
         let config = root.join("slipway.toml");
@@ -66,6 +79,10 @@ impl Served {
             data,
             config,
             log: root.join("server.log"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.start();
         s
@@ -86,6 +103,7 @@ impl Served {
             .arg(&self.data)
             .arg("--config")
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
