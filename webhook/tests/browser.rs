@@ -1,13 +1,26 @@
-//! The web UI in headless Chromium: a running job's log arrives live over server-sent events,
-//! markup in logs stays text, and a finished build shows its jobs matrix.
+//! The web UI in headless Chromium, driven over the DevTools protocol while a job runs: its log
+//! appears line by line without a reload, keeps its colours across chunks, folds finished phases
+//! with their durations, follows the end of the log unless the reader scrolled up, shows markup as
+//! text; and a finished build shows its jobs matrix.
 
 mod util;
 
-use slipway_webhook::executor::ScriptedExecutor;
-use std::process::Command;
-use std::sync::Arc;
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use slipway_webhook::executor::{Executor, JobEvent, JobOutcome, JobRun};
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 use util::*;
+
+/// How long any one thing the test waits for may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn chromium() -> Option<String> {
     let bin = std::env::var("SLIPWAY_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
@@ -20,112 +33,539 @@ fn chromium() -> Option<String> {
     }
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!(
-            "headless Chromium ({bin}) is missing: install Debian's chromium or set SLIPWAY_TEST_CHROMIUM"
+            "headless Chromium ({bin}) is missing: install Debian's chromium (scripts/install-test-deps.sh) \
+             and set SLIPWAY_TEST_CHROMIUM (scripts/services.sh env)"
         );
     }
-    eprintln!("skipped: headless Chromium ({bin}) not found");
+    eprintln!("skipped: headless Chromium ({bin}) not found; set SLIPWAY_TEST_CHROMIUM");
     None
 }
 
-/// The DOM after the page's scripts ran for `ms` milliseconds.
-fn dump_dom(bin: &str, url: &str, ms: u64) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--virtual-time-budget={ms}"))
-        .arg("--dump-dom")
-        .arg(url)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Gates a job's script waits at until the test opens them.
+#[derive(Default)]
+struct Gates {
+    open: Mutex<HashSet<String>>,
+    changed: Notify,
 }
+
+impl Gates {
+    fn open(&self, name: &str) {
+        self.open.lock().unwrap().insert(name.to_string());
+        self.changed.notify_waiters();
+    }
+
+    async fn wait(&self, name: &str) {
+        loop {
+            let changed = self.changed.notified();
+            if self.open.lock().unwrap().contains(name) {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Runs each command of a job's phases as an instruction, so the test decides when each line is
+/// written: `echo TEXT` writes a line, `part TEXT` writes TEXT as one chunk without a newline
+/// (`\e` standing for ESC), `lines N` writes N numbered lines, `gate NAME` waits until the test
+/// opens NAME; any other command is written as a line.
+struct GatedExecutor {
+    gates: Arc<Gates>,
+}
+
+#[async_trait]
+impl Executor for GatedExecutor {
+    async fn run(
+        &self,
+        job: JobRun,
+        events: mpsc::Sender<JobEvent>,
+        cancel: CancellationToken,
+    ) -> JobOutcome {
+        let out = |text: String| JobEvent::Output(text.into_bytes().into());
+        for stage in &job.plan.stages {
+            for j in &stage.jobs {
+                for phase in &j.phases {
+                    let started = Instant::now();
+                    let name = phase.name.as_str().to_string();
+                    let _ = events.send(JobEvent::PhaseStart(name.clone())).await;
+                    for cmd in &phase.commands {
+                        let (op, arg) = cmd.split_once(' ').unwrap_or((cmd, ""));
+                        match op {
+                            "echo" => {
+                                let _ = events.send(out(format!("{arg}\n"))).await;
+                            }
+                            "part" => {
+                                let _ = events.send(out(arg.replace("\\e", "\u{1b}"))).await;
+                            }
+                            "lines" => {
+                                for i in 0..arg.parse::<usize>().unwrap() {
+                                    let _ = events.send(out(format!("filler line {i}\n"))).await;
+                                }
+                            }
+                            "gate" => {
+                                tokio::select! {
+                                    _ = self.gates.wait(arg) => {}
+                                    _ = cancel.cancelled() => return JobOutcome::Canceled,
+                                }
+                            }
+                            // The planner's default commands (`install` of the language).
+                            _ => {
+                                let _ = events.send(out(format!("{cmd}\n"))).await;
+                            }
+                        }
+                    }
+                    let _ = events
+                        .send(JobEvent::PhaseEnd {
+                            name,
+                            exit_code: 0,
+                            ms: started.elapsed().as_millis() as u64,
+                        })
+                        .await;
+                }
+            }
+        }
+        JobOutcome::Passed
+    }
+
+    async fn sweep(&self) -> Result<usize, String> {
+        Ok(0)
+    }
+}
+
+/// Headless Chromium with a DevTools connection to one page.
+struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+    ws: tungstenite::WebSocket<TcpStream>,
+    session: String,
+    next_id: u64,
+}
+
+impl Browser {
+    fn launch(bin: &str) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                "--window-size=1000,600",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (port, path) = devtools_port(profile.path(), &mut child);
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream)
+            .unwrap_or_else(|e| panic!("DevTools connection: {e}"));
+        let mut b = Browser {
+            child,
+            _profile: profile,
+            ws,
+            session: String::new(),
+            next_id: 0,
+        };
+        let target = b.call("Target.createTarget", json!({"url": "about:blank"}));
+        let target = target["targetId"].as_str().unwrap().to_string();
+        let attached = b.call(
+            "Target.attachToTarget",
+            json!({"targetId": target, "flatten": true}),
+        );
+        b.session = attached["sessionId"].as_str().unwrap().to_string();
+        b.call("Page.enable", json!({}));
+        b
+    }
+
+    /// Sends one command (to the page once attached) and returns its result; events that arrive
+    /// meanwhile are skipped.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            msg["sessionId"] = json!(self.session);
+        }
+        self.ws
+            .send(tungstenite::Message::text(msg.to_string()))
+            .unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            assert!(Instant::now() < deadline, "no answer to {method}");
+            let reply = match self.ws.read() {
+                Ok(tungstenite::Message::Text(t)) => t,
+                Ok(_) => continue,
+                Err(e) => panic!("DevTools connection lost during {method}: {e}"),
+            };
+            let v: Value = serde_json::from_str(reply.as_str()).unwrap();
+            if v["id"] == json!(id) {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    fn navigate(&mut self, url: &str) {
+        let r = self.call("Page.navigate", json!({"url": url}));
+        assert!(r.get("errorText").is_none(), "navigating to {url}: {r}");
+        self.wait_for("document.readyState === 'complete'", "the page to load");
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true}),
+        );
+        assert!(r.get("exceptionDetails").is_none(), "{expr}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Polls until `expr` is true in the page (with the page's text in the failure message).
+    fn wait_for(&mut self, expr: &str, what: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while self.eval(expr) != json!(true) {
+            if Instant::now() > deadline {
+                let text = self.eval("document.body ? document.body.innerText : ''");
+                panic!("waited in vain for {what} ({expr}); the page shows:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port and browser path Chromium writes to `DevToolsActivePort` in its profile once it listens.
+fn devtools_port(profile: &Path, child: &mut Child) -> (u16, String) {
+    let file: PathBuf = profile.join("DevToolsActivePort");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && let Some((port, path)) = text.split_once('\n')
+            && let Ok(port) = port.trim().parse()
+            && path.trim().starts_with("/devtools/browser/")
+        {
+            return (port, path.trim().to_string());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("chromium exited before listening: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromium never wrote {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_job_running(h: &Harness, build: i64) -> i64 {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let v = h.json(&format!("/api/builds/{build}"));
+        if let Some(j) = v["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["state"] == "running"))
+        {
+            return j["id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no job ever ran: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn job_state(h: &Harness, job: i64) -> Value {
+    h.json(&format!("/api/jobs/{job}"))["job"]["state"].clone()
+}
+
+const PIPELINE: &str = r#"env:
+  - LANE=one
+  - LANE=two
+before_script:
+  - echo preparing
+script:
+  - 'echo <script>document.title="pwned"</script>'
+  - 'part \e[1'
+  - 'part ;32mgreen-start '
+  - echo first-line
+  - lines 80
+  - gate one
+  - echo second-line
+  - 'part \e[0m'
+  - echo plain-line
+  - gate two
+  - echo last-line
+"#;
+
+/// JavaScript: true when some coloured span in the log holds `text` with class `class`.
+fn in_span(text: &str, class: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('#log span.{class}')].some(s => s.textContent.includes({text:?}))"
+    )
+}
+
+/// JavaScript: each phase of the log as `[summary, open]`.
+const PHASES: &str = "[...document.querySelectorAll('#log details.phase')].map(d => [d.querySelector('summary').textContent, d.open])";
+
+const AT_BOTTOM: &str =
+    "window.scrollY > 0 && window.innerHeight + window.scrollY >= document.body.scrollHeight - 2";
 
 #[test]
 fn a_running_jobs_log_appears_live_and_stays_text() {
     let Some(bin) = chromium() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), PIPELINE);
+    let gates = Arc::new(Gates::default());
+    let h = Harness::start(
+        &tmp.path().join("data"),
+        config(None),
+        Arc::new(GatedExecutor {
+            gates: gates.clone(),
+        }),
+    );
+    let sha = git(&origin.work, &["rev-parse", "master"]);
+    let delivered = h.deliver(
+        "push",
+        "ui-1",
+        &push_payload("acme/app", &origin.url(), "refs/heads/master", &sha),
+    );
+    assert_eq!(delivered.0, 202, "{delivered:?}");
+    let job = wait_job_running(&h, 1);
+    // The page is served with an empty log: whatever the DOM holds came over the live stream.
+    let (_, served) = h.get(&format!("/jobs/{job}"));
+    assert!(!served.contains("first-line"), "{served}");
+
+    let mut b = Browser::launch(&bin);
+    b.navigate(&format!("{}/jobs/{job}", h.url()));
+    let title = b.eval("document.title");
+    assert!(
+        title.as_str().unwrap().starts_with("Job 1."),
+        "title {title}"
+    );
+    b.eval("window.slipwayTestMark = 'same page'");
+    let log = "document.getElementById('log').textContent";
+
+    // The first lines are shown while the job waits at its first gate.
+    b.wait_for(&format!("{log}.includes('first-line')"), "the first line");
+    assert_eq!(
+        job_state(&h, job),
+        "running",
+        "the first line came while the job ran"
+    );
+    assert_eq!(
+        b.eval(&format!("{log}.includes('second-line')")),
+        json!(false)
+    );
+
+    // A log line with markup is text: nothing ran, the title is the page's own.
+    assert_eq!(
+        b.eval(&format!(
+            "{log}.includes('<script>document.title=\"pwned\"</script>')"
+        )),
+        json!(true)
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('#log script').length"),
+        json!(0)
+    );
+    assert_eq!(b.eval("document.title"), title);
+
+    // A colour whose escape sequence was cut between two chunks, and that later chunks continue.
+    b.wait_for(
+        &in_span("green-start", "f2"),
+        "the split escape sequence to colour",
+    );
+    assert_eq!(b.eval(&in_span("first-line", "f2")), json!(true));
+    assert_eq!(b.eval(&in_span("first-line", "b")), json!(true));
+    assert_eq!(
+        b.eval(
+            "[...document.querySelectorAll('#log span.f2')].map(s => getComputedStyle(s).color).find(Boolean)"
+        ),
+        json!("rgb(102, 187, 106)")
+    );
+
+    // Finished phases are folded, with their durations; the running one is open.
+    let phases = b.eval(PHASES);
+    let phases = phases.as_array().unwrap();
+    let (running, done) = phases.split_last().unwrap();
+    assert_eq!(running, &json!(["script", true]), "{phases:?}");
+    assert!(
+        done.iter()
+            .any(|p| p[0].as_str().unwrap().starts_with("before_script (")),
+        "{phases:?}"
+    );
+    for p in done {
+        let summary = p[0].as_str().unwrap();
+        assert!(
+            summary.ends_with(" s)") && summary.contains(" ("),
+            "{phases:?}"
+        );
+        assert_eq!(p[1], json!(false), "{phases:?}");
+    }
+
+    // More lines than the window holds: the page follows the end of the log.
+    b.wait_for(
+        &format!("{log}.includes('filler line 79')"),
+        "the filler lines",
+    );
+    b.wait_for(AT_BOTTOM, "the page to follow the log");
+
+    // A line written later appears on the same page, still in the colour it was opened in.
+    gates.open("one");
+    b.wait_for(&format!("{log}.includes('plain-line')"), "the second line");
+    assert_eq!(
+        job_state(&h, job),
+        "running",
+        "the second line came while the job ran"
+    );
+    assert_eq!(
+        b.eval("window.slipwayTestMark"),
+        json!("same page"),
+        "the page was reloaded"
+    );
+    assert_eq!(b.eval(&in_span("second-line", "f2")), json!(true));
+    assert_eq!(b.eval(&in_span("plain-line", "f2")), json!(false));
+    b.wait_for(AT_BOTTOM, "the page to follow the log");
+
+    // A reader who scrolled up is left where they are.
+    b.eval("window.scrollTo(0, 0)");
+    gates.open("two");
+    b.wait_for(
+        "document.getElementById('live').textContent === 'finished'",
+        "the end of the log",
+    );
+    assert_eq!(b.eval(&format!("{log}.includes('last-line')")), json!(true));
+    assert_eq!(b.eval("window.scrollY"), json!(0));
+    let phases = b.eval(PHASES);
+    let script = phases.as_array().unwrap().last().unwrap();
+    assert!(
+        script[0].as_str().unwrap().starts_with("script ("),
+        "{phases}"
+    );
+    assert_eq!(script[1], json!(false), "{phases}");
+
+    // The finished build's page shows its jobs matrix.
+    let build = h.wait_final(1, DEADLINE.as_secs());
+    assert_eq!(build["build"]["state"], "passed", "{build}");
+    let jobs: Vec<i64> = build["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 2, "{build}");
+    b.navigate(&format!("{}/builds/1", h.url()));
+    let rows = b.eval(
+        "[...document.querySelectorAll('table.matrix tr')].slice(1).map(r => [r.querySelector('a').getAttribute('href'), r.innerText])",
+    );
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, (id, lane)) in rows
+        .iter()
+        .zip(jobs.iter().zip(["env: LANE=one", "env: LANE=two"]))
+    {
+        assert_eq!(row[0], json!(format!("/jobs/{id}")), "{rows:?}");
+        let text = row[1].as_str().unwrap();
+        assert!(text.contains(lane) && text.contains("passed"), "{rows:?}");
+    }
+    drop(b);
+    h.stop();
+}
+
+/// Reads a job's event stream to its end (the job is over, so the stream ends by itself).
+fn read_events(h: &Harness, job: i64, last_event_id: Option<i64>) -> Vec<Value> {
+    let mut stream = TcpStream::connect(h.url().trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET /jobs/{job}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n{resume}\r\n"
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !String::from_utf8_lossy(&got).contains("event: end") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| d.starts_with('{'))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_resumed_log_stream_keeps_the_colour_in_force() {
+    let tmp = tempfile::tempdir().unwrap();
     let origin = Origin::new(
         tmp.path(),
-        "script:\n  - echo first-line\n  - 'echo <script>document.title=\"pwned\"</script>'\n  - sleep 6000\n  - echo last-line\n",
+        "script:\n  - 'part \\e[3'\n  - 'part 1mred '\n  - echo still-red\n  - 'part \\e[m'\n  - echo plain\n",
     );
     let h = Harness::start(
         &tmp.path().join("data"),
         config(None),
-        Arc::new(ScriptedExecutor),
+        Arc::new(GatedExecutor {
+            gates: Arc::default(),
+        }),
     );
     let sha = git(&origin.work, &["rev-parse", "master"]);
-    assert_eq!(
-        h.deliver(
-            "push",
-            "ui-1",
-            &push_payload("acme/app", &origin.url(), "refs/heads/master", &sha)
-        )
-        .0,
-        202
+    let delivered = h.deliver(
+        "push",
+        "ui-2",
+        &push_payload("acme/app", &origin.url(), "refs/heads/master", &sha),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let job = loop {
-        let v = h.json("/api/builds/1");
-        if v["jobs"][0]["state"] == "running" {
-            break v["jobs"][0]["id"].as_i64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "the job never ran: {v}");
-        std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(delivered.0, 202, "{delivered:?}");
+    let build = h.wait_final(1, DEADLINE.as_secs());
+    assert_eq!(build["build"]["state"], "passed", "{build}");
+    let job = build["jobs"][0]["id"].as_i64().unwrap();
+
+    let html = |events: &[Value], data: &str| -> String {
+        events
+            .iter()
+            .find(|e| e["data"].as_str().is_some_and(|d| d.contains(data)))
+            .unwrap_or_else(|| panic!("no chunk with {data}: {events:?}"))["html"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
-    // The page is served with an empty log: whatever the DOM holds came over the live stream.
-    let (_, served) = h.get(&format!("/jobs/{job}"));
-    assert!(!served.contains("first-line"));
-    // While the job sleeps, its event stream already carries the first lines.
-    let mut stream = std::net::TcpStream::connect(h.url().trim_start_matches("http://")).unwrap();
-    {
-        use std::io::{Read, Write};
-        write!(
-            stream,
-            "GET /jobs/{job}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
-        )
+    let whole = read_events(&h, job, None);
+    assert_eq!(html(&whole, "\u{1b}[3"), "");
+    assert_eq!(html(&whole, "red "), "<span class=\"f1\">red </span>");
+    assert_eq!(
+        html(&whole, "still-red"),
+        "<span class=\"f1\">still-red\n</span>"
+    );
+    assert_eq!(html(&whole, "plain"), "plain\n");
+
+    // A browser that reconnects after the chunk that set the colour gets the rest in that colour.
+    let seq = whole.iter().find(|e| e["data"] == "1mred ").unwrap()["seq"]
+        .as_i64()
         .unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&got).contains("first-line") {
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0, "the stream ended early");
-            got.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(
-            h.json(&format!("/api/jobs/{job}"))["job"]["state"],
-            "running",
-            "the line arrived while the job ran"
-        );
-    }
-    // The browser renders what the stream sends (the page itself is served with an empty log).
-    // Chromium's virtual time waits for the stream to end, so this DOM is taken at the job's end.
-    let dom = dump_dom(&bin, &format!("{}/jobs/{job}", h.url()), 15000);
-    assert!(
-        dom.contains("first-line") && dom.contains("last-line"),
-        "the log did not arrive: {dom}"
+    let resumed = read_events(&h, job, Some(seq));
+    assert_eq!(resumed[0]["seq"], json!(seq + 1), "{resumed:?}");
+    assert_eq!(
+        html(&resumed, "still-red"),
+        "<span class=\"f1\">still-red\n</span>"
     );
-    assert!(dom.contains(">finished<"), "{dom}");
-    assert!(
-        dom.contains("&lt;script&gt;document.title=\"pwned\"&lt;/script&gt;"),
-        "{dom}"
-    );
-    assert!(!dom.contains("<title>pwned"), "log markup ran: {dom}");
-    assert!(
-        dom.contains("<summary>script ("),
-        "the phase is folded with its duration: {dom}"
-    );
-    assert_eq!(h.wait_final(1, 30)["build"]["state"], "passed");
-    let build = dump_dom(&bin, &format!("{}/builds/1", h.url()), 1000);
-    assert!(build.contains("class=\"matrix\""), "{build}");
-    assert!(
-        build.contains(&format!("href=\"/jobs/{job}\"")) && build.contains("passed"),
-        "{build}"
-    );
+    assert_eq!(html(&resumed, "plain"), "plain\n");
     h.stop();
 }
