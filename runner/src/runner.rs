@@ -73,9 +73,10 @@ pub struct CommandOutcome {
 pub struct PhaseOutcome {
     /// Which phase.
     pub phase: PhaseName,
-    /// Its commands, in order, as far as they ran.
+    /// Its commands, in order, as far as they ran; `before_deploy` and `after_deploy` run once
+    /// per deploy, so their commands repeat.
     pub commands: Vec<CommandOutcome>,
-    /// How long the phase ran.
+    /// How long the phase ran, all its runs together.
     pub duration: Duration,
 }
 
@@ -649,7 +650,8 @@ impl Runner {
             }
         }
 
-        // Deploys run only on non-PR builds whose `on:` holds.
+        // Every deploy is a step, in file order: the ones that do not run for this event say why
+        // where they would have run.
         let mut deploys = Vec::new();
         if ctx.event == EventType::PullRequest && !job.deploys.is_empty() {
             notices.push(format!(
@@ -666,30 +668,48 @@ impl Runner {
                     .join(", ")
             ));
         }
-        if ctx.event != EventType::PullRequest {
-            for (index, d) in job.deploys.iter().enumerate() {
-                if !d.decision.included {
-                    continue;
+        for (index, d) in job.deploys.iter().enumerate() {
+            let kind = if ctx.event == EventType::PullRequest {
+                DeployKind::Skipped("deploys never run on pull request builds".into())
+            } else if !d.decision.included {
+                DeployKind::Skipped(d.decision.reason.clone())
+            } else if d.provider == "script" {
+                let cmd = d
+                    .options
+                    .get("script")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| {
+                        PrepareError("deploy provider script needs a `script:` command".into())
+                    })?;
+                DeployKind::Script(cmd.to_string())
+            } else {
+                DeployKind::Hook
+            };
+            // A provider or a script that prints a decrypted deploy option shows `[secure]`:
+            // the options' secure values join the masker before anything runs.
+            if let (Some(src), true, DeployKind::Script(_) | DeployKind::Hook) =
+                (&self.options.secrets, can_decrypt, &kind)
+            {
+                let mut ciphertexts = Vec::new();
+                for value in d.options.values() {
+                    secure_values(value, &mut ciphertexts);
                 }
-                let kind = if d.provider == "script" {
-                    let cmd = d
-                        .options
-                        .get("script")
-                        .and_then(|v| v.as_str())
-                        .ok_or_else(|| {
-                            PrepareError("deploy provider script needs a `script:` command".into())
-                        })?;
-                    DeployKind::Script(cmd.to_string())
-                } else {
-                    DeployKind::Hook
-                };
-                deploys.push(DeployStep {
-                    index,
-                    provider: d.provider.clone(),
-                    kind,
-                    allow_failure: d.allow_failure,
-                });
+                // One that does not decrypt fails its deploy later, naming the option.
+                secrets.extend(
+                    ciphertexts
+                        .into_iter()
+                        .filter_map(|c| src.decrypt_env(&ctx.repo, c).ok())
+                        .map(|(_, value)| value),
+                );
             }
+            deploys.push(DeployStep {
+                index,
+                provider: d.provider.clone(),
+                kind,
+                allow_failure: d.allow_failure,
+                conditions: d.condition.clone(),
+                cleanup: !d.skip_cleanup,
+            });
         }
 
         let nonce = {
@@ -1223,6 +1243,27 @@ impl Runner {
     }
 }
 
+/// The `{secure: …}` ciphertexts anywhere in a deploy option (per-branch maps and lists included).
+fn secure_values<'v>(value: &'v serde_json::Value, out: &mut Vec<&'v str>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let (1, Some(serde_json::Value::String(c))) = (map.len(), map.get("secure")) {
+                out.push(c);
+                return;
+            }
+            for v in map.values() {
+                secure_values(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                secure_values(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Sends deploy log lines to the job loop, which writes them while the deploy runs.
 struct ChannelLog(mpsc::UnboundedSender<String>);
 
@@ -1376,7 +1417,7 @@ impl<'a> JobRun<'a> {
             }
         }
         if let Some((phase, at)) = self.phase_started.take() {
-            self.phase_mut(phase).duration = at.elapsed();
+            self.phase_mut(phase).duration += at.elapsed();
         }
     }
 
@@ -1409,7 +1450,8 @@ impl<'a> JobRun<'a> {
                         .take()
                         .map(|(_, t)| t.elapsed())
                         .unwrap_or_default();
-                    self.phase_mut(p).duration = d;
+                    // `before_deploy` and `after_deploy` run once per deploy: their times add up.
+                    self.phase_mut(p).duration += d;
                     self.send(JobEvent::PhaseFinished {
                         phase: p,
                         duration: d,

@@ -11,9 +11,11 @@
 //!   stops it; nothing after it runs, not even `after_script`.
 //! - `script`: every command runs; the job fails if any failed. `TRAVIS_TEST_RESULT` is set.
 //! - `before_cache` and the cache save (only when the job has a cache).
-//! - `after_success` or `after_failure` by the result; in the success branch of a non-PR build,
-//!   the included deploys, each `before_deploy` → deploy → `after_deploy`; a failing
-//!   `before_deploy` or deploy errors the job (unless the deploy allows failure).
+//! - `after_success` or `after_failure` by the result; in the success branch, each deploy in file
+//!   order: one the planner left out, or whose `on.condition` tests fail, prints why it is
+//!   skipped; the others run `before_deploy` → cleanup of the build dir (unless skipped) →
+//!   deploy → `after_deploy`, as dpl v1 does for every provider. A failing `before_deploy` or
+//!   deploy errors the job (unless the deploy allows failure) and no later deploy runs.
 //! - `after_script`, whatever the result. `after_*` phases never change the result.
 //!
 //! The script is POSIX `sh` and also valid `bash`; the container runs it with `bash` when the
@@ -30,6 +32,9 @@ pub const SCRIPT_PATH: &str = "/slipway/job.sh";
 pub const CACHE_MOUNT: &str = "/slipway/cache";
 /// Mount point of the default branch's cache volume, read-only, when the job's own is new.
 pub const CACHE_FALLBACK_MOUNT: &str = "/slipway/cache-fallback";
+/// A copy of the build dir (without `.git`) as the job started, taken before anything runs when a
+/// deploy cleans the build dir; the cleanup puts it back.
+pub const PRISTINE_DIR: &str = "/slipway/pristine";
 /// Where a job writes its environment (`env -0`, owner-only) just before a provider deploy, so the
 /// provider sees variables as the job's shell evaluated them without them passing through the log;
 /// removed as soon as the runner replied.
@@ -65,16 +70,18 @@ pub enum ScriptEnv {
     },
 }
 
-/// How one included deploy runs.
+/// How one deploy runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeployKind {
     /// The `script` provider: a shell command run in the job.
     Script(String),
     /// Any other provider: the script asks the runner, which calls its [`crate::DeployHook`].
     Hook,
+    /// The planner left it out for this event: the script says why where it would have run.
+    Skipped(String),
 }
 
-/// One deploy the job performs, in file order.
+/// One deploy of the job, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployStep {
     /// Index of the deploy in the plan job's `deploys`.
@@ -85,6 +92,11 @@ pub struct DeployStep {
     pub kind: DeployKind,
     /// A failure does not error the job.
     pub allow_failure: bool,
+    /// `on.condition` tests, each evaluated by the job's shell (`[[ … ]]` in bash, `[ … ]` in
+    /// sh) right before the deploy; it runs only when all of them hold.
+    pub conditions: Vec<String>,
+    /// Put the build dir back as the job started before deploying (dpl's cleanup).
+    pub cleanup: bool,
 }
 
 /// What the compiler needs besides the job.
@@ -126,6 +138,11 @@ impl CompiledScript {
             .map(|(_, c)| c.as_slice())
             .unwrap_or(&[])
     }
+}
+
+/// `s` on one line, for messages the script prints.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
 }
 
 /// Quotes `s` for POSIX shells as one literal word.
@@ -188,6 +205,34 @@ travis_terminate() {
   slipway_m "terminate ${1:-0}"
   exit "${1:-0}"
 }
+slipway_condition() {
+  if [ -n "$BASH_VERSION" ]; then eval "[[ $1 ]]"; else eval "[ $1 ]"; fi
+}
+slipway_each_entry() {
+  for slipway_entry in * .[!.]* ..?*; do
+    [ -e "$slipway_entry" ] || [ -L "$slipway_entry" ] || continue
+    [ "$slipway_entry" = .git ] && continue
+    "$@" "$slipway_entry" || return 1
+  done
+}
+slipway_keep_entry() { cp -a -- "$1" /slipway/pristine/; }
+slipway_snapshot() {
+  printf '%s\n' 'Keeping a copy of the build dir as the job starts, for the cleanup before deploys'
+  rm -rf /slipway/pristine && mkdir -p /slipway/pristine && slipway_each_entry slipway_keep_entry
+}
+slipway_cleanup() {
+  if [ "$slipway_pristine" != 1 ]; then
+    printf '\033[31;1m%s\033[0m\n' 'The build dir cannot be cleaned: the copy of how the job started could not be made (see the start of the log).'
+    return 1
+  fi
+  printf '%s\n' "Cleaning up the build dir for the $1 deploy: it is put back as the job started, build output removed and changes undone (.git is kept). skip_cleanup: true or cleanup: false keeps it as the job left it."
+  slipway_cwd=$PWD
+  cd "$TRAVIS_BUILD_DIR" && slipway_each_entry rm -rf -- && cp -a /slipway/pristine/. .
+  slipway_cleanup_rc=$?
+  cd "$slipway_cwd" 2>/dev/null || cd "$TRAVIS_BUILD_DIR"
+  [ "$slipway_cleanup_rc" -eq 0 ] || printf '\033[31;1m%s\033[0m\n' 'Cleaning up the build dir failed; nothing was deployed.'
+  return "$slipway_cleanup_rc"
+}
 slipway_cache_restore() {
   if [ -d "/slipway/cache/$1" ]; then slipway_cache_src="/slipway/cache/$1"
   elif [ -d "/slipway/cache-fallback/$1" ]; then slipway_cache_src="/slipway/cache-fallback/$1"
@@ -239,6 +284,16 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
     s.push_str("mkdir -p \"$TRAVIS_BUILD_DIR\" && cd \"$TRAVIS_BUILD_DIR\" || { slipway_m 'error cannot enter the build dir'; slipway_m 'result errored'; exit 2; }\n");
     for notice in &inputs.notices {
         s.push_str(&format!("printf '%s\\n' {}\n", sh_quote(notice)));
+    }
+    // The cleanup before a deploy puts back the build dir as it is now, before anything ran.
+    if inputs
+        .deploys
+        .iter()
+        .any(|d| d.cleanup && !matches!(d.kind, DeployKind::Skipped(_)))
+    {
+        s.push_str("slipway_pristine=0
+if slipway_snapshot; then slipway_pristine=1; else printf '\\033[33;1m%s\\033[0m\\n' 'Copying the build dir failed: deploys that clean it up will fail.'; fi
+");
     }
 
     if !inputs.env.is_empty() {
@@ -295,7 +350,10 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
             }
         }
         s.push_str(&format!("slipway_m 'phase-end {}'\n", p.as_str()));
-        phases.push((p, cmds));
+        // `before_deploy` and `after_deploy` are written once per deploy.
+        if !phases.iter().any(|(q, _)| *q == p) {
+            phases.push((p, cmds));
+        }
     };
 
     // Cache restore happens before anything installs.
@@ -340,34 +398,70 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
     phase(&mut s, PhaseName::AfterSuccess, "");
     if !inputs.deploys.is_empty() {
         s.push_str("slipway_deploy_ok=1\n");
+    }
+    for (i, d) in inputs.deploys.iter().enumerate() {
+        // Once a deploy errored the job, no later deploy runs (dpl stops the job there).
+        s.push_str("if [ \"$slipway_deploy_ok\" -eq 1 ]; then\n");
+        let skipped = |why: &str| {
+            format!(
+                "printf '\\033[33;1m%s\\033[0m\\n' {}\n",
+                sh_quote(&format!(
+                    "Deploy skipped: {why} (provider {})",
+                    one_line(&d.provider)
+                ))
+            )
+        };
+        if let DeployKind::Skipped(reason) = &d.kind {
+            s.push_str(&skipped(&one_line(reason)));
+            s.push_str("fi\n");
+            continue;
+        }
+        s.push_str("slipway_skip=\n");
+        for c in &d.conditions {
+            s.push_str(&format!(
+                "[ -n \"$slipway_skip\" ] || slipway_condition {} || slipway_skip={}\n",
+                sh_quote(c),
+                sh_quote(&format!("on.condition `{}` does not hold", one_line(c)))
+            ));
+        }
+        s.push_str("if [ -z \"$slipway_skip\" ]; then\n:\n");
         phase(
             &mut s,
             PhaseName::BeforeDeploy,
             "slipway_deploy_ok=0; slipway_result=errored",
         );
         s.push_str("if [ \"$slipway_deploy_ok\" -eq 1 ]; then\n");
-        for (i, d) in inputs.deploys.iter().enumerate() {
-            s.push_str(&format!("slipway_m 'deploy-start {i}'\n"));
-            match &d.kind {
-                DeployKind::Script(cmd) => {
-                    s.push_str(&format!("eval {}\nslipway_rc=$?\n", sh_quote(cmd)));
-                }
-                DeployKind::Hook => {
-                    s.push_str(&format!(
-                        "(umask 077; env -0 > {DEPLOY_ENV_PATH}) 2>/dev/null\nslipway_m 'deploy-request {i}'\nslipway_rc=1\nread -r slipway_rc <&3 || slipway_rc=1\nrm -f {DEPLOY_ENV_PATH}\n"
-                    ));
-                }
-            }
-            s.push_str(&format!("slipway_m \"deploy-end {i} $slipway_rc\"\n"));
-            if !d.allow_failure {
-                s.push_str(
-                    "if [ \"$slipway_rc\" -ne 0 ]; then slipway_deploy_ok=0; slipway_result=errored; fi\n",
-                );
-            }
+        s.push_str(&format!("slipway_m 'deploy-start {i}'\n"));
+        let run = match &d.kind {
+            // dpl runs the command as a child process: `exit` or `cd` in it end there.
+            DeployKind::Script(cmd) => format!("(eval {})\nslipway_rc=$?\n", sh_quote(cmd)),
+            DeployKind::Hook => format!(
+                "(umask 077; env -0 > {DEPLOY_ENV_PATH}) 2>/dev/null\nslipway_m 'deploy-request {i}'\nslipway_rc=1\nread -r slipway_rc <&3 || slipway_rc=1\nrm -f {DEPLOY_ENV_PATH}\n"
+            ),
+            DeployKind::Skipped(_) => unreachable!("handled above"),
+        };
+        if d.cleanup {
+            s.push_str(&format!(
+                "if slipway_cleanup {}; then\n{run}else\nslipway_rc=1\nfi\n",
+                sh_quote(&one_line(&d.provider))
+            ));
+        } else {
+            s.push_str(&run);
         }
-        s.push_str("fi\nif [ \"$slipway_deploy_ok\" -eq 1 ]; then\n:\n");
+        s.push_str(&format!("slipway_m \"deploy-end {i} $slipway_rc\"\n"));
+        if !d.allow_failure {
+            s.push_str(
+                "if [ \"$slipway_rc\" -ne 0 ]; then slipway_deploy_ok=0; slipway_result=errored; fi\n",
+            );
+        }
+        s.push_str("if [ \"$slipway_deploy_ok\" -eq 1 ]; then\n:\n");
         phase(&mut s, PhaseName::AfterDeploy, "");
-        s.push_str("fi\n");
+        s.push_str("fi\nfi\nelse\n");
+        s.push_str(&format!(
+            "printf '\\033[33;1mDeploy skipped: %s (provider %s)\\033[0m\\n' \"$slipway_skip\" {}\n",
+            sh_quote(&one_line(&d.provider))
+        ));
+        s.push_str("fi\nfi\n");
     }
     s.push_str("else\n:\n");
     phase(&mut s, PhaseName::AfterFailure, "");

@@ -511,10 +511,12 @@ before_deploy: echo before-deploy-ran
 deploy:
   - provider: script
     script: echo "script deploy of $TRAVIS_BRANCH"
+    skip_cleanup: true
     on:
       branch: master
   - provider: s3
     bucket: b
+    skip_cleanup: true
     on:
       branch: master
 after_deploy: echo after-deploy-ran
@@ -554,6 +556,10 @@ async fn deploys_run_on_a_push_through_the_script_provider_and_the_hook() {
         .map(|d| (d.provider.as_str(), d.exit_code))
         .collect();
     assert_eq!(deploys, vec![("script", Some(0)), ("s3", Some(0))]);
+    // As dpl v1 does for every provider: before_deploy and after_deploy around each deploy.
+    assert_eq!(log.matches("\nbefore-deploy-ran\n").count(), 2, "{log}");
+    assert_eq!(log.matches("\nafter-deploy-ran\n").count(), 2, "{log}");
+    assert_eq!(codes(&ran, 1, PhaseName::BeforeDeploy), vec![Some(0); 2]);
 }
 
 #[tokio::test]
@@ -574,7 +580,8 @@ async fn a_failing_deploy_errors_the_job_and_pull_requests_never_deploy() {
     assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
     assert!(log.contains("Deploy provider s3 is not available"), "{log}");
     assert!(log.contains("after-script-ran"), "{log}");
-    assert!(!log.contains("after-deploy-ran"), "{log}");
+    // after_deploy follows the script deploy that worked, not the one that failed.
+    assert_eq!(log.matches("\nafter-deploy-ran\n").count(), 1, "{log}");
 
     let mut pr = context("acme/app", "master");
     pr.event = slipway_pipelines::plan::EventType::PullRequest;
@@ -586,6 +593,222 @@ async fn a_failing_deploy_errors_the_job_and_pull_requests_never_deploy() {
         !log.contains("before-deploy-ran") && !log.contains("script deploy"),
         "{log}"
     );
+}
+
+/// Lists what a provider deploy would see of the build dir: file names (without `.git`) and the
+/// text of `hello.txt`.
+struct TreeProbe;
+
+#[async_trait::async_trait]
+impl slipway_runner::DeployHook for TreeProbe {
+    async fn deploy(
+        &self,
+        request: slipway_runner::DeployRequest<'_>,
+    ) -> slipway_runner::DeployReport {
+        let tar = request.files.tar(".").await.unwrap_or_default();
+        let mut names = Vec::new();
+        let mut hello = String::new();
+        for entry in tar::Archive::new(tar.as_slice()).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            // Paths start with the build dir's own name.
+            let rel = path.split_once('/').map_or(path.as_str(), |(_, r)| r);
+            if rel.starts_with(".git/") {
+                continue;
+            }
+            if rel == "hello.txt" {
+                std::io::Read::read_to_string(&mut entry, &mut hello).unwrap();
+            }
+            names.push(rel.to_string());
+        }
+        names.sort();
+        let bucket = request.deploy.options["bucket"]
+            .as_str()
+            .unwrap_or_default();
+        slipway_runner::DeployReport {
+            success: true,
+            log: vec![format!(
+                "deploy to {bucket} sees [{}] hello={:?}",
+                names.join(" "),
+                hello.trim()
+            )],
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_cleans_the_build_dir_back_to_how_the_job_started_unless_skip_cleanup() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    git_repo(dir.path());
+    let ctx = context("acme/app", "master");
+    let build_dir = slipway_runner::runner::build_dir("/home/travis/build", &ctx.repo);
+    let ws = slipway_runner::workspace::pack(dir.path(), &build_dir).unwrap();
+    let plan = plan(
+        r#"
+image: "{busybox}"
+language: shell
+script:
+  - echo built > artifact.txt
+  - mkdir -p dist && echo bundle > dist/app.js
+  - echo changed-by-the-job > hello.txt
+  - rm uncommitted.txt
+before_deploy: echo from-before-deploy > before-deploy.txt
+deploy:
+  - provider: s3
+    bucket: kept
+    skip_cleanup: true
+  - provider: s3
+    bucket: cleaned
+  - provider: script
+    script: test ! -e artifact.txt && test ! -e dist && test -d .git && cat hello.txt uncommitted.txt
+  - provider: s3
+    bucket: edge-kept
+    edge: true
+after_deploy: test -e before-deploy.txt || echo after-deploy-sees-no-before-deploy-file
+"#,
+        &ctx,
+    );
+    let mut opts = options();
+    opts.deploy_hook = Some(std::sync::Arc::new(TreeProbe));
+    let ran = run(exec, opts, &plan, Some(&ws), None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    // skip_cleanup: the deploy sees the build dir as the job and before_deploy left it.
+    assert!(
+        log.contains(
+            r#"deploy to kept sees [.gitignore artifact.txt before-deploy.txt dist/app.js hello.txt] hello="changed-by-the-job""#
+        ),
+        "{log}"
+    );
+    // The default (dpl v1): put back as the job started — build output and before_deploy's file
+    // gone, the changed file restored, the deleted one back, .git kept.
+    assert!(
+        log.contains(
+            r#"deploy to cleaned sees [.gitignore hello.txt uncommitted.txt] hello="hello from the workspace""#
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("hello from the workspace\nlocal edit\n"),
+        "the script deploy after a cleanup: {log}"
+    );
+    assert_eq!(
+        log.matches("Cleaning up the build dir for the").count(),
+        2,
+        "{log}"
+    );
+    // edge (dpl v2): no cleanup, so before_deploy's file is there again.
+    assert!(
+        log.contains(
+            r#"deploy to edge-kept sees [.gitignore before-deploy.txt hello.txt uncommitted.txt] hello="hello from the workspace""#
+        ),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("\nafter-deploy-sees-no-before-deploy-file\n")
+            .count(),
+        2,
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn deploys_that_do_not_run_say_why_in_the_log_in_sh_and_bash() {
+    let Some(exec) = engine(&[&busybox(), &debian()]).await else {
+        return;
+    };
+    for image in [busybox(), debian()] {
+        let yaml = format!(
+            r#"
+image: "{image}"
+language: shell
+env:
+  global:
+    - TARGET=staging
+script: "true"
+before_deploy: echo before-deploy-ran
+deploy:
+  - provider: script
+    script: echo deployed-to-production
+    on:
+      branch: master
+      condition: $TARGET = production
+  - provider: script
+    script: echo deployed-to-staging
+    on:
+      branch: master
+      condition: ["$TARGET = staging", '-n "$TRAVIS_BRANCH"']
+  - provider: script
+    script: echo deployed-release
+    on:
+      branch: release
+"#
+        );
+        let ran = run(
+            exec.clone(),
+            options(),
+            &plan(&yaml, &context("acme/app", "master")),
+            None,
+            None,
+        )
+        .await;
+        let log = ran.log(1);
+        assert_eq!(ran.outcome.result, BuildResult::Passed, "{image}: {log}");
+        for line in [
+            "Deploy skipped: on.condition `$TARGET = production` does not hold (provider script)",
+            "deployed-to-staging",
+            "Deploy skipped: branch master is not on.branch (release) (provider script)",
+        ] {
+            assert!(log.contains(line), "{image}: missing {line:?}: {log}");
+        }
+        assert!(!log.contains("deployed-to-production"), "{image}: {log}");
+        assert!(!log.contains("deployed-release"), "{image}: {log}");
+        assert_eq!(
+            log.matches("\nbefore-deploy-ran\n").count(),
+            1,
+            "before_deploy runs only for the deploy that runs: {image}: {log}"
+        );
+    }
+
+    // A deploy that fails errors the job, and no later deploy runs. The script provider's command
+    // runs in a child shell, as dpl runs it: its `exit` ends the deploy, not the job.
+    let ran = run(
+        exec,
+        options(),
+        &plan(
+            r#"
+image: "{busybox}"
+language: shell
+script: "true"
+deploy:
+  - provider: script
+    script: exit 3
+  - provider: script
+    script: echo second-deploy-must-not-run
+after_deploy: echo after-deploy-must-not-run
+after_script: echo after-script-ran
+"#,
+            &context("acme/app", "master"),
+        ),
+        None,
+        None,
+    )
+    .await;
+    let log = ran.log(1);
+    assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
+    assert!(
+        log.contains("Deploy with provider script failed (exit 3)."),
+        "{log}"
+    );
+    assert!(!log.contains("second-deploy-must-not-run"), "{log}");
+    assert!(!log.contains("after-deploy-must-not-run"), "{log}");
+    assert!(log.contains("after-script-ran"), "{log}");
 }
 
 #[tokio::test]

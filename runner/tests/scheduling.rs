@@ -6,8 +6,8 @@ use bytes::Bytes;
 use slipway_pipelines::plan::{Context, PhaseName, Plan};
 use slipway_runner::fake::{FakeExecutor, FakeRun, marker};
 use slipway_runner::{
-    BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, JobEvent, JobResult,
-    JobSpec, Runner, RunnerOptions, SecretSource,
+    BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, DeployHook, DeployReport,
+    DeployRequest, JobEvent, JobResult, JobSpec, Runner, RunnerOptions, SecretSource,
 };
 use tokio::sync::mpsc;
 
@@ -255,6 +255,71 @@ async fn secure_values_are_exported_and_masked_in_the_log() {
         "{log}"
     );
     assert!(!log.contains("s3cr3t-abcdef"), "{log}");
+}
+
+/// A provider that shows the option it decrypted: in its progress and in its error.
+struct Leaky;
+
+#[async_trait::async_trait]
+impl DeployHook for Leaky {
+    async fn deploy(&self, request: DeployRequest<'_>) -> DeployReport {
+        let cipher = request.deploy.options["secret_access_key"]["secure"]
+            .as_str()
+            .unwrap();
+        let secrets = request
+            .secrets
+            .as_ref()
+            .expect("a trusted job gets secrets");
+        let (_, key) = secrets.decrypt_env(&request.context.repo, cipher).unwrap();
+        request.log.line(&format!("progress: signing with {key}"));
+        DeployReport {
+            success: false,
+            log: vec![format!("error: the API refused key {key}")],
+        }
+    }
+}
+
+#[tokio::test]
+async fn decrypted_deploy_options_are_masked_from_the_start_of_the_job() {
+    let exec = FakeExecutor::new(|spec| FakeRun {
+        output: vec![
+            marker(spec, "phase-start script"),
+            marker(spec, "cmd-start script 0"),
+            Bytes::from_static(b"a script printed s3cr3t-k3y before any deploy\n"),
+            marker(spec, "cmd-end script 0 0"),
+            marker(spec, "phase-end script"),
+            marker(spec, "deploy-start 0"),
+            marker(spec, "deploy-request 0"),
+            marker(spec, "deploy-end 0 1"),
+            Bytes::from_static(b"after_deploy printed s3cr3t-k3y too\n"),
+            marker(spec, "result errored"),
+        ],
+        ..Default::default()
+    });
+    let options = RunnerOptions {
+        secrets: Some(Arc::new(FixedSecrets)),
+        deploy_hook: Some(Arc::new(Leaky)),
+        ..Default::default()
+    };
+    let (outcome, events) = run(
+        exec,
+        options,
+        &plan(
+            "language: shell\nscript: x\ndeploy:\n  provider: s3\n  bucket: b\n  secret_access_key:\n    secure: k3y\n",
+        ),
+    )
+    .await;
+    assert_eq!(outcome.jobs[0].result, JobResult::Errored);
+    let log = log_of(&events, 1);
+    for line in [
+        "a script printed [secure] before any deploy",
+        "progress: signing with [secure]",
+        "error: the API refused key [secure]",
+        "after_deploy printed [secure] too",
+    ] {
+        assert!(log.contains(line), "missing {line:?}: {log}");
+    }
+    assert!(!log.contains("s3cr3t-k3y"), "{log}");
 }
 
 #[tokio::test]
