@@ -337,8 +337,14 @@ fn course_multi_docker_builds_tests_and_pushes_its_four_images_up_to_the_deploy(
     assert!(log.contains("1.1      test             passed"), "{all}");
     assert!(log.contains("Build passed"), "{all}");
     assert!(
-        !log.to_lowercase().contains("elasticbeanstalk"),
+        !log.contains("Deploying with provider elasticbeanstalk"),
         "the deploy must not run: {all}"
+    );
+    assert!(
+        log.contains(
+            "Deploy skipped: branch feature is not on.branch (master) (provider elasticbeanstalk)"
+        ),
+        "the log says why the deploy did not run: {all}"
     );
 
     // The registry's catalog lists the four images.

@@ -193,7 +193,8 @@ impl Outcome {
 }
 
 /// Runs one planned deploy for real: honours the planner's decision and `allow_failure`, notes
-/// `edge`, and writes every step and the final line to `log`.
+/// `edge` (which only changes the runner's cleanup before the deploy), and writes every step and
+/// the final line to `log`.
 pub async fn run_deploy(deploy: &Deploy, ctx: &DeployContext, log: &dyn LogSink) -> Outcome {
     if !deploy.decision.included {
         log.line(&format!(
@@ -203,7 +204,9 @@ pub async fn run_deploy(deploy: &Deploy, ctx: &DeployContext, log: &dyn LogSink)
         return Outcome::Skipped(deploy.decision.reason.clone());
     }
     if deploy.edge.is_some() {
-        log.line("edge: ignored, Slipway's providers have one version");
+        log.line(
+            "edge: dpl v2 semantics for the cleanup before the deploy; Slipway's providers have one version",
+        );
     }
     log.line(&format!("Deploying with {}", deploy.provider));
     let result = match parse(deploy, ctx, false) {
