@@ -107,6 +107,7 @@ deploy:
   bucket: "{bucket}"
   region: us-east-1
   local_dir: site
+  skip_cleanup: true
   on:
     branch: master
 "#

@@ -10,8 +10,9 @@ use bytes::Bytes;
 /// A streaming transformation of log bytes, e.g. secret masking.
 ///
 /// It has the same shape as `slipway_secrets::Masker`: output may lag input (a secret can span
-/// two chunks), and `finish` flushes what is held back.
-pub trait LogFilter: Send {
+/// two chunks), and `finish` flushes what is held back. `Sync` keeps a running job's future
+/// `Send`, so servers can spawn jobs on their runtime like any other task.
+pub trait LogFilter: Send + Sync {
     /// Filters one chunk, appending what is ready to `out`.
     fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>);
     /// Flushes held-back bytes at the end of the stream.

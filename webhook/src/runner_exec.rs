@@ -129,12 +129,12 @@ impl Executor for RunnerExecutor {
         };
         let (tx, rx) = mpsc::channel(256);
         let forwarder = tokio::spawn(forward(rx, events));
-        // The runner's job future is not `Send` (its log filter is not `Sync`), so it is driven
-        // on a blocking-pool thread of the same runtime instead of being spawned.
-        let handle = tokio::runtime::Handle::current();
         let plan = job.plan;
-        let driven = tokio::task::spawn_blocking(move || {
-            handle.block_on(runner.run_job(&plan, &pjob, &info, Some(&workspace), tx, cancel))
+        // Its own task, so a panic in the runner errors this job instead of the worker.
+        let driven = tokio::spawn(async move {
+            runner
+                .run_job(&plan, &pjob, &info, Some(&workspace), tx, cancel)
+                .await
         })
         .await;
         let _ = forwarder.await;
