@@ -1,6 +1,8 @@
 //! `slipway run` with an `s3` deploy: a push to the deploy branch uploads the job's files into the
-//! local AWS double (moto, `$SLIPWAY_TEST_MOTO`), a pull request deploys nothing, and a dry run lists
-//! the calls without contacting anything. Under CI=true a missing engine, image or moto fails.
+//! local AWS double (moto, `$SLIPWAY_TEST_MOTO`), a pull request deploys nothing, a dry run lists
+//! the calls without contacting anything, and `secure:` options made with `slipway secrets encrypt`
+//! are decrypted for the upload and never shown. Under CI=true a missing engine, image or moto
+//! fails.
 
 mod support;
 
@@ -82,6 +84,7 @@ deploy:
   provider: s3
   bucket: "{bucket}"
   local_dir: site
+  skip_cleanup: true
   on:
     branch: main
 "#;
@@ -150,6 +153,115 @@ fn a_push_to_the_deploy_branch_uploads_the_jobs_files_to_s3() {
     );
 }
 
+/// The value of `slipway secrets encrypt NAME=VALUE --repo REPO` (the text inside `secure: "…"`).
+fn encrypt(data: &Path, repo: &str, assignment: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["secrets", "encrypt", "--repo", repo, assignment])
+        .env("SLIPWAY_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .trim()
+        .strip_prefix("secure: \"")
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("unexpected output: {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn secure_deploy_options_are_decrypted_for_the_upload_and_never_shown() {
+    let Some(moto) = moto_and_engine() else {
+        return;
+    };
+    let bucket = unique_bucket();
+    assert_eq!(
+        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
+        Some(200)
+    );
+    let data = tempfile::tempdir().unwrap();
+    let slug = "acme/secure-deploy";
+    // moto accepts any key pair; the secret half and the key prefix come from `secure:` options.
+    let secret_key = format!("{bucket}-secret-access-key");
+    let prefix = format!("{bucket}-prefix");
+    let secure_key = encrypt(
+        data.path(),
+        slug,
+        &format!("AWS_SECRET_ACCESS_KEY={secret_key}"),
+    );
+    let secure_prefix = encrypt(data.path(), slug, &format!("UPLOAD_DIR={prefix}"));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".slipway.yml"),
+        format!(
+            r#"
+image: "{image}"
+language: shell
+script:
+  - mkdir -p site && echo "secure deploy" > site/index.txt
+deploy:
+  provider: s3
+  access_key_id: testing
+  secret_access_key:
+    secure: "{secure_key}"
+  bucket: "{bucket}"
+  local_dir: site
+  upload_dir:
+    secure: "{secure_prefix}"
+  skip_cleanup: true
+  on:
+    branch: main
+"#,
+            image = busybox()
+        ),
+    )
+    .unwrap();
+    let git = |args: &[&str]| support::git(dir.path(), args);
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "pipeline"]);
+    let run = |repo: &str| {
+        Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .arg("run")
+            .arg(dir.path())
+            .args(["--branch", "main", "--repo", repo])
+            .env("SLIPWAY_DATA_DIR", data.path())
+            .env("SLIPWAY_S3_ENDPOINT", &moto)
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_S3")
+            .output()
+            .unwrap()
+    };
+
+    let out = run(slug);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    // The destination's secure prefix is masked in the provider's progress.
+    assert!(log.contains(&format!("to s3://{bucket}/[secure]")), "{log}");
+    assert!(log.contains("Deploy finished"), "{log}");
+    assert!(!log.contains(&secret_key), "{log}");
+    assert!(!log.contains(&prefix), "{log}");
+    let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
+    assert_eq!(status, 200, "{listing}");
+    assert!(
+        listing.contains(&format!("<Key>{prefix}/index.txt</Key>")),
+        "{listing}\n{log}"
+    );
+
+    // Without the repository's key nothing decrypts: the deploy fails naming the option, and
+    // the job errors.
+    let out = run("acme/keyless");
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("s3: option `secret_access_key`: cannot decrypt the secure value"),
+        "{log}"
+    );
+    assert!(!log.contains(&secret_key), "{log}");
+}
+
 #[test]
 fn a_pull_request_does_not_deploy() {
     let Some(moto) = moto_and_engine() else {
@@ -170,6 +282,10 @@ fn a_pull_request_does_not_deploy() {
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(!log.contains("Deploying with s3"), "{log}");
+    assert!(
+        log.contains("Deploy skipped: deploys never run on pull request builds (provider s3)"),
+        "{log}"
+    );
 
     let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
     assert_eq!(status, 200, "{listing}");
