@@ -5,9 +5,14 @@
 //! request path. `docs/operations.md` explains why libgit2 was kept (see the P5 benchmark).
 
 use crate::event::NewBuild;
+use flate2::Compression;
+use flate2::write::ZlibEncoder;
 use git2::{FetchOptions, Oid, RemoteCallbacks, Repository, Signature};
-use std::collections::HashMap;
+use sha1::{Digest as _, Sha1};
+use slipway_pipelines::plan::Git;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +31,9 @@ pub enum GitError {
     /// A ref the build needs is not on the remote.
     #[error("{0} was not found on the remote")]
     MissingRef(String),
+    /// A submodule could not be checked out.
+    #[error("submodule {0}: {1}")]
+    Submodule(String, String),
 }
 
 /// The sources of a build, ready to plan and check out.
@@ -148,32 +156,296 @@ impl Mirrors {
         })
     }
 
-    /// Checks `commit` out into `dest` as a standalone repository whose objects are hard links
-    /// into the mirror (no copy, no network), with HEAD detached at the commit.
+    /// Checks `commit` out into `dest` as the job's workspace: a standalone repository (nothing
+    /// in it points back at the mirror, so it can be copied into a container) whose `origin` is
+    /// `remote.url`, HEAD detached at the commit, history cut to `git.depth` and submodules
+    /// checked out when `git.submodules` is on.
+    ///
+    /// With a depth of N the workspace is shallow like `git clone --depth N`: its objects are
+    /// the N generations of commits from `commit` and their trees, written as one new pack, and
+    /// `.git/shallow` names where history stops. Without a depth (`depth: false`, or 0) the
+    /// mirror's object files are hard-linked (copied across file systems), which costs the same
+    /// whatever the history but puts all of it in the workspace.
     pub fn checkout(
         &self,
         repo: &str,
         commit: &str,
         dest: &Path,
-        submodules: bool,
+        git: &Git,
+        remote: Remote<'_>,
     ) -> Result<(), GitError> {
-        let mirror = self.path(repo);
+        let mirror = Repository::open_bare(self.path(repo))?;
+        let oid = Oid::from_str(commit)?;
         if dest.exists() {
             std::fs::remove_dir_all(dest)?;
         }
-        let ws = git2::build::RepoBuilder::new()
-            .clone_local(git2::build::CloneLocal::Local)
-            .clone(mirror.to_str().unwrap_or_default(), dest)?;
-        let oid = Oid::from_str(commit)?;
+        std::fs::create_dir_all(dest)?;
+        let ws = Repository::init(dest)?;
+        if !remote.url.is_empty() {
+            ws.remote("origin", remote.url)?;
+        }
+        let objects = ws.path().join("objects");
+        match git.depth {
+            Some(depth) if depth > 0 => {
+                let shallow = write_shallow_pack(&mirror, oid, depth, &ws)?;
+                if !shallow.is_empty() {
+                    let list: String = shallow.iter().map(|c| format!("{c}\n")).collect();
+                    std::fs::write(ws.path().join("shallow"), list)?;
+                }
+            }
+            _ => link_objects(&mirror.path().join("objects"), &objects)?,
+        }
         ws.set_head_detached(oid)?;
         ws.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
-        if submodules {
-            for mut sm in ws.submodules()? {
-                sm.update(true, None)?;
-            }
+        if git.submodules {
+            update_submodules(&ws, remote.url, remote.token, 0)?;
         }
         Ok(())
     }
+}
+
+/// Where a job's sources come from: the repository's clone URL, which becomes the workspace's
+/// `origin` and the base that relative submodule URLs resolve against, and the token to fetch
+/// with. The token is never written into the workspace.
+#[derive(Debug, Clone, Copy)]
+pub struct Remote<'a> {
+    /// The clone URL (the configured override, else the event's).
+    pub url: &'a str,
+    /// The repository's token, offered only to hosts serving `url`.
+    pub token: Option<&'a str>,
+}
+
+/// Writes into `ws` one pack holding `depth` generations of commits from `tip` with their trees
+/// and blobs; returns the commits at the cut whose parents were left out (the shallow boundary),
+/// as `git fetch --depth` records them.
+///
+/// The pack stores every object whole (zlib, no deltas): libgit2's pack builder searches for
+/// deltas, which took most of the checkout's time in the P5 benchmark for a pack a quarter
+/// smaller; see `docs/operations.md`.
+fn write_shallow_pack(
+    mirror: &Repository,
+    tip: Oid,
+    depth: u32,
+    ws: &Repository,
+) -> Result<Vec<Oid>, GitError> {
+    let mut seen = HashSet::new();
+    let mut objects = Vec::new();
+    let mut queue = VecDeque::from([(tip, 1u32)]);
+    let mut boundary = Vec::new();
+    while let Some((id, generation)) = queue.pop_front() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let c = mirror.find_commit(id)?;
+        objects.push(id);
+        collect_tree(mirror, c.tree_id(), &mut seen, &mut objects)?;
+        if generation >= depth {
+            if c.parent_count() > 0 {
+                boundary.push(id);
+            }
+            continue;
+        }
+        queue.extend(c.parent_ids().map(|p| (p, generation + 1)));
+    }
+    let odb = mirror.odb()?;
+    let ws_odb = ws.odb()?;
+    let mut writer = ws_odb.packwriter()?;
+    let mut hash = Sha1::new();
+    let mut buf = Vec::with_capacity(1 << 16);
+    buf.extend_from_slice(b"PACK");
+    buf.extend_from_slice(&2u32.to_be_bytes());
+    let count = u32::try_from(objects.len())
+        .map_err(|_| git2::Error::from_str("too many objects for one pack"))?;
+    buf.extend_from_slice(&count.to_be_bytes());
+    for id in &objects {
+        let obj = odb.read(*id)?;
+        let kind: u8 = match obj.kind() {
+            git2::ObjectType::Commit => 1,
+            git2::ObjectType::Tree => 2,
+            git2::ObjectType::Blob => 3,
+            git2::ObjectType::Tag => 4,
+            _ => return Err(git2::Error::from_str("unexpected object type").into()),
+        };
+        // Entry header: type and size, 4 bits then 7 per byte, high bit = more follows.
+        let mut size = obj.len();
+        let mut byte = (kind << 4) | (size & 0x0f) as u8;
+        size >>= 4;
+        while size > 0 {
+            buf.push(byte | 0x80);
+            byte = (size & 0x7f) as u8;
+            size >>= 7;
+        }
+        buf.push(byte);
+        let mut z = ZlibEncoder::new(&mut buf, Compression::default());
+        z.write_all(obj.data())?;
+        z.finish()?;
+        if buf.len() >= 1 << 16 {
+            hash.update(&buf);
+            writer.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    hash.update(&buf);
+    writer.write_all(&buf)?;
+    writer.write_all(&hash.finalize())?;
+    writer.commit()?;
+    boundary.sort();
+    Ok(boundary)
+}
+
+/// Adds `tree` and everything under it to `objects`, once each (a tree already seen is skipped
+/// whole: same id, same contents). Submodule entries are commits of other repositories: left out.
+fn collect_tree(
+    repo: &Repository,
+    tree: Oid,
+    seen: &mut HashSet<Oid>,
+    objects: &mut Vec<Oid>,
+) -> Result<(), GitError> {
+    if !seen.insert(tree) {
+        return Ok(());
+    }
+    objects.push(tree);
+    for entry in repo.find_tree(tree)?.iter() {
+        match entry.kind() {
+            Some(git2::ObjectType::Tree) => collect_tree(repo, entry.id(), seen, objects)?,
+            Some(git2::ObjectType::Blob) if seen.insert(entry.id()) => objects.push(entry.id()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Hard-links every pack, index and loose object of `from` into `to` (copies when the two are
+/// on different file systems). Object files are never modified in place, so sharing them is safe.
+fn link_objects(from: &Path, to: &Path) -> Result<(), GitError> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let is_pack_dir = name == "pack";
+        let is_loose_dir = name.len() == 2 && name.chars().all(|c| c.is_ascii_hexdigit());
+        if !(is_pack_dir || is_loose_dir) || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let target = to.join(&*name);
+        std::fs::create_dir_all(&target)?;
+        for file in std::fs::read_dir(entry.path())? {
+            let file = file?;
+            let fname = file.file_name();
+            let f = fname.to_string_lossy();
+            if f.starts_with("tmp")
+                || (is_pack_dir && !(f.ends_with(".pack") || f.ends_with(".idx")))
+            {
+                continue;
+            }
+            let dst = target.join(&fname);
+            if std::fs::hard_link(file.path(), &dst).is_err() {
+                std::fs::copy(file.path(), &dst)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Initialises and checks out every submodule of `repo` at the commit its superproject records,
+/// fetching each from its URL (a relative URL is resolved against `base_url`, as git does), then
+/// does the same inside it, like `git submodule update --init --recursive`.
+fn update_submodules(
+    repo: &Repository,
+    base_url: &str,
+    token: Option<&str>,
+    level: usize,
+) -> Result<(), GitError> {
+    const MAX_NESTING: usize = 8;
+    if level >= MAX_NESTING {
+        return Ok(());
+    }
+    for mut sm in repo.submodules()? {
+        let name = sm.name().unwrap_or_default().to_string();
+        let Some(url) = sm.url()?.map(str::to_string) else {
+            return Err(GitError::Submodule(name, "it has no URL".into()));
+        };
+        let url = resolve_url(base_url, &url);
+        repo.config()?
+            .set_str(&format!("submodule.{name}.url"), &url)?;
+        let mut opts = git2::SubmoduleUpdateOptions::new();
+        opts.fetch(fetch_options(
+            same_host(&url, base_url).then_some(token).flatten(),
+        ));
+        sm.update(true, Some(&mut opts))
+            .map_err(|e| GitError::Submodule(name.clone(), format!("{url}: {}", e.message())))?;
+        let sub = sm.open()?;
+        update_submodules(
+            &sub,
+            &url,
+            same_host(&url, base_url).then_some(token).flatten(),
+            level + 1,
+        )?;
+    }
+    Ok(())
+}
+
+/// Resolves a submodule URL as git does: `./x` and `../x` are relative to the superproject's
+/// URL (each `../` drops one path component of it), anything else is used as written.
+pub fn resolve_url(base: &str, url: &str) -> String {
+    if !(url.starts_with("./") || url.starts_with("../")) {
+        return url.to_string();
+    }
+    let mut base = base.trim_end_matches('/').to_string();
+    let mut sep = '/';
+    let mut rest = url;
+    loop {
+        if let Some(r) = rest.strip_prefix("./") {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("../") {
+            rest = r;
+            if let Some(i) = base.rfind('/') {
+                base.truncate(i);
+            } else if let Some(i) = base.rfind(':') {
+                // scp-like `host:path`: going above the path leaves `host:`.
+                base.truncate(i);
+                sep = ':';
+            } else {
+                base.clear();
+            }
+        } else {
+            break;
+        }
+    }
+    format!("{base}{sep}{rest}")
+}
+
+/// Whether two URLs name the same scheme and host, so a token for one may be offered to the other.
+fn same_host(a: &str, b: &str) -> bool {
+    fn origin(u: &str) -> Option<(&str, &str)> {
+        let (scheme, rest) = u.split_once("://")?;
+        let host = rest.split(['/', '?', '#']).next()?;
+        let host = host.rsplit('@').next()?;
+        Some((scheme, host))
+    }
+    match (origin(a), origin(b)) {
+        (Some(x), Some(y)) => x.0.eq_ignore_ascii_case(y.0) && x.1.eq_ignore_ascii_case(y.1),
+        _ => false,
+    }
+}
+
+/// Fetch options that offer `token` once (as GitHub's `x-access-token` user) and fetch no tags.
+fn fetch_options(token: Option<&str>) -> FetchOptions<'static> {
+    let mut callbacks = RemoteCallbacks::new();
+    if let Some(token) = token {
+        let token = token.to_string();
+        let mut offered = false;
+        callbacks.credentials(move |_, _, _| {
+            if std::mem::replace(&mut offered, true) {
+                return Err(git2::Error::from_str("the configured token was refused"));
+            }
+            git2::Cred::userpass_plaintext("x-access-token", &token)
+        });
+    }
+    let mut opts = FetchOptions::new();
+    opts.remote_callbacks(callbacks);
+    opts.download_tags(git2::AutotagOption::None);
+    opts
 }
 
 fn fetch(
@@ -183,15 +455,7 @@ fn fetch(
     token: Option<&str>,
 ) -> Result<(), GitError> {
     let mut remote = repo.remote_anonymous(url)?;
-    let mut callbacks = RemoteCallbacks::new();
-    if let Some(token) = token {
-        let token = token.to_string();
-        callbacks
-            .credentials(move |_, _, _| git2::Cred::userpass_plaintext("x-access-token", &token));
-    }
-    let mut opts = FetchOptions::new();
-    opts.remote_callbacks(callbacks);
-    opts.download_tags(git2::AutotagOption::None);
+    let mut opts = fetch_options(token);
     let specs: Vec<String> = refs.iter().map(|r| format!("+{r}:{r}")).collect();
     remote.fetch(&specs, Some(&mut opts), None)?;
     for r in refs {
@@ -249,4 +513,60 @@ fn merge(repo: &Repository, base: Oid, head: Oid) -> Result<Oid, GitError> {
         &tree,
         &[&base_commit, &head_commit],
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_submodule_urls_resolve_against_the_clone_url() {
+        let gh = "https://github.com/acme/app.git";
+        assert_eq!(
+            resolve_url(gh, "../lib.git"),
+            "https://github.com/acme/lib.git"
+        );
+        assert_eq!(
+            resolve_url(gh, "../../other/lib"),
+            "https://github.com/other/lib"
+        );
+        assert_eq!(
+            resolve_url(gh, "./sub"),
+            "https://github.com/acme/app.git/sub"
+        );
+        assert_eq!(
+            resolve_url(&format!("{gh}/"), "../lib"),
+            "https://github.com/acme/lib"
+        );
+        assert_eq!(
+            resolve_url("git@github.com:acme/app.git", "../lib.git"),
+            "git@github.com:acme/lib.git"
+        );
+        assert_eq!(
+            resolve_url("git@host:app.git", "../lib.git"),
+            "git@host:lib.git"
+        );
+        assert_eq!(
+            resolve_url("file:///srv/git/app.git", "../lib.git"),
+            "file:///srv/git/lib.git"
+        );
+        assert_eq!(
+            resolve_url(gh, "https://example.org/x.git"),
+            "https://example.org/x.git"
+        );
+    }
+
+    #[test]
+    fn the_token_goes_only_to_the_clone_urls_host() {
+        let gh = "https://github.com/acme/app.git";
+        assert!(same_host(gh, "https://github.com/acme/lib.git"));
+        assert!(same_host(gh, "https://x-access-token@GitHub.com/other/lib"));
+        assert!(!same_host(gh, "https://example.org/acme/lib.git"));
+        assert!(!same_host(gh, "http://github.com/acme/lib.git"));
+        assert!(!same_host(
+            gh,
+            "https://github.com.evil.example/acme/lib.git"
+        ));
+        assert!(!same_host(gh, "git@github.com:acme/lib.git"));
+    }
 }

@@ -8,7 +8,7 @@
 use crate::auth::GitHubAuth;
 use crate::config::Config;
 use crate::executor::{Executor, JobEvent, JobOutcome, JobRun};
-use crate::git::{GitError, Mirrors};
+use crate::git::{GitError, Mirrors, Remote};
 use crate::metrics::Metrics;
 use crate::store::{Build, ChunkKind, Job, JobState, LogChunk, NewJob, Prepared, Store, Task};
 use slipway_pipelines::plan::{Plan, Stage};
@@ -344,15 +344,24 @@ impl Engine {
             return (JobState::Errored, Some("the build has no commit".into()));
         };
         let workspace = self.workspaces.join(format!("job-{}", job.id));
-        let submodules = plan
-            .stages
-            .iter()
-            .flat_map(|s| &s.jobs)
-            .any(|j| j.git.submodules);
+        // The stored plan holds this job only: its `git:` settings shape the workspace.
+        let git = (plan.stages.iter().flat_map(|s| &s.jobs).next())
+            .map(|j| j.git.clone())
+            .unwrap_or_default();
+        let clone_url = (self.config.repo(&build.repo))
+            .and_then(|r| r.clone_url.clone())
+            .unwrap_or_else(|| build.spec.clone_url.clone());
+        // Submodules on the repository's host are fetched with its token.
+        let (token, _) = self.git_token(&build.repo).await;
         let (mirrors, repo, ws) = (self.mirrors.clone(), build.repo.clone(), workspace.clone());
-        let checked_out =
-            tokio::task::spawn_blocking(move || mirrors.checkout(&repo, &commit, &ws, submodules))
-                .await;
+        let checked_out = tokio::task::spawn_blocking(move || {
+            let remote = Remote {
+                url: &clone_url,
+                token: token.as_deref(),
+            };
+            mirrors.checkout(&repo, &commit, &ws, &git, remote)
+        })
+        .await;
         match checked_out {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return (JobState::Errored, Some(format!("checkout failed: {e}"))),

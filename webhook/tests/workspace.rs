@@ -1,0 +1,340 @@
+//! Job workspaces from the mirror: the pipeline's `git: depth` makes a shallow repository of that
+//! many commits, `git: submodules` checks submodules out (recursively, relative URLs resolved
+//! against the clone URL) or leaves them out, and the server passes each job's settings through.
+
+mod util;
+
+use async_trait::async_trait;
+use slipway_pipelines::plan::{Context, Git};
+use slipway_webhook::event::NewBuild;
+use slipway_webhook::executor::{Executor, JobEvent, JobOutcome, JobRun};
+use slipway_webhook::git::{Mirrors, Remote};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use util::*;
+
+const REPO: &str = "acme/app";
+
+/// A bare repository `<name>.git` under `root` with one commit holding `file` = `text`, made in
+/// `<name>-work` (kept, to commit more from).
+fn small_repo(root: &Path, name: &str, file: &str, text: &str) -> (PathBuf, PathBuf) {
+    let bare = root.join(format!("{name}.git"));
+    let work = root.join(format!("{name}-work"));
+    std::fs::create_dir_all(&work).unwrap();
+    git(
+        root,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "master",
+            bare.to_str().unwrap(),
+        ],
+    );
+    git(&work, &["init", "-q", "-b", "master"]);
+    std::fs::write(work.join(file), text).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", &format!("add {file}")]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    git(&work, &["push", "-q", "origin", "master"]);
+    (bare, work)
+}
+
+/// Adds a submodule at `path` with the relative URL `url` in `work`, commits and pushes.
+fn add_submodule(work: &Path, url: &str, path: &str) {
+    git(
+        work,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            url,
+            path,
+        ],
+    );
+    git(
+        work,
+        &["commit", "-q", "-m", &format!("add submodule {path}")],
+    );
+    git(work, &["push", "-q", "origin", "HEAD"]);
+}
+
+/// An origin whose `lib` submodule (`../lib.git`) has an `inner` submodule (`../inner.git`).
+fn origin_with_submodules(root: &Path, pipeline: &str) -> Origin {
+    small_repo(root, "inner", "inner.txt", "from inner\n");
+    let (_, lib_work) = small_repo(root, "lib", "lib.txt", "from lib\n");
+    add_submodule(&lib_work, "../inner.git", "inner");
+    let origin = Origin::new(root, pipeline);
+    add_submodule(&origin.work, "../lib.git", "lib");
+    origin
+}
+
+fn push_spec(origin: &Origin, sha: &str) -> NewBuild {
+    NewBuild {
+        repo: REPO.into(),
+        clone_url: origin.url(),
+        head_sha: sha.into(),
+        head_ref: "refs/heads/master".into(),
+        base_ref: None,
+        supersede_key: None,
+        context: Context::default(),
+    }
+}
+
+fn settings(depth: Option<u32>, submodules: bool) -> Git {
+    Git {
+        depth,
+        submodules,
+        ..Git::default()
+    }
+}
+
+/// Prepares `spec` in a fresh mirror and checks the result out with `git`; returns the workspace.
+fn workspace(
+    root: &Path,
+    origin: &Origin,
+    spec: &NewBuild,
+    git: &Git,
+    token: Option<&str>,
+) -> PathBuf {
+    let mirrors = Mirrors::new(root.join("mirrors"));
+    let sources = mirrors.prepare(1, spec, &origin.url(), token).unwrap();
+    let ws = root.join(format!("ws-{:?}-{}", git.depth, git.submodules));
+    let url = origin.url();
+    mirrors
+        .checkout(REPO, &sources.commit, &ws, git, Remote { url: &url, token })
+        .unwrap();
+    ws
+}
+
+fn commits(ws: &Path) -> usize {
+    git(ws, &["rev-list", "--count", "HEAD"]).parse().unwrap()
+}
+
+fn shallow(ws: &Path) -> bool {
+    git(ws, &["rev-parse", "--is-shallow-repository"]) == "true"
+}
+
+/// Every byte under `dir`, files only, for looking for a string anywhere in a workspace.
+fn all_bytes(dir: &Path, out: &mut Vec<u8>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            all_bytes(&e.path(), out);
+        } else if e.file_type().unwrap().is_file() {
+            out.extend(std::fs::read(e.path()).unwrap());
+        }
+    }
+}
+
+#[test]
+fn submodules_are_checked_out_recursively_from_urls_relative_to_the_clone_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_submodules(tmp.path(), "script: true\n");
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let ws = workspace(
+        tmp.path(),
+        &origin,
+        &push_spec(&origin, &head),
+        &Git::default(),
+        Some("token-never-stored"),
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("lib/lib.txt")).unwrap(),
+        "from lib\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("lib/inner/inner.txt")).unwrap(),
+        "from inner\n"
+    );
+    // Each submodule sits at the commit its superproject records, and git agrees it is clean.
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    assert_eq!(git(&ws.join("lib"), &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(
+        git(&ws, &["submodule", "status", "--recursive"])
+            .lines()
+            .count(),
+        2
+    );
+    assert!(
+        !git(&ws, &["submodule", "status", "--recursive"]).contains(['-', '+']),
+        "{}",
+        git(&ws, &["submodule", "status", "--recursive"])
+    );
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    // The workspace's origin is the clone URL; the token is nowhere in it.
+    assert_eq!(git(&ws, &["remote", "get-url", "origin"]), origin.url());
+    let mut bytes = Vec::new();
+    all_bytes(&ws, &mut bytes);
+    assert!(
+        !bytes.windows(18).any(|w| w == b"token-never-stored"),
+        "the token was written into the workspace"
+    );
+}
+
+#[test]
+fn submodules_false_leaves_them_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_submodules(tmp.path(), "script: true\n");
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let ws = workspace(
+        tmp.path(),
+        &origin,
+        &push_spec(&origin, &head),
+        &settings(Some(50), false),
+        None,
+    );
+    assert!(ws.join(".gitmodules").exists());
+    assert!(!ws.join("lib/lib.txt").exists());
+    assert!(!ws.join("lib/inner").exists());
+    // Not initialised, as after a plain clone.
+    assert!(git(&ws, &["submodule", "status"]).starts_with('-'));
+}
+
+#[test]
+fn depth_makes_a_shallow_workspace_of_that_many_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), "script: true\n");
+    let mut head = String::new();
+    for i in 0..7 {
+        head = origin.push_master("README", &format!("version {i}\n"));
+    }
+    let spec = push_spec(&origin, &head);
+
+    let ws = workspace(tmp.path(), &origin, &spec, &settings(Some(3), true), None);
+    assert_eq!(commits(&ws), 3);
+    assert!(shallow(&ws));
+    assert_eq!(git(&ws, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        std::fs::read_to_string(ws.join("README")).unwrap(),
+        "version 6\n"
+    );
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    // Every object the shallow history needs is there and sound.
+    git(&ws, &["fsck", "--no-progress", "--no-dangling"]);
+    // Exactly the shallow history: the commit before the cut is not in the workspace.
+    let fourth = git(&origin.work, &["rev-parse", "HEAD~3"]);
+    let out = std::process::Command::new("git")
+        .args(["cat-file", "-e", &fourth])
+        .current_dir(&ws)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{fourth} is in the shallow workspace"
+    );
+
+    // A depth beyond the history, and no depth at all: the whole history, not shallow.
+    for git_settings in [settings(Some(50), true), settings(None, true)] {
+        let ws = workspace(tmp.path(), &origin, &spec, &git_settings, None);
+        assert_eq!(commits(&ws), 8, "{git_settings:?}");
+        assert!(!shallow(&ws), "{git_settings:?}");
+        git(&ws, &["fsck", "--no-progress", "--no-dangling"]);
+        assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    }
+}
+
+#[test]
+fn a_shallow_pull_request_workspace_holds_the_merge_and_both_sides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), "script: true\n");
+    for i in 0..4 {
+        origin.push_master("README", &format!("version {i}\n"));
+    }
+    let head = origin.pull_request(7, "master", "feature.txt", "a feature\n");
+    let base = origin.push_master("other.txt", "moved on\n");
+    let spec = NewBuild {
+        head_sha: head.clone(),
+        head_ref: "refs/pull/7/head".into(),
+        base_ref: Some("refs/heads/master".into()),
+        ..push_spec(&origin, &head)
+    };
+    let ws = workspace(tmp.path(), &origin, &spec, &settings(Some(2), true), None);
+    assert_eq!(git(&ws, &["rev-parse", "HEAD^1"]), base);
+    assert_eq!(git(&ws, &["rev-parse", "HEAD^2"]), head);
+    assert_eq!(commits(&ws), 3, "the merge and its two parents");
+    assert!(shallow(&ws));
+    assert!(ws.join("feature.txt").exists() && ws.join("other.txt").exists());
+    git(&ws, &["fsck", "--no-progress", "--no-dangling"]);
+}
+
+/// Records, for each job, what its workspace looked like.
+struct Probe(Arc<Mutex<Vec<String>>>);
+
+#[async_trait]
+impl Executor for Probe {
+    async fn run(
+        &self,
+        job: JobRun,
+        _events: mpsc::Sender<JobEvent>,
+        _cancel: CancellationToken,
+    ) -> JobOutcome {
+        let ws = &job.workspace;
+        let seen = format!(
+            "commits={} shallow={} lib={}",
+            commits(ws),
+            shallow(ws),
+            ws.join("lib/lib.txt").exists()
+        );
+        self.0.lock().unwrap().push(seen);
+        JobOutcome::Passed
+    }
+
+    async fn sweep(&self) -> Result<usize, String> {
+        Ok(0)
+    }
+}
+
+#[test]
+fn the_server_checks_each_job_out_with_its_git_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_submodules(
+        tmp.path(),
+        "git:\n  depth: 1\n  submodules: false\nscript: true\n",
+    );
+    let github = FakeGitHub::default();
+    let gh_rt = Box::leak(Box::new(tokio::runtime::Runtime::new().unwrap()));
+    let api = github.start(gh_rt);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = Harness::start(
+        &tmp.path().join("data"),
+        config(Some(&api)),
+        Arc::new(Probe(seen.clone())),
+    );
+    let first = git(&origin.work, &["rev-parse", "HEAD"]);
+    let (status, body) = h.deliver(
+        "push",
+        "d-1",
+        &push_payload(REPO, &origin.url(), "refs/heads/master", &first),
+    );
+    assert_eq!(status, 202, "{body}");
+    let build: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = h.wait_final(build["build"].as_i64().unwrap(), 60);
+    assert_eq!(v["build"]["state"], "passed", "{v}");
+
+    // Default settings: depth 50 (more than the history) and submodules on.
+    let second = origin.push_master(".travis.yml", "script: true\n");
+    let (status, body) = h.deliver(
+        "push",
+        "d-2",
+        &push_payload(REPO, &origin.url(), "refs/heads/master", &second),
+    );
+    assert_eq!(status, 202, "{body}");
+    let build: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = h.wait_final(build["build"].as_i64().unwrap(), 60);
+    assert_eq!(v["build"]["state"], "passed", "{v}");
+    h.stop();
+
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "commits=1 shallow=true lib=false",
+            "commits=3 shallow=false lib=true"
+        ]
+    );
+}
