@@ -719,6 +719,63 @@ after_deploy: test -e before-deploy.txt || echo after-deploy-sees-no-before-depl
 }
 
 #[tokio::test]
+async fn the_cleanup_copy_works_with_tar_and_in_images_without_it() {
+    // Debian's tools are separate programs that PATH can hide (busybox's shell finds its own
+    // applets whatever PATH says).
+    if engine(&[&debian()]).await.is_none() {
+        return;
+    }
+    // The helper functions exactly as a job script defines them (everything before `exec`).
+    let plan = plan(
+        "language: shell\nscript: x\n",
+        &context("acme/app", "master"),
+    );
+    let inputs = slipway_runner::script::ScriptInputs {
+        job: &plan.stages[0].jobs[0],
+        nonce: "n",
+        env: vec![],
+        cache_dirs: vec![],
+        deploys: vec![],
+        notices: vec![],
+    };
+    let text = slipway_runner::script::compile(&inputs, false).text;
+    let helpers = &text[..text
+        .find("\nexec ")
+        .expect("the script redirects its streams")];
+    for (tools, copy) in [
+        ("tar cp rm mkdir cat ls", "archive"),
+        ("cp rm mkdir cat ls", "tree"),
+    ] {
+        let test = format!(
+            r#"{helpers}
+mkdir -p /tools /slipway && for t in {tools}; do ln -s "$(command -v $t)" /tools/$t; done
+export PATH=/tools
+mkdir -p /w/d /w/.git && cd /w && echo start > a && echo x > d/b && echo head > .git/HEAD
+TRAVIS_BUILD_DIR=/w
+slipway_snapshot && slipway_pristine=1
+echo changed > a && echo new > n && rm d/b && mkdir -p out && echo o > out/o && echo moved > .git/HEAD
+cd /w/out && slipway_cleanup test && pwd
+cat /w/a /w/d/b /w/.git/HEAD; ls -A /w
+if [ -f /slipway/pristine.tar ]; then echo copy=archive; else echo copy=tree; fi
+"#
+        );
+        let out = std::process::Command::new("docker")
+            .args(["run", "--rm", &debian(), "/bin/sh", "-c", &test])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Back as it started (`out` gone, so the shell lands in the build dir), `.git` untouched.
+        let expected = format!("/w\nstart\nx\nmoved\n.git\na\nd\ncopy={copy}\n");
+        assert!(stdout.ends_with(&expected), "{tools}: {stdout}");
+    }
+}
+
+#[tokio::test]
 async fn deploys_that_do_not_run_say_why_in_the_log_in_sh_and_bash() {
     let Some(exec) = engine(&[&busybox(), &debian()]).await else {
         return;
