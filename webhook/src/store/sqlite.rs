@@ -18,6 +18,13 @@ type Op = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 /// Most changes committed in one transaction.
 const MAX_GROUP: usize = 1024;
 
+/// WAL pages after which the writer checkpoints by itself; only a backstop, since the checkpoint
+/// thread normally keeps the WAL far below it.
+const WAL_BACKSTOP_PAGES: i64 = 16_384;
+
+/// Least time between two background checkpoints.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS deliveries (
     id TEXT PRIMARY KEY,
@@ -103,6 +110,7 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     // FULL: every commit is fsynced, so an acknowledged delivery survives a power cut too.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -111,10 +119,22 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open(path)?;
         conn.execute_batch(SCHEMA)?;
+        // The group's savepoints keep their statement journal in memory: it only serves to roll
+        // one change back inside the transaction, never durability.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Checkpoints (copying the WAL back into the database and syncing it) run on their own
+        // thread, so no commit, and no delivery waiting for one, pays for them.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
+        let checkpoints = open(path)?;
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("slipway-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoints, woken))
+            .map_err(|e| StoreError::Task(e.to_string()))?;
         let (tx, rx) = mpsc::channel::<Op>();
         std::thread::Builder::new()
             .name("slipway-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, wake))
             .map_err(|e| StoreError::Task(e.to_string()))?;
         Ok(SqliteStore {
             writer: Mutex::new(tx),
@@ -174,24 +194,42 @@ impl SqliteStore {
     }
 }
 
+/// Runs a statement through the connection's statement cache: the hot paths run the same few
+/// statements thousands of times, and preparing them would be most of their cost.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// [`Connection::query_row`] through the statement cache.
+fn query_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
 fn savepoint<R>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    conn.execute_batch("SAVEPOINT op")?;
+    exec(conn, "SAVEPOINT op", [])?;
     match f(conn) {
         Ok(r) => {
-            conn.execute_batch("RELEASE op")?;
+            exec(conn, "RELEASE op", [])?;
             Ok(r)
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            let _ = exec(conn, "ROLLBACK TO op", []).and_then(|_| exec(conn, "RELEASE op", []));
             Err(e)
         }
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Op>) {
+/// Takes every change waiting, commits them as one transaction (one fsync of the WAL), then
+/// answers each caller; tells the checkpoint thread that the WAL grew.
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Op>, wal_grew: mpsc::SyncSender<()>) {
     while let Ok(first) = rx.recv() {
         let mut ops = vec![first];
         while ops.len() < MAX_GROUP {
@@ -213,9 +251,24 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Op>) {
                 e.to_string()
             })
         });
+        if committed.is_ok() {
+            let _ = wal_grew.try_send(());
+        }
         for reply in replies {
             reply(committed.clone());
         }
+    }
+}
+
+/// Checkpoints the WAL after commits, at most every [`CHECKPOINT_EVERY`]. PASSIVE mode never
+/// waits for the writer or readers; what it cannot copy yet is copied next time. Ends when the
+/// writer does.
+fn checkpoint_loop(conn: Connection, wal_grew: mpsc::Receiver<()>) {
+    while wal_grew.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpointing the database");
+        }
+        std::thread::sleep(CHECKPOINT_EVERY);
     }
 }
 
@@ -262,7 +315,8 @@ fn finish_build_row((mut b, rest): (Build, String)) -> Result<Build, StoreError>
 }
 
 fn get_build(conn: &Connection, id: i64) -> Result<Option<Build>, StoreError> {
-    conn.query_row(
+    query_row(
+        conn,
         &format!("SELECT {BUILD_COLS} FROM builds WHERE id = ?1"),
         [id],
         build_row,
@@ -319,18 +373,20 @@ fn enqueue_status(
     state: BuildState,
     description: &str,
 ) -> Result<(), StoreError> {
-    let (repo, spec): (String, String) = conn.query_row(
-        "SELECT repo, spec FROM builds WHERE id = ?1",
-        [build_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let spec: NewBuild =
-        serde_json::from_str(&spec).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let description: String = description.chars().take(140).collect();
-    conn.execute(
-        "INSERT INTO outbox (build_id, repo, sha, state, description, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![build_id, repo, spec.head_sha, state.github_state(), description, now_ms()],
+    // The commit comes straight out of the stored spec: no read back and no JSON decoding here,
+    // on the delivery path.
+    let n = exec(
+        conn,
+        "INSERT INTO outbox (build_id, repo, sha, state, description, next_at)
+         SELECT id, repo, json_extract(spec, '$.head_sha'), ?2, ?3, ?4 FROM builds WHERE id = ?1",
+        params![build_id, state.github_state(), description, now_ms()],
     )?;
+    if n == 0 {
+        return Err(StoreError::Invalid(format!(
+            "a status for build {build_id}, which does not exist"
+        )));
+    }
     Ok(())
 }
 
@@ -342,7 +398,8 @@ fn end_build(
     reason: &str,
 ) -> Result<bool, StoreError> {
     let now = now_ms();
-    let n = conn.execute(
+    let n = exec(
+        conn,
         "UPDATE builds SET state = ?2, reason = ?3, finished_at = ?4, lease_owner = NULL, lease_until = NULL
          WHERE id = ?1 AND state IN ('queued', 'preparing', 'running')",
         params![build_id, state.as_str(), reason, now],
@@ -355,7 +412,8 @@ fn end_build(
     } else {
         JobState::Errored
     };
-    conn.execute(
+    exec(
+        conn,
         "UPDATE jobs SET state = ?2, reason = ?3, finished_at = ?4, lease_owner = NULL, lease_until = NULL
          WHERE build_id = ?1 AND state IN ('waiting', 'queued', 'running')",
         params![build_id, job_state.as_str(), reason, now],
@@ -409,14 +467,16 @@ fn advance(conn: &Connection, build_id: i64) -> Result<Option<BuildState>, Store
             return Ok(None);
         }
         if in_stage.iter().any(|j| j.state == JobState::Waiting) {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE jobs SET state = 'queued' WHERE build_id = ?1 AND stage_index = ?2 AND state = 'waiting'",
                 params![build_id, stage],
             )?;
             return Ok(None);
         }
         if in_stage.iter().any(|j| blocking(j)) {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE jobs SET state = 'canceled', reason = 'an earlier stage failed', finished_at = ?3
                  WHERE build_id = ?1 AND stage_index > ?2 AND state = 'waiting'",
                 params![build_id, stage, now_ms()],
@@ -435,7 +495,8 @@ fn advance(conn: &Connection, build_id: i64) -> Result<Option<BuildState>, Store
     } else {
         (BuildState::Passed, "all jobs passed")
     };
-    conn.execute(
+    exec(
+        conn,
         "UPDATE builds SET state = ?2, reason = ?3, finished_at = ?4 WHERE id = ?1",
         params![build_id, state.as_str(), reason, now_ms()],
     )?;
@@ -454,7 +515,8 @@ fn insert_build(
     auto_cancel: bool,
 ) -> Result<(i64, Vec<i64>), StoreError> {
     let spec = serde_json::to_string(build).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO builds (repo, spec, supersede_key, branch, event, state, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
         params![
@@ -503,7 +565,8 @@ fn count_by_state(conn: &Connection, table: &str) -> Result<Vec<(String, i64)>, 
 impl Store for SqliteStore {
     async fn record_delivery(&self, d: Delivery) -> Result<Recorded, StoreError> {
         self.write(move |conn| {
-            let n = conn.execute(
+            let n = exec(
+                conn,
                 "INSERT OR IGNORE INTO deliveries (id, event, received_at) VALUES (?1, ?2, ?3)",
                 params![d.id, d.event, now_ms()],
             )?;
@@ -517,7 +580,8 @@ impl Store for SqliteStore {
                 }),
                 DeliveryAction::Build { build, auto_cancel } => {
                     let (id, canceled) = insert_build(conn, &build, auto_cancel)?;
-                    conn.execute(
+                    exec(
+                        conn,
                         "UPDATE deliveries SET build_id = ?2 WHERE id = ?1",
                         params![d.id, id],
                     )?;
@@ -560,11 +624,11 @@ impl Store for SqliteStore {
         let owner = owner.to_string();
         self.write(move |conn| {
             let now = now_ms();
-            let build: Option<i64> = conn
-                .query_row("SELECT id FROM builds WHERE state = 'queued' ORDER BY id LIMIT 1", [], |r| r.get(0))
+            let build: Option<i64> = query_row(conn, "SELECT id FROM builds WHERE state = 'queued' ORDER BY id LIMIT 1", [], |r| r.get(0))
                 .optional()?;
             if let Some(id) = build {
-                conn.execute(
+                exec(
+                    conn,
                     "UPDATE builds SET state = 'preparing', lease_owner = ?2, lease_until = ?3,
                      attempts = attempts + 1, started_at = coalesce(started_at, ?4) WHERE id = ?1",
                     params![id, owner, now + lease_ms, now],
@@ -572,8 +636,8 @@ impl Store for SqliteStore {
                 let b = get_build(conn, id)?.ok_or_else(|| StoreError::Invalid("claimed build vanished".into()))?;
                 return Ok(Some(Task::Prepare(Box::new(b))));
             }
-            let job: Option<(i64, i64, String)> = conn
-                .query_row(
+            let job: Option<(i64, i64, String)> = query_row(
+                    conn,
                     "SELECT id, build_id, plan FROM jobs WHERE state = 'queued' ORDER BY build_id, id LIMIT 1",
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -582,13 +646,13 @@ impl Store for SqliteStore {
             let Some((id, build_id, plan_json)) = job else {
                 return Ok(None);
             };
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE jobs SET state = 'running', lease_owner = ?2, lease_until = ?3,
                  attempts = attempts + 1, started_at = ?4, reason = NULL WHERE id = ?1",
                 params![id, owner, now + lease_ms, now],
             )?;
-            let job = conn
-                .query_row(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"), [id], job_row)
+            let job = query_row(conn, &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"), [id], job_row)
                 .map_err(StoreError::from)
                 .and_then(finish_job_row)?;
             let build = get_build(conn, build_id)?.ok_or_else(|| StoreError::Invalid("job without build".into()))?;
@@ -600,7 +664,8 @@ impl Store for SqliteStore {
     async fn renew_job(&self, job_id: i64, owner: &str, lease_ms: i64) -> Result<bool, StoreError> {
         let owner = owner.to_string();
         self.write(move |conn| {
-            Ok(conn.execute(
+            Ok(exec(
+                conn,
                 "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
                 params![job_id, owner, now_ms() + lease_ms],
             )? == 1)
@@ -616,7 +681,8 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let owner = owner.to_string();
         self.write(move |conn| {
-            Ok(conn.execute(
+            Ok(exec(
+                conn,
                 "UPDATE builds SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'preparing'",
                 params![build_id, owner, now_ms() + lease_ms],
             )? == 1)
@@ -632,8 +698,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let owner = owner.to_string();
         self.write(move |conn| {
-            let held: bool = conn
-                .query_row(
+            let held: bool = query_row(
+                    conn,
                     "SELECT count(*) FROM builds WHERE id = ?1 AND lease_owner = ?2 AND state = 'preparing'",
                     params![build_id, owner],
                     |r| r.get::<_, i64>(0),
@@ -644,11 +710,12 @@ impl Store for SqliteStore {
             }
             match result {
                 Prepared::Errored { reason, log } => {
-                    conn.execute("UPDATE builds SET log = ?2 WHERE id = ?1", params![build_id, log])?;
+                    exec(conn, "UPDATE builds SET log = ?2 WHERE id = ?1", params![build_id, log])?;
                     end_build(conn, build_id, BuildState::Errored, &reason)?;
                 }
                 Prepared::Jobs { merge_sha, log, jobs, skipped_reason } => {
-                    conn.execute(
+                    exec(
+                        conn,
                         "UPDATE builds SET log = ?2, merge_sha = ?3, lease_owner = NULL, lease_until = NULL,
                          state = 'running' WHERE id = ?1",
                         params![build_id, log, merge_sha],
@@ -661,7 +728,8 @@ impl Store for SqliteStore {
                     let first = jobs.iter().map(|j| j.stage_index).min().unwrap_or(0);
                     for j in &jobs {
                         let state = if j.stage_index == first { "queued" } else { "waiting" };
-                        conn.execute(
+                        exec(
+                            conn,
                             "INSERT INTO jobs (build_id, number, stage_index, stage, name, allow_failure, matrix, plan, state)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                             params![
@@ -693,7 +761,8 @@ impl Store for SqliteStore {
 
     async fn next_seq(&self, job_id: i64) -> Result<i64, StoreError> {
         self.read(move |conn| {
-            Ok(conn.query_row(
+            Ok(query_row(
+                conn,
                 "SELECT coalesce(max(seq), 0) + 1 FROM log_chunks WHERE job_id = ?1",
                 [job_id],
                 |r| r.get(0),
@@ -711,7 +780,8 @@ impl Store for SqliteStore {
     ) -> Result<Option<BuildState>, StoreError> {
         let owner = owner.to_string();
         self.write(move |conn| {
-            let n = conn.execute(
+            let n = exec(
+                conn,
                 "UPDATE jobs SET state = ?3, reason = ?4, finished_at = ?5, lease_owner = NULL, lease_until = NULL
                  WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
                 params![job_id, owner, state.as_str(), reason, now_ms()],
@@ -719,7 +789,7 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Ok(None);
             }
-            let build_id: i64 = conn.query_row("SELECT build_id FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
+            let build_id: i64 = query_row(conn, "SELECT build_id FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
             advance(conn, build_id)
         })
         .await
@@ -735,23 +805,27 @@ impl Store for SqliteStore {
                 .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?;
             for (id, build_id, attempts) in jobs {
-                let seq: i64 = conn.query_row(
+                let seq: i64 = query_row(
+                    conn,
                     "SELECT coalesce(max(seq), 0) + 1 FROM log_chunks WHERE job_id = ?1", [id], |r| r.get(0))?;
                 if attempts >= max_attempts {
                     let why = format!("its worker was lost {attempts} times (server stopped or lease expired)");
-                    conn.execute(
+                    exec(
+                        conn,
                         "UPDATE jobs SET state = 'errored', reason = ?2, finished_at = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1",
                         params![id, why, now],
                     )?;
-                    conn.execute("INSERT INTO log_chunks VALUES (?1, ?2, 'note', ?3)", params![id, seq, format!("errored: {why}")])?;
+                    exec(conn, "INSERT INTO log_chunks VALUES (?1, ?2, 'note', ?3)", params![id, seq, format!("errored: {why}")])?;
                     advance(conn, build_id)?;
                     rec.errored += 1;
                 } else {
-                    conn.execute(
+                    exec(
+                        conn,
                         "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE id = ?1",
                         [id],
                     )?;
-                    conn.execute(
+                    exec(
+                        conn,
                         "INSERT INTO log_chunks VALUES (?1, ?2, 'note', ?3)",
                         params![id, seq, format!("re-queued: its worker was lost (server stopped or lease expired) during attempt {attempts}")],
                     )?;
@@ -767,7 +841,8 @@ impl Store for SqliteStore {
                     end_build(conn, id, BuildState::Errored, "preparation was interrupted too many times")?;
                     rec.errored += 1;
                 } else {
-                    conn.execute(
+                    exec(
+                        conn,
                         "UPDATE builds SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE id = ?1",
                         [id],
                     )?;
@@ -823,7 +898,7 @@ impl Store for SqliteStore {
 
     async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
         self.write(move |conn| {
-            conn.execute("UPDATE outbox SET done = 1 WHERE id = ?1", [id])?;
+            exec(conn, "UPDATE outbox SET done = 1 WHERE id = ?1", [id])?;
             Ok(())
         })
         .await
@@ -832,7 +907,8 @@ impl Store for SqliteStore {
     async fn outbox_retry(&self, id: i64, next_at: Millis, error: &str) -> Result<(), StoreError> {
         let error = error.to_string();
         self.write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE outbox SET attempts = attempts + 1, next_at = ?2, last_error = ?3 WHERE id = ?1",
                 params![id, next_at, error],
             )?;
@@ -844,7 +920,8 @@ impl Store for SqliteStore {
     async fn outbox_superseded(&self, item: &OutboxItem) -> Result<bool, StoreError> {
         let (id, repo, sha) = (item.id, item.repo.clone(), item.sha.clone());
         self.read(move |conn| {
-            Ok(conn.query_row(
+            Ok(query_row(
+                conn,
                 "SELECT count(*) FROM outbox WHERE repo = ?1 AND sha = ?2 AND id > ?3",
                 params![repo, sha, id],
                 |r| r.get::<_, i64>(0),
@@ -888,7 +965,8 @@ impl Store for SqliteStore {
 
     async fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
         self.read(move |conn| {
-            conn.query_row(
+            query_row(
+                conn,
                 &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
                 [id],
                 job_row,
@@ -929,8 +1007,8 @@ impl Store for SqliteStore {
     ) -> Result<Option<BuildState>, StoreError> {
         let (repo, branch) = (repo.to_string(), branch.to_string());
         self.read(move |conn| {
-            let s: Option<String> = conn
-                .query_row(
+            let s: Option<String> = query_row(
+                    conn,
                     "SELECT state FROM builds WHERE repo = ?1 AND branch = ?2 AND event = 'push'
                      AND state NOT IN ('queued', 'preparing', 'running', 'canceled') ORDER BY id DESC LIMIT 1",
                     params![repo, branch],
@@ -947,19 +1025,20 @@ impl Store for SqliteStore {
             Ok(Counts {
                 builds: count_by_state(conn, "builds")?,
                 jobs: count_by_state(conn, "jobs")?,
-                outbox_pending: conn.query_row(
+                outbox_pending: query_row(
+                    conn,
                     "SELECT count(*) FROM outbox WHERE done = 0",
                     [],
                     |r| r.get(0),
                 )?,
-                deliveries: conn.query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))?,
+                deliveries: query_row(conn, "SELECT count(*) FROM deliveries", [], |r| r.get(0))?,
             })
         })
         .await
     }
 
     async fn integrity_check(&self) -> Result<String, StoreError> {
-        self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
+        self.read(|conn| Ok(query_row(conn, "PRAGMA integrity_check", [], |r| r.get(0))?))
             .await
     }
 }
