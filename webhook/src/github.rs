@@ -52,6 +52,10 @@ impl Reporter {
                     0
                 }
             };
+            // A long backlog must not hold up a shutdown: stop between batches.
+            if shutdown.is_cancelled() {
+                return;
+            }
             if sent > 0 {
                 continue;
             }
