@@ -19,6 +19,8 @@
 //!   CLI with `git init` + `git fetch --depth 50` from the mirror + `git checkout`, and with
 //!   `git clone --local --no-checkout` (hard links) + `git checkout`.
 //!
+//! Each timed step starts after `sync`, so that one step's writes are not paid by the next.
+//!
 //! Printed: the median of each step and total per side and their ratio (goal: Slipway's total
 //! ≤ 1.2× the CLI's).
 
@@ -37,7 +39,7 @@ const DIRS: usize = 30;
 const SUBDIRS: usize = 5;
 const FILES: usize = 20;
 const LINES: usize = 40;
-const RUNS: usize = 7;
+const RUNS: usize = 8;
 const BUDGET: Duration = Duration::from_secs(180);
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -454,6 +456,12 @@ fn cli_checkout_full(mirror: &Path, commit: &str, dest: &Path) {
     git(dest, &["checkout", "-q", "--detach", commit]);
 }
 
+/// Flushes the file system's dirty pages (untimed) so one step's writes and deletions are not
+/// paid by the next step.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -586,49 +594,64 @@ fn main() {
         for (_, is_slipway) in sides {
             let shallow_dest = base.join(format!("ws-shallow-{run}"));
             let full_dest = base.join(format!("ws-full-{run}"));
-            if is_slipway {
-                let t = Instant::now();
+            settle();
+            let t = Instant::now();
+            let commit = if is_slipway {
                 let src = mirrors
                     .prepare(run as i64, &spec(&url, &head), &url, None)
                     .unwrap();
                 slipway.fetch_merge.push(ms(t.elapsed()));
-                let t = Instant::now();
-                mirrors
-                    .checkout(
-                        "bench/p5",
-                        &src.commit,
-                        &shallow_dest,
-                        &settings_shallow,
-                        remote,
-                    )
-                    .unwrap();
-                slipway.shallow.push(ms(t.elapsed()));
-                let t = Instant::now();
-                mirrors
-                    .checkout("bench/p5", &src.commit, &full_dest, &settings_full, remote)
-                    .unwrap();
-                slipway.full.push(ms(t.elapsed()));
-                files = count_files(&shallow_dest);
-                sizes[0] = dir_bytes(&shallow_dest.join(".git"));
-                sizes[2] = dir_bytes(&full_dest.join(".git"));
-                let n: usize = git(&shallow_dest, &["rev-list", "--count", "HEAD"])
-                    .parse()
-                    .unwrap();
-                assert!(n <= 100, "the depth-50 workspace holds {n} commits");
-                assert!(shallow_dest.join("feature/latest.rs").exists());
+                src.commit
             } else {
-                let t = Instant::now();
                 cli_fetch(&cli_mirror, &url);
                 let commit = cli_merge(&cli_mirror, run);
                 cli.fetch_merge.push(ms(t.elapsed()));
+                commit
+            };
+            // Both checkouts, in an order that alternates between runs.
+            let mut shallow_first = [true, false];
+            if run % 4 >= 2 {
+                shallow_first.reverse();
+            }
+            for shallow in shallow_first {
+                settle();
                 let t = Instant::now();
-                cli_checkout_shallow(&cli_mirror, run, &url, &shallow_dest);
-                cli.shallow.push(ms(t.elapsed()));
-                let t = Instant::now();
-                cli_checkout_full(&cli_mirror, &commit, &full_dest);
-                cli.full.push(ms(t.elapsed()));
+                match (is_slipway, shallow) {
+                    (true, true) => mirrors
+                        .checkout(
+                            "bench/p5",
+                            &commit,
+                            &shallow_dest,
+                            &settings_shallow,
+                            remote,
+                        )
+                        .unwrap(),
+                    (true, false) => mirrors
+                        .checkout("bench/p5", &commit, &full_dest, &settings_full, remote)
+                        .unwrap(),
+                    (false, true) => cli_checkout_shallow(&cli_mirror, run, &url, &shallow_dest),
+                    (false, false) => cli_checkout_full(&cli_mirror, &commit, &full_dest),
+                }
+                let side = if is_slipway { &mut slipway } else { &mut cli };
+                let times = if shallow {
+                    &mut side.shallow
+                } else {
+                    &mut side.full
+                };
+                times.push(ms(t.elapsed()));
+            }
+            let n: usize = git(&shallow_dest, &["rev-list", "--count", "HEAD"])
+                .parse()
+                .unwrap();
+            assert!(n <= 100, "the depth-50 workspace holds {n} commits");
+            assert!(shallow_dest.join("feature/latest.rs").exists());
+            assert!(full_dest.join("feature/latest.rs").exists());
+            if is_slipway {
+                files = count_files(&shallow_dest);
+                sizes[0] = dir_bytes(&shallow_dest.join(".git"));
+                sizes[2] = dir_bytes(&full_dest.join(".git"));
+            } else {
                 sizes[1] = dir_bytes(&shallow_dest.join(".git"));
-                assert!(shallow_dest.join("feature/latest.rs").exists());
             }
             std::fs::remove_dir_all(&shallow_dest).unwrap();
             std::fs::remove_dir_all(&full_dest).unwrap();
