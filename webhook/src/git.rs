@@ -362,27 +362,44 @@ fn update_submodules(
     }
     for mut sm in repo.submodules()? {
         let name = sm.name().unwrap_or_default().to_string();
+        // Listed in .gitmodules but not recorded in the commit, or `update = none`: git skips it.
+        if sm.index_id().is_none() || sm.update_strategy() == git2::SubmoduleUpdate::None {
+            continue;
+        }
         let Some(url) = sm.url()?.map(str::to_string) else {
             return Err(GitError::Submodule(name, "it has no URL".into()));
         };
         let url = resolve_url(base_url, &url);
+        if is_local(&url) && !is_local(base_url) {
+            // A pull request must not be able to read the server's own files or mirrors.
+            return Err(GitError::Submodule(
+                name,
+                format!("{url}: a local URL is refused for a repository fetched from {base_url}"),
+            ));
+        }
         repo.config()?
             .set_str(&format!("submodule.{name}.url"), &url)?;
+        let token = same_host(&url, base_url).then_some(token).flatten();
         let mut opts = git2::SubmoduleUpdateOptions::new();
-        opts.fetch(fetch_options(
-            same_host(&url, base_url).then_some(token).flatten(),
-        ));
+        opts.fetch(fetch_options(token));
         sm.update(true, Some(&mut opts))
             .map_err(|e| GitError::Submodule(name.clone(), format!("{url}: {}", e.message())))?;
-        let sub = sm.open()?;
-        update_submodules(
-            &sub,
-            &url,
-            same_host(&url, base_url).then_some(token).flatten(),
-            level + 1,
-        )?;
+        update_submodules(&sm.open()?, &url, token, level + 1)?;
     }
     Ok(())
+}
+
+/// Whether `url` names this machine's file system (`file://`, or a path) rather than a remote.
+fn is_local(url: &str) -> bool {
+    if let Some((scheme, _)) = url.split_once("://") {
+        return scheme.eq_ignore_ascii_case("file");
+    }
+    // scp-like `host:path` has its ':' before any '/'.
+    match (url.find(':'), url.find('/')) {
+        (Some(colon), Some(slash)) => slash < colon,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
 }
 
 /// Resolves a submodule URL as git does: `./x` and `../x` are relative to the superproject's
@@ -554,6 +571,21 @@ mod tests {
             resolve_url(gh, "https://example.org/x.git"),
             "https://example.org/x.git"
         );
+    }
+
+    #[test]
+    fn local_urls_are_told_from_remote_ones() {
+        for local in ["file:///srv/x.git", "/srv/x.git", "../x.git", "x", "./a:b"] {
+            assert!(is_local(local), "{local}");
+        }
+        for remote in [
+            "https://github.com/a/b",
+            "git@github.com:a/b.git",
+            "host:b",
+            "ssh://h/x",
+        ] {
+            assert!(!is_local(remote), "{remote}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Job workspaces from the mirror: the pipeline's `git: depth` makes a shallow repository of that
 //! many commits, `git: submodules` checks submodules out (recursively, relative URLs resolved
-//! against the clone URL) or leaves them out, and the server passes each job's settings through.
+//! against the clone URL; local URLs refused for a remote repository) or leaves them out, and the
+//! server passes each job's settings through.
 
 mod util;
 
@@ -194,6 +195,31 @@ fn submodules_false_leaves_them_out() {
     assert!(!ws.join("lib/inner").exists());
     // Not initialised, as after a plain clone.
     assert!(git(&ws, &["submodule", "status"]).starts_with('-'));
+}
+
+#[test]
+fn a_local_submodule_url_is_refused_for_a_remote_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (secret, _) = small_repo(tmp.path(), "private", "secret.txt", "server-side only\n");
+    let origin = Origin::new(tmp.path(), "script: true\n");
+    add_submodule(&origin.work, secret.to_str().unwrap(), "steal");
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let mirrors = Mirrors::new(tmp.path().join("mirrors"));
+    let sources = mirrors
+        .prepare(1, &push_spec(&origin, &head), &origin.url(), None)
+        .unwrap();
+    // The same commit, as if fetched from a Git host: its submodule points into this machine.
+    let ws = tmp.path().join("ws");
+    let remote = Remote {
+        url: "https://git.example.invalid/acme/app.git",
+        token: None,
+    };
+    let err = mirrors
+        .checkout(REPO, &sources.commit, &ws, &Git::default(), remote)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("local URL is refused"), "{err}");
+    assert!(!ws.join("steal/secret.txt").exists());
 }
 
 #[test]
