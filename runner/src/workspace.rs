@@ -3,7 +3,7 @@
 //! For `slipway run` this is the local working tree *including uncommitted changes*: the files
 //! `git ls-files --cached --others --exclude-standard` lists (what a clone plus your edits would
 //! hold, without ignored build output) and the `.git` directory, so `git rev-parse HEAD` works in
-//! the job. A directory that is not a git repository is packed whole. Entries are owned by uid 0
+//! the job; checked-out submodules are listed the same way, recursively. A directory that is not a git repository is packed whole. Entries are owned by uid 0
 //! and placed under the job's build dir.
 
 use std::path::{Path, PathBuf};
@@ -101,6 +101,38 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
     Ok(())
 }
 
+/// The files of the repository checked out at `root/rel`: what git lists, its `.git`, and the same
+/// for every checked-out submodule (git lists one as a single directory entry), down to 8 levels.
+fn repo_files(
+    root: &Path,
+    rel: &Path,
+    out: &mut Vec<PathBuf>,
+    depth: usize,
+) -> Result<(), WorkspaceError> {
+    let here = root.join(rel);
+    let io = |source| WorkspaceError::Io {
+        dir: here.clone(),
+        source,
+    };
+    for file in git_files(&here)? {
+        let path = rel.join(&file);
+        let full = root.join(&path);
+        let is_dir = std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            out.push(path);
+        } else if depth < 8 && full.join(".git").exists() && is_git_work_tree(&full) {
+            repo_files(root, &path, out, depth + 1)?;
+        }
+    }
+    let git = rel.join(".git");
+    if root.join(&git).is_dir() {
+        walk(root, &git, out).map_err(io)?;
+    } else if root.join(&git).is_file() {
+        out.push(git);
+    }
+    Ok(())
+}
+
 /// Packs `dir` for a job whose build dir is `build_dir` (absolute, e.g.
 /// `/home/travis/build/owner/repo`).
 pub fn pack(dir: &Path, build_dir: &str) -> Result<Workspace, WorkspaceError> {
@@ -110,12 +142,7 @@ pub fn pack(dir: &Path, build_dir: &str) -> Result<Workspace, WorkspaceError> {
     };
     let mut files = Vec::new();
     if is_git_work_tree(dir) {
-        files = git_files(dir)?;
-        if dir.join(".git").is_dir() {
-            walk(dir, Path::new(".git"), &mut files).map_err(io)?;
-        } else if dir.join(".git").is_file() {
-            files.push(PathBuf::from(".git"));
-        }
+        repo_files(dir, Path::new(""), &mut files, 0)?;
     } else {
         walk(dir, Path::new(""), &mut files).map_err(io)?;
     }
@@ -166,4 +193,79 @@ pub fn pack(dir: &Path, build_dir: &str) -> Result<Workspace, WorkspaceError> {
         files: count,
         bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "protocol.file.allow=always"])
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+
+    fn names(ws: &Workspace) -> Vec<String> {
+        let mut archive = tar::Archive::new(std::fs::File::open(&ws.tar).unwrap());
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn checked_out_submodules_are_packed_with_their_git_links_and_ignores() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = tmp.path().join("lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        git(&lib, &["init", "-q", "-b", "main"]);
+        std::fs::write(lib.join("lib.sh"), "echo lib\n").unwrap();
+        std::fs::write(lib.join(".gitignore"), "out/\n").unwrap();
+        git(&lib, &["add", "."]);
+        git(&lib, &["commit", "-qm", "lib"]);
+
+        let app = tmp.path().join("app");
+        std::fs::create_dir_all(&app).unwrap();
+        git(&app, &["init", "-q", "-b", "main"]);
+        std::fs::write(app.join("app.sh"), "echo app\n").unwrap();
+        git(&app, &["add", "."]);
+        git(
+            &app,
+            &[
+                "submodule",
+                "add",
+                "-q",
+                lib.to_str().unwrap(),
+                "vendor/lib",
+            ],
+        );
+        git(&app, &["commit", "-qm", "app"]);
+        std::fs::create_dir_all(app.join("vendor/lib/out")).unwrap();
+        std::fs::write(app.join("vendor/lib/out/build.o"), "ignored").unwrap();
+        std::fs::write(app.join("vendor/lib/new.txt"), "untracked").unwrap();
+
+        let ws = pack(&app, "/build/acme/app").unwrap();
+        let names = names(&ws);
+        for want in [
+            "build/acme/app/app.sh",
+            "build/acme/app/.gitmodules",
+            "build/acme/app/vendor/lib/lib.sh",
+            "build/acme/app/vendor/lib/new.txt",
+            "build/acme/app/vendor/lib/.git",
+            "build/acme/app/.git/modules/vendor/lib/HEAD",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
+        assert!(
+            !names.iter().any(|n| n.contains("build.o")),
+            "the submodule's ignored output was packed: {names:?}"
+        );
+    }
 }
