@@ -6,19 +6,12 @@
 
 mod support;
 
+use support::{busybox, ci};
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-fn busybox() -> String {
-    std::env::var("SLIPWAY_TEST_BUSYBOX_IMAGE")
-        .unwrap_or_else(|_| "slipway-test/busybox:latest".into())
-}
 
 /// The moto base URL, when moto and the engine are there; otherwise skips (fails under CI).
 fn moto_and_engine() -> Option<String> {

@@ -3,31 +3,11 @@
 
 mod support;
 
+use support::{busybox, engine_ready};
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-fn busybox() -> String {
-    std::env::var("SLIPWAY_TEST_BUSYBOX_IMAGE")
-        .unwrap_or_else(|_| "slipway-test/busybox:latest".into())
-}
-
-/// True when the engine and the busybox image are there; otherwise skips (fails under CI).
-fn engine_ready() -> bool {
-    let ok = Command::new("docker")
-        .args(["image", "inspect", &busybox()])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(!ci(), "Docker engine or {} missing (CI=true)", busybox());
-        eprintln!("skipped: Docker engine or {} missing", busybox());
-    }
-    ok
-}
 
 fn repo_with(pipeline: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
