@@ -306,6 +306,12 @@ fn a_dry_run_lists_the_s3_calls_and_contacts_nothing() {
         .map(|(_, rest)| rest)
         .unwrap_or_else(|| panic!("no deploy section: {log}"));
     assert!(
+        deploy.lines().next().is_some_and(
+            |l| l.ends_with("(skip_cleanup: deploys the build dir as the job left it)")
+        ),
+        "the verdict line does not say the build dir is kept: {deploy}"
+    );
+    assert!(
         deploy.contains("1. aws Credentials source=the job's AWS_ACCESS_KEY_ID"),
         "{deploy}"
     );

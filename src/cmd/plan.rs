@@ -193,6 +193,17 @@ pub fn with_deploy_calls(plan: &Plan, workdir: &Path) -> serde_json::Value {
     value
 }
 
+/// What a deploy that runs does to the build dir first, for its verdict line: dpl v1 resets it to
+/// how the job started unless `skip_cleanup` (see the runner's docs), so a deploy of build output
+/// that forgot `skip_cleanup: true` shows it here before it uploads nothing.
+pub fn cleanup_note(deploy: &slipway_pipelines::plan::Deploy) -> &'static str {
+    match (deploy.decision.included, deploy.skip_cleanup) {
+        (false, _) => "",
+        (true, false) => " (the build dir is reset to how the job started first)",
+        (true, true) => " (skip_cleanup: deploys the build dir as the job left it)",
+    }
+}
+
 /// Writes a deploy's dry run under its verdict line: one numbered line per API call.
 pub fn write_dry_run(out: &mut String, indent: &str, run: &DryRun) {
     if let Some(e) = &run.error {
@@ -303,9 +314,10 @@ pub fn render_with(plan: &Plan, dry_runs: impl Fn(&Job) -> Vec<DryRun>) -> Strin
                 } else {
                     "skipped"
                 };
+                let cleanup = cleanup_note(deploy);
                 let _ = writeln!(
                     out,
-                    "    deploy {}: {verdict}: {}",
+                    "    deploy {}: {verdict}: {}{cleanup}",
                     deploy.provider, deploy.decision.reason
                 );
                 if let Some(run) = runs.get(i) {

@@ -390,11 +390,17 @@ fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions, dir: &Path) -> a
             }
             // A pull request never deploys, whatever `on:` says.
             if plan.context.event != EventType::PullRequest {
-                for run in crate::cmd::plan::deploy_dry_runs(plan, job, dir) {
+                let runs = crate::cmd::plan::deploy_dry_runs(plan, job, dir);
+                for (run, deploy) in runs.iter().zip(&job.deploys) {
                     let verdict = if run.runs { "runs" } else { "skipped" };
-                    writeln!(out, "deploy {}: {verdict}: {}", run.provider, run.reason)?;
+                    let cleanup = crate::cmd::plan::cleanup_note(deploy);
+                    writeln!(
+                        out,
+                        "deploy {}: {verdict}: {}{cleanup}",
+                        run.provider, run.reason
+                    )?;
                     let mut text = String::new();
-                    crate::cmd::plan::write_dry_run(&mut text, "  ", &run);
+                    crate::cmd::plan::write_dry_run(&mut text, "  ", run);
                     write!(out, "{text}")?;
                 }
             }
