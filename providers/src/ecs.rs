@@ -168,6 +168,35 @@ impl Ecs {
         aws_sdk_ecs::Client::from_conf(b.build())
     }
 
+    /// The service as ECS describes it now; a missing service is an error naming ECS's reason.
+    async fn describe_service(
+        &self,
+        client: &aws_sdk_ecs::Client,
+    ) -> Result<aws_sdk_ecs::types::Service, Error> {
+        let out = client
+            .describe_services()
+            .cluster(&self.cluster)
+            .services(&self.service)
+            .send()
+            .await
+            .map_err(|e| api_error(NAME, "DescribeServices", &e))?;
+        if let Some(svc) = out.services().first() {
+            return Ok(svc.clone());
+        }
+        let reason = out
+            .failures()
+            .first()
+            .and_then(|f| f.reason())
+            .unwrap_or("not found");
+        Err(Error::Failed {
+            provider: NAME,
+            message: format!(
+                "service {} in cluster {}: {reason}",
+                self.service, self.cluster
+            ),
+        })
+    }
+
     async fn wait_stable(
         &self,
         ctx: &DeployContext,
@@ -178,27 +207,7 @@ impl Ecs {
         let deadline = Instant::now() + Duration::from_secs(self.timeout);
         let mut last = String::new();
         loop {
-            let out = client
-                .describe_services()
-                .cluster(&self.cluster)
-                .services(&self.service)
-                .send()
-                .await
-                .map_err(|e| api_error(NAME, "DescribeServices", &e))?;
-            let Some(svc) = out.services().first() else {
-                let reason = out
-                    .failures()
-                    .first()
-                    .and_then(|f| f.reason())
-                    .unwrap_or("not found");
-                return Err(Error::Failed {
-                    provider: NAME,
-                    message: format!(
-                        "service {} in cluster {}: {reason}",
-                        self.service, self.cluster
-                    ),
-                });
-            };
+            let svc = self.describe_service(client).await?;
             let primary = svc
                 .deployments()
                 .iter()
@@ -505,27 +514,7 @@ impl Deployer for Ecs {
             self.auth.region
         ));
         let client = self.client(ctx).await;
-        let before = client
-            .describe_services()
-            .cluster(&self.cluster)
-            .services(&self.service)
-            .send()
-            .await
-            .map_err(|e| api_error(NAME, "DescribeServices", &e))?;
-        let Some(svc) = before.services().first() else {
-            let reason = before
-                .failures()
-                .first()
-                .and_then(|f| f.reason())
-                .unwrap_or("not found");
-            return Err(Error::Failed {
-                provider: NAME,
-                message: format!(
-                    "service {} in cluster {}: {reason}",
-                    self.service, self.cluster
-                ),
-            });
-        };
+        let svc = self.describe_service(&client).await?;
         let previous = svc.task_definition().map(str::to_owned);
 
         let mut register = client.register_task_definition();
