@@ -1,20 +1,40 @@
 //! P3 and P6: webhook ingestion with durable writes, and idle memory.
 //!
-//! P3 sends signed push deliveries from 64 keep-alive connections on loopback (bounded: 20,000
-//! deliveries or 30 s) and prints deliveries/s and latency percentiles, next to the same load
-//! against `/healthz` (no write) measured in the same run as the baseline. P6 prints the process's
-//! resident memory before and after the server started and idled (workers idle, nothing queued).
+//! The server runs in-process on its own two-thread runtime (as `slipway serve` does), with its
+//! workers off (builds stay queued) and its status reporter sending to a stand-in for GitHub's API
+//! on loopback. The load generator runs on a separate thread with pre-signed push deliveries
+//! (50 branches, so every delivery also supersedes the branch's previous build). Everything is
+//! bounded in count and time and stays on loopback.
+//!
+//! - P3 throughput: closed loop, 64 keep-alive connections, at most 20,000 deliveries or 30 s.
+//! - P3 latency: open loop at a fixed offered rate (2,000 deliveries/s for 10 s): request `i` is
+//!   due at `start + i / rate`; its latency runs from that due time to the end of the response, so
+//!   a request that waited for a free connection or a late timer counts its wait (no coordinated
+//!   omission).
+//! - Baseline, in the same run: the same two loads against `GET /healthz` (one store read, no
+//!   write).
+//! - P6: this process's resident memory with the server idle, and the real `slipway serve`
+//!   binary's (`SLIPWAY_BIN`, else `release/slipway` of the bench's target directory) after it answered
+//!   `/healthz` and idled, read from `/proc/<pid>/status`.
+//!
+//! Goals: ≥ 2,000 deliveries/s, p99 ≤ 25 ms at 2,000/s; idle RSS ≤ 20 MiB.
 
-use slipway_webhook::executor::ScriptedExecutor;
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{Mutex, mpsc};
 
 const CONNECTIONS: usize = 64;
-const TOTAL: usize = 20_000;
+const CLOSED_TOTAL: usize = 20_000;
+const CLOSED_LIMIT: Duration = Duration::from_secs(30);
+const OPEN_RATE: f64 = 2_000.0;
+const OPEN_SECONDS: f64 = 10.0;
+const SECRET: &[u8] = b"bench";
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -22,6 +42,11 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Sends one request on a keep-alive connection and reads the whole response; returns the status.
 async fn one(stream: &mut BufReader<tokio::net::TcpStream>, request: &[u8]) -> u16 {
     stream.get_mut().write_all(request).await.unwrap();
     let mut line = String::new();
@@ -35,7 +60,7 @@ async fn one(stream: &mut BufReader<tokio::net::TcpStream>, request: &[u8]) -> u
     loop {
         line.clear();
         stream.read_line(&mut line).await.unwrap();
-        if line == "\r\n" {
+        if line == "\r\n" || line.is_empty() {
             break;
         }
         if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
@@ -47,28 +72,35 @@ async fn one(stream: &mut BufReader<tokio::net::TcpStream>, request: &[u8]) -> u
     status
 }
 
-async fn load(
-    addr: std::net::SocketAddr,
-    make: Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync>,
-) -> (f64, Vec<Duration>) {
+async fn connect(addr: SocketAddr) -> BufReader<tokio::net::TcpStream> {
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    BufReader::new(s)
+}
+
+fn check(status: u16) {
+    assert!(status == 202 || status == 200, "status {status}");
+}
+
+/// Closed loop: every connection sends its next request as soon as the last one is answered.
+/// Returns requests per second and the sorted latencies.
+async fn closed_loop(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>) -> (f64, Vec<Duration>) {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(30);
+    let deadline = started + CLOSED_LIMIT;
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
-        let (next, make) = (next.clone(), make.clone());
+        let (next, requests) = (next.clone(), requests.clone());
         tasks.push(tokio::spawn(async move {
-            let mut s = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+            let mut s = connect(addr).await;
             let mut lat = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= TOTAL || Instant::now() > deadline {
+                if i >= requests.len() || Instant::now() > deadline {
                     return lat;
                 }
-                let req = make(i);
                 let t = Instant::now();
-                let status = one(&mut s, &req).await;
-                assert!(status == 202 || status == 200, "status {status}");
+                check(one(&mut s, &requests[i]).await);
                 lat.push(t.elapsed());
             }
         }));
@@ -82,67 +114,288 @@ async fn load(
     (rate, all)
 }
 
-fn pct(v: &[Duration], p: f64) -> f64 {
+/// What an open-loop run measured.
+struct Open {
+    /// Latencies from each request's due time to the end of its response, sorted.
+    latency: Vec<Duration>,
+    /// How late requests were put on the wire after their due time (client and queueing lag), sorted.
+    send_lag: Vec<Duration>,
+    /// Requests answered per second over the whole run.
+    achieved: f64,
+}
+
+/// Open loop: request `i` is due at `start + i / rate`, whatever happened to earlier ones.
+async fn open_loop(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, rate: f64) -> Open {
+    let (tx, rx) = mpsc::unbounded_channel::<(usize, Instant)>();
+    let rx = Arc::new(Mutex::new(rx));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (rx, requests) = (rx.clone(), requests.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = connect(addr).await;
+            let mut out = Vec::new();
+            loop {
+                let Some((i, due)) = rx.lock().await.recv().await else {
+                    return out;
+                };
+                let lag = due.elapsed();
+                check(one(&mut s, &requests[i]).await);
+                out.push((due.elapsed(), lag));
+            }
+        }));
+    }
+    // Let every connection be established before the clock starts.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now() + Duration::from_millis(10);
+    for i in 0..requests.len() {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        tx.send((i, due)).unwrap();
+    }
+    drop(tx);
+    let mut latency = Vec::new();
+    let mut send_lag = Vec::new();
+    for t in tasks {
+        for (l, g) in t.await.unwrap() {
+            latency.push(l);
+            send_lag.push(g);
+        }
+    }
+    let achieved = latency.len() as f64 / start.elapsed().as_secs_f64();
+    latency.sort();
+    send_lag.sort();
+    Open {
+        latency,
+        send_lag,
+        achieved,
+    }
+}
+
+fn ms(v: &[Duration], p: f64) -> f64 {
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1000.0
 }
 
+fn summary(v: &[Duration]) -> String {
+    format!(
+        "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        ms(v, 0.5),
+        ms(v, 0.9),
+        ms(v, 0.99),
+        ms(v, 0.999),
+        ms(v, 1.0)
+    )
+}
+
+/// Pre-signed push deliveries with ids `prefix-0..n`.
+fn deliveries(prefix: &str, n: usize) -> Arc<Vec<Vec<u8>>> {
+    Arc::new(
+        (0..n)
+            .map(|i| {
+                let body = format!(
+                    r#"{{"ref":"refs/heads/b{}","before":"{:040x}","after":"{:040x}","deleted":false,"head_commit":{{"message":"bench push"}},"sender":{{"login":"dev"}},"repository":{{"full_name":"bench/repo","clone_url":"file:///nowhere"}}}}"#,
+                    i % 50,
+                    i,
+                    i + 1
+                );
+                let sig = slipway_webhook::signature::sign(SECRET, body.as_bytes());
+                format!(
+                    "POST /webhooks/github HTTP/1.1\r\nHost: b\r\nUser-Agent: GitHub-Hookshot/bench\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: {prefix}-{i}\r\nX-Hub-Signature-256: {sig}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
+            })
+            .collect(),
+    )
+}
+
+fn healthz(n: usize) -> Arc<Vec<Vec<u8>>> {
+    Arc::new(vec![
+        b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n".to_vec();
+        n
+    ])
+}
+
+/// The `slipway` binary to measure, if one was built: `SLIPWAY_BIN`, else the release binary of
+/// the target directory this bench was built in.
+fn slipway_binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("SLIPWAY_BIN") {
+        return Some(p.into());
+    }
+    // This bench runs as `<target>/release/deps/p3_ingest-<hash>`.
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("slipway");
+    p.is_file().then_some(p)
+}
+
+/// P6 for the real binary: start `slipway serve` on a fresh data directory, wait for `/healthz`,
+/// idle, read its RSS, stop it with SIGTERM.
+fn binary_idle_rss(github_api: &str) {
+    let Some(bin) = slipway_binary() else {
+        println!(
+            "P6 binary: skipped, no release binary (cargo build --release -p slipway, or set SLIPWAY_BIN)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nwebhook_secret = \"bench\"\n[github]\napi_url = \"{github_api}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(&bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .env("SLIPWAY_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    // The server prints its address once it listens.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(a) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(Ok(a.trim().to_string()));
+            } else {
+                let _ = tx.send(Err(line));
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut said = Vec::new();
+    let addr = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Ok(a)) => break Some(a),
+            Ok(Err(line)) => said.push(line),
+            Err(_) => break None,
+        }
+    };
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        println!(
+            "P6 binary: {} did not start listening within 30 s: {}",
+            bin.display(),
+            said.join(" | ")
+        );
+        return;
+    };
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let up = rss_kib(&pid);
+    std::thread::sleep(Duration::from_secs(5));
+    let idle = rss_kib(&pid);
+    let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let _ = child.wait();
+    println!(
+        "P6 binary ({}): RSS {:.1} MiB after /healthz, {:.1} MiB after 5 s idle (peak {hwm}; goal <= 20 MiB)",
+        bin.display(),
+        mib(up),
+        mib(idle)
+    );
+}
+
 fn main() {
-    let before = rss_kib();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let before = rss_kib("self");
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let github_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let github = slipway_webhook::testing::FakeGitHub::default();
+    let api = github.start(&github_rt);
     let tmp = tempfile::tempdir().unwrap();
     let mut config =
         slipway_webhook::Config::parse("listen = \"127.0.0.1:0\"\nwebhook_secret = \"bench\"\n")
             .unwrap();
     config.workers = 0;
-    let server = rt
+    config.github.api_url = api.clone();
+    config.github.token = Some("bench-token".into());
+    let server = server_rt
         .block_on(slipway_webhook::start(
             config,
             tmp.path().to_path_buf(),
-            Arc::new(ScriptedExecutor),
+            Arc::new(slipway_webhook::executor::ScriptedExecutor),
         ))
         .unwrap();
     let addr = server.addr;
     std::thread::sleep(Duration::from_secs(2));
-    let idle = rss_kib();
+    let idle = rss_kib("self");
     println!(
-        "P6 idle: process RSS {:.1} MiB before start, {:.1} MiB with the server idle (+{:.1} MiB; goal total <= 20 MiB)",
-        before as f64 / 1024.0,
-        idle as f64 / 1024.0,
-        (idle - before) as f64 / 1024.0
+        "P6 in-process: RSS {:.1} MiB before start, {:.1} MiB with the server idle (+{:.1} MiB)",
+        mib(before),
+        mib(idle),
+        mib(idle - before)
     );
 
-    let health: Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync> =
-        Arc::new(|_| b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n".to_vec());
-    let (base_rate, base_lat) = rt.block_on(load(addr, health));
-    let webhook: Arc<dyn Fn(usize) -> Vec<u8> + Send + Sync> = Arc::new(|i| {
-        let body = format!(
-            r#"{{"ref":"refs/heads/b{}","after":"{:040x}","deleted":false,"head_commit":{{"message":"m"}},"repository":{{"full_name":"bench/repo","clone_url":"file:///nowhere"}}}}"#,
-            i % 50,
-            i + 1
-        );
-        let sig = slipway_webhook::signature::sign(b"bench", body.as_bytes());
-        format!(
-            "POST /webhooks/github HTTP/1.1\r\nHost: b\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: bench-{i}\r\nX-Hub-Signature-256: {sig}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    });
-    let (rate, lat) = rt.block_on(load(addr, webhook));
+    // The load generator has its own thread, like a separate process would.
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let open_n = (OPEN_RATE * OPEN_SECONDS) as usize;
+    let (base_rate, base_lat) = client.block_on(closed_loop(addr, healthz(CLOSED_TOTAL)));
+    let base_open = client.block_on(open_loop(addr, healthz(open_n), OPEN_RATE));
+    let (rate, lat) = client.block_on(closed_loop(addr, deliveries("closed", CLOSED_TOTAL)));
+    let open = client.block_on(open_loop(addr, deliveries("open", open_n), OPEN_RATE));
+
     println!(
-        "P3 baseline GET /healthz (store read, no write): {base_rate:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
-        pct(&base_lat, 0.5),
-        pct(&base_lat, 0.99)
+        "P3 baseline GET /healthz, closed loop ({CONNECTIONS} connections): {base_rate:.0} req/s; {}",
+        summary(&base_lat)
     );
     println!(
-        "P3 durable webhook ingestion: {} deliveries, {rate:.0}/s ({:.2} of baseline), p50 {:.2} ms, p99 {:.2} ms (goal >= 2000/s, p99 <= 25 ms)",
+        "P3 baseline GET /healthz, open loop at {OPEN_RATE:.0}/s: {}",
+        summary(&base_open.latency)
+    );
+    println!(
+        "P3 durable ingestion, closed loop ({CONNECTIONS} connections): {} deliveries, {rate:.0}/s ({:.2}x baseline; goal >= 2000/s); {}",
         lat.len(),
         rate / base_rate,
-        pct(&lat, 0.5),
-        pct(&lat, 0.99)
+        summary(&lat)
     );
-    rt.block_on(server.shutdown());
+    println!(
+        "P3 durable ingestion, open loop at {OPEN_RATE:.0}/s for {OPEN_SECONDS:.0} s: {} deliveries, {:.0}/s answered; {} (goal p99 <= 25 ms); send lag p99 {:.2} ms",
+        open.latency.len(),
+        open.achieved,
+        summary(&open.latency),
+        ms(&open.send_lag, 0.99)
+    );
+    println!(
+        "P3 machine load average during the run: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    let sent = github.requests.lock().unwrap().len();
+    println!("P3 statuses the reporter sent to the GitHub stand-in meanwhile: {sent}");
+    server_rt.block_on(server.shutdown());
+    binary_idle_rss(&api);
 }
