@@ -31,42 +31,79 @@ pub enum LiveEvent {
 }
 
 /// Fans a running job's log out to live viewers from memory.
+///
+/// Chunks reach the store in batches (every 100 ms or 64 KiB), so each job's channel also keeps
+/// the chunks published but not stored yet: a viewer that subscribes gets them with its receiver,
+/// under the same lock as publishing, and so never misses a chunk that was sent live before it
+/// came and stored only after it read the store.
 #[derive(Debug, Default)]
 pub struct LogHub {
-    channels: Mutex<HashMap<i64, broadcast::Sender<LiveEvent>>>,
+    channels: Mutex<HashMap<i64, Channel>>,
+}
+
+#[derive(Debug)]
+struct Channel {
+    tx: broadcast::Sender<LiveEvent>,
+    unstored: Vec<LogChunk>,
+}
+
+impl Channel {
+    fn new() -> Channel {
+        Channel {
+            tx: broadcast::channel(1024).0,
+            unstored: Vec::new(),
+        }
+    }
 }
 
 impl LogHub {
-    fn sender(&self, job: i64) -> broadcast::Sender<LiveEvent> {
+    /// Subscribes to a job's live events, with the chunks published but not yet stored. Read
+    /// the stored log after subscribing, then these chunks, then the live ones, skipping every
+    /// chunk whose `seq` was already seen: no chunk is missed or repeated.
+    pub fn subscribe(&self, job: i64) -> (broadcast::Receiver<LiveEvent>, Vec<LogChunk>) {
+        let mut map = self.channels.lock().expect("log hub");
+        let ch = map.entry(job).or_insert_with(Channel::new);
+        (ch.tx.subscribe(), ch.unstored.clone())
+    }
+
+    /// The chunks of a job published but not yet stored (for a viewer that lagged behind).
+    pub fn unstored(&self, job: i64) -> Vec<LogChunk> {
         self.channels
             .lock()
             .expect("log hub")
-            .entry(job)
-            .or_insert_with(|| broadcast::channel(1024).0)
-            .clone()
+            .get(&job)
+            .map(|ch| ch.unstored.clone())
+            .unwrap_or_default()
     }
 
-    /// Subscribes to a job's live events (subscribe first, then read the stored log, then skip
-    /// chunks already read: no chunk is missed).
-    pub fn subscribe(&self, job: i64) -> broadcast::Receiver<LiveEvent> {
-        self.sender(job).subscribe()
+    fn publish(&self, job: i64, chunk: LogChunk) {
+        let mut map = self.channels.lock().expect("log hub");
+        let ch = map.entry(job).or_insert_with(Channel::new);
+        ch.unstored.push(chunk.clone());
+        let _ = ch.tx.send(LiveEvent::Chunk(chunk));
     }
 
-    fn publish(&self, job: i64, ev: LiveEvent) {
-        let _ = self.sender(job).send(ev);
+    /// The store now holds a job's chunks up to `seq`.
+    fn stored(&self, job: i64, seq: i64) {
+        if let Some(ch) = self.channels.lock().expect("log hub").get_mut(&job) {
+            ch.unstored.retain(|c| c.seq > seq);
+        }
     }
 
     /// Ends a job's stream and forgets it.
     pub fn close(&self, job: i64) {
-        if let Some(tx) = self.channels.lock().expect("log hub").remove(&job) {
-            let _ = tx.send(LiveEvent::End);
+        if let Some(ch) = self.channels.lock().expect("log hub").remove(&job) {
+            let _ = ch.tx.send(LiveEvent::End);
         }
     }
 
-    /// Forgets a finished job's channel once nobody listens.
+    /// Forgets a job's channel once nobody listens and nothing awaits storing.
     pub fn release(&self, job: i64) {
         let mut map = self.channels.lock().expect("log hub");
-        if map.get(&job).is_some_and(|tx| tx.receiver_count() == 0) {
+        if map
+            .get(&job)
+            .is_some_and(|ch| ch.tx.receiver_count() == 0 && ch.unstored.is_empty())
+        {
             map.remove(&job);
         }
     }
@@ -410,7 +447,7 @@ async fn collect(
         let ev = tokio::select! {
             ev = rx.recv() => ev,
             _ = tick.tick() => {
-                flush(&store, job, &mut pending, &mut pending_bytes).await;
+                flush(&store, &hub, job, &mut pending, &mut pending_bytes).await;
                 continue;
             }
         };
@@ -439,10 +476,10 @@ async fn collect(
         let chunk = LogChunk { seq, kind, data };
         seq += 1;
         pending_bytes += chunk.data.len();
-        hub.publish(job, LiveEvent::Chunk(chunk.clone()));
+        hub.publish(job, chunk.clone());
         pending.push(chunk);
         if pending_bytes > 64 * 1024 {
-            flush(&store, job, &mut pending, &mut pending_bytes).await;
+            flush(&store, &hub, job, &mut pending, &mut pending_bytes).await;
         }
     }
     if !carry.is_empty() {
@@ -451,19 +488,27 @@ async fn collect(
             kind: ChunkKind::Output,
             data: String::from_utf8_lossy(&carry).into_owned(),
         };
-        hub.publish(job, LiveEvent::Chunk(chunk.clone()));
+        hub.publish(job, chunk.clone());
         pending.push(chunk);
     }
-    flush(&store, job, &mut pending, &mut pending_bytes).await;
+    flush(&store, &hub, job, &mut pending, &mut pending_bytes).await;
 }
 
-async fn flush(store: &Arc<dyn Store>, job: i64, pending: &mut Vec<LogChunk>, bytes: &mut usize) {
-    if pending.is_empty() {
+async fn flush(
+    store: &Arc<dyn Store>,
+    hub: &LogHub,
+    job: i64,
+    pending: &mut Vec<LogChunk>,
+    bytes: &mut usize,
+) {
+    let Some(last) = pending.last().map(|c| c.seq) else {
         return;
-    }
+    };
     *bytes = 0;
-    if let Err(e) = store.append_log(job, std::mem::take(pending)).await {
-        tracing::error!(job, error = %e, "storing log");
+    match store.append_log(job, std::mem::take(pending)).await {
+        Ok(()) => hub.stored(job, last),
+        // Kept in the hub: live viewers still see the chunks, though the store lost them.
+        Err(e) => tracing::error!(job, error = %e, "storing log"),
     }
 }
 
@@ -538,5 +583,54 @@ fn plan_jobs(build: &Build, src: crate::git::Sources) -> Prepared {
         log,
         jobs,
         skipped_reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(seq: i64) -> LogChunk {
+        LogChunk {
+            seq,
+            kind: ChunkKind::Output,
+            data: format!("line {seq}\n"),
+        }
+    }
+
+    #[test]
+    fn a_viewer_arriving_between_publish_and_store_gets_the_unstored_chunks() {
+        let hub = LogHub::default();
+        hub.publish(7, chunk(1));
+        hub.publish(7, chunk(2));
+        // Chunk 1 reached the store; 2 is only in memory when the viewer subscribes.
+        hub.stored(7, 1);
+        let (mut live, unstored) = hub.subscribe(7);
+        assert_eq!(unstored, vec![chunk(2)]);
+        hub.publish(7, chunk(3));
+        match live.try_recv() {
+            Ok(LiveEvent::Chunk(c)) => assert_eq!(c, chunk(3)),
+            other => panic!("expected chunk 3 live, got {other:?}"),
+        }
+        assert_eq!(hub.unstored(7), vec![chunk(2), chunk(3)]);
+        hub.stored(7, 3);
+        assert!(hub.unstored(7).is_empty());
+    }
+
+    #[test]
+    fn a_channel_with_unstored_chunks_outlives_its_last_viewer() {
+        let hub = LogHub::default();
+        let (live, _) = hub.subscribe(9);
+        hub.publish(9, chunk(1));
+        drop(live);
+        hub.release(9);
+        let (_live, unstored) = hub.subscribe(9);
+        assert_eq!(
+            unstored,
+            vec![chunk(1)],
+            "release dropped a chunk not yet stored"
+        );
+        hub.close(9);
+        assert!(hub.unstored(9).is_empty());
     }
 }

@@ -405,7 +405,7 @@ async fn job_events(State(app): AppState, headers: HeaderMap, Path(id): Path<i64
         .unwrap_or(0);
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(256);
     tokio::spawn(async move {
-        let mut live = app.engine.hub.subscribe(id);
+        let (mut live, unstored) = app.engine.hub.subscribe(id);
         let mut last = after;
         let backlog = |last: i64| {
             let app = app.clone();
@@ -440,6 +440,15 @@ async fn job_events(State(app): AppState, headers: HeaderMap, Path(id): Path<i64
                 _ => break,
             }
         }
+        // Sent live before this viewer came, stored after it read the store.
+        for c in unstored {
+            if c.seq > last {
+                last = c.seq;
+                if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
+                    return;
+                }
+            }
+        }
         let finished = matches!(app.store.job(id).await, Ok(Some(j)) if j.state.is_final());
         let mut ended = finished;
         while !ended {
@@ -456,8 +465,21 @@ async fn job_events(State(app): AppState, headers: HeaderMap, Path(id): Path<i64
                     ended = true
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    if let Ok(chunks) = backlog(last).await {
-                        for c in chunks {
+                    // Catch up from the store, page by page, then from what is not stored yet.
+                    loop {
+                        let stored = backlog(last).await.unwrap_or_default();
+                        if stored.is_empty() {
+                            break;
+                        }
+                        for c in stored {
+                            last = c.seq;
+                            if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    for c in app.engine.hub.unstored(id) {
+                        if c.seq > last {
                             last = c.seq;
                             if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
                                 return;
