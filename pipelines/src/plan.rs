@@ -277,10 +277,18 @@ pub struct Cache {
 /// Checkout settings from `git:`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Git {
+    /// Whether to clone at all: `git: clone: false` starts the job in an empty build dir, as
+    /// Travis does. Plans stored before the field existed load with the default (`true`).
+    #[serde(default = "yes")]
+    pub clone: bool,
     /// Clone depth; `None` for a full clone.
     pub depth: Option<u32>,
     /// Whether to check out submodules.
     pub submodules: bool,
+    /// Clone depth of submodules (`git submodule update --depth N`); `None` for their whole
+    /// history. Absent from plans stored before the field existed.
+    #[serde(default)]
+    pub submodules_depth: Option<u32>,
     /// Whether to fetch Git LFS objects.
     pub lfs_skip_smudge: bool,
     /// Sparse checkout file, if any.
@@ -290,12 +298,19 @@ pub struct Git {
 impl Default for Git {
     fn default() -> Self {
         Git {
+            clone: true,
             depth: Some(50),
             submodules: true,
+            submodules_depth: None,
             lfs_skip_smudge: false,
             sparse_checkout: None,
         }
     }
+}
+
+/// The default of fields that are on unless a stored plan says otherwise.
+fn yes() -> bool {
+    true
 }
 
 /// One deploy entry, resolved for the event.

@@ -394,8 +394,19 @@ fn git_of(attrs: &Attrs) -> Git {
                 _ => git.depth,
             };
         }
+        if let Some(Value::Bool(b)) = map.get("clone") {
+            git.clone = *b;
+        }
         if let Some(Value::Bool(b)) = map.get("submodules") {
             git.submodules = *b;
+        }
+        if let Some(depth) = map.get("submodules_depth") {
+            git.submodules_depth = match depth {
+                Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            }
+            .filter(|&n| n > 0);
         }
         if let Some(Value::Bool(b)) = map.get("lfs_skip_smudge") {
             git.lfs_skip_smudge = *b;

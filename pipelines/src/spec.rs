@@ -745,6 +745,9 @@ pub static CACHE: Obj = Obj {
 pub static GIT: Obj = Obj {
     groups: &[&[
         key("strategy", Ty::Enum(&GIT_STRATEGY)),
+        // Not in travis-yml's schema (Travis warns `unknown_key` but its build script honours it).
+        key("clone", Ty::Bool)
+            .summary("Skip cloning if given false: the job starts in an empty build dir"),
         key("depth", Ty::Any),
         key("quiet", Ty::Bool),
         key("submodules", Ty::Bool),
