@@ -487,6 +487,13 @@ impl Runner {
         let ctx = &plan.context;
         let build_dir = build_dir(&self.options.build_root, &ctx.repo);
         let mut notices = Vec::new();
+        // `git: clone: false`: nothing of the repository goes in, as on Travis.
+        let workspace = workspace.filter(|_| job.git.clone);
+        if !job.git.clone {
+            notices.push(format!(
+                "Skipping the clone (git: clone: false): the job starts in an empty {build_dir}"
+            ));
+        }
         let can_decrypt = self.options.secrets.is_some() && !ctx.fork;
         // Why secrets are withheld, for the log: the fork rule, or no key here.
         let withheld_because = if ctx.fork {

@@ -443,6 +443,38 @@ async fn cancelling_a_build_stops_its_job() {
 }
 
 #[tokio::test]
+async fn git_clone_false_starts_the_job_in_an_empty_build_dir() {
+    let Some(exec) = engine(&[&debian()]).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    git_repo(dir.path());
+    let ctx = context("acme/app", "main");
+    let build_dir = slipway_runner::runner::build_dir("/home/travis/build", &ctx.repo);
+    let ws = slipway_runner::workspace::pack(dir.path(), &build_dir).unwrap();
+    let plan = plan(
+        r#"
+image: "{debian}"
+git:
+  clone: false
+script:
+  - pwd
+  - echo "entries=$(ls -A | wc -l)"
+"#,
+        &ctx,
+    );
+    let ran = run(exec, options(), &plan, Some(&ws), None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert!(
+        log.contains("Skipping the clone (git: clone: false)"),
+        "{log}"
+    );
+    assert!(log.contains("/home/travis/build/acme/app\n"), "{log}");
+    assert!(log.contains("entries=0"), "{log}");
+}
+
+#[tokio::test]
 async fn env_values_are_evaluated_in_order_by_bash_in_the_checked_out_workspace() {
     let Some(exec) = engine(&[&debian()]).await else {
         return;

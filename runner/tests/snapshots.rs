@@ -172,3 +172,42 @@ fn regenerate(doc: &str, name: &str, table: &str) -> String {
     let b = doc[a..].find(&end).unwrap() + a;
     format!("{}{}{}", &doc[..a], table, &doc[b..])
 }
+
+#[test]
+fn clone_false_gives_the_job_no_workspace_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file.txt"), "x").unwrap();
+    let ws = slipway_runner::workspace::pack(dir.path(), "/home/travis/build/acme/app").unwrap();
+    let runner = Runner::new(
+        slipway_runner::fake::FakeExecutor::new(|_| Default::default()),
+        RunnerOptions::default(),
+    );
+    let build = BuildInfo {
+        id: "b1".into(),
+        number: 1,
+    };
+    let cloned = plan("language: shell\nscript: ls\n");
+    let prepared =
+        (runner.prepare(&cloned, &cloned.stages[0].jobs[0], &build, Some(&ws), None)).unwrap();
+    assert!(prepared.spec.workspace_tar.is_some());
+    assert!(!prepared.notices.iter().any(|n| n.contains("clone")));
+
+    let skipped = plan("language: shell\ngit:\n  clone: false\nscript: ls\n");
+    let prepared = (runner.prepare(
+        &skipped,
+        &skipped.stages[0].jobs[0],
+        &build,
+        Some(&ws),
+        None,
+    ))
+    .unwrap();
+    assert_eq!(prepared.spec.workspace_tar, None);
+    assert!(
+        prepared
+            .notices
+            .iter()
+            .any(|n| n.starts_with("Skipping the clone (git: clone: false)")),
+        "{:?}",
+        prepared.notices
+    );
+}
