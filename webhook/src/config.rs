@@ -36,6 +36,40 @@ pub struct Config {
     pub api_tokens: Vec<String>,
     /// The allow-list: when non-empty, only these repositories are served (others get 404).
     pub repos: Vec<Repo>,
+    /// When git mirrors are compacted.
+    pub mirrors: MirrorSettings,
+}
+
+/// When a repository's mirror is compacted, checked after each preparation. Every fetch adds a
+/// pack and every build a loose ref; both slow fetches, lookups and checkouts as they pile up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorSettings {
+    /// Repack (with the git CLI, when installed) past this many packs; 0 never repacks.
+    pub max_packs: usize,
+    /// Write refs into `packed-refs` past this many loose refs; 0 never packs them.
+    pub max_loose_refs: usize,
+}
+
+impl Default for MirrorSettings {
+    fn default() -> Self {
+        let d = crate::git::Upkeep::default();
+        MirrorSettings {
+            max_packs: d.max_packs,
+            max_loose_refs: d.max_loose_refs,
+        }
+    }
+}
+
+impl MirrorSettings {
+    /// The upkeep the mirrors are given, with `git` from `PATH`.
+    pub fn upkeep(&self) -> crate::git::Upkeep {
+        crate::git::Upkeep {
+            max_packs: self.max_packs,
+            max_loose_refs: self.max_loose_refs,
+            ..crate::git::Upkeep::default()
+        }
+    }
 }
 
 /// How Slipway talks to GitHub's API.
@@ -99,6 +133,7 @@ impl Default for Config {
             github: GitHub::default(),
             api_tokens: Vec::new(),
             repos: Vec::new(),
+            mirrors: MirrorSettings::default(),
         }
     }
 }

@@ -153,7 +153,10 @@ pub async fn start(
     let config = Arc::new(config);
     let auth = Arc::new(GitHubAuth::new(config.clone())?);
     let metrics = Arc::new(Metrics::default());
-    let mirrors = Arc::new(Mirrors::new(data_dir.join("mirrors")));
+    let mirrors = Arc::new(Mirrors::with_upkeep(
+        data_dir.join("mirrors"),
+        config.mirrors.upkeep(),
+    ));
     let engine = Arc::new(Engine::new(
         store.clone(),
         executor,

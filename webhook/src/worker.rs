@@ -325,6 +325,23 @@ impl Engine {
         }
         self.work.notify_waiters();
         self.outbox.notify_one();
+        // Compact the mirror if fetches and builds have piled up packs and refs: after the
+        // build is saved, on the blocking pool, not awaited (it waits for the mirror's lock).
+        let (mirrors, repo, span) = (self.mirrors.clone(), build.repo, tracing::Span::current());
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            match mirrors.upkeep(&repo) {
+                Ok(r) if r.repacked || r.refs_packed => tracing::info!(
+                    packs = r.packs_before,
+                    packs_after = r.packs_after,
+                    loose_refs = r.loose_refs_before,
+                    loose_refs_after = r.loose_refs_after,
+                    "mirror compacted"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "mirror upkeep failed"),
+            }
+        });
     }
 
     async fn run_job(
@@ -396,6 +413,9 @@ impl Engine {
                 url: &clone_url,
                 token: token.as_deref(),
             };
+            // Upkeep deletes packs: it waits until no checkout of this mirror is reading.
+            let objects = mirrors.objects_lock(&repo);
+            let _reading = objects.read().expect("mirror objects lock");
             mirrors.checkout(&repo, &commit, &ws, &git, remote)
         })
         .await;
