@@ -163,7 +163,8 @@ impl Mirrors {
     /// Checks `commit` out into `dest` as the job's workspace: a standalone repository (nothing
     /// in it points back at the mirror, so it can be copied into a container) whose `origin` is
     /// `remote.url`, HEAD detached at the commit, history cut to `git.depth` and submodules
-    /// checked out when `git.submodules` is on.
+    /// checked out when `git.submodules` is on (shallow to `git.submodules_depth` if set). With
+    /// `git.clone` off, `dest` is left an empty directory.
     ///
     /// With a depth of N the workspace is shallow like `git clone --depth N`: its objects are
     /// the N generations of commits from `commit` and their trees, written as one new pack, and
@@ -178,34 +179,44 @@ impl Mirrors {
         git: &Git,
         remote: Remote<'_>,
     ) -> Result<(), GitError> {
-        let mirror = Repository::open_bare(self.path(repo))?;
-        let oid = Oid::from_str(commit)?;
         if dest.exists() {
             std::fs::remove_dir_all(dest)?;
         }
         std::fs::create_dir_all(dest)?;
+        if !git.clone {
+            // `git: clone: false`: the job starts in an empty directory (the runner says so).
+            return Ok(());
+        }
+        let mirror = Repository::open_bare(self.path(repo))?;
+        let oid = Oid::from_str(commit)?;
         let ws = Repository::init(dest)?;
         if !remote.url.is_empty() {
             ws.remote("origin", remote.url)?;
         }
         let objects = ws.path().join("objects");
         match git.depth {
-            Some(depth) if depth > 0 => {
-                let shallow = write_shallow_pack(&mirror, oid, depth, &ws)?;
-                if !shallow.is_empty() {
-                    let list: String = shallow.iter().map(|c| format!("{c}\n")).collect();
-                    std::fs::write(ws.path().join("shallow"), list)?;
-                }
-            }
+            Some(depth) if depth > 0 => write_shallow(&mirror, oid, depth, &ws)?,
             _ => link_objects(&mirror.path().join("objects"), &objects)?,
         }
         ws.set_head_detached(oid)?;
         ws.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
         if git.submodules {
-            update_submodules(&ws, remote.url, remote.token, 0)?;
+            let depth = git.submodules_depth.filter(|&d| d > 0);
+            update_submodules(&ws, remote.url, remote.token, depth, 0)?;
         }
         Ok(())
     }
+}
+
+/// Writes `depth` generations of history from `tip` into `ws` and records the cut in
+/// `.git/shallow`, as `git fetch --depth` leaves a repository.
+fn write_shallow(from: &Repository, tip: Oid, depth: u32, ws: &Repository) -> Result<(), GitError> {
+    let shallow = write_shallow_pack(from, tip, depth, ws)?;
+    if !shallow.is_empty() {
+        let list: String = shallow.iter().map(|c| format!("{c}\n")).collect();
+        std::fs::write(ws.path().join("shallow"), list)?;
+    }
+    Ok(())
 }
 
 /// Where a job's sources come from: the repository's clone URL, which becomes the workspace's
@@ -354,10 +365,16 @@ fn link_objects(from: &Path, to: &Path) -> Result<(), GitError> {
 /// Initialises and checks out every submodule of `repo` at the commit its superproject records,
 /// fetching each from its URL (a relative URL is resolved against `base_url`, as git does), then
 /// does the same inside it, like `git submodule update --init --recursive`.
+///
+/// With a `depth`, each submodule is shallow like `git submodule update --depth N`: the N
+/// generations of commits from the recorded one, fetched with that depth from a remote (the
+/// commit asked for by id, else the remote's HEAD), or cut from a local repository directly
+/// (libgit2's local transport cannot fetch shallow).
 fn update_submodules(
     repo: &Repository,
     base_url: &str,
     token: Option<&str>,
+    depth: Option<u32>,
     level: usize,
 ) -> Result<(), GitError> {
     const MAX_NESTING: usize = 8;
@@ -384,12 +401,64 @@ fn update_submodules(
         repo.config()?
             .set_str(&format!("submodule.{name}.url"), &url)?;
         let token = same_host(&url, base_url).then_some(token).flatten();
-        let mut opts = git2::SubmoduleUpdateOptions::new();
-        opts.fetch(fetch_options(token));
-        sm.update(true, Some(&mut opts))
-            .map_err(|e| GitError::Submodule(name.clone(), format!("{url}: {}", e.message())))?;
-        update_submodules(&sm.open()?, &url, token, level + 1)?;
+        let failed = |e: GitError| GitError::Submodule(name.clone(), format!("{url}: {e}"));
+        match depth {
+            Some(depth) => shallow_submodule(&mut sm, &url, token, depth).map_err(failed)?,
+            None => {
+                let mut opts = git2::SubmoduleUpdateOptions::new();
+                opts.fetch(fetch_options(token));
+                sm.update(true, Some(&mut opts)).map_err(|e| {
+                    GitError::Submodule(name.clone(), format!("{url}: {}", e.message()))
+                })?;
+            }
+        }
+        update_submodules(&sm.open()?, &url, token, depth, level + 1)?;
     }
+    Ok(())
+}
+
+/// Checks submodule `sm` out from `url` with `depth` generations of history from the commit its
+/// superproject records; see [`update_submodules`].
+fn shallow_submodule(
+    sm: &mut git2::Submodule<'_>,
+    url: &str,
+    token: Option<&str>,
+    depth: u32,
+) -> Result<(), GitError> {
+    let Some(oid) = sm.index_id() else {
+        return Ok(());
+    };
+    sm.init(false)?;
+    let sub = sm.repo_init(true)?;
+    // libgit2 gives the new repository an `origin`; it must name the resolved URL.
+    if sub.find_remote("origin").is_ok() {
+        sub.remote_set_url("origin", url)?;
+    } else {
+        sub.remote("origin", url)?;
+    }
+    if is_local(url) {
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        write_shallow(&Repository::open(path)?, oid, depth, &sub)?;
+    } else {
+        let mut remote = sub.find_remote("origin")?;
+        let depth = i32::try_from(depth).unwrap_or(i32::MAX);
+        let mut by_id = fetch_options(token);
+        by_id.depth(depth);
+        // Servers that refuse a commit asked for by id get asked for their HEAD instead.
+        if remote
+            .fetch(&[oid.to_string()], Some(&mut by_id), None)
+            .is_err()
+            || sub.find_commit(oid).is_err()
+        {
+            let mut head = fetch_options(token);
+            head.depth(depth);
+            remote.fetch(&["+HEAD:refs/remotes/origin/HEAD"], Some(&mut head), None)?;
+        }
+    }
+    sub.find_commit(oid)
+        .map_err(|_| git2::Error::from_str(&format!("commit {oid} is not within depth {depth}")))?;
+    sub.set_head_detached(oid)?;
+    sub.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
     Ok(())
 }
 

@@ -197,6 +197,88 @@ fn submodules_false_leaves_them_out() {
     assert!(git(&ws, &["submodule", "status"]).starts_with('-'));
 }
 
+/// An origin whose `lib` submodule (`../lib.git`) has five commits, the superproject recording
+/// the fifth, and a sixth pushed afterwards (so the recorded commit is not the submodule's tip).
+fn origin_with_a_long_submodule(root: &Path) -> Origin {
+    let (_, lib_work) = small_repo(root, "lib", "lib.txt", "1\n");
+    for n in 2..=5 {
+        std::fs::write(lib_work.join("lib.txt"), format!("{n}\n")).unwrap();
+        git(&lib_work, &["commit", "-q", "-am", &format!("lib {n}")]);
+    }
+    git(&lib_work, &["push", "-q", "origin", "master"]);
+    let origin = Origin::new(root, "script: true\n");
+    add_submodule(&origin.work, "../lib.git", "lib");
+    std::fs::write(lib_work.join("lib.txt"), "6\n").unwrap();
+    git(&lib_work, &["commit", "-q", "-am", "lib 6"]);
+    git(&lib_work, &["push", "-q", "origin", "master"]);
+    origin
+}
+
+#[test]
+fn submodules_depth_makes_each_submodule_shallow_at_the_recorded_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_a_long_submodule(tmp.path());
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    let spec = push_spec(&origin, &head);
+
+    let ws = workspace(tmp.path(), &origin, &spec, &Git::default(), None);
+    let lib = ws.join("lib");
+    assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(
+        commits(&lib),
+        5,
+        "without submodules_depth the whole history"
+    );
+    assert!(!shallow(&lib));
+
+    for depth in [1, 3] {
+        let git_settings = Git {
+            submodules_depth: Some(depth),
+            ..Git::default()
+        };
+        let ws = workspace(tmp.path(), &origin, &spec, &git_settings, None);
+        let lib = ws.join("lib");
+        assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
+        assert_eq!(std::fs::read_to_string(lib.join("lib.txt")).unwrap(), "5\n");
+        assert_eq!(commits(&lib), depth as usize);
+        assert!(shallow(&lib));
+        // A clean, initialised submodule whose origin is its URL, as `git submodule update` leaves it.
+        let status = git(&ws, &["submodule", "status"]);
+        assert!(
+            status.starts_with(&recorded) && !status.contains(['-', '+']),
+            "{status}"
+        );
+        assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+        assert_eq!(
+            git(&lib, &["remote", "get-url", "origin"]),
+            format!("file://{}", tmp.path().join("lib.git").display())
+        );
+        // The superproject keeps its own depth.
+        assert_eq!(commits(&ws), 2);
+    }
+}
+
+#[test]
+fn clone_false_leaves_an_empty_workspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_submodules(tmp.path(), "script: true\n");
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let git_settings = Git {
+        clone: false,
+        ..Git::default()
+    };
+    let ws = workspace(
+        tmp.path(),
+        &origin,
+        &push_spec(&origin, &head),
+        &git_settings,
+        None,
+    );
+    assert!(ws.is_dir());
+    assert_eq!(std::fs::read_dir(&ws).unwrap().count(), 0);
+}
+
 #[test]
 fn a_local_submodule_url_is_refused_for_a_remote_repository() {
     let tmp = tempfile::tempdir().unwrap();
