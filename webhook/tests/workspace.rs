@@ -446,3 +446,258 @@ fn the_server_checks_each_job_out_with_its_git_settings() {
         ]
     );
 }
+
+/// A `git daemon` serving every repository under a directory on loopback, so submodules are
+/// fetched through the pack protocol as from a Git host; killed on drop.
+struct Daemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Daemon {
+    /// Starts one serving `base`; `None` (with a one-line skip) when it cannot start outside CI,
+    /// a failure under `CI=true`.
+    fn start(base: &Path) -> Option<Daemon> {
+        match Daemon::try_start(base) {
+            Ok(d) => Some(d),
+            Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("git daemon cannot start (CI=true): {why}")
+            }
+            Err(why) => {
+                eprintln!("skipped: git daemon cannot start: {why}");
+                None
+            }
+        }
+    }
+
+    fn try_start(base: &Path) -> Result<Daemon, String> {
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free loopback port: {e}"))?
+            .port();
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .map_err(|e| format!("git: {e}"))?;
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        // `git daemon` would run git-daemon as its child, which killing `git` leaves behind.
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .arg("--export-all")
+            .arg("--reuseaddr")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{exec_path}/git-daemon: {e}"))?;
+        let mut d = Daemon { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answered = Command::new("git")
+                .args(["ls-remote", &format!("git://127.0.0.1:{port}/probe.git")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stderr).contains("remote error"))
+                .unwrap_or(false);
+            if answered {
+                return Ok(d);
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                return Err(format!("git-daemon exited: {status}"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("nothing answered on 127.0.0.1:{port} within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The URL of the repository `<name>.git` under the served directory.
+    fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}.git", self.port)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Served by `daemon`: `lib.git` with commits "1" to "5" then `ahead` more, and `origin.git`
+/// whose `lib` submodule (`.gitmodules` naming `lib.git` on the daemon by its full URL) records
+/// "5". `sha1_in_want` lets the server hand out a commit asked for by id.
+fn served_origin_with_a_submodule(
+    root: &Path,
+    daemon: &Daemon,
+    ahead: usize,
+    sha1_in_want: bool,
+) -> Origin {
+    let (lib_bare, lib_work) = small_repo(root, "lib", "lib.txt", "1\n");
+    let allow = if sha1_in_want { "true" } else { "false" };
+    git(
+        &lib_bare,
+        &["config", "uploadpack.allowReachableSHA1InWant", allow],
+    );
+    for n in 2..=5 {
+        std::fs::write(lib_work.join("lib.txt"), format!("{n}\n")).unwrap();
+        git(&lib_work, &["commit", "-q", "-am", &format!("lib {n}")]);
+    }
+    git(&lib_work, &["push", "-q", "origin", "master"]);
+    let origin = Origin::new(root, "script: true\n");
+    git(
+        &origin.work,
+        &["submodule", "add", "-q", &daemon.url("lib"), "lib"],
+    );
+    git(&origin.work, &["commit", "-q", "-m", "add submodule lib"]);
+    git(&origin.work, &["push", "-q", "origin", "HEAD"]);
+    for n in 6..6 + ahead {
+        std::fs::write(lib_work.join("lib.txt"), format!("{n}\n")).unwrap();
+        git(&lib_work, &["commit", "-q", "-am", &format!("lib {n}")]);
+    }
+    git(&lib_work, &["push", "-q", "origin", "master"]);
+    origin
+}
+
+/// Prepares and checks out `origin`'s master fetched from `daemon` (so it is a remote
+/// repository and its remote submodule URLs are allowed) with `submodules_depth`.
+fn served_workspace(
+    root: &Path,
+    daemon: &Daemon,
+    origin: &Origin,
+    submodules_depth: u32,
+) -> Result<PathBuf, String> {
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let url = daemon.url("origin");
+    let spec = NewBuild {
+        clone_url: url.clone(),
+        ..push_spec(origin, &head)
+    };
+    let mirrors = Mirrors::new(root.join("mirrors"));
+    let sources = mirrors.prepare(1, &spec, &url, None).unwrap();
+    let ws = root.join(format!("ws-served-{submodules_depth}"));
+    let git_settings = Git {
+        submodules_depth: Some(submodules_depth),
+        ..Git::default()
+    };
+    mirrors
+        .checkout(
+            REPO,
+            &sources.commit,
+            &ws,
+            &git_settings,
+            Remote {
+                url: &url,
+                token: None,
+            },
+        )
+        .map(|()| ws)
+        .map_err(|e| e.to_string())
+}
+
+/// Whether the repository at `dir` holds object `id`.
+fn has_object(dir: &Path, id: &str) -> bool {
+    std::process::Command::new("git")
+        .args(["cat-file", "-e", id])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn submodules_depth_fetches_the_recorded_commit_by_id_from_a_remote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(daemon) = Daemon::start(tmp.path()) else {
+        return;
+    };
+    let origin = served_origin_with_a_submodule(tmp.path(), &daemon, 1, true);
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    let tip = git(&tmp.path().join("lib-work"), &["rev-parse", "HEAD"]);
+    assert_ne!(recorded, tip);
+
+    let ws = served_workspace(tmp.path(), &daemon, &origin, 1).unwrap();
+    let lib = ws.join("lib");
+    assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(std::fs::read_to_string(lib.join("lib.txt")).unwrap(), "5\n");
+    assert_eq!(commits(&lib), 1);
+    assert!(shallow(&lib));
+    // Asked for by id, not by HEAD: the server's tip was never fetched.
+    assert!(!has_object(&lib, &tip), "the submodule's tip was fetched");
+    assert_eq!(
+        git(&lib, &["remote", "get-url", "origin"]),
+        daemon.url("lib")
+    );
+    let status = git(&ws, &["submodule", "status"]);
+    assert!(
+        status.starts_with(&recorded) && !status.contains(['-', '+']),
+        "not clean at the recorded commit: {status}"
+    );
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    git(&lib, &["fsck", "--no-progress", "--no-dangling"]);
+    drop(daemon);
+}
+
+#[test]
+fn submodules_depth_falls_back_to_the_remote_head_when_fetch_by_id_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(daemon) = Daemon::start(tmp.path()) else {
+        return;
+    };
+    // The recorded commit is one behind the server's HEAD.
+    let origin = served_origin_with_a_submodule(tmp.path(), &daemon, 1, false);
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    let tip = git(&tmp.path().join("lib-work"), &["rev-parse", "HEAD"]);
+
+    // Depth 3 from HEAD holds the recorded commit and its parent.
+    let ws = served_workspace(tmp.path(), &daemon, &origin, 3).unwrap();
+    let lib = ws.join("lib");
+    assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(std::fs::read_to_string(lib.join("lib.txt")).unwrap(), "5\n");
+    assert!(has_object(&lib, &tip), "HEAD was not what was fetched");
+    assert_eq!(commits(&lib), 2);
+    assert!(shallow(&lib));
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    git(&lib, &["fsck", "--no-progress", "--no-dangling"]);
+
+    // Depth 1 from HEAD does not reach it.
+    let err = served_workspace(tmp.path(), &daemon, &origin, 1).unwrap_err();
+    assert!(
+        err.starts_with("submodule lib:")
+            && err.contains(&format!("{recorded} is not within depth 1")),
+        "{err}"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn submodules_depth_errors_naming_the_submodule_when_the_recorded_commit_is_beyond_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(daemon) = Daemon::start(tmp.path()) else {
+        return;
+    };
+    // The recorded commit is three behind the server's HEAD, which refuses fetches by id.
+    let origin = served_origin_with_a_submodule(tmp.path(), &daemon, 3, false);
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    let err = served_workspace(tmp.path(), &daemon, &origin, 1).unwrap_err();
+    assert!(err.starts_with("submodule lib: "), "{err}");
+    assert!(err.contains(&daemon.url("lib")), "{err}");
+    assert!(
+        err.contains(&format!("commit {recorded} is not within depth 1")),
+        "{err}"
+    );
+    // Within depth 4 of HEAD it is found again.
+    let ws = served_workspace(tmp.path(), &daemon, &origin, 4).unwrap();
+    assert_eq!(git(&ws.join("lib"), &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(commits(&ws.join("lib")), 1);
+    drop(daemon);
+}
