@@ -4,62 +4,16 @@
 //! No secret value appears in any job log or in the server's own log.
 
 mod serve;
+mod support;
 
 use serve::*;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
+use support::{busybox, http, moto_and_engine};
 
-const BUSYBOX: &str = "slipway-test/busybox:latest";
 /// What the `secure:` values hold; each must never be seen in a log.
 const AWS_SECRET: &str = "moto-secret-5b2e9d71c4";
 const SITE_TOKEN: &str = "site-token-0f8a3c6e27";
-
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-/// moto's base URL when it, Docker and the busybox image are there; otherwise skips (fails
-/// under CI=true).
-fn moto_and_engine() -> Option<String> {
-    let engine = Command::new("docker")
-        .args(["image", "inspect", BUSYBOX])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let moto = std::env::var("SLIPWAY_TEST_MOTO")
-        .ok()
-        .map(|u| u.trim_end_matches('/').to_string())
-        .filter(|u| raw_http("GET", u, "/moto-api/").is_some());
-    match (engine, moto) {
-        (true, Some(url)) => Some(url),
-        _ => {
-            assert!(
-                !ci(),
-                "Docker with {BUSYBOX} and moto at $SLIPWAY_TEST_MOTO are needed (CI=true); run scripts/services.sh start"
-            );
-            eprintln!("skipped: Docker with {BUSYBOX} or moto ($SLIPWAY_TEST_MOTO) missing");
-            None
-        }
-    }
-}
-
-/// One plain HTTP/1.1 request to moto; status and body.
-fn raw_http(method: &str, base: &str, path: &str) -> Option<(u16, String)> {
-    let host = base.strip_prefix("http://")?;
-    let mut s = TcpStream::connect(host).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
 
 /// `slipway secrets encrypt NAME=VALUE` for the served repository, in the server's data dir;
 /// returns the ciphertext the pipeline puts under `secure:`.
@@ -90,8 +44,9 @@ fn encrypt(data: &Path, assignment: &str) -> String {
 }
 
 fn pipeline(bucket: &str, secret_key: &str, site_token: &str) -> String {
+    let busybox = busybox();
     format!(
-        r#"image: "{BUSYBOX}"
+        r#"image: "{busybox}"
 language: shell
 env:
   global:
@@ -132,7 +87,7 @@ fn a_push_deploys_with_the_repositorys_secret_and_a_fork_gets_none() {
         .as_nanos();
     let bucket = format!("slipway-serve-{}-{nanos}", std::process::id());
     assert_eq!(
-        raw_http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
+        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
         Some(200)
     );
 
@@ -176,7 +131,7 @@ fn a_push_deploys_with_the_repositorys_secret_and_a_fork_gets_none() {
         "{fork_log}"
     );
     assert!(!fork_log.contains("Deploying with s3"), "{fork_log}");
-    let (_, listing) = raw_http("GET", &moto, &format!("/{bucket}")).unwrap();
+    let (_, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
     assert!(
         !listing.contains("<Key>"),
         "a pull request deployed: {listing}"
@@ -199,7 +154,7 @@ fn a_push_deploys_with_the_repositorys_secret_and_a_fork_gets_none() {
     );
     assert!(push_log.contains("Deploying with s3"), "{push_log}");
     assert!(push_log.contains("Deploy finished"), "{push_log}");
-    let (status, listing) = raw_http("GET", &moto, &format!("/{bucket}")).unwrap();
+    let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
     assert_eq!(status, 200, "{listing}");
     assert!(
         listing.contains("<Key>index.txt</Key>") && listing.contains("<Size>16</Size>"),

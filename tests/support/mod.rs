@@ -2,6 +2,8 @@
 //! them, so the rest would be dead code in it.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
@@ -46,4 +48,47 @@ pub fn engine_ready() -> bool {
         eprintln!("skipped: Docker engine or {} missing", busybox());
     }
     ok
+}
+
+/// The moto base URL, when moto and the engine are there; otherwise skips (fails under CI).
+pub fn moto_and_engine() -> Option<String> {
+    let engine = Command::new("docker")
+        .args(["image", "inspect", &busybox()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let moto = std::env::var("SLIPWAY_TEST_MOTO")
+        .ok()
+        .filter(|u| http("GET", u, "/moto-api/").is_some());
+    match (engine, moto) {
+        (true, Some(url)) => Some(url.trim_end_matches('/').to_string()),
+        _ => {
+            assert!(
+                !ci(),
+                "Docker with {} and moto at $SLIPWAY_TEST_MOTO are needed (CI=true); run scripts/services.sh start",
+                busybox()
+            );
+            eprintln!(
+                "skipped: Docker with {} or moto ($SLIPWAY_TEST_MOTO) missing",
+                busybox()
+            );
+            None
+        }
+    }
+}
+
+/// One plain HTTP/1.1 request to a loopback server; the status code and body.
+pub fn http(method: &str, base: &str, path: &str) -> Option<(u16, String)> {
+    let host = base.strip_prefix("http://")?.trim_end_matches('/');
+    let mut s = TcpStream::connect(host).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
 }
