@@ -146,6 +146,19 @@ impl DeployContext {
         }
     }
 
+    /// A context for the event a plan was made for: its repository, commit, branch and commit
+    /// message, with the working tree at `workdir`. Real deploys and dry runs both start here.
+    pub fn for_event(ctx: &slipway_pipelines::plan::Context, workdir: impl Into<PathBuf>) -> Self {
+        let mut out = DeployContext::new(
+            &ctx.repo,
+            ctx.commit.as_deref().unwrap_or_default(),
+            workdir,
+        );
+        out.branch = ctx.branch.clone();
+        out.commit_message = ctx.commit_message.clone();
+        out
+    }
+
     /// Sets a plain environment variable (builder style, for callers and tests).
     pub fn with_env(mut self, name: &str, value: &str) -> Self {
         self.env

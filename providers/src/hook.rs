@@ -65,14 +65,7 @@ impl ProviderHook {
 
     /// The deploy context for `request`, with the working tree at `workdir`.
     pub fn context(&self, request: &DeployRequest<'_>, workdir: &std::path::Path) -> DeployContext {
-        let ctx = request.context;
-        let mut out = DeployContext::new(
-            &ctx.repo,
-            ctx.commit.as_deref().unwrap_or_default(),
-            workdir,
-        );
-        out.branch = ctx.branch.clone();
-        out.commit_message = ctx.commit_message.clone();
+        let mut out = DeployContext::for_event(request.context, workdir);
         out.endpoints = self.endpoints.clone();
         out.poll_interval = self.poll_interval;
         out.pushed_images = request.pushed_images.clone();
@@ -94,7 +87,7 @@ impl ProviderHook {
         out.secrets = request.secrets.clone().map(|source| {
             Arc::new(RepoSecrets {
                 source,
-                repo: ctx.repo.clone(),
+                repo: request.context.repo.clone(),
             }) as Arc<dyn SecretResolver>
         });
         out

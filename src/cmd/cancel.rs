@@ -3,7 +3,7 @@
 use clap::Args as ClapArgs;
 use slipway_webhook::client::Client;
 
-/// Arguments of `slipway cancel`.
+/// Arguments of `slipway cancel` and `slipway restart`.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// The build id.

@@ -142,14 +142,7 @@ fn context_of(args: &Args) -> Context {
 /// working tree at `workdir`, the job's plain variables (secure ones stay unknown) and the
 /// endpoint overrides of this process. Nothing is decrypted.
 pub fn deploy_context(plan: &Plan, job: &Job, workdir: &Path) -> DeployContext {
-    let ctx = &plan.context;
-    let mut out = DeployContext::new(
-        &ctx.repo,
-        ctx.commit.as_deref().unwrap_or_default(),
-        workdir,
-    );
-    out.branch = ctx.branch.clone();
-    out.commit_message = ctx.commit_message.clone();
+    let mut out = DeployContext::for_event(&plan.context, workdir);
     out.endpoints = endpoints_from(|name| std::env::var(name).ok());
     for var in &job.env {
         if let EnvValue::Plain(v) = &var.value {
