@@ -170,7 +170,8 @@ impl Mirrors {
     /// the N generations of commits from `commit` and their trees, written as one new pack, and
     /// `.git/shallow` names where history stops. Without a depth (`depth: false`, or 0) the
     /// mirror's object files are hard-linked (copied across file systems), which costs the same
-    /// whatever the history but puts all of it in the workspace.
+    /// whatever the history but puts all of it in the workspace. Holds the mirror's objects lock
+    /// shared, so upkeep never deletes a pack it is reading.
     pub fn checkout(
         &self,
         repo: &str,
@@ -179,6 +180,9 @@ impl Mirrors {
         git: &Git,
         remote: Remote<'_>,
     ) -> Result<(), GitError> {
+        // Upkeep deletes packs: it waits until no checkout of this mirror is reading.
+        let objects = self.objects_lock(repo);
+        let _reading = objects.read().expect("mirror objects lock");
         if dest.exists() {
             std::fs::remove_dir_all(dest)?;
         }
@@ -662,7 +666,7 @@ impl Mirrors {
 
     /// The lock a checkout holds shared (`read()`) while it reads `repo`'s mirror, so upkeep,
     /// which holds it exclusively, never deletes a pack a checkout is linking or reading.
-    pub fn objects_lock(&self, repo: &str) -> Arc<RwLock<()>> {
+    fn objects_lock(&self, repo: &str) -> Arc<RwLock<()>> {
         self.objects
             .lock()
             .expect("mirror objects lock table")

@@ -413,9 +413,6 @@ impl Engine {
                 url: &clone_url,
                 token: token.as_deref(),
             };
-            // Upkeep deletes packs: it waits until no checkout of this mirror is reading.
-            let objects = mirrors.objects_lock(&repo);
-            let _reading = objects.read().expect("mirror objects lock");
             mirrors.checkout(&repo, &commit, &ws, &git, remote)
         })
         .await;
