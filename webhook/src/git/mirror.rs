@@ -1,0 +1,146 @@
+//! The mirrors: one bare repository per served repository, and preparing a build's sources in
+//! it (fetch, merge, pipeline file).
+
+use super::fetch::fetch;
+use super::merge::{merge, resolve};
+use super::upkeep::Upkeep;
+use super::{GitError, PIPELINE_FILES, Sources};
+use crate::event::NewBuild;
+use git2::Repository;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Mirrors under one directory, one lock per repository so fetches into one mirror never overlap.
+#[derive(Debug)]
+pub struct Mirrors {
+    pub(super) root: PathBuf,
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Per repository: checkouts read the mirror's object files without the fetch lock, so
+    /// they hold this shared while upkeep, which deletes packs, holds it exclusively.
+    objects: Mutex<HashMap<String, Arc<RwLock<()>>>>,
+    pub(super) upkeep: Upkeep,
+    /// Set once the missing git CLI has been logged, so it is logged once per process.
+    pub(super) git_missing_logged: AtomicBool,
+}
+
+impl Mirrors {
+    /// Mirrors live in `root/<owner>/<name>.git`.
+    pub fn new(root: PathBuf) -> Mirrors {
+        Mirrors::with_upkeep(root, Upkeep::default())
+    }
+
+    /// The mirror's directory.
+    pub fn path(&self, repo: &str) -> PathBuf {
+        let safe: String = repo
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_./".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>()
+            .replace("..", "_");
+        self.root.join(format!("{safe}.git"))
+    }
+
+    pub(super) fn lock(&self, repo: &str) -> Arc<Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("mirror lock table")
+            .entry(repo.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Fetches what `spec` needs into the mirror, merges a PR's head into its base, keeps the
+    /// result under `refs/slipway/builds/<id>` and reads the pipeline file from it.
+    pub fn prepare(
+        &self,
+        build_id: i64,
+        spec: &NewBuild,
+        clone_url: &str,
+        token: Option<&str>,
+    ) -> Result<Sources, GitError> {
+        let lock = self.lock(&spec.repo);
+        let _guard = lock.lock().expect("mirror lock");
+        let path = self.path(&spec.repo);
+        let repo = match Repository::open_bare(&path) {
+            Ok(r) => r,
+            Err(_) => {
+                std::fs::create_dir_all(&path)?;
+                Repository::init_bare(&path)?
+            }
+        };
+        let mut log = String::new();
+        let mut refs = vec![spec.head_ref.clone()];
+        refs.extend(spec.base_ref.clone());
+        let started = std::time::Instant::now();
+        fetch(&repo, clone_url, &refs, token)?;
+        let _ = writeln!(
+            log,
+            "fetched {} in {} ms",
+            refs.join(" "),
+            started.elapsed().as_millis()
+        );
+
+        let head = resolve(&repo, &spec.head_ref, &spec.head_sha, &mut log)?;
+        let commit = match &spec.base_ref {
+            None => head,
+            Some(base_ref) => {
+                let base = repo
+                    .refname_to_id(base_ref)
+                    .map_err(|_| GitError::MissingRef(base_ref.clone()))?;
+                let merged = merge(&repo, base, head)?;
+                let _ = writeln!(log, "merged {head} into {base_ref} ({base}): {merged}");
+                merged
+            }
+        };
+        repo.reference(
+            &format!("refs/slipway/builds/{build_id}"),
+            commit,
+            true,
+            "slipway build",
+        )?;
+        let tree = repo.find_commit(commit)?.tree()?;
+        let mut pipeline = None;
+        for name in PIPELINE_FILES {
+            if let Some(entry) = tree.get_name(name) {
+                let blob = repo.find_blob(entry.id())?;
+                pipeline = Some((name.to_string(), blob.content().to_vec()));
+                break;
+            }
+        }
+        Ok(Sources {
+            commit: commit.to_string(),
+            pipeline,
+            log,
+        })
+    }
+
+    /// Mirrors in `root` (see [`Mirrors::new`]), compacted as `upkeep` says.
+    pub fn with_upkeep(root: PathBuf, upkeep: Upkeep) -> Mirrors {
+        Mirrors {
+            root,
+            locks: Mutex::new(HashMap::new()),
+            objects: Mutex::new(HashMap::new()),
+            upkeep,
+            git_missing_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// The lock a checkout holds shared (`read()`) while it reads `repo`'s mirror, so upkeep,
+    /// which holds it exclusively, never deletes a pack a checkout is linking or reading.
+    pub(super) fn objects_lock(&self, repo: &str) -> Arc<RwLock<()>> {
+        self.objects
+            .lock()
+            .expect("mirror objects lock table")
+            .entry(repo.to_string())
+            .or_default()
+            .clone()
+    }
+}
