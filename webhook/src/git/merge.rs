@@ -6,7 +6,12 @@ use std::fmt::Write as _;
 
 /// The commit the event named when the mirror has it, else the ref's tip (the event is older
 /// than the ref, e.g. a redelivery after another push).
-pub(super) fn resolve(repo: &Repository, git_ref: &str, sha: &str, log: &mut String) -> Result<Oid, GitError> {
+pub(super) fn resolve(
+    repo: &Repository,
+    git_ref: &str,
+    sha: &str,
+    log: &mut String,
+) -> Result<Oid, GitError> {
     if let Ok(oid) = Oid::from_str(sha)
         && repo.find_commit(oid).is_ok()
     {

@@ -63,7 +63,12 @@ impl Mirrors {
 
 /// Writes `depth` generations of history from `tip` into `ws` and records the cut in
 /// `.git/shallow`, as `git fetch --depth` leaves a repository.
-pub(super) fn write_shallow(from: &Repository, tip: Oid, depth: u32, ws: &Repository) -> Result<(), GitError> {
+pub(super) fn write_shallow(
+    from: &Repository,
+    tip: Oid,
+    depth: u32,
+    ws: &Repository,
+) -> Result<(), GitError> {
     let shallow = write_shallow_pack(from, tip, depth, ws)?;
     if !shallow.is_empty() {
         let list: String = shallow.iter().map(|c| format!("{c}\n")).collect();
