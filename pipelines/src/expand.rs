@@ -268,6 +268,90 @@ fn product(config: &Config, keys: &[&'static str]) -> Vec<Attrs> {
     rows
 }
 
+/// How big a build's matrix is, counted from its axes without building a single job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixSize {
+    /// Jobs the expansion makes before `jobs.exclude`, duplicates and `if:` remove any: the
+    /// product of the axes (or the includes in its place when it is one job) plus the includes.
+    /// Saturates instead of overflowing.
+    pub jobs: u64,
+    /// Each expanding root key with more than one value and how many it has, in expansion order.
+    pub axes: Vec<(&'static str, u64)>,
+    /// `jobs.include` entries.
+    pub includes: u64,
+}
+
+impl MatrixSize {
+    /// The axis with the most values (the first of equals), the one to shrink first.
+    pub fn largest_axis(&self) -> Option<(&'static str, u64)> {
+        self.axes
+            .iter()
+            .copied()
+            .fold(None, |best, axis| match best {
+                Some((_, n)) if n >= axis.1 => best,
+                _ => Some(axis),
+            })
+    }
+
+    /// `env 100 × rvm 100 = 10000`, for messages.
+    pub fn describe(&self) -> String {
+        let product = self
+            .axes
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(" × ");
+        match (product.is_empty(), self.includes) {
+            (true, 0) => "one job".to_owned(),
+            (true, n) => format!("jobs.include {n}"),
+            (false, 0) => product,
+            (false, n) => format!("{product} + jobs.include {n}"),
+        }
+    }
+}
+
+/// Counts the jobs `config` expands to, as [`expand`] steps 1–3 would make them, in time
+/// proportional to the file rather than to the jobs: a 100 × 100 matrix is refused before ten
+/// thousand jobs are built.
+pub fn matrix_size(config: &Config) -> MatrixSize {
+    let axes: Vec<(&'static str, u64)> = axes(config)
+        .into_iter()
+        .map(|key| {
+            let n = if key == "env" {
+                config.env_jobs.as_ref().map_or(1, Vec::len)
+            } else {
+                wrap_len(&config.root[key])
+            };
+            (key, n as u64)
+        })
+        .collect();
+    let product = if axes.is_empty() {
+        0
+    } else {
+        axes.iter().fold(1u64, |acc, (_, n)| acc.saturating_mul(*n))
+    };
+    // Only axes with several values multiply anything (an `os: linux` is one job's setting).
+    let axes: Vec<(&'static str, u64)> = axes.into_iter().filter(|(_, n)| *n > 1).collect();
+    let includes = config.include.len() as u64;
+    let jobs = match (product, includes) {
+        (1, i) if i > 0 => i,
+        (0, 0) => 1,
+        (p, i) => p.saturating_add(i),
+    };
+    MatrixSize {
+        jobs,
+        axes,
+        includes,
+    }
+}
+
+fn wrap_len(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => a.len(),
+        _ => 1,
+    }
+}
+
 /// Includes with Travis's stage inheritance: no `stage:` means the previous include's stage.
 fn included(config: &Config) -> Vec<Attrs> {
     let mut prev: Option<Value> = None;

@@ -15,12 +15,13 @@ pub mod schema;
 pub mod spec;
 pub mod yaml;
 
-pub use planner::PlanOptions;
+pub use planner::{DEFAULT_MAX_JOBS, PlanOptions};
 
 /// Plans a pipeline file for one event: every stage, job, phase and deploy, with the reasons.
 ///
-/// Errors only when the file cannot be planned at all (not YAML, empty, not a mapping); every
-/// other oddity is planned the lenient way Travis did and left to `lint` to report.
+/// Errors only when the file cannot be planned at all (not YAML, empty, not a mapping, a matrix
+/// over [`DEFAULT_MAX_JOBS`] jobs); every other oddity is planned the lenient way Travis did and
+/// left to `lint` to report.
 pub fn plan(
     file_name: &str,
     bytes: &[u8],
@@ -37,6 +38,10 @@ pub fn plan_with(
     options: PlanOptions,
 ) -> Result<plan::Plan, Vec<diagnostic::Diagnostic>> {
     let config = load_config(file_name, bytes)?;
+    let size = expand::matrix_size(&config);
+    if let Some(refused) = planner::job_cap(file_name, &size, options.max_jobs, None) {
+        return Err(vec![refused]);
+    }
     Ok(planner::plan_config(file_name, &config, ctx, options))
 }
 

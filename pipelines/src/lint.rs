@@ -36,6 +36,26 @@ pub const TRAVIS_CODES: &[&str] = &[
 /// Never panics, whatever the bytes: input that cannot be loaded (not UTF-8, YAML syntax errors,
 /// alias bombs, nesting too deep, too large) yields one error naming the problem and where it is.
 pub fn lint(file_name: &str, bytes: &[u8]) -> Vec<Diagnostic> {
+    lint_with(file_name, bytes, &LintOptions::default())
+}
+
+/// What lint checks against that the file does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LintOptions {
+    /// The most jobs a build may have (`--max-jobs`, the server's `[limits] max_jobs`).
+    pub max_jobs: u64,
+}
+
+impl Default for LintOptions {
+    fn default() -> Self {
+        LintOptions {
+            max_jobs: crate::planner::DEFAULT_MAX_JOBS,
+        }
+    }
+}
+
+/// [`lint`] with options.
+pub fn lint_with(file_name: &str, bytes: &[u8], options: &LintOptions) -> Vec<Diagnostic> {
     let root = match yaml::load(bytes, Limits::default()) {
         Ok(root) => root,
         Err(err) => return vec![Diagnostic::from_load_error(file_name, &err)],
@@ -75,13 +95,40 @@ pub fn lint(file_name: &str, bytes: &[u8]) -> Vec<Diagnostic> {
             ),
             Some("start the file with keys such as `language: node_js`".into()),
         ),
-        Some(root) => linter.map(&root, spec::ROOT.groups, ""),
+        Some(root) => {
+            linter.map(&root, spec::ROOT.groups, "");
+            linter
+                .diags
+                .extend(job_cap(file_name, &root, options.max_jobs));
+        }
     }
     let mut diags = linter.diags;
     diags.sort_by_key(|d| (d.pos().unwrap_or_default(), std::cmp::Reverse(d.severity)));
     // A YAML alias repeats the anchored node with its original spans: report each problem once.
     diags.dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);
     diags
+}
+
+/// The build-size error, pointing at the line of the matrix's largest axis.
+fn job_cap(file_name: &str, root: &Node, max_jobs: u64) -> Option<Diagnostic> {
+    let config = crate::config::Config::from_node(root).ok()?;
+    let size = crate::expand::matrix_size(&config);
+    if size.jobs <= max_jobs {
+        return None;
+    }
+    fn key_span<'n>(map: &'n Node, names: &[&str]) -> Option<(Span, &'n Node)> {
+        map.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str().is_some_and(|k| names.contains(&k)))
+            .map(|(k, v)| (k.span, v))
+    }
+    let span = match size.largest_axis() {
+        Some(("env", _)) => key_span(root, &["env"])
+            .map(|(span, env)| key_span(env, &["jobs", "matrix"]).map_or(span, |(inner, _)| inner)),
+        Some((axis, _)) => key_span(root, &[axis]).map(|(span, _)| span),
+        None => key_span(root, &["jobs", "matrix"]).map(|(span, _)| span),
+    };
+    crate::planner::job_cap(file_name, &size, max_jobs, span)
 }
 
 /// True when the diagnostics hold at least one error (the CLI's exit status).

@@ -30,14 +30,56 @@ pub struct PlanOptions {
     /// Apply the request-level filters (root `if:`, `branches:`): when they reject the event the
     /// plan has no stages. Off only to inspect what the matrix would be (Travis's job list).
     pub request_filters: bool,
+    /// The most jobs a build may have ([`DEFAULT_MAX_JOBS`] unless configured); a file whose
+    /// matrix expands to more is refused before any job is built.
+    pub max_jobs: u64,
 }
+
+/// Travis refused builds of more than 200 jobs; so does Slipway unless configured otherwise.
+pub const DEFAULT_MAX_JOBS: u64 = 200;
 
 impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
             request_filters: true,
+            max_jobs: DEFAULT_MAX_JOBS,
         }
     }
+}
+
+/// The error for a matrix of more than `max_jobs` jobs, or `None` when it fits. `span` is where
+/// its largest axis is written, when known (lint knows, planning does not).
+pub fn job_cap(
+    file: &str,
+    size: &crate::expand::MatrixSize,
+    max_jobs: u64,
+    span: Option<crate::yaml::Span>,
+) -> Option<crate::diagnostic::Diagnostic> {
+    if size.jobs <= max_jobs {
+        return None;
+    }
+    let hint = match size.largest_axis() {
+        Some((key, n)) => format!(
+            "shrink the largest axis, `{key}` ({n} values), split the build, or raise the limit ([limits] max_jobs, --max-jobs)"
+        ),
+        None => {
+            "use fewer jobs.include entries, or raise the limit ([limits] max_jobs, --max-jobs)"
+                .to_owned()
+        }
+    };
+    Some(crate::diagnostic::Diagnostic {
+        severity: crate::diagnostic::Severity::Error,
+        code: "too_many_jobs".to_owned(),
+        file: file.to_owned(),
+        span,
+        key: size.largest_axis().map(|(k, _)| k.to_owned()),
+        message: format!(
+            "the build matrix expands to {} jobs ({}), over the limit of {max_jobs} jobs per build",
+            size.jobs,
+            size.describe()
+        ),
+        hint: Some(hint),
+    })
 }
 
 /// True when `name` matches a `branches:`/`on.branch` pattern: an exact name or a `/regex/`.

@@ -139,6 +139,7 @@ fn compare(case: &Case) -> Vec<String> {
             &ctx,
             PlanOptions {
                 request_filters: false,
+                ..PlanOptions::default()
             },
         ) {
             Ok(p) => p,

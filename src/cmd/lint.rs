@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::{Args as ClapArgs, ValueEnum};
 use slipway_pipelines::diagnostic::{Diagnostic, Severity};
-use slipway_pipelines::lint::{has_errors, lint};
+use slipway_pipelines::lint::{LintOptions, has_errors, lint_with};
 
 /// Arguments of `slipway lint`.
 #[derive(Debug, ClapArgs)]
@@ -20,6 +20,9 @@ pub struct Args {
     /// Output format: `human` lines, or a JSON array of diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// The most jobs a build may have (Travis's limit, 200, unless the server sets another).
+    #[arg(long = "max-jobs", default_value_t = slipway_pipelines::DEFAULT_MAX_JOBS)]
+    pub max_jobs: u64,
 }
 
 /// Output formats.
@@ -43,7 +46,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or(&path)
         .display()
         .to_string();
-    let diags = lint(&name, &bytes);
+    let options = LintOptions {
+        max_jobs: args.max_jobs,
+    };
+    let diags = lint_with(&name, &bytes, &options);
     let out = match args.format {
         Format::Human => render_human(&name, &diags),
         Format::Json => serde_json::to_string_pretty(&diags)? + "\n",
