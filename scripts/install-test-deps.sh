@@ -20,6 +20,8 @@ DEB_PACKAGES=(
   git jq curl ca-certificates
   libssl-dev pkg-config  # crates with native TLS
   python3-venv     # the venv that holds moto
+  iptables         # the job networks' packet-filter rules (runner/src/netguard.rs) and their tests
+  iproute2         # the link-local test server's network namespace
 )
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }

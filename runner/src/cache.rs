@@ -1,14 +1,17 @@
 //! Build caches: which directories a job keeps, and the volume they are kept in.
 //!
-//! A cache belongs to a repository, a branch and a job key (image, plain `env:` values and the
-//! cached directories), and lives in a Docker volume labelled `dev.slipway.cache=true` that is
-//! never swept. A job on a branch without a cache of its own starts from the default branch's
-//! cache (mounted read-only) and saves into its own. The job script restores before
-//! `before_install` and saves after `script` and `before_cache`; a cache failure is logged and
-//! never changes the job's result.
+//! A cache belongs to a repository, an owner (a branch, or one pull request: see
+//! [`crate::scope`] for who may read and write which) and a job key (image, plain `env:` values
+//! and the cached directories), and lives in a Docker volume labelled `dev.slipway.cache=true`
+//! that is never swept. A build without a cache of its own starts from the first of its scope's
+//! fallbacks that has one, mounted read-only, and saves only into its own. The job script
+//! restores before `before_install` and saves after `script` and `before_cache`; a cache failure
+//! is logged and never changes the job's result.
 
 use sha2::{Digest, Sha256};
 use slipway_pipelines::plan::{EnvValue, Job};
+
+use crate::scope::Owner;
 
 /// Directories each language cache keeps (Travis's `cache: npm` etc.).
 pub const LANGUAGE_DIRS: &[(&str, &[&str])] = &[
@@ -60,12 +63,12 @@ pub fn job_key(job: &Job) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
-/// The cache volume for `repo`, `branch` and a job key.
-pub fn volume_name(repo: &str, branch: &str, key: &str) -> String {
+/// The cache volume for `repo`, an owner and a job key.
+pub fn volume_name(repo: &str, owner: &Owner, key: &str) -> String {
     let mut h = Sha256::new();
     h.update(repo.as_bytes());
     h.update([0]);
-    h.update(branch.as_bytes());
+    h.update(owner.key().as_bytes());
     h.update([0]);
     h.update(key.as_bytes());
     format!("slipway-cache-{}", hex::encode(&h.finalize()[..10]))

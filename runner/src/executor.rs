@@ -70,15 +70,20 @@ pub struct ResourceLimits {
     pub nano_cpus: i64,
     /// Maximum number of processes.
     pub pids: i64,
+    /// Most bytes the job may write into its container's own filesystem (outside the volumes):
+    /// enforced by the engine where its storage driver can (`StorageOpt size`), else by the
+    /// runner's watchdog ([`Executor::disk_usage`]).
+    pub disk_bytes: u64,
 }
 
 impl Default for ResourceLimits {
-    /// 4 GiB of memory, 2 CPUs and 4096 processes: a Travis VM's size for one job.
+    /// 4 GiB of memory, 2 CPUs, 4096 processes and 20 GiB of disk: a Travis VM's size for one job.
     fn default() -> Self {
         ResourceLimits {
             memory_bytes: 4 << 30,
             nano_cpus: 2_000_000_000,
             pids: 4096,
+            disk_bytes: 20 << 30,
         }
     }
 }
@@ -140,6 +145,9 @@ pub struct JobSpec {
     pub volumes: Vec<VolumeMount>,
     /// Give the job the engine's socket (`services: docker`, trusted builds only).
     pub docker_socket: bool,
+    /// Run the job on a network of its own even without services (untrusted builds share no
+    /// network with other builds).
+    pub own_network: bool,
     /// Resource limits.
     pub limits: ResourceLimits,
     /// Keep standard input open for deploy hook replies.
@@ -260,6 +268,13 @@ pub trait Executor: Send + Sync {
 
     /// Removes everything of the job but kept caches; idempotent.
     async fn teardown(&self, job_id: &str) -> Result<(), ExecError>;
+
+    /// How many bytes the running job container has written into its own writable layer, for
+    /// the disk limit's watchdog; `None` when the engine enforces the limit itself (or the
+    /// executor has no disk to watch), and the runner then stops asking.
+    async fn disk_usage(&self, _job_id: &str) -> Result<Option<u64>, ExecError> {
+        Ok(None)
+    }
 
     /// Removes what dead runner processes on this host left behind (never cache volumes).
     async fn sweep(&self) -> Result<SweepReport, ExecError>;

@@ -11,6 +11,7 @@
 //! [`Runner::run_job`], each with a `CancellationToken` and a channel of [`BuildEvent`]s.
 
 pub mod cache;
+pub mod disk;
 pub mod docker;
 pub mod env;
 pub mod executor;
@@ -18,7 +19,9 @@ pub mod fake;
 pub mod images;
 pub mod log;
 pub mod markers;
+pub mod netguard;
 pub mod runner;
+pub mod scope;
 pub mod script;
 pub mod services;
 pub mod workspace;
@@ -30,4 +33,5 @@ pub use runner::{
     DeployRequest, JobEvent, JobFiles, JobOutcome, JobResult, PhaseOutcome, PreparedJob, Runner,
     RunnerOptions, SecretSource,
 };
+pub use scope::{CacheScope, Owner, Trust};
 pub use tokio_util::sync::CancellationToken;

@@ -27,6 +27,7 @@ use crate::executor::{
 };
 use crate::log::{LogCap, LogFilter};
 use crate::markers::{MarkerParser, Piece};
+use crate::scope::{CacheScope, Owner, Trust};
 use crate::script::{self, CompiledScript, DeployKind, DeployStep, ScriptEnv, ScriptInputs};
 use crate::services;
 use crate::workspace::Workspace;
@@ -345,6 +346,9 @@ pub struct RunnerOptions {
     pub no_output_timeout: Duration,
     /// Container limits.
     pub limits: ResourceLimits,
+    /// How often the disk limit's watchdog looks at a job's container, where the engine does not
+    /// enforce the limit itself (default 10 s).
+    pub disk_check_interval: Duration,
     /// A job's log is cut at this many bytes (default 4 MiB, like Travis).
     pub log_cap: u64,
     /// Trusted builds may use `services: docker` (the engine socket).
@@ -353,7 +357,8 @@ pub struct RunnerOptions {
     pub service_overrides: HashMap<String, ServiceSpec>,
     /// Whether caches are used.
     pub cache: bool,
-    /// The branch whose cache a new branch starts from.
+    /// The repository's default branch: the last read-only fallback of every build's caches
+    /// (see [`CacheScope`]).
     pub default_branch: String,
     /// Where repositories are checked out inside jobs (`/home/travis/build`).
     pub build_root: String,
@@ -370,6 +375,7 @@ impl Default for RunnerOptions {
             job_timeout: Duration::from_secs(50 * 60),
             no_output_timeout: Duration::from_secs(10 * 60),
             limits: ResourceLimits::default(),
+            disk_check_interval: Duration::from_secs(10),
             log_cap: 4 << 20,
             trusted: false,
             service_overrides: HashMap::new(),
@@ -475,14 +481,15 @@ impl Runner {
     }
 
     /// Builds the executor spec and script of a job, without touching the engine.
-    /// `cache_fallback` names the default branch's cache volume when the job's own is new.
+    /// `cache_restore` is the owner whose cache the job restores (its own, or a read-only
+    /// fallback of its [`CacheScope`]); `None` when none has a cache yet.
     pub fn prepare(
         &self,
         plan: &Plan,
         job: &Job,
         build: &BuildInfo,
         workspace: Option<&Workspace>,
-        cache_fallback: Option<String>,
+        cache_restore: Option<Owner>,
     ) -> Result<PreparedJob, PrepareError> {
         let ctx = &plan.context;
         let build_dir = build_dir(&self.options.build_root, &ctx.repo);
@@ -627,6 +634,12 @@ impl Runner {
             service_specs.push(spec);
         }
 
+        if Trust::of(ctx) == Trust::Untrusted {
+            notices.push(
+                "This build is not trusted (a pull request from a fork): its containers run on a network of their own, shared with no other build".into(),
+            );
+        }
+
         // Cache.
         let cache_dirs = if self.options.cache {
             cache::directories(job)
@@ -636,20 +649,32 @@ impl Runner {
         let mut volumes = Vec::new();
         if !cache_dirs.is_empty() {
             let key = cache::job_key(job);
-            let branch = &ctx.branch;
+            let scope = CacheScope::for_build(ctx, &self.options.default_branch);
+            let cache_restore_is_own = cache_restore.as_ref() == Some(&scope.own);
+            let mut labels = vec![("dev.slipway.cache.repo".into(), ctx.repo.clone())];
+            labels.extend(scope.own.labels());
+            labels.push(("dev.slipway.cache.key".into(), key.clone()));
             volumes.push(VolumeMount {
-                volume: cache::volume_name(&ctx.repo, branch, &key),
+                volume: cache::volume_name(&ctx.repo, &scope.own, &key),
                 target: script::CACHE_MOUNT.into(),
                 read_only: false,
-                labels: vec![
-                    ("dev.slipway.cache.repo".into(), ctx.repo.clone()),
-                    ("dev.slipway.cache.branch".into(), branch.clone()),
-                    ("dev.slipway.cache.key".into(), key),
-                ],
+                labels,
             });
-            if let Some(fallback) = cache_fallback {
+            // Only a fallback of the build's own scope is ever mounted, and only read-only.
+            let own = &scope.own;
+            let fallback = cache_restore.filter(|o| scope.fallbacks.contains(o));
+            notices.push(match (&fallback, cache_restore_is_own) {
+                (Some(from), _) => format!(
+                    "Cache: restoring the cache of {from} (read-only for this build); saving into the cache of {own}"
+                ),
+                (None, true) => format!("Cache: restoring and saving the cache of {own}"),
+                (None, false) => format!(
+                    "Cache: nothing is cached yet for {own} nor what it may start from; saving into the cache of {own}"
+                ),
+            });
+            if let Some(from) = fallback {
                 volumes.push(VolumeMount {
-                    volume: fallback,
+                    volume: cache::volume_name(&ctx.repo, &from, &key),
                     target: script::CACHE_FALLBACK_MOUNT.into(),
                     read_only: true,
                     labels: Vec::new(),
@@ -786,6 +811,7 @@ impl Runner {
             services: service_specs,
             volumes,
             docker_socket,
+            own_network: Trust::of(ctx) == Trust::Untrusted,
             limits: self.options.limits,
             open_stdin: compiled.needs_stdin,
         };
@@ -936,21 +962,8 @@ impl Runner {
         ))
         .await;
 
-        // The default branch's cache seeds a branch that has none of its own.
-        let mut fallback = None;
-        if self.options.cache && !cache::directories(job).is_empty() {
-            let key = cache::job_key(job);
-            let own = cache::volume_name(&plan.context.repo, &plan.context.branch, &key);
-            let def = cache::volume_name(&plan.context.repo, &self.options.default_branch, &key);
-            if own != def
-                && !self.executor.volume_exists(&own).await.unwrap_or(true)
-                && self.executor.volume_exists(&def).await.unwrap_or(false)
-            {
-                fallback = Some(def);
-            }
-        }
-
-        let prepared = match self.prepare(plan, job, build, workspace, fallback) {
+        let restore = self.cache_to_restore(plan, job).await;
+        let prepared = match self.prepare(plan, job, build, workspace, restore) {
             Ok(p) => p,
             Err(e) => {
                 run.error(&e.0).await;
@@ -982,6 +995,23 @@ impl Runner {
         }
         let (result, reason, exit) = outcome;
         run.finish(result, reason, started, exit).await
+    }
+
+    /// The first owner in the job's [`CacheScope`] lookup order whose cache exists: its own, else
+    /// its fallbacks in order.
+    async fn cache_to_restore(&self, plan: &Plan, job: &Job) -> Option<Owner> {
+        if !self.options.cache || cache::directories(job).is_empty() {
+            return None;
+        }
+        let key = cache::job_key(job);
+        let scope = CacheScope::for_build(&plan.context, &self.options.default_branch);
+        for owner in std::iter::once(scope.own).chain(scope.fallbacks) {
+            let volume = cache::volume_name(&plan.context.repo, &owner, &key);
+            if self.executor.volume_exists(&volume).await.unwrap_or(false) {
+                return Some(owner);
+            }
+        }
+        None
     }
 
     async fn drive(
@@ -1058,6 +1088,13 @@ impl Runner {
         let mut last_output = tokio::time::Instant::now();
         let mut stopped: Option<(JobResult, String)> = None;
         let mut pieces = Vec::new();
+        let disk = crate::disk::watchdog(
+            self.executor.as_ref(),
+            &spec.job_id,
+            spec.limits.disk_bytes,
+            self.options.disk_check_interval,
+        );
+        tokio::pin!(disk);
         loop {
             let silence_deadline = last_output + self.options.no_output_timeout;
             tokio::select! {
@@ -1101,6 +1138,10 @@ impl Runner {
                 }
                 _ = cancel.cancelled() => {
                     stopped = Some((JobResult::Canceled, "The job was canceled.".into()));
+                    break;
+                }
+                why = &mut disk => {
+                    stopped = Some((JobResult::Errored, why));
                     break;
                 }
             }

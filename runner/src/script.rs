@@ -30,7 +30,7 @@ pub const SLIPWAY_DIR: &str = "/slipway";
 pub const SCRIPT_PATH: &str = "/slipway/job.sh";
 /// Mount point of the job's cache volume.
 pub const CACHE_MOUNT: &str = "/slipway/cache";
-/// Mount point of the default branch's cache volume, read-only, when the job's own is new.
+/// Mount point of a fallback cache volume (read-only), when the job has no cache of its own yet.
 pub const CACHE_FALLBACK_MOUNT: &str = "/slipway/cache-fallback";
 /// A copy of the build dir (without `.git`) as the job started, taken before anything runs when a
 /// deploy may clean the build dir: an archive (`/slipway/pristine.tar`) when the image has `tar`,

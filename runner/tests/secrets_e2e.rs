@@ -367,8 +367,11 @@ async fn a_trusted_push_gets_its_secrets_masked_and_leaves_nothing_decrypted_at_
         Vec::<PathBuf>::new()
     );
     let job = &plan.stages[0].jobs[0];
-    let volume =
-        slipway_runner::cache::volume_name(REPO, "master", &slipway_runner::cache::job_key(job));
+    let volume = slipway_runner::cache::volume_name(
+        REPO,
+        &slipway_runner::Owner::Branch("master".into()),
+        &slipway_runner::cache::job_key(job),
+    );
     let docker = exec.client();
     let info = docker.inspect_volume(&volume).await;
     let result = info.as_ref().map(|v| {

@@ -53,7 +53,7 @@ fn docker_requests_for_a_job_with_services_cache_and_the_docker_socket() {
             job,
             &build,
             None,
-            Some("slipway-cache-defaultbranch".into()),
+            Some(slipway_runner::Owner::Branch("master".into())),
         )
         .unwrap();
     let req = job_requests(&prepared.spec, "/var/run/docker.sock", None);

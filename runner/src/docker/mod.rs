@@ -43,6 +43,25 @@ pub struct DockerExecutor {
     /// instead of listing containers, networks and volumes by label (three engine calls saved
     /// on every short job).
     lone: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The storage driver caps a container's writable layer (`StorageOpt size`); when it turns
+    /// out not to, or cannot, the runner's watchdog enforces the disk limit instead.
+    disk_quota: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Whether a storage driver, as `docker info` describes it, can cap a container's writable layer
+/// (overlay2 only on xfs mounted with project quotas, which a failed create reveals).
+fn driver_caps_disk(info: &bollard::models::SystemInfo) -> bool {
+    let backing = info
+        .driver_status
+        .iter()
+        .flatten()
+        .find(|kv| kv.first().map(String::as_str) == Some("Backing Filesystem"))
+        .and_then(|kv| kv.get(1).cloned());
+    match info.driver.as_deref() {
+        Some("overlay2") => backing.as_deref() == Some("xfs"),
+        Some("btrfs" | "zfs" | "devicemapper") => true,
+        _ => false,
+    }
 }
 
 /// The host's Docker CLI, bound into `services: docker` jobs: `SLIPWAY_DOCKER_CLI`, else `docker` on
@@ -104,6 +123,11 @@ impl DockerExecutor {
             .await
             .map_err(|e| no_engine(describe(&e)))?;
         docker.ping().await.map_err(|e| no_engine(describe(&e)))?;
+        let disk_quota = docker
+            .info()
+            .await
+            .map(|info| driver_caps_disk(&info))
+            .unwrap_or(false);
         let socket_path = endpoint
             .strip_prefix("unix://")
             .unwrap_or(DEFAULT_SOCKET)
@@ -115,7 +139,14 @@ impl DockerExecutor {
             docker_cli: find_docker_cli(),
             ready_timeout: Duration::from_secs(60),
             lone: Default::default(),
+            disk_quota: std::sync::Arc::new(disk_quota.into()),
         })
+    }
+
+    /// Whether the engine caps each job container's writable layer itself; otherwise the
+    /// runner's watchdog enforces the disk limit.
+    pub fn disk_quota(&self) -> bool {
+        self.disk_quota.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How long services may take to become ready (default 60 s).
@@ -515,7 +546,26 @@ impl Executor for DockerExecutor {
             }
         }
         let (name, body) = req.job;
-        self.create_and_start(&name, body, false).await?;
+        let mut created = false;
+        if self.disk_quota() {
+            let mut capped = body.clone();
+            if let Some(host) = capped.host_config.as_mut() {
+                let size = spec.limits.disk_bytes.to_string();
+                host.storage_opt = Some(HashMap::from([("size".to_string(), size)]));
+            }
+            match self.create_and_start(&name, capped, false).await {
+                Ok(()) => created = true,
+                // overlay2 on xfs without project quotas: the watchdog takes over, for good.
+                Err(ExecError::Engine { reason, .. }) if reason.contains("storage-opt") => {
+                    self.disk_quota
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !created {
+            self.create_and_start(&name, body, false).await?;
+        }
         // The job's files and the workspace go in as one archive: every upload costs the engine
         // a mount and a helper process (tens of milliseconds), before the job can start.
         let mut head = Vec::new();
@@ -658,6 +708,22 @@ impl Executor for DockerExecutor {
         self.remove_networks(filters.clone(), false).await?;
         self.remove_volumes(filters, false).await?;
         Ok(())
+    }
+
+    async fn disk_usage(&self, job_id: &str) -> Result<Option<u64>, ExecError> {
+        if self.disk_quota() {
+            return Ok(None);
+        }
+        let name = names::job_container(job_id);
+        let opts = bollard::query_parameters::InspectContainerOptionsBuilder::default()
+            .size(true)
+            .build();
+        let info = self
+            .docker
+            .inspect_container(&name, Some(opts))
+            .await
+            .map_err(engine_err(format!("measuring the disk use of {name}")))?;
+        Ok(Some(info.size_rw.unwrap_or(0).max(0) as u64))
     }
 
     async fn sweep(&self) -> Result<SweepReport, ExecError> {

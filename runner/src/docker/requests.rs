@@ -20,7 +20,7 @@ const NETNS_CMD: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $
 pub struct JobRequests {
     /// Volumes to create (caches), first.
     pub volumes: Vec<VolumeCreateRequest>,
-    /// The job's own network, when it has services.
+    /// The job's own network, when it has services or its build is untrusted.
     pub network: Option<NetworkCreateRequest>,
     /// The container holding the shared network namespace, when the job has services.
     pub netns: Option<(String, ContainerCreateBody)>,
@@ -40,12 +40,36 @@ fn labels(spec: &JobSpec, role: &str) -> HashMap<String, String> {
     ])
 }
 
+/// The capabilities a job's containers keep; every other one is dropped. What a CI job does as
+/// root is file work (`apt-get install`, `chown`, writing `/etc` and `/usr`), switching users
+/// (`sudo`, `su`, package scripts, `_apt`), signalling its own processes and binding low ports in
+/// tests. Left out from Docker's defaults: `NET_RAW` (raw sockets: spoofed packets and ARP tricks on
+/// the network), `MKNOD` (device nodes), `SYS_CHROOT`, `SETPCAP`, `SETFCAP`. `docs/runner.md`
+/// lists why each one kept is kept.
+pub const KEPT_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "SETUID",
+    "SETGID",
+    "KILL",
+    "AUDIT_WRITE",
+    "NET_BIND_SERVICE",
+];
+
+/// Limits and hardening every container of a job gets: memory, CPU, processes, the capability
+/// set above, and `no-new-privileges` (no setuid binary or file capability raises a process
+/// above what it started with).
 fn limits(spec: &JobSpec) -> HostConfig {
     HostConfig {
         memory: Some(spec.limits.memory_bytes),
         memory_swap: Some(spec.limits.memory_bytes),
         nano_cpus: Some(spec.limits.nano_cpus),
         pids_limit: Some(spec.limits.pids),
+        cap_drop: Some(vec!["ALL".into()]),
+        cap_add: Some(KEPT_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+        security_opt: Some(vec!["no-new-privileges".into()]),
         ..Default::default()
     }
 }
@@ -77,6 +101,7 @@ pub const DOCKER_CLI_TARGET: &str = "/usr/local/bin/docker";
 /// one was found.
 pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str>) -> JobRequests {
     let has_services = !spec.services.is_empty();
+    let own_network = has_services || spec.own_network;
     let network_name = names::network(&spec.job_id);
     let netns_name = names::netns_container(&spec.job_id);
 
@@ -96,10 +121,15 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
         })
         .collect();
 
-    let network = has_services.then(|| NetworkCreateRequest {
+    // The bridge's name is what the packet-filter rules match (`crate::netguard`).
+    let network = own_network.then(|| NetworkCreateRequest {
         name: network_name.clone(),
         driver: Some("bridge".into()),
         labels: Some(labels(spec, "network")),
+        options: Some(HashMap::from([(
+            "com.docker.network.bridge.name".to_string(),
+            crate::netguard::bridge_name(&spec.job_id),
+        )])),
         ..Default::default()
     });
 
@@ -195,7 +225,11 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
             tty: Some(false),
             labels: Some(labels(spec, "job")),
             host_config: Some(HostConfig {
-                network_mode: has_services.then(|| format!("container:{netns_name}")),
+                network_mode: if has_services {
+                    Some(format!("container:{netns_name}"))
+                } else {
+                    own_network.then(|| network_name.clone())
+                },
                 mounts: (!mounts.is_empty()).then_some(mounts),
                 ..limits(spec)
             }),

@@ -111,6 +111,7 @@ pub fn options() -> RunnerOptions {
             memory_bytes: 512 << 20,
             nano_cpus: 1_000_000_000,
             pids: 512,
+            ..Default::default()
         },
         ..Default::default()
     }
