@@ -76,6 +76,15 @@ pub struct Args {
     /// Do not use or save caches.
     #[arg(long)]
     pub no_cache: bool,
+    /// The repository's default branch: the last cache every build may start from (read-only).
+    #[arg(long = "default-branch", default_value = "master")]
+    pub default_branch: String,
+    /// The most jobs the build may have.
+    #[arg(long = "max-jobs", default_value_t = slipway_pipelines::DEFAULT_MAX_JOBS)]
+    pub max_jobs: u64,
+    /// The most a job may write into its container's filesystem, in GiB (volumes excepted).
+    #[arg(long = "disk-limit", value_name = "GIB", default_value_t = 20)]
+    pub disk_limit: u64,
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -202,6 +211,11 @@ fn options(args: &Args) -> anyhow::Result<RunnerOptions> {
         trusted: !args.fork,
         service_overrides: overrides,
         cache: !args.no_cache,
+        default_branch: args.default_branch.clone(),
+        limits: slipway_runner::ResourceLimits {
+            disk_bytes: args.disk_limit.saturating_mul(1 << 30),
+            ..Default::default()
+        },
         ..Default::default()
     })
 }
@@ -234,7 +248,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let ctx = context_of(&args, &dir);
     let file = path.display().to_string();
-    let mut plan = match slipway_pipelines::plan(&file, &bytes, &ctx) {
+    let planning = slipway_pipelines::PlanOptions {
+        max_jobs: args.max_jobs,
+        ..Default::default()
+    };
+    let mut plan = match slipway_pipelines::plan_with(&file, &bytes, &ctx, planning) {
         Ok(p) => p,
         Err(diags) => {
             for d in &diags {
@@ -455,6 +473,10 @@ async fn run_plan(
     dir: PathBuf,
 ) -> anyhow::Result<BuildOutcome> {
     let executor = DockerExecutor::connect().await?;
+    let guard = tokio::task::spawn_blocking(|| slipway_runner::netguard::install(&[])).await?;
+    for line in &guard.not_enforced {
+        eprintln!("Not enforced: {line}");
+    }
     let parallel = opts.parallel;
     let runner = Runner::new(Arc::new(executor), opts);
     let swept = runner.sweep().await?;

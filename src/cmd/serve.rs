@@ -64,9 +64,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Trust is per build: the runner gives the repository's secrets (keys in the data dir,
         // from `slipway secrets`) to pushes and same-repository pull requests, never to pull
         // requests from forks. Provider deploys run through the same hook as `slipway run`.
+        report_job_limits(&docker, config.limits.disk_gib);
         let options = slipway_runner::RunnerOptions {
             parallel: 1,
             trusted: config.trusted_docker,
+            limits: slipway_runner::ResourceLimits {
+                disk_bytes: config.limits.disk_gib.saturating_mul(1 << 30),
+                ..Default::default()
+            },
             deploy_hook: Some(Arc::new(slipway_providers::ProviderHook::from_env())),
             ..slipway_runner::RunnerOptions::default()
         };
@@ -79,6 +84,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("starting with data dir {}", data_dir.display()))?;
         eprintln!("slipway serve: listening on http://{}", server.addr);
+        // Jobs reach this machine over their bridges; its port on loopback they cannot reach.
+        let ports: Vec<u16> = if server.addr.ip().is_loopback() {
+            Vec::new()
+        } else {
+            vec![server.addr.port()]
+        };
+        let guard =
+            tokio::task::spawn_blocking(move || slipway_runner::netguard::install(&ports)).await?;
+        for line in &guard.enforced {
+            tracing::info!("job networks: {line}");
+        }
+        for line in &guard.not_enforced {
+            eprintln!("slipway serve: not enforced: {line}");
+        }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -88,4 +107,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// Says at start-up how the per-job disk limit is enforced.
+fn report_job_limits(docker: &slipway_runner::docker::DockerExecutor, disk_gib: u64) {
+    if docker.disk_quota() {
+        tracing::info!("job disk limit: {disk_gib} GiB, enforced by the storage driver");
+    } else {
+        tracing::info!(
+            "job disk limit: {disk_gib} GiB, enforced by a watchdog every 10 s (the engine's storage driver cannot cap a container's disk)"
+        );
+    }
 }

@@ -38,6 +38,32 @@ pub struct Config {
     pub repos: Vec<Repo>,
     /// When git mirrors are compacted.
     pub mirrors: MirrorSettings,
+    /// How big a build and its jobs may get.
+    pub limits: Limits,
+}
+
+/// How big a build and its jobs may get: anyone who can open a pull request can make the server
+/// plan and run what its pipeline file asks for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The most jobs a build may have (Travis refused builds over 200); counted from the matrix
+    /// before any job is built.
+    pub max_jobs: u64,
+    /// How long planning one pipeline file may take, in seconds, before the build errors.
+    pub plan_seconds: u64,
+    /// The most a job may write into its container's filesystem, in GiB (caches excepted).
+    pub disk_gib: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_jobs: slipway_pipelines::DEFAULT_MAX_JOBS,
+            plan_seconds: 10,
+            disk_gib: 20,
+        }
+    }
 }
 
 /// When a repository's mirror is compacted, checked after each preparation. Every fetch adds a
@@ -134,6 +160,7 @@ impl Default for Config {
             api_tokens: Vec::new(),
             repos: Vec::new(),
             mirrors: MirrorSettings::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -270,6 +297,21 @@ mod tests {
         assert_eq!(c.github.installation_id, Some(7));
         let c = Config::parse("[github]\napp_id = \"Iv1.abc\"\n").unwrap();
         assert_eq!(c.github.app_id, Some(AppId::ClientId("Iv1.abc".into())));
+    }
+
+    #[test]
+    fn build_limits_default_to_travis_and_can_be_set() {
+        let c = Config::parse("").unwrap();
+        assert_eq!((c.limits.max_jobs, c.limits.plan_seconds), (200, 10));
+        let c = Config::parse("[limits]\nmax_jobs = 50\nplan_seconds = 2\ndisk_gib = 5\n").unwrap();
+        assert_eq!(
+            (c.limits.max_jobs, c.limits.plan_seconds, c.limits.disk_gib),
+            (50, 2, 5)
+        );
+        let e = Config::parse("[limits]\nmax_job = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_job"), "{e}");
     }
 
     #[test]

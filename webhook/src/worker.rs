@@ -316,7 +316,7 @@ impl Engine {
                     None => format!("{e}\n"),
                 },
             },
-            Ok(Ok(src)) => plan_jobs(&build, src),
+            Ok(Ok(src)) => plan_off_runtime(&build, src, &self.config.limits).await,
         };
         token.cancel();
         let _ = renewer.await;
@@ -539,8 +539,38 @@ fn utf8_prefix(bytes: &[u8]) -> usize {
     }
 }
 
+/// Plans on the blocking pool within the time budget: a pipeline file is anyone's input, and
+/// planning it must never hold the async threads that answer requests and run jobs. A plan
+/// past the budget errors the build; its thread finishes on its own (the job cap bounds it).
+async fn plan_off_runtime(
+    build: &Build,
+    src: crate::git::Sources,
+    limits: &crate::config::Limits,
+) -> Prepared {
+    let (owned, max_jobs) = (build.clone(), limits.max_jobs);
+    let planning = tokio::task::spawn_blocking(move || plan_jobs(&owned, src, max_jobs));
+    let budget = Duration::from_secs(limits.plan_seconds.max(1));
+    match tokio::time::timeout(budget, planning).await {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(e)) => Prepared::Errored {
+            reason: "planning crashed".into(),
+            log: format!("planning crashed: {e}\n"),
+        },
+        Err(_) => {
+            let why = format!(
+                "planning the pipeline file took longer than {} s ([limits] plan_seconds)",
+                budget.as_secs()
+            );
+            Prepared::Errored {
+                log: format!("{why}\n"),
+                reason: why,
+            }
+        }
+    }
+}
+
 /// Plans a prepared build into jobs, each with a plan holding only itself.
-fn plan_jobs(build: &Build, src: crate::git::Sources) -> Prepared {
+fn plan_jobs(build: &Build, src: crate::git::Sources, max_jobs: u64) -> Prepared {
     let mut log = src.log;
     let Some((file, bytes)) = src.pipeline else {
         return Prepared::Errored {
@@ -550,11 +580,18 @@ fn plan_jobs(build: &Build, src: crate::git::Sources) -> Prepared {
     };
     let mut ctx = build.spec.context.clone();
     ctx.commit = Some(src.commit.clone());
-    let plan = match slipway_pipelines::plan(&file, &bytes, &ctx) {
+    let options = slipway_pipelines::PlanOptions {
+        max_jobs,
+        ..Default::default()
+    };
+    let plan = match slipway_pipelines::plan_with(&file, &bytes, &ctx, options) {
         Ok(p) => p,
         Err(diags) => {
             for d in &diags {
                 let _ = writeln!(log, "{}: {} ({})", d.file, d.message, d.code);
+                if let Some(hint) = &d.hint {
+                    let _ = writeln!(log, "  hint: {hint}");
+                }
             }
             let first = diags.first().map(|d| d.message.clone()).unwrap_or_default();
             return Prepared::Errored {
