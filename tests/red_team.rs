@@ -43,6 +43,15 @@ fn remove_caches(repo: &str) {
     }
 }
 
+/// Removes a repository's cache volumes when the test ends, passed or not.
+struct Caches(String);
+
+impl Drop for Caches {
+    fn drop(&mut self) {
+        remove_caches(&self.0);
+    }
+}
+
 fn slipway_run(dir: &Path, args: &[&str]) -> (bool, String) {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_slipway"))
         .arg("run")
@@ -72,6 +81,7 @@ fn a_fork_writing_every_cached_directory_reaches_no_later_push_build_run() {
         return;
     }
     let repo = format!("acme/{}", unique("rt"));
+    let _caches = Caches(repo.clone());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join(".slipway.yml"),
@@ -132,7 +142,6 @@ fn a_fork_writing_every_cached_directory_reaches_no_later_push_build_run() {
         "{log}"
     );
     assert_eq!(holds(&log, "POISON"), 4, "{log}");
-    remove_caches(&repo);
 }
 
 #[test]
@@ -151,6 +160,7 @@ fn a_fork_pull_request_served_cannot_poison_the_cache_of_the_next_push_build() {
     let api = github.start(&rt);
     let server = Served::new(tmp.path(), &api, &origin.url(), "workers = 1");
     remove_caches(REPO);
+    let _caches = Caches(REPO.to_string());
     let build_of = |text: &str| {
         serde_json::from_str::<serde_json::Value>(text).unwrap()["build"]
             .as_i64()
@@ -202,7 +212,6 @@ fn a_fork_pull_request_served_cannot_poison_the_cache_of_the_next_push_build() {
         holds(&log, "POISON") == 0,
         "the fork's files reached a push: {log}"
     );
-    remove_caches(REPO);
 }
 
 fn huge_matrix() -> String {
