@@ -73,6 +73,27 @@ pub struct ParseError {
 struct Repository {
     full_name: String,
     clone_url: String,
+    /// GitHub always sends it; a payload without it is taken as private.
+    private: Option<bool>,
+}
+
+impl Repository {
+    fn visibility(&self) -> Visibility {
+        Visibility {
+            repo: self.full_name.clone(),
+            private: self.private.unwrap_or(true),
+        }
+    }
+}
+
+/// Whether a repository is private, as its latest delivery says (`repository.private`): a
+/// private repository's builds are shown only to those GitHub lets read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    /// `owner/name`.
+    pub repo: String,
+    /// True unless the payload says `"private": false`.
+    pub private: bool,
 }
 
 #[derive(Deserialize)]
@@ -129,23 +150,40 @@ struct AnyRepo {
 
 /// Reads a delivery whose signature has already been checked.
 pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
+    parse_delivery(event, body).map(|(e, _)| e)
+}
+
+/// Reads a delivery whose signature has already been checked, with the visibility of the
+/// repository it names (kept current from every delivery).
+pub fn parse_delivery(event: &str, body: &[u8]) -> Result<(Event, Option<Visibility>), ParseError> {
     let err = |source| ParseError {
         event: event.to_string(),
         source,
     };
     match event {
-        "ping" => Ok(Event::Ping),
-        "push" => parse_push(serde_json::from_slice(body).map_err(err)?),
-        "pull_request" => Ok(parse_pr(serde_json::from_slice(body).map_err(err)?)),
+        "ping" => Ok((Event::Ping, None)),
+        "push" => {
+            let p: PushPayload = serde_json::from_slice(body).map_err(err)?;
+            let vis = p.repository.visibility();
+            Ok((parse_push(p)?, Some(vis)))
+        }
+        "pull_request" => {
+            let p: PrPayload = serde_json::from_slice(body).map_err(err)?;
+            let vis = p.repository.visibility();
+            Ok((parse_pr(p), Some(vis)))
+        }
         other => {
             let repo = serde_json::from_slice::<AnyRepo>(body)
                 .ok()
-                .and_then(|r| r.repository)
-                .map(|r| r.full_name);
-            Ok(Event::Ignored {
-                repo,
-                why: format!("{other} events are not built"),
-            })
+                .and_then(|r| r.repository);
+            let vis = repo.as_ref().map(Repository::visibility);
+            Ok((
+                Event::Ignored {
+                    repo: repo.map(|r| r.full_name),
+                    why: format!("{other} events are not built"),
+                },
+                vis,
+            ))
         }
     }
 }
@@ -354,5 +392,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.repo(), Some("acme/app"));
+    }
+
+    #[test]
+    fn a_repository_is_private_unless_the_payload_says_it_is_not() {
+        let body = |private: &str| {
+            format!(r#"{{"repository":{{"full_name":"acme/app","clone_url":"u"{private}}}}}"#)
+        };
+        let vis = |b: String| parse_delivery("issues", b.as_bytes()).unwrap().1.unwrap();
+        assert!(!vis(body(r#","private":false"#)).private);
+        assert!(vis(body(r#","private":true"#)).private);
+        assert!(vis(body("")).private);
     }
 }

@@ -57,6 +57,26 @@ impl Mirrors {
             .clone()
     }
 
+    /// Deletes the merge refs (`refs/slipway/builds/<id>`) of pruned builds, under the mirror's
+    /// lock; returns how many there were. A repository without a mirror has none.
+    pub fn remove_build_refs(&self, repo: &str, builds: &[i64]) -> Result<usize, GitError> {
+        let lock = self.lock(repo);
+        let _guard = lock.lock().expect("mirror lock");
+        let path = self.path(repo);
+        if !path.exists() {
+            return Ok(0);
+        }
+        let mirror = Repository::open_bare(&path)?;
+        let mut removed = 0;
+        for id in builds {
+            if let Ok(mut r) = mirror.find_reference(&format!("refs/slipway/builds/{id}")) {
+                r.delete()?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Fetches what `spec` needs into the mirror, merges a PR's head into its base, keeps the
     /// result under `refs/slipway/builds/<id>` and reads the pipeline file from it.
     pub fn prepare(

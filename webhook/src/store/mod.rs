@@ -4,9 +4,12 @@
 //! default) implements it today; the trait is shaped so PostgreSQL can implement it later for
 //! several machines sharing one queue: every claim is an atomic update guarded by a lease.
 
+pub mod access;
 mod sqlite;
 
+pub use access::{AccessStore, Permission, RepoAccess, Session};
 pub use sqlite::SqliteStore;
+pub(crate) use sqlite::random_token;
 
 use crate::event::NewBuild;
 use async_trait::async_trait;
@@ -278,6 +281,10 @@ pub struct Delivery {
     pub id: String,
     /// `X-GitHub-Event`.
     pub event: String,
+    /// SHA-256 of the body: a body accepted before is a replay, whatever its id.
+    pub body_sha256: [u8; 32],
+    /// The repository's visibility as the payload states it.
+    pub visibility: Option<crate::event::Visibility>,
     /// What to do in the same transaction.
     pub action: DeliveryAction,
 }
@@ -306,7 +313,7 @@ pub enum DeliveryAction {
 /// What recording a delivery did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
-    /// The delivery id was seen before; nothing changed.
+    /// The delivery id, or a byte-identical body, was seen before; nothing changed.
     Duplicate,
     /// Stored durably.
     Accepted {
@@ -345,6 +352,29 @@ pub struct Recovery {
     pub errored: usize,
 }
 
+/// What pruning removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// The builds removed, with their repositories (whose merge refs go too).
+    pub builds: Vec<(i64, String)>,
+    /// Jobs removed.
+    pub jobs: usize,
+    /// Log chunks removed.
+    pub log_chunks: usize,
+    /// Deliveries removed.
+    pub deliveries: usize,
+}
+
+impl Pruned {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: Pruned) {
+        self.builds.extend(other.builds);
+        self.jobs += other.jobs;
+        self.log_chunks += other.log_chunks;
+        self.deliveries += other.deliveries;
+    }
+}
+
 /// Counts shown on `/metrics`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
@@ -360,7 +390,7 @@ pub struct Counts {
 
 /// The one storage interface of the server.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccessStore + Send + Sync + 'static {
     /// Records a delivery and its effect atomically and durably; a known delivery id changes nothing.
     async fn record_delivery(&self, delivery: Delivery) -> Result<Recorded, StoreError>;
     /// Claims the next build to prepare or job to run, exactly once, under a lease.
@@ -436,6 +466,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<BuildState>, StoreError>;
     /// Counts for metrics.
     async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Removes finished builds (with jobs, logs and sent status reports) that ended before
+    /// `older_than` or are past the newest `keep_per_repo` of their repository, and deliveries
+    /// received before `older_than`. Never a build that is not final or whose status is unsent.
+    async fn prune(
+        &self,
+        older_than: Option<Millis>,
+        keep_per_repo: Option<i64>,
+    ) -> Result<Pruned, StoreError>;
     /// Runs the database's own consistency check; `Ok("ok")` when healthy.
     async fn integrity_check(&self) -> Result<String, StoreError>;
 }

@@ -6,6 +6,11 @@
 //! depends on a write is never sent for a write that could still be lost. Reads use their own
 //! connections, which WAL lets proceed while the writer writes.
 
+mod access;
+mod retention;
+
+pub(crate) use access::random_token;
+
 use super::*;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::{Path, PathBuf};
@@ -119,6 +124,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open(path)?;
         conn.execute_batch(SCHEMA)?;
+        access::migrate(&conn)?;
         // The group's savepoints keep their statement journal in memory: it only serves to roll
         // one change back inside the transaction, never durability.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -565,13 +571,17 @@ fn count_by_state(conn: &Connection, table: &str) -> Result<Vec<(String, i64)>, 
 impl Store for SqliteStore {
     async fn record_delivery(&self, d: Delivery) -> Result<Recorded, StoreError> {
         self.write(move |conn| {
+            // Ignored when the id or the body's hash is known: a redelivery or a replay.
             let n = exec(
                 conn,
-                "INSERT OR IGNORE INTO deliveries (id, event, received_at) VALUES (?1, ?2, ?3)",
-                params![d.id, d.event, now_ms()],
+                "INSERT OR IGNORE INTO deliveries (id, event, received_at, body_sha256) VALUES (?1, ?2, ?3, ?4)",
+                params![d.id, d.event, now_ms(), d.body_sha256.as_slice()],
             )?;
             if n == 0 {
                 return Ok(Recorded::Duplicate);
+            }
+            if let Some(vis) = &d.visibility {
+                access::record_visibility(conn, vis)?;
             }
             match d.action {
                 DeliveryAction::Nothing => Ok(Recorded::Accepted {
@@ -1035,6 +1045,14 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn prune(
+        &self,
+        older_than: Option<Millis>,
+        keep_per_repo: Option<i64>,
+    ) -> Result<Pruned, StoreError> {
+        self.prune_all(older_than, keep_per_repo).await
     }
 
     async fn integrity_check(&self) -> Result<String, StoreError> {
