@@ -1,7 +1,6 @@
 //! `slipway builds`: list a server's recent builds, or show one with its jobs.
 
 use clap::Args as ClapArgs;
-use slipway_webhook::client::Client;
 
 /// Arguments of `slipway builds`.
 #[derive(Debug, ClapArgs)]
@@ -14,9 +13,9 @@ pub struct Args {
     /// How many builds to list.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
-    /// The server's URL.
-    #[arg(long, env = "SLIPWAY_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// The server.
+    #[command(flatten)]
+    pub server: super::remote::Server,
     /// Print the API's JSON.
     #[arg(long)]
     pub json: bool,
@@ -28,7 +27,7 @@ fn text(v: &serde_json::Value) -> &str {
 
 /// Prints builds.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let client = Client::new(&args.server, None);
+    let client = args.server.client()?;
     if let Some(id) = args.id {
         let v = client.build(id)?;
         if args.json {

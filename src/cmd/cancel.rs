@@ -1,24 +1,20 @@
 //! `slipway cancel`: cancel a build's queued and running jobs on a server.
 
 use clap::Args as ClapArgs;
-use slipway_webhook::client::Client;
 
 /// Arguments of `slipway cancel` and `slipway restart`.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
     /// The build id.
     pub build: i64,
-    /// The server's URL.
-    #[arg(long, env = "SLIPWAY_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// An API token from the server's `api_tokens`.
-    #[arg(long, env = "SLIPWAY_TOKEN")]
-    pub token: String,
+    /// The server, with a token allowed to act on the build.
+    #[command(flatten)]
+    pub server: super::remote::Server,
 }
 
 /// Cancels the build.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let v = Client::new(&args.server, Some(args.token)).cancel(args.build)?;
+    let v = args.server.client_with_token()?.cancel(args.build)?;
     if v["canceled"].as_bool() == Some(true) {
         println!("build #{} canceled", args.build);
     } else {

@@ -1,7 +1,6 @@
 //! `slipway logs`: print a job's log from a server, and with `-f` follow it until the job ends.
 
 use clap::Args as ClapArgs;
-use slipway_webhook::client::Client;
 use std::io::Write as _;
 
 /// Arguments of `slipway logs`.
@@ -12,14 +11,14 @@ pub struct Args {
     /// Keep printing until the job ends.
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// The server's URL.
-    #[arg(long, env = "SLIPWAY_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// The server.
+    #[command(flatten)]
+    pub server: super::remote::Server,
 }
 
 /// Prints the log.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let client = Client::new(&args.server, None);
+    let client = args.server.client()?;
     let mut after = 0;
     let mut out = std::io::stdout().lock();
     loop {

@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod lint;
 pub mod logs;
 pub mod plan;
+pub mod remote;
 pub mod restart;
 pub mod run;
 pub mod schema;

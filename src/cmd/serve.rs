@@ -45,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    slipway_webhook::server::check_config(&config)?;
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => {
@@ -52,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let workers = config.workers.max(1);
+    let config_tls = config.tls_cert.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64 + workers * 4)
@@ -83,7 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let server = slipway_webhook::start(config, data_dir.clone(), Arc::new(executor))
             .await
             .with_context(|| format!("starting with data dir {}", data_dir.display()))?;
-        eprintln!("slipway serve: listening on http://{}", server.addr);
+        let scheme = if config_tls { "https" } else { "http" };
+        eprintln!("slipway serve: listening on {scheme}://{}", server.addr);
         // Jobs reach this machine over their bridges; its port on loopback they cannot reach.
         let ports: Vec<u16> = if server.addr.ip().is_loopback() {
             Vec::new()

@@ -1,5 +1,7 @@
 //! A small blocking client of the JSON API, used by `slipway builds`, `logs`, `cancel` and
-//! `restart`. Plain HTTP only (put a TLS proxy in front of a remote server).
+//! `restart`. Speaks HTTPS (the system's usual web roots, or a CA given with `--ca-cert` for a
+//! server with its own certificate) and sends its API token on every call, reads included, since a
+//! private repository's builds are readable only with it.
 
 use serde_json::Value;
 
@@ -20,19 +22,46 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the server at `base` (e.g. `http://127.0.0.1:8080`), with an API token for
-    /// cancel and restart.
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:8080`), with an API token.
     pub fn new(base: &str, token: Option<String>) -> Client {
-        let agent = ureq::Agent::config_builder()
+        Client::with_ca(base, token, None).expect("no CA file to read")
+    }
+
+    /// Like [`Client::new`], trusting only the CA certificates of a PEM file for HTTPS.
+    pub fn with_ca(
+        base: &str,
+        token: Option<String>,
+        ca_cert: Option<&std::path::Path>,
+    ) -> Result<Client, ClientError> {
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(30)))
-            .build()
-            .into();
-        Client {
-            base: base.trim_end_matches('/').to_string(),
-            token,
-            agent,
+            .timeout_global(Some(std::time::Duration::from_secs(30)));
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| ClientError::Http(format!("{}: {e}", path.display())))?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(ClientError::Http(format!(
+                    "{}: no PEM certificate in it (--ca-cert wants the server's CA certificate)",
+                    path.display()
+                )));
+            }
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                    .build(),
+            );
         }
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.filter(|t| !t.is_empty()),
+            agent: config.build().into(),
+        })
     }
 
     fn handle(
@@ -50,9 +79,13 @@ impl Client {
         serde_json::from_str(&body).map_err(|e| ClientError::Http(format!("invalid JSON: {e}")))
     }
 
-    /// `GET path` as JSON.
+    /// `GET path` as JSON, with the token.
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
-        Self::handle(self.agent.get(format!("{}{path}", self.base)).call())
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        Self::handle(req.call())
     }
 
     /// `POST path` with the token.

@@ -3,8 +3,14 @@
 //! Every field has a default, so `slipway serve` runs with no file at all; secrets may come from
 //! the environment instead of the file (`SLIPWAY_WEBHOOK_SECRET`, `SLIPWAY_GITHUB_TOKEN`).
 
+mod front_door;
+
+pub use front_door::{HttpSettings, RetentionSettings, SessionSettings};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+
+/// The shortest webhook secret accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +46,19 @@ pub struct Config {
     pub mirrors: MirrorSettings,
     /// How big a build and its jobs may get.
     pub limits: Limits,
+    /// A second address serving only `/metrics` (and `/healthz`), unauthenticated; off by
+    /// default. On the public address `/metrics` needs an API token.
+    pub metrics_listen: Option<String>,
+    /// A PEM certificate chain: with `tls_key`, the listener speaks HTTPS itself.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Limits of the HTTP listener.
+    pub http: HttpSettings,
+    /// Sign-in sessions.
+    pub sessions: SessionSettings,
+    /// Pruning of old builds and deliveries.
+    pub retention: RetentionSettings,
 }
 
 /// How big a build and its jobs may get: anyone who can open a pull request can make the server
@@ -120,6 +139,12 @@ pub struct GitHub {
     pub status_context: String,
     /// Longest wait between two tries of one status report, in seconds.
     pub max_backoff_seconds: u64,
+    /// GitHub's web address, where users are sent to sign in (GitHub Enterprise: its host).
+    pub web_url: String,
+    /// The OAuth App's (or GitHub App's) client ID, for "Sign in with GitHub".
+    pub client_id: Option<String>,
+    /// Its client secret (`SLIPWAY_GITHUB_CLIENT_SECRET` wins when set).
+    pub client_secret: Option<String>,
 }
 
 /// A GitHub App's identity as the JWT's `iss` claim carries it.
@@ -161,6 +186,12 @@ impl Default for Config {
             repos: Vec::new(),
             mirrors: MirrorSettings::default(),
             limits: Limits::default(),
+            metrics_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            http: HttpSettings::default(),
+            sessions: SessionSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -175,6 +206,9 @@ impl Default for GitHub {
             installation_id: None,
             status_context: "slipway".into(),
             max_backoff_seconds: 300,
+            web_url: "https://github.com".into(),
+            client_id: None,
+            client_secret: None,
         }
     }
 }
@@ -229,6 +263,11 @@ impl Config {
             && !t.is_empty()
         {
             self.github.token = Some(t);
+        }
+        if let Ok(t) = std::env::var("SLIPWAY_GITHUB_CLIENT_SECRET")
+            && !t.is_empty()
+        {
+            self.github.client_secret = Some(t);
         }
     }
 

@@ -13,6 +13,7 @@ pub mod executor;
 pub mod git;
 pub mod github;
 pub mod metrics;
+pub mod retention;
 pub mod runner_exec;
 pub mod server;
 pub mod signature;

@@ -8,11 +8,12 @@ use crate::git::Mirrors;
 use crate::github::Reporter;
 use crate::metrics::Metrics;
 use crate::store::{SqliteStore, Store, StoreError};
-use crate::web::{App, router};
+use crate::web::{App, listen, metrics_router, router};
 use crate::worker::Engine;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Why the server could not start.
@@ -32,6 +33,26 @@ pub enum ServeError {
     /// The GitHub credentials are misconfigured (e.g. an unreadable App key).
     #[error(transparent)]
     GitHub(#[from] AuthError),
+    /// The webhook secret is too short to keep others from signing deliveries.
+    #[error(
+        "the webhook secret ({whence}) is {len} bytes; at least {min} are needed so that nobody can \
+         guess it and sign deliveries. Make one with `openssl rand -hex 32`, set it as webhook_secret \
+         in the config file (or SLIPWAY_WEBHOOK_SECRET) and in the Secret field of the repository's \
+         webhook on GitHub; or remove webhook_secret to have one generated in the data directory",
+        min = crate::config::MIN_SECRET_BYTES
+    )]
+    WeakSecret {
+        /// Where it came from.
+        whence: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::web::listen::TlsError),
+    /// Only one of `tls_cert` and `tls_key` is set.
+    #[error("tls_cert and tls_key go together: set both (PEM files) or neither")]
+    TlsHalf,
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -77,15 +98,41 @@ impl Server {
     }
 }
 
+/// Refuses a configuration that would be unsafe to serve: a configured webhook secret that is
+/// too short, half a TLS setup. Checked before anything else starts.
+pub fn check_config(config: &Config) -> Result<(), ServeError> {
+    if let Some(s) = &config.webhook_secret
+        && s.len() < crate::config::MIN_SECRET_BYTES
+    {
+        return Err(ServeError::WeakSecret {
+            whence: "webhook_secret".into(),
+            len: s.len(),
+        });
+    }
+    if config.tls_cert.is_some() != config.tls_key.is_some() {
+        return Err(ServeError::TlsHalf);
+    }
+    Ok(())
+}
+
 /// The webhook secret: the configured one, else one generated on first start and kept in
 /// `data_dir/webhook-secret` (so a fresh install works with no setup; paste it into GitHub).
 fn webhook_secret(config: &Config, data_dir: &Path) -> Result<Vec<u8>, ServeError> {
+    let strong = |s: &str, whence: String| {
+        if s.len() < crate::config::MIN_SECRET_BYTES {
+            return Err(ServeError::WeakSecret {
+                whence,
+                len: s.len(),
+            });
+        }
+        Ok(s.as_bytes().to_vec())
+    };
     if let Some(s) = &config.webhook_secret {
-        return Ok(s.as_bytes().to_vec());
+        return strong(s, "webhook_secret".into());
     }
     let path = data_dir.join("webhook-secret");
     if let Ok(s) = std::fs::read_to_string(&path) {
-        return Ok(s.trim().as_bytes().to_vec());
+        return strong(s.trim(), path.display().to_string());
     }
     let mut raw = [0u8; 24];
     use std::io::Read as _;
@@ -116,6 +163,7 @@ pub async fn start(
     data_dir: PathBuf,
     executor: Arc<dyn Executor>,
 ) -> Result<Server, ServeError> {
+    check_config(&config)?;
     std::fs::create_dir_all(&data_dir).map_err(io(&data_dir))?;
     let secret = webhook_secret(&config, &data_dir)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db"))?);
@@ -136,19 +184,29 @@ pub async fn start(
     let _ = std::fs::remove_dir_all(&workspaces);
     std::fs::create_dir_all(&workspaces).map_err(io(&workspaces))?;
 
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.listen.clone(),
-            source,
-        })?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(listen::tls_acceptor(cert, key)?),
+        (None, None) => None,
+        _ => return Err(ServeError::TlsHalf),
+    };
+    let bind = |addr: String| async move {
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    };
+    let listener = bind(config.listen.clone()).await?;
+    let metrics_listener = match &config.metrics_listen {
+        Some(a) => Some(bind(a.clone()).await?),
+        None => None,
+    };
     let addr = listener
         .local_addr()
         .map_err(io(Path::new(&config.listen)))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
 
     let config = Arc::new(config);
     let auth = Arc::new(GitHubAuth::new(config.clone())?);
@@ -160,7 +218,7 @@ pub async fn start(
     let engine = Arc::new(Engine::new(
         store.clone(),
         executor,
-        mirrors,
+        mirrors.clone(),
         config.clone(),
         auth.clone(),
         metrics.clone(),
@@ -172,10 +230,16 @@ pub async fn start(
         tasks.push(tokio::spawn(engine.clone().worker(n, shutdown.clone())));
     }
     tasks.push(tokio::spawn(engine.clone().reaper(shutdown.clone())));
+    tasks.push(tokio::spawn(crate::retention::run(
+        store.clone(),
+        mirrors,
+        config.retention.clone(),
+        shutdown.clone(),
+    )));
     let reporter = Reporter::new(
         store.clone(),
         config.clone(),
-        public_url,
+        public_url.clone(),
         auth,
         metrics.clone(),
     );
@@ -186,20 +250,39 @@ pub async fn start(
     let app = Arc::new(App {
         store: store.clone(),
         engine,
-        config,
+        config: config.clone(),
         secret,
         metrics,
+        public_url,
+        cache: Default::default(),
+        limits: crate::web::limits::Limits::new(config.http.clone()),
     });
-    let stop = shutdown.clone();
-    let http = tokio::spawn(async move {
-        let served = axum::serve(listener, router(app))
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "http server");
-        }
-    });
-    tracing::info!(%addr, "listening");
+    let settings = listen::Settings {
+        header_timeout: Duration::from_secs(config.http.header_timeout_seconds.max(1)),
+        max_connections: config.http.max_connections,
+        tls,
+    };
+    if let Some(l) = metrics_listener {
+        let metrics_addr = l.local_addr().map_err(io(Path::new("metrics_listen")))?;
+        tracing::info!(%metrics_addr, "metrics listening");
+        let plain = listen::Settings {
+            tls: None,
+            ..settings.clone()
+        };
+        tasks.push(tokio::spawn(listen::serve(
+            l,
+            metrics_router(app.clone()),
+            plain,
+            shutdown.clone(),
+        )));
+    }
+    let http = tokio::spawn(listen::serve(
+        listener,
+        router(app),
+        settings,
+        shutdown.clone(),
+    ));
+    tracing::info!(%addr, scheme, "listening");
     Ok(Server {
         addr,
         store,

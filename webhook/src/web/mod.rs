@@ -1,7 +1,15 @@
 //! HTTP: the webhook endpoint, the JSON API, the server-rendered UI, live logs over server-sent
-//! events, badges, `/healthz` and `/metrics`.
+//! events, badges, sign-in, `/healthz` and `/metrics`; and the listener they are served by.
+//!
+//! Who may read and do what is decided in [`access`]; every page and API answer goes through it.
 
+pub mod access;
 pub mod ansi;
+mod api;
+pub mod limits;
+pub mod listen;
+mod live;
+pub mod session;
 mod ui;
 
 use crate::config::Config;
@@ -9,17 +17,17 @@ use crate::event::{self, Event};
 use crate::metrics::Metrics;
 use crate::signature;
 use crate::store::{Delivery, DeliveryAction, Recorded, Store, StoreError};
-use crate::worker::{Engine, LiveEvent};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Redirect, Response};
+use crate::worker::Engine;
+use access::Caller;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::json;
-use std::convert::Infallible;
+use sha2::Digest as _;
 use std::sync::Arc;
 
 /// Shared state of every handler.
@@ -34,11 +42,17 @@ pub struct App {
     pub secret: Vec<u8>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The URL users reach the UI at (OAuth callbacks, `Origin` checks, `Secure` cookies).
+    pub public_url: String,
+    /// Sessions and permissions remembered in memory.
+    pub cache: access::AccessCache,
+    /// Per-address limits.
+    pub limits: limits::Limits,
 }
 
 type AppState = State<Arc<App>>;
 
-/// The whole HTTP surface.
+/// The whole public HTTP surface.
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.max_body_bytes;
     Router::new()
@@ -47,25 +61,96 @@ pub fn router(app: Arc<App>) -> Router {
             post(webhook).layer(DefaultBodyLimit::max(limit)),
         )
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/repos", get(api_repos))
-        .route("/api/builds", get(api_builds))
-        .route("/api/builds/{id}", get(api_build))
-        .route("/api/builds/{id}/cancel", post(api_cancel))
-        .route("/api/builds/{id}/restart", post(api_restart))
-        .route("/api/jobs/{id}", get(api_job))
-        .route("/api/jobs/{id}/log", get(api_log))
+        .route("/metrics", get(metrics_with_token))
+        .route("/api/repos", get(api::repos))
+        .route("/api/builds", get(api::builds))
+        .route("/api/builds/{id}", get(api::build))
+        .route("/api/builds/{id}/cancel", post(api::api_cancel))
+        .route("/api/builds/{id}/restart", post(api::api_restart))
+        .route("/api/jobs/{id}", get(api::job))
+        .route("/api/jobs/{id}/log", get(api::log))
         .route("/", get(ui::repos))
         .route("/repos/{owner}/{name}", get(ui::builds))
         .route("/builds/{id}", get(ui::build))
-        .route("/builds/{id}/cancel", post(ui_cancel))
-        .route("/builds/{id}/restart", post(ui_restart))
+        .route("/builds/{id}/cancel", post(api::ui_cancel))
+        .route("/builds/{id}/restart", post(api::ui_restart))
         .route("/jobs/{id}", get(ui::job))
-        .route("/jobs/{id}/events", get(job_events))
-        .route("/jobs/{id}/log.txt", get(log_text))
-        .route("/login", get(ui::login).post(ui_login))
+        .route("/jobs/{id}/events", get(live::job_events))
+        .route("/jobs/{id}/log.txt", get(api::log_text))
+        .route(
+            "/login",
+            get(session::login_page).post(session::login_with_token),
+        )
+        .route("/login/github", get(session::github_start))
+        .route("/login/github/callback", get(session::github_callback))
+        .route("/logout", post(session::logout))
         .route("/badge/{owner}/{file}", get(ui::badge))
+        .route("/static/{file}", get(ui::asset))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            read_body_in_time,
+        ))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(app)
+}
+
+/// The metrics listener's surface: `/metrics` and `/healthz`, with no authentication (bind it to
+/// an address only the monitoring can reach).
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+/// Headers that keep pages from being framed, sniffed or made to run injected script: the pages
+/// load their only script and style from `/static/`, so the policy allows no inline code.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let set = |h: &mut HeaderMap, name: &'static str, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    );
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "same-origin");
+    resp
+}
+
+/// Reads a request's body under `[http] body_timeout_seconds`, so a client cannot hold a
+/// handler by sending its body slowly.
+async fn read_body_in_time(State(app): AppState, req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let secs = app.config.http.body_timeout_seconds;
+    let limit = app.config.max_body_bytes;
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(secs),
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Err(_) => text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {secs} s\n"),
+        ),
+        Ok(Err(_)) => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {limit} bytes (max_body_bytes)\n"),
+        ),
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+    }
 }
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -97,7 +182,7 @@ async fn webhook(State(app): AppState, headers: HeaderMap, body: Bytes) -> Respo
     if delivery.is_empty() || delivery.len() > 200 {
         return text(StatusCode::BAD_REQUEST, "invalid X-GitHub-Delivery\n");
     }
-    let event = match event::parse(kind, &body) {
+    let (event, visibility) = match event::parse_delivery(kind, &body) {
         Ok(e) => e,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
@@ -132,6 +217,8 @@ async fn webhook(State(app): AppState, headers: HeaderMap, body: Bytes) -> Respo
         .record_delivery(Delivery {
             id: delivery.to_string(),
             event: kind.to_string(),
+            body_sha256: sha2::Sha256::digest(&body).into(),
+            visibility,
             action,
         })
         .await;
@@ -173,340 +260,24 @@ async fn healthz(State(app): AppState) -> Response {
 
 async fn metrics(State(app): AppState) -> Response {
     match app.store.counts().await {
-        Ok(c) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            app.metrics.render(&c),
-        )
-            .into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-#[derive(Deserialize)]
-struct BuildsQuery {
-    repo: Option<String>,
-    limit: Option<i64>,
-}
-
-async fn api_repos(State(app): AppState) -> Response {
-    match app.store.repos().await {
-        Ok(r) => Json(json!({"repos": r})).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-async fn api_builds(State(app): AppState, Query(q): Query<BuildsQuery>) -> Response {
-    match app
-        .store
-        .builds(q.repo.as_deref(), q.limit.unwrap_or(50).clamp(1, 1000))
-        .await
-    {
-        Ok(b) => Json(json!({"builds": b})).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-async fn api_build(State(app): AppState, Path(id): Path<i64>) -> Response {
-    match app.store.build(id).await {
-        Ok(Some((build, jobs))) => Json(json!({"build": build, "jobs": jobs})).into_response(),
-        Ok(None) => text(StatusCode::NOT_FOUND, "no such build\n"),
-        Err(e) => store_error(e),
-    }
-}
-
-async fn api_job(State(app): AppState, Path(id): Path<i64>) -> Response {
-    match app.store.job(id).await {
-        Ok(Some(job)) => Json(json!({"job": job})).into_response(),
-        Ok(None) => text(StatusCode::NOT_FOUND, "no such job\n"),
-        Err(e) => store_error(e),
-    }
-}
-
-#[derive(Deserialize)]
-struct LogQuery {
-    after: Option<i64>,
-    limit: Option<i64>,
-}
-
-async fn api_log(State(app): AppState, Path(id): Path<i64>, Query(q): Query<LogQuery>) -> Response {
-    let job = match app.store.job(id).await {
-        Ok(Some(j)) => j,
-        Ok(None) => return text(StatusCode::NOT_FOUND, "no such job\n"),
-        Err(e) => return store_error(e),
-    };
-    match app
-        .store
-        .log(
-            id,
-            q.after.unwrap_or(0),
-            q.limit.unwrap_or(1000).clamp(1, 10_000),
-        )
-        .await
-    {
-        Ok(chunks) => Json(json!({"state": job.state, "chunks": chunks})).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-async fn log_text(State(app): AppState, Path(id): Path<i64>) -> Response {
-    let mut out = String::new();
-    let mut after = 0;
-    loop {
-        match app.store.log(id, after, 5000).await {
-            Ok(chunks) if chunks.is_empty() => break,
-            Ok(chunks) => {
-                for c in &chunks {
-                    match c.kind {
-                        crate::store::ChunkKind::Output => out.push_str(&c.data),
-                        crate::store::ChunkKind::Note => {
-                            out.push_str(&format!("[slipway] {}\n", c.data))
-                        }
-                        _ => {}
-                    }
-                }
-                after = chunks.last().map(|c| c.seq).unwrap_or(after);
-            }
-            Err(e) => return store_error(e),
+        Ok(c) => {
+            let mut body = app.metrics.render(&c);
+            body.push_str(&format!(
+                "# HELP slipway_live_streams Live-log streams open now.\n\
+                 # TYPE slipway_live_streams gauge\nslipway_live_streams {}\n",
+                app.limits.open_streams()
+            ));
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
         }
-    }
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response()
-}
-
-/// Finds the API token in `Authorization: Bearer` or the UI's cookie.
-fn authorized(app: &App, headers: &HeaderMap) -> bool {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string);
-    let cookie = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split(';')
-                .filter_map(|kv| kv.trim().strip_prefix("slipway_token="))
-                .next()
-                .map(str::to_string)
-        });
-    let Some(given) = bearer.or(cookie) else {
-        return false;
-    };
-    app.config
-        .api_tokens
-        .iter()
-        .any(|t| !t.is_empty() && constant_time_eq(t.as_bytes(), given.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn cancel(app: &App, id: i64) -> Result<bool, StoreError> {
-    let changed = app.store.cancel_build(id, "canceled by a user").await?;
-    if changed {
-        app.engine.stop_builds(&[id]);
-        app.engine.outbox.notify_one();
-    }
-    Ok(changed)
-}
-
-async fn restart(app: &App, id: i64) -> Result<Option<i64>, StoreError> {
-    let Some((new, canceled)) = app.store.restart_build(id, app.config.auto_cancel).await? else {
-        return Ok(None);
-    };
-    app.engine.stop_builds(&canceled);
-    app.engine.work.notify_one();
-    app.engine.outbox.notify_one();
-    Ok(Some(new))
-}
-
-async fn api_cancel(State(app): AppState, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    if !authorized(&app, &headers) {
-        return text(StatusCode::UNAUTHORIZED, "a valid API token is required\n");
-    }
-    match cancel(&app, id).await {
-        Ok(changed) => Json(json!({"canceled": changed})).into_response(),
         Err(e) => store_error(e),
     }
 }
 
-async fn api_restart(State(app): AppState, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    if !authorized(&app, &headers) {
-        return text(StatusCode::UNAUTHORIZED, "a valid API token is required\n");
+/// `/metrics` on the public listener: only with an API token (use `metrics_listen` for a
+/// scraper on a private address).
+async fn metrics_with_token(state: AppState, caller: Caller) -> Response {
+    if !caller.is_admin() {
+        return text(StatusCode::NOT_FOUND, "not found\n");
     }
-    match restart(&app, id).await {
-        Ok(Some(new)) => (StatusCode::CREATED, Json(json!({"build": new}))).into_response(),
-        Ok(None) => text(StatusCode::NOT_FOUND, "no such build\n"),
-        Err(e) => store_error(e),
-    }
-}
-
-async fn ui_cancel(State(app): AppState, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    if !authorized(&app, &headers) {
-        return Redirect::to("/login").into_response();
-    }
-    match cancel(&app, id).await {
-        Ok(_) => Redirect::to(&format!("/builds/{id}")).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-async fn ui_restart(State(app): AppState, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    if !authorized(&app, &headers) {
-        return Redirect::to("/login").into_response();
-    }
-    match restart(&app, id).await {
-        Ok(Some(new)) => Redirect::to(&format!("/builds/{new}")).into_response(),
-        Ok(None) => text(StatusCode::NOT_FOUND, "no such build\n"),
-        Err(e) => store_error(e),
-    }
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    token: String,
-}
-
-async fn ui_login(State(app): AppState, axum::Form(form): axum::Form<LoginForm>) -> Response {
-    let ok = app
-        .config
-        .api_tokens
-        .iter()
-        .any(|t| !t.is_empty() && constant_time_eq(t.as_bytes(), form.token.as_bytes()));
-    if !ok {
-        return text(StatusCode::UNAUTHORIZED, "unknown token\n");
-    }
-    let cookie = format!(
-        "slipway_token={}; Path=/; HttpOnly; SameSite=Strict",
-        form.token.replace([';', ' ', '\n', '\r'], "")
-    );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
-}
-
-/// One chunk as an SSE event. Output goes through the connection's converter, so a colour or an
-/// escape sequence that spans chunks renders as one; every event's `html` is balanced on its own.
-fn chunk_event(c: &crate::store::LogChunk, colours: &mut ansi::AnsiHtml) -> SseEvent {
-    let html = match c.kind {
-        crate::store::ChunkKind::Output => colours.push(&c.data),
-        _ => ansi::escape(&c.data),
-    };
-    SseEvent::default()
-        .event("chunk")
-        .id(c.seq.to_string())
-        .data(json!({"seq": c.seq, "kind": c.kind, "data": c.data, "html": html}).to_string())
-}
-
-/// Live log: the stored chunks first, then chunks as they are produced, then `end`.
-async fn job_events(State(app): AppState, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    let after: i64 = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(256);
-    tokio::spawn(async move {
-        let (mut live, unstored) = app.engine.hub.subscribe(id);
-        let mut last = after;
-        let backlog = |last: i64| {
-            let app = app.clone();
-            async move { app.store.log(id, last, 2000).await }
-        };
-        // A resumed stream (`Last-Event-ID`) continues in the colours the log had there.
-        let mut colours = ansi::AnsiHtml::new();
-        let mut seen = 0;
-        while seen < after {
-            match backlog(seen).await {
-                Ok(chunks) if !chunks.is_empty() => {
-                    for c in chunks.iter().take_while(|c| c.seq <= after) {
-                        if c.kind == crate::store::ChunkKind::Output {
-                            colours.push(&c.data);
-                        }
-                    }
-                    seen = chunks.last().map(|c| c.seq).unwrap_or(after);
-                }
-                _ => break,
-            }
-        }
-        loop {
-            match backlog(last).await {
-                Ok(chunks) if !chunks.is_empty() => {
-                    for c in chunks {
-                        last = c.seq;
-                        if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                _ => break,
-            }
-        }
-        // Sent live before this viewer came, stored after it read the store.
-        for c in unstored {
-            if c.seq > last {
-                last = c.seq;
-                if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
-                    return;
-                }
-            }
-        }
-        let finished = matches!(app.store.job(id).await, Ok(Some(j)) if j.state.is_final());
-        let mut ended = finished;
-        while !ended {
-            match live.recv().await {
-                Ok(LiveEvent::Chunk(c)) => {
-                    if c.seq > last {
-                        last = c.seq;
-                        if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Ok(LiveEvent::End) | Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    ended = true
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    // Catch up from the store, page by page, then from what is not stored yet.
-                    loop {
-                        let stored = backlog(last).await.unwrap_or_default();
-                        if stored.is_empty() {
-                            break;
-                        }
-                        for c in stored {
-                            last = c.seq;
-                            if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    for c in app.engine.hub.unstored(id) {
-                        if c.seq > last {
-                            last = c.seq;
-                            if tx.send(chunk_event(&c, &mut colours)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        // Whatever was stored after the last live chunk (the final flush).
-        while let Ok(chunks) = backlog(last).await {
-            if chunks.is_empty() {
-                break;
-            }
-            for c in chunks {
-                last = c.seq;
-                let _ = tx.send(chunk_event(&c, &mut colours)).await;
-            }
-        }
-        drop(live);
-        app.engine.hub.release(id);
-        let _ = tx.send(SseEvent::default().event("end").data("end")).await;
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    metrics(state).await
 }

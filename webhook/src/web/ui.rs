@@ -1,9 +1,14 @@
 //! Server-rendered pages: repositories → builds → a build (stages and the jobs matrix) → a job
-//! (its live log). No build step; the only script is the job page's log follower.
+//! (its live log). No build step; the only script is the job page's log follower, served from
+//! `/static/` like the style sheet.
 
+use super::access::{
+    Caller, can_read, constant_time_eq, filter_builds, permission, readable_build, readable_job,
+    readable_repos,
+};
 use super::ansi::escape;
 use super::{App, AppState, store_error, text};
-use crate::store::{Build, BuildState, Job, Millis};
+use crate::store::{Build, BuildState, Job, Millis, Permission};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -11,32 +16,36 @@ use serde::Deserialize;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-const STYLE: &str = r#"
-body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222}
-header{background:#1f2d3d;color:#fff;padding:.6em 1em}header a{color:#fff;text-decoration:none;font-weight:bold}
-main{padding:1em}table{border-collapse:collapse}td,th{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:left}
-.s{padding:.1em .5em;border-radius:3px;color:#fff;font-size:12px}
-.passed,.skipped{background:#2e7d32}.failed{background:#c62828}.errored{background:#6a1b9a}.canceled{background:#757575}
-.queued,.preparing,.waiting{background:#9e9e9e}.running{background:#f9a825}
-#log,pre.prep{background:#111;color:#ddd;padding:.6em;font:12px/1.35 ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
-#log pre{margin:0;white-space:pre-wrap}#log summary{cursor:pointer;color:#8ab4f8}.note{color:#ffb74d}
-.b{font-weight:bold}.i{font-style:italic}.u{text-decoration:underline}
-.f0{color:#666}.f1{color:#ef5350}.f2{color:#66bb6a}.f3{color:#ffee58}.f4{color:#42a5f5}.f5{color:#ab47bc}.f6{color:#26c6da}.f7{color:#eee}
-.f8{color:#999}.f9{color:#ff8a80}.f10{color:#b9f6ca}.f11{color:#ffff8d}.f12{color:#82b1ff}.f13{color:#ea80fc}.f14{color:#84ffff}.f15{color:#fff}
-.g0{background:#333}.g1{background:#b71c1c}.g2{background:#1b5e20}.g3{background:#f57f17}.g4{background:#0d47a1}.g5{background:#4a148c}.g6{background:#006064}.g7{background:#9e9e9e}
-.g8{background:#555}.g9{background:#e53935}.g10{background:#43a047}.g11{background:#fdd835}.g12{background:#1e88e5}.g13{background:#8e24aa}.g14{background:#00acc1}.g15{background:#ccc}
-form{display:inline}
-"#;
+const STYLE: &str = include_str!("static/slipway.css");
+const FOLLOW_JS: &str = include_str!("static/follow.js");
 
-fn page(title: &str, body: &str, refresh: bool) -> Response {
+/// `GET /static/{file}`: the pages' only style sheet and script, so the content security policy
+/// needs no inline code.
+pub(super) async fn asset(Path(file): Path<String>) -> Response {
+    let (kind, body) = match file.as_str() {
+        "slipway.css" => ("text/css; charset=utf-8", STYLE),
+        "follow.js" => ("text/javascript; charset=utf-8", FOLLOW_JS),
+        _ => return text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub(super) fn page(title: &str, body: &str, refresh: bool) -> Response {
     let meta = if refresh {
         "<meta http-equiv=\"refresh\" content=\"5\">"
     } else {
         ""
     };
     Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t} · Slipway</title>{meta}<style>{STYLE}</style></head>\
-         <body><header><a href=\"/\">Slipway</a></header><main>{body}</main></body></html>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t} · Slipway</title>{meta}<link rel=\"stylesheet\" href=\"/static/slipway.css\"></head>\
+         <body><header><a href=\"/\">Slipway</a><a class=\"signin\" href=\"/login\">Account</a></header><main>{body}</main></body></html>",
         t = escape(title)
     ))
     .into_response()
@@ -94,9 +103,14 @@ fn build_rows(builds: &[Build], with_repo: bool) -> String {
     out
 }
 
-pub(super) async fn repos(State(app): AppState) -> Response {
+pub(super) async fn repos(State(app): AppState, caller: Caller) -> Response {
+    let readable = match readable_repos(&app, &caller).await {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
     match app.store.repos().await {
         Ok(latest) => {
+            let latest = filter_builds(latest, &readable);
             let body = if latest.is_empty() {
                 "<h1>Repositories</h1><p>No builds yet. Point a GitHub webhook at <code>/webhooks/github</code>.</p>".to_string()
             } else {
@@ -113,14 +127,36 @@ pub(super) async fn repos(State(app): AppState) -> Response {
 
 pub(super) async fn builds(
     State(app): AppState,
+    caller: Caller,
     Path((owner, name)): Path<(String, String)>,
 ) -> Response {
     let repo = format!("{owner}/{name}");
+    let access = match permission(&app, &caller, &repo, Permission::Push).await {
+        Ok(Permission::None) => return text(StatusCode::NOT_FOUND, "no such repository\n"),
+        Ok(p) => p,
+        Err(e) => return store_error(e),
+    };
+    // A private repository's badge works only with its token, shown to those who may push.
+    let badge = match app.store.repo_access(&repo).await {
+        Ok(Some(r)) if r.private && access == Permission::Push => {
+            format!("/badge/{}.svg?token={}", escape(&repo), r.badge_token)
+        }
+        Ok(Some(r)) if r.private => String::new(),
+        Ok(_) => format!("/badge/{}.svg", escape(&repo)),
+        Err(e) => return store_error(e),
+    };
     match app.store.builds(Some(&repo), 100).await {
         Ok(list) => {
             let running = list.iter().any(|b| !b.state.is_final());
+            let badge = if badge.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<p><img alt=\"status\" src=\"{badge}\"> <code class=\"badge-url\">{badge}</code></p>"
+                )
+            };
             let body = format!(
-                "<h1>{r}</h1><p><img alt=\"status\" src=\"/badge/{r}.svg\"></p>{}",
+                "<h1>{r}</h1>{badge}{}",
                 build_rows(&list, false),
                 r = escape(&repo)
             );
@@ -130,18 +166,29 @@ pub(super) async fn builds(
     }
 }
 
-fn buttons(build: &Build) -> String {
+/// Cancel and restart, for callers who may push; each form carries the session's CSRF token.
+fn buttons(build: &Build, caller: &Caller) -> String {
+    let csrf = caller
+        .session
+        .as_ref()
+        .map(|s| {
+            format!(
+                "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+                s.csrf.expose()
+            )
+        })
+        .unwrap_or_default();
     let mut out = String::new();
     if !build.state.is_final() {
         let _ = write!(
             out,
-            "<form method=\"post\" action=\"/builds/{}/cancel\"><button>Cancel</button></form> ",
+            "<form method=\"post\" action=\"/builds/{}/cancel\">{csrf}<button id=\"cancel\">Cancel</button></form> ",
             build.id
         );
     }
     let _ = write!(
         out,
-        "<form method=\"post\" action=\"/builds/{}/restart\"><button>Restart</button></form>",
+        "<form method=\"post\" action=\"/builds/{}/restart\">{csrf}<button id=\"restart\">Restart</button></form>",
         build.id
     );
     out
@@ -195,11 +242,17 @@ fn matrix_value(v: &serde_json::Value) -> String {
     }
 }
 
-pub(super) async fn build(State(app): AppState, Path(id): Path<i64>) -> Response {
-    let (b, jobs) = match app.store.build(id).await {
-        Ok(Some(x)) => x,
-        Ok(None) => return text(StatusCode::NOT_FOUND, "no such build\n"),
-        Err(e) => return store_error(e),
+pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i64>) -> Response {
+    let (b, jobs) = match readable_build(&app, &caller, id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let may_push = match caller.login() {
+        None => false,
+        Some(_) => match permission(&app, &caller, &b.repo, Permission::Push).await {
+            Ok(p) => p == Permission::Push,
+            Err(e) => return store_error(e),
+        },
     };
     let mut body = format!(
         "<h1>Build #{} {}</h1><p><a href=\"/repos/{r}\">{r}</a> · {} · head <code>{}</code>{}</p>",
@@ -216,7 +269,9 @@ pub(super) async fn build(State(app): AppState, Path(id): Path<i64>) -> Response
     if let Some(reason) = &b.reason {
         let _ = write!(body, "<p class=\"reason\">{}</p>", escape(reason));
     }
-    body.push_str(&buttons(&b));
+    if may_push {
+        body.push_str(&buttons(&b, &caller));
+    }
     let mut stage_idx = -1;
     for j in &jobs {
         if j.stage_index != stage_idx {
@@ -260,46 +315,15 @@ pub(super) async fn build(State(app): AppState, Path(id): Path<i64>) -> Response
     page(&format!("Build #{}", b.id), &body, !b.state.is_final())
 }
 
-const FOLLOW_JS: &str = r#"
-const log = document.getElementById('log');
-let cur = null;
-function out() { if (!cur) { cur = document.createElement('pre'); log.appendChild(cur); } return cur; }
-const es = new EventSource(log.dataset.src);
-es.addEventListener('chunk', (e) => {
-  const c = JSON.parse(e.data);
-  const bottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
-  if (c.kind === 'phase_start') {
-    const d = document.createElement('details'); d.open = true; d.className = 'phase';
-    const s = document.createElement('summary'); s.textContent = c.data; d.appendChild(s);
-    cur = document.createElement('pre'); d.appendChild(cur); log.appendChild(d);
-  } else if (c.kind === 'phase_end') {
-    const p = JSON.parse(c.data);
-    const d = cur && cur.parentElement;
-    if (d && d.tagName === 'DETAILS') {
-      d.querySelector('summary').textContent = p.name + ' (' + (p.ms / 1000).toFixed(1) + ' s)' + (p.exit_code ? ' exit ' + p.exit_code : '');
-      if (p.exit_code === 0) d.open = false;
-    }
-    cur = null;
-  } else if (c.kind === 'note') {
-    const n = document.createElement('div'); n.className = 'note'; n.textContent = c.data; log.appendChild(n); cur = null;
-  } else {
-    out().insertAdjacentHTML('beforeend', c.html);
-  }
-  if (bottom) window.scrollTo(0, document.body.scrollHeight);
-});
-es.addEventListener('end', () => { es.close(); document.getElementById('live').textContent = 'finished'; });
-"#;
-
-pub(super) async fn job(State(app): AppState, Path(id): Path<i64>) -> Response {
-    let j = match app.store.job(id).await {
-        Ok(Some(j)) => j,
-        Ok(None) => return text(StatusCode::NOT_FOUND, "no such job\n"),
-        Err(e) => return store_error(e),
+pub(super) async fn job(State(app): AppState, caller: Caller, Path(id): Path<i64>) -> Response {
+    let j = match readable_job(&app, &caller, id).await {
+        Ok((j, _)) => j,
+        Err(r) => return r,
     };
     let body = format!(
         "<h1>Job {b}.{n} <span class=\"s {s}\">{s}</span></h1>\
          <p><a href=\"/builds/{b}\">build #{b}</a> · stage {stage} · {m} · <span id=\"live\">live</span> · <a href=\"/jobs/{id}/log.txt\">raw log</a></p>{reason}\
-         <div id=\"log\" data-src=\"/jobs/{id}/events\"></div><script>{FOLLOW_JS}</script>",
+         <div id=\"log\" data-src=\"/jobs/{id}/events\"></div><script src=\"/static/follow.js\"></script>",
         b = j.build_id,
         n = j.number,
         s = j.state.as_str(),
@@ -314,21 +338,15 @@ pub(super) async fn job(State(app): AppState, Path(id): Path<i64>) -> Response {
     page(&format!("Job {}.{}", j.build_id, j.number), &body, false)
 }
 
-pub(super) async fn login() -> Response {
-    page(
-        "Sign in",
-        "<h1>Sign in</h1><form method=\"post\" action=\"/login\"><input type=\"password\" name=\"token\" placeholder=\"API token\"> <button>Sign in</button></form>",
-        false,
-    )
-}
-
 #[derive(Deserialize)]
 pub(super) struct BadgeQuery {
     branch: Option<String>,
+    token: Option<String>,
 }
 
 pub(super) async fn badge(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path((owner, file)): Path<(String, String)>,
     Query(q): Query<BadgeQuery>,
 ) -> Response {
@@ -336,6 +354,21 @@ pub(super) async fn badge(
         return text(StatusCode::NOT_FOUND, "badges end in .svg\n");
     };
     let repo = format!("{owner}/{name}");
+    // Public: anyone. Private: its badge token, or someone who may read it.
+    let shown = match app.store.repo_access(&repo).await {
+        Ok(Some(r)) if !r.private => true,
+        Ok(Some(r)) => {
+            q.token
+                .as_deref()
+                .is_some_and(|t| constant_time_eq(t.as_bytes(), r.badge_token.as_bytes()))
+                || matches!(can_read(&app, &caller, &repo).await, Ok(true))
+        }
+        Ok(None) => false,
+        Err(e) => return store_error(e),
+    };
+    if !shown {
+        return text(StatusCode::NOT_FOUND, "no such repository\n");
+    }
     let branch = q.branch.unwrap_or_else(|| "master".into());
     let state = match app.store.branch_state(&repo, &branch).await {
         Ok(s) => s,

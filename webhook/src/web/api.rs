@@ -1,0 +1,265 @@
+//! The JSON API and the plain-text log: reads filtered by what the caller may read, cancel and
+//! restart for push permission or an API token.
+
+use super::access::{
+    Caller, can_read, filter_builds, permission, readable_build, readable_job, readable_repos,
+};
+use super::session::check_csrf;
+use super::{App, AppState, store_error, text};
+use crate::store::{ChunkKind, Permission, StoreError};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+pub(super) struct BuildsQuery {
+    repo: Option<String>,
+    limit: Option<i64>,
+}
+
+pub(super) async fn repos(State(app): AppState, caller: Caller) -> Response {
+    let readable = match readable_repos(&app, &caller).await {
+        Ok(r) => r,
+        Err(e) => return store_error(e),
+    };
+    match app.store.repos().await {
+        Ok(r) => Json(json!({"repos": filter_builds(r, &readable)})).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn builds(
+    State(app): AppState,
+    caller: Caller,
+    Query(q): Query<BuildsQuery>,
+) -> Response {
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let listed = match &q.repo {
+        Some(repo) => match can_read(&app, &caller, repo).await {
+            Ok(true) => app.store.builds(Some(repo), limit).await,
+            Ok(false) => return text(StatusCode::NOT_FOUND, "no such repository\n"),
+            Err(e) => return store_error(e),
+        },
+        None => match readable_repos(&app, &caller).await {
+            Ok(None) => app.store.builds(None, limit).await,
+            Ok(Some(names)) => app.store.builds_of(names, limit).await,
+            Err(e) => return store_error(e),
+        },
+    };
+    match listed {
+        Ok(b) => Json(json!({"builds": b})).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i64>) -> Response {
+    match readable_build(&app, &caller, id).await {
+        Ok((build, jobs)) => Json(json!({"build": build, "jobs": jobs})).into_response(),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn job(State(app): AppState, caller: Caller, Path(id): Path<i64>) -> Response {
+    match readable_job(&app, &caller, id).await {
+        Ok((job, _)) => Json(json!({"job": job})).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct LogQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+pub(super) async fn log(
+    State(app): AppState,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let job = match readable_job(&app, &caller, id).await {
+        Ok((j, _)) => j,
+        Err(r) => return r,
+    };
+    match app
+        .store
+        .log(
+            id,
+            q.after.unwrap_or(0),
+            q.limit.unwrap_or(1000).clamp(1, 10_000),
+        )
+        .await
+    {
+        Ok(chunks) => Json(json!({"state": job.state, "chunks": chunks})).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn log_text(
+    State(app): AppState,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Response {
+    if let Err(r) = readable_job(&app, &caller, id).await {
+        return r;
+    }
+    let mut out = String::new();
+    let mut after = 0;
+    loop {
+        match app.store.log(id, after, 5000).await {
+            Ok(chunks) if chunks.is_empty() => break,
+            Ok(chunks) => {
+                for c in &chunks {
+                    match c.kind {
+                        ChunkKind::Output => out.push_str(&c.data),
+                        ChunkKind::Note => out.push_str(&format!("[slipway] {}\n", c.data)),
+                        _ => {}
+                    }
+                }
+                after = chunks.last().map(|c| c.seq).unwrap_or(after);
+            }
+            Err(e) => return store_error(e),
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response()
+}
+
+/// What a caller may do to a build: `Ok(())` with push permission; else the answer to give
+/// (404 when they may not even read it).
+async fn may_act(app: &App, caller: &Caller, id: i64) -> Result<(), Response> {
+    let (b, _) = readable_build(app, caller, id).await?;
+    match permission(app, caller, &b.repo, Permission::Push).await {
+        Ok(Permission::Push) => Ok(()),
+        Ok(_) => Err(text(
+            StatusCode::FORBIDDEN,
+            "push permission on the repository is needed\n",
+        )),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+async fn cancel(app: &App, id: i64) -> Result<bool, StoreError> {
+    let changed = app.store.cancel_build(id, "canceled by a user").await?;
+    if changed {
+        app.engine.stop_builds(&[id]);
+        app.engine.outbox.notify_one();
+    }
+    Ok(changed)
+}
+
+async fn restart(app: &App, id: i64) -> Result<Option<i64>, StoreError> {
+    let Some((new, canceled)) = app.store.restart_build(id, app.config.auto_cancel).await? else {
+        return Ok(None);
+    };
+    app.engine.stop_builds(&canceled);
+    app.engine.work.notify_one();
+    app.engine.outbox.notify_one();
+    Ok(Some(new))
+}
+
+/// An API call that changes something: a bearer token, or a session with its CSRF token in
+/// `X-CSRF-Token`.
+async fn api_action(
+    app: &App,
+    caller: &Caller,
+    headers: &HeaderMap,
+    id: i64,
+) -> Result<(), Response> {
+    if caller.login().is_none() {
+        return Err(text(
+            StatusCode::UNAUTHORIZED,
+            "a valid API token or a signed-in session is required\n",
+        ));
+    }
+    let given = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
+    check_csrf(app, caller, headers, given).map_err(IntoResponse::into_response)?;
+    may_act(app, caller, id).await
+}
+
+pub(super) async fn api_cancel(
+    State(app): AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    if let Err(r) = api_action(&app, &caller, &headers, id).await {
+        return r;
+    }
+    match cancel(&app, id).await {
+        Ok(changed) => Json(json!({"canceled": changed})).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn api_restart(
+    State(app): AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    if let Err(r) = api_action(&app, &caller, &headers, id).await {
+        return r;
+    }
+    match restart(&app, id).await {
+        Ok(Some(new)) => (StatusCode::CREATED, Json(json!({"build": new}))).into_response(),
+        Ok(None) => text(StatusCode::NOT_FOUND, "no such build\n"),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct ActionForm {
+    csrf: Option<String>,
+}
+
+/// A form button that changes something: a signed-in session whose CSRF token the form carries.
+async fn ui_action(
+    app: &App,
+    caller: &Caller,
+    headers: &HeaderMap,
+    form: &ActionForm,
+    id: i64,
+) -> Result<(), Response> {
+    if caller.login().is_none() {
+        return Err(Redirect::to("/login").into_response());
+    }
+    check_csrf(app, caller, headers, form.csrf.as_deref()).map_err(IntoResponse::into_response)?;
+    may_act(app, caller, id).await
+}
+
+pub(super) async fn ui_cancel(
+    State(app): AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Response {
+    if let Err(r) = ui_action(&app, &caller, &headers, &form, id).await {
+        return r;
+    }
+    match cancel(&app, id).await {
+        Ok(_) => Redirect::to(&format!("/builds/{id}")).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub(super) async fn ui_restart(
+    State(app): AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Response {
+    if let Err(r) = ui_action(&app, &caller, &headers, &form, id).await {
+        return r;
+    }
+    match restart(&app, id).await {
+        Ok(Some(new)) => Redirect::to(&format!("/builds/{new}")).into_response(),
+        Ok(None) => text(StatusCode::NOT_FOUND, "no such build\n"),
+        Err(e) => store_error(e),
+    }
+}
