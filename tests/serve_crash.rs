@@ -84,7 +84,15 @@ fn sigkill_during_a_stream_of_deliveries_loses_nothing() {
     let mut accepted = Vec::new();
     for i in 0..100 {
         let b = i % 4;
-        let body = push_payload(REPO, &origin.url(), &format!("refs/heads/b{b}"), &shas[b]);
+        // Each delivery's body differs, as GitHub's do (an identical body would be a replay).
+        let body = push_payload_with(
+            REPO,
+            &origin.url(),
+            &format!("refs/heads/b{b}"),
+            &shas[b],
+            false,
+            &format!("push {i}"),
+        );
         let id = format!("crash-{i}");
         match std::panic::catch_unwind(|| server.deliver("push", &id, &body)) {
             Ok((status, _)) if (200..300).contains(&status) => accepted.push(id),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const SECRET: &str = "e2e-secret";
+pub const SECRET: &str = "e2e-webhook-secret-7c1d";
 pub const TOKEN: &str = "e2e-token";
 pub const REPO: &str = "acme/app";
 pub const IMAGE: &str = "slipway-test/debian:latest";
@@ -61,18 +61,30 @@ impl Served {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Served {
-        let port = free_port();
+        Served::with_config(
+            root,
+            free_port(),
+            |port| {
+                format!(
+                    "listen = \"127.0.0.1:{port}\"\nwebhook_secret = \"{SECRET}\"\napi_tokens = [\"{TOKEN}\"]\nlease_seconds = 3\n{extra}\n\
+                     [github]\napi_url = \"{github_api}\"\ntoken = \"gh-token\"\nmax_backoff_seconds = 1\n\
+                     [[repos]]\nname = \"{REPO}\"\nclone_url = \"{clone_url}\"\n"
+                )
+            },
+            env,
+        )
+    }
+
+    /// A server listening on `port` whose whole config file `text(port)` gives.
+    pub fn with_config(
+        root: &Path,
+        port: u16,
+        text: impl FnOnce(u16) -> String,
+        env: &[(&str, &str)],
+    ) -> Served {
         let data = root.join("data");
         let config = root.join("slipway.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\nwebhook_secret = \"{SECRET}\"\napi_tokens = [\"{TOKEN}\"]\nlease_seconds = 3\n{extra}\n\
-                 [github]\napi_url = \"{github_api}\"\ntoken = \"gh-token\"\nmax_backoff_seconds = 1\n\
-                 [[repos]]\nname = \"{REPO}\"\nclone_url = \"{clone_url}\"\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, text(port)).unwrap();
         let mut s = Served {
             child: None,
             port,
@@ -109,10 +121,12 @@ impl Served {
             .spawn()
             .unwrap();
         self.child = Some(child);
+        // A server speaking TLS is up once its port answers.
+        let tls = std::fs::read_to_string(&self.config).is_ok_and(|c| c.contains("tls_cert"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && self.try_get("/healthz").0 == 200
+                && (tls || self.try_get("/healthz").0 == 200)
             {
                 return;
             }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 15;
-const SECRET: &str = "bench";
+const SECRET: &str = "bench-webhook-secret";
 const REPO: &str = "bench/p2";
 
 fn skip_or_fail(why: &str) -> ! {

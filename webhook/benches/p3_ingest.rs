@@ -17,7 +17,12 @@
 //!   binary's (`SLIPWAY_BIN`, else `release/slipway` of the bench's target directory) after it answered
 //!   `/healthz` and idled, read from `/proc/<pid>/status`.
 //!
-//! Goals: ≥ 2,000 deliveries/s, p99 ≤ 25 ms at 2,000/s; idle RSS ≤ 20 MiB.
+//! - Access: after P3, `GET /api/builds` of a private repository by a user signed in through the
+//!   GitHub stand-in (permission cached after the first read) against an anonymous read of a
+//!   public repository, closed loop, two rounds each.
+//!
+//! Goals: ≥ 2,000 deliveries/s, p99 ≤ 25 ms at 2,000/s (with the body-hash dedupe); idle RSS
+//! ≤ 20 MiB; the signed-in read ≥ 0.8× the anonymous one.
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::SocketAddr;
@@ -31,7 +36,7 @@ const CLOSED_TOTAL: usize = 20_000;
 const CLOSED_LIMIT: Duration = Duration::from_secs(30);
 const OPEN_RATE: f64 = 2_000.0;
 const OPEN_SECONDS: f64 = 10.0;
-const SECRET: &[u8] = b"bench";
+const SECRET: &[u8] = b"bench-webhook-secret";
 
 fn rss_kib(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -208,6 +213,89 @@ fn deliveries(prefix: &str, n: usize) -> Arc<Vec<Vec<u8>>> {
     )
 }
 
+/// `n` copies of `GET path`, with a cookie when given.
+fn reads(path: &str, cookie: Option<&str>, n: usize) -> Arc<Vec<Vec<u8>>> {
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    Arc::new(vec![
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: b\r\n{cookie}\r\n"
+        )
+        .into_bytes();
+        n
+    ])
+}
+
+/// Reads of `/api/builds`: a private repository's by a signed-in user whose pull permission is
+/// cached, against an anonymous caller's of a public repository, same server, same run.
+fn access_reads(
+    addr: SocketAddr,
+    github: &slipway_webhook::testing::FakeGitHub,
+    client: &tokio::runtime::Runtime,
+) {
+    use slipway_webhook::testing::{FakeOAuth, deliver, sign_in};
+    let base = format!("http://{addr}");
+    github.oauth(FakeOAuth {
+        client_id: "bench-client".into(),
+        client_secret: "bench-client-secret".into(),
+        redirect_uri: format!("{base}/login/github/callback"),
+        next_login: "reader".into(),
+        grants: vec![("reader".into(), "bench/private".into(), "pull".into())],
+        private: vec!["bench/private".into()],
+        ..FakeOAuth::default()
+    });
+    let secret = std::str::from_utf8(SECRET).unwrap();
+    for (i, (repo, private)) in [("bench/public", false), ("bench/private", true)]
+        .into_iter()
+        .enumerate()
+    {
+        for n in 0..20 {
+            let body = slipway_webhook::testing::push_payload_with(
+                repo,
+                "file:///nowhere",
+                &format!("refs/heads/b{n}"),
+                &format!("{:040x}", 1_000_000 + i * 100 + n),
+                private,
+                "bench read",
+            );
+            let (status, text) = deliver(&base, secret, "push", &format!("read-{repo}-{n}"), &body);
+            assert_eq!(status, 202, "{text}");
+        }
+    }
+    let cookie = sign_in(&base);
+    let private = reads(
+        "/api/builds?repo=bench%2Fprivate",
+        Some(&cookie),
+        CLOSED_TOTAL,
+    );
+    let public = reads("/api/builds?repo=bench%2Fpublic", None, CLOSED_TOTAL);
+    // The first read asks GitHub; every read after it uses the cached permission.
+    client.block_on(closed_loop(
+        addr,
+        reads("/api/builds?repo=bench%2Fprivate", Some(&cookie), 10),
+    ));
+    for round in 1..=2 {
+        let (anon, anon_lat) = client.block_on(closed_loop(addr, public.clone()));
+        let (authed, authed_lat) = client.block_on(closed_loop(addr, private.clone()));
+        println!(
+            "access round {round}: anonymous GET /api/builds of a public repository: {anon:.0} req/s ({}); \
+             signed-in GET of a private repository, permission cached: {authed:.0} req/s ({}); ratio {:.2}x (goal >= 0.8x)",
+            summary(&anon_lat),
+            summary(&authed_lat),
+            authed / anon
+        );
+    }
+    let asked = github
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path == "/repos/bench/private")
+        .count();
+    println!("access: GitHub was asked for the permission {asked} time(s)");
+}
+
 fn healthz(n: usize) -> Arc<Vec<Vec<u8>>> {
     Arc::new(vec![
         b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n".to_vec();
@@ -241,7 +329,7 @@ fn binary_idle_rss(github_api: &str) {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\nwebhook_secret = \"bench\"\n[github]\napi_url = \"{github_api}\"\n"
+            "listen = \"127.0.0.1:0\"\nwebhook_secret = \"bench-webhook-secret\"\n[github]\napi_url = \"{github_api}\"\n"
         ),
     )
     .unwrap();
@@ -333,12 +421,16 @@ fn main() {
     let github = slipway_webhook::testing::FakeGitHub::default();
     let api = github.start(&github_rt);
     let tmp = tempfile::tempdir().unwrap();
-    let mut config =
-        slipway_webhook::Config::parse("listen = \"127.0.0.1:0\"\nwebhook_secret = \"bench\"\n")
-            .unwrap();
+    let mut config = slipway_webhook::Config::parse(
+        "listen = \"127.0.0.1:0\"\nwebhook_secret = \"bench-webhook-secret\"\n",
+    )
+    .unwrap();
     config.workers = 0;
     config.github.api_url = api.clone();
     config.github.token = Some("bench-token".into());
+    config.github.web_url = api.clone();
+    config.github.client_id = Some("bench-client".into());
+    config.github.client_secret = Some("bench-client-secret".into());
     let server = server_rt
         .block_on(slipway_webhook::start(
             config,
@@ -396,6 +488,9 @@ fn main() {
     );
     let sent = github.requests.lock().unwrap().len();
     println!("P3 statuses the reporter sent to the GitHub stand-in meanwhile: {sent}");
+    if std::env::args().all(|a| a != "--no-access") {
+        access_reads(addr, &github, &client);
+    }
     server_rt.block_on(server.shutdown());
     binary_idle_rss(&api);
 }

@@ -47,6 +47,82 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (
     (status, text)
 }
 
+/// An answer with its headers (names in lower case), as [`request`] returns it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `name=value` part of each `Set-Cookie`.
+    pub fn cookies(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.split(';').next().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection, redirects not followed.
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let req = builder.body(body.to_vec()).unwrap();
+    let mut resp = agent.run(req).unwrap();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    Answer {
+        status: resp.status().as_u16(),
+        headers,
+        body: resp.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+/// Signs in through GitHub's OAuth flow (the stand-in signs in whoever its `next_login` is):
+/// returns the session cookie (`slipway_session=…`).
+pub fn sign_in(server: &str) -> String {
+    let start = request("GET", &format!("{server}/login/github"), &[], b"");
+    assert_eq!(start.status, 303, "{start:?}");
+    let state_cookie = start.cookies().into_iter().next().expect("a state cookie");
+    let authorize = start
+        .header("location")
+        .expect("a redirect to GitHub")
+        .to_string();
+    let back = request("GET", &authorize, &[], b"");
+    assert_eq!(back.status, 302, "{back:?}");
+    let callback = back
+        .header("location")
+        .expect("a redirect back")
+        .to_string();
+    let done = request("GET", &callback, &[("Cookie", &state_cookie)], b"");
+    assert_eq!(done.status, 303, "{done:?}");
+    done.cookies()
+        .into_iter()
+        .find(|c| c.starts_with("slipway_session=") && c.len() > "slipway_session=".len())
+        .expect("a session cookie")
+}
+
 /// A request GitHub's stand-in received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -67,6 +143,155 @@ pub struct FakeGitHub {
     fail_left: Arc<AtomicUsize>,
     fail_status: Arc<AtomicUsize>,
     app: Arc<Mutex<Option<FakeApp>>>,
+    oauth: Arc<Mutex<Option<FakeOAuth>>>,
+}
+
+/// GitHub's OAuth web flow and user API as the stand-in plays them, checking each request
+/// exactly: `/login/oauth/authorize` must name `client_id`, `redirect_uri` and scope `repo`, and
+/// redirects at once (as a user who clicked "Authorize") with a one-time code for `next_login`;
+/// `/login/oauth/access_token` must bring the client id and secret, an unused code and the same
+/// redirect URI; `/user` and `GET /repos/{owner}/{name}` need `Authorization: Bearer` with an
+/// issued token, and a repository answers with the user's `permissions` from `grants`, or 404
+/// when they have none. Every mismatch answers 400/401 and is listed in `problems`.
+#[derive(Debug, Clone, Default)]
+pub struct FakeOAuth {
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    /// Who signs in next.
+    pub next_login: String,
+    /// (login, `owner/name`) → `pull` or `push`; `private` repositories are said to be so.
+    pub grants: Vec<(String, String, String)>,
+    pub private: Vec<String>,
+    /// Codes issued: (code, login, used).
+    pub codes: Vec<(String, String, bool)>,
+    /// Tokens issued: (token, login).
+    pub tokens: Vec<(String, String)>,
+    pub problems: Vec<String>,
+}
+
+impl FakeOAuth {
+    fn query(uri: &Uri) -> std::collections::HashMap<String, String> {
+        form(uri.query().unwrap_or(""))
+    }
+
+    fn login_of(&self, authorization: Option<&str>) -> Result<String, String> {
+        let token = authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                format!("needs `Authorization: Bearer <token>`, got {authorization:?}")
+            })?;
+        self.tokens
+            .iter()
+            .find(|(t, _)| t == token)
+            .map(|(_, l)| l.clone())
+            .ok_or_else(|| format!("unknown token {token}"))
+    }
+
+    /// The answer when the request is part of the OAuth flow or the user API, else `None`.
+    fn answer(
+        &mut self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<Result<Response, String>> {
+        let path = uri.path();
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        Some(match (method.as_str(), path) {
+            ("GET", "/login/oauth/authorize") => {
+                let q = Self::query(uri);
+                let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+                if get("client_id") != self.client_id
+                    || get("redirect_uri") != self.redirect_uri
+                    || get("scope") != "repo"
+                    || get("state").len() < 32
+                {
+                    Err(format!("authorize with wrong parameters: {q:?}"))
+                } else {
+                    let code = format!("code{}", self.codes.len() + 1);
+                    self.codes
+                        .push((code.clone(), self.next_login.clone(), false));
+                    let to = format!("{}?code={code}&state={}", self.redirect_uri, get("state"));
+                    Ok((StatusCode::FOUND, [("location", to)]).into_response())
+                }
+            }
+            ("POST", "/login/oauth/access_token") => {
+                let f = form(std::str::from_utf8(body).unwrap_or(""));
+                let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+                let accept = headers.get("accept").and_then(|v| v.to_str().ok());
+                let code = self
+                    .codes
+                    .iter_mut()
+                    .find(|(c, _, used)| *c == get("code") && !*used);
+                match code {
+                    Some((_, login, used))
+                        if get("client_id") == self.client_id
+                            && get("client_secret") == self.client_secret
+                            && get("redirect_uri") == self.redirect_uri
+                            && accept == Some("application/json") =>
+                    {
+                        *used = true;
+                        let token = format!("gho_{login}_{}", self.tokens.len() + 1);
+                        self.tokens.push((token.clone(), login.clone()));
+                        Ok(axum::Json(serde_json::json!({
+                            "access_token": token, "token_type": "bearer", "scope": "repo"
+                        }))
+                        .into_response())
+                    }
+                    _ => Err(format!(
+                        "access_token with wrong parameters: {f:?}, accept {accept:?}"
+                    )),
+                }
+            }
+            ("GET", "/user") => self.login_of(auth).map(|login| {
+                axum::Json(serde_json::json!({"login": login, "id": 1})).into_response()
+            }),
+            ("GET", _) if segments.len() == 3 && segments[0] == "repos" => {
+                let repo = format!("{}/{}", segments[1], segments[2]);
+                self.login_of(auth).map(|login| {
+                    let grant = self
+                        .grants
+                        .iter()
+                        .find(|(l, r, _)| *l == login && r.eq_ignore_ascii_case(&repo));
+                    match grant {
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            axum::Json(serde_json::json!({"message": "Not Found"})),
+                        )
+                            .into_response(),
+                        Some((_, _, level)) => {
+                            let push = level == "push";
+                            axum::Json(serde_json::json!({
+                                "full_name": repo,
+                                "private": self.private.iter().any(|p| p.eq_ignore_ascii_case(&repo)),
+                                "permissions": {"admin": false, "maintain": false, "push": push,
+                                                "triage": push, "pull": true}
+                            }))
+                            .into_response()
+                        }
+                    }
+                })
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// A form or query string as a map (percent-decoded, `+` as space).
+fn form(s: &str) -> std::collections::HashMap<String, String> {
+    s.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            let decode = |x: &str| {
+                percent_encoding::percent_decode_str(&x.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
 }
 
 /// A GitHub App as the stand-in knows it. JWTs must be RS256, signed by the key whose public half
@@ -219,6 +444,21 @@ impl FakeGitHub {
         self.fail_left.store(n, Ordering::SeqCst);
     }
 
+    /// From now on, play GitHub's OAuth flow and user API as `oauth` says.
+    pub fn oauth(&self, oauth: FakeOAuth) {
+        *self.oauth.lock().unwrap() = Some(oauth);
+    }
+
+    /// Changes the OAuth side (who signs in next, grants).
+    pub fn with_oauth<R>(&self, f: impl FnOnce(&mut FakeOAuth) -> R) -> R {
+        f(self
+            .oauth
+            .lock()
+            .unwrap()
+            .as_mut()
+            .expect("oauth is set up"))
+    }
+
     /// From now on, authenticate `app` as GitHub authenticates GitHub Apps.
     pub fn app(&self, app: FakeApp) {
         *self.app.lock().unwrap() = Some(app);
@@ -270,6 +510,29 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let oauth = gh
+        .oauth
+        .lock()
+        .unwrap()
+        .as_mut()
+        .and_then(|o| o.answer(&method, &uri, &headers, &body).map(|a| (a, o)))
+        .map(|(answer, o)| match answer {
+            Ok(r) => r,
+            Err(problem) => {
+                o.problems.push(problem.clone());
+                (StatusCode::BAD_REQUEST, problem).into_response()
+            }
+        });
+    if let Some(resp) = oauth {
+        gh.requests.lock().unwrap().push(Recorded {
+            method: method.to_string(),
+            path,
+            authorization,
+            body: Value::Null,
+            answered: resp.status().as_u16(),
+        });
+        return resp;
+    }
     let failing = gh
         .fail_left
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -405,6 +668,7 @@ impl Origin {
     }
 }
 
+/// A pull request delivery of a public repository.
 pub fn pr_payload(
     repo: &str,
     clone_url: &str,
@@ -415,7 +679,7 @@ pub fn pr_payload(
 ) -> Vec<u8> {
     serde_json::json!({
         "action": action, "number": n, "sender": {"login": "dev"},
-        "repository": {"full_name": repo, "clone_url": clone_url},
+        "repository": {"full_name": repo, "clone_url": clone_url, "private": false},
         "pull_request": {"title": "A change", "body": null,
             "head": {"ref": format!("pr{n}"), "sha": head, "repo": {"full_name": repo, "clone_url": clone_url}},
             "base": {"ref": "master", "sha": base_sha, "repo": {"full_name": repo, "clone_url": clone_url}}}
@@ -424,11 +688,24 @@ pub fn pr_payload(
     .into_bytes()
 }
 
+/// A push delivery of a public repository.
 pub fn push_payload(repo: &str, clone_url: &str, git_ref: &str, after: &str) -> Vec<u8> {
+    push_payload_with(repo, clone_url, git_ref, after, false, "a push")
+}
+
+/// A push delivery, public or private, with a head commit message.
+pub fn push_payload_with(
+    repo: &str,
+    clone_url: &str,
+    git_ref: &str,
+    after: &str,
+    private: bool,
+    message: &str,
+) -> Vec<u8> {
     serde_json::json!({
         "ref": git_ref, "before": "0".repeat(40), "after": after, "deleted": false,
-        "head_commit": {"message": "a push"}, "sender": {"login": "dev"},
-        "repository": {"full_name": repo, "clone_url": clone_url}
+        "head_commit": {"message": message}, "sender": {"login": "dev"},
+        "repository": {"full_name": repo, "clone_url": clone_url, "private": private}
     })
     .to_string()
     .into_bytes()

@@ -198,6 +198,30 @@ fn one_delivery_sent_100_times_across_a_restart_makes_one_build() {
 }
 
 #[test]
+fn a_replayed_body_under_a_new_delivery_id_is_a_duplicate_also_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = push_payload(
+        "acme/app",
+        "file:///nowhere",
+        "refs/heads/master",
+        &"d".repeat(40),
+    );
+    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedExecutor));
+    assert_eq!(h.deliver("push", "original", &body).0, 202);
+    let (status, text) = h.deliver("push", "replayed-1", &body);
+    assert_eq!((status, text.as_str()), (200, "{\"duplicate\":true}"));
+    // One byte more is another delivery.
+    let mut other = body.clone();
+    other.push(b' ');
+    assert_eq!(h.deliver("push", "another", &other).0, 202);
+    h.stop();
+    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedExecutor));
+    assert_eq!(h.deliver("push", "replayed-2", &body).0, 200);
+    h.stop();
+    assert_eq!(count(tmp.path(), "SELECT count(*) FROM builds"), 2);
+}
+
+#[test]
 fn repositories_outside_the_allow_list_get_404_and_nothing_is_stored() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = idle_config();
@@ -250,7 +274,14 @@ fn health_and_metrics_answer() {
     );
     h.deliver("push", "m1", &body);
     h.deliver("push", "m1", &body);
-    let (status, text) = h.get("/metrics");
+    // Not for strangers: only an API token reads it on the public address.
+    assert_eq!(h.get("/metrics").0, 404);
+    let (status, text) = http(
+        "GET",
+        &format!("{}/metrics", h.url()),
+        &[("Authorization", "Bearer ui-token")],
+        b"",
+    );
     assert_eq!(status, 200);
     assert!(
         text.contains("slipway_deliveries_accepted_total 1"),

@@ -2,6 +2,8 @@
 //! records statuses and can fail for a while, and throwaway git repositories.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use serde_json::Value;
 use slipway_webhook::executor::Executor;
 pub use slipway_webhook::testing::*;
@@ -9,7 +11,7 @@ use slipway_webhook::{Config, Server};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "test-webhook-secret-5a9e";
 
 /// `../shared` beside the workspace (or `$SLIPWAY_SHARED`); `None` (with a message) when absent
 /// outside CI, a failure under `CI=true`.
