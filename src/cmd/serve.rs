@@ -81,7 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Arc::new(docker),
             options,
             Some(slipway_secrets::SecretStore::new(&data_dir)),
-        );
+        )
+        .for_data_dir(&data_dir);
         let server = slipway_webhook::start(config, data_dir.clone(), Arc::new(executor))
             .await
             .with_context(|| format!("starting with data dir {}", data_dir.display()))?;

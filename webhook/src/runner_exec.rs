@@ -21,6 +21,8 @@ pub struct RunnerExecutor {
     /// For every other repository: no secrets, and the log says no key is present.
     keyless: Arc<Runner>,
     store: Option<SecretStore>,
+    /// Tells this server's resources from those of other servers on the same Docker engine.
+    instance: String,
 }
 
 impl RunnerExecutor {
@@ -51,7 +53,21 @@ impl RunnerExecutor {
             keyed,
             keyless: Arc::new(Runner::new(executor, keyless)),
             store: secrets,
+            instance: String::new(),
         }
+    }
+
+    /// Names this server's containers and networks after its data directory too, so servers
+    /// sharing one Docker engine never try to create the same name (each numbers its builds
+    /// from 1).
+    pub fn for_data_dir(mut self, data_dir: &std::path::Path) -> RunnerExecutor {
+        use sha2::Digest as _;
+        let dir = data_dir
+            .canonicalize()
+            .unwrap_or_else(|_| data_dir.to_path_buf());
+        let hash = sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes());
+        self.instance = hex::encode(&hash[..3]);
+        self
     }
 
     /// The runner for a repository: with its secrets when its key is in the store.
@@ -124,7 +140,11 @@ impl Executor for RunnerExecutor {
             Err(e) => return JobOutcome::Errored(format!("packing the workspace crashed: {e}")),
         };
         let info = BuildInfo {
-            id: format!("b{}-j{}", job.build_id, job.job_id),
+            id: if self.instance.is_empty() {
+                format!("b{}-j{}", job.build_id, job.job_id)
+            } else {
+                format!("{}-b{}-j{}", self.instance, job.build_id, job.job_id)
+            },
             number: job.build_id as u64,
         };
         let (tx, rx) = mpsc::channel(256);
