@@ -484,6 +484,21 @@ fn sessions_survive_a_restart_and_pages_carry_the_security_headers() {
         "{set}"
     );
     assert!(!set.contains("Secure"), "{set}");
+    // Guessing API tokens: past 10 wrong ones a minute the address gets 429, even with a right one.
+    let with_token = |t: &str| {
+        request(
+            "GET",
+            &format!("{}/api/builds", server.url()),
+            &[("Authorization", &format!("Bearer {t}"))],
+            b"",
+        )
+        .status
+    };
+    for n in 0..10 {
+        assert_eq!(with_token(&format!("guess-{n}")), 401);
+    }
+    assert_eq!(with_token("guess-10"), 429);
+    assert_eq!(with_token(TOKEN), 429);
     // A callback whose state is not this browser's is refused.
     let forged = request(
         "GET",

@@ -233,6 +233,7 @@ fn slow_clients_and_dropped_streams_cannot_hold_the_server() {
         TOKEN,
     ]);
     assert!(out.status.success(), "{out:?}");
+    assert_eq!(server.wait_final(build, 60)["build"]["state"], "canceled");
 }
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {

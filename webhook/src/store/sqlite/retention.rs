@@ -22,11 +22,11 @@ fn prune_batch(
     let victims: Vec<(i64, String)> = conn
         .prepare_cached(
             "SELECT id, repo FROM (
-                 SELECT id, repo, state, coalesce(finished_at, created_at) AS t,
+                 SELECT id, repo, coalesce(finished_at, created_at) AS t,
                         row_number() OVER (PARTITION BY lower(repo) ORDER BY id DESC) AS n
-                 FROM builds)
-             WHERE state IN ('passed', 'failed', 'errored', 'canceled', 'skipped')
-               AND ((?1 IS NOT NULL AND t < ?1) OR (?2 IS NOT NULL AND n > ?2))
+                 FROM builds
+                 WHERE state IN ('passed', 'failed', 'errored', 'canceled', 'skipped'))
+             WHERE ((?1 IS NOT NULL AND t < ?1) OR (?2 IS NOT NULL AND n > ?2))
                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.build_id = id AND o.done = 0)
              ORDER BY id LIMIT ?3",
         )?
