@@ -16,7 +16,7 @@ DEB_PACKAGES=(
   postgresql       # the PostgreSQL store tests
   chromium         # headless browser checks of the web UI
   age              # secrets tests
-  openssl          # secrets tests (openssl enc compatibility)
+  openssl          # secrets tests (openssl enc compatibility), the certificates of the TLS test
   git jq curl ca-certificates
   libssl-dev pkg-config  # crates with native TLS
   python3-venv     # the venv that holds moto

@@ -38,7 +38,8 @@ pub struct Config {
     pub trusted_docker: bool,
     /// GitHub API settings.
     pub github: GitHub,
-    /// Bearer tokens allowed to cancel and restart builds through the UI and API.
+    /// Admin bearer tokens: they read every repository's builds and may cancel and restart any
+    /// build (API, CLI, and the token sign-in of the UI).
     pub api_tokens: Vec<String>,
     /// The allow-list: when non-empty, only these repositories are served (others get 404).
     pub repos: Vec<Repo>,

@@ -20,9 +20,13 @@ pub struct HttpSettings {
     pub max_streams_per_address: usize,
     /// Sign-in attempts per client address and minute.
     pub sign_ins_per_minute: u32,
-    /// Requests with an unknown API token or session per client address and minute; past it the
-    /// address gets 429 until the minute is over.
+    /// Requests with an unknown API token per client address and minute; past it the address
+    /// gets 429 until the minute is over.
     pub failed_tokens_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a request from one of these addresses
+    /// counts as coming from the last address the header names. Empty: the header is ignored
+    /// (anyone could write it).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -35,6 +39,7 @@ impl Default for HttpSettings {
             max_streams_per_address: 16,
             sign_ins_per_minute: 20,
             failed_tokens_per_minute: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -124,19 +124,36 @@ pub fn is_api_token(app: &App, token: &str) -> bool {
         .any(|t| !t.is_empty() && constant_time_eq(t.as_bytes(), token.as_bytes()))
 }
 
-fn client_addr(parts: &Parts) -> IpAddr {
-    parts
+/// The client's address: the peer's, or, when the peer is a trusted reverse proxy, the last
+/// address of `X-Forwarded-For` (the one that proxy added; earlier ones the client could write).
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    forwarded_for
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+fn client_addr(parts: &Parts, app: &App) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    client_ip(peer, forwarded, &app.config.http.trusted_proxies)
 }
 
 impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Caller, Response> {
-        let addr = client_addr(parts);
+        let addr = client_addr(parts, app);
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -350,5 +367,28 @@ pub async fn readable_job(
         Ok(true) => Ok((job, repo)),
         Ok(false) => Err(not_found()),
         Err(e) => Err(store_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy_and_only_its_last_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxy = [ip("127.0.0.1")];
+        let xff = Some("6.6.6.6, 203.0.113.7");
+        assert_eq!(client_ip(ip("127.0.0.1"), xff, &proxy), ip("203.0.113.7"));
+        assert_eq!(
+            client_ip(ip("198.51.100.1"), xff, &proxy),
+            ip("198.51.100.1")
+        );
+        assert_eq!(client_ip(ip("127.0.0.1"), None, &proxy), ip("127.0.0.1"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), Some("junk"), &proxy),
+            ip("127.0.0.1")
+        );
+        assert_eq!(client_ip(ip("127.0.0.1"), xff, &[]), ip("127.0.0.1"));
     }
 }
