@@ -17,6 +17,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 const REPO: &str = "bench/app";
 const HISTORY: usize = 5_000;
@@ -108,7 +109,9 @@ fn warm_prepares(origin: &Origin, mirrors: &Mirrors, next_id: &mut i64, pr_head:
         );
         sync();
         let t = Instant::now();
-        mirrors.prepare(*next_id, &s, &origin.url(), None).unwrap();
+        mirrors
+            .prepare(*next_id, &s, &origin.url(), None, &CancellationToken::new())
+            .unwrap();
         times.push(t.elapsed());
     }
     median(times)
@@ -141,6 +144,7 @@ fn main() {
                 &spec(&origin, "refs/heads/master", &sha, None),
                 &origin.url(),
                 None,
+                &CancellationToken::new(),
             )
             .unwrap();
     }

@@ -31,6 +31,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Bump when the generated history changes, so a stale cache is not reused.
 const VERSION: &str = "p5-v1";
@@ -560,15 +561,15 @@ fn main() {
         depth: None,
         ..Git::default()
     };
-    let remote = Remote {
-        url: &url,
-        token: None,
-    };
+    let remote = Remote::anonymous(&url);
+    let never = CancellationToken::new();
 
     // Cold mirrors: a full clone of the big repository, once per side.
     let head = git(&origin, &["rev-parse", "refs/pull/1/head"]);
     let t = Instant::now();
-    let sources = mirrors.prepare(0, &spec(&url, &head), &url, None).unwrap();
+    let sources = mirrors
+        .prepare(0, &spec(&url, &head), &url, None, &never)
+        .unwrap();
     let cold_slipway = ms(t.elapsed());
     assert!(sources.pipeline.is_some());
     let t = Instant::now();
@@ -598,7 +599,7 @@ fn main() {
             let t = Instant::now();
             let commit = if is_slipway {
                 let src = mirrors
-                    .prepare(run as i64, &spec(&url, &head), &url, None)
+                    .prepare(run as i64, &spec(&url, &head), &url, None, &never)
                     .unwrap();
                 slipway.fetch_merge.push(ms(t.elapsed()));
                 src.commit
@@ -624,10 +625,18 @@ fn main() {
                             &shallow_dest,
                             &settings_shallow,
                             remote,
+                            &never,
                         )
                         .unwrap(),
                     (true, false) => mirrors
-                        .checkout("bench/p5", &commit, &full_dest, &settings_full, remote)
+                        .checkout(
+                            "bench/p5",
+                            &commit,
+                            &full_dest,
+                            &settings_full,
+                            remote,
+                            &never,
+                        )
                         .unwrap(),
                     (false, true) => cli_checkout_shallow(&cli_mirror, run, &url, &shallow_dest),
                     (false, false) => cli_checkout_full(&cli_mirror, &commit, &full_dest),

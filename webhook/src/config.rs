@@ -60,6 +60,8 @@ pub struct Config {
     pub sessions: SessionSettings,
     /// Pruning of old builds and deliveries.
     pub retention: RetentionSettings,
+    /// What every git fetch may do: time and size limits, addresses allowed.
+    pub git: GitSettings,
 }
 
 /// How big a build and its jobs may get: anyone who can open a pull request can make the server
@@ -82,6 +84,45 @@ impl Default for Limits {
             max_jobs: slipway_pipelines::DEFAULT_MAX_JOBS,
             plan_seconds: 10,
             disk_gib: 20,
+        }
+    }
+}
+
+/// Limits of every git fetch the server makes (a mirror's, and each submodule's) and the
+/// addresses it may fetch from besides public ones. A pull request names its submodules' URLs:
+/// without these, a fork could have the server fetch from its loopback services, its private
+/// network or a cloud metadata service, or hold a worker forever.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitSettings {
+    /// Longest one fetch may take, in seconds.
+    pub fetch_timeout_seconds: u64,
+    /// Most one fetch may download, in MiB.
+    pub max_fetch_mb: u64,
+    /// Addresses (`127.0.0.1`), networks (`10.1.0.0/16`) and host names (`git.internal`)
+    /// fetched from although loopback, private, link-local and the server's own addresses are
+    /// refused by default.
+    pub allow: Vec<crate::git::Allowed>,
+}
+
+impl Default for GitSettings {
+    fn default() -> Self {
+        let d = crate::git::FetchPolicy::default();
+        GitSettings {
+            fetch_timeout_seconds: d.timeout.as_secs(),
+            max_fetch_mb: d.max_bytes / (1024 * 1024),
+            allow: d.allow,
+        }
+    }
+}
+
+impl GitSettings {
+    /// The policy the mirrors hold every fetch to.
+    pub fn policy(&self) -> crate::git::FetchPolicy {
+        crate::git::FetchPolicy {
+            timeout: std::time::Duration::from_secs(self.fetch_timeout_seconds.max(1)),
+            max_bytes: self.max_fetch_mb.max(1).saturating_mul(1024 * 1024),
+            allow: self.allow.clone(),
         }
     }
 }
@@ -193,6 +234,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             sessions: SessionSettings::default(),
             retention: RetentionSettings::default(),
+            git: GitSettings::default(),
         }
     }
 }
@@ -352,6 +394,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("max_job"), "{e}");
+    }
+
+    #[test]
+    fn git_limits_and_the_allow_list_are_read_and_checked() {
+        let c = Config::parse(
+            "[git]\nfetch_timeout_seconds = 30\nmax_fetch_mb = 5\nallow = [\"127.0.0.1\", \"10.0.0.0/8\", \"git.internal\"]\n",
+        )
+        .unwrap();
+        let p = c.git.policy();
+        assert_eq!(p.timeout, std::time::Duration::from_secs(30));
+        assert_eq!(p.max_bytes, 5 * 1024 * 1024);
+        assert_eq!(p.allow.len(), 3);
+        assert!(Config::parse("").unwrap().git.allow.is_empty());
+        let e = Config::parse("[git]\nallow = [\"10.0.0.0/99\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("10.0.0.0/99") && e.contains("line 2"), "{e}");
     }
 
     #[test]

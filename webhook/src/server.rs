@@ -211,10 +211,10 @@ pub async fn start(
     let config = Arc::new(config);
     let auth = Arc::new(GitHubAuth::new(config.clone())?);
     let metrics = Arc::new(Metrics::default());
-    let mirrors = Arc::new(Mirrors::with_upkeep(
-        data_dir.join("mirrors"),
-        config.mirrors.upkeep(),
-    ));
+    let mirrors = Arc::new(
+        Mirrors::with_upkeep(data_dir.join("mirrors"), config.mirrors.upkeep())
+            .with_policy(config.git.policy()),
+    );
     let engine = Arc::new(Engine::new(
         store.clone(),
         executor,

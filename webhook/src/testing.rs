@@ -14,6 +14,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub mod git_hosts;
+
 /// Signs and posts a delivery; returns status and body.
 pub fn deliver(base: &str, secret: &str, event: &str, id: &str, body: &[u8]) -> (u16, String) {
     let sig = crate::signature::sign(secret.as_bytes(), body);

@@ -8,7 +8,7 @@
 use crate::auth::GitHubAuth;
 use crate::config::Config;
 use crate::executor::{Executor, JobEvent, JobOutcome, JobRun};
-use crate::git::{GitError, Mirrors, Remote};
+use crate::git::{GitError, Mirrors, NoTokens, Remote, SubmoduleTokens};
 use crate::metrics::Metrics;
 use crate::store::{Build, ChunkKind, Job, JobState, LogChunk, NewJob, Prepared, Store, Task};
 use slipway_pipelines::plan::{Plan, Stage};
@@ -134,6 +134,8 @@ pub struct Engine {
     /// Unique per process, so leases name their holder.
     pub instance: String,
     running: Mutex<HashMap<i64, (i64, CancellationToken)>>,
+    /// Builds being prepared (fetched, merged, planned), so a cancel stops their fetch.
+    preparing: Mutex<HashMap<i64, CancellationToken>>,
 }
 
 impl Engine {
@@ -161,6 +163,7 @@ impl Engine {
             outbox: Arc::new(Notify::new()),
             instance: format!("{}-{}", std::process::id(), crate::store::now_ms()),
             running: Mutex::new(HashMap::new()),
+            preparing: Mutex::new(HashMap::new()),
         }
     }
 
@@ -182,9 +185,15 @@ impl Engine {
         (self.config.lease_seconds.max(1) * 1000) as i64
     }
 
-    /// Stops the running jobs of builds that the store has just cancelled.
+    /// Stops the running jobs and the preparations (their fetches) of builds that the store
+    /// has just cancelled.
     pub fn stop_builds(&self, builds: &[i64]) {
         for (build, token) in self.running.lock().expect("running").values() {
+            if builds.contains(build) {
+                token.cancel();
+            }
+        }
+        for (build, token) in self.preparing.lock().expect("preparing").iter() {
             if builds.contains(build) {
                 token.cancel();
             }
@@ -283,6 +292,10 @@ impl Engine {
 
     async fn prepare(self: &Arc<Self>, owner: &str, build: Build) {
         let token = CancellationToken::new();
+        self.preparing
+            .lock()
+            .expect("preparing")
+            .insert(build.id, token.clone());
         let renewer = self.renew(owner, build.id, false, token.clone());
         let repo_cfg = self.config.repo(&build.repo);
         let clone_url = repo_cfg
@@ -293,8 +306,9 @@ impl Engine {
         let mirrors = self.mirrors.clone();
         let spec = build.spec.clone();
         let id = build.id;
+        let cancel = token.clone();
         let sources = tokio::task::spawn_blocking(move || {
-            mirrors.prepare(id, &spec, &clone_url, token_str.as_deref())
+            mirrors.prepare(id, &spec, &clone_url, token_str.as_deref(), &cancel)
         })
         .await;
         let result = match sources {
@@ -320,6 +334,7 @@ impl Engine {
         };
         token.cancel();
         let _ = renewer.await;
+        self.preparing.lock().expect("preparing").remove(&build.id);
         if let Err(e) = self.store.finish_prepare(build.id, owner, result).await {
             tracing::error!(error = %e, "saving preparation");
         }
@@ -379,7 +394,7 @@ impl Engine {
     }
 
     async fn execute(
-        &self,
+        self: &Arc<Self>,
         job: &Job,
         build: &Build,
         plan_json: &str,
@@ -405,21 +420,48 @@ impl Engine {
         let clone_url = (self.config.repo(&build.repo))
             .and_then(|r| r.clone_url.clone())
             .unwrap_or_else(|| build.spec.clone_url.clone());
-        // Submodules on the repository's host are fetched with its token.
-        let (token, _) = self.git_token(&build.repo).await;
+        // Submodules get a token only at an exact clone URL: the repository's own, or another
+        // served repository's own. Builds from forks fetch them anonymously.
+        let fork = plan.context.fork;
+        let token = match fork {
+            true => None,
+            false => self.git_token(&build.repo).await.0,
+        };
+        let served = ServedTokens {
+            engine: self.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            own: build.repo.clone(),
+            own_url: clone_url.clone(),
+        };
         let (mirrors, repo, ws) = (self.mirrors.clone(), build.repo.clone(), workspace.clone());
+        let stop = cancel.clone();
         let checked_out = tokio::task::spawn_blocking(move || {
             let remote = Remote {
                 url: &clone_url,
                 token: token.as_deref(),
+                served: if fork { &NoTokens } else { &served },
             };
-            mirrors.checkout(&repo, &commit, &ws, &git, remote)
+            mirrors.checkout(&repo, &commit, &ws, &git, remote, &stop)
         })
         .await;
-        match checked_out {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return (JobState::Errored, Some(format!("checkout failed: {e}"))),
-            Err(e) => return (JobState::Errored, Some(format!("checkout crashed: {e}"))),
+        let failed = match checked_out {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("checkout failed: {e}")),
+            Err(e) => Some(format!("checkout crashed: {e}")),
+        };
+        if let Some(why) = failed {
+            // The job's log says it too: the reason alone is easy to miss.
+            let seq = self.store.next_seq(job.id).await.unwrap_or(1);
+            let chunk = LogChunk {
+                seq,
+                kind: ChunkKind::Output,
+                data: format!("{why}\n"),
+            };
+            if let Err(e) = self.store.append_log(job.id, vec![chunk]).await {
+                tracing::error!(job = job.id, error = %e, "storing log");
+            }
+            let _ = tokio::fs::remove_dir_all(&workspace).await;
+            return (JobState::Errored, Some(why));
         }
         let seq = self.store.next_seq(job.id).await.unwrap_or(1);
         let (tx, rx) = mpsc::channel(256);
@@ -445,6 +487,32 @@ impl Engine {
             JobOutcome::Errored(r) => (JobState::Errored, Some(r)),
             JobOutcome::Canceled => (JobState::Canceled, Some("canceled".into())),
         }
+    }
+}
+
+/// The tokens of the other repositories this server serves, for submodules that name one by
+/// its exact clone URL: only repositories listed in `[[repos]]` (with no list, every
+/// repository is served, and none but the build's own gets a token).
+struct ServedTokens {
+    engine: Arc<Engine>,
+    runtime: tokio::runtime::Handle,
+    /// The build's repository and its clone URL.
+    own: String,
+    own_url: String,
+}
+
+impl SubmoduleTokens for ServedTokens {
+    fn token_for(&self, url: &str) -> Option<String> {
+        let repo = self.engine.config.repos.iter().find(|r| {
+            let theirs = match &r.clone_url {
+                Some(u) => u.clone(),
+                // Not configured: where GitHub serves it, on the host of the build's own URL.
+                None => crate::git::resolve_url(&self.own_url, &format!("../../{}.git", r.name)),
+            };
+            !r.name.eq_ignore_ascii_case(&self.own) && crate::git::policy::same_url(&theirs, url)
+        })?;
+        // Called on the blocking pool (a checkout), never on the runtime's threads.
+        self.runtime.block_on(self.engine.git_token(&repo.name)).0
     }
 }
 

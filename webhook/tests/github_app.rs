@@ -107,6 +107,8 @@ fn statuses_and_fetches_use_installation_tokens_minted_from_the_apps_key() {
     ))
     .unwrap()
     .repos;
+    // The stand-in serves git on loopback, which fetches are refused unless allowed.
+    c.git.allow = vec!["127.0.0.1".parse().unwrap()];
     let h = Harness::start(&tmp.path().join("data"), c, Arc::new(ScriptedExecutor));
 
     // Two pushes, each reported pending then success.

@@ -7,10 +7,11 @@ mod util;
 use slipway_pipelines::plan::{Context, Git};
 use slipway_webhook::event::NewBuild;
 use slipway_webhook::executor::ScriptedExecutor;
-use slipway_webhook::git::{Mirrors, Remote, Upkeep};
+use slipway_webhook::git::{Mirrors, NoTokens, Remote, Upkeep};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use util::*;
 
 const REPO: &str = "acme/app";
@@ -59,7 +60,13 @@ fn push_and_prepare(origin: &Origin, mirrors: &Mirrors, n: usize) -> Vec<String>
         .map(|i| {
             let sha = origin.push_master("counter.txt", &format!("{i}\n"));
             let src = mirrors
-                .prepare(i as i64, &push_spec(origin, &sha), &origin.url(), None)
+                .prepare(
+                    i as i64,
+                    &push_spec(origin, &sha),
+                    &origin.url(),
+                    None,
+                    &CancellationToken::new(),
+                )
                 .unwrap();
             assert_eq!(src.commit, sha);
             mirrors.upkeep(REPO).unwrap();
@@ -85,7 +92,13 @@ fn assert_build_refs(mirror: &Path, commits: &[String]) {
 fn pr_checks_out(root: &Path, origin: &Origin, mirrors: &Mirrors, build_id: i64) {
     let head = origin.pull_request(7, "master~1", "feature.txt", "new\n");
     let src = mirrors
-        .prepare(build_id, &pr_spec(origin, 7, &head), &origin.url(), None)
+        .prepare(
+            build_id,
+            &pr_spec(origin, 7, &head),
+            &origin.url(),
+            None,
+            &CancellationToken::new(),
+        )
         .unwrap();
     assert_ne!(src.commit, head, "a merge commit");
     let url = origin.url();
@@ -105,7 +118,9 @@ fn pr_checks_out(root: &Path, origin: &Origin, mirrors: &Mirrors, build_id: i64)
                 Remote {
                     url: &url,
                     token: None,
+                    served: &NoTokens,
                 },
+                &CancellationToken::new(),
             )
             .unwrap();
         assert_eq!(git(&ws, &["rev-parse", "HEAD"]), src.commit);

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use slipway_pipelines::plan::{Context, Git};
 use slipway_webhook::event::NewBuild;
 use slipway_webhook::executor::{Executor, JobEvent, JobOutcome, JobRun};
-use slipway_webhook::git::{Mirrors, Remote};
+use slipway_webhook::git::{FetchPolicy, Mirrors, NoTokens, Remote};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -104,11 +104,24 @@ fn workspace(
     token: Option<&str>,
 ) -> PathBuf {
     let mirrors = Mirrors::new(root.join("mirrors"));
-    let sources = mirrors.prepare(1, spec, &origin.url(), token).unwrap();
+    let sources = mirrors
+        .prepare(1, spec, &origin.url(), token, &CancellationToken::new())
+        .unwrap();
     let ws = root.join(format!("ws-{:?}-{}", git.depth, git.submodules));
     let url = origin.url();
     mirrors
-        .checkout(REPO, &sources.commit, &ws, git, Remote { url: &url, token })
+        .checkout(
+            REPO,
+            &sources.commit,
+            &ws,
+            git,
+            Remote {
+                url: &url,
+                token,
+                served: &NoTokens,
+            },
+            &CancellationToken::new(),
+        )
         .unwrap();
     ws
 }
@@ -288,16 +301,30 @@ fn a_local_submodule_url_is_refused_for_a_remote_repository() {
     let head = git(&origin.work, &["rev-parse", "HEAD"]);
     let mirrors = Mirrors::new(tmp.path().join("mirrors"));
     let sources = mirrors
-        .prepare(1, &push_spec(&origin, &head), &origin.url(), None)
+        .prepare(
+            1,
+            &push_spec(&origin, &head),
+            &origin.url(),
+            None,
+            &CancellationToken::new(),
+        )
         .unwrap();
     // The same commit, as if fetched from a Git host: its submodule points into this machine.
     let ws = tmp.path().join("ws");
     let remote = Remote {
         url: "https://git.example.invalid/acme/app.git",
         token: None,
+        served: &NoTokens,
     };
     let err = mirrors
-        .checkout(REPO, &sources.commit, &ws, &Git::default(), remote)
+        .checkout(
+            REPO,
+            &sources.commit,
+            &ws,
+            &Git::default(),
+            remote,
+            &CancellationToken::new(),
+        )
         .unwrap_err()
         .to_string();
     assert!(err.contains("local URL is refused"), "{err}");
@@ -581,8 +608,14 @@ fn served_workspace(
         clone_url: url.clone(),
         ..push_spec(origin, &head)
     };
-    let mirrors = Mirrors::new(root.join("mirrors"));
-    let sources = mirrors.prepare(1, &spec, &url, None).unwrap();
+    // The daemon listens on loopback, refused unless allowed.
+    let mirrors = Mirrors::new(root.join("mirrors")).with_policy(FetchPolicy {
+        allow: vec!["127.0.0.1".parse().unwrap()],
+        ..FetchPolicy::default()
+    });
+    let sources = mirrors
+        .prepare(1, &spec, &url, None, &CancellationToken::new())
+        .unwrap();
     let ws = root.join(format!("ws-served-{submodules_depth}"));
     let git_settings = Git {
         submodules_depth: Some(submodules_depth),
@@ -597,7 +630,9 @@ fn served_workspace(
             Remote {
                 url: &url,
                 token: None,
+                served: &NoTokens,
             },
+            &CancellationToken::new(),
         )
         .map(|()| ws)
         .map_err(|e| e.to_string())

@@ -3,6 +3,7 @@
 
 use super::fetch::fetch;
 use super::merge::{merge, resolve};
+use super::policy::{FetchPolicy, Scope};
 use super::upkeep::Upkeep;
 use super::{GitError, PIPELINE_FILES, Sources};
 use crate::event::NewBuild;
@@ -12,6 +13,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
 
 /// Mirrors under one directory, one lock per repository so fetches into one mirror never overlap.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub struct Mirrors {
     /// they hold this shared while upkeep, which deletes packs, holds it exclusively.
     objects: Mutex<HashMap<String, Arc<RwLock<()>>>>,
     pub(super) upkeep: Upkeep,
+    /// What every fetch into these mirrors and their workspaces is held to.
+    pub(super) policy: FetchPolicy,
     /// Set once the missing git CLI has been logged, so it is logged once per process.
     pub(super) git_missing_logged: AtomicBool,
 }
@@ -77,14 +81,24 @@ impl Mirrors {
         Ok(removed)
     }
 
+    /// These mirrors with every fetch held to `policy` (addresses, time and size limits).
+    pub fn with_policy(mut self, policy: FetchPolicy) -> Mirrors {
+        self.policy = policy;
+        self
+    }
+
     /// Fetches what `spec` needs into the mirror, merges a PR's head into its base, keeps the
     /// result under `refs/slipway/builds/<id>` and reads the pipeline file from it.
+    ///
+    /// The fetch is held to the mirrors' [`FetchPolicy`]; `token` is sent to `clone_url` only,
+    /// and `cancel` stops the fetch within the transports' 200 ms tick.
     pub fn prepare(
         &self,
         build_id: i64,
         spec: &NewBuild,
         clone_url: &str,
         token: Option<&str>,
+        cancel: &CancellationToken,
     ) -> Result<Sources, GitError> {
         let lock = self.lock(&spec.repo);
         let _guard = lock.lock().expect("mirror lock");
@@ -100,7 +114,12 @@ impl Mirrors {
         let mut refs = vec![spec.head_ref.clone()];
         refs.extend(spec.base_ref.clone());
         let started = std::time::Instant::now();
-        fetch(&repo, clone_url, &refs, token)?;
+        let scope = Arc::new(Scope::new(
+            &self.policy,
+            cancel,
+            token.map(|t| (clone_url, t)),
+        ));
+        fetch(&repo, clone_url, &refs, &scope)?;
         let _ = writeln!(
             log,
             "fetched {} in {} ms",
@@ -149,6 +168,7 @@ impl Mirrors {
             locks: Mutex::new(HashMap::new()),
             objects: Mutex::new(HashMap::new()),
             upkeep,
+            policy: FetchPolicy::default(),
             git_missing_logged: AtomicBool::new(false),
         }
     }

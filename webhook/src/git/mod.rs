@@ -6,20 +6,25 @@
 //!
 //! One module per concern: [`mirror`] (the mirrors and preparing a build's sources), [`merge`],
 //! [`workspace`] (job checkouts), [`pack`] (shallow packs), [`submodules`], [`upkeep`] (mirror
-//! compaction) and [`fetch`].
+//! compaction), [`fetch`], and what every network fetch is held to: [`policy`] (addresses,
+//! limits, where a token may go) enforced by Slipway's own [`transport`]s ([`http`]).
 
 mod fetch;
+mod http;
 mod merge;
 mod mirror;
 mod pack;
+pub mod policy;
 mod submodules;
+mod transport;
 mod upkeep;
 mod workspace;
 
 pub use mirror::Mirrors;
+pub use policy::{Allowed, FetchPolicy};
 pub use submodules::resolve_url;
 pub use upkeep::{Upkeep, UpkeepReport};
-pub use workspace::Remote;
+pub use workspace::{NoTokens, Remote, SubmoduleTokens};
 
 /// Why preparing sources failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,9 @@ pub enum GitError {
     /// A submodule could not be checked out.
     #[error("submodule {0}: {1}")]
     Submodule(String, String),
+    /// A fetch was stopped by its time or size limit, or canceled.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// The sources of a build, ready to plan and check out.

@@ -2,13 +2,49 @@
 //! commits the superproject records, recursively.
 
 use super::GitError;
-use super::fetch::fetch_options;
-use super::workspace::write_shallow;
+use super::fetch::{fetch_options, scoped};
+use super::policy::{FetchPolicy, Scope, same_url};
+use super::workspace::{Remote, write_shallow};
 use git2::Repository;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What checking submodules out needs besides the repository: where the superproject came from
+/// (tokens by exact URL), the fetch policy, the cancellation and the depth.
+pub(super) struct Fetching<'a> {
+    pub remote: Remote<'a>,
+    pub policy: &'a FetchPolicy,
+    pub cancel: &'a CancellationToken,
+    pub depth: Option<u32>,
+}
+
+impl Fetching<'_> {
+    /// The token for a submodule at `url`: the build's own token only for the build's own exact
+    /// URL, another served repository's own token for its exact URL, nothing for anything else.
+    fn token_for(&self, url: &str) -> Option<String> {
+        if same_url(url, self.remote.url) {
+            return self.remote.token.map(str::to_string);
+        }
+        self.remote.served.token_for(url)
+    }
+
+    /// A fetch scope for one submodule: its own time and size budget.
+    fn scope(&self, url: &str) -> Arc<Scope> {
+        let token = self.token_for(url);
+        Arc::new(Scope::new(
+            self.policy,
+            self.cancel,
+            token.as_deref().map(|t| (url, t)),
+        ))
+    }
+}
 
 /// Initialises and checks out every submodule of `repo` at the commit its superproject records,
 /// fetching each from its URL (a relative URL is resolved against `base_url`, as git does), then
 /// does the same inside it, like `git submodule update --init --recursive`.
+///
+/// Each submodule's fetch is a fetch of its own under the policy: its own time and size limits,
+/// its address checked, and a token only for an exact URL (see [`Fetching::token_for`]).
 ///
 /// With a `depth`, each submodule is shallow like `git submodule update --depth N`: the N
 /// generations of commits from the recorded one, fetched with that depth from a remote (the
@@ -17,8 +53,7 @@ use git2::Repository;
 pub(super) fn update_submodules(
     repo: &Repository,
     base_url: &str,
-    token: Option<&str>,
-    depth: Option<u32>,
+    how: &Fetching<'_>,
     level: usize,
 ) -> Result<(), GitError> {
     const MAX_NESTING: usize = 8;
@@ -44,19 +79,27 @@ pub(super) fn update_submodules(
         }
         repo.config()?
             .set_str(&format!("submodule.{name}.url"), &url)?;
-        let token = same_host(&url, base_url).then_some(token).flatten();
-        let failed = |e: GitError| GitError::Submodule(name.clone(), format!("{url}: {e}"));
-        match depth {
-            Some(depth) => shallow_submodule(&mut sm, &url, token, depth).map_err(failed)?,
+        let failed = |e: GitError| {
+            let message = match e {
+                GitError::Git(e) => e.message().to_string(),
+                other => other.to_string(),
+            };
+            let message = match message.strip_prefix(&format!("{url}: ")) {
+                Some(rest) => rest.to_string(),
+                None => message,
+            };
+            GitError::Submodule(name.clone(), format!("{url}: {message}"))
+        };
+        let scope = how.scope(&url);
+        match how.depth {
+            Some(depth) => shallow_submodule(&mut sm, &url, &scope, depth).map_err(failed)?,
             None => {
                 let mut opts = git2::SubmoduleUpdateOptions::new();
-                opts.fetch(fetch_options(token));
-                sm.update(true, Some(&mut opts)).map_err(|e| {
-                    GitError::Submodule(name.clone(), format!("{url}: {}", e.message()))
-                })?;
+                opts.fetch(fetch_options(&scope));
+                scoped(&scope, || sm.update(true, Some(&mut opts))).map_err(failed)?;
             }
         }
-        update_submodules(&sm.open()?, &url, token, depth, level + 1)?;
+        update_submodules(&sm.open()?, &url, how, level + 1)?;
     }
     Ok(())
 }
@@ -66,7 +109,7 @@ pub(super) fn update_submodules(
 fn shallow_submodule(
     sm: &mut git2::Submodule<'_>,
     url: &str,
-    token: Option<&str>,
+    scope: &Arc<Scope>,
     depth: u32,
 ) -> Result<(), GitError> {
     let Some(oid) = sm.index_id() else {
@@ -86,17 +129,22 @@ fn shallow_submodule(
     } else {
         let mut remote = sub.find_remote("origin")?;
         let depth = i32::try_from(depth).unwrap_or(i32::MAX);
-        let mut by_id = fetch_options(token);
+        let mut by_id = fetch_options(scope);
         by_id.depth(depth);
-        // Servers that refuse a commit asked for by id get asked for their HEAD instead.
-        if remote
-            .fetch(&[oid.to_string()], Some(&mut by_id), None)
-            .is_err()
-            || sub.find_commit(oid).is_err()
-        {
-            let mut head = fetch_options(token);
+        // Servers that refuse a commit asked for by id get asked for their HEAD instead; a
+        // refused address, a limit or a cancel is not worth a second try.
+        let first = scoped(scope, || {
+            remote.fetch(&[oid.to_string()], Some(&mut by_id), None)
+        });
+        if first.is_err() && scope.stopped().is_some() {
+            return first;
+        }
+        if first.is_err() || sub.find_commit(oid).is_err() {
+            let mut head = fetch_options(scope);
             head.depth(depth);
-            remote.fetch(&["+HEAD:refs/remotes/origin/HEAD"], Some(&mut head), None)?;
+            scoped(scope, || {
+                remote.fetch(&["+HEAD:refs/remotes/origin/HEAD"], Some(&mut head), None)
+            })?;
         }
     }
     sub.find_commit(oid)
@@ -147,20 +195,6 @@ pub fn resolve_url(base: &str, url: &str) -> String {
         }
     }
     format!("{base}{sep}{rest}")
-}
-
-/// Whether two URLs name the same scheme and host, so a token for one may be offered to the other.
-fn same_host(a: &str, b: &str) -> bool {
-    fn origin(u: &str) -> Option<(&str, &str)> {
-        let (scheme, rest) = u.split_once("://")?;
-        let host = rest.split(['/', '?', '#']).next()?;
-        let host = host.rsplit('@').next()?;
-        Some((scheme, host))
-    }
-    match (origin(a), origin(b)) {
-        (Some(x), Some(y)) => x.0.eq_ignore_ascii_case(y.0) && x.1.eq_ignore_ascii_case(y.1),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
@@ -217,19 +251,5 @@ mod tests {
         ] {
             assert!(!is_local(remote), "{remote}");
         }
-    }
-
-    #[test]
-    fn the_token_goes_only_to_the_clone_urls_host() {
-        let gh = "https://github.com/acme/app.git";
-        assert!(same_host(gh, "https://github.com/acme/lib.git"));
-        assert!(same_host(gh, "https://x-access-token@GitHub.com/other/lib"));
-        assert!(!same_host(gh, "https://example.org/acme/lib.git"));
-        assert!(!same_host(gh, "http://github.com/acme/lib.git"));
-        assert!(!same_host(
-            gh,
-            "https://github.com.evil.example/acme/lib.git"
-        ));
-        assert!(!same_host(gh, "git@github.com:acme/lib.git"));
     }
 }

@@ -2,11 +2,12 @@
 //! shallow to `git: depth`, with submodules when asked.
 
 use super::pack::write_shallow_pack;
-use super::submodules::update_submodules;
+use super::submodules::{Fetching, update_submodules};
 use super::{GitError, Mirrors};
 use git2::{Oid, Repository};
 use slipway_pipelines::plan::Git;
 use std::path::Path;
+use tokio_util::sync::CancellationToken;
 
 impl Mirrors {
     /// Checks `commit` out into `dest` as the job's workspace: a standalone repository (nothing
@@ -21,6 +22,9 @@ impl Mirrors {
     /// mirror's object files are hard-linked (copied across file systems), which costs the same
     /// whatever the history but puts all of it in the workspace. Holds the mirror's objects lock
     /// shared, so upkeep never deletes a pack it is reading.
+    ///
+    /// Submodule fetches are held to the mirrors' policy, each on its own, and stop within the
+    /// transports' 200 ms tick once `cancel` is canceled.
     pub fn checkout(
         &self,
         repo: &str,
@@ -28,6 +32,7 @@ impl Mirrors {
         dest: &Path,
         git: &Git,
         remote: Remote<'_>,
+        cancel: &CancellationToken,
     ) -> Result<(), GitError> {
         // Upkeep deletes packs: it waits until no checkout of this mirror is reading.
         let objects = self.objects_lock(repo);
@@ -54,8 +59,13 @@ impl Mirrors {
         ws.set_head_detached(oid)?;
         ws.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))?;
         if git.submodules {
-            let depth = git.submodules_depth.filter(|&d| d > 0);
-            update_submodules(&ws, remote.url, remote.token, depth, 0)?;
+            let how = Fetching {
+                remote,
+                policy: &self.policy,
+                cancel,
+                depth: git.submodules_depth.filter(|&d| d > 0),
+            };
+            update_submodules(&ws, remote.url, &how, 0)?;
         }
         Ok(())
     }
@@ -78,14 +88,55 @@ pub(super) fn write_shallow(
 }
 
 /// Where a job's sources come from: the repository's clone URL, which becomes the workspace's
-/// `origin` and the base that relative submodule URLs resolve against, and the token to fetch
-/// with. The token is never written into the workspace.
-#[derive(Debug, Clone, Copy)]
+/// `origin` and the base that relative submodule URLs resolve against, and the credentials
+/// submodule fetches may use. No token is ever written into the workspace.
+#[derive(Clone, Copy)]
 pub struct Remote<'a> {
     /// The clone URL (the configured override, else the event's).
     pub url: &'a str,
-    /// The repository's token, offered only to hosts serving `url`.
+    /// The repository's token, sent only to a submodule whose URL is exactly `url`. `None` for
+    /// builds from forks: their submodules are fetched anonymously.
     pub token: Option<&'a str>,
+    /// Tokens of the other repositories the server serves, each for its own exact URL.
+    pub served: &'a dyn SubmoduleTokens,
+}
+
+impl std::fmt::Debug for Remote<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &self.url)
+            .field("token", &self.token.map(|_| "[secure]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Remote<'a> {
+    /// `url` with no credentials at all (every submodule fetched anonymously).
+    pub fn anonymous(url: &'a str) -> Remote<'a> {
+        Remote {
+            url,
+            token: None,
+            served: &NoTokens,
+        }
+    }
+}
+
+/// The credentials of the other repositories a server serves, for submodules that name one of
+/// them by its exact clone URL. Asked lazily: only when a submodule is fetched.
+pub trait SubmoduleTokens: Sync {
+    /// The token of the served repository whose clone URL is exactly `url`, if there is one and
+    /// it has credentials.
+    fn token_for(&self, url: &str) -> Option<String>;
+}
+
+/// No other repository's credentials: for builds from forks, and for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct NoTokens;
+
+impl SubmoduleTokens for NoTokens {
+    fn token_for(&self, _: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Hard-links every pack, index and loose object of `from` into `to` (copies when the two are
