@@ -519,6 +519,14 @@ impl Linter<'_> {
                     format!("Slipway does not support `{name}` yet; it will be ignored"),
                     "remove it, or keep it for Travis and expect no effect under Slipway",
                 ),
+                Support::Cannot { why, instead } => self.at(
+                    Severity::Warning,
+                    "unsupported",
+                    k,
+                    &child,
+                    format!("`{name}` cannot be honoured in a container: {why}; it is skipped"),
+                    &format!("instead, {instead}"),
+                ),
                 Support::NoEffect(why) => self.at(
                     Severity::Info,
                     "no_effect",

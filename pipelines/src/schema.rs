@@ -157,8 +157,12 @@ fn property(key: &Key) -> Value {
     };
     if let Value::Object(m) = &mut v {
         let mut description = key.summary.to_owned();
-        if let spec::Support::NotYet = key.support {
-            description.push_str(" (not supported by Slipway yet)");
+        match key.support {
+            spec::Support::NotYet => description.push_str(" (not supported by Slipway yet)"),
+            spec::Support::Cannot { why, instead } => description.push_str(&format!(
+                " (cannot be honoured in a container: {why}; instead, {instead})"
+            )),
+            spec::Support::Yes | spec::Support::NoEffect(_) => {}
         }
         if !description.trim().is_empty() {
             m.insert("description".into(), json!(description.trim()));

@@ -102,6 +102,14 @@ pub enum Support {
     NoEffect(&'static str),
     /// Not implemented yet: lint warns so the omission is never silent.
     NotYet,
+    /// Cannot be honoured in a Linux container at all: lint and the job log say why and what to
+    /// do instead, so the omission is never silent.
+    Cannot {
+        /// Why a container cannot do what the key asks.
+        why: &'static str,
+        /// What to write instead.
+        instead: &'static str,
+    },
 }
 
 /// One key of a map.
@@ -150,6 +158,11 @@ impl Key {
     /// Marks the key as not acted on by Slipway yet.
     pub const fn not_yet(mut self) -> Self {
         self.support = Support::NotYet;
+        self
+    }
+    /// Marks the key as impossible to honour in a container, saying why and what to do instead.
+    pub const fn cannot(mut self, why: &'static str, instead: &'static str) -> Self {
+        self.support = Support::Cannot { why, instead };
         self
     }
     /// Marks the key as accepted but without effect in Slipway.
@@ -371,7 +384,6 @@ pub static JOB: &[Key] = &[
     key("deploy", Ty::Deploys).summary("Where to deploy after a successful script phase"),
     key("git", Ty::Object(&GIT)).summary("How the repository is checked out"),
     key("addons", Ty::Object(&ADDONS))
-        .not_yet()
         .summary("Travis add-ons (apt packages, browsers, databases, …)"),
     key("virt", Ty::Str)
         .aliases(&["virtualization"])
@@ -380,9 +392,7 @@ pub static JOB: &[Key] = &[
     key("group", Ty::Str)
         .no_effect("Travis image groups do not apply")
         .summary("Travis image group"),
-    key("workspaces", Ty::Object(&WORKSPACES))
-        .not_yet()
-        .summary("Share files between jobs"),
+    key("workspaces", Ty::Object(&WORKSPACES)).summary("Share files between jobs of a build"),
     key("keys", Ty::Strs)
         .not_yet()
         .summary("Key names to fetch from the key store"),
@@ -803,33 +813,69 @@ macro_rules! obj {
     };
 }
 
-/// Travis add-ons.
+/// Travis add-ons: what Slipway does for each is in `docs/pipeline-reference.md`, *Addons*.
 pub static ADDONS: Obj = obj!(
     None,
     false,
     [
-        key("apt", Ty::Object(&APT)),
-        key("apt_packages", STRS),
-        key("artifacts", Ty::Object(&ARTIFACTS)),
-        key("browserstack", Ty::Object(&BROWSERSTACK)),
-        key("chrome", Ty::Str),
-        key("code_climate", Ty::Object(&CODE_CLIMATE)),
-        key("coverity_scan", Ty::Object(&COVERITY)),
-        key("homebrew", Ty::Object(&HOMEBREW)),
-        key("hostname", Ty::Str),
-        key("hosts", STRS),
+        key("apt", Ty::Object(&APT)).summary("APT sources and packages installed before before_install"),
+        key("apt_packages", STRS).summary("APT packages (the short form of `apt: packages:`)"),
+        key("artifacts", Ty::Object(&ARTIFACTS))
+            .summary("Files uploaded to S3 after the job"),
+        key("browserstack", Ty::Object(&BROWSERSTACK)).cannot(
+            "the BrowserStack Local tunnel binary is a third-party download Slipway does not ship",
+            "start `BrowserStackLocal --key \"$BROWSERSTACK_ACCESS_KEY\" --daemon start` in before_script",
+        ),
+        key("chrome", Ty::Str).summary("Chromium from the image's APT sources"),
+        key("code_climate", Ty::Object(&CODE_CLIMATE)).cannot(
+            "the Code Climate reporter is a third-party download Slipway does not ship",
+            "set CC_TEST_REPORTER_ID in env and run the `cc-test-reporter` steps in before_script and after_script",
+        ),
+        key("coverity_scan", Ty::Object(&COVERITY)).cannot(
+            "Coverity's build tool is a licensed download fetched with the project's token, which Slipway does not ship",
+            "run Coverity's `cov-build` and upload from a script deploy or after_success",
+        ),
+        key("homebrew", Ty::Object(&HOMEBREW)).cannot(
+            "Homebrew is the macOS package manager and jobs run in Linux containers",
+            "install the packages with `addons: apt:` or use an image that has them",
+        ),
+        key("hostname", Ty::Str).summary("A name for the job's host, resolving to 127.0.0.1"),
+        key("hosts", STRS).summary("Names added to /etc/hosts for 127.0.0.1"),
         key("jwt", Ty::Secures).deprecated("Discontinued as of April 17, 2018"),
-        key("sauce_connect", Ty::Object(&SAUCE)),
-        key("pkg", Ty::Object(&PKG)),
-        key("srcclr", Ty::Any),
-        key("snaps", Ty::Any),
-        key("sonarcloud", Ty::Object(&SONARCLOUD)),
-        key("ssh_known_hosts", STRS),
-        key("firefox", Ty::Str),
-        key("mariadb", Ty::Str),
-        key("postgresql", Ty::Str).aliases(&["postgres"]),
-        key("rethinkdb", Ty::Str),
-        key("sbom", Ty::Any),
+        key("sauce_connect", Ty::Object(&SAUCE)).cannot(
+            "the Sauce Connect tunnel binary is a third-party download Slipway does not ship",
+            "start `sc -u \"$SAUCE_USERNAME\" -k \"$SAUCE_ACCESS_KEY\"` in before_script from an image that has it",
+        ),
+        key("pkg", Ty::Object(&PKG)).cannot(
+            "pkg is FreeBSD's package manager and jobs run in Linux containers",
+            "install the packages with `addons: apt:` in a Linux job",
+        ),
+        key("srcclr", Ty::Any).cannot(
+            "the SourceClear agent is a third-party download Slipway does not ship",
+            "run the agent from script with SRCCLR_API_TOKEN in env",
+        ),
+        key("snaps", Ty::Any).cannot(
+            "snapd needs systemd and a privileged host, which a job container has not",
+            "install the software with `addons: apt:` or use an image that has it",
+        ),
+        key("sonarcloud", Ty::Object(&SONARCLOUD)).cannot(
+            "the SonarScanner is a third-party download Slipway does not ship",
+            "run `sonar-scanner` in script from an image that has it, with SONAR_TOKEN in env",
+        ),
+        key("ssh_known_hosts", STRS).summary("Host keys scanned into ~/.ssh/known_hosts"),
+        key("firefox", Ty::Str).summary("Firefox from the image's APT sources"),
+        key("mariadb", Ty::Str).summary("The MariaDB service's version"),
+        key("postgresql", Ty::Str)
+            .aliases(&["postgres"])
+            .summary("The PostgreSQL service's version"),
+        key("rethinkdb", Ty::Str).cannot(
+            "RethinkDB is not one of the services Slipway starts",
+            "start it in before_script from an image that has it",
+        ),
+        key("sbom", Ty::Any).cannot(
+            "Travis's SBOM generator is part of Travis's hosted service",
+            "run an SBOM tool such as `syft` in after_success",
+        ),
     ]
 );
 

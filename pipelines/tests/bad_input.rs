@@ -224,14 +224,24 @@ fn deploy_providers_and_options_are_checked() {
 fn unsupported_features_warn() {
     let diags = lint(
         "ci.yml",
-        b"language: ruby\naddons:\n  apt:\n    packages: [curl]\nnotifications:\n  email: false\n",
+        b"language: ruby\naddons:\n  apt:\n    packages: [curl]\n  homebrew:\n    packages: [wget]\nnotifications:\n  email: false\n",
     );
     let unsupported: Vec<_> = diags
         .iter()
         .filter(|d| d.code == "unsupported")
         .map(|d| d.key.clone().unwrap())
         .collect();
-    assert_eq!(unsupported, ["addons", "notifications"]);
+    // `addons.apt` is applied; `homebrew` cannot be, and lint says why and what to do instead.
+    assert_eq!(unsupported, ["addons.homebrew", "notifications"]);
+    let homebrew = diags.iter().find(|d| d.code == "unsupported").unwrap();
+    assert!(
+        homebrew.message.contains("macOS package manager"),
+        "{homebrew:?}"
+    );
+    assert!(
+        homebrew.hint.as_deref().unwrap().contains("addons: apt:"),
+        "{homebrew:?}"
+    );
     assert!(!has_errors(&diags));
 }
 
