@@ -3,12 +3,15 @@
 //! The crate is pure: it reads bytes it is given and returns values. It does no file, network or
 //! process I/O of its own, so the CLI, the runner and the webhook service all plan a file the same way.
 
+pub mod addons;
 pub mod conditions;
 pub mod config;
 pub mod diagnostic;
 pub mod expand;
 pub mod images;
+pub mod imports;
 pub mod lint;
+pub mod placement;
 pub mod plan;
 pub mod planner;
 pub mod schema;
@@ -45,11 +48,32 @@ pub fn plan_with(
     Ok(planner::plan_config(file_name, &config, ctx, options))
 }
 
+/// [`plan_with`] for a file with `import:`: each imported file is read through `fetch` (the
+/// caller's I/O, with the build's credentials) and merged before planning. Without `import:`
+/// the plan is exactly [`plan_with`]'s and `fetch` is never called.
+pub fn plan_imported(
+    file_name: &str,
+    bytes: &[u8],
+    ctx: &plan::Context,
+    options: PlanOptions,
+    fetch: &mut impl imports::Fetch,
+) -> Result<plan::Plan, Vec<diagnostic::Diagnostic>> {
+    let node = load_node(file_name, bytes)?;
+    let node = imports::resolve(file_name, node, ctx, fetch).map_err(|d| vec![*d])?;
+    let config = config_of(file_name, &node)?;
+    Ok(planner::plan_config(file_name, &config, ctx, options))
+}
+
 /// Loads and normalises a pipeline file, or says why it cannot be planned.
 pub fn load_config(
     file_name: &str,
     bytes: &[u8],
 ) -> Result<config::Config, Vec<diagnostic::Diagnostic>> {
+    config_of(file_name, &load_node(file_name, bytes)?)
+}
+
+/// Loads a pipeline file's YAML tree (with Travis's byte quirks for `.travis.yml`).
+fn load_node(file_name: &str, bytes: &[u8]) -> Result<yaml::Node, Vec<diagnostic::Diagnostic>> {
     use diagnostic::{Diagnostic, Severity};
     let travis_bytes;
     let bytes =
@@ -65,22 +89,27 @@ pub fn load_config(
         } else {
             bytes
         };
-    let node = match yaml::load(bytes, yaml::Limits::default()) {
-        Ok(Some(node)) => node,
-        Ok(None) => {
-            return Err(vec![Diagnostic {
-                severity: Severity::Error,
-                code: "empty_file".to_owned(),
-                file: file_name.to_owned(),
-                span: None,
-                key: None,
-                message: "the pipeline file is empty".to_owned(),
-                hint: Some("add at least a `script:` (or `language:`) key".to_owned()),
-            }]);
-        }
-        Err(e) => return Err(vec![Diagnostic::from_load_error(file_name, &e)]),
-    };
-    config::Config::from_node(&node).map_err(|e| {
+    match yaml::load(bytes, yaml::Limits::default()) {
+        Ok(Some(node)) => Ok(node),
+        Ok(None) => Err(vec![Diagnostic {
+            severity: Severity::Error,
+            code: "empty_file".to_owned(),
+            file: file_name.to_owned(),
+            span: None,
+            key: None,
+            message: "the pipeline file is empty".to_owned(),
+            hint: Some("add at least a `script:` (or `language:`) key".to_owned()),
+        }]),
+        Err(e) => Err(vec![Diagnostic::from_load_error(file_name, &e)]),
+    }
+}
+
+fn config_of(
+    file_name: &str,
+    node: &yaml::Node,
+) -> Result<config::Config, Vec<diagnostic::Diagnostic>> {
+    use diagnostic::{Diagnostic, Severity};
+    config::Config::from_node(node).map_err(|e| {
         vec![Diagnostic {
             severity: Severity::Error,
             code: "invalid_root".to_owned(),

@@ -8,6 +8,8 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+pub use crate::addons::{Addons, Apt, AptSource, NotHonoured};
+
 /// What kind of event asked for the build (Travis's `type` in conditions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +144,40 @@ pub struct Job {
     /// Age-encrypted files (`secrets: files:` in `.slipway.yml`), each decrypted inside the job to
     /// the same path without `.age` before `before_install`.
     pub secret_files: Vec<String>,
+    /// `addons:`, applied inside the job before `before_install`. Absent from plans stored
+    /// before the field existed.
+    #[serde(default, skip_serializing_if = "Addons::is_empty")]
+    pub addons: Addons,
+    /// `workspaces:` this job creates and uses. Absent from plans stored before the field existed.
+    #[serde(default, skip_serializing_if = "Workspaces::is_empty")]
+    pub workspaces: Workspaces,
+}
+
+/// Files shared between the jobs of one build (`workspaces:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Workspaces {
+    /// Workspaces restored into the build dir before `before_install`, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "use")]
+    pub uses: Vec<String>,
+    /// The workspace this job saves after `script`, with the paths it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<WorkspaceCreate>,
+}
+
+impl Workspaces {
+    /// True when the job neither creates nor uses a workspace.
+    pub fn is_empty(&self) -> bool {
+        self.uses.is_empty() && self.create.is_none()
+    }
+}
+
+/// `workspaces.create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceCreate {
+    /// The name later jobs `use`.
+    pub name: String,
+    /// Paths relative to the build dir (or absolute) archived into it.
+    pub paths: Vec<String>,
 }
 
 /// A job's container image.

@@ -16,7 +16,7 @@ use crate::expand::{self, CondOutcome, DEFAULT_STAGE, ExpandedJob, Expansion};
 use crate::images;
 use crate::plan::{
     Cache, Context, Decision, Deploy, EnvValue, EnvVar, EventType, Git, Image, ImageSource, Job,
-    Phase, PhaseName, PhaseSource, Plan, Skipped, Stage,
+    Phase, PhaseName, PhaseSource, Plan, Skipped, Stage, WorkspaceCreate, Workspaces,
 };
 
 /// The branch deploys are limited to when `on:` names none. Travis used the repository's default
@@ -352,7 +352,39 @@ fn plan_job(number: usize, job: &ExpandedJob, ctx: &Context) -> Job {
                 _ => Vec::new(),
             })
             .unwrap_or_default(),
+        addons: crate::addons::addons_of(attrs.get("addons")),
+        workspaces: workspaces_of(attrs),
     }
+}
+
+/// `workspaces:`: `create: {name, paths}` and `use: NAME` (or a list of names).
+fn workspaces_of(attrs: &Attrs) -> Workspaces {
+    let mut out = Workspaces::default();
+    let Some(Value::Object(map)) = attrs.get("workspaces") else {
+        return out;
+    };
+    let names = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    if let Some(u) = map.get("use") {
+        out.uses = names(u);
+    }
+    if let Some(Value::Object(create)) = map.get("create")
+        && let Some(name) = create.get("name").and_then(Value::as_str)
+    {
+        out.create = Some(WorkspaceCreate {
+            name: name.to_owned(),
+            paths: create.get("paths").map(names).unwrap_or_default(),
+        });
+    }
+    out
 }
 
 /// Travis's default commands for a phase the file leaves unset, per language.
