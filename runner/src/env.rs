@@ -222,20 +222,18 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "TRAVIS_OS_NAME",
-        description: "Always `linux`: jobs run in Linux containers.",
+        description: "The job's `os:`: `linux`, or the OS an operator's `[os_images]` entry runs in a Linux image (jobs of other OSes are not run).",
         timing: Timing::Start,
-        value: |_| Some("linux".into()),
+        value: |i| Some(matrix_version(i, "os").unwrap_or_else(|| "linux".into())),
     },
     Variable {
         name: "TRAVIS_CPU_ARCH",
-        description: "The CPU architecture of the engine (`amd64`).",
+        description: "The job's `arch:` when given (run through emulation when not the host's), else the host's (`amd64`).",
         timing: Timing::Start,
-        value: |_| {
-            Some(
-                std::env::consts::ARCH
-                    .replace("x86_64", "amd64")
-                    .replace("aarch64", "arm64"),
-            )
+        value: |i| {
+            Some(matrix_version(i, "arch").unwrap_or_else(|| {
+                slipway_pipelines::placement::travis_arch(std::env::consts::ARCH).to_owned()
+            }))
         },
     },
     Variable {

@@ -152,6 +152,9 @@ pub struct JobSpec {
     pub limits: ResourceLimits,
     /// Keep standard input open for deploy hook replies.
     pub open_stdin: bool,
+    /// The engine platform of the job container (`linux/arm64`) when not the host's own
+    /// (`arch:` run through emulation).
+    pub platform: Option<String>,
 }
 
 /// One file copied into the container.

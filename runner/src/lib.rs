@@ -10,12 +10,16 @@
 //! [`Runner::run_build`] (stages, parallel jobs, `allow_failures`, `fast_finish`) or
 //! [`Runner::run_job`], each with a `CancellationToken` and a channel of [`BuildEvent`]s.
 
+pub mod addons;
+pub mod artifacts;
+pub mod build_workspaces;
 pub mod cache;
 pub mod disk;
 pub mod docker;
 pub mod env;
 pub mod executor;
 pub mod fake;
+pub mod hosting;
 pub mod images;
 pub mod log;
 pub mod markers;
@@ -24,6 +28,7 @@ pub mod runner;
 pub mod scope;
 pub mod script;
 pub mod services;
+pub mod sudo;
 pub mod workspace;
 
 pub use env::BuildInfo;

@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::addons::NamedAptSource;
 use crate::cache;
 use crate::env::{self, BuildInfo, EnvInputs};
 use crate::executor::{
@@ -31,6 +32,7 @@ use crate::scope::{CacheScope, Owner, Trust};
 use crate::script::{self, CompiledScript, DeployKind, DeployStep, ScriptEnv, ScriptInputs};
 use crate::services;
 use crate::workspace::Workspace;
+use slipway_pipelines::placement::{self, Hosting, Placement};
 
 /// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,9 +46,17 @@ pub enum JobResult {
     Errored,
     /// Canceled before or while running.
     Canceled,
+    /// Not run on this machine (an `os:` or `arch:` it has no executor for); neither fails nor
+    /// passes the build.
+    NotRun,
 }
 
 impl JobResult {
+    /// True when the job does not hold the build back: it passed, or it was not run here.
+    pub fn counts_as_passed(self) -> bool {
+        matches!(self, JobResult::Passed | JobResult::NotRun)
+    }
+
     /// Lower-case name for tables and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,6 +64,7 @@ impl JobResult {
             JobResult::Failed => "failed",
             JobResult::Errored => "errored",
             JobResult::Canceled => "canceled",
+            JobResult::NotRun => "not_run",
         }
     }
 }
@@ -366,6 +377,13 @@ pub struct RunnerOptions {
     pub secrets: Option<Arc<dyn SecretSource>>,
     /// Performs non-`script` deploys; `None` errors such a deploy.
     pub deploy_hook: Option<Arc<dyn DeployHook>>,
+    /// `addons.apt.sources` names the operator maps to a source line and key (`[apt_sources]`).
+    pub apt_sources: HashMap<String, NamedAptSource>,
+    /// What this machine offers jobs (`os:` images, architectures); jobs it cannot place are
+    /// not run here.
+    pub hosting: Hosting,
+    /// Uploads `addons.artifacts`; `None` logs that they cannot be uploaded here.
+    pub artifacts_hook: Option<Arc<dyn crate::artifacts::ArtifactsHook>>,
 }
 
 impl Default for RunnerOptions {
@@ -384,6 +402,9 @@ impl Default for RunnerOptions {
             build_root: "/home/travis/build".into(),
             secrets: None,
             deploy_hook: None,
+            apt_sources: HashMap::new(),
+            hosting: crate::hosting::detect(Default::default()),
+            artifacts_hook: None,
         }
     }
 }
@@ -494,6 +515,24 @@ impl Runner {
         let ctx = &plan.context;
         let build_dir = build_dir(&self.options.build_root, &ctx.repo);
         let mut notices = Vec::new();
+        let (image, platform) = match placement::place(job, &self.options.hosting) {
+            Placement::Here { image, platform } => {
+                if let Some(image) = &image {
+                    notices.push(format!(
+                        "os: {} runs in the image {image}, as the operator configured",
+                        job.matrix
+                            .get("os")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("linux")
+                    ));
+                }
+                if let Some(platform) = &platform {
+                    notices.push(format!("The job runs as {platform} through emulation"));
+                }
+                (image.unwrap_or_else(|| job.image.name.clone()), platform)
+            }
+            Placement::NotHere(why) => return Err(PrepareError(format!("not run here: {why}"))),
+        };
         // `git: clone: false`: nothing of the repository goes in, as on Travis.
         let workspace = workspace.filter(|_| job.git.clone);
         if !job.git.clone {
@@ -592,7 +631,7 @@ impl Runner {
         // Services.
         let mut service_specs = Vec::new();
         let mut docker_socket = false;
-        for name in &job.services {
+        for name in &crate::addons::services(job) {
             if name == "docker" {
                 if !self.options.trusted || ctx.fork {
                     return Err(PrepareError(
@@ -610,7 +649,15 @@ impl Runner {
                 .service_overrides
                 .get(name)
                 .cloned()
-                .or_else(|| services::default_spec(name))
+                .or_else(|| {
+                    let mut spec = services::default_spec(name)?;
+                    if let Some(image) =
+                        crate::addons::service_image(&job.addons, name, &spec.image)
+                    {
+                        spec.image = image;
+                    }
+                    Some(spec)
+                })
                 .ok_or_else(|| {
                     PrepareError(format!(
                         "unknown service {name}; known: docker, {}",
@@ -682,6 +729,16 @@ impl Runner {
             }
         }
 
+        // Workspaces of this build, beside the caches.
+        volumes.extend(crate::build_workspaces::mounts(
+            job,
+            &ctx.repo,
+            build.number,
+        ));
+        for name in &job.workspaces.uses {
+            notices.push(format!("Using workspace {name} of this build"));
+        }
+
         // Every deploy is a step, in file order: the ones that do not run for this event say why
         // where they would have run.
         let mut deploys = Vec::new();
@@ -749,6 +806,25 @@ impl Runner {
             getrandom::fill(&mut b).map_err(|e| PrepareError(format!("random nonce: {e}")))?;
             hex::encode(b)
         };
+        let artifacts = job.addons.artifacts.as_ref().map(|options| {
+            let decrypt = |cipher: &str| match (&self.options.secrets, can_decrypt) {
+                (Some(src), true) => src.decrypt_env(&ctx.repo, cipher).ok().map(|(_, v)| v),
+                _ => None,
+            };
+            let env = crate::artifacts::script_env(options, &decrypt);
+            for var in &env {
+                if let ScriptEnv::Secret { value, .. } = var {
+                    secrets.push(value.clone());
+                }
+            }
+            let branch = options
+                .get("branch")
+                .and_then(|b| b.as_str())
+                .map(str::to_owned);
+            script::ArtifactsStep { env, branch }
+        });
+        let addon_steps = crate::addons::steps(job, &self.options.apt_sources);
+        notices.extend(addon_steps.notices);
         let sinputs = ScriptInputs {
             job,
             nonce: &nonce,
@@ -756,15 +832,22 @@ impl Runner {
             cache_dirs,
             deploys,
             notices: Vec::new(),
+            addons: addon_steps.script,
+            workspace_restore: crate::build_workspaces::restore_script(job),
+            workspace_save: crate::build_workspaces::save_script(job),
+            artifacts,
         };
         let compiled = script::compile(&sinputs, true);
         let display_script = script::compile(&sinputs, false).text;
 
-        let mut files = vec![FileSpec {
-            path: script::SCRIPT_PATH.into(),
-            contents: compiled.text.clone().into_bytes(),
-            mode: 0o755,
-        }];
+        let mut files = vec![
+            FileSpec {
+                path: script::SCRIPT_PATH.into(),
+                contents: compiled.text.clone().into_bytes(),
+                mode: 0o755,
+            },
+            crate::sudo::shim_file(),
+        ];
         if !job.secret_files.is_empty() {
             match (&self.options.secrets, can_decrypt, workspace) {
                 (Some(src), true, Some(ws)) => {
@@ -802,7 +885,7 @@ impl Runner {
             job_id: format!("{}-{}", build.id, job.number),
             build_id: build.id.clone(),
             owner: self.owner.clone(),
-            image: job.image.name.clone(),
+            image,
             env,
             working_dir: build_dir,
             cmd: script::container_command(),
@@ -814,6 +897,7 @@ impl Runner {
             own_network: Trust::of(ctx) == Trust::Untrusted,
             limits: self.options.limits,
             open_stdin: compiled.needs_stdin,
+            platform,
         };
         Ok(PreparedJob {
             spec,
@@ -894,7 +978,7 @@ impl Runner {
             while let Some(o) = running.next().await {
                 if !o.allow_failure {
                     required_done += 1;
-                    if o.result != JobResult::Passed && plan.fast_finish {
+                    if !o.result.counts_as_passed() && plan.fast_finish {
                         // fast_finish: the build's result is known; stop the rest.
                         stage_token.cancel();
                     }
@@ -909,7 +993,7 @@ impl Runner {
                 stop_reason = Some("the build was canceled".into());
             } else if let Some(bad) = stage_outcomes
                 .iter()
-                .find(|o| !o.allow_failure && o.result != JobResult::Passed)
+                .find(|o| !o.allow_failure && !o.result.counts_as_passed())
             {
                 stop_reason = Some(format!(
                     "stage {} did not pass (job {} {})",
@@ -925,7 +1009,7 @@ impl Runner {
             BuildResult::Canceled
         } else if required().any(|o| o.result == JobResult::Errored) {
             BuildResult::Errored
-        } else if required().any(|o| o.result != JobResult::Passed) {
+        } else if required().any(|o| !o.result.counts_as_passed()) {
             BuildResult::Failed
         } else {
             BuildResult::Passed
@@ -961,6 +1045,18 @@ impl Runner {
             job.image.name
         ))
         .await;
+        if let Placement::NotHere(why) = placement::place(job, &self.options.hosting) {
+            run.notice(&format!("This job is not run here: {why}."))
+                .await;
+            return run
+                .finish(
+                    JobResult::NotRun,
+                    Some(format!("not run here: {why}")),
+                    started,
+                    None,
+                )
+                .await;
+        }
 
         let restore = self.cache_to_restore(plan, job).await;
         let prepared = match self.prepare(plan, job, build, workspace, restore) {
@@ -1106,8 +1202,14 @@ impl Runner {
                             match piece {
                                 Piece::Log(b) => run.log(b).await,
                                 Piece::Marker(m) => {
-                                    if let Some(i) = m.strip_prefix("deploy-request ") {
-                                        let code = self.deploy(plan, job, prepared, run, i).await;
+                                    let reply = if let Some(i) = m.strip_prefix("deploy-request ") {
+                                        Some(self.deploy(plan, job, prepared, run, i).await)
+                                    } else if m == "artifacts-request" {
+                                        Some(self.upload_artifacts(prepared, run).await)
+                                    } else {
+                                        None
+                                    };
+                                    if let Some(code) = reply {
                                         if let Some(w) = input.as_mut() {
                                             let _ = w.write_all(format!("{code}\n").as_bytes()).await;
                                             let _ = w.flush().await;
@@ -1208,6 +1310,81 @@ impl Runner {
                 };
                 run.error(&why).await;
                 (JobResult::Errored, Some(why), Some(exit))
+            }
+        }
+    }
+
+    /// Reads the artifact paths out of the job and uploads them; the reply to the job's script.
+    /// Whatever happens, the job's result stays as it is.
+    async fn upload_artifacts(&self, prepared: &PreparedJob, run: &mut JobRun<'_>) -> i32 {
+        let job_id = &prepared.spec.job_id;
+        let env = match self
+            .executor
+            .download(job_id, crate::artifacts::ENV_PATH)
+            .await
+        {
+            Ok(tar) => parse_env_dump(&tar),
+            Err(_) => Vec::new(),
+        };
+        let options = match crate::artifacts::options_from_env(&env) {
+            Ok(o) => o,
+            Err(why) => {
+                run.error(&format!("addons.artifacts: nothing uploaded: {why}"))
+                    .await;
+                return 1;
+            }
+        };
+        let Some(hook) = &self.options.artifacts_hook else {
+            run.error("addons.artifacts: this runner has no uploader; nothing uploaded")
+                .await;
+            return 1;
+        };
+        let files = ExecutorFiles {
+            executor: self.executor.as_ref(),
+            job_id,
+            build_dir: &prepared.spec.working_dir,
+        };
+        let mut found = Vec::new();
+        for path in &options.paths {
+            match files.tar(path).await {
+                Ok(tar) => match crate::artifacts::files_of(path, &tar) {
+                    Ok(f) => found.extend(f),
+                    Err(e) => run.notice(&format!("addons.artifacts: {path}: {e}")).await,
+                },
+                Err(_) => {
+                    run.notice(&format!("addons.artifacts: {path} does not exist, skipped"))
+                        .await
+                }
+            }
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sink = ChannelLog(tx);
+        let request = crate::artifacts::ArtifactsRequest {
+            options,
+            files: found,
+            log: &sink,
+        };
+        let uploading = hook.upload(request);
+        tokio::pin!(uploading);
+        let result = loop {
+            tokio::select! {
+                r = &mut uploading => break r,
+                Some(line) = rx.recv() => run.log(Bytes::from(line)).await,
+            }
+        };
+        while let Ok(line) = rx.try_recv() {
+            run.log(Bytes::from(line)).await;
+        }
+        match result {
+            Ok(n) => {
+                run.notice(&format!("addons.artifacts: uploaded {n} object(s)"))
+                    .await;
+                0
+            }
+            Err(e) => {
+                run.error(&format!("addons.artifacts: upload failed: {e}"))
+                    .await;
+                1
             }
         }
     }
@@ -1634,6 +1811,9 @@ impl<'a> JobRun<'a> {
         exit_code: Option<i64>,
     ) -> JobOutcome {
         let summary = match &reason {
+            _ if result == JobResult::NotRun => {
+                "Done. The job was not run here; it neither fails nor passes the build.".into()
+            }
             Some(r) if result != JobResult::Passed => {
                 format!("Done. The job {}: {r}.", result.as_str())
             }
@@ -1641,6 +1821,8 @@ impl<'a> JobRun<'a> {
         };
         let colour = if result == JobResult::Passed {
             "\x1b[32;1m"
+        } else if result == JobResult::NotRun {
+            NOTICE
         } else {
             ERROR
         };

@@ -115,6 +115,24 @@ pub struct ScriptInputs<'a> {
     pub deploys: Vec<DeployStep>,
     /// Messages printed at the start of the log (e.g. which services run).
     pub notices: Vec<String>,
+    /// Shell text applying the job's add-ons ([`crate::addons`]), run before the cache is
+    /// restored and `before_install` starts.
+    pub addons: String,
+    /// Shell text restoring the workspaces the job uses ([`crate::build_workspaces`]).
+    pub workspace_restore: String,
+    /// Shell text saving the workspace the job creates, after `script` and the cache save.
+    pub workspace_save: String,
+    /// The artifacts upload after `after_script` (`addons.artifacts`), if any.
+    pub artifacts: Option<ArtifactsStep>,
+}
+
+/// The `addons.artifacts` upload: the variables the job exports, and the branch it is limited to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactsStep {
+    /// `ARTIFACTS_*` exports (secure options decrypted).
+    pub env: Vec<ScriptEnv>,
+    /// `branch:`: upload only when building this branch.
+    pub branch: Option<String>,
 }
 
 /// The compiled job.
@@ -260,16 +278,68 @@ slipway_cache_save() {
 }
 "#;
 
+/// The lines that show and export one variable; a secret is shown as `[secure]`, and written as
+/// `[secure]` too unless `reveal_secrets`.
+fn export(var: &ScriptEnv, reveal_secrets: bool) -> String {
+    match var {
+        ScriptEnv::Shell { name, value } => format!(
+            "printf '%s\\n' {}\nexport {name}={value}\n",
+            sh_quote(&format!("$ export {name}={value}"))
+        ),
+        ScriptEnv::Secret { name, value } => {
+            let shown = if reveal_secrets {
+                sh_quote(value)
+            } else {
+                "'[secure]'".to_string()
+            };
+            format!(
+                "printf '%s\\n' {}\nexport {name}={shown}\n",
+                sh_quote(&format!("$ export {name}=[secure]"))
+            )
+        }
+    }
+}
+
+/// The upload of `addons.artifacts`, after `after_script`: only for pushes (and `branch:`), as
+/// Travis did; the runner replies with the upload's status, which never changes the result.
+fn artifacts(step: &ArtifactsStep, reveal_secrets: bool) -> String {
+    let mut s = String::from("travis_fold start addons.artifacts\n");
+    s.push_str("if [ \"$TRAVIS_PULL_REQUEST\" != false ]; then printf '%s\\n' 'addons.artifacts: not uploaded for pull requests (as on Travis)'\n");
+    if let Some(branch) = &step.branch {
+        s.push_str(&format!(
+            "elif [ \"$TRAVIS_BRANCH\" != {b} ]; then printf '%s\\n' {why}\n",
+            b = sh_quote(branch),
+            why = sh_quote(&format!(
+                "addons.artifacts: uploaded only for branch {} (artifacts.branch)",
+                one_line(branch)
+            ))
+        ));
+    }
+    s.push_str(
+        "else\nprintf '\\033[33;1m%s\\033[0m\\n' 'Uploading artifacts (addons.artifacts)'\n",
+    );
+    for var in &step.env {
+        s.push_str(&export(var, reveal_secrets));
+    }
+    s.push_str(&format!(
+        "[ -n \"$ARTIFACTS_PATHS\" ] || ARTIFACTS_PATHS=$(git ls-files -o 2>/dev/null | tr '\\n' ':')\nexport ARTIFACTS_PATHS\n\
+         (umask 077; env -0 > {ARTIFACTS_ENV}) 2>/dev/null\nslipway_m 'artifacts-request'\nread -r slipway_rc <&3 || slipway_rc=1\nrm -f {ARTIFACTS_ENV}\nfi\ntravis_fold end addons.artifacts\n",
+        ARTIFACTS_ENV = crate::artifacts::ENV_PATH
+    ));
+    s
+}
+
 /// Compiles the job. With `reveal_secrets` false, secret values are written as `[secure]`
 /// (for `--dry-run` output); the script that runs gets them with `reveal_secrets` true.
 pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScript {
     let job = inputs.job;
     let mut s = String::new();
     let mut phases: Vec<(PhaseName, Vec<String>)> = Vec::new();
-    let needs_stdin = inputs
-        .deploys
-        .iter()
-        .any(|d| matches!(d.kind, DeployKind::Hook));
+    let needs_stdin = inputs.artifacts.is_some()
+        || inputs
+            .deploys
+            .iter()
+            .any(|d| matches!(d.kind, DeployKind::Hook));
     let name = job
         .name
         .as_deref()
@@ -310,27 +380,13 @@ if slipway_snapshot; then slipway_pristine=1; else printf '\\033[33;1m%s\\033[0m
     if !inputs.env.is_empty() {
         s.push_str("printf '%s\\n' 'Setting environment variables from the pipeline file'\n");
         for var in &inputs.env {
-            match var {
-                ScriptEnv::Shell { name, value } => {
-                    s.push_str(&format!(
-                        "printf '%s\\n' {}\nexport {name}={value}\n",
-                        sh_quote(&format!("$ export {name}={value}"))
-                    ));
-                }
-                ScriptEnv::Secret { name, value } => {
-                    let shown = if reveal_secrets {
-                        sh_quote(value)
-                    } else {
-                        "'[secure]'".to_string()
-                    };
-                    s.push_str(&format!(
-                        "printf '%s\\n' {}\nexport {name}={shown}\n",
-                        sh_quote(&format!("$ export {name}=[secure]"))
-                    ));
-                }
-            }
+            s.push_str(&export(var, reveal_secrets));
         }
     }
+
+    // `sudo` works in root jobs of images without it, as on Travis's VMs.
+    s.push_str(&crate::sudo::prelude());
+    s.push_str(&inputs.addons);
 
     let commands = |p: PhaseName| -> Vec<String> {
         job.phases
@@ -376,6 +432,8 @@ if slipway_snapshot; then slipway_pristine=1; else printf '\\033[33;1m%s\\033[0m
         ));
     }
 
+    s.push_str(&inputs.workspace_restore);
+
     for p in [
         PhaseName::BeforeInstall,
         PhaseName::Install,
@@ -405,6 +463,7 @@ if slipway_snapshot; then slipway_pristine=1; else printf '\\033[33;1m%s\\033[0m
         }
     }
 
+    s.push_str(&inputs.workspace_save);
     s.push_str("if [ \"$slipway_test_result\" -eq 0 ]; then\n:\n");
     phase(&mut s, PhaseName::AfterSuccess, "");
     if !inputs.deploys.is_empty() {
@@ -478,6 +537,9 @@ if slipway_snapshot; then slipway_pristine=1; else printf '\\033[33;1m%s\\033[0m
     phase(&mut s, PhaseName::AfterFailure, "");
     s.push_str("fi\n");
     phase(&mut s, PhaseName::AfterScript, "");
+    if let Some(step) = &inputs.artifacts {
+        s.push_str(&artifacts(step, reveal_secrets));
+    }
     s.push_str("slipway_m \"result $slipway_result\"\n");
     s.push_str("case $slipway_result in passed) exit 0 ;; failed) exit 1 ;; *) exit 2 ;; esac\n");
 

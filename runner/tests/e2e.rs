@@ -769,6 +769,10 @@ async fn the_cleanup_copy_works_with_tar_and_in_images_without_it() {
         cache_dirs: vec![],
         deploys: vec![],
         notices: vec![],
+        addons: String::new(),
+        workspace_restore: String::new(),
+        workspace_save: String::new(),
+        artifacts: None,
     };
     let text = slipway_runner::script::compile(&inputs, false).text;
     let helpers = &text[..text

@@ -132,6 +132,10 @@ after_script: echo ascript
             },
         ],
         notices: vec![],
+        addons: String::new(),
+        workspace_restore: String::new(),
+        workspace_save: String::new(),
+        artifacts: None,
     };
     let shown = script::compile(&inputs, false);
     assert!(!shown.text.contains("it's-secret"));

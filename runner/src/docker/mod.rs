@@ -175,10 +175,14 @@ impl DockerExecutor {
         name: &str,
         body: bollard::models::ContainerCreateBody,
         start: bool,
+        platform: Option<&str>,
     ) -> Result<(), ExecError> {
-        let opts = bollard::query_parameters::CreateContainerOptionsBuilder::default()
-            .name(name)
-            .build();
+        let mut opts =
+            bollard::query_parameters::CreateContainerOptionsBuilder::default().name(name);
+        if let Some(platform) = platform {
+            opts = opts.platform(platform);
+        }
+        let opts = opts.build();
         self.docker
             .create_container(Some(opts), body)
             .await
@@ -533,11 +537,11 @@ impl Executor for DockerExecutor {
                 .map_err(engine_err(format!("creating network {name}")))?;
         }
         if let Some((name, body)) = req.netns {
-            self.create_and_start(&name, body, true).await?;
+            self.create_and_start(&name, body, true, None).await?;
         }
         for ((name, body), svc) in req.services.into_iter().zip(&spec.services) {
             progress(&format!("starting service {} ({})", svc.name, svc.image));
-            self.create_and_start(&name, body, true).await?;
+            self.create_and_start(&name, body, true, None).await?;
         }
         for svc in &spec.services {
             if let Some(ready) = &svc.ready {
@@ -547,13 +551,14 @@ impl Executor for DockerExecutor {
         }
         let (name, body) = req.job;
         let mut created = false;
+        let platform = spec.platform.as_deref();
         if self.disk_quota() {
             let mut capped = body.clone();
             if let Some(host) = capped.host_config.as_mut() {
                 let size = spec.limits.disk_bytes.to_string();
                 host.storage_opt = Some(HashMap::from([("size".to_string(), size)]));
             }
-            match self.create_and_start(&name, capped, false).await {
+            match self.create_and_start(&name, capped, false, platform).await {
                 Ok(()) => created = true,
                 // overlay2 on xfs without project quotas: the watchdog takes over, for good.
                 Err(ExecError::Engine { reason, .. }) if reason.contains("storage-opt") => {
@@ -564,7 +569,7 @@ impl Executor for DockerExecutor {
             }
         }
         if !created {
-            self.create_and_start(&name, body, false).await?;
+            self.create_and_start(&name, body, false, platform).await?;
         }
         // The job's files and the workspace go in as one archive: every upload costs the engine
         // a mount and a helper process (tens of milliseconds), before the job can start.
