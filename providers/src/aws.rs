@@ -71,14 +71,7 @@ impl AwsAuth {
 
     /// Loads the SDK configuration: HTTPS client, region and credentials.
     pub(crate) async fn sdk_config(&self, ctx: &DeployContext) -> SdkConfig {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(self.region.clone()))
-            .http_client(http);
+        let mut loader = sdk_loader(&self.region);
         if let Some((id, secret)) = &self.keys {
             loader = loader.credentials_provider(Credentials::new(
                 id.expose(),
@@ -103,6 +96,19 @@ impl AwsAuth {
         }
         loader.load().await
     }
+}
+
+/// The SDK's configuration loader for `region`, with the HTTPS client every AWS call uses (rustls
+/// with ring).
+pub(crate) fn sdk_loader(region: &str) -> aws_config::ConfigLoader {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .http_client(http)
 }
 
 /// Turns an SDK error into one line: the service's code and message, else the transport error.

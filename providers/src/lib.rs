@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use slipway_pipelines::plan::{Deploy, Job};
 
+pub mod artifacts;
 mod aws;
 pub mod bundle;
 pub mod calls;

@@ -1,0 +1,93 @@
+//! `addons.artifacts` uploads to S3 (the official SDK), for the runner's [`ArtifactsHook`].
+//!
+//! Each file goes to `TARGET/PATH` for every target path, with the canned ACL of `permissions`
+//! and the `Cache-Control` asked for; credentials come from the options (never logged), else the
+//! SDK's default chain. `SLIPWAY_S3_ENDPOINT` (the hook's endpoint overrides) applies when the
+//! options name no endpoint, as for the s3 deploy provider.
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ObjectCannedAcl;
+use slipway_runner::artifacts::{ArtifactOptions, ArtifactsHook, ArtifactsRequest};
+
+use crate::ProviderHook;
+use crate::aws::{api_error, sdk_loader};
+
+const CANNED: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
+async fn client(options: &ArtifactOptions, fallback_endpoint: Option<&str>) -> aws_sdk_s3::Client {
+    let mut loader = sdk_loader(&options.region);
+    if let (Some(key), Some(secret)) = (&options.key, &options.secret) {
+        loader = loader.credentials_provider(Credentials::new(
+            key.expose(),
+            secret.expose(),
+            None,
+            None,
+            "slipway-artifacts-options",
+        ));
+    }
+    let conf = loader.load().await;
+    let mut b = aws_sdk_s3::config::Builder::from(&conf);
+    if let Some(ep) = options.endpoint.as_deref().or(fallback_endpoint) {
+        b = b.endpoint_url(ep).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+#[async_trait]
+impl ArtifactsHook for ProviderHook {
+    async fn upload(&self, request: ArtifactsRequest<'_>) -> Result<usize, String> {
+        let o = &request.options;
+        let acl = o.permissions.replace('_', "-");
+        if !CANNED.contains(&acl.as_str()) {
+            return Err(format!(
+                "permissions `{}` is not one of {}",
+                o.permissions,
+                CANNED.join(", ")
+            ));
+        }
+        if request.files.is_empty() {
+            request.log.line(&format!(
+                "addons.artifacts: no files found in {}",
+                o.paths.join(", ")
+            ));
+            return Ok(0);
+        }
+        let s3 = client(o, self.endpoints.s3.as_deref()).await;
+        let mut written = 0;
+        for target in &o.target_paths {
+            for file in &request.files {
+                let key = if target.is_empty() {
+                    file.path.clone()
+                } else {
+                    format!("{target}/{}", file.path)
+                };
+                s3.put_object()
+                    .bucket(&o.bucket)
+                    .key(&key)
+                    .acl(ObjectCannedAcl::from(acl.as_str()))
+                    .cache_control(&o.cache_control)
+                    .content_type(crate::s3::content_type(&file.path))
+                    .body(ByteStream::from(file.bytes.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| api_error("artifacts", "PutObject", &e).to_string())?;
+                request.log.line(&format!(
+                    "addons.artifacts: s3://{}/{key} ({} bytes)",
+                    o.bucket,
+                    file.bytes.len()
+                ));
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+}
