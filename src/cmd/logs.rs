@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out.flush()?;
         let done = matches!(
             v["state"].as_str(),
-            Some("passed" | "failed" | "errored" | "canceled")
+            Some("passed" | "failed" | "errored" | "canceled" | "not_run")
         );
         if !args.follow || (done && chunks.is_empty()) {
             return Ok(());

@@ -2,6 +2,7 @@
 
 pub mod builds;
 pub mod cancel;
+pub mod imports;
 pub mod lint;
 pub mod logs;
 pub mod plan;

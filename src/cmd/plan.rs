@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args as ClapArgs, ValueEnum};
+use slipway_pipelines::placement::{self, Placement};
 use slipway_pipelines::plan::{Context, EnvValue, EventType, Job, Plan};
 use slipway_providers::{DeployContext, DryRun, hook::endpoints_from};
 
@@ -40,6 +41,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// A local checkout of a repository `import:` names, `owner/name=DIR` (repeatable).
+    #[arg(long = "import-repo", value_name = "OWNER/NAME=DIR")]
+    pub import_repo: Vec<String>,
 }
 
 /// The event types `--event` accepts.
@@ -83,7 +87,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let ctx = context_of(&args);
     let file = path.display().to_string();
-    match slipway_pipelines::plan(&file, &bytes, &ctx) {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let imports = crate::cmd::imports::LocalImports::new(dir, &args.import_repo)?;
+    let mut fetch = |s: &slipway_pipelines::imports::Source| imports.read(s);
+    let planned = slipway_pipelines::plan_imported(
+        &file,
+        &bytes,
+        &ctx,
+        slipway_pipelines::PlanOptions::default(),
+        &mut fetch,
+    );
+    match planned {
         Ok(plan) => {
             let workdir = path
                 .parent()
@@ -214,6 +231,57 @@ pub fn write_dry_run(out: &mut String, indent: &str, run: &DryRun) {
     }
 }
 
+/// The add-ons a job applies before `before_install`, and those it cannot honour.
+fn render_addons(out: &mut String, a: &slipway_pipelines::plan::Addons) {
+    if let Some(apt) = &a.apt {
+        let _ = writeln!(
+            out,
+            "    addons.apt: {} source(s), packages: {}{}",
+            apt.sources.len(),
+            if apt.packages.is_empty() {
+                "none".to_owned()
+            } else {
+                apt.packages.join(" ")
+            },
+            if apt.update { " (update)" } else { "" }
+        );
+    }
+    let simple = [
+        ("hosts", (!a.hosts.is_empty()).then(|| a.hosts.join(" "))),
+        ("hostname", a.hostname.clone()),
+        (
+            "ssh_known_hosts",
+            (!a.ssh_known_hosts.is_empty()).then(|| a.ssh_known_hosts.join(" ")),
+        ),
+        ("chrome", a.chrome.clone()),
+        ("firefox", a.firefox.clone()),
+        ("postgresql", a.postgresql.clone()),
+        ("mariadb", a.mariadb.clone()),
+    ];
+    for (name, value) in simple {
+        if let Some(v) = value {
+            let _ = writeln!(out, "    addons.{name}: {v}");
+        }
+    }
+    if let Some(artifacts) = &a.artifacts {
+        let paths = artifacts
+            .get("paths")
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    addons.artifacts: uploaded to S3 after the job {paths}"
+        );
+    }
+    for n in &a.not_honoured {
+        let _ = writeln!(
+            out,
+            "    addons.{}: skipped: {}; instead, {}",
+            n.addon, n.why, n.instead
+        );
+    }
+}
+
 /// Renders a plan for reading in a terminal, listing under each deploy the API calls `dry_runs`
 /// gives for its job.
 pub fn render_with(plan: &Plan, dry_runs: impl Fn(&Job) -> Vec<DryRun>) -> String {
@@ -270,6 +338,11 @@ pub fn render_with(plan: &Plan, dry_runs: impl Fn(&Job) -> Vec<DryRun>) -> Strin
                 "    image: {} ({:?})",
                 job.image.name, job.image.source
             );
+            let hosting = slipway_runner::hosting::detect(Default::default());
+            if let Placement::NotHere(why) = placement::place(job, &hosting) {
+                let _ = writeln!(out, "    not run here: {why}");
+            }
+            render_addons(&mut out, &job.addons);
             for var in &job.env {
                 let value = match &var.value {
                     EnvValue::Plain(v) => format!("{}={v}", var.name),

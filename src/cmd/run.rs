@@ -85,6 +85,13 @@ pub struct Args {
     /// The most a job may write into its container's filesystem, in GiB (volumes excepted).
     #[arg(long = "disk-limit", value_name = "GIB", default_value_t = 20)]
     pub disk_limit: u64,
+    /// Run jobs of another `os:` in a Linux image, e.g. `osx=my/macos-tools:1`; without it such
+    /// jobs are not run here.
+    #[arg(long = "os-image", value_name = "OS=IMAGE")]
+    pub os_image: Vec<String>,
+    /// A local checkout of a repository `import:` names, `owner/name=DIR` (repeatable).
+    #[arg(long = "import-repo", value_name = "OWNER/NAME=DIR")]
+    pub import_repo: Vec<String>,
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -203,7 +210,18 @@ fn options(args: &Args) -> anyhow::Result<RunnerOptions> {
             },
         );
     }
+    let mut os_images = std::collections::BTreeMap::new();
+    for spec in &args.os_image {
+        let (os, image) = spec
+            .split_once('=')
+            .filter(|(os, image)| !os.is_empty() && !image.is_empty())
+            .with_context(|| {
+                format!("--os-image takes OS=IMAGE (e.g. osx=my/tools:1), not {spec}")
+            })?;
+        os_images.insert(os.to_ascii_lowercase(), image.to_string());
+    }
     Ok(RunnerOptions {
+        hosting: slipway_runner::hosting::detect(os_images),
         parallel: args.jobs.max(1),
         job_timeout: Duration::from_secs(args.timeout * 60),
         no_output_timeout: Duration::from_secs(args.no_output_timeout * 60),
@@ -252,7 +270,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_jobs: args.max_jobs,
         ..Default::default()
     };
-    let mut plan = match slipway_pipelines::plan_with(&file, &bytes, &ctx, planning) {
+    let imports = crate::cmd::imports::LocalImports::new(&dir, &args.import_repo)?;
+    let mut fetch = |s: &slipway_pipelines::imports::Source| imports.read(s);
+    let planned = slipway_pipelines::plan_imported(&file, &bytes, &ctx, planning, &mut fetch);
+    let mut plan = match planned {
         Ok(p) => p,
         Err(diags) => {
             for d in &diags {
@@ -269,6 +290,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut opts = options(&args)?;
     opts.secrets = secrets_for(&ctx.repo);
     opts.deploy_hook = Some(Arc::new(slipway_providers::ProviderHook::from_env()));
+    opts.artifacts_hook = Some(Arc::new(slipway_providers::ProviderHook::from_env()));
     let mut b = [0u8; 4];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("random build id: {e}"))?;
     let build = BuildInfo {
@@ -310,6 +332,10 @@ fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions, dir: &Path) -> a
         for job in &stage.jobs {
             let prepared = match runner.prepare(plan, job, build, None, None) {
                 Ok(p) => p,
+                Err(e) if e.0.starts_with("not run here") => {
+                    writeln!(out, "\njob {}: {e}", job.number)?;
+                    continue;
+                }
                 Err(e) => {
                     writeln!(out, "\njob {}: would error: {e}", job.number)?;
                     continue;

@@ -75,6 +75,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ..Default::default()
             },
             deploy_hook: Some(Arc::new(slipway_providers::ProviderHook::from_env())),
+            artifacts_hook: Some(Arc::new(slipway_providers::ProviderHook::from_env())),
+            hosting: slipway_runner::hosting::detect(config.os_images.clone()),
+            apt_sources: config.named_apt_sources(),
             ..slipway_runner::RunnerOptions::default()
         };
         let executor = RunnerExecutor::new(

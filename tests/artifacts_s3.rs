@@ -1,0 +1,129 @@
+//! `addons.artifacts` with `slipway run`: after `after_script` the listed paths go to the local
+//! AWS double (moto, `$SLIPWAY_TEST_MOTO`) under the target path, keys named by their path from
+//! the build dir; a pull request uploads nothing. Under CI=true a missing engine, image or moto
+//! fails.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::{busybox, http, moto_and_engine};
+
+fn unique_bucket() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("slipway-artifacts-{}-{nanos}", std::process::id())
+}
+
+fn repo_with(bucket: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".slipway.yml"),
+        format!(
+            r#"
+image: "{image}"
+language: shell
+addons:
+  artifacts:
+    bucket: "{bucket}"
+    key: testing
+    secret: testing
+    paths:
+      - logs
+      - build/out.txt
+    target_paths: ci/$TRAVIS_BRANCH
+script:
+  - mkdir -p logs/deep build && echo one > logs/a.log && echo two > logs/deep/b.log
+  - echo "built on $TRAVIS_BRANCH" > build/out.txt
+after_script: echo after-script-ran
+"#,
+            image = busybox()
+        ),
+    )
+    .unwrap();
+    let git = |args: &[&str]| support::git(dir.path(), args);
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "pipeline"]);
+    dir
+}
+
+fn slipway_run(dir: &Path, s3_endpoint: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .arg("run")
+        .arg(dir)
+        .args(args)
+        .env("SLIPWAY_S3_ENDPOINT", s3_endpoint)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn artifacts_are_uploaded_after_the_job_under_the_target_path() {
+    let Some(moto) = moto_and_engine() else {
+        return;
+    };
+    let bucket = unique_bucket();
+    assert_eq!(
+        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
+        Some(200)
+    );
+    let repo = repo_with(&bucket);
+    let out = slipway_run(repo.path(), &moto, &["--branch", "main"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let after_script = log.find("after-script-ran").expect(&log);
+    let uploaded = log
+        .find("addons.artifacts: uploaded 3 object(s)")
+        .expect(&log);
+    assert!(after_script < uploaded, "{log}");
+    let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
+    assert_eq!(status, 200, "{listing}");
+    for key in [
+        "ci/main/logs/a.log",
+        "ci/main/logs/deep/b.log",
+        "ci/main/build/out.txt",
+    ] {
+        assert!(
+            listing.contains(&format!("<Key>{key}</Key>")),
+            "{key}: {listing}\n{log}"
+        );
+    }
+    // "built on main\n"
+    assert!(listing.contains("<Size>14</Size>"), "{listing}");
+}
+
+#[test]
+fn a_pull_request_uploads_no_artifacts() {
+    let Some(moto) = moto_and_engine() else {
+        return;
+    };
+    let bucket = unique_bucket();
+    assert_eq!(
+        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
+        Some(200)
+    );
+    let repo = repo_with(&bucket);
+    let out = slipway_run(repo.path(), &moto, &["--pull-request", "3"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("addons.artifacts: not uploaded for pull requests"),
+        "{log}"
+    );
+    let (_, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
+    assert!(!listing.contains("<Key>"), "{listing}");
+}
