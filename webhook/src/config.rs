@@ -62,6 +62,22 @@ pub struct Config {
     pub retention: RetentionSettings,
     /// What every git fetch may do: time and size limits, addresses allowed.
     pub git: GitSettings,
+    /// Images that run jobs of another `os:` (`osx = "registry.local/macos-tools:1"`); jobs of
+    /// an OS not listed are not run here.
+    pub os_images: std::collections::BTreeMap<String, String>,
+    /// `addons.apt.sources` names mapped to a source line and its key (Travis's safelist
+    /// named sources; their hosts are the operator's to choose).
+    pub apt_sources: std::collections::HashMap<String, AptSource>,
+}
+
+/// One named APT source of `[apt_sources]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptSource {
+    /// The `deb …` line (or `ppa:owner/name`).
+    pub sourceline: String,
+    /// Where the signing key is fetched from.
+    pub key_url: Option<String>,
 }
 
 /// How big a build and its jobs may get: anyone who can open a pull request can make the server
@@ -235,7 +251,27 @@ impl Default for Config {
             sessions: SessionSettings::default(),
             retention: RetentionSettings::default(),
             git: GitSettings::default(),
+            os_images: Default::default(),
+            apt_sources: Default::default(),
         }
+    }
+}
+
+impl Config {
+    /// The runner's view of `[apt_sources]`.
+    pub fn named_apt_sources(
+        &self,
+    ) -> std::collections::HashMap<String, slipway_runner::addons::NamedAptSource> {
+        self.apt_sources
+            .iter()
+            .map(|(name, s)| {
+                let source = slipway_runner::addons::NamedAptSource {
+                    sourceline: s.sourceline.clone(),
+                    key_url: s.key_url.clone(),
+                };
+                (name.clone(), source)
+            })
+            .collect()
     }
 }
 

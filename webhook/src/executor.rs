@@ -51,6 +51,8 @@ pub enum JobOutcome {
     Errored(String),
     /// It was cancelled.
     Canceled,
+    /// It was not run on this machine, for this reason.
+    NotRun(String),
 }
 
 /// Runs jobs.
@@ -70,7 +72,8 @@ pub trait Executor: Send + Sync + 'static {
 /// A scripted executor for tests of the queue: each command is interpreted, not run.
 ///
 /// `sleep MS` waits (and honours cancellation), `fail` fails the job, `error` errors it, and any
-/// other command is echoed as output.
+/// other command is echoed as output. A job for an OS other than Linux is not run here, as the
+/// runner does without an `[os_images]` entry for it.
 #[derive(Debug, Default, Clone)]
 pub struct ScriptedExecutor;
 
@@ -82,8 +85,17 @@ impl Executor for ScriptedExecutor {
         events: mpsc::Sender<JobEvent>,
         cancel: CancellationToken,
     ) -> JobOutcome {
+        let hosting = slipway_pipelines::placement::Hosting {
+            host_arch: "amd64".into(),
+            ..Default::default()
+        };
         for stage in &job.plan.stages {
             for j in &stage.jobs {
+                if let slipway_pipelines::placement::Placement::NotHere(why) =
+                    slipway_pipelines::placement::place(j, &hosting)
+                {
+                    return JobOutcome::NotRun(format!("not run here: {why}"));
+                }
                 for phase in &j.phases {
                     let started = std::time::Instant::now();
                     let _ = events

@@ -172,6 +172,9 @@ impl Executor for RunnerExecutor {
                 JobOutcome::Errored(reason.unwrap_or_else(|| "the job errored".into()))
             }
             JobResult::Canceled => JobOutcome::Canceled,
+            JobResult::NotRun => {
+                JobOutcome::NotRun(reason.unwrap_or_else(|| "not run here".into()))
+            }
         }
     }
 

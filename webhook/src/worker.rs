@@ -486,6 +486,7 @@ impl Engine {
             JobOutcome::Failed(r) => (JobState::Failed, Some(r)),
             JobOutcome::Errored(r) => (JobState::Errored, Some(r)),
             JobOutcome::Canceled => (JobState::Canceled, Some("canceled".into())),
+            JobOutcome::NotRun(r) => (JobState::NotRun, Some(r)),
         }
     }
 }

@@ -164,6 +164,42 @@ fn a_failed_stage_cancels_the_later_stages() {
 }
 
 #[test]
+fn jobs_for_another_os_are_not_run_here_and_the_build_passes_on_the_others() {
+    let s = setup("os: [linux, osx]\nscript: echo ok\n");
+    let sha = git(&s.origin.work, &["rev-parse", "master"]);
+    let (status, text) = s.h.deliver(
+        "push",
+        "p1",
+        &push_payload(REPO, &s.origin.url(), "refs/heads/master", &sha),
+    );
+    assert_eq!(status, 202, "{text}");
+    let v = s.h.wait_final(1, 30);
+    assert_eq!(v["build"]["state"], "passed", "{v}");
+    assert!(
+        v["build"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("were not run"),
+        "{v}"
+    );
+    let jobs = v["jobs"].as_array().unwrap();
+    let states: Vec<&str> = jobs.iter().map(|j| j["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["passed", "not_run"]);
+    assert!(
+        jobs[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("os: osx needs a macOS machine"),
+        "{v}"
+    );
+    let (_, page) = s.h.get("/builds/1");
+    assert!(page.contains("not run here"), "{page}");
+    wait_for("the final status", 10, || {
+        s.github.statuses().iter().any(|st| st.1 == "success")
+    });
+}
+
+#[test]
 fn closing_a_pull_request_cancels_its_running_build() {
     let s = setup("script:\n  - sleep 60000\n");
     let head = s.origin.pull_request(4, "master", "f.txt", "x\n");

@@ -122,6 +122,9 @@ string_enum! {
         Errored = "errored",
         /// Cancelled before or while running.
         Canceled = "canceled",
+        /// Not run on this machine (an `os:` or `arch:` it has no executor for); it neither
+        /// fails nor passes the build.
+        NotRun = "not_run",
     }
 }
 

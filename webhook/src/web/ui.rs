@@ -8,7 +8,7 @@ use super::access::{
 };
 use super::ansi::escape;
 use super::{App, AppState, store_error, text};
-use crate::store::{Build, BuildState, Job, Millis, Permission};
+use crate::store::{Build, BuildState, Job, JobState, Millis, Permission};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -53,6 +53,17 @@ pub(super) fn page(title: &str, body: &str, refresh: bool) -> Response {
 
 fn badge_state(state: BuildState) -> String {
     format!("<span class=\"s {0}\">{0}</span>", state.as_str())
+}
+
+/// A job's state badge; a job not run here says so, with the reason on hover.
+fn job_state(j: &Job) -> String {
+    match j.state {
+        JobState::NotRun => format!(
+            "<span class=\"s not_run\" title=\"{}\">not run here</span>",
+            escape(j.reason.as_deref().unwrap_or(""))
+        ),
+        s => format!("<span class=\"s {0}\">{0}</span>", s.as_str()),
+    }
 }
 
 fn duration(start: Option<Millis>, end: Option<Millis>) -> String {
@@ -293,7 +304,7 @@ pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i
             n = j.number,
             name = escape(j.name.as_deref().unwrap_or("")),
             m = matrix_cell(j),
-            s = format_args!("<span class=\"s {0}\">{0}</span>", j.state.as_str()),
+            s = job_state(j),
             af = if j.allow_failure {
                 " (allowed to fail)"
             } else {
