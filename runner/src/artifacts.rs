@@ -111,11 +111,7 @@ pub fn script_env(
         let name = name.to_owned();
         match value {
             Value::Object(m) => {
-                if let Some(plain) = m
-                    .get("secure")
-                    .and_then(Value::as_str)
-                    .and_then(decrypt)
-                {
+                if let Some(plain) = m.get("secure").and_then(Value::as_str).and_then(decrypt) {
                     out.push(ScriptEnv::Secret { name, value: plain });
                 }
             }

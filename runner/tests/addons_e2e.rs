@@ -273,9 +273,7 @@ script:
         log.contains("travis_fold:start:addons.apt"),
         "its own fold: {log}"
     );
-    let added = log
-        .find("sudo tee -a /etc/apt/sources.list.d/")
-        .expect(log);
+    let added = log.find("sudo tee -a /etc/apt/sources.list.d/").expect(log);
     let installed = log.find("hello from the local apt repository").expect(log);
     let before_install = log.find("before-install-ran").expect(log);
     assert!(
