@@ -180,10 +180,10 @@ fn after_sigkill_mid_job_the_next_run_sweeps_everything_left() {
         !docker_names("network", label).contains(&network),
         "{network} survived the sweep"
     );
-    // Nothing labelled is left at all but kept caches (volumes labelled as caches).
+    // Nothing labelled is left at all but kept caches and the workspaces kept beside them.
     let volumes: Vec<String> = docker_names("volume", label)
         .into_iter()
-        .filter(|v| !v.starts_with("slipway-cache-"))
+        .filter(|v| !v.starts_with("slipway-cache-") && !v.starts_with("slipway-workspace-"))
         .collect();
     assert!(volumes.is_empty(), "{volumes:?}");
 }

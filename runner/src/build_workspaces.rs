@@ -68,14 +68,19 @@ pub fn mounts(job: &Job, repo: &str, number: u64) -> Vec<VolumeMount> {
     out
 }
 
+/// Why a job cannot use workspace `name`.
+pub fn missing(name: &str) -> String {
+    format!(
+        "workspaces: {name} was not created in this build (the job that creates it did not run or did not finish)"
+    )
+}
+
 /// Shell text restoring the used workspaces into the build dir (run before `before_install`).
 pub fn restore_script(job: &Job) -> String {
     let mut s = String::new();
     for name in &job.workspaces.uses {
         let archive = format!("{}/workspace.tar", mount_dir(name));
-        let fail = format!(
-            "workspaces: {name} was not created in this build (the job that creates it did not run or did not finish)"
-        );
+        let fail = missing(name);
         s.push_str(&format!(
             "if [ -f {a} ]; then printf 'workspaces: restoring %s\\n' {n}; tar -xf {a} -C / || slipway_workspace_fail {f}; else slipway_workspace_fail {f}; fi\n",
             a = sh_quote(&archive),

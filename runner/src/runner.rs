@@ -1058,6 +1058,19 @@ impl Runner {
                 .await;
         }
 
+        // A workspace this build never created: say so before making anything.
+        for name in &job.workspaces.uses {
+            let volume =
+                crate::build_workspaces::volume_name(&plan.context.repo, build.number, name);
+            if !self.executor.volume_exists(&volume).await.unwrap_or(true) {
+                let why = crate::build_workspaces::missing(name);
+                run.error(&why).await;
+                return run
+                    .finish(JobResult::Errored, Some(why), started, None)
+                    .await;
+            }
+        }
+
         let restore = self.cache_to_restore(plan, job).await;
         let prepared = match self.prepare(plan, job, build, workspace, restore) {
             Ok(p) => p,
