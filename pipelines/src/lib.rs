@@ -41,11 +41,21 @@ pub fn plan_with(
     options: PlanOptions,
 ) -> Result<plan::Plan, Vec<diagnostic::Diagnostic>> {
     let config = load_config(file_name, bytes)?;
-    let size = expand::matrix_size(&config);
+    plan_loaded(file_name, &config, ctx, options)
+}
+
+/// Plans a loaded config, refusing a matrix over `options.max_jobs` before building any job.
+fn plan_loaded(
+    file_name: &str,
+    config: &config::Config,
+    ctx: &plan::Context,
+    options: PlanOptions,
+) -> Result<plan::Plan, Vec<diagnostic::Diagnostic>> {
+    let size = expand::matrix_size(config);
     if let Some(refused) = planner::job_cap(file_name, &size, options.max_jobs, None) {
         return Err(vec![refused]);
     }
-    Ok(planner::plan_config(file_name, &config, ctx, options))
+    Ok(planner::plan_config(file_name, config, ctx, options))
 }
 
 /// [`plan_with`] for a file with `import:`: each imported file is read through `fetch` (the
@@ -61,7 +71,7 @@ pub fn plan_imported(
     let node = load_node(file_name, bytes)?;
     let node = imports::resolve(file_name, node, ctx, fetch).map_err(|d| vec![*d])?;
     let config = config_of(file_name, &node)?;
-    Ok(planner::plan_config(file_name, &config, ctx, options))
+    plan_loaded(file_name, &config, ctx, options)
 }
 
 /// Loads and normalises a pipeline file, or says why it cannot be planned.

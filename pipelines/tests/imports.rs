@@ -199,3 +199,20 @@ fn without_imports_the_plan_is_the_plain_one() {
         slipway_pipelines::plan(".travis.yml", yml.as_bytes(), &util::push("main")).unwrap()
     );
 }
+
+#[test]
+fn an_imported_matrix_counts_toward_the_job_limit() {
+    let versions: Vec<String> = (0..15).map(|i| format!("'3.{i}'")).collect();
+    let envs: Vec<String> = (0..15).map(|i| format!("N={i}")).collect();
+    let shared = format!(
+        "language: python\npython: [{}]\nenv: [{}]\n",
+        versions.join(", "),
+        envs.join(", ")
+    );
+    let (planned, _) = plan(
+        "import: matrix.yml\nscript: true\n",
+        &[("matrix.yml", &shared)],
+    );
+    let d = &planned.unwrap_err()[0];
+    assert!(d.message.contains("225"), "{d:?}");
+}

@@ -1,8 +1,10 @@
 //! `workspaces:`: files one job of a build hands to later jobs of the same build.
 //!
-//! A workspace is an archive in a kept volume beside the caches, named by the repository, the
-//! build number and the workspace name, so only jobs of the same build ever see it (trust is
-//! decided per build, so a workspace never crosses from an untrusted build into a trusted one).
+//! A workspace is an archive in a kept volume beside the caches, named by the build's own
+//! [`CacheScope`] owner (its branch, or its pull request and head repository), the build number
+//! and the workspace name. It is written and read only within that owner's scope and that build,
+//! never through the scope's read-only fallbacks, so only jobs of the same build ever see it and
+//! nothing a pull request from a fork made reaches a trusted build.
 //! The creating job archives its paths after `script` (and the cache save); a using job extracts
 //! them into its build dir before `before_install`. A workspace that was never created errors
 //! the job that uses it, naming it.
@@ -11,6 +13,7 @@ use sha2::{Digest, Sha256};
 use slipway_pipelines::plan::Job;
 
 use crate::executor::VolumeMount;
+use crate::scope::CacheScope;
 use crate::script::sh_quote;
 
 /// Where workspace volumes are mounted inside the job.
@@ -21,10 +24,12 @@ pub const LABEL_REPO: &str = "dev.slipway.workspace.repo";
 /// Label carrying the build number on workspace volumes.
 pub const LABEL_BUILD: &str = "dev.slipway.workspace.build";
 
-/// The volume holding workspace `name` of build `number` of `repo`.
-pub fn volume_name(repo: &str, number: u64, name: &str) -> String {
+/// The volume holding workspace `name` of build `number` in `scope` (its own owner only).
+pub fn volume_name(scope: &CacheScope, number: u64, name: &str) -> String {
     let mut h = Sha256::new();
-    h.update(repo.as_bytes());
+    h.update(scope.repo.as_bytes());
+    h.update([0]);
+    h.update(scope.own.key().as_bytes());
     h.update([0]);
     h.update(number.to_string().as_bytes());
     h.update([0]);
@@ -37,18 +42,20 @@ fn mount_dir(name: &str) -> String {
 }
 
 /// The volumes a job mounts: each used workspace read-only, the created one writable.
-pub fn mounts(job: &Job, repo: &str, number: u64) -> Vec<VolumeMount> {
+pub fn mounts(job: &Job, scope: &CacheScope, number: u64) -> Vec<VolumeMount> {
     let labels = |name: &str| {
-        vec![
-            (LABEL_REPO.to_owned(), repo.to_owned()),
+        let mut l = vec![
+            (LABEL_REPO.to_owned(), scope.repo.clone()),
             (LABEL_BUILD.to_owned(), number.to_string()),
             ("dev.slipway.workspace.name".to_owned(), name.to_owned()),
-        ]
+        ];
+        l.extend(scope.own.labels());
+        l
     };
     let mut out: Vec<VolumeMount> = Vec::new();
     if let Some(create) = &job.workspaces.create {
         out.push(VolumeMount {
-            volume: volume_name(repo, number, &create.name),
+            volume: volume_name(scope, number, &create.name),
             target: mount_dir(&create.name),
             read_only: false,
             labels: labels(&create.name),
@@ -59,7 +66,7 @@ pub fn mounts(job: &Job, repo: &str, number: u64) -> Vec<VolumeMount> {
             continue;
         }
         out.push(VolumeMount {
-            volume: volume_name(repo, number, name),
+            volume: volume_name(scope, number, name),
             target: mount_dir(name),
             read_only: true,
             labels: labels(name),

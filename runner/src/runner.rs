@@ -729,12 +729,9 @@ impl Runner {
             }
         }
 
-        // Workspaces of this build, beside the caches.
-        volumes.extend(crate::build_workspaces::mounts(
-            job,
-            &ctx.repo,
-            build.number,
-        ));
+        // Workspaces of this build, beside the caches and in the build's own cache scope.
+        let scope = CacheScope::for_build(ctx, &self.options.default_branch);
+        volumes.extend(crate::build_workspaces::mounts(job, &scope, build.number));
         for name in &job.workspaces.uses {
             notices.push(format!("Using workspace {name} of this build"));
         }
@@ -1059,9 +1056,9 @@ impl Runner {
         }
 
         // A workspace this build never created: say so before making anything.
+        let scope = CacheScope::for_build(&plan.context, &self.options.default_branch);
         for name in &job.workspaces.uses {
-            let volume =
-                crate::build_workspaces::volume_name(&plan.context.repo, build.number, name);
+            let volume = crate::build_workspaces::volume_name(&scope, build.number, name);
             if !self.executor.volume_exists(&volume).await.unwrap_or(true) {
                 let why = crate::build_workspaces::missing(name);
                 run.error(&why).await;

@@ -3,7 +3,8 @@
 //!
 //! Anyone can open a pull request from a fork, so whatever such a build writes must never reach a
 //! trusted build (one that gets the repository's secrets and deploys). The rules are Travis's
-//! cache lookup order, and every kind of state kept between builds (caches now) goes through
+//! cache lookup order, and every kind of state kept between builds (caches, and the workspaces a
+//! build's jobs hand on, which use only the build's own owner) goes through
 //! [`CacheScope`] so the rules live in one place:
 //!
 //! - a push, API or cron build reads and writes the state of its branch; a branch without any

@@ -67,7 +67,8 @@ async fn a_workspace_created_in_one_stage_is_used_in_the_next() {
     assert!(log.contains(&format!("made in build {number}.1")), "{log}");
     assert!(log.contains("\ntop\n"), "{log}");
     // Kept like a cache; this test's own is removed.
-    let volume = slipway_runner::build_workspaces::volume_name("acme/app", number, "ws1");
+    let scope = slipway_runner::scope::CacheScope::for_build(&plan.context, "master");
+    let volume = slipway_runner::build_workspaces::volume_name(&scope, number, "ws1");
     exec.client()
         .remove_volume(
             &volume,
