@@ -268,6 +268,10 @@ fn a_dry_run_lists_the_s3_calls_and_contacts_nothing() {
         "the verdict line does not say the build dir is kept: {deploy}"
     );
     assert!(
+        deploy.contains("credentials: the job's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
+        "{deploy}"
+    );
+    assert!(
         deploy.contains("1. aws Credentials source=the job's AWS_ACCESS_KEY_ID"),
         "{deploy}"
     );
@@ -291,4 +295,59 @@ fn a_dry_run_lists_the_s3_calls_and_contacts_nothing() {
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(!log.contains("s3 PutObject"), "{log}");
+}
+
+#[test]
+fn slipway_run_on_ones_own_machine_deploys_with_its_ambient_credentials() {
+    let Some(moto) = moto_and_engine() else {
+        return;
+    };
+    let bucket = unique_bucket();
+    assert_eq!(
+        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
+        Some(200)
+    );
+    // The pipeline gives no keys: the machine's own environment does, as dpl would use them.
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = PIPELINE
+        .replace("{busybox}", &busybox())
+        .replace("{bucket}", &bucket)
+        .replace(
+            "    - AWS_ACCESS_KEY_ID=testing\n    - AWS_SECRET_ACCESS_KEY=testing\n",
+            "    - SITE=site\n",
+        );
+    assert!(!pipeline.contains("AWS_ACCESS_KEY_ID"), "{pipeline}");
+    std::fs::write(dir.path().join(".slipway.yml"), pipeline).unwrap();
+    let git = |args: &[&str]| support::git(dir.path(), args);
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "pipeline"]);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_slipway"))
+            .arg("run")
+            .arg(dir.path())
+            .args(["--branch", "main"])
+            .args(extra)
+            .env("SLIPWAY_S3_ENDPOINT", &moto)
+            .env("AWS_ACCESS_KEY_ID", "machine-key")
+            .env("AWS_SECRET_ACCESS_KEY", "machine-secret")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_S3")
+            .output()
+            .unwrap()
+    };
+    let dry = text(&run(&["--dry-run"]));
+    assert!(
+        dry.contains("credentials: the standard AWS credential chain of this machine"),
+        "{dry}"
+    );
+    let out = run(&[]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Deploy finished"), "{log}");
+    let (_, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
+    assert!(
+        listing.contains("<Key>docs/index.txt</Key>"),
+        "{listing}\n{log}"
+    );
 }

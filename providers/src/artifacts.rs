@@ -2,7 +2,7 @@
 //!
 //! Each file goes to `TARGET/PATH` for every target path, with the canned ACL of `permissions`
 //! and the `Cache-Control` asked for; credentials come from the options (never logged), else the
-//! SDK's default chain. `SLIPWAY_S3_ENDPOINT` (the hook's endpoint overrides) applies when the
+//! repository's own on a server (`[repos.deploy]`) or the SDK's default chain with `slipway run`. `SLIPWAY_S3_ENDPOINT` (the hook's endpoint overrides) applies when the
 //! options name no endpoint, as for the s3 deploy provider.
 
 use async_trait::async_trait;
@@ -23,7 +23,15 @@ const CANNED: &[&str] = &[
     "bucket-owner-full-control",
 ];
 
-async fn client(options: &ArtifactOptions, fallback_endpoint: Option<&str>) -> aws_sdk_s3::Client {
+/// An S3 client with the options' key, else (see [`crate::Credentials`]) the repository's keys
+/// configured on the server or, on one's own machine, the SDK's default chain; on a server with
+/// neither, an error before anything is sent.
+async fn client(
+    options: &ArtifactOptions,
+    fallback_endpoint: Option<&str>,
+    repo: &str,
+    fallback: &crate::Credentials,
+) -> Result<aws_sdk_s3::Client, String> {
     let mut loader = sdk_loader(&options.region);
     if let (Some(key), Some(secret)) = (&options.key, &options.secret) {
         loader = loader.credentials_provider(Credentials::new(
@@ -33,13 +41,25 @@ async fn client(options: &ArtifactOptions, fallback_endpoint: Option<&str>) -> a
             None,
             "slipway-artifacts-options",
         ));
+    } else if let Some(keys) = fallback.aws() {
+        loader = loader.credentials_provider(Credentials::new(
+            &keys.access_key_id,
+            keys.secret_access_key.expose(),
+            keys.session_token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "slipway-server-repository",
+        ));
+    } else if !fallback.ambient() {
+        return Err(format!(
+            "no AWS credentials are configured for the repository {repo}: give key and secret (secure) in addons.artifacts, or configure [repos.deploy] for it on the server; the server's own credentials are never used"
+        ));
     }
     let conf = loader.load().await;
     let mut b = aws_sdk_s3::config::Builder::from(&conf);
     if let Some(ep) = options.endpoint.as_deref().or(fallback_endpoint) {
         b = b.endpoint_url(ep).force_path_style(true);
     }
-    aws_sdk_s3::Client::from_conf(b.build())
+    Ok(aws_sdk_s3::Client::from_conf(b.build()))
 }
 
 #[async_trait]
@@ -61,7 +81,8 @@ impl ArtifactsHook for ProviderHook {
             ));
             return Ok(0);
         }
-        let s3 = client(o, self.endpoints.s3.as_deref()).await;
+        let fallback = self.credentials_for(request.repo);
+        let s3 = client(o, self.endpoints.s3.as_deref(), request.repo, &fallback).await?;
         let mut written = 0;
         for target in &o.target_paths {
             for file in &request.files {

@@ -1,5 +1,6 @@
-//! Shared AWS plumbing: credentials (options, then the job's environment, then the standard
-//! chain), the region, the HTTP client (rustls with ring) and one-line API errors.
+//! Shared AWS plumbing: credentials (options, then the job's environment, then the server's
+//! keys for the repository, or on one's own machine the standard chain), the region, the HTTP
+//! client (rustls with ring) and one-line API errors.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
@@ -66,11 +67,27 @@ impl AwsAuth {
         if ctx.env.contains_key("AWS_ACCESS_KEY_ID") {
             return "the job's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".to_owned();
         }
-        "the standard AWS credential chain".to_owned()
+        if let Some(keys) = ctx.credentials.aws() {
+            return format!(
+                "the server's [repos.deploy] keys for {} (access key id {})",
+                ctx.repo, keys.access_key_id
+            );
+        }
+        if ctx.credentials.ambient() {
+            return "the standard AWS credential chain of this machine".to_owned();
+        }
+        format!("none: no AWS credentials are configured for {}", ctx.repo)
     }
 
-    /// Loads the SDK configuration: HTTPS client, region and credentials.
-    pub(crate) async fn sdk_config(&self, ctx: &DeployContext) -> SdkConfig {
+    /// Loads the SDK configuration: HTTPS client, region and credentials, in dpl's order: the
+    /// options, the job's environment, then what the server configured for the repository, or
+    /// (only on one's own machine) the standard chain. On a server with none of these it fails
+    /// before anything is sent.
+    pub(crate) async fn sdk_config(
+        &self,
+        provider: &'static str,
+        ctx: &DeployContext,
+    ) -> Result<SdkConfig, Error> {
         let mut loader = sdk_loader(&self.region);
         if let Some((id, secret)) = &self.keys {
             loader = loader.credentials_provider(Credentials::new(
@@ -93,8 +110,23 @@ impl AwsAuth {
                 None,
                 "slipway-job-environment",
             ));
+        } else if let Some(keys) = ctx.credentials.aws() {
+            loader = loader.credentials_provider(Credentials::new(
+                &keys.access_key_id,
+                keys.secret_access_key.expose(),
+                keys.session_token.as_ref().map(|t| t.expose().to_owned()),
+                None,
+                "slipway-server-repository",
+            ));
+        } else if !ctx.credentials.ambient() {
+            return Err(Error::NoCredentials {
+                provider,
+                kind: "AWS",
+                repo: ctx.repo.clone(),
+                fix: crate::credentials::AWS_FIX,
+            });
         }
-        loader.load().await
+        Ok(loader.load().await)
     }
 }
 

@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use slipway_secrets::Secret;
 
+use crate::credentials::Credentials;
+use crate::error::Error;
+use crate::inputs::BuildDir;
+
 /// Decrypts the `secure:` option values of the repository being built.
 ///
 /// The runner implements it with the repository's keyring (`slipway_secrets::Keyring`), and only
@@ -92,8 +96,15 @@ pub struct DeployContext {
     pub branch: String,
     /// The commit's message (the Beanstalk version description defaults to it).
     pub commit_message: String,
-    /// The build's working tree on this machine, as the deploy should see it.
+    /// The build's working tree on this machine, as the deploy should see it. Every path a
+    /// deploy reads must resolve inside it ([`DeployContext::input`]).
     pub workdir: PathBuf,
+    /// Where the job saw its build dir (`/home/travis/build/owner/name`), so absolute paths it
+    /// wrote into the environment or options map onto `workdir`.
+    pub job_dir: Option<String>,
+    /// What the deploy may fall back on when neither its options nor the job's environment
+    /// give credentials. The default is nothing of the machine's own.
+    pub credentials: Credentials,
     /// The job's environment after the job's shell evaluated it; `$NAME` in options reads it.
     pub env: BTreeMap<String, EnvValue>,
     /// Image references this build pushed (`repo/name:tag`); Dockerrun and ECS definitions are
@@ -115,6 +126,8 @@ impl std::fmt::Debug for DeployContext {
             .field("repo", &self.repo)
             .field("commit", &self.commit)
             .field("workdir", &self.workdir)
+            .field("job_dir", &self.job_dir)
+            .field("credentials", &self.credentials)
             .field("env", &self.env)
             .field("pushed_images", &self.pushed_images)
             .field("endpoints", &self.endpoints)
@@ -137,6 +150,8 @@ impl DeployContext {
             branch: "master".to_owned(),
             commit_message: String::new(),
             workdir: workdir.into(),
+            job_dir: None,
+            credentials: Credentials::default(),
             env: BTreeMap::new(),
             pushed_images: Vec::new(),
             endpoints: Endpoints::default(),
@@ -164,6 +179,22 @@ impl DeployContext {
         self.env
             .insert(name.to_owned(), EnvValue::Plain(value.to_owned()));
         self
+    }
+
+    /// The build dir the deploy's files must come from.
+    pub fn build_dir(&self, provider: &'static str) -> Result<BuildDir, Error> {
+        BuildDir::new(provider, &self.workdir, self.job_dir.as_deref())
+    }
+
+    /// Resolves `path` (option `option` of `provider`) inside the build dir, symlinks followed;
+    /// a path that leads outside it is an error naming the option and the path.
+    pub fn input(
+        &self,
+        provider: &'static str,
+        option: &str,
+        path: &str,
+    ) -> Result<PathBuf, Error> {
+        self.build_dir(provider)?.resolve(provider, option, path)
     }
 
     /// The repository's name without its owner.

@@ -2,6 +2,7 @@
 //! upload it to S3, create an application version, update the environment and wait until Ready.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -139,10 +140,11 @@ impl ElasticBeanstalk {
             path: ctx.workdir.clone(),
             message,
         };
-        let files = bundle::files(&ctx.workdir).map_err(file_error)?;
+        let root = ctx.build_dir(NAME)?.root().to_path_buf();
+        let files = bundle::files(&root).map_err(file_error)?;
         let mut replace = BTreeMap::new();
         let mut pinned = Vec::new();
-        let dockerrun_path = ctx.workdir.join(dockerrun::FILE_NAME);
+        let dockerrun_path = ctx.input(NAME, dockerrun::FILE_NAME, dockerrun::FILE_NAME)?;
         if self.pin_images && !ctx.pushed_images.is_empty() && dockerrun_path.is_file() {
             let bytes = std::fs::read(&dockerrun_path).map_err(|e| file_error(e.to_string()))?;
             if let Ok(mut doc) = dockerrun::parse_v2(&bytes) {
@@ -168,9 +170,9 @@ impl ElasticBeanstalk {
     async fn clients(
         &self,
         ctx: &DeployContext,
-    ) -> (aws_sdk_s3::Client, aws_sdk_elasticbeanstalk::Client) {
-        let conf = self.auth.sdk_config(ctx).await;
-        let s3 = crate::s3::client(&self.auth, ctx, false).await;
+    ) -> Result<(aws_sdk_s3::Client, aws_sdk_elasticbeanstalk::Client), Error> {
+        let conf = self.auth.sdk_config(NAME, ctx).await?;
+        let s3 = crate::s3::client(NAME, &self.auth, ctx, false).await?;
         let mut b = aws_sdk_elasticbeanstalk::config::Builder::from(&conf);
         if let Some(ep) = self
             .auth
@@ -180,7 +182,7 @@ impl ElasticBeanstalk {
         {
             b = b.endpoint_url(ep);
         }
-        (s3, aws_sdk_elasticbeanstalk::Client::from_conf(b.build()))
+        Ok((s3, aws_sdk_elasticbeanstalk::Client::from_conf(b.build())))
     }
 
     async fn ensure_bucket(&self, s3: &aws_sdk_s3::Client, log: &dyn LogSink) -> Result<(), Error> {
@@ -222,55 +224,60 @@ impl ElasticBeanstalk {
         Ok(())
     }
 
-    async fn upload(
+    /// The bundle to upload: `zip_file` (inside the build dir), else a zip of the working tree
+    /// written to a temporary file (kept alive by the second element).
+    fn bundle(
         &self,
         ctx: &DeployContext,
+        log: &dyn LogSink,
+    ) -> Result<(PathBuf, Option<tempfile::NamedTempFile>), Error> {
+        if let Some(z) = &self.zip_file {
+            return Ok((ctx.input(NAME, "zip_file", z)?, None));
+        }
+        let (files, replace, pinned) = self.bundle_plan(ctx)?;
+        for p in &pinned {
+            log.line(&format!(
+                "elasticbeanstalk: {}: image {} pinned to {}",
+                p.container, p.from, p.to
+            ));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("slipway-eb-")
+            .suffix(".zip")
+            .tempfile()
+            .map_err(|e| Error::File {
+                provider: NAME,
+                path: std::env::temp_dir(),
+                message: e.to_string(),
+            })?;
+        let root = ctx.build_dir(NAME)?.root().to_path_buf();
+        let size = bundle::write_zip(&root, &files, &replace, tmp.path()).map_err(|message| {
+            Error::File {
+                provider: NAME,
+                path: ctx.workdir.clone(),
+                message,
+            }
+        })?;
+        log.line(&format!(
+            "elasticbeanstalk: zipped {} file(s) ({size} bytes, {} rules)",
+            files.len(),
+            Self::ignore_rules(ctx)
+        ));
+        Ok((tmp.path().to_path_buf(), Some(tmp)))
+    }
+
+    async fn upload(
+        &self,
+        path: &Path,
         s3: &aws_sdk_s3::Client,
         log: &dyn LogSink,
     ) -> Result<(), Error> {
         let key = self.key();
-        let tmp;
-        let path = match &self.zip_file {
-            Some(z) => ctx.workdir.join(z),
-            None => {
-                let (files, replace, pinned) = self.bundle_plan(ctx)?;
-                for p in &pinned {
-                    log.line(&format!(
-                        "elasticbeanstalk: {}: image {} pinned to {}",
-                        p.container, p.from, p.to
-                    ));
-                }
-                tmp = tempfile::Builder::new()
-                    .prefix("slipway-eb-")
-                    .suffix(".zip")
-                    .tempfile()
-                    .map_err(|e| Error::File {
-                        provider: NAME,
-                        path: std::env::temp_dir(),
-                        message: e.to_string(),
-                    })?;
-                let size = bundle::write_zip(&ctx.workdir, &files, &replace, tmp.path()).map_err(
-                    |message| Error::File {
-                        provider: NAME,
-                        path: ctx.workdir.clone(),
-                        message,
-                    },
-                )?;
-                log.line(&format!(
-                    "elasticbeanstalk: zipped {} file(s) ({size} bytes, {} rules)",
-                    files.len(),
-                    Self::ignore_rules(ctx)
-                ));
-                tmp.path().to_path_buf()
-            }
-        };
-        let body = ByteStream::from_path(&path)
-            .await
-            .map_err(|e| Error::File {
-                provider: NAME,
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        let body = ByteStream::from_path(path).await.map_err(|e| Error::File {
+            provider: NAME,
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         s3.put_object()
             .bucket(&self.bucket)
             .key(&key)
@@ -378,6 +385,10 @@ impl Deployer for ElasticBeanstalk {
         NAME
     }
 
+    fn credentials(&self, ctx: &DeployContext) -> String {
+        self.auth.describe(ctx)
+    }
+
     fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
         let mut calls = vec![
             ApiCall::new("aws", "Credentials")
@@ -479,9 +490,11 @@ impl Deployer for ElasticBeanstalk {
             self.auth.describe(ctx),
             self.auth.region
         ));
-        let (s3, eb) = self.clients(ctx).await;
+        // The bundle first: a file outside the build dir fails the deploy before any call.
+        let bundle = self.bundle(ctx, log)?;
+        let (s3, eb) = self.clients(ctx).await?;
         self.ensure_bucket(&s3, log).await?;
-        self.upload(ctx, &s3, log).await?;
+        self.upload(&bundle.0, &s3, log).await?;
 
         let apps = eb
             .describe_applications()

@@ -141,7 +141,7 @@ impl Ecs {
     }
 
     fn read_dockerrun(&self, ctx: &DeployContext, path: &str) -> Result<Value, Error> {
-        let full = ctx.workdir.join(path);
+        let full = ctx.input(NAME, "dockerrun", path)?;
         let bytes = std::fs::read(&full).map_err(|e| Error::File {
             provider: NAME,
             path: full.clone(),
@@ -154,8 +154,8 @@ impl Ecs {
         })
     }
 
-    async fn client(&self, ctx: &DeployContext) -> aws_sdk_ecs::Client {
-        let conf = self.auth.sdk_config(ctx).await;
+    async fn client(&self, ctx: &DeployContext) -> Result<aws_sdk_ecs::Client, Error> {
+        let conf = self.auth.sdk_config(NAME, ctx).await?;
         let mut b = aws_sdk_ecs::config::Builder::from(&conf);
         if let Some(ep) = self
             .auth
@@ -165,7 +165,7 @@ impl Ecs {
         {
             b = b.endpoint_url(ep);
         }
-        aws_sdk_ecs::Client::from_conf(b.build())
+        Ok(aws_sdk_ecs::Client::from_conf(b.build()))
     }
 
     /// The service as ECS describes it now; a missing service is an error naming ECS's reason.
@@ -434,6 +434,10 @@ impl Deployer for Ecs {
         NAME
     }
 
+    fn credentials(&self, ctx: &DeployContext) -> String {
+        self.auth.describe(ctx)
+    }
+
     fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
         let mut calls = vec![
             ApiCall::new("aws", "Credentials")
@@ -513,7 +517,12 @@ impl Deployer for Ecs {
             self.auth.describe(ctx),
             self.auth.region
         ));
-        let client = self.client(ctx).await;
+        // The Dockerrun file first: one outside the build dir fails the deploy before any call.
+        let dockerrun = match &self.source {
+            Source::Dockerrun { path, .. } => Some(self.read_dockerrun(ctx, path)?),
+            Source::Family(_) => None,
+        };
+        let client = self.client(ctx).await?;
         let svc = self.describe_service(&client).await?;
         let previous = svc.task_definition().map(str::to_owned);
 
@@ -557,7 +566,7 @@ impl Deployer for Ecs {
                     .set_placement_constraints(Some(td.placement_constraints().to_vec()));
             }
             Source::Dockerrun { path, family } => {
-                let doc = self.read_dockerrun(ctx, path)?;
+                let doc = dockerrun.unwrap_or_default();
                 let mut defs = Vec::new();
                 for c in doc["containerDefinitions"].as_array().into_iter().flatten() {
                     let name = c.get("name").and_then(Value::as_str).unwrap_or("?");

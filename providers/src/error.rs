@@ -41,6 +41,31 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A path a deploy would read ends outside the job's build dir (absolute, `..`, or through a
+    /// symlink); nothing is sent.
+    #[error("{provider}: option `{option}`: {path} is outside the build dir (it resolves to {}); a deploy reads only files of the job's build dir", resolved.display())]
+    OutsideBuildDir {
+        /// The provider reading the path.
+        provider: &'static str,
+        /// The option (or file) naming the path.
+        option: String,
+        /// The path as written.
+        path: String,
+        /// Where it leads.
+        resolved: PathBuf,
+    },
+    /// Under `slipway serve`, the deploy found no credentials of the repository's own.
+    #[error("{provider}: no {kind} credentials are configured for the repository {repo}: {fix}")]
+    NoCredentials {
+        /// The provider that needed them.
+        provider: &'static str,
+        /// Which credentials (`AWS`, `Kubernetes`).
+        kind: &'static str,
+        /// The repository built.
+        repo: String,
+        /// Where they can be given.
+        fix: &'static str,
+    },
     /// A remote API call failed.
     #[error("{provider}: {action} failed: {message}")]
     Api {

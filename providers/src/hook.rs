@@ -8,6 +8,7 @@
 //! pushed, a resolver for `secure:` options only when the runner allows the job secrets), and
 //! calls [`run_deploy`], whose progress lines reach the job's log as they are written.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use slipway_secrets::Secret;
 
 use crate::calls::LogSink;
 use crate::context::{DeployContext, Endpoints, EnvValue, SecretResolver};
+use crate::credentials::{Credentials, RepoCredentials};
 use crate::{Outcome, run_deploy};
 
 /// Endpoint overrides read from the environment of the process running Slipway, one variable per
@@ -51,15 +53,53 @@ pub struct ProviderHook {
     pub endpoints: Endpoints,
     /// Pause between status polls while waiting for a deploy to settle.
     pub poll_interval: Duration,
+    /// Where deploys may take credentials from besides their options and the job's environment:
+    /// this machine's own (`slipway run`), or only what the server configured per repository.
+    pub machine: Machine,
+}
+
+/// Whose machine the deploys run on: the seam between `slipway run` and `slipway serve`.
+#[derive(Clone, Debug)]
+pub enum Machine {
+    /// One's own (`slipway run`): its AWS chain, `$KUBECONFIG` and `~/.kube` may be used.
+    Local,
+    /// A server building others' code (`slipway serve`): never its own credentials; each
+    /// repository only its own, from this map (lower-cased `owner/name`).
+    Server(HashMap<String, Arc<RepoCredentials>>),
 }
 
 impl ProviderHook {
-    /// A hook with endpoint overrides from the process environment and the production poll
-    /// interval (5 s).
-    pub fn from_env() -> Self {
+    /// The hook of `slipway run`: endpoint overrides from the process environment, the
+    /// production poll interval (5 s), and this machine's credentials as the last resort.
+    pub fn local() -> Self {
         ProviderHook {
             endpoints: endpoints_from(|name| std::env::var(name).ok()),
             poll_interval: Duration::from_secs(5),
+            machine: Machine::Local,
+        }
+    }
+
+    /// The hook of `slipway serve`: like [`ProviderHook::local`], but deploys never use the
+    /// server's own credentials; `repos` holds those configured per repository (by `owner/name`).
+    pub fn server(repos: HashMap<String, RepoCredentials>) -> Self {
+        ProviderHook {
+            machine: Machine::Server(
+                repos
+                    .into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), Arc::new(v)))
+                    .collect(),
+            ),
+            ..ProviderHook::local()
+        }
+    }
+
+    /// What a deploy of `repo` may fall back on.
+    pub fn credentials_for(&self, repo: &str) -> Credentials {
+        match &self.machine {
+            Machine::Local => Credentials::Ambient,
+            Machine::Server(map) => {
+                Credentials::Repository(map.get(&repo.to_ascii_lowercase()).cloned())
+            }
         }
     }
 
@@ -69,6 +109,8 @@ impl ProviderHook {
         out.endpoints = self.endpoints.clone();
         out.poll_interval = self.poll_interval;
         out.pushed_images = request.pushed_images.clone();
+        out.job_dir = Some(request.build_dir.to_owned());
+        out.credentials = self.credentials_for(&request.context.repo);
         for (name, value) in &request.env {
             let secret = !value.is_empty() && request.secret_values.iter().any(|s| s == value);
             let value = if secret {
@@ -217,6 +259,7 @@ mod tests {
         let hook = ProviderHook {
             endpoints: Endpoints::default(),
             poll_interval: Duration::from_millis(10),
+            machine: Machine::Local,
         };
         let ctx = hook.context(&request, std::path::Path::new("/tmp/tree"));
         assert_eq!(
@@ -239,6 +282,31 @@ mod tests {
                 .secrets
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_server_hook_gives_each_repository_only_its_own_credentials() {
+        let mut repos = HashMap::new();
+        repos.insert(
+            "Team/Site".to_string(),
+            RepoCredentials {
+                kubeconfig: Some("/srv/site.kubeconfig".into()),
+                ..RepoCredentials::default()
+            },
+        );
+        let hook = ProviderHook::server(repos);
+        assert!(matches!(
+            hook.credentials_for("team/site"),
+            Credentials::Repository(Some(c)) if c.kubeconfig.is_some()
+        ));
+        assert!(matches!(
+            hook.credentials_for("team/other"),
+            Credentials::Repository(None)
+        ));
+        assert!(matches!(
+            ProviderHook::local().credentials_for("team/other"),
+            Credentials::Ambient
+        ));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::calls::{ApiCall, LogSink};
 use crate::context::DeployContext;
 use crate::error::{Error, one_line, option_error};
 use crate::http::{Http, Response, Tls};
+use crate::inputs::BuildDir;
 use crate::options::{Options, Text};
 
 /// Options of the kubernetes provider.
@@ -257,9 +258,10 @@ impl Kubernetes {
     /// Reads every manifest: a directory gives its `.yaml`, `.yml` and `.json` files in name
     /// order (as `kubectl apply -f DIR`), a file gives its documents.
     fn load_manifests(&self, ctx: &DeployContext) -> Result<Vec<Manifest>, Error> {
+        let build = ctx.build_dir(self.name)?;
         let mut files: Vec<PathBuf> = Vec::new();
         for m in &self.manifests {
-            let path = ctx.workdir.join(m);
+            let path = build.resolve(self.name, "manifests", m)?;
             if path.is_dir() {
                 let mut in_dir: Vec<PathBuf> = std::fs::read_dir(&path)
                     .map_err(|e| self.file_err(&path, e.to_string()))?
@@ -274,7 +276,10 @@ impl Kubernetes {
                     })
                     .collect();
                 in_dir.sort();
-                files.extend(in_dir);
+                for p in in_dir {
+                    // A symlink in the directory must not lead out of the build dir either.
+                    files.push(build.check(self.name, "manifests", &p)?);
+                }
             } else {
                 files.push(path);
             }
@@ -284,7 +289,7 @@ impl Kubernetes {
             let text =
                 std::fs::read_to_string(&path).map_err(|e| self.file_err(&path, e.to_string()))?;
             let rel = path
-                .strip_prefix(&ctx.workdir)
+                .strip_prefix(build.root())
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .into_owned();
@@ -537,7 +542,7 @@ impl Kubernetes {
                 cluster,
                 key_file,
             } => {
-                let key_path = ctx.workdir.join(key_file);
+                let key_path = ctx.input(self.name, "key_file", key_file)?;
                 let sa = read_key_file(&key_path).map_err(|m| self.file_err(&key_path, m))?;
                 let token_url = ctx
                     .endpoints
@@ -645,20 +650,7 @@ impl Kubernetes {
         context: Option<&str>,
         log: &dyn LogSink,
     ) -> Result<Cluster, Error> {
-        let path = match path {
-            Some(p) => ctx.workdir.join(p),
-            None => match ctx
-                .env
-                .get("KUBECONFIG")
-                .map(|v| v.expose().to_owned())
-                .or_else(|| std::env::var("KUBECONFIG").ok())
-            {
-                Some(p) => PathBuf::from(p.split(':').next().unwrap_or_default()),
-                None => {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".kube/config")
-                }
-            },
-        };
+        let (path, build) = self.kubeconfig_path(ctx, path)?;
         let bad = |m: String| self.file_err(&path, m);
         let text = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
         let cfg = slipway_pipelines::yaml::load(&text, Default::default())
@@ -690,6 +682,13 @@ impl Kubernetes {
             .ok_or_else(|| bad(format!("no cluster {cluster_name}")))?;
         let user = named("users", &user_name, "user").unwrap_or(Value::Null);
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Files a kubeconfig of the build names must be files of the build too.
+        let named_file = |dir: &Path, field: &str, f: &str| -> Result<PathBuf, Error> {
+            match &build {
+                Some(b) => b.resolve_from(self.name, &format!("kubeconfig {field}"), dir, f),
+                None => Ok(dir.join(f)),
+            }
+        };
         let data_or_file = |v: &Value, data: &str, file: &str| -> Result<Option<Vec<u8>>, Error> {
             if let Some(d) = s(v, data) {
                 return STANDARD
@@ -698,7 +697,7 @@ impl Kubernetes {
                     .map_err(|_| bad(format!("{data} is not base64")));
             }
             if let Some(f) = s(v, file) {
-                return std::fs::read(dir.join(f))
+                return std::fs::read(named_file(&dir, file, &f)?)
                     .map(Some)
                     .map_err(|e| bad(format!("{file}: {e}")));
             }
@@ -720,7 +719,8 @@ impl Kubernetes {
         if auth.is_none()
             && let Some(f) = s(&user, "tokenFile")
         {
-            let t = std::fs::read_to_string(dir.join(f)).map_err(|e| bad(e.to_string()))?;
+            let t = std::fs::read_to_string(named_file(&dir, "tokenFile", &f)?)
+                .map_err(|e| bad(e.to_string()))?;
             auth = Some(format!("Bearer {}", t.trim()));
         }
         if auth.is_none()
@@ -749,6 +749,73 @@ impl Kubernetes {
                 .or_else(|| s(&kctx, "namespace"))
                 .unwrap_or_else(|| "default".into()),
         })
+    }
+
+    /// The kubeconfig to read, in this order: the `kubeconfig` option, the job's `KUBECONFIG`
+    /// (both files of the build, returned with the build dir that confines the files they
+    /// name), the server's kubeconfig for the repository, and only on one's own machine
+    /// `$KUBECONFIG` or `~/.kube/config`.
+    fn kubeconfig_path(
+        &self,
+        ctx: &DeployContext,
+        path: Option<&str>,
+    ) -> Result<(PathBuf, Option<BuildDir>), Error> {
+        let job = ctx.env.get("KUBECONFIG").map(|v| v.expose().to_owned());
+        let in_build = match (path, &job) {
+            (Some(p), _) => Some(("kubeconfig", p.to_owned())),
+            (None, Some(list)) => Some(("KUBECONFIG", first_path(list).to_owned())),
+            (None, None) => None,
+        };
+        if let Some((option, p)) = in_build {
+            let build = ctx.build_dir(self.name)?;
+            return Ok((build.resolve(self.name, option, &p)?, Some(build)));
+        }
+        if let Some(server) = ctx.credentials.kubeconfig() {
+            return Ok((server.clone(), None));
+        }
+        if !ctx.credentials.ambient() {
+            return Err(Error::NoCredentials {
+                provider: self.name,
+                kind: "Kubernetes",
+                repo: ctx.repo.clone(),
+                fix: crate::credentials::KUBE_FIX,
+            });
+        }
+        let path = match std::env::var("KUBECONFIG") {
+            Ok(list) if !list.is_empty() => PathBuf::from(first_path(&list)),
+            _ => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".kube/config"),
+        };
+        Ok((path, None))
+    }
+
+    /// Where the credentials come from (see [`Kubernetes::kubeconfig_path`]), never the values.
+    fn describe_credentials(&self, ctx: &DeployContext) -> String {
+        match &self.access {
+            Access::Gke { key_file, .. } => {
+                format!("the service-account key {key_file} of the build dir")
+            }
+            Access::Kubeconfig { path: Some(p), .. } => {
+                format!("the kubeconfig {p} of the build dir")
+            }
+            Access::Kubeconfig { path: None, .. } => {
+                if ctx.env.contains_key("KUBECONFIG") {
+                    "the kubeconfig the job's KUBECONFIG names (in the build dir)".to_owned()
+                } else if let Some(p) = ctx.credentials.kubeconfig() {
+                    format!(
+                        "the server's [repos.deploy] kubeconfig for {} ({})",
+                        ctx.repo,
+                        p.display()
+                    )
+                } else if ctx.credentials.ambient() {
+                    "$KUBECONFIG or ~/.kube/config of this machine".to_owned()
+                } else {
+                    format!(
+                        "none: no Kubernetes credentials are configured for {}",
+                        ctx.repo
+                    )
+                }
+            }
+        }
     }
 
     async fn discover(
@@ -967,6 +1034,10 @@ impl Deployer for Kubernetes {
         self.name
     }
 
+    fn credentials(&self, ctx: &DeployContext) -> String {
+        self.describe_credentials(ctx)
+    }
+
     fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
         let mut calls = Vec::new();
         match &self.access {
@@ -976,7 +1047,10 @@ impl Deployer for Kubernetes {
                 cluster,
                 key_file,
             } => {
-                let sa = read_key_file(&ctx.workdir.join(key_file)).ok();
+                let sa = ctx
+                    .input(self.name, "key_file", key_file)
+                    .ok()
+                    .and_then(|p| read_key_file(&p).ok());
                 calls.push(
                     ApiCall::new("oauth", "POST token")
                         .param("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
@@ -997,7 +1071,7 @@ impl Deployer for Kubernetes {
                 let mut c = ApiCall::new("kubeconfig", "Load").param(
                     "path",
                     path.clone()
-                        .unwrap_or_else(|| "$KUBECONFIG or ~/.kube/config".into()),
+                        .unwrap_or_else(|| self.describe_credentials(ctx)),
                 );
                 if let Some(cx) = context {
                     c = c.param("context", cx);
@@ -1186,6 +1260,11 @@ impl Deployer for Kubernetes {
             if self.wait { "complete" } else { "started" }
         ))
     }
+}
+
+/// The first file of a `KUBECONFIG` list (`a:b`), the one kubectl reads the context from.
+fn first_path(list: &str) -> &str {
+    list.split(':').next().unwrap_or_default()
 }
 
 #[cfg(test)]

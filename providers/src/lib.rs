@@ -18,6 +18,7 @@ mod aws;
 pub mod bundle;
 pub mod calls;
 pub mod context;
+pub mod credentials;
 pub mod dockerrun;
 pub mod eb;
 pub mod ecs;
@@ -25,12 +26,14 @@ mod error;
 pub mod hook;
 mod http;
 pub mod images;
+pub mod inputs;
 pub mod kube;
 pub mod options;
 pub mod s3;
 
 pub use calls::{ApiCall, LogSink, MemorySink};
 pub use context::{DeployContext, Endpoints, EnvValue, SecretResolver};
+pub use credentials::{AwsKeys, Credentials, RepoCredentials};
 pub use error::Error;
 pub use hook::ProviderHook;
 
@@ -43,6 +46,10 @@ pub trait Deployer: Send + Sync + std::fmt::Debug {
     /// The API calls a deploy would make, in order, with their parameters (secrets shown as
     /// `[secure]`). Reads the working tree when it is there; contacts nothing.
     fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall>;
+
+    /// Where the deploy's credentials come from with `ctx` (never their values): for the
+    /// `credentials:` line of dry runs.
+    fn credentials(&self, ctx: &DeployContext) -> String;
 
     /// Deploys, writing progress to `log`, and waits as configured. Returns a one-line summary.
     async fn deploy(&self, ctx: &DeployContext, log: &dyn LogSink) -> Result<String, Error>;
@@ -124,6 +131,10 @@ impl Deployer for Script {
     async fn deploy(&self, _ctx: &DeployContext, _log: &dyn LogSink) -> Result<String, Error> {
         Err(Error::RunsInJob("script"))
     }
+
+    fn credentials(&self, _ctx: &DeployContext) -> String {
+        "the job's own shell and environment".to_owned()
+    }
 }
 
 /// A deploy's dry run as `slipway plan` and `slipway run --dry-run` show it.
@@ -140,6 +151,9 @@ pub struct DryRun {
     pub conditions: Vec<String>,
     /// A failure does not error the job.
     pub allow_failure: bool,
+    /// Where the deploy's credentials come from; absent when skipped or its options are wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
     /// The calls in order; empty when the deploy is skipped or its options are wrong.
     pub calls: Vec<ApiCall>,
     /// Why the options cannot be used, when they cannot.
@@ -160,6 +174,7 @@ pub fn dry_run_deploy(deploy: &Deploy, ctx: &DeployContext) -> DryRun {
         reason: deploy.decision.reason.clone(),
         conditions: deploy.condition.clone(),
         allow_failure: deploy.allow_failure,
+        credentials: None,
         calls: Vec::new(),
         error: None,
     };
@@ -167,7 +182,10 @@ pub fn dry_run_deploy(deploy: &Deploy, ctx: &DeployContext) -> DryRun {
         return out;
     }
     match parse(deploy, ctx, true) {
-        Ok(p) => out.calls = p.dry_run(ctx),
+        Ok(p) => {
+            out.credentials = Some(p.credentials(ctx));
+            out.calls = p.dry_run(ctx);
+        }
         Err(e) => out.error = Some(e.one_line()),
     }
     out

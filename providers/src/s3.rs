@@ -152,13 +152,15 @@ impl S3 {
         })
     }
 
-    fn root(&self, ctx: &DeployContext) -> PathBuf {
-        ctx.workdir.join(&self.local_dir)
+    /// `local_dir` inside the build dir, symlinks followed.
+    fn root(&self, ctx: &DeployContext) -> Result<PathBuf, Error> {
+        ctx.input(NAME, "local_dir", &self.local_dir)
     }
 
-    /// The files to upload, relative to `local_dir`, sorted.
+    /// The files to upload, relative to `local_dir`, sorted. Only regular files: a symlink is
+    /// neither followed nor uploaded, so nothing outside the build dir is read.
     fn files(&self, ctx: &DeployContext) -> Result<Vec<String>, Error> {
-        let root = self.root(ctx);
+        let root = self.root(ctx)?;
         if !root.is_dir() {
             return Err(Error::File {
                 provider: NAME,
@@ -251,23 +253,24 @@ impl S3 {
         call
     }
 
-    async fn client(&self, ctx: &DeployContext) -> aws_sdk_s3::Client {
-        client(&self.auth, ctx, self.force_path_style).await
+    async fn client(&self, ctx: &DeployContext) -> Result<aws_sdk_s3::Client, Error> {
+        client(NAME, &self.auth, ctx, self.force_path_style).await
     }
 }
 
 /// An S3 client for `auth`, pointed at the endpoint override when there is one.
 pub(crate) async fn client(
+    provider: &'static str,
     auth: &AwsAuth,
     ctx: &DeployContext,
     force_path_style: bool,
-) -> aws_sdk_s3::Client {
-    let conf = auth.sdk_config(ctx).await;
+) -> Result<aws_sdk_s3::Client, Error> {
+    let conf = auth.sdk_config(provider, ctx).await?;
     let mut b = aws_sdk_s3::config::Builder::from(&conf).force_path_style(force_path_style);
     if let Some(ep) = auth.endpoint.clone().or_else(|| ctx.endpoints.s3.clone()) {
         b = b.endpoint_url(ep).force_path_style(true);
     }
-    aws_sdk_s3::Client::from_conf(b.build())
+    Ok(aws_sdk_s3::Client::from_conf(b.build()))
 }
 
 fn relative(root: &Path, path: &Path) -> String {
@@ -324,6 +327,10 @@ impl Deployer for S3 {
         NAME
     }
 
+    fn credentials(&self, ctx: &DeployContext) -> String {
+        self.auth.describe(ctx)
+    }
+
     fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
         let mut calls =
             vec![ApiCall::new("aws", "Credentials").param("source", self.auth.describe(ctx))];
@@ -334,11 +341,13 @@ impl Deployer for S3 {
                     .note("for each file; existing keys are skipped (overwrite: false)"),
             );
         }
-        match self.files(ctx) {
-            Ok(files) => {
-                let root = self.root(ctx);
-                calls.extend(files.iter().map(|f| self.put_call(&root, f)))
-            }
+        match self.files(ctx).and_then(|f| Ok((f, self.root(ctx)?))) {
+            Ok((files, root)) => calls.extend(files.iter().map(|f| self.put_call(&root, f))),
+            Err(e @ Error::OutsideBuildDir { .. }) => calls.push(
+                ApiCall::new(NAME, "PutObject")
+                    .param("Bucket", &self.bucket)
+                    .note(format!("nothing: {}", e.one_line())),
+            ),
             Err(_) => calls.push(
                 ApiCall::new(NAME, "PutObject")
                     .param("Bucket", &self.bucket)
@@ -361,7 +370,8 @@ impl Deployer for S3 {
 
     async fn deploy(&self, ctx: &DeployContext, log: &dyn LogSink) -> Result<String, Error> {
         let files = self.files(ctx)?;
-        let client = self.client(ctx).await;
+        log.line(&format!("s3: credentials from {}", self.auth.describe(ctx)));
+        let client = self.client(ctx).await?;
         log.line(&format!(
             "s3: uploading {} file(s) from {} to s3://{}/{}",
             files.len(),
@@ -369,7 +379,7 @@ impl Deployer for S3 {
             self.bucket,
             self.upload_dir.as_deref().unwrap_or("")
         ));
-        let root = self.root(ctx);
+        let root = self.root(ctx)?;
         let results: Vec<Result<Option<String>, Error>> = futures::stream::iter(files)
             .map(|rel: String| {
                 let client = client.clone();

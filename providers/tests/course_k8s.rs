@@ -191,7 +191,28 @@ fn cluster(
     })
 }
 
-fn planned(dir: &Path, key_file: &Path) -> Deploy {
+/// The course's tree copied into a build dir of its own, with the decrypted service-account key
+/// at `gke-key.json` in it (a deploy reads only files of the build dir).
+fn with_key(course: &Path, key_file: &Path) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let build = tempfile::tempdir().unwrap();
+    copy(course, build.path());
+    std::fs::copy(key_file, build.path().join("gke-key.json")).unwrap();
+    build
+}
+
+fn planned(dir: &Path) -> Deploy {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/multi-k8s.slipway.yml");
     let ctx = Context {
         event: EventType::Push,
@@ -205,9 +226,8 @@ fn planned(dir: &Path, key_file: &Path) -> Deploy {
     let mut d = plan.stages[0].jobs[0].deploys[0].clone();
     assert!(d.decision.included);
     assert!(dir.join("k8s").is_dir());
-    // The decrypted key lives outside the read-only course tree in this test.
-    d.options
-        .insert("key_file".into(), json!(key_file.to_str().unwrap()));
+    // The decrypted key, as the job's build dir holds it after `openssl aes-256-cbc -d`.
+    d.options.insert("key_file".into(), json!("gke-key.json"));
     d
 }
 
@@ -238,8 +258,9 @@ async fn multi_k8s_applies_k8s_sets_three_images_to_the_sha_and_awaits_rollouts(
     ));
     let standin = cluster(public, &[], aud);
 
-    let d = planned(&dir, &key_file);
-    let ctx = k8s_context(&dir, &standin);
+    let build = with_key(&dir, &key_file);
+    let d = planned(build.path());
+    let ctx = k8s_context(build.path(), &standin);
     let log = MemorySink::default();
     let out = run_deploy(&d, &ctx, &log).await;
     let Outcome::Deployed(summary) = out else {
@@ -343,9 +364,10 @@ async fn a_rollout_stuck_on_an_image_pull_fails_with_the_pods_reason() {
     let (_keys, key_file, public) = service_account("https://oauth2.example.invalid/token");
     let standin = cluster(public, &["server-deployment"], aud.clone());
     *aud.lock().unwrap() = "https://oauth2.example.invalid/token".into();
-    let mut d = planned(&dir, &key_file);
+    let build = with_key(&dir, &key_file);
+    let mut d = planned(build.path());
     d.options.insert("timeout".into(), json!(1));
-    let ctx = k8s_context(&dir, &standin);
+    let ctx = k8s_context(build.path(), &standin);
     let log = MemorySink::default();
     let Outcome::Failed(e) = run_deploy(&d, &ctx, &log).await else {
         panic!("{:#?}", log.lines())
@@ -369,8 +391,9 @@ async fn a_rejected_service_account_fails_at_the_token_exchange() {
         "https://oauth2.example.invalid/token".to_owned(),
     ));
     let standin = cluster(wrong_public, &[], aud);
-    let d = planned(&dir, &key_file);
-    let ctx = k8s_context(&dir, &standin);
+    let build = with_key(&dir, &key_file);
+    let d = planned(build.path());
+    let ctx = k8s_context(build.path(), &standin);
     let Outcome::Failed(e) = run_deploy(&d, &ctx, &MemorySink::default()).await else {
         panic!()
     };
@@ -396,7 +419,7 @@ async fn real_cluster_when_kubeconfig_is_set() {
     .unwrap();
     let d = Deploy {
         provider: "kubernetes".into(),
-        options: json!({"kubeconfig": kubeconfig, "manifests": "k8s", "timeout": 300})
+        options: json!({"manifests": "k8s", "timeout": 300})
             .as_object()
             .unwrap()
             .clone()
@@ -411,7 +434,14 @@ async fn real_cluster_when_kubeconfig_is_set() {
         edge: None,
         condition: vec![],
     };
-    let ctx = context(dir.path());
+    // The cluster's kubeconfig is outside the build dir: given as the server would give it.
+    let mut ctx = context(dir.path());
+    ctx.credentials = slipway_providers::Credentials::Repository(Some(Arc::new(
+        slipway_providers::RepoCredentials {
+            kubeconfig: Some(kubeconfig.split(':').next().unwrap_or_default().into()),
+            ..Default::default()
+        },
+    )));
     let log = MemorySink::default();
     let out = run_deploy(&d, &ctx, &log).await;
     assert!(

@@ -58,6 +58,8 @@ pub struct ArtifactFile {
 
 /// Everything an uploader gets.
 pub struct ArtifactsRequest<'a> {
+    /// The repository built (`owner/name`): on a server, whose credentials may be used.
+    pub repo: &'a str,
     /// Where to.
     pub options: ArtifactOptions,
     /// What.

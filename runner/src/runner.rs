@@ -1215,7 +1215,7 @@ impl Runner {
                                     let reply = if let Some(i) = m.strip_prefix("deploy-request ") {
                                         Some(self.deploy(plan, job, prepared, run, i).await)
                                     } else if m == "artifacts-request" {
-                                        Some(self.upload_artifacts(prepared, run).await)
+                                        Some(self.upload_artifacts(plan, prepared, run).await)
                                     } else {
                                         None
                                     };
@@ -1326,7 +1326,12 @@ impl Runner {
 
     /// Reads the artifact paths out of the job and uploads them; the reply to the job's script.
     /// Whatever happens, the job's result stays as it is.
-    async fn upload_artifacts(&self, prepared: &PreparedJob, run: &mut JobRun<'_>) -> i32 {
+    async fn upload_artifacts(
+        &self,
+        plan: &Plan,
+        prepared: &PreparedJob,
+        run: &mut JobRun<'_>,
+    ) -> i32 {
         let job_id = &prepared.spec.job_id;
         let env = match self
             .executor
@@ -1370,6 +1375,7 @@ impl Runner {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sink = ChannelLog(tx);
         let request = crate::artifacts::ArtifactsRequest {
+            repo: &plan.context.repo,
             options,
             files: found,
             log: &sink,

@@ -161,6 +161,8 @@ fn context_of(args: &Args) -> Context {
 pub fn deploy_context(plan: &Plan, job: &Job, workdir: &Path) -> DeployContext {
     let mut out = DeployContext::for_event(&plan.context, workdir);
     out.endpoints = endpoints_from(|name| std::env::var(name).ok());
+    // Plans and dry runs are of one's own machine, as `slipway run` deploys.
+    out.credentials = slipway_providers::Credentials::Ambient;
     for var in &job.env {
         if let EnvValue::Plain(v) = &var.value {
             out = out.with_env(&var.name, v);
@@ -194,6 +196,9 @@ pub fn with_deploy_calls(plan: &Plan, workdir: &Path) -> serde_json::Value {
                     "calls".into(),
                     serde_json::to_value(&run.calls).unwrap_or_default(),
                 );
+                if let Some(c) = run.credentials {
+                    obj.insert("credentials".into(), c.into());
+                }
                 if let Some(e) = run.error {
                     obj.insert("error".into(), e.into());
                 }
@@ -225,6 +230,9 @@ pub fn write_dry_run(out: &mut String, indent: &str, run: &DryRun) {
             "{indent}only if the job's shell says: {}",
             run.conditions.join(" && ")
         );
+    }
+    if let Some(c) = &run.credentials {
+        let _ = writeln!(out, "{indent}credentials: {c}");
     }
     for (i, call) in run.calls.iter().enumerate() {
         let _ = writeln!(out, "{indent}{}. {call}", i + 1);

@@ -289,8 +289,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     select(&mut plan, args.stage.as_deref(), args.job)?;
     let mut opts = options(&args)?;
     opts.secrets = secrets_for(&ctx.repo);
-    opts.deploy_hook = Some(Arc::new(slipway_providers::ProviderHook::from_env()));
-    opts.artifacts_hook = Some(Arc::new(slipway_providers::ProviderHook::from_env()));
+    opts.deploy_hook = Some(Arc::new(slipway_providers::ProviderHook::local()));
+    opts.artifacts_hook = Some(Arc::new(slipway_providers::ProviderHook::local()));
     let mut b = [0u8; 4];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("random build id: {e}"))?;
     let build = BuildInfo {

@@ -2,8 +2,11 @@
 
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
+use slipway_providers::{AwsKeys, RepoCredentials};
+use slipway_secrets::Secret;
 use slipway_webhook::Config;
 use slipway_webhook::runner_exec::RunnerExecutor;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -52,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             slipway_secrets::default_data_dir().context("no data directory: pass --data-dir")?
         }
     };
+    let deploy = deploy_credentials(&config)?;
     let workers = config.workers.max(1);
     let config_tls = config.tls_cert.is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,8 +69,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot reach Docker: {e}"))?;
         // Trust is per build: the runner gives the repository's secrets (keys in the data dir,
         // from `slipway secrets`) to pushes and same-repository pull requests, never to pull
-        // requests from forks. Provider deploys run through the same hook as `slipway run`.
+        // requests from forks. Provider deploys run through the same hook as `slipway run`,
+        // but never with the server's own credentials: only each repository's.
         report_job_limits(&docker, config.limits.disk_gib);
+        let hook = Arc::new(slipway_providers::ProviderHook::server(deploy));
         let options = slipway_runner::RunnerOptions {
             parallel: 1,
             trusted: config.trusted_docker,
@@ -74,8 +80,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 disk_bytes: config.limits.disk_gib.saturating_mul(1 << 30),
                 ..Default::default()
             },
-            deploy_hook: Some(Arc::new(slipway_providers::ProviderHook::from_env())),
-            artifacts_hook: Some(Arc::new(slipway_providers::ProviderHook::from_env())),
+            deploy_hook: Some(hook.clone()),
+            artifacts_hook: Some(hook),
             hosting: slipway_runner::hosting::detect(config.os_images.clone()),
             apt_sources: config.named_apt_sources(),
             ..slipway_runner::RunnerOptions::default()
@@ -125,4 +131,30 @@ fn report_job_limits(docker: &slipway_runner::docker::DockerExecutor, disk_gib: 
             "job disk limit: {disk_gib} GiB, enforced by a watchdog every 10 s (the engine's storage driver cannot cap a container's disk)"
         );
     }
+}
+
+/// The deploy credentials the configuration gives each repository (`[repos.deploy]`).
+fn deploy_credentials(config: &Config) -> anyhow::Result<HashMap<String, RepoCredentials>> {
+    let mut out = HashMap::new();
+    for repo in &config.repos {
+        let Some(d) = &repo.deploy else { continue };
+        let aws = match (&d.aws_access_key_id, &d.aws_secret_access_key) {
+            (Some(id), Some(secret)) => Some(AwsKeys {
+                access_key_id: id.clone(),
+                secret_access_key: Secret::new(secret.clone()),
+                session_token: d.aws_session_token.clone().map(Secret::new),
+            }),
+            (None, None) => None,
+            _ => anyhow::bail!(
+                "[repos.deploy] of {}: give aws_access_key_id and aws_secret_access_key together",
+                repo.name
+            ),
+        };
+        let creds = RepoCredentials {
+            aws,
+            kubeconfig: d.kubeconfig.clone(),
+        };
+        out.insert(repo.name.clone(), creds);
+    }
+    Ok(out)
 }

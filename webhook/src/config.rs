@@ -225,6 +225,41 @@ pub struct Repo {
     pub clone_url: Option<String>,
     /// A token for this repository only (fetch and statuses), instead of `github.token`.
     pub token: Option<String>,
+    /// Deploy credentials for this repository only (`[repos.deploy]`). Deploys on the server
+    /// never use the server's own environment, `~/.aws`, instance metadata or `~/.kube`.
+    pub deploy: Option<RepoDeploy>,
+}
+
+/// Credentials the server gives one repository's deploys when its pipeline and settings give
+/// none.
+#[derive(Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RepoDeploy {
+    /// AWS access key id (Elastic Beanstalk, ECS, S3).
+    pub aws_access_key_id: Option<String>,
+    /// AWS secret access key.
+    pub aws_secret_access_key: Option<String>,
+    /// AWS session token, for temporary keys.
+    pub aws_session_token: Option<String>,
+    /// A kubeconfig file on the server (`kubernetes` deploys that name none).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RepoDeploy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoDeploy")
+            .field("aws_access_key_id", &self.aws_access_key_id)
+            .field(
+                "aws_secret_access_key",
+                &self.aws_secret_access_key.as_ref().map(|_| "[secure]"),
+            )
+            .field(
+                "aws_session_token",
+                &self.aws_session_token.as_ref().map(|_| "[secure]"),
+            )
+            .field("kubeconfig", &self.kubeconfig)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -358,6 +393,7 @@ impl Config {
                 name: name.to_string(),
                 clone_url: None,
                 token: None,
+                deploy: None,
             });
         }
         self.repos
@@ -403,6 +439,21 @@ mod tests {
         );
         assert!(c.repo("eve/other").is_none());
         assert_eq!(c.token_for("acme/app").as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn a_repository_may_have_deploy_credentials_of_its_own() {
+        let c = Config::parse(
+            "[[repos]]\nname = \"acme/app\"\n[repos.deploy]\naws_access_key_id = \"AKID\"\naws_secret_access_key = \"s3cr3t\"\nkubeconfig = \"/etc/slipway/app.kubeconfig\"\n",
+        )
+        .unwrap();
+        let d = c.repo("acme/app").unwrap().deploy.unwrap();
+        assert_eq!(d.aws_access_key_id.as_deref(), Some("AKID"));
+        assert!(!format!("{d:?}").contains("s3cr3t"));
+        let e = Config::parse("[[repos]]\nname = \"a/b\"\n[repos.deploy]\naws_key = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aws_key"), "{e}");
     }
 
     #[test]

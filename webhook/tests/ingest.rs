@@ -229,6 +229,7 @@ fn repositories_outside_the_allow_list_get_404_and_nothing_is_stored() {
         name: "acme/app".into(),
         clone_url: None,
         token: None,
+        deploy: None,
     }];
     let h = Harness::start(tmp.path(), c, Arc::new(ScriptedExecutor));
     let other = push_payload(
