@@ -959,9 +959,16 @@ impl Store for SqliteStore {
     async fn builds(&self, repo: Option<&str>, limit: i64) -> Result<Vec<Build>, StoreError> {
         let repo = repo.map(str::to_string);
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {BUILD_COLS} FROM builds WHERE ?1 IS NULL OR repo = ?1 ORDER BY id DESC LIMIT ?2"
-            ))?;
+            // Two statements: `?1 IS NULL OR repo = ?1` would keep SQLite from the (repo, id)
+            // index and scan every build to list one repository's.
+            let mut stmt = match repo {
+                Some(_) => conn.prepare_cached(&format!(
+                    "SELECT {BUILD_COLS} FROM builds WHERE repo = ?1 ORDER BY id DESC LIMIT ?2"
+                ))?,
+                None => conn.prepare_cached(&format!(
+                    "SELECT {BUILD_COLS} FROM builds WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2"
+                ))?,
+            };
             let rows = stmt.query_map(params![repo, limit], build_row)?;
             rows.map(|r| finish_build_row(r?)).collect()
         })
