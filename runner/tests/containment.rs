@@ -191,20 +191,21 @@ async fn a_job_writing_past_its_disk_limit_is_stopped_and_errored() {
     let mut opts = options();
     opts.limits.disk_bytes = 16 << 20;
     opts.disk_check_interval = Duration::from_millis(300);
-    let over = plan(
-        "image: \"{busybox}\"\nscript:\n  - dd if=/dev/zero of=/fill bs=1M count=48 2>/dev/null\n  - sleep 30\n  - echo not-stopped\n",
-        &context("acme/app", "main"),
-    );
-    let started = std::time::Instant::now();
-    let ran = run(exec.clone(), opts.clone(), &over, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
-    assert!(
-        log.contains("over its disk limit of 16.0 MiB"),
-        "the reason: {log}"
-    );
-    assert!(!log.contains("not-stopped"), "{log}");
-    assert!(started.elapsed() < Duration::from_secs(25), "stopped late");
+    let filler = "image: \"{busybox}\"\nscript:\n  - dd if=/dev/zero of=/fill bs=1M count=48 2>/dev/null\n  - sleep 30\n  - echo not-stopped\n";
+    // A job alone in its container, and a fork's, whose containers are counted together.
+    for ctx in [context("acme/app", "main"), fork_pr("acme/app", "main", 6)] {
+        let over = plan(filler, &ctx);
+        let started = std::time::Instant::now();
+        let ran = run(exec.clone(), opts.clone(), &over, None, None).await;
+        let log = ran.log(1);
+        assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
+        assert!(
+            log.contains("over its disk limit of 16.0 MiB"),
+            "the reason: {log}"
+        );
+        assert!(!log.contains("not-stopped"), "{log}");
+        assert!(started.elapsed() < Duration::from_secs(25), "stopped late");
+    }
 
     // Under the limit nothing happens.
     let under = plan(

@@ -715,20 +715,44 @@ impl Executor for DockerExecutor {
         Ok(())
     }
 
+    /// The job container's writable layer, plus its services' and namespace holder's when it
+    /// has them (a job can fill a database it talks to): only the job container is capped by the
+    /// storage driver, so those are watched even then.
     async fn disk_usage(&self, job_id: &str) -> Result<Option<u64>, ExecError> {
-        if self.disk_quota() {
+        let lone = self.lone.lock().expect("lone jobs").contains(job_id);
+        if lone && self.disk_quota() {
             return Ok(None);
         }
-        let name = names::job_container(job_id);
-        let opts = bollard::query_parameters::InspectContainerOptionsBuilder::default()
-            .size(true)
-            .build();
-        let info = self
+        let measuring = format!("measuring the disk use of job {job_id}");
+        if lone {
+            let name = names::job_container(job_id);
+            let opts = bollard::query_parameters::InspectContainerOptionsBuilder::default()
+                .size(true)
+                .build();
+            let info = self
+                .docker
+                .inspect_container(&name, Some(opts))
+                .await
+                .map_err(engine_err(measuring))?;
+            return Ok(Some(info.size_rw.unwrap_or(0).max(0) as u64));
+        }
+        let filters = label_filter(&[(LABEL_JOB, job_id)]);
+        let list = self
             .docker
-            .inspect_container(&name, Some(opts))
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .size(true)
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
-            .map_err(engine_err(format!("measuring the disk use of {name}")))?;
-        Ok(Some(info.size_rw.unwrap_or(0).max(0) as u64))
+            .map_err(engine_err(measuring))?;
+        Ok(Some(
+            list.iter()
+                .map(|c| c.size_rw.unwrap_or(0).max(0) as u64)
+                .sum(),
+        ))
     }
 
     async fn sweep(&self) -> Result<SweepReport, ExecError> {
