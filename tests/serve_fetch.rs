@@ -326,3 +326,122 @@ fn a_cancel_stops_a_long_fetch_within_5_seconds() {
     let v = server.wait_final(id, 30);
     assert_eq!(v["build"]["state"], "canceled", "{v}");
 }
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed to make the test's certificates");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+#[test]
+fn a_private_repository_is_fetched_over_https_verified_against_the_systems_roots() {
+    if !docker_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // A CA (the "system's" roots through SSL_CERT_FILE) and a certificate for 127.0.0.1.
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = [
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=slipway test CA",
+        ],
+    ]
+    .concat();
+    openssl(d, &ca);
+    let csr = [
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat();
+    openssl(d, &csr);
+    std::fs::write(
+        d.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    let srv = d.join("srv");
+    let origin = Origin::new(
+        &srv.join("acme"),
+        "language: minimal\nimage: slipway-test/debian:latest\nscript:\n  - cat README\n",
+    );
+    let host = GitHttp::start(&srv);
+    host.private("/acme/origin.git", "gh-token");
+    let https = host.tls_front(
+        &std::fs::read(d.join("server.pem")).unwrap(),
+        &std::fs::read(d.join("server.key")).unwrap(),
+    );
+    let clone_url = format!("{https}/acme/origin.git");
+    let github = FakeGitHub::default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = github.start(&rt);
+    let ca_file = d.join("ca.pem");
+    let server = Served::with_env(
+        d,
+        &api,
+        &clone_url,
+        "workers = 1\n[git]\nallow = [\"127.0.0.1\"]",
+        &[("SSL_CERT_FILE", ca_file.to_str().unwrap())],
+    );
+    let sha = git(&origin.work, &["rev-parse", "master"]);
+    let id = build_of(server.deliver(
+        "push",
+        "https",
+        &push_payload(REPO, &clone_url, "refs/heads/master", &sha),
+    ));
+    let v = server.wait_final(id, 180);
+    let log = server.job_log(v["jobs"][0]["id"].as_i64().unwrap_or(0));
+    assert_eq!(v["build"]["state"], "passed", "{v}\n{log}");
+    assert!(log.contains("one\ntwo\nthree"), "{log}");
+    assert!(
+        host.requests().iter().all(|r| r.authorization.is_some()),
+        "{:?}",
+        host.requests()
+    );
+}

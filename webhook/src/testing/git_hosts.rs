@@ -59,6 +59,53 @@ impl GitHttp {
             .insert(path.to_string(), token.to_string());
     }
 
+    /// An HTTPS front for this host on a port of its own, serving `cert_pem` (the chain) with
+    /// `key_pem`: each request is read, passed to the host, and its answer sent back. Returns
+    /// `https://127.0.0.1:<port>`.
+    pub fn tls_front(&self, cert_pem: &[u8], key_pem: &[u8]) -> String {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(cert_pem)
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(key_pem).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let backend = self.url.trim_start_matches("http://").to_string();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { continue };
+                let (config, backend) = (config.clone(), backend.clone());
+                std::thread::spawn(move || {
+                    let Ok(server) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    let mut tls = rustls::StreamOwned::new(server, tcp);
+                    let Some(request) = read_request(&mut tls) else {
+                        return;
+                    };
+                    let mut plain = TcpStream::connect(&backend).unwrap();
+                    plain.write_all(&request).unwrap();
+                    let mut answer = Vec::new();
+                    let _ = plain.read_to_end(&mut answer);
+                    let _ = tls.write_all(&answer);
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+        url
+    }
+
     /// Every request so far.
     pub fn requests(&self) -> Vec<GitRequest> {
         self.requests.lock().unwrap().clone()
@@ -137,6 +184,28 @@ impl GitHttp {
         let _ = conn.write_all(answer.as_bytes());
         let _ = conn.write_all(&out);
     }
+}
+
+/// One HTTP request (head, and a body of `Content-Length`), as read from `r`.
+fn read_request(r: &mut impl Read) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if r.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    buf.extend(body);
+    Some(buf)
 }
 
 /// Runs `git http-backend` (a CGI program) for one request; its status, headers and body.
