@@ -310,3 +310,32 @@ fn serve_stays_responsive_while_it_refuses_a_matrix_over_the_cap() {
     );
     assert_eq!(v["jobs"].as_array().map(Vec::len), Some(0), "{v}");
 }
+
+#[test]
+fn serve_says_at_start_up_what_it_cannot_enforce() {
+    use serve::*;
+    if !docker_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), "script: true\n");
+    let github = FakeGitHub::default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = github.start(&rt);
+    // Without the packet-filter tools the rules cannot be put in place: it must say so.
+    let empty = tempfile::tempdir().unwrap();
+    let path = empty.path().to_str().unwrap();
+    let server = Served::with_env(tmp.path(), &api, &origin.url(), "", &[("PATH", path)]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.server_log().contains("not enforced") {
+        assert!(Instant::now() < deadline, "{}", server.server_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.server_log();
+    assert!(
+        log.contains("not enforced: IPv4: jobs may reach link-local addresses")
+            && log.contains("iptables cannot be run"),
+        "{log}"
+    );
+    assert!(log.contains("job disk limit: 20 GiB"), "{log}");
+}

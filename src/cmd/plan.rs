@@ -44,6 +44,9 @@ pub struct Args {
     /// A local checkout of a repository `import:` names, `owner/name=DIR` (repeatable).
     #[arg(long = "import-repo", value_name = "OWNER/NAME=DIR")]
     pub import_repo: Vec<String>,
+    /// The most jobs the build may have.
+    #[arg(long = "max-jobs", default_value_t = slipway_pipelines::DEFAULT_MAX_JOBS)]
+    pub max_jobs: u64,
 }
 
 /// The event types `--event` accepts.
@@ -97,7 +100,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &file,
         &bytes,
         &ctx,
-        slipway_pipelines::PlanOptions::default(),
+        slipway_pipelines::PlanOptions {
+            max_jobs: args.max_jobs,
+            ..Default::default()
+        },
         &mut fetch,
     );
     match planned {
