@@ -113,7 +113,7 @@ fn slow_clients_and_dropped_streams_cannot_hold_the_server() {
         &api,
         &origin.url(),
         &format!(
-            "metrics_listen = \"127.0.0.1:{metrics_port}\"\n[http]\nheader_timeout_seconds = 2\nmax_streams_per_address = 64\n"
+            "metrics_listen = \"127.0.0.1:{metrics_port}\"\n[http]\nheader_timeout_seconds = 2\nbody_timeout_seconds = 2\nmax_streams_per_address = 64\n"
         ),
     );
     let sha = git(&origin.work, &["rev-parse", "master"]);
@@ -189,6 +189,23 @@ fn slow_clients_and_dropped_streams_cannot_hold_the_server() {
             "a slow client held its connection {held:?}"
         );
     }
+
+    // A body that stops arriving is answered 408 within the body timeout (2 s).
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    s.write_all(
+        b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 
     // 10,000 live-log streams of a running job, opened and dropped: each stream's task and
     // subscription end with its connection, and memory comes back.

@@ -85,7 +85,13 @@ impl Caller {
 pub struct AccessCache {
     sessions: Mutex<HashMap<[u8; 32], (Session, Instant)>>,
     permissions: Mutex<HashMap<(String, String), (Permission, Instant)>>,
+    /// One GitHub question at a time per user and repository: a page, its stream and its
+    /// badge asking at once wait for one answer instead of asking three times.
+    asking: Mutex<HashMap<(String, String), Turn>>,
 }
+
+/// The right to ask GitHub about one user and repository.
+type Turn = Arc<tokio::sync::Mutex<()>>;
 
 impl AccessCache {
     /// Forgets a session (signed out here).
@@ -266,10 +272,29 @@ pub async fn permission(
     }
     let key = (login.clone(), repo.to_ascii_lowercase());
     let ttl = Duration::from_secs(app.config.sessions.permission_cache_seconds);
-    if let Some((p, at)) = app.cache.permissions.lock().expect("cache").get(&key)
-        && at.elapsed() < ttl
-    {
-        return Ok((*p).max(floor));
+    let cached = || {
+        app.cache
+            .permissions
+            .lock()
+            .expect("cache")
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(p, _)| *p)
+    };
+    if let Some(p) = cached() {
+        return Ok(p.max(floor));
+    }
+    let turn = {
+        let mut asking = app.cache.asking.lock().expect("cache");
+        if asking.len() > CACHE_ENTRIES {
+            asking.retain(|_, m| Arc::strong_count(m) > 1);
+        }
+        asking.entry(key.clone()).or_default().clone()
+    };
+    let _turn = turn.lock().await;
+    // Whoever held the turn before may have asked already.
+    if let Some(p) = cached() {
+        return Ok(p.max(floor));
     }
     let since = crate::store::now_ms() - ttl.as_millis() as i64;
     let asked = match app.store.cached_permission(login, repo, since).await? {
