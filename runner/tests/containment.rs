@@ -445,3 +445,89 @@ fn services_and_the_namespace_holder_are_hardened_like_the_job() {
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
     }
 }
+
+/// Deletes a port rule [`slipway_runner::netguard::install`] added, so the test leaves none.
+struct PortRule(u16);
+
+impl Drop for PortRule {
+    fn drop(&mut self) {
+        let port = self.0.to_string();
+        for tool in ["iptables", "ip6tables"] {
+            sh(&[
+                tool,
+                "-w",
+                "-D",
+                slipway_runner::netguard::HOST_CHAIN,
+                "-p",
+                "tcp",
+                "--dport",
+                &port,
+                "-j",
+                "REJECT",
+            ]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_servers_own_port_is_refused_to_jobs_but_not_to_other_containers() {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    // A server listening beyond loopback, as `slipway serve --listen 0.0.0.0:PORT` does.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            use std::io::Write as _;
+            let _ = conn.write_all(b"server-secret\n");
+        }
+    });
+    let report = tokio::task::spawn_blocking(move || slipway_runner::netguard::install(&[port]))
+        .await
+        .unwrap();
+    let _rule = PortRule(port);
+    if !report.not_enforced.is_empty() {
+        missing(&format!(
+            "the rights to install packet-filter rules: {:?}",
+            report.not_enforced
+        ));
+        return;
+    }
+    let get = format!(
+        "nc -w 5 $(ip route | awk '/default/ {{print $3}}') {port} | grep -q server-secret"
+    );
+    let control_net = format!("slipway-test-port-{}", std::process::id());
+    assert!(sh(&["docker", "network", "create", &control_net]).0);
+    let control = sh(&[
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        &control_net,
+        &busybox(),
+        "sh",
+        "-c",
+        &get,
+    ]);
+    sh(&["docker", "network", "rm", &control_net]);
+    assert!(
+        control.0,
+        "a plain container reaches the port: {}",
+        control.1
+    );
+
+    let probe = format!(
+        "image: \"{{busybox}}\"\nlanguage: shell\nscript:\n  - |\n    if {get}; then echo REACHED; else echo REFUSED; fi\n"
+    );
+    for ctx in [fork_pr("acme/app", "main", 7), context("acme/app", "main")] {
+        let ran = run(exec.clone(), options(), &plan(&probe, &ctx), None, None).await;
+        let log = ran.log(1);
+        let said = |word: &str| log.lines().any(|l| l.trim() == word);
+        assert!(
+            said("REFUSED") && !said("REACHED"),
+            "fork={}: {log}",
+            ctx.fork
+        );
+    }
+}
