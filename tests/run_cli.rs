@@ -73,6 +73,8 @@ fn dry_run_prints_the_containers_network_and_script_without_an_engine() {
         "(kept cache)",
         "TRAVIS_BRANCH=dev",
         "TRAVIS_REPO_SLUG=acme/app",
+        "disk 20 GiB",
+        "security no-new-privileges; capabilities CHOWN DAC_OVERRIDE",
         "eval 'echo hi'",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

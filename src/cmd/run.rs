@@ -311,6 +311,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions, dir: &Path) -> anyhow::Result<()> {
+    let opts_disk_gib = opts.limits.disk_bytes >> 30;
     // A runner over an executor that is never called: preparing a job is pure.
     let runner = Runner::new(Arc::new(NoEngine), opts);
     let build_dir = build_dir(&runner.options().build_root, &plan.context.repo);
@@ -401,10 +402,16 @@ fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions, dir: &Path) -> a
                     ));
                 }
                 s.push_str(&format!(
-                    "  limits   memory {} MiB, cpus {}, pids {}\n",
+                    "  limits   memory {} MiB, cpus {}, pids {}, disk {} GiB\n",
                     hc.memory.unwrap_or(0) >> 20,
                     hc.nano_cpus.unwrap_or(0) as f64 / 1e9,
-                    hc.pids_limit.unwrap_or(0)
+                    hc.pids_limit.unwrap_or(0),
+                    opts_disk_gib
+                ));
+                s.push_str(&format!(
+                    "  security {}; capabilities {}\n",
+                    hc.security_opt.unwrap_or_default().join(", "),
+                    hc.cap_add.unwrap_or_default().join(" ")
                 ));
                 if let Some(env) = &body.env
                     && !env.is_empty()
