@@ -506,10 +506,9 @@ async fn run_plan(
     dir: PathBuf,
 ) -> anyhow::Result<BuildOutcome> {
     let executor = DockerExecutor::connect().await?;
-    let guard = tokio::task::spawn_blocking(|| slipway_runner::netguard::install(&[])).await?;
-    for line in &guard.not_enforced {
-        eprintln!("Not enforced: {line}");
-    }
+    // The job network rules go in while the sweep and the packing run (about 0.2 s of iptables
+    // calls), and are in force before any job starts.
+    let guarding = tokio::task::spawn_blocking(|| slipway_runner::netguard::install(&[]));
     let parallel = opts.parallel;
     let runner = Runner::new(Arc::new(executor), opts);
     let swept = runner.sweep().await?;
@@ -533,6 +532,9 @@ async fn run_plan(
         workspace.bytes / 1024,
         dir.display()
     );
+    for line in &guarding.await?.not_enforced {
+        eprintln!("Not enforced: {line}");
+    }
     let prefix = parallel > 1 && plan.stages.iter().any(|s| s.jobs.len() > 1);
     let mut printer = Printer {
         prefix,
