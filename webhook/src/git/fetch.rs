@@ -34,6 +34,18 @@ pub(super) fn scoped<T>(
     })
 }
 
+/// Fetches `specs` (refspecs) from `url` into `repo`.
+pub(super) fn fetch_specs(
+    repo: &Repository,
+    url: &str,
+    specs: &[String],
+    scope: &Arc<Scope>,
+) -> Result<(), GitError> {
+    let mut remote = repo.remote_anonymous(url)?;
+    let mut opts = fetch_options(scope);
+    scoped(scope, || remote.fetch(specs, Some(&mut opts), None))
+}
+
 /// Fetches `refs` (full names, each into itself) from `url` into `repo`.
 pub(super) fn fetch(
     repo: &Repository,

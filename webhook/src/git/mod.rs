@@ -11,6 +11,7 @@
 
 mod fetch;
 mod http;
+mod imports;
 mod merge;
 mod mirror;
 mod pack;
@@ -41,6 +42,9 @@ pub enum GitError {
     /// A ref the build needs is not on the remote.
     #[error("{0} was not found on the remote")]
     MissingRef(String),
+    /// A file an `import:` names is not in the commit.
+    #[error("{0} is not in that commit")]
+    MissingFile(String),
     /// A submodule could not be checked out.
     #[error("submodule {0}: {1}")]
     Submodule(String, String),
