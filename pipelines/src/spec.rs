@@ -585,8 +585,7 @@ pub static ROOT_ONLY: &[Key] = &[
         .deprecated(SUDO_GONE)
         .summary("No effect"),
     key("import", Ty::OneOrMany(&IMPORT))
-        .not_yet()
-        .summary("Shared configuration imported from other files"),
+        .summary("Shared configuration imported from other files, merged before planning"),
     key("env", Ty::Env).summary("Environment variables; `jobs` entries expand the matrix"),
     key("compiler", STRS).expands().summary("C/C++ compilers"),
     key("osx_image", STRS).expands().summary("macOS images"),

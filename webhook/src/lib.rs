@@ -12,6 +12,7 @@ pub mod event;
 pub mod executor;
 pub mod git;
 pub mod github;
+pub mod imports;
 pub mod metrics;
 pub mod retention;
 pub mod runner_exec;

@@ -330,7 +330,21 @@ impl Engine {
                     None => format!("{e}\n"),
                 },
             },
-            Ok(Ok(src)) => plan_off_runtime(&build, src, &self.config.limits).await,
+            Ok(Ok(src)) => {
+                let imports = crate::imports::BuildImports {
+                    engine: self.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                    repo: build.repo.clone(),
+                    url: repo_cfg
+                        .as_ref()
+                        .and_then(|r| r.clone_url.clone())
+                        .unwrap_or_else(|| build.spec.clone_url.clone()),
+                    commit: src.commit.clone(),
+                    fork: build.spec.context.fork,
+                    cancel: token.clone(),
+                };
+                plan_off_runtime(&build, src, imports, &self.config.limits).await
+            }
         };
         token.cancel();
         let _ = renewer.await;
@@ -614,10 +628,12 @@ fn utf8_prefix(bytes: &[u8]) -> usize {
 async fn plan_off_runtime(
     build: &Build,
     src: crate::git::Sources,
+    mut imports: crate::imports::BuildImports,
     limits: &crate::config::Limits,
 ) -> Prepared {
     let (owned, max_jobs) = (build.clone(), limits.max_jobs);
-    let planning = tokio::task::spawn_blocking(move || plan_jobs(&owned, src, max_jobs));
+    let planning =
+        tokio::task::spawn_blocking(move || plan_jobs(&owned, src, &mut imports, max_jobs));
     let budget = Duration::from_secs(limits.plan_seconds.max(1));
     match tokio::time::timeout(budget, planning).await {
         Ok(Ok(prepared)) => prepared,
@@ -639,7 +655,12 @@ async fn plan_off_runtime(
 }
 
 /// Plans a prepared build into jobs, each with a plan holding only itself.
-fn plan_jobs(build: &Build, src: crate::git::Sources, max_jobs: u64) -> Prepared {
+fn plan_jobs(
+    build: &Build,
+    src: crate::git::Sources,
+    imports: &mut crate::imports::BuildImports,
+    max_jobs: u64,
+) -> Prepared {
     let mut log = src.log;
     let Some((file, bytes)) = src.pipeline else {
         return Prepared::Errored {
@@ -653,7 +674,7 @@ fn plan_jobs(build: &Build, src: crate::git::Sources, max_jobs: u64) -> Prepared
         max_jobs,
         ..Default::default()
     };
-    let plan = match slipway_pipelines::plan_with(&file, &bytes, &ctx, options) {
+    let plan = match slipway_pipelines::plan_imported(&file, &bytes, &ctx, options, imports) {
         Ok(p) => p,
         Err(diags) => {
             for d in &diags {
