@@ -41,11 +41,13 @@ fn setup() -> Setup {
             name: "acme/app".into(),
             clone_url: Some(app.url()),
             token: None,
+            deploy: None,
         },
         Repo {
             name: "acme/shared".into(),
             clone_url: Some(shared.url()),
             token: None,
+            deploy: None,
         },
     ];
     let h = Harness::start(&tmp.path().join("data"), config, Arc::new(ScriptedExecutor));
