@@ -355,3 +355,75 @@ pub fn services(job: &Job) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_pipelines::plan::Context;
+
+    fn job(yaml: &str) -> Job {
+        let plan = slipway_pipelines::plan(".travis.yml", yaml.as_bytes(), &Context::default())
+            .expect("plans");
+        plan.stages[0].jobs[0].clone()
+    }
+
+    #[test]
+    fn database_versions_choose_the_service_image_and_start_the_service() {
+        let j = job(
+            "addons:\n  postgresql: '9.6'\n  mariadb: '10.5'\nservices: [redis]\nscript: true\n",
+        );
+        assert_eq!(services(&j), ["redis", "postgresql", "mariadb"]);
+        assert_eq!(
+            service_image(&j.addons, "postgresql", "postgres:16").as_deref(),
+            Some("postgres:9.6")
+        );
+        assert_eq!(
+            service_image(&j.addons, "mariadb", "mariadb:11").as_deref(),
+            Some("mariadb:10.5")
+        );
+        assert_eq!(service_image(&j.addons, "redis", "redis:7"), None);
+        let plain = job("services: [postgresql]\nscript: true\n");
+        assert_eq!(
+            service_image(&plain.addons, "postgresql", "postgres:16"),
+            None
+        );
+    }
+
+    #[test]
+    fn named_sources_resolve_from_the_operator_then_the_ppa_names_else_fail_naming_them() {
+        let j = job(
+            "addons:\n  apt:\n    sources: [ubuntu-toolchain-r-test, llvm-toolchain-xenial-8, mine]\n    packages: [gcc-9]\nscript: true\n",
+        );
+        let named = HashMap::from([(
+            "mine".to_owned(),
+            NamedAptSource {
+                sourceline: "deb http://apt.internal.example/ stable main".into(),
+                key_url: Some("http://apt.internal.example/key.asc".into()),
+            },
+        )]);
+        let s = steps(&j, &named).script;
+        assert!(
+            s.contains("sudo -E add-apt-repository -y '\\''ppa:ubuntu-toolchain-r/test'\\''"),
+            "{s}"
+        );
+        assert!(
+            s.contains("the source name llvm-toolchain-xenial-8 is not known here"),
+            "{s}"
+        );
+        assert!(
+            s.contains("deb http://apt.internal.example/ stable main"),
+            "{s}"
+        );
+        assert!(s.contains("http://apt.internal.example/key.asc"), "{s}");
+        assert!(s.contains("travis_fold start addons.apt"), "{s}");
+    }
+
+    #[test]
+    fn nothing_to_do_compiles_to_nothing_and_skipped_addons_say_why() {
+        let j = job("addons:\n  snaps: [hugo]\nscript: true\n");
+        let out = steps(&j, &HashMap::new());
+        assert!(out.script.is_empty());
+        assert_eq!(out.notices.len(), 1);
+        assert!(out.notices[0].starts_with("addons.snaps is skipped: snapd needs systemd"));
+    }
+}
