@@ -227,6 +227,36 @@ env:
 }
 
 #[tokio::test]
+async fn sudo_u_runs_a_command_as_another_user_in_a_root_job() {
+    let Some(exec) = engine(&[&debian()]).await else {
+        return;
+    };
+    let plan = plan(
+        r#"
+image: "{debian}"
+language: shell
+script:
+  - test "$(sudo -u nobody id -un)" = nobody
+  - test "$(sudo -n -u root -- id -un)" = root
+  - sudo -u nobody sh -c 'touch /root/not-allowed'
+"#,
+        &context("acme/app", "master"),
+    );
+    let ran = run(exec, options(), &plan, None, None).await;
+    let log = ran.log(1);
+    let codes: Vec<_> = ran
+        .job(1)
+        .phase(PhaseName::Script)
+        .unwrap()
+        .commands
+        .iter()
+        .map(|c| c.exit_code)
+        .collect();
+    assert_eq!(codes, [Some(0), Some(0), Some(1)], "{log}");
+    assert!(log.contains("Permission denied"), "{log}");
+}
+
+#[tokio::test]
 async fn the_apt_addon_adds_a_signed_source_and_installs_its_packages_and_sudo_apt_get_works() {
     let Some(exec) = engine(&[&debian()]).await else {
         return;
