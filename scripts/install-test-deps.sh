@@ -22,6 +22,7 @@ DEB_PACKAGES=(
   python3-venv     # the venv that holds moto
   iptables         # the job networks' packet-filter rules (runner/src/netguard.rs) and their tests
   iproute2         # the link-local test server's network namespace
+  gnupg            # signs the local APT repository of the addons.apt test (dpkg-deb builds its packages)
 )
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
