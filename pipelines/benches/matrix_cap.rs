@@ -100,7 +100,7 @@ fn main() {
         ms(refused) / ms(load)
     );
     println!(
-        "  plan with the cap lifted (before) {:8.2} ms  = {:.0}× the refusal",
+        "  plan, cap lifted (before)        {:9.2} ms  = {:.0}× the refusal",
         ms(planned),
         ms(planned) / ms(refused)
     );
