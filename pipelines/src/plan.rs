@@ -65,6 +65,10 @@ pub struct Context {
     pub sender: String,
     /// Repository settings variables visible to `env(NAME)` in conditions (values never secret here).
     pub env: IndexMap<String, String>,
+    /// The repository's default branch when the event names it (GitHub's payloads do), so that
+    /// kept state falls back to the branch the repository really builds from, not a guess.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_branch: Option<String>,
 }
 
 /// The resolved pipeline for one [`Context`].

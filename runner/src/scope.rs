@@ -113,8 +113,10 @@ pub struct CacheScope {
 }
 
 impl CacheScope {
-    /// The scope of a build for `ctx`; `default_branch` is the repository's default branch.
+    /// The scope of a build for `ctx`. The repository's default branch is the one the event
+    /// names, else `default_branch` (the runner's setting, for events that do not say).
     pub fn for_build(ctx: &Context, default_branch: &str) -> CacheScope {
+        let default_branch = ctx.default_branch.as_deref().unwrap_or(default_branch);
         let default = Owner::Branch(default_branch.to_string());
         let (own, mut fallbacks) = match (ctx.event, ctx.pull_request) {
             (EventType::PullRequest, number) => (
@@ -165,6 +167,23 @@ mod tests {
 
     fn branch(name: &str) -> Owner {
         Owner::Branch(name.into())
+    }
+
+    #[test]
+    fn the_default_branch_named_by_the_event_wins_over_the_runners_setting() {
+        let ctx = Context {
+            default_branch: Some("main".into()),
+            ..push("feature")
+        };
+        assert_eq!(CacheScope::for_build(&ctx, "master").fallbacks, vec![branch("main")]);
+        let ctx = Context {
+            default_branch: Some("main".into()),
+            ..pull_request("release", 42, "eve/app")
+        };
+        assert_eq!(
+            CacheScope::for_build(&ctx, "master").fallbacks,
+            vec![branch("release"), branch("main")]
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ struct Repository {
     clone_url: String,
     /// GitHub always sends it; a payload without it is taken as private.
     private: Option<bool>,
+    /// Where caches fall back to (`main`, `master`, …).
+    default_branch: Option<String>,
 }
 
 impl Repository {
@@ -214,6 +216,7 @@ fn parse_push(p: PushPayload) -> Result<Event, ParseError> {
         commit_message: p.head_commit.map(|c| c.message).unwrap_or_default(),
         commit: Some(p.after.clone()),
         sender: p.sender.map(|s| s.login).unwrap_or_default(),
+        default_branch: p.repository.default_branch.clone(),
         ..Context::default()
     };
     Ok(Event::Build(Box::new(NewBuild {
@@ -269,6 +272,7 @@ fn parse_pr(p: PrPayload) -> Event {
         commit_message: message,
         commit: Some(pr.head.sha.clone()),
         sender: p.sender.map(|s| s.login).unwrap_or_default(),
+        default_branch: p.repository.default_branch.clone(),
         ..Context::default()
     };
     Event::Build(Box::new(NewBuild {
@@ -312,6 +316,24 @@ mod tests {
         assert_eq!(b.context.branch, "main");
         assert_eq!(b.context.pull_request, Some(7));
         assert!(!b.context.fork);
+    }
+
+    #[test]
+    fn the_repositorys_default_branch_rides_with_the_build_when_the_payload_names_it() {
+        let named = pr_body("opened", "eve/app").replace(
+            r#""clone_url":"https://example.invalid/acme/app.git""#,
+            r#""clone_url":"https://example.invalid/acme/app.git","default_branch":"trunk""#,
+        );
+        let Event::Build(b) = parse("pull_request", named.as_bytes()).unwrap() else {
+            panic!("expected a build")
+        };
+        assert_eq!(b.context.default_branch.as_deref(), Some("trunk"));
+        let Event::Build(b) =
+            parse("pull_request", pr_body("opened", "eve/app").as_bytes()).unwrap()
+        else {
+            panic!("expected a build")
+        };
+        assert_eq!(b.context.default_branch, None);
     }
 
     #[test]
