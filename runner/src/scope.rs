@@ -175,7 +175,10 @@ mod tests {
             default_branch: Some("main".into()),
             ..push("feature")
         };
-        assert_eq!(CacheScope::for_build(&ctx, "master").fallbacks, vec![branch("main")]);
+        assert_eq!(
+            CacheScope::for_build(&ctx, "master").fallbacks,
+            vec![branch("main")]
+        );
         let ctx = Context {
             default_branch: Some("main".into()),
             ..pull_request("release", 42, "eve/app")
