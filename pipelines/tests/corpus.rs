@@ -79,6 +79,7 @@ fn context_of(data: &Value) -> Context {
         commit: None,
         sender: s("sender").unwrap_or_default(),
         env: Default::default(),
+        default_branch: None,
     }
 }
 

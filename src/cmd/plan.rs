@@ -158,6 +158,7 @@ fn context_of(args: &Args) -> Context {
         commit: None,
         sender: String::new(),
         env: Default::default(),
+        default_branch: None,
     }
 }
 

@@ -165,6 +165,8 @@ fn context_of(args: &Args, dir: &Path) -> Context {
         commit: git(dir, &["rev-parse", "HEAD"]),
         sender: std::env::var("USER").unwrap_or_default(),
         env: Default::default(),
+        // `--default-branch` reaches the runner's options; the context names none of its own.
+        default_branch: None,
     }
 }
 
