@@ -4,8 +4,8 @@
 //! The real server runs in-process with the real Docker executor (`RunnerExecutor` around
 //! `slipway_runner::Runner`); a local bare repository stands in for GitHub. One build warms the
 //! mirror first. Then, for each of `ROUNDS` pushes, the clock starts when the signed delivery is
-//! sent and stops when the live log (the job's server-sent event stream, subscribed before the
-//! delivery) shows the first script command's output. The command prints a computed marker
+//! sent and stops when the live log (the job's server-sent event stream, subscribed as soon as
+//! the job exists; it replays from the start) shows the first script command's output. The command prints a computed marker
 //! (`echo P2-$((6*7))-RAN` prints `P2-42-RAN`), so its echo line cannot be mistaken for its output.
 //!
 //! Baseline, alternating with the rounds in the same run: `docker run --rm IMAGE sh -c '<the same
@@ -170,12 +170,16 @@ fn main() {
     let mut next_job = 1;
     let mut run = |n: usize| -> (Duration, serde_json::Value) {
         let sha = origin.push_master("round.txt", &format!("{n}\n"));
-        let mut live = subscribe(addr, next_job);
         let marker = "P2-42-RAN";
         let body = push_payload(REPO, &origin.url(), "refs/heads/master", &sha);
         let t = Instant::now();
         let (status, text) = deliver(&base, SECRET, "push", &format!("p2-{n}"), &body);
         assert_eq!(status, 202, "{text}");
+        // A job's live log answers 404 until the job exists; its stream replays from the start.
+        while http("GET", &format!("{base}/api/jobs/{next_job}"), &[], b"").0 != 200 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let mut live = subscribe(addr, next_job);
         let seen = wait_marker(&mut live, marker);
         let took = seen - t;
         let build = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
