@@ -5,18 +5,7 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-use support::{busybox, http, moto_and_engine};
-
-fn unique_bucket() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("slipway-artifacts-{}-{nanos}", std::process::id())
-}
+use support::{busybox, http, moto_and_engine, slipway_run_s3, text, unique_bucket};
 
 fn repo_with(bucket: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -44,31 +33,8 @@ after_script: echo after-script-ran
         ),
     )
     .unwrap();
-    let git = |args: &[&str]| support::git(dir.path(), args);
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "pipeline"]);
+    support::commit_all(dir.path(), "pipeline");
     dir
-}
-
-fn slipway_run(dir: &Path, s3_endpoint: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .arg("run")
-        .arg(dir)
-        .args(args)
-        .env("SLIPWAY_S3_ENDPOINT", s3_endpoint)
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_S3")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -76,13 +42,13 @@ fn artifacts_are_uploaded_after_the_job_under_the_target_path() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket();
+    let bucket = unique_bucket("slipway-artifacts");
     assert_eq!(
         http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
         Some(200)
     );
     let repo = repo_with(&bucket);
-    let out = slipway_run(repo.path(), &moto, &["--branch", "main"]);
+    let out = slipway_run_s3(repo.path(), &moto, &["--branch", "main"]);
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     let after_script = log.find("after-script-ran").expect(&log);
@@ -111,13 +77,13 @@ fn a_pull_request_uploads_no_artifacts() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket();
+    let bucket = unique_bucket("slipway-artifacts");
     assert_eq!(
         http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
         Some(200)
     );
     let repo = repo_with(&bucket);
-    let out = slipway_run(repo.path(), &moto, &["--pull-request", "3"]);
+    let out = slipway_run_s3(repo.path(), &moto, &["--pull-request", "3"]);
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(

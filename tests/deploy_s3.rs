@@ -6,19 +6,11 @@
 
 mod support;
 
-use support::{busybox, http, moto_and_engine};
+use support::{busybox, http, moto_and_engine, slipway_run_s3, text, unique_bucket};
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn unique_bucket() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("slipway-e2e-{}-{nanos}", std::process::id())
-}
+use std::process::Command;
 
 const PIPELINE: &str = r#"
 image: "{busybox}"
@@ -39,39 +31,7 @@ deploy:
 "#;
 
 fn repo_with(bucket: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join(".slipway.yml"),
-        PIPELINE
-            .replace("{busybox}", &busybox())
-            .replace("{bucket}", bucket),
-    )
-    .unwrap();
-    let git = |args: &[&str]| support::git(dir.path(), args);
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "pipeline"]);
-    dir
-}
-
-fn slipway_run(dir: &Path, s3_endpoint: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .arg("run")
-        .arg(dir)
-        .args(args)
-        .env("SLIPWAY_S3_ENDPOINT", s3_endpoint)
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_S3")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    support::repo_with_pipeline(".slipway.yml", &PIPELINE.replace("{bucket}", bucket))
 }
 
 #[test]
@@ -79,14 +39,14 @@ fn a_push_to_the_deploy_branch_uploads_the_jobs_files_to_s3() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket();
+    let bucket = unique_bucket("slipway-e2e");
     assert_eq!(
         http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
         Some(200)
     );
     let repo = repo_with(&bucket);
 
-    let out = slipway_run(repo.path(), &moto, &["--branch", "main"]);
+    let out = slipway_run_s3(repo.path(), &moto, &["--branch", "main"]);
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("Deploying with s3"), "{log}");
@@ -124,7 +84,7 @@ fn secure_deploy_options_are_decrypted_for_the_upload_and_never_shown() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket();
+    let bucket = unique_bucket("slipway-e2e");
     assert_eq!(
         http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
         Some(200)
@@ -216,14 +176,14 @@ fn a_pull_request_does_not_deploy() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket();
+    let bucket = unique_bucket("slipway-e2e");
     assert_eq!(
         http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
         Some(200)
     );
     let repo = repo_with(&bucket);
 
-    let out = slipway_run(
+    let out = slipway_run_s3(
         repo.path(),
         &moto,
         &["--branch", "main", "--pull-request", "7"],
@@ -254,7 +214,7 @@ fn a_dry_run_lists_the_s3_calls_and_contacts_nothing() {
     std::fs::create_dir_all(repo.path().join("site/docs")).unwrap();
     std::fs::write(repo.path().join("site/docs/index.txt"), "local").unwrap();
 
-    let out = slipway_run(repo.path(), &endpoint, &["--branch", "main", "--dry-run"]);
+    let out = slipway_run_s3(repo.path(), &endpoint, &["--branch", "main", "--dry-run"]);
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     let deploy = log
@@ -287,7 +247,7 @@ fn a_dry_run_lists_the_s3_calls_and_contacts_nothing() {
     );
 
     // A pull request's dry run lists no deploy calls.
-    let out = slipway_run(
+    let out = slipway_run_s3(
         repo.path(),
         &endpoint,
         &["--branch", "main", "--pull-request", "7", "--dry-run"],
@@ -302,7 +262,7 @@ fn slipway_run_on_ones_own_machine_deploys_with_its_ambient_credentials() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket();
+    let bucket = unique_bucket("slipway-e2e");
     assert_eq!(
         http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
         Some(200)

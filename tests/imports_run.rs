@@ -6,9 +6,8 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use support::{busybox, engine_ready};
+use support::{busybox, engine_ready, slipway, text};
 
 fn repos() -> (tempfile::TempDir, tempfile::TempDir) {
     let shared = tempfile::tempdir().unwrap();
@@ -19,9 +18,7 @@ fn repos() -> (tempfile::TempDir, tempfile::TempDir) {
     )
     .unwrap();
     let git = |dir: &Path, args: &[&str]| support::git(dir, args);
-    git(shared.path(), &["init", "-q", "-b", "main"]);
-    git(shared.path(), &["add", "."]);
-    git(shared.path(), &["commit", "-q", "-m", "shared"]);
+    support::commit_all(shared.path(), "shared");
     git(shared.path(), &["tag", "v1"]);
     // After the tag: the working tree says something else, so `@v1` must read the tag.
     std::fs::write(
@@ -52,25 +49,8 @@ script: echo "app script, LOCAL=$LOCAL"
         "env:\n  global:\n    - LOCAL=from-the-same-repository\n",
     )
     .unwrap();
-    git(app.path(), &["init", "-q", "-b", "main"]);
-    git(app.path(), &["add", "."]);
-    git(app.path(), &["commit", "-q", "-m", "app"]);
+    support::commit_all(app.path(), "app");
     (app, shared)
-}
-
-fn slipway(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

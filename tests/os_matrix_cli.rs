@@ -4,9 +4,7 @@
 
 mod support;
 
-use std::process::{Command, Output};
-
-use support::{busybox, engine_ready};
+use support::{busybox, engine_ready, slipway, text};
 
 fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -18,25 +16,8 @@ fn repo() -> tempfile::TempDir {
         ),
     )
     .unwrap();
-    support::git(dir.path(), &["init", "-q", "-b", "main"]);
-    support::git(dir.path(), &["add", "."]);
-    support::git(dir.path(), &["commit", "-q", "-m", "pipeline"]);
+    support::commit_all(dir.path(), "pipeline");
     dir
-}
-
-fn slipway(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

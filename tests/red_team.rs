@@ -88,9 +88,7 @@ fn a_fork_writing_every_cached_directory_reaches_no_later_push_build_run() {
         CACHING.replace("{busybox}", &support::busybox()),
     )
     .unwrap();
-    support::git(dir.path(), &["init", "-q", "-b", "main"]);
-    support::git(dir.path(), &["add", "."]);
-    support::git(dir.path(), &["commit", "-q", "-m", "pipeline"]);
+    support::commit_all(dir.path(), "pipeline");
     let push = [
         "--repo",
         &repo,

@@ -10,17 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn repo_with(pipeline: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join(".slipway.yml"),
-        pipeline.replace("{busybox}", &busybox()),
-    )
-    .unwrap();
-    let git = |args: &[&str]| support::git(dir.path(), args);
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "pipeline"]);
-    dir
+    support::repo_with_pipeline(".slipway.yml", pipeline)
 }
 
 fn slipway(dir: &Path, args: &[&str]) -> Output {

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{busybox, engine_ready};
+use support::{busybox, engine_ready, text};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -16,14 +16,6 @@ fn slipway(data: &Path, dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A git repository whose `origin` is `acme/keyed`, holding a pipeline printing `$TOKEN`.

@@ -5,7 +5,67 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// A temporary git repository on branch `main` whose one commit holds `pipeline` as `file`
+/// (`{busybox}` in it stands for the test image).
+pub fn repo_with_pipeline(file: &str, pipeline: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(file),
+        pipeline.replace("{busybox}", &busybox()),
+    )
+    .unwrap();
+    commit_all(dir.path(), "pipeline");
+    dir
+}
+
+/// Makes `dir` a git repository on branch `main` with everything in it as one commit.
+pub fn commit_all(dir: &Path, message: &str) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", message]);
+}
+
+/// `slipway ARGS`, as a process.
+pub fn slipway(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `slipway run DIR ARGS` with S3 calls going to `s3_endpoint` (moto) whatever the caller's
+/// environment says.
+pub fn slipway_run_s3(dir: &Path, s3_endpoint: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .arg("run")
+        .arg(dir)
+        .args(args)
+        .env("SLIPWAY_S3_ENDPOINT", s3_endpoint)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .output()
+        .unwrap()
+}
+
+/// A process's stdout then stderr, for assertions and their messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A bucket name no other test (nor an earlier run against the same moto) has used.
+pub fn unique_bucket(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
 
 /// Runs `git -C dir ARGS` with a fixed test identity and fails the test, with git's stderr, if it fails.
 pub fn git(dir: &Path, args: &[&str]) {
