@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache;
 use crate::deploy::{ChannelLog, ExecutorFiles, JobFiles, parse_env_dump};
 use crate::env::BuildInfo;
+use crate::executor::{InputWriter, JobSpec, JobStreams};
 use crate::job::JobRun;
 use crate::markers::{MarkerParser, Piece};
 use crate::outcome::{BuildEvent, JobOutcome, JobResult};
@@ -132,9 +133,48 @@ impl Runner {
         prepared: &PreparedJob,
         run: &mut JobRun<'_>,
         cancel: CancellationToken,
-    ) -> (JobResult, Option<String>, Option<i64>) {
+    ) -> Ending {
         let spec = &prepared.spec;
-        // Setup, cancellable.
+        if let Err(ending) = self.set_up(spec, run, &cancel).await {
+            return ending;
+        }
+        let streams = match self.executor.start(spec).await {
+            Ok(s) => s,
+            Err(e) => {
+                run.error(&e.to_string()).await;
+                return (JobResult::Errored, Some(e.to_string()), None);
+            }
+        };
+        let stopped = self
+            .follow(plan, job, prepared, run, streams, &cancel)
+            .await;
+        if let Some((result, why)) = stopped {
+            if let Err(e) = self.executor.kill(&spec.job_id).await {
+                run.error(&format!("stopping the job container failed: {e}"))
+                    .await;
+            }
+            run.close_open_command();
+            run.error(&why).await;
+            return (result, Some(why), None);
+        }
+        let exit = match self.executor.wait(&spec.job_id).await {
+            Ok(code) => code,
+            Err(e) => {
+                run.error(&e.to_string()).await;
+                return (JobResult::Errored, Some(e.to_string()), None);
+            }
+        };
+        ending_of_exit(run, exit).await
+    }
+
+    /// Pulls the images and sets up the job's containers, logging the engine's progress as
+    /// notices; cancellable.
+    async fn set_up(
+        &self,
+        spec: &JobSpec,
+        run: &mut JobRun<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Ending> {
         let setup = async {
             let (tx, mut rx) = mpsc::unbounded_channel::<String>();
             let progress = move |line: &str| {
@@ -143,9 +183,6 @@ impl Runner {
             let work = async {
                 let mut images = vec![spec.image.clone()];
                 images.extend(spec.services.iter().map(|s| s.image.clone()));
-                if !spec.services.is_empty() {
-                    // The namespace holder runs the job image too.
-                }
                 for image in images {
                     self.executor.ensure_image(&image, &progress).await?;
                 }
@@ -169,24 +206,30 @@ impl Runner {
         match setup_result {
             None => {
                 run.error("The job was canceled.").await;
-                return (JobResult::Canceled, Some("canceled".into()), None);
+                Err((JobResult::Canceled, Some("canceled".into()), None))
             }
             Some(Err(e)) => {
                 run.error(&e.to_string()).await;
-                return (JobResult::Errored, Some(e.to_string()), None);
+                Err((JobResult::Errored, Some(e.to_string()), None))
             }
-            Some(Ok(())) => {}
+            Some(Ok(())) => Ok(()),
         }
+    }
 
-        let streams = match self.executor.start(spec).await {
-            Ok(s) => s,
-            Err(e) => {
-                run.error(&e.to_string()).await;
-                return (JobResult::Errored, Some(e.to_string()), None);
-            }
-        };
-        let mut output = streams.output;
-        let mut input = streams.input;
+    /// Reads the job's output to its end, logging it and acting on its markers, unless a time
+    /// limit, the disk limit, a cancel or a broken stream stops the job first: then the result
+    /// and why.
+    async fn follow(
+        &self,
+        plan: &Plan,
+        job: &Job,
+        prepared: &PreparedJob,
+        run: &mut JobRun<'_>,
+        streams: JobStreams,
+        cancel: &CancellationToken,
+    ) -> Option<(JobResult, String)> {
+        let spec = &prepared.spec;
+        let (mut output, mut input) = (streams.output, streams.input);
         let nonce = prepared
             .script
             .text
@@ -197,7 +240,6 @@ impl Runner {
         let mut parser = MarkerParser::new(&nonce);
         let deadline = tokio::time::Instant::now() + self.options.job_timeout;
         let mut last_output = tokio::time::Instant::now();
-        let mut stopped: Option<(JobResult, String)> = None;
         let mut pieces = Vec::new();
         let disk = crate::disk::watchdog(
             self.executor.as_ref(),
@@ -206,7 +248,7 @@ impl Runner {
             self.options.disk_check_interval,
         );
         tokio::pin!(disk);
-        loop {
+        let stopped = loop {
             let silence_deadline = last_output + self.options.no_output_timeout;
             tokio::select! {
                 chunk = output.next() => match chunk {
@@ -216,53 +258,32 @@ impl Runner {
                         for piece in pieces.drain(..) {
                             match piece {
                                 Piece::Log(b) => run.log(b).await,
-                                Piece::Marker(m) => {
-                                    let reply = if let Some(i) = m.strip_prefix("deploy-request ") {
-                                        Some(self.deploy(plan, job, prepared, run, i).await)
-                                    } else if m == "artifacts-request" {
-                                        Some(self.upload_artifacts(plan, prepared, run).await)
-                                    } else {
-                                        None
-                                    };
-                                    if let Some(code) = reply {
-                                        if let Some(w) = input.as_mut() {
-                                            let _ = w.write_all(format!("{code}\n").as_bytes()).await;
-                                            let _ = w.flush().await;
-                                        }
-                                    } else {
-                                        run.marker(&m, &prepared.script).await;
-                                    }
-                                }
+                                Piece::Marker(m) => self.on_marker(plan, job, prepared, run, &mut input, &m).await,
                             }
                         }
                     }
                     Some(Err(e)) => {
                         run.error(&e.to_string()).await;
-                        stopped = Some((JobResult::Errored, e.to_string()));
-                        break;
+                        break Some((JobResult::Errored, e.to_string()));
                     }
-                    None => break,
+                    None => break None,
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     let why = format!("The job exceeded its time limit of {} and was stopped.", fmt_duration(self.options.job_timeout));
-                    stopped = Some((JobResult::Errored, why));
-                    break;
+                    break Some((JobResult::Errored, why));
                 }
                 _ = tokio::time::sleep_until(silence_deadline) => {
                     let why = format!("No output has been received in the last {}; the job was stopped (use travis_wait for long silent commands).", fmt_duration(self.options.no_output_timeout));
-                    stopped = Some((JobResult::Errored, why));
-                    break;
+                    break Some((JobResult::Errored, why));
                 }
                 _ = cancel.cancelled() => {
-                    stopped = Some((JobResult::Canceled, "The job was canceled.".into()));
-                    break;
+                    break Some((JobResult::Canceled, "The job was canceled.".into()));
                 }
                 why = &mut disk => {
-                    stopped = Some((JobResult::Errored, why));
-                    break;
+                    break Some((JobResult::Errored, why));
                 }
             }
-        }
+        };
         parser.finish(&mut pieces);
         for piece in pieces.drain(..) {
             if let Piece::Log(b) = piece {
@@ -270,62 +291,34 @@ impl Runner {
             }
         }
         drop(input);
-        if let Some((result, why)) = stopped {
-            if let Err(e) = self.executor.kill(&spec.job_id).await {
-                run.error(&format!("stopping the job container failed: {e}"))
-                    .await;
-            }
-            run.close_open_command();
-            run.error(&why).await;
-            return (result, Some(why), None);
-        }
-        let exit = match self.executor.wait(&spec.job_id).await {
-            Ok(code) => code,
-            Err(e) => {
-                run.error(&e.to_string()).await;
-                return (JobResult::Errored, Some(e.to_string()), None);
-            }
+        stopped
+    }
+
+    /// A marker: a request the runner answers on the job's stdin (a deploy, the artifacts'
+    /// upload), or progress the job's records take in.
+    async fn on_marker(
+        &self,
+        plan: &Plan,
+        job: &Job,
+        prepared: &PreparedJob,
+        run: &mut JobRun<'_>,
+        input: &mut Option<InputWriter>,
+        marker: &str,
+    ) {
+        let reply = if let Some(i) = marker.strip_prefix("deploy-request ") {
+            Some(self.deploy(plan, job, prepared, run, i).await)
+        } else if marker == "artifacts-request" {
+            Some(self.upload_artifacts(plan, prepared, run).await)
+        } else {
+            None
         };
-        // A command that ends the shell itself (`exit 3`) leaves its command open.
-        let open = run.command_started.map(|(p, _, _)| p);
-        if let Some(c) = open.and_then(|p| run.phase_mut(p).commands.last_mut()) {
-            c.exit_code = Some(exit as i32);
-        }
-        run.close_open_command();
-        match (run.reported.take(), open) {
-            (Some(result), _) => {
-                let reason = match result {
-                    JobResult::Passed => None,
-                    JobResult::Failed => Some("a script command failed".into()),
-                    _ => Some(run.error_reason()),
-                };
-                (result, reason, Some(exit))
+        if let Some(code) = reply {
+            if let Some(w) = input.as_mut() {
+                let _ = w.write_all(format!("{code}\n").as_bytes()).await;
+                let _ = w.flush().await;
             }
-            (None, Some(phase)) if exit != 137 => {
-                run.error(&format!(
-                    "A {} command ended the job's shell with exit code {exit}.",
-                    phase.as_str()
-                ))
-                .await;
-                let result = match (phase, exit) {
-                    (_, 0) => JobResult::Passed,
-                    (PhaseName::Script, _) => JobResult::Failed,
-                    _ => JobResult::Errored,
-                };
-                let reason =
-                    (result != JobResult::Passed).then(|| format!("{} failed", phase.as_str()));
-                (result, reason, Some(exit))
-            }
-            (None, _) => {
-                let why = if exit == 137 {
-                    "The job's shell was killed (exit code 137), most likely by the memory limit."
-                        .to_string()
-                } else {
-                    format!("The job's shell exited with code {exit} before the job finished.")
-                };
-                run.error(&why).await;
-                (JobResult::Errored, Some(why), Some(exit))
-            }
+        } else {
+            run.marker(marker, &prepared.script).await;
         }
     }
 
@@ -407,6 +400,55 @@ impl Runner {
                     .await;
                 1
             }
+        }
+    }
+}
+
+/// How a job ended: its result, why (when it did not pass), and the shell's exit code.
+type Ending = (JobResult, Option<String>, Option<i64>);
+
+/// How a job whose shell exited with `exit` ended: as its script reported, else as the command
+/// that ended the shell decides, else errored.
+async fn ending_of_exit(run: &mut JobRun<'_>, exit: i64) -> Ending {
+    // A command that ends the shell itself (`exit 3`) leaves its command open.
+    let open = run.command_started.map(|(p, _, _)| p);
+    if let Some(c) = open.and_then(|p| run.phase_mut(p).commands.last_mut()) {
+        c.exit_code = Some(exit as i32);
+    }
+    run.close_open_command();
+    match (run.reported.take(), open) {
+        (Some(result), _) => {
+            let reason = match result {
+                JobResult::Passed => None,
+                JobResult::Failed => Some("a script command failed".into()),
+                _ => Some(run.error_reason()),
+            };
+            (result, reason, Some(exit))
+        }
+        (None, Some(phase)) if exit != 137 => {
+            run.error(&format!(
+                "A {} command ended the job's shell with exit code {exit}.",
+                phase.as_str()
+            ))
+            .await;
+            let result = match (phase, exit) {
+                (_, 0) => JobResult::Passed,
+                (PhaseName::Script, _) => JobResult::Failed,
+                _ => JobResult::Errored,
+            };
+            let reason =
+                (result != JobResult::Passed).then(|| format!("{} failed", phase.as_str()));
+            (result, reason, Some(exit))
+        }
+        (None, _) => {
+            let why = if exit == 137 {
+                "The job's shell was killed (exit code 137), most likely by the memory limit."
+                    .to_string()
+            } else {
+                format!("The job's shell exited with code {exit} before the job finished.")
+            };
+            run.error(&why).await;
+            (JobResult::Errored, Some(why), Some(exit))
         }
     }
 }

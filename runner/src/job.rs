@@ -129,6 +129,8 @@ impl<'a> JobRun<'a> {
         }
     }
 
+    /// Takes in one marker of the job's script: progress, a command's or a deploy's end, or the
+    /// result the script reports.
     pub(crate) async fn marker(&mut self, marker: &str, script: &CompiledScript) {
         let mut words = marker.split(' ');
         let kind = words.next().unwrap_or_default();
@@ -169,20 +171,7 @@ impl<'a> JobRun<'a> {
             }
             "cmd-start" => {
                 if let (Some(p), Ok(i)) = (phase_of(&arg(1)), arg(2).parse::<usize>()) {
-                    let command = script.commands(p).get(i).cloned().unwrap_or_default();
-                    self.command_started = Some((p, i, Instant::now()));
-                    self.phase_mut(p).commands.push(CommandOutcome {
-                        command: command.clone(),
-                        exit_code: None,
-                        duration: Duration::ZERO,
-                    });
-                    self.log(Bytes::from(format!("$ {command}\n"))).await;
-                    self.send(JobEvent::CommandStarted {
-                        phase: p,
-                        index: i,
-                        command,
-                    })
-                    .await;
+                    self.command_began(p, i, script).await;
                 }
             }
             "cmd-end" => {
@@ -191,38 +180,7 @@ impl<'a> JobRun<'a> {
                     arg(2).parse::<usize>(),
                     arg(3).parse::<i32>(),
                 ) {
-                    let d = self
-                        .command_started
-                        .take()
-                        .map(|(_, _, t)| t.elapsed())
-                        .unwrap_or_default();
-                    if let Some(c) = self.phase_mut(p).commands.last_mut() {
-                        c.exit_code = Some(code);
-                        c.duration = d;
-                    }
-                    if code != 0 {
-                        let command = script.commands(p).get(i).cloned().unwrap_or_default();
-                        self.log(Bytes::from(format!(
-                            "{ERROR}The command \"{command}\" exited with {code}.{RESET}\n"
-                        )))
-                        .await;
-                        if matches!(
-                            p,
-                            PhaseName::BeforeInstall
-                                | PhaseName::Install
-                                | PhaseName::BeforeScript
-                                | PhaseName::BeforeDeploy
-                        ) {
-                            self.errored_phase = Some(p);
-                        }
-                    }
-                    self.send(JobEvent::CommandFinished {
-                        phase: p,
-                        index: i,
-                        exit_code: code,
-                        duration: d,
-                    })
-                    .await;
+                    self.command_ended(p, i, code, script).await;
                 }
             }
             "deploy-start" => {
@@ -239,27 +197,7 @@ impl<'a> JobRun<'a> {
             }
             "deploy-end" => {
                 if let (Ok(i), Ok(code)) = (arg(1).parse::<usize>(), arg(2).parse::<i32>()) {
-                    let d = self
-                        .deploy_started
-                        .take()
-                        .map(|(_, t)| t.elapsed())
-                        .unwrap_or_default();
-                    let provider = script
-                        .deploys
-                        .get(i)
-                        .map(|d| d.provider.clone())
-                        .unwrap_or_default();
-                    if code != 0 {
-                        self.log(Bytes::from(format!(
-                            "{ERROR}Deploy with provider {provider} failed (exit {code}).{RESET}\n"
-                        )))
-                        .await;
-                    }
-                    self.deploys.push(DeployOutcome {
-                        provider,
-                        exit_code: Some(code),
-                        duration: d,
-                    });
+                    self.deploy_ended(i, code, script).await;
                 }
             }
             "terminate" => {
@@ -284,6 +222,86 @@ impl<'a> JobRun<'a> {
             }
             _ => {}
         }
+    }
+
+    /// Command `i` of phase `p` began: its record opens and its text goes to the log.
+    async fn command_began(&mut self, p: PhaseName, i: usize, script: &CompiledScript) {
+        let command = script.commands(p).get(i).cloned().unwrap_or_default();
+        self.command_started = Some((p, i, Instant::now()));
+        self.phase_mut(p).commands.push(CommandOutcome {
+            command: command.clone(),
+            exit_code: None,
+            duration: Duration::ZERO,
+        });
+        self.log(Bytes::from(format!("$ {command}\n"))).await;
+        self.send(JobEvent::CommandStarted {
+            phase: p,
+            index: i,
+            command,
+        })
+        .await;
+    }
+
+    /// Command `i` of phase `p` exited with `code`; a failure in a phase before `script`
+    /// errors the job.
+    async fn command_ended(&mut self, p: PhaseName, i: usize, code: i32, script: &CompiledScript) {
+        let d = self
+            .command_started
+            .take()
+            .map(|(_, _, t)| t.elapsed())
+            .unwrap_or_default();
+        if let Some(c) = self.phase_mut(p).commands.last_mut() {
+            c.exit_code = Some(code);
+            c.duration = d;
+        }
+        if code != 0 {
+            let command = script.commands(p).get(i).cloned().unwrap_or_default();
+            self.log(Bytes::from(format!(
+                "{ERROR}The command \"{command}\" exited with {code}.{RESET}\n"
+            )))
+            .await;
+            if matches!(
+                p,
+                PhaseName::BeforeInstall
+                    | PhaseName::Install
+                    | PhaseName::BeforeScript
+                    | PhaseName::BeforeDeploy
+            ) {
+                self.errored_phase = Some(p);
+            }
+        }
+        self.send(JobEvent::CommandFinished {
+            phase: p,
+            index: i,
+            exit_code: code,
+            duration: d,
+        })
+        .await;
+    }
+
+    /// Deploy step `i` exited with `code`.
+    async fn deploy_ended(&mut self, i: usize, code: i32, script: &CompiledScript) {
+        let d = self
+            .deploy_started
+            .take()
+            .map(|(_, t)| t.elapsed())
+            .unwrap_or_default();
+        let provider = script
+            .deploys
+            .get(i)
+            .map(|d| d.provider.clone())
+            .unwrap_or_default();
+        if code != 0 {
+            self.log(Bytes::from(format!(
+                "{ERROR}Deploy with provider {provider} failed (exit {code}).{RESET}\n"
+            )))
+            .await;
+        }
+        self.deploys.push(DeployOutcome {
+            provider,
+            exit_code: Some(code),
+            duration: d,
+        });
     }
 
     pub(crate) async fn finish(

@@ -1,14 +1,15 @@
 //! Job preparation: from a plan's job to the container spec, the compiled script, the values
 //! the log masks and the notices the log starts with, without touching the engine.
 
-use slipway_pipelines::plan::{EnvValue, EventType, Job, Plan};
+use slipway_pipelines::plan::{Context, EnvValue, EventType, Job, Plan};
 
 use crate::cache;
 use crate::env::{self, BuildInfo, EnvInputs};
-use crate::executor::{FileSpec, JobSpec, VolumeMount};
-use crate::runner::{Runner, build_dir};
+use crate::executor::{FileSpec, JobSpec, ServiceSpec, VolumeMount};
+use crate::runner::{Runner, RunnerOptions, build_dir};
 use crate::scope::{CacheScope, Owner, Trust};
 use crate::script::{self, CompiledScript, DeployKind, DeployStep, ScriptEnv, ScriptInputs};
+use crate::secret_source::SecretSource;
 use crate::services;
 use crate::workspace::Workspace;
 use slipway_pipelines::placement::{self, Placement};
@@ -47,314 +48,40 @@ impl Runner {
     ) -> Result<PreparedJob, PrepareError> {
         let ctx = &plan.context;
         let build_dir = build_dir(&self.options.build_root, &ctx.repo);
-        let mut notices = Vec::new();
-        let (image, platform) = match placement::place(job, &self.options.hosting) {
-            Placement::Here { image, platform } => {
-                if let Some(image) = &image {
-                    notices.push(format!(
-                        "os: {} runs in the image {image}, as the operator configured",
-                        job.matrix
-                            .get("os")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("linux")
-                    ));
-                }
-                if let Some(platform) = &platform {
-                    notices.push(format!("The job runs as {platform} through emulation"));
-                }
-                (image.unwrap_or_else(|| job.image.name.clone()), platform)
-            }
-            Placement::NotHere(why) => return Err(PrepareError(format!("not run here: {why}"))),
-        };
+        let mut p = Preparing::new(&self.options, ctx, job);
+        let (image, platform) = p.placement()?;
         // `git: clone: false`: nothing of the repository goes in, as on Travis.
         let workspace = workspace.filter(|_| job.git.clone);
         if !job.git.clone {
-            notices.push(format!(
+            p.notices.push(format!(
                 "Skipping the clone (git: clone: false): the job starts in an empty {build_dir}"
             ));
         }
-        let can_decrypt = self.options.secrets.is_some() && !ctx.fork;
-        // Why secrets are withheld, for the log: the fork rule, or no key here.
-        let withheld_because = if ctx.fork {
-            "this is a pull request from a fork, and secrets go only to trusted builds".to_string()
-        } else {
-            format!("no key for {} is present here", ctx.repo)
-        };
-        let mut secrets = Vec::new();
-        let mut script_env = Vec::new();
-        let mut secure_skipped = Vec::new();
-        if let (Some(src), false) = (&self.options.secrets, can_decrypt) {
-            // Names only: a fork's log says which settings variables it does not get.
-            let names: Vec<String> = src
-                .settings(&ctx.repo)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(name, _)| name)
-                .collect();
-            if !names.is_empty() {
-                notices.push(format!(
-                    "Settings variables are not exported because {withheld_because}: {}",
-                    names.join(", ")
-                ));
-            }
-        }
-        if let (Some(src), true) = (&self.options.secrets, can_decrypt) {
-            let settings = src.settings(&ctx.repo).map_err(|e| {
-                PrepareError(format!("reading the repository's settings variables: {e}"))
-            })?;
-            for (name, value) in settings {
-                secrets.push(value.clone());
-                script_env.push(ScriptEnv::Secret { name, value });
-            }
-        }
-        for var in &job.env {
-            match &var.value {
-                EnvValue::Plain(v) => script_env.push(ScriptEnv::Shell {
-                    name: var.name.clone(),
-                    value: v.clone(),
-                }),
-                EnvValue::Secure(cipher) => match (&self.options.secrets, can_decrypt) {
-                    (Some(src), true) => {
-                        let (_, value) = src.decrypt_env(&ctx.repo, cipher).map_err(|e| {
-                            PrepareError(format!(
-                                "decrypting the secure value of {}: {e}",
-                                var.name
-                            ))
-                        })?;
-                        secrets.push(value.clone());
-                        script_env.push(ScriptEnv::Secret {
-                            name: var.name.clone(),
-                            value,
-                        });
-                    }
-                    _ => secure_skipped.push(var.name.clone()),
-                },
-                EnvValue::SecureAssignment(cipher) => match (&self.options.secrets, can_decrypt) {
-                    (Some(src), true) => {
-                        let (name, value) = src.decrypt_env(&ctx.repo, cipher).map_err(|e| {
-                            PrepareError(format!("decrypting a secure env entry: {e}"))
-                        })?;
-                        secrets.push(value.clone());
-                        script_env.push(ScriptEnv::Secret { name, value });
-                    }
-                    _ => secure_skipped.push("(a secure env entry)".into()),
-                },
-            }
-        }
-        if !secure_skipped.is_empty() {
-            notices.push(format!(
-                "Secure variables are unset because {withheld_because}: {}",
-                secure_skipped.join(", ")
-            ));
-        }
-        let secure_env_vars = can_decrypt;
-        let inputs = EnvInputs {
-            context: ctx,
-            job,
-            build,
-            build_dir: &build_dir,
-            secure_env_vars,
-        };
-        let mut env = env::job_environment(&inputs);
-        // Git refuses repositories owned by another user; the workspace is ours to trust.
-        env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
-        env.push(("GIT_CONFIG_KEY_0".into(), "safe.directory".into()));
-        env.push(("GIT_CONFIG_VALUE_0".into(), "*".into()));
-
-        // Services.
-        let mut service_specs = Vec::new();
-        let mut docker_socket = false;
-        for name in &crate::addons::services(job) {
-            if name == "docker" {
-                if !self.options.trusted || ctx.fork {
-                    return Err(PrepareError(
-                        "services: docker gives the job the Docker engine, which only trusted builds get; this build is not trusted".into(),
-                    ));
-                }
-                docker_socket = true;
-                notices.push(
-                    "services: docker: this job can use the host's Docker engine (trusted build); containers it starts are not cleaned up by Slipway".into(),
-                );
-                continue;
-            }
-            let spec = self
-                .options
-                .service_overrides
-                .get(name)
-                .cloned()
-                .or_else(|| {
-                    let mut spec = services::default_spec(name)?;
-                    if let Some(image) =
-                        crate::addons::service_image(&job.addons, name, &spec.image)
-                    {
-                        spec.image = image;
-                    }
-                    Some(spec)
-                })
-                .ok_or_else(|| {
-                    PrepareError(format!(
-                        "unknown service {name}; known: docker, {}",
-                        services::SERVICES
-                            .iter()
-                            .map(|s| s.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
-            notices.push(format!(
-                "Service {} ({}) is reachable on localhost and as {}",
-                spec.name,
-                spec.image,
-                std::iter::once(&spec.name)
-                    .chain(&spec.aliases)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            service_specs.push(spec);
-        }
-
+        let script_env = p.script_env()?;
+        let env = p.container_env(build, &build_dir);
+        let (service_specs, docker_socket) = p.services()?;
         if Trust::of(ctx) == Trust::Untrusted {
-            notices.push(
+            p.notices.push(
                 "This build is not trusted (a pull request from a fork): its containers run on a network of their own, shared with no other build".into(),
             );
         }
-
-        // Cache.
-        let cache_dirs = if self.options.cache {
-            cache::directories(job)
-        } else {
-            Vec::new()
-        };
-        let mut volumes = Vec::new();
-        if !cache_dirs.is_empty() {
-            let key = cache::job_key(job);
-            let scope = CacheScope::for_build(ctx, &self.options.default_branch);
-            let cache_restore_is_own = cache_restore.as_ref() == Some(&scope.own);
-            let mut labels = vec![("dev.slipway.cache.repo".into(), ctx.repo.clone())];
-            labels.extend(scope.own.labels());
-            labels.push(("dev.slipway.cache.key".into(), key.clone()));
-            volumes.push(VolumeMount {
-                volume: cache::volume_name(&ctx.repo, &scope.own, &key),
-                target: script::CACHE_MOUNT.into(),
-                read_only: false,
-                labels,
-            });
-            // Only a fallback of the build's own scope is ever mounted, and only read-only.
-            let own = &scope.own;
-            let fallback = cache_restore.filter(|o| scope.fallbacks.contains(o));
-            notices.push(match (&fallback, cache_restore_is_own) {
-                (Some(from), _) => format!(
-                    "Cache: restoring the cache of {from} (read-only for this build); saving into the cache of {own}"
-                ),
-                (None, true) => format!("Cache: restoring and saving the cache of {own}"),
-                (None, false) => format!(
-                    "Cache: nothing is cached yet for {own} nor what it may start from; saving into the cache of {own}"
-                ),
-            });
-            if let Some(from) = fallback {
-                volumes.push(VolumeMount {
-                    volume: cache::volume_name(&ctx.repo, &from, &key),
-                    target: script::CACHE_FALLBACK_MOUNT.into(),
-                    read_only: true,
-                    labels: Vec::new(),
-                });
-            }
-        }
-
+        let (cache_dirs, mut volumes) = p.cache_volumes(cache_restore);
         // Workspaces of this build, beside the caches and in the build's own cache scope.
         let scope = CacheScope::for_build(ctx, &self.options.default_branch);
         volumes.extend(crate::build_workspaces::mounts(job, &scope, build.number));
         for name in &job.workspaces.uses {
-            notices.push(format!("Using workspace {name} of this build"));
+            p.notices
+                .push(format!("Using workspace {name} of this build"));
         }
-
-        // Every deploy is a step, in file order: the ones that do not run for this event say why
-        // where they would have run.
-        let mut deploys = Vec::new();
-        if ctx.event == EventType::PullRequest && !job.deploys.is_empty() {
-            notices.push(format!(
-                "Deploys do not run for pull requests{}: {}",
-                if ctx.fork {
-                    " (this one is from a fork)"
-                } else {
-                    ""
-                },
-                job.deploys
-                    .iter()
-                    .map(|d| d.provider.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        for (index, d) in job.deploys.iter().enumerate() {
-            let kind = if ctx.event == EventType::PullRequest {
-                DeployKind::Skipped("deploys never run on pull request builds".into())
-            } else if !d.decision.included {
-                DeployKind::Skipped(d.decision.reason.clone())
-            } else if d.provider == "script" {
-                let cmd = d
-                    .options
-                    .get("script")
-                    .and_then(|v| v.as_str())
-                    .ok_or_else(|| {
-                        PrepareError("deploy provider script needs a `script:` command".into())
-                    })?;
-                DeployKind::Script(cmd.to_string())
-            } else {
-                DeployKind::Hook
-            };
-            // A provider or a script that prints a decrypted deploy option shows `[secure]`:
-            // the options' secure values join the masker before anything runs.
-            if let (Some(src), true, DeployKind::Script(_) | DeployKind::Hook) =
-                (&self.options.secrets, can_decrypt, &kind)
-            {
-                let mut ciphertexts = Vec::new();
-                for value in d.options.values() {
-                    secure_values(value, &mut ciphertexts);
-                }
-                // One that does not decrypt fails its deploy later, naming the option.
-                secrets.extend(
-                    ciphertexts
-                        .into_iter()
-                        .filter_map(|c| src.decrypt_env(&ctx.repo, c).ok())
-                        .map(|(_, value)| value),
-                );
-            }
-            deploys.push(DeployStep {
-                index,
-                provider: d.provider.clone(),
-                kind,
-                allow_failure: d.allow_failure,
-                conditions: d.condition.clone(),
-                cleanup: !d.skip_cleanup,
-            });
-        }
-
+        let deploys = p.deploy_steps()?;
         let nonce = {
             let mut b = [0u8; 12];
             getrandom::fill(&mut b).map_err(|e| PrepareError(format!("random nonce: {e}")))?;
             hex::encode(b)
         };
-        let artifacts = job.addons.artifacts.as_ref().map(|options| {
-            let decrypt = |cipher: &str| match (&self.options.secrets, can_decrypt) {
-                (Some(src), true) => src.decrypt_env(&ctx.repo, cipher).ok().map(|(_, v)| v),
-                _ => None,
-            };
-            let env = crate::artifacts::script_env(options, &decrypt);
-            for var in &env {
-                if let ScriptEnv::Secret { value, .. } = var {
-                    secrets.push(value.clone());
-                }
-            }
-            let branch = options
-                .get("branch")
-                .and_then(|b| b.as_str())
-                .map(str::to_owned);
-            script::ArtifactsStep { env, branch }
-        });
+        let artifacts = p.artifacts_step();
         let addon_steps = crate::addons::steps(job, &self.options.apt_sources);
-        notices.extend(addon_steps.notices);
+        p.notices.extend(addon_steps.notices);
         let sinputs = ScriptInputs {
             job,
             nonce: &nonce,
@@ -378,38 +105,7 @@ impl Runner {
             },
             crate::sudo::shim_file(),
         ];
-        if !job.secret_files.is_empty() {
-            match (&self.options.secrets, can_decrypt, workspace) {
-                (Some(src), true, Some(ws)) => {
-                    for f in &job.secret_files {
-                        let data = std::fs::read(ws.root.join(f)).map_err(|e| {
-                            PrepareError(format!("reading encrypted file {f}: {e}"))
-                        })?;
-                        let plain = src
-                            .decrypt_file(&ctx.repo, &data)
-                            .map_err(|e| PrepareError(format!("decrypting {f}: {e}")))?;
-                        let target = f.strip_suffix(".age").unwrap_or(f);
-                        // A job that prints the file shows `[secure]`, line by line.
-                        if let Ok(text) = std::str::from_utf8(&plain) {
-                            secrets.push(text.to_string());
-                        }
-                        files.push(FileSpec {
-                            path: format!("{build_dir}/{target}"),
-                            contents: plain,
-                            mode: 0o600,
-                        });
-                    }
-                }
-                (_, true, None) => notices.push(format!(
-                    "Encrypted files are not decrypted because the job has no workspace to read them from: {}",
-                    job.secret_files.join(", ")
-                )),
-                _ => notices.push(format!(
-                    "Encrypted files are not decrypted because {withheld_because}: {}",
-                    job.secret_files.join(", ")
-                )),
-            }
-        }
+        files.extend(p.secret_files(workspace, &build_dir)?);
 
         let spec = JobSpec {
             job_id: format!("{}-{}", build.id, job.number),
@@ -433,9 +129,401 @@ impl Runner {
             spec,
             script: compiled,
             display_script,
-            secrets,
-            notices,
+            secrets: p.secrets,
+            notices: p.notices,
         })
+    }
+}
+
+/// One job's preparation under way: what it reads, and the values the log masks and the notices
+/// the log starts with, gathered step by step in the order the log shows them.
+struct Preparing<'a> {
+    options: &'a RunnerOptions,
+    ctx: &'a Context,
+    job: &'a Job,
+    /// Secrets are decrypted only for trusted builds on a runner that has a key.
+    can_decrypt: bool,
+    /// Why secrets are withheld, for the log: the fork rule, or no key here.
+    withheld_because: String,
+    secrets: Vec<String>,
+    notices: Vec<String>,
+}
+
+impl<'a> Preparing<'a> {
+    fn new(options: &'a RunnerOptions, ctx: &'a Context, job: &'a Job) -> Self {
+        let withheld_because = if ctx.fork {
+            "this is a pull request from a fork, and secrets go only to trusted builds".to_string()
+        } else {
+            format!("no key for {} is present here", ctx.repo)
+        };
+        Preparing {
+            options,
+            ctx,
+            job,
+            can_decrypt: options.secrets.is_some() && !ctx.fork,
+            withheld_because,
+            secrets: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+
+    /// The secret source, when this build may decrypt.
+    fn decrypter(&self) -> Option<&'a dyn SecretSource> {
+        let options: &'a RunnerOptions = self.options;
+        options.secrets.as_deref().filter(|_| self.can_decrypt)
+    }
+
+    /// The image and platform the job runs with here, or why it is not run here.
+    fn placement(&mut self) -> Result<(String, Option<String>), PrepareError> {
+        let job = self.job;
+        match placement::place(job, &self.options.hosting) {
+            Placement::Here { image, platform } => {
+                if let Some(image) = &image {
+                    self.notices.push(format!(
+                        "os: {} runs in the image {image}, as the operator configured",
+                        job.matrix
+                            .get("os")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("linux")
+                    ));
+                }
+                if let Some(platform) = &platform {
+                    self.notices
+                        .push(format!("The job runs as {platform} through emulation"));
+                }
+                Ok((image.unwrap_or_else(|| job.image.name.clone()), platform))
+            }
+            Placement::NotHere(why) => Err(PrepareError(format!("not run here: {why}"))),
+        }
+    }
+
+    /// The script's variables: settings variables, then the file's `env:`, secure values
+    /// decrypted when the build may have them and named as withheld when not.
+    fn script_env(&mut self) -> Result<Vec<ScriptEnv>, PrepareError> {
+        let ctx = self.ctx;
+        let mut script_env = Vec::new();
+        let mut secure_skipped = Vec::new();
+        if let (Some(src), false) = (&self.options.secrets, self.can_decrypt) {
+            // Names only: a fork's log says which settings variables it does not get.
+            let names: Vec<String> = src
+                .settings(&ctx.repo)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            if !names.is_empty() {
+                self.notices.push(format!(
+                    "Settings variables are not exported because {}: {}",
+                    self.withheld_because,
+                    names.join(", ")
+                ));
+            }
+        }
+        if let Some(src) = self.decrypter() {
+            let settings = src.settings(&ctx.repo).map_err(|e| {
+                PrepareError(format!("reading the repository's settings variables: {e}"))
+            })?;
+            for (name, value) in settings {
+                self.secrets.push(value.clone());
+                script_env.push(ScriptEnv::Secret { name, value });
+            }
+        }
+        for var in &self.job.env {
+            match (&var.value, self.decrypter()) {
+                (EnvValue::Plain(v), _) => script_env.push(ScriptEnv::Shell {
+                    name: var.name.clone(),
+                    value: v.clone(),
+                }),
+                (EnvValue::Secure(cipher), Some(src)) => {
+                    let (_, value) = src.decrypt_env(&ctx.repo, cipher).map_err(|e| {
+                        PrepareError(format!("decrypting the secure value of {}: {e}", var.name))
+                    })?;
+                    self.secrets.push(value.clone());
+                    script_env.push(ScriptEnv::Secret {
+                        name: var.name.clone(),
+                        value,
+                    });
+                }
+                (EnvValue::Secure(_), None) => secure_skipped.push(var.name.clone()),
+                (EnvValue::SecureAssignment(cipher), Some(src)) => {
+                    let (name, value) = src
+                        .decrypt_env(&ctx.repo, cipher)
+                        .map_err(|e| PrepareError(format!("decrypting a secure env entry: {e}")))?;
+                    self.secrets.push(value.clone());
+                    script_env.push(ScriptEnv::Secret { name, value });
+                }
+                (EnvValue::SecureAssignment(_), None) => {
+                    secure_skipped.push("(a secure env entry)".into())
+                }
+            }
+        }
+        if !secure_skipped.is_empty() {
+            self.notices.push(format!(
+                "Secure variables are unset because {}: {}",
+                self.withheld_because,
+                secure_skipped.join(", ")
+            ));
+        }
+        Ok(script_env)
+    }
+
+    /// The container's environment: Travis's variables, and git trusting the workspace.
+    fn container_env(&self, build: &BuildInfo, build_dir: &str) -> Vec<(String, String)> {
+        let inputs = EnvInputs {
+            context: self.ctx,
+            job: self.job,
+            build,
+            build_dir,
+            secure_env_vars: self.can_decrypt,
+        };
+        let mut env = env::job_environment(&inputs);
+        // Git refuses repositories owned by another user; the workspace is ours to trust.
+        env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
+        env.push(("GIT_CONFIG_KEY_0".into(), "safe.directory".into()));
+        env.push(("GIT_CONFIG_VALUE_0".into(), "*".into()));
+        env
+    }
+
+    /// The job's service containers, and whether it gets the engine's socket (`services: docker`,
+    /// trusted builds only).
+    fn services(&mut self) -> Result<(Vec<ServiceSpec>, bool), PrepareError> {
+        let (job, ctx) = (self.job, self.ctx);
+        let mut service_specs = Vec::new();
+        let mut docker_socket = false;
+        for name in &crate::addons::services(job) {
+            if name == "docker" {
+                if !self.options.trusted || ctx.fork {
+                    return Err(PrepareError(
+                        "services: docker gives the job the Docker engine, which only trusted builds get; this build is not trusted".into(),
+                    ));
+                }
+                docker_socket = true;
+                self.notices.push(
+                    "services: docker: this job can use the host's Docker engine (trusted build); containers it starts are not cleaned up by Slipway".into(),
+                );
+                continue;
+            }
+            let spec = self.service_spec(name)?;
+            self.notices.push(format!(
+                "Service {} ({}) is reachable on localhost and as {}",
+                spec.name,
+                spec.image,
+                std::iter::once(&spec.name)
+                    .chain(&spec.aliases)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            service_specs.push(spec);
+        }
+        Ok((service_specs, docker_socket))
+    }
+
+    /// The operator's override of a service, else the table's entry with the job's image.
+    fn service_spec(&self, name: &str) -> Result<ServiceSpec, PrepareError> {
+        self.options
+            .service_overrides
+            .get(name)
+            .cloned()
+            .or_else(|| {
+                let mut spec = services::default_spec(name)?;
+                if let Some(image) =
+                    crate::addons::service_image(&self.job.addons, name, &spec.image)
+                {
+                    spec.image = image;
+                }
+                Some(spec)
+            })
+            .ok_or_else(|| {
+                PrepareError(format!(
+                    "unknown service {name}; known: docker, {}",
+                    services::SERVICES
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+
+    /// The cached directories and the cache volumes: the build's own, and a read-only fallback
+    /// it restores from.
+    fn cache_volumes(&mut self, cache_restore: Option<Owner>) -> (Vec<String>, Vec<VolumeMount>) {
+        let (job, ctx) = (self.job, self.ctx);
+        let cache_dirs = if self.options.cache {
+            cache::directories(job)
+        } else {
+            Vec::new()
+        };
+        let mut volumes = Vec::new();
+        if cache_dirs.is_empty() {
+            return (cache_dirs, volumes);
+        }
+        let key = cache::job_key(job);
+        let scope = CacheScope::for_build(ctx, &self.options.default_branch);
+        let cache_restore_is_own = cache_restore.as_ref() == Some(&scope.own);
+        let mut labels = vec![("dev.slipway.cache.repo".into(), ctx.repo.clone())];
+        labels.extend(scope.own.labels());
+        labels.push(("dev.slipway.cache.key".into(), key.clone()));
+        volumes.push(VolumeMount {
+            volume: cache::volume_name(&ctx.repo, &scope.own, &key),
+            target: script::CACHE_MOUNT.into(),
+            read_only: false,
+            labels,
+        });
+        // Only a fallback of the build's own scope is ever mounted, and only read-only.
+        let own = &scope.own;
+        let fallback = cache_restore.filter(|o| scope.fallbacks.contains(o));
+        self.notices.push(match (&fallback, cache_restore_is_own) {
+            (Some(from), _) => format!(
+                "Cache: restoring the cache of {from} (read-only for this build); saving into the cache of {own}"
+            ),
+            (None, true) => format!("Cache: restoring and saving the cache of {own}"),
+            (None, false) => format!(
+                "Cache: nothing is cached yet for {own} nor what it may start from; saving into the cache of {own}"
+            ),
+        });
+        if let Some(from) = fallback {
+            volumes.push(VolumeMount {
+                volume: cache::volume_name(&ctx.repo, &from, &key),
+                target: script::CACHE_FALLBACK_MOUNT.into(),
+                read_only: true,
+                labels: Vec::new(),
+            });
+        }
+        (cache_dirs, volumes)
+    }
+
+    /// Every deploy is a step, in file order: the ones that do not run for this event say why
+    /// where they would have run.
+    fn deploy_steps(&mut self) -> Result<Vec<DeployStep>, PrepareError> {
+        let (job, ctx) = (self.job, self.ctx);
+        if ctx.event == EventType::PullRequest && !job.deploys.is_empty() {
+            self.notices.push(format!(
+                "Deploys do not run for pull requests{}: {}",
+                if ctx.fork {
+                    " (this one is from a fork)"
+                } else {
+                    ""
+                },
+                job.deploys
+                    .iter()
+                    .map(|d| d.provider.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut deploys = Vec::new();
+        for (index, d) in job.deploys.iter().enumerate() {
+            let kind = if ctx.event == EventType::PullRequest {
+                DeployKind::Skipped("deploys never run on pull request builds".into())
+            } else if !d.decision.included {
+                DeployKind::Skipped(d.decision.reason.clone())
+            } else if d.provider == "script" {
+                let cmd = d
+                    .options
+                    .get("script")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| {
+                        PrepareError("deploy provider script needs a `script:` command".into())
+                    })?;
+                DeployKind::Script(cmd.to_string())
+            } else {
+                DeployKind::Hook
+            };
+            // A provider or a script that prints a decrypted deploy option shows `[secure]`:
+            // the options' secure values join the masker before anything runs.
+            if let (Some(src), DeployKind::Script(_) | DeployKind::Hook) = (self.decrypter(), &kind)
+            {
+                let mut ciphertexts = Vec::new();
+                for value in d.options.values() {
+                    secure_values(value, &mut ciphertexts);
+                }
+                // One that does not decrypt fails its deploy later, naming the option.
+                self.secrets.extend(
+                    ciphertexts
+                        .into_iter()
+                        .filter_map(|c| src.decrypt_env(&ctx.repo, c).ok())
+                        .map(|(_, value)| value),
+                );
+            }
+            deploys.push(DeployStep {
+                index,
+                provider: d.provider.clone(),
+                kind,
+                allow_failure: d.allow_failure,
+                conditions: d.condition.clone(),
+                cleanup: !d.skip_cleanup,
+            });
+        }
+        Ok(deploys)
+    }
+
+    /// The `addons.artifacts` step, its secure options decrypted when the build may have them.
+    fn artifacts_step(&mut self) -> Option<script::ArtifactsStep> {
+        let options = self.job.addons.artifacts.as_ref()?;
+        let decrypter = self.decrypter();
+        let repo = &self.ctx.repo;
+        let decrypt = |cipher: &str| {
+            decrypter
+                .and_then(|src| src.decrypt_env(repo, cipher).ok())
+                .map(|(_, v)| v)
+        };
+        let env = crate::artifacts::script_env(options, &decrypt);
+        for var in &env {
+            if let ScriptEnv::Secret { value, .. } = var {
+                self.secrets.push(value.clone());
+            }
+        }
+        let branch = options
+            .get("branch")
+            .and_then(|b| b.as_str())
+            .map(str::to_owned);
+        Some(script::ArtifactsStep { env, branch })
+    }
+
+    /// The job's encrypted files, decrypted into the build dir when the build may have them.
+    fn secret_files(
+        &mut self,
+        workspace: Option<&Workspace>,
+        build_dir: &str,
+    ) -> Result<Vec<FileSpec>, PrepareError> {
+        let job = self.job;
+        let mut files = Vec::new();
+        if job.secret_files.is_empty() {
+            return Ok(files);
+        }
+        match (self.decrypter(), self.can_decrypt, workspace) {
+            (Some(src), true, Some(ws)) => {
+                for f in &job.secret_files {
+                    let data = std::fs::read(ws.root.join(f))
+                        .map_err(|e| PrepareError(format!("reading encrypted file {f}: {e}")))?;
+                    let plain = src
+                        .decrypt_file(&self.ctx.repo, &data)
+                        .map_err(|e| PrepareError(format!("decrypting {f}: {e}")))?;
+                    let target = f.strip_suffix(".age").unwrap_or(f);
+                    // A job that prints the file shows `[secure]`, line by line.
+                    if let Ok(text) = std::str::from_utf8(&plain) {
+                        self.secrets.push(text.to_string());
+                    }
+                    files.push(FileSpec {
+                        path: format!("{build_dir}/{target}"),
+                        contents: plain,
+                        mode: 0o600,
+                    });
+                }
+            }
+            (_, true, None) => self.notices.push(format!(
+                "Encrypted files are not decrypted because the job has no workspace to read them from: {}",
+                job.secret_files.join(", ")
+            )),
+            _ => self.notices.push(format!(
+                "Encrypted files are not decrypted because {}: {}",
+                self.withheld_because,
+                job.secret_files.join(", ")
+            )),
+        }
+        Ok(files)
     }
 }
 
