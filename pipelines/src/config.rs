@@ -13,8 +13,16 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use crate::plan::{EnvValue, PhaseName};
+use crate::plan::PhaseName;
 use crate::yaml::{Node, NodeKind, Resolved};
+
+mod deploy;
+mod env;
+
+use deploy::deploy_list;
+pub use deploy::{DeployOn, DeploySpec};
+use env::root_env;
+pub use env::{EnvEntry, parse_env_string};
 
 /// Job settings under Travis's canonical key names, with normalised JSON values, in file order.
 pub type Attrs = IndexMap<String, Value>;
@@ -238,80 +246,6 @@ pub struct Branches {
     pub except: Vec<String>,
 }
 
-/// One `env` entry, typed: `NAME=value` pairs (possibly several from one string) or a whole
-/// encrypted `secure:` assignment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvEntry {
-    /// Variables in order; a value may itself be `{secure: …}`.
-    Vars(Vec<(String, EnvValue)>),
-    /// `- secure: …`: the encrypted `NAME=value` text, never decoded here.
-    Secure(String),
-}
-
-impl EnvEntry {
-    /// Reads an entry back from its normalised JSON form (`{"A": "1"}` or `{"secure": "…"}`).
-    pub fn from_json(value: &Value) -> Option<EnvEntry> {
-        let map = value.as_object()?;
-        if map.len() == 1
-            && let Some(Value::String(s)) = map.get("secure")
-        {
-            return Some(EnvEntry::Secure(s.clone()));
-        }
-        let vars = map
-            .iter()
-            .map(|(k, v)| {
-                let value = match v {
-                    Value::Object(o) => match o.get("secure") {
-                        Some(Value::String(s)) => EnvValue::Secure(s.clone()),
-                        _ => EnvValue::Plain(v.to_string()),
-                    },
-                    Value::String(s) => EnvValue::Plain(s.clone()),
-                    Value::Null => EnvValue::Plain(String::new()),
-                    other => EnvValue::Plain(other.to_string()),
-                };
-                (k.clone(), value)
-            })
-            .collect();
-        Some(EnvEntry::Vars(vars))
-    }
-}
-
-/// One deploy entry with its `on:` conditions separated from the provider's options.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct DeploySpec {
-    /// `provider:` as written.
-    pub provider: String,
-    /// The provider's options, JSON, `{secure: …}` objects intact.
-    pub options: IndexMap<String, Value>,
-    /// `on:`, normalised.
-    pub on: DeployOn,
-    /// Keep the working tree as the job left it: dpl v1 (the default) only with
-    /// `skip_cleanup: true` or `cleanup: false`; dpl v2 (`edge`) unless `cleanup: true`.
-    pub skip_cleanup: bool,
-    /// `edge:` as written.
-    pub edge: Option<Value>,
-    /// `allow_failure: true`: a failing deploy does not error the job.
-    pub allow_failure: bool,
-}
-
-/// A deploy's `on:` conditions.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct DeployOn {
-    /// `branch:` names or `/regex/` (none: the default branch only).
-    pub branch: Vec<String>,
-    /// `tags: true` deploys only tag builds, `false` never tag builds; unset: tags do not matter
-    /// beyond the branch rule.
-    pub tags: Option<bool>,
-    /// `all_branches: true`.
-    pub all_branches: bool,
-    /// `condition:` shell tests, evaluated by the job's shell at deploy time.
-    pub condition: Vec<String>,
-    /// `repo:` owner/name that must match the built repository.
-    pub repo: Option<String>,
-    /// Other keys (`node_js: 8`, `jdk: …`, `os: linux`): the job's value of that key must match.
-    pub matrix: IndexMap<String, String>,
-}
-
 // ---------------------------------------------------------------------------------------------
 // Scalars and lists.
 
@@ -382,141 +316,6 @@ fn entries(node: &Node) -> Vec<(String, &Node)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// env
-
-/// Splits `A=1 B="two words" C=$(cmd arg)` into assignments, keeping each value's text verbatim
-/// (quotes, `$(…)` and backticks included) for the job's shell to evaluate. `None` when a word is
-/// not an assignment (Travis reports `invalid_env_var` and keeps an empty entry). Like Travis, a
-/// bare word `NAME` means `NAME=` and names are not checked beyond having no quotes.
-pub fn parse_env_string(s: &str) -> Option<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    let chars: Vec<char> = s.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        while i < chars.len() && chars[i].is_whitespace() {
-            i += 1;
-        }
-        if i >= chars.len() {
-            break;
-        }
-        let start = i;
-        while i < chars.len() && chars[i] != '=' && !chars[i].is_whitespace() {
-            i += 1;
-        }
-        let name: String = chars[start..i].iter().collect();
-        if name.is_empty() || name.contains(['"', '\'', '$', '`']) {
-            return None;
-        }
-        if i >= chars.len() || chars[i] != '=' {
-            // A bare word declares the variable with an empty value, as Travis reads it.
-            out.push((name, String::new()));
-            continue;
-        }
-        i += 1;
-        let vstart = i;
-        let mut depth = 0usize;
-        while i < chars.len() {
-            match chars[i] {
-                '\\' => i += 1,
-                '\'' => {
-                    i += 1;
-                    while i < chars.len() && chars[i] != '\'' {
-                        i += 1;
-                    }
-                }
-                '"' => {
-                    i += 1;
-                    while i < chars.len() && chars[i] != '"' {
-                        if chars[i] == '\\' {
-                            i += 1;
-                        }
-                        i += 1;
-                    }
-                }
-                '`' => {
-                    i += 1;
-                    while i < chars.len() && chars[i] != '`' {
-                        i += 1;
-                    }
-                }
-                '(' => depth += 1,
-                ')' => depth = depth.saturating_sub(1),
-                c if c.is_whitespace() && depth == 0 => break,
-                _ => {}
-            }
-            i += 1;
-        }
-        let end = i.min(chars.len());
-        out.push((name, chars[vstart..end].iter().collect()));
-    }
-    Some(out)
-}
-
-/// One env entry in Travis's normalised form: `{"A": "1", "B": "2"}` or `{"secure": "…"}`.
-fn env_entry(node: &Node) -> Value {
-    match &node.kind {
-        NodeKind::Map(_) => {
-            let mut map = Map::new();
-            for (k, v) in entries(node) {
-                let value = match &v.kind {
-                    NodeKind::Map(_) => v.to_json(),
-                    _ => Value::String(text(v).unwrap_or_default()),
-                };
-                map.insert(k, value);
-            }
-            Value::Object(map)
-        }
-        _ => {
-            let s = text(node).unwrap_or_default();
-            let mut map = Map::new();
-            if let Some(pairs) = parse_env_string(&s) {
-                for (k, v) in pairs {
-                    map.insert(k, Value::String(v));
-                }
-            }
-            Value::Object(map)
-        }
-    }
-}
-
-/// A list of env entries from a string, a map or a list of either.
-fn env_list(node: &Node) -> Vec<Value> {
-    match &node.kind {
-        NodeKind::Seq(items) => items
-            .iter()
-            .flat_map(|item| match &item.kind {
-                NodeKind::Seq(_) => env_list(item),
-                _ if item.is_null() => Vec::new(),
-                _ => vec![env_entry(item)],
-            })
-            .collect(),
-        _ if node.is_null() => Vec::new(),
-        _ => vec![env_entry(node)],
-    }
-}
-
-/// `env:` at the root: `{global: [...], jobs: [...]}`; a plain list or string means `jobs`.
-fn root_env(node: &Node) -> (Vec<Value>, Option<Vec<Value>>) {
-    let is_env_map = node.as_map().is_some()
-        && entries(node)
-            .iter()
-            .any(|(k, _)| matches!(k.as_str(), "global" | "jobs" | "matrix"));
-    if !is_env_map {
-        return (Vec::new(), Some(env_list(node)).filter(|l| !l.is_empty()));
-    }
-    let mut global = Vec::new();
-    let mut jobs = None;
-    for (k, v) in entries(node) {
-        match canonical_key(&k) {
-            "global" => global = env_list(v),
-            "jobs" => jobs = Some(env_list(v)),
-            _ => {}
-        }
-    }
-    (global, jobs.filter(|l| !l.is_empty()))
-}
-
-// ---------------------------------------------------------------------------------------------
 // Keys
 
 /// Normalises one job-level key; `expand_as_list` is true at the root, where version keys are lists.
@@ -584,71 +383,6 @@ fn cache_value(node: &Node) -> Option<Value> {
         };
     }
     Some(Value::Object(map))
-}
-
-/// `deploy:` one map or a list of maps, each in normalised JSON with `on` canonical.
-fn deploy_list(node: &Node) -> Vec<Value> {
-    let items: Vec<&Node> = match &node.kind {
-        NodeKind::Seq(items) => items.iter().collect(),
-        _ => vec![node],
-    };
-    items
-        .into_iter()
-        .filter(|n| n.as_map().is_some())
-        .map(|n| {
-            let mut map = Map::new();
-            for (k, v) in entries(n) {
-                let value = if k == "on" {
-                    deploy_on_json(v)
-                } else {
-                    v.to_json()
-                };
-                map.insert(k, value);
-            }
-            Value::Object(map)
-        })
-        .collect()
-}
-
-fn deploy_on_json(node: &Node) -> Value {
-    let mut map = Map::new();
-    match &node.kind {
-        NodeKind::Map(_) => {
-            for (k, v) in entries(node) {
-                let key = match k.as_str() {
-                    "branches" => "branch".to_owned(),
-                    _ => k,
-                };
-                let value = match key.as_str() {
-                    "branch" => match &v.kind {
-                        NodeKind::Map(_) => strings(
-                            // `branch: {only: [...]}` was accepted too.
-                            v.get("only").map(str_list).unwrap_or_default(),
-                        ),
-                        _ => strings(str_list(v)),
-                    },
-                    "condition" => strings(str_list(v)),
-                    "tags" | "all_branches" => match bool_of(v) {
-                        Some(b) => Value::Bool(b),
-                        None => v.to_json(),
-                    },
-                    _ => match &v.kind {
-                        NodeKind::Scalar(_) => Value::String(text(v).unwrap_or_default()),
-                        _ => v.to_json(),
-                    },
-                };
-                map.insert(key, value);
-            }
-        }
-        // `on: master` means the branch.
-        NodeKind::Scalar(_) | NodeKind::Seq(_) => {
-            let branches = str_list(node);
-            if !branches.is_empty() {
-                map.insert("branch".to_owned(), strings(branches));
-            }
-        }
-    }
-    Value::Object(map)
 }
 
 /// Normalises a job-like mapping (root or `jobs.include` entry) into [`Attrs`].
@@ -918,71 +652,6 @@ fn scalar_string(v: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
-    }
-}
-
-impl DeploySpec {
-    /// Reads a deploy entry from its normalised JSON form.
-    pub fn from_json(value: &Value) -> Option<DeploySpec> {
-        let map = value.as_object()?;
-        let mut spec = DeploySpec {
-            provider: map
-                .get("provider")
-                .and_then(scalar_string)
-                .unwrap_or_default(),
-            ..DeploySpec::default()
-        };
-        let (mut skip_cleanup, mut cleanup) = (None, None);
-        for (k, v) in map {
-            match k.as_str() {
-                "provider" => {}
-                "on" => spec.on = DeployOn::from_json(v),
-                "skip_cleanup" => skip_cleanup = v.as_bool(),
-                "cleanup" => cleanup = v.as_bool(),
-                "edge" => spec.edge = Some(v.clone()),
-                "allow_failure" => spec.allow_failure = v.as_bool() == Some(true),
-                _ => {
-                    spec.options.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        // dpl v1 (the default) cleans the working tree unless told not to; dpl v2 (`edge`)
-        // leaves it alone unless told to clean.
-        spec.skip_cleanup = if is_edge(spec.edge.as_ref()) {
-            cleanup != Some(true)
-        } else {
-            skip_cleanup == Some(true) || cleanup == Some(false)
-        };
-        Some(spec)
-    }
-}
-
-/// Whether `edge:` asks for dpl v2: any value but `false` (`true`, `{branch: …}`, `local`).
-fn is_edge(edge: Option<&Value>) -> bool {
-    !matches!(edge, None | Some(Value::Null) | Some(Value::Bool(false)))
-}
-
-impl DeployOn {
-    fn from_json(v: &Value) -> DeployOn {
-        let mut on = DeployOn::default();
-        let Some(map) = v.as_object() else {
-            return on;
-        };
-        for (k, v) in map {
-            match k.as_str() {
-                "branch" => on.branch = json_strs(v),
-                "tags" => on.tags = v.as_bool(),
-                "all_branches" => on.all_branches = v.as_bool() == Some(true),
-                "condition" => on.condition = json_strs(v),
-                "repo" => on.repo = scalar_string(v),
-                other => {
-                    if let Some(s) = scalar_string(v) {
-                        on.matrix.insert(canonical_key(other).to_owned(), s);
-                    }
-                }
-            }
-        }
-        on
     }
 }
 
