@@ -19,7 +19,7 @@ mod access;
 mod apply;
 mod rollout;
 
-use access::status_message;
+use access::{Cluster, status_message};
 use apply::{apply_query, group_path, object_path};
 
 /// Options of the kubernetes provider.
@@ -238,6 +238,35 @@ impl Kubernetes {
     }
 }
 
+/// Content type of a server-side apply (`kubectl apply --server-side`).
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+/// Content type of a strategic-merge patch (`kubectl set image`).
+const MERGE_PATCH: &str = "application/strategic-merge-patch+json";
+
+impl Kubernetes {
+    /// Sends one PATCH of the deploy: a request that fails is an error of `action`, one the API
+    /// server refuses an error of `refused` with the server's message.
+    async fn patch(
+        &self,
+        cluster: &Cluster,
+        path: &str,
+        content_type: &str,
+        body: &Value,
+        action: &str,
+        refused: &str,
+    ) -> Result<(), Error> {
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        let r = cluster
+            .call("PATCH", path, Some(content_type), Some(body))
+            .await
+            .map_err(|e| self.api_err(action, e))?;
+        if !r.ok() {
+            return Err(self.api_err(refused, status_message(&r)));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Deployer for Kubernetes {
     fn provider(&self) -> &'static str {
@@ -257,7 +286,7 @@ impl Deployer for Kubernetes {
                 "kubernetes",
                 format!("PATCH /api/v1/namespaces/{ns}/secrets/{}", s.name),
             )
-            .param("content-type", "application/apply-patch+yaml");
+            .param("content-type", APPLY_PATCH);
             for (k, v) in &s.data {
                 c = c.param(&format!("data.{k}"), v.shown());
             }
@@ -291,7 +320,7 @@ impl Deployer for Kubernetes {
                     format!("PATCH {} {}/{}", m.api_version, m.kind, m.name),
                 )
                 .param("file", &m.file)
-                .param("content-type", "application/apply-patch+yaml"),
+                .param("content-type", APPLY_PATCH),
             );
         }
         for (d, patch) in self.image_patches() {
@@ -299,7 +328,7 @@ impl Deployer for Kubernetes {
                 "kubernetes",
                 format!("PATCH /apis/apps/v1/namespaces/{ns}/deployments/{d}"),
             )
-            .param("content-type", "application/strategic-merge-patch+json");
+            .param("content-type", MERGE_PATCH);
             for ct in patch
                 .pointer("/spec/template/spec/containers")
                 .and_then(Value::as_array)
@@ -340,19 +369,10 @@ impl Deployer for Kubernetes {
                 s.name,
                 apply_query()
             );
-            let body = serde_json::to_vec(&self.secret_body(s, &ns)).unwrap_or_default();
-            let r = cluster
-                .call(
-                    "PATCH",
-                    &path,
-                    Some("application/apply-patch+yaml"),
-                    Some(body),
-                )
-                .await
-                .map_err(|e| self.api_err(format!("apply secret {}", s.name), e))?;
-            if !r.ok() {
-                return Err(self.api_err(format!("apply secret {}", s.name), status_message(&r)));
-            }
+            let action = format!("apply secret {}", s.name);
+            let body = self.secret_body(s, &ns);
+            self.patch(&cluster, &path, APPLY_PATCH, &body, &action, &action)
+                .await?;
             log.line(&format!("kubernetes: secret/{} configured", s.name));
         }
         let mut cache = BTreeMap::new();
@@ -368,21 +388,16 @@ impl Deployer for Kubernetes {
                 object_path(&m.api_version, &res, &namespace, &m.name),
                 apply_query()
             );
-            let r = cluster
-                .call(
-                    "PATCH",
-                    &path,
-                    Some("application/apply-patch+yaml"),
-                    Some(serde_json::to_vec(&body).unwrap_or_default()),
-                )
-                .await
-                .map_err(|e| self.api_err(format!("apply {}", m.file), e))?;
-            if !r.ok() {
-                return Err(self.api_err(
-                    format!("apply {} ({}/{})", m.file, m.kind, m.name),
-                    status_message(&r),
-                ));
-            }
+            let refused = format!("apply {} ({}/{})", m.file, m.kind, m.name);
+            self.patch(
+                &cluster,
+                &path,
+                APPLY_PATCH,
+                &body,
+                &format!("apply {}", m.file),
+                &refused,
+            )
+            .await?;
             log.line(&format!(
                 "kubernetes: {}/{} configured ({})",
                 res.plural, m.name, m.file
@@ -392,18 +407,9 @@ impl Deployer for Kubernetes {
             let path = format!(
                 "/apis/apps/v1/namespaces/{ns}/deployments/{d}?fieldManager={FIELD_MANAGER}"
             );
-            let r = cluster
-                .call(
-                    "PATCH",
-                    &path,
-                    Some("application/strategic-merge-patch+json"),
-                    Some(serde_json::to_vec(&patch).unwrap_or_default()),
-                )
-                .await
-                .map_err(|e| self.api_err(format!("set image deployments/{d}"), e))?;
-            if !r.ok() {
-                return Err(self.api_err(format!("set image deployments/{d}"), status_message(&r)));
-            }
+            let action = format!("set image deployments/{d}");
+            self.patch(&cluster, &path, MERGE_PATCH, &patch, &action, &action)
+                .await?;
             for i in self.images.iter().filter(|i| i.deployment == d) {
                 log.line(&format!(
                     "kubernetes: deployment/{d} container {} image set to {}",

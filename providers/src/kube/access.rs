@@ -110,6 +110,7 @@ pub(super) fn status_message(r: &Response) -> String {
         None => format!("HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body)),
     }
 }
+
 impl Kubernetes {
     pub(super) async fn connect(
         &self,
