@@ -332,14 +332,91 @@ fn artifacts(step: &ArtifactsStep, reveal_secrets: bool) -> String {
 /// Compiles the job. With `reveal_secrets` false, secret values are written as `[secure]`
 /// (for `--dry-run` output); the script that runs gets them with `reveal_secrets` true.
 pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScript {
-    let job = inputs.job;
-    let mut s = String::new();
-    let mut phases: Vec<(PhaseName, Vec<String>)> = Vec::new();
     let needs_stdin = inputs.artifacts.is_some()
         || inputs
             .deploys
             .iter()
             .any(|d| matches!(d.kind, DeployKind::Hook));
+    let mut w = ScriptWriter {
+        job: inputs.job,
+        s: prelude(inputs, needs_stdin, reveal_secrets),
+        phases: Vec::new(),
+    };
+
+    // Cache restore happens before anything installs.
+    for dir in &inputs.cache_dirs {
+        w.s.push_str(&format!(
+            "slipway_cache_restore {} {}\n",
+            cache_dir_key(dir),
+            sh_double_quote(dir)
+        ));
+    }
+
+    w.s.push_str(&inputs.workspace_restore);
+
+    for p in [
+        PhaseName::BeforeInstall,
+        PhaseName::Install,
+        PhaseName::BeforeScript,
+    ] {
+        w.phase(
+            p,
+            &format!(
+                "slipway_m 'phase-end {}'; slipway_m 'result errored'; exit 2",
+                p.as_str()
+            ),
+        );
+    }
+    w.phase(PhaseName::Script, "slipway_test_result=1");
+    w.s.push_str("export TRAVIS_TEST_RESULT=$slipway_test_result\n");
+    w.s.push_str("[ \"$slipway_test_result\" -eq 0 ] || slipway_result=failed\n");
+
+    if !inputs.cache_dirs.is_empty() {
+        w.phase(PhaseName::BeforeCache, "");
+        for dir in &inputs.cache_dirs {
+            w.s.push_str(&format!(
+                "slipway_cache_save {} {}\n",
+                cache_dir_key(dir),
+                sh_double_quote(dir)
+            ));
+        }
+    }
+
+    w.s.push_str(&inputs.workspace_save);
+    w.s.push_str("if [ \"$slipway_test_result\" -eq 0 ]; then\n:\n");
+    w.phase(PhaseName::AfterSuccess, "");
+    if !inputs.deploys.is_empty() {
+        w.s.push_str("slipway_deploy_ok=1\n");
+    }
+    for (i, d) in inputs.deploys.iter().enumerate() {
+        w.deploy(i, d);
+    }
+    w.s.push_str("else\n:\n");
+    w.phase(PhaseName::AfterFailure, "");
+    w.s.push_str("fi\n");
+    w.phase(PhaseName::AfterScript, "");
+    if let Some(step) = &inputs.artifacts {
+        w.s.push_str(&artifacts(step, reveal_secrets));
+    }
+    w.s.push_str("slipway_m \"result $slipway_result\"\n");
+    w.s.push_str("case $slipway_result in passed) exit 0 ;; failed) exit 1 ;; *) exit 2 ;; esac\n");
+
+    // Phases were recorded in script order; sort into lifecycle order for lookups.
+    let mut phases = w.phases;
+    phases.sort_by_key(|(p, _)| *p);
+    CompiledScript {
+        text: w.s,
+        phases,
+        deploys: inputs.deploys.clone(),
+        needs_stdin,
+    }
+}
+
+/// The script's start: the header, the helpers, the shell's report, entering the build dir, the
+/// notices, the deploys' snapshot, the variables, `sudo` and the addons.
+fn prelude(inputs: &ScriptInputs<'_>, needs_stdin: bool, reveal_secrets: bool) -> String {
+    let job = inputs.job;
+    let mut s = String::new();
     let name = job
         .name
         .as_deref()
@@ -387,29 +464,39 @@ if slipway_snapshot; then slipway_pristine=1; else printf '\\033[33;1m%s\\033[0m
     // `sudo` works in root jobs of images without it, as on Travis's VMs.
     s.push_str(&crate::sudo::prelude());
     s.push_str(&inputs.addons);
+    s
+}
 
-    let commands = |p: PhaseName| -> Vec<String> {
-        job.phases
+/// The script being written, and the commands of each phase written so far (markers name a
+/// command by phase and index).
+struct ScriptWriter<'a> {
+    job: &'a Job,
+    s: String,
+    phases: Vec<(PhaseName, Vec<String>)>,
+}
+
+impl ScriptWriter<'_> {
+    /// Writes phase `p`'s commands, each between its markers; `on_fail` runs after a command
+    /// that failed (nothing when empty).
+    fn phase(&mut self, p: PhaseName, on_fail: &str) {
+        let cmds: Vec<String> = self
+            .job
+            .phases
             .iter()
             .filter(|ph| ph.name == p)
             .flat_map(|ph| ph.commands.iter().cloned())
-            .collect()
-    };
-    let emit_cmd = |s: &mut String, phase: PhaseName, idx: usize, cmd: &str| {
-        s.push_str(&format!(
-            "slipway_m 'cmd-start {p} {idx}'\neval {q}\nslipway_rc=$?\nslipway_m \"cmd-end {p} {idx} $slipway_rc\"\n",
-            p = phase.as_str(),
-            q = sh_quote(cmd)
-        ));
-    };
-    let mut phase = |s: &mut String, p: PhaseName, on_fail: &str| {
-        let cmds = commands(p);
+            .collect();
         if cmds.is_empty() {
             return;
         }
+        let s = &mut self.s;
         s.push_str(&format!("slipway_m 'phase-start {}'\n", p.as_str()));
-        for (i, c) in cmds.iter().enumerate() {
-            emit_cmd(s, p, i, c);
+        for (idx, cmd) in cmds.iter().enumerate() {
+            s.push_str(&format!(
+                "slipway_m 'cmd-start {p} {idx}'\neval {q}\nslipway_rc=$?\nslipway_m \"cmd-end {p} {idx} $slipway_rc\"\n",
+                p = p.as_str(),
+                q = sh_quote(cmd)
+            ));
             if !on_fail.is_empty() {
                 s.push_str(&format!(
                     "if [ \"$slipway_rc\" -ne 0 ]; then {on_fail}; fi\n"
@@ -418,88 +505,43 @@ if slipway_snapshot; then slipway_pristine=1; else printf '\\033[33;1m%s\\033[0m
         }
         s.push_str(&format!("slipway_m 'phase-end {}'\n", p.as_str()));
         // `before_deploy` and `after_deploy` are written once per deploy.
-        if !phases.iter().any(|(q, _)| *q == p) {
-            phases.push((p, cmds));
-        }
-    };
-
-    // Cache restore happens before anything installs.
-    for dir in &inputs.cache_dirs {
-        s.push_str(&format!(
-            "slipway_cache_restore {} {}\n",
-            cache_dir_key(dir),
-            sh_double_quote(dir)
-        ));
-    }
-
-    s.push_str(&inputs.workspace_restore);
-
-    for p in [
-        PhaseName::BeforeInstall,
-        PhaseName::Install,
-        PhaseName::BeforeScript,
-    ] {
-        phase(
-            &mut s,
-            p,
-            &format!(
-                "slipway_m 'phase-end {}'; slipway_m 'result errored'; exit 2",
-                p.as_str()
-            ),
-        );
-    }
-    phase(&mut s, PhaseName::Script, "slipway_test_result=1");
-    s.push_str("export TRAVIS_TEST_RESULT=$slipway_test_result\n");
-    s.push_str("[ \"$slipway_test_result\" -eq 0 ] || slipway_result=failed\n");
-
-    if !inputs.cache_dirs.is_empty() {
-        phase(&mut s, PhaseName::BeforeCache, "");
-        for dir in &inputs.cache_dirs {
-            s.push_str(&format!(
-                "slipway_cache_save {} {}\n",
-                cache_dir_key(dir),
-                sh_double_quote(dir)
-            ));
+        if !self.phases.iter().any(|(q, _)| *q == p) {
+            self.phases.push((p, cmds));
         }
     }
 
-    s.push_str(&inputs.workspace_save);
-    s.push_str("if [ \"$slipway_test_result\" -eq 0 ]; then\n:\n");
-    phase(&mut s, PhaseName::AfterSuccess, "");
-    if !inputs.deploys.is_empty() {
-        s.push_str("slipway_deploy_ok=1\n");
-    }
-    for (i, d) in inputs.deploys.iter().enumerate() {
+    /// Writes deploy step `i`: its conditions, `before_deploy`, the deploy itself between its
+    /// markers, and `after_deploy`.
+    fn deploy(&mut self, i: usize, d: &DeployStep) {
         // Once a deploy errored the job, no later deploy runs (dpl stops the job there).
-        s.push_str("if [ \"$slipway_deploy_ok\" -eq 1 ]; then\n");
-        let skipped = |why: &str| {
-            format!(
+        self.s
+            .push_str("if [ \"$slipway_deploy_ok\" -eq 1 ]; then\n");
+        if let DeployKind::Skipped(reason) = &d.kind {
+            self.s.push_str(&format!(
                 "printf '\\033[33;1m%s\\033[0m\\n' {}\n",
                 sh_quote(&format!(
-                    "Deploy skipped: {why} (provider {})",
+                    "Deploy skipped: {} (provider {})",
+                    one_line(reason),
                     one_line(&d.provider)
                 ))
-            )
-        };
-        if let DeployKind::Skipped(reason) = &d.kind {
-            s.push_str(&skipped(&one_line(reason)));
-            s.push_str("fi\n");
-            continue;
+            ));
+            self.s.push_str("fi\n");
+            return;
         }
-        s.push_str("slipway_skip=\n");
+        self.s.push_str("slipway_skip=\n");
         for c in &d.conditions {
-            s.push_str(&format!(
+            self.s.push_str(&format!(
                 "[ -n \"$slipway_skip\" ] || slipway_condition {} || slipway_skip={}\n",
                 sh_quote(c),
                 sh_quote(&format!("on.condition `{}` does not hold", one_line(c)))
             ));
         }
-        s.push_str("if [ -z \"$slipway_skip\" ]; then\n:\n");
-        phase(
-            &mut s,
+        self.s.push_str("if [ -z \"$slipway_skip\" ]; then\n:\n");
+        self.phase(
             PhaseName::BeforeDeploy,
             "slipway_deploy_ok=0; slipway_result=errored",
         );
+        let s = &mut self.s;
         s.push_str("if [ \"$slipway_deploy_ok\" -eq 1 ]; then\n");
         s.push_str(&format!("slipway_m 'deploy-start {i}'\n"));
         let run = match &d.kind {
@@ -525,30 +567,12 @@ if slipway_snapshot; then slipway_pristine=1; else printf '\\033[33;1m%s\\033[0m
             );
         }
         s.push_str("if [ \"$slipway_deploy_ok\" -eq 1 ]; then\n:\n");
-        phase(&mut s, PhaseName::AfterDeploy, "");
-        s.push_str("fi\nfi\nelse\n");
-        s.push_str(&format!(
+        self.phase(PhaseName::AfterDeploy, "");
+        self.s.push_str("fi\nfi\nelse\n");
+        self.s.push_str(&format!(
             "printf '\\033[33;1mDeploy skipped: %s (provider %s)\\033[0m\\n' \"$slipway_skip\" {}\n",
             sh_quote(&one_line(&d.provider))
         ));
-        s.push_str("fi\nfi\n");
-    }
-    s.push_str("else\n:\n");
-    phase(&mut s, PhaseName::AfterFailure, "");
-    s.push_str("fi\n");
-    phase(&mut s, PhaseName::AfterScript, "");
-    if let Some(step) = &inputs.artifacts {
-        s.push_str(&artifacts(step, reveal_secrets));
-    }
-    s.push_str("slipway_m \"result $slipway_result\"\n");
-    s.push_str("case $slipway_result in passed) exit 0 ;; failed) exit 1 ;; *) exit 2 ;; esac\n");
-
-    // The phase closure pushed phases in script order; sort into lifecycle order for lookups.
-    phases.sort_by_key(|(p, _)| *p);
-    CompiledScript {
-        text: s,
-        phases,
-        deploys: inputs.deploys.clone(),
-        needs_stdin,
+        self.s.push_str("fi\nfi\n");
     }
 }
