@@ -405,11 +405,7 @@ fn job_attrs(node: &Node, root: bool) -> Attrs {
 }
 
 fn stage_list(node: &Node) -> Vec<StageSpec> {
-    let items: Vec<&Node> = match &node.kind {
-        NodeKind::Seq(items) => items.iter().collect(),
-        _ => vec![node],
-    };
-    items
+    node.one_or_many()
         .into_iter()
         .filter_map(|item| match &item.kind {
             NodeKind::Map(_) => Some(StageSpec {
@@ -425,11 +421,7 @@ fn stage_list(node: &Node) -> Vec<StageSpec> {
 }
 
 fn map_list(node: &Node) -> Vec<Attrs> {
-    let items: Vec<&Node> = match &node.kind {
-        NodeKind::Seq(items) => items.iter().collect(),
-        _ => vec![node],
-    };
-    items
+    node.one_or_many()
         .into_iter()
         .filter(|n| n.as_map().is_some())
         .map(|n| job_attrs(n, false))

@@ -152,11 +152,7 @@ struct Entry {
 }
 
 fn entries(node: &Node) -> Vec<Entry> {
-    let items: Vec<&Node> = match &node.kind {
-        NodeKind::Seq(items) => items.iter().collect(),
-        _ => vec![node],
-    };
-    items
+    node.one_or_many()
         .into_iter()
         .filter_map(|item| match &item.kind {
             NodeKind::Scalar(s) => Some(Entry {

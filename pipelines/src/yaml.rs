@@ -152,6 +152,14 @@ impl Node {
         }
     }
 
+    /// Travis's "one or a list": a sequence's items, any other node as the only item.
+    pub fn one_or_many(&self) -> Vec<&Node> {
+        match &self.kind {
+            NodeKind::Seq(items) => items.iter().collect(),
+            _ => vec![self],
+        }
+    }
+
     /// The mapping's entries, if this node is a mapping.
     pub fn as_map(&self) -> Option<&[(Node, Node)]> {
         match &self.kind {

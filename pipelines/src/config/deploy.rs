@@ -45,11 +45,7 @@ pub struct DeployOn {
 
 /// `deploy:` one map or a list of maps, each in normalised JSON with `on` canonical.
 pub(super) fn deploy_list(node: &Node) -> Vec<Value> {
-    let items: Vec<&Node> = match &node.kind {
-        NodeKind::Seq(items) => items.iter().collect(),
-        _ => vec![node],
-    };
-    items
+    node.one_or_many()
         .into_iter()
         .filter(|n| n.as_map().is_some())
         .map(|n| {
