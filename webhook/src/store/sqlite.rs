@@ -283,6 +283,22 @@ fn checkpoint_loop(conn: Connection, wal_grew: mpsc::Receiver<()>) {
     }
 }
 
+impl SqliteStore {
+    /// Extends a lease `owner` still holds; `sql` sets `lease_until = ?3` for row `?1` held by
+    /// `?2` in the state that lease covers. False when the lease was lost.
+    async fn renew(
+        &self,
+        sql: &'static str,
+        id: i64,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        self.write(move |conn| Ok(exec(conn, sql, params![id, owner, now_ms() + lease_ms])? == 1))
+            .await
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn record_delivery(&self, d: Delivery) -> Result<Recorded, StoreError> {
@@ -388,14 +404,12 @@ impl Store for SqliteStore {
     }
 
     async fn renew_job(&self, job_id: i64, owner: &str, lease_ms: i64) -> Result<bool, StoreError> {
-        let owner = owner.to_string();
-        self.write(move |conn| {
-            Ok(exec(
-                conn,
-                "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
-                params![job_id, owner, now_ms() + lease_ms],
-            )? == 1)
-        })
+        self.renew(
+            "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+            job_id,
+            owner,
+            lease_ms,
+        )
         .await
     }
 
@@ -405,14 +419,12 @@ impl Store for SqliteStore {
         owner: &str,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        let owner = owner.to_string();
-        self.write(move |conn| {
-            Ok(exec(
-                conn,
-                "UPDATE builds SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'preparing'",
-                params![build_id, owner, now_ms() + lease_ms],
-            )? == 1)
-        })
+        self.renew(
+            "UPDATE builds SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'preparing'",
+            build_id,
+            owner,
+            lease_ms,
+        )
         .await
     }
 
