@@ -151,13 +151,23 @@ pub(super) fn end_build(
          WHERE build_id = ?1 AND state IN ('waiting', 'queued', 'running')",
         params![build_id, job_state.as_str(), reason, now],
     )?;
+    report_end(conn, build_id, state, reason)?;
+    Ok(true)
+}
+
+/// Queues the status report of a build that ended: its state's word and why.
+fn report_end(
+    conn: &Connection,
+    build_id: i64,
+    state: BuildState,
+    reason: &str,
+) -> Result<(), StoreError> {
     enqueue_status(
         conn,
         build_id,
         state,
         &format!("{}: {reason}", describe(state)),
-    )?;
-    Ok(true)
+    )
 }
 
 fn describe(state: BuildState) -> &'static str {
@@ -238,12 +248,7 @@ pub(super) fn advance(conn: &Connection, build_id: i64) -> Result<Option<BuildSt
         "UPDATE builds SET state = ?2, reason = ?3, finished_at = ?4 WHERE id = ?1",
         params![build_id, state.as_str(), reason, now_ms()],
     )?;
-    enqueue_status(
-        conn,
-        build_id,
-        state,
-        &format!("{}: {reason}", describe(state)),
-    )?;
+    report_end(conn, build_id, state, reason)?;
     Ok(Some(state))
 }
 
