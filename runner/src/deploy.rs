@@ -80,14 +80,9 @@ impl Runner {
         job: &Job,
         prepared: &PreparedJob,
         run: &mut JobRun<'_>,
-        marker_index: &str,
+        index: usize,
     ) -> i32 {
-        let Some(step) = marker_index
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| prepared.script.deploys.get(i))
-        else {
+        let Some(step) = prepared.script.deploys.get(index) else {
             return 1;
         };
         let Some(hook) = &self.options.deploy_hook else {

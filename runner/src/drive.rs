@@ -15,7 +15,7 @@ use crate::deploy::{ChannelLog, ExecutorFiles, JobFiles, parse_env_dump};
 use crate::env::BuildInfo;
 use crate::executor::{InputWriter, JobSpec, JobStreams};
 use crate::job::JobRun;
-use crate::markers::{MarkerParser, Piece};
+use crate::markers::{Marker, MarkerParser, Piece};
 use crate::outcome::{BuildEvent, JobOutcome, JobResult};
 use crate::prepare::PreparedJob;
 use crate::runner::{Runner, fmt_duration};
@@ -303,22 +303,26 @@ impl Runner {
         prepared: &PreparedJob,
         run: &mut JobRun<'_>,
         input: &mut Option<InputWriter>,
-        marker: &str,
+        text: &str,
     ) {
-        let reply = if let Some(i) = marker.strip_prefix("deploy-request ") {
-            Some(self.deploy(plan, job, prepared, run, i).await)
-        } else if marker == "artifacts-request" {
-            Some(self.upload_artifacts(plan, prepared, run).await)
-        } else {
-            None
-        };
-        if let Some(code) = reply {
-            if let Some(w) = input.as_mut() {
-                let _ = w.write_all(format!("{code}\n").as_bytes()).await;
-                let _ = w.flush().await;
+        let reply = match Marker::parse(text) {
+            Some(Marker::DeployRequest(i)) => Some(self.deploy(plan, job, prepared, run, i).await),
+            Some(Marker::ArtifactsRequest) => {
+                Some(self.upload_artifacts(plan, prepared, run).await)
             }
-        } else {
-            run.marker(marker, &prepared.script).await;
+            Some(marker) => {
+                run.marker(marker, &prepared.script).await;
+                None
+            }
+            // A request the runner cannot read still gets its answer: the script waits for one.
+            None if text.starts_with("deploy-request ") => Some(1),
+            None => None,
+        };
+        if let Some(code) = reply
+            && let Some(w) = input.as_mut()
+        {
+            let _ = w.write_all(format!("{code}\n").as_bytes()).await;
+            let _ = w.flush().await;
         }
     }
 

@@ -7,6 +7,7 @@ use slipway_pipelines::plan::{Job, PhaseName};
 use tokio::sync::mpsc;
 
 use crate::log::{LogCap, LogFilter};
+use crate::markers::{Marker, ScriptResult};
 use crate::outcome::{
     BuildEvent, CommandOutcome, DeployOutcome, JobEvent, JobOutcome, JobResult, PhaseOutcome,
 };
@@ -131,77 +132,57 @@ impl<'a> JobRun<'a> {
 
     /// Takes in one marker of the job's script: progress, a command's or a deploy's end, or the
     /// result the script reports.
-    pub(crate) async fn marker(&mut self, marker: &str, script: &CompiledScript) {
-        let mut words = marker.split(' ');
-        let kind = words.next().unwrap_or_default();
-        let arg = |i: usize| marker.split(' ').nth(i).unwrap_or_default().to_string();
-        let phase_of = |s: &str| PhaseName::ALL.into_iter().find(|p| p.as_str() == s);
-        match kind {
-            "shell" => {
-                let text = if arg(1) == "bash" {
-                    format!("Running commands in bash {}", arg(2))
-                } else {
-                    "Running commands in POSIX sh (the image has no bash)".to_string()
+    pub(crate) async fn marker(&mut self, marker: Marker, script: &CompiledScript) {
+        match marker {
+            Marker::Shell(bash) => {
+                let text = match bash {
+                    Some(version) => format!("Running commands in bash {version}"),
+                    None => "Running commands in POSIX sh (the image has no bash)".to_string(),
                 };
                 self.notice(&text).await;
             }
-            "phase-start" => {
-                if let Some(p) = phase_of(&arg(1)) {
-                    self.phase_started = Some((p, Instant::now()));
-                    self.in_script = p == PhaseName::Script;
-                    self.phase_mut(p);
-                    self.send(JobEvent::PhaseStarted(p)).await;
-                }
+            Marker::PhaseStart(p) => {
+                self.phase_started = Some((p, Instant::now()));
+                self.in_script = p == PhaseName::Script;
+                self.phase_mut(p);
+                self.send(JobEvent::PhaseStarted(p)).await;
             }
-            "phase-end" => {
-                if let Some(p) = phase_of(&arg(1)) {
-                    let d = self
-                        .phase_started
-                        .take()
-                        .map(|(_, t)| t.elapsed())
-                        .unwrap_or_default();
-                    // `before_deploy` and `after_deploy` run once per deploy: their times add up.
-                    self.phase_mut(p).duration += d;
-                    self.send(JobEvent::PhaseFinished {
-                        phase: p,
-                        duration: d,
-                    })
+            Marker::PhaseEnd(p) => {
+                let d = self
+                    .phase_started
+                    .take()
+                    .map(|(_, t)| t.elapsed())
+                    .unwrap_or_default();
+                // `before_deploy` and `after_deploy` run once per deploy: their times add up.
+                self.phase_mut(p).duration += d;
+                self.send(JobEvent::PhaseFinished {
+                    phase: p,
+                    duration: d,
+                })
+                .await;
+            }
+            Marker::CommandStart { phase, index } => {
+                self.command_began(phase, index, script).await;
+            }
+            Marker::CommandEnd {
+                phase,
+                index,
+                exit_code,
+            } => self.command_ended(phase, index, exit_code, script).await,
+            Marker::DeployStart(i) => {
+                let provider = script
+                    .deploys
+                    .get(i)
+                    .map(|d| d.provider.clone())
+                    .unwrap_or_default();
+                self.notice(&format!("Deploying with provider {provider}"))
                     .await;
-                }
+                self.deploy_started = Some((i, Instant::now()));
             }
-            "cmd-start" => {
-                if let (Some(p), Ok(i)) = (phase_of(&arg(1)), arg(2).parse::<usize>()) {
-                    self.command_began(p, i, script).await;
-                }
+            Marker::DeployEnd { index, exit_code } => {
+                self.deploy_ended(index, exit_code, script).await;
             }
-            "cmd-end" => {
-                if let (Some(p), Ok(i), Ok(code)) = (
-                    phase_of(&arg(1)),
-                    arg(2).parse::<usize>(),
-                    arg(3).parse::<i32>(),
-                ) {
-                    self.command_ended(p, i, code, script).await;
-                }
-            }
-            "deploy-start" => {
-                if let Ok(i) = arg(1).parse::<usize>() {
-                    let provider = script
-                        .deploys
-                        .get(i)
-                        .map(|d| d.provider.clone())
-                        .unwrap_or_default();
-                    self.notice(&format!("Deploying with provider {provider}"))
-                        .await;
-                    self.deploy_started = Some((i, Instant::now()));
-                }
-            }
-            "deploy-end" => {
-                if let (Ok(i), Ok(code)) = (arg(1).parse::<usize>(), arg(2).parse::<i32>()) {
-                    self.deploy_ended(i, code, script).await;
-                }
-            }
-            "terminate" => {
-                let code = arg(1).parse::<i32>().unwrap_or(1);
+            Marker::Terminate(code) => {
                 self.notice(&format!("travis_terminate {code}: the job stops here"))
                     .await;
                 self.reported = Some(if code == 0 {
@@ -210,17 +191,16 @@ impl<'a> JobRun<'a> {
                     JobResult::Failed
                 });
             }
-            "error" => {
-                self.script_error = Some(marker["error ".len().min(marker.len())..].to_string());
+            Marker::Error(why) => self.script_error = Some(why),
+            Marker::Result(result) => {
+                self.reported = Some(match result {
+                    ScriptResult::Passed => JobResult::Passed,
+                    ScriptResult::Failed => JobResult::Failed,
+                    ScriptResult::Errored => JobResult::Errored,
+                });
             }
-            "result" => {
-                self.reported = match arg(1).as_str() {
-                    "passed" => Some(JobResult::Passed),
-                    "failed" => Some(JobResult::Failed),
-                    _ => Some(JobResult::Errored),
-                };
-            }
-            _ => {}
+            // The runner answers requests before they reach the job's records.
+            Marker::DeployRequest(_) | Marker::ArtifactsRequest => {}
         }
     }
 

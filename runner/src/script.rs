@@ -24,6 +24,8 @@
 use sha2::{Digest, Sha256};
 use slipway_pipelines::plan::{Job, PhaseName};
 
+use crate::markers::{Marker, ScriptResult};
+
 /// Where the script, cache volumes and helpers live inside the job container.
 pub const SLIPWAY_DIR: &str = "/slipway";
 /// Path of the compiled script inside the container.
@@ -362,8 +364,9 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
         w.phase(
             p,
             &format!(
-                "slipway_m 'phase-end {}'; slipway_m 'result errored'; exit 2",
-                p.as_str()
+                "slipway_m '{}'; slipway_m '{}'; exit 2",
+                Marker::PhaseEnd(p),
+                Marker::Result(ScriptResult::Errored)
             ),
         );
     }
@@ -490,10 +493,14 @@ impl ScriptWriter<'_> {
             return;
         }
         let s = &mut self.s;
-        s.push_str(&format!("slipway_m 'phase-start {}'\n", p.as_str()));
+        s.push_str(&format!("slipway_m '{}'\n", Marker::PhaseStart(p)));
         for (idx, cmd) in cmds.iter().enumerate() {
             s.push_str(&format!(
-                "slipway_m 'cmd-start {p} {idx}'\neval {q}\nslipway_rc=$?\nslipway_m \"cmd-end {p} {idx} $slipway_rc\"\n",
+                "slipway_m '{start}'\neval {q}\nslipway_rc=$?\nslipway_m \"cmd-end {p} {idx} $slipway_rc\"\n",
+                start = Marker::CommandStart {
+                    phase: p,
+                    index: idx
+                },
                 p = p.as_str(),
                 q = sh_quote(cmd)
             ));
@@ -503,7 +510,7 @@ impl ScriptWriter<'_> {
                 ));
             }
         }
-        s.push_str(&format!("slipway_m 'phase-end {}'\n", p.as_str()));
+        s.push_str(&format!("slipway_m '{}'\n", Marker::PhaseEnd(p)));
         // `before_deploy` and `after_deploy` are written once per deploy.
         if !self.phases.iter().any(|(q, _)| *q == p) {
             self.phases.push((p, cmds));
@@ -543,12 +550,13 @@ impl ScriptWriter<'_> {
         );
         let s = &mut self.s;
         s.push_str("if [ \"$slipway_deploy_ok\" -eq 1 ]; then\n");
-        s.push_str(&format!("slipway_m 'deploy-start {i}'\n"));
+        s.push_str(&format!("slipway_m '{}'\n", Marker::DeployStart(i)));
         let run = match &d.kind {
             // dpl runs the command as a child process: `exit` or `cd` in it end there.
             DeployKind::Script(cmd) => format!("(eval {})\nslipway_rc=$?\n", sh_quote(cmd)),
             DeployKind::Hook => format!(
-                "(umask 077; env -0 > {DEPLOY_ENV_PATH}) 2>/dev/null\nslipway_m 'deploy-request {i}'\nslipway_rc=1\nread -r slipway_rc <&3 || slipway_rc=1\nrm -f {DEPLOY_ENV_PATH}\n"
+                "(umask 077; env -0 > {DEPLOY_ENV_PATH}) 2>/dev/null\nslipway_m '{request}'\nslipway_rc=1\nread -r slipway_rc <&3 || slipway_rc=1\nrm -f {DEPLOY_ENV_PATH}\n",
+                request = Marker::DeployRequest(i)
             ),
             DeployKind::Skipped(_) => unreachable!("handled above"),
         };
