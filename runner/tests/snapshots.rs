@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
-use slipway_pipelines::plan::Context;
+use slipway_pipelines::plan::{Context, PhaseName};
 use slipway_runner::docker::requests::job_requests;
+use slipway_runner::markers::{Marker, ScriptResult};
 use slipway_runner::script::{self, DeployKind, DeployStep, ScriptEnv, ScriptInputs};
 use slipway_runner::{BuildInfo, Runner, RunnerOptions, ServiceSpec};
 
@@ -214,4 +215,85 @@ fn clone_false_gives_the_job_no_workspace_and_says_so() {
         "{:?}",
         prepared.notices
     );
+}
+
+/// Every marker the compiled script writes reads back as the runner's typed `Marker`, once the
+/// values only the shell knows (exit codes, the result, its version) are in place.
+#[test]
+fn every_marker_the_compiled_script_writes_reads_back() {
+    let plan = plan("language: shell\nscript: [echo one, echo two]\nbefore_deploy: echo bd\n");
+    let job = &plan.stages[0].jobs[0];
+    let deploy = |index, kind| DeployStep {
+        index,
+        provider: "script".into(),
+        kind,
+        allow_failure: false,
+        conditions: vec![],
+        cleanup: false,
+    };
+    let inputs = ScriptInputs {
+        job,
+        nonce: "n0nce",
+        env: vec![],
+        cache_dirs: vec![],
+        deploys: vec![
+            deploy(0, DeployKind::Script("./deploy.sh".into())),
+            deploy(1, DeployKind::Hook),
+        ],
+        notices: vec![],
+        addons: String::new(),
+        workspace_restore: String::new(),
+        workspace_save: String::new(),
+        artifacts: None,
+    };
+    let text = script::compile(&inputs, true).text;
+    let shell_values = [
+        ("$slipway_rc", "3"),
+        ("$slipway_result", "failed"),
+        ("$BASH_VERSION", "5.2.15(1)-release"),
+        ("${1:-0}", "4"),
+    ];
+    let mut read = Vec::new();
+    for written in text.split("slipway_m ").skip(1) {
+        let quote = written.chars().next().unwrap();
+        if quote != '\'' && quote != '"' {
+            continue;
+        }
+        let mut marker = written[1..].split(quote).next().unwrap().to_string();
+        for (name, value) in shell_values {
+            marker = marker.replace(name, value);
+        }
+        let parsed = Marker::parse(&marker);
+        assert!(
+            parsed.is_some(),
+            "the script writes a marker the runner cannot read: {marker}"
+        );
+        read.extend(parsed);
+    }
+    for expected in [
+        Marker::Shell(Some("5.2.15(1)-release".into())),
+        Marker::Shell(None),
+        Marker::PhaseStart(PhaseName::Script),
+        Marker::CommandStart {
+            phase: PhaseName::Script,
+            index: 1,
+        },
+        Marker::CommandEnd {
+            phase: PhaseName::Script,
+            index: 1,
+            exit_code: 3,
+        },
+        Marker::PhaseEnd(PhaseName::BeforeDeploy),
+        Marker::DeployStart(0),
+        Marker::DeployEnd {
+            index: 0,
+            exit_code: 3,
+        },
+        Marker::DeployRequest(1),
+        Marker::Terminate(4),
+        Marker::Error("cannot enter the build dir".into()),
+        Marker::Result(ScriptResult::Failed),
+    ] {
+        assert!(read.contains(&expected), "{expected:?} is not written");
+    }
 }
