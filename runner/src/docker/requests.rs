@@ -177,35 +177,7 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
         })
         .collect();
 
-    let mut mounts: Vec<Mount> = spec
-        .volumes
-        .iter()
-        .map(|v| Mount {
-            target: Some(v.target.clone()),
-            source: Some(v.volume.clone()),
-            typ: Some(MountType::VOLUME),
-            read_only: Some(v.read_only),
-            ..Default::default()
-        })
-        .collect();
-    if spec.docker_socket {
-        mounts.push(Mount {
-            target: Some("/var/run/docker.sock".into()),
-            source: Some(docker_socket.to_string()),
-            typ: Some(MountType::BIND),
-            read_only: Some(false),
-            ..Default::default()
-        });
-        if let Some(cli) = docker_cli {
-            mounts.push(Mount {
-                target: Some(DOCKER_CLI_TARGET.into()),
-                source: Some(cli.to_string()),
-                typ: Some(MountType::BIND),
-                read_only: Some(true),
-                ..Default::default()
-            });
-        }
-    }
+    let mounts = job_mounts(spec, docker_socket, docker_cli);
     let mut env = spec.env.clone();
     if spec.docker_socket {
         env.push(("DOCKER_HOST".into(), "unix:///var/run/docker.sock".into()));
@@ -244,4 +216,39 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
         services,
         job,
     }
+}
+
+/// The job container's mounts: its volumes, and the engine's socket (with the `docker` CLI when
+/// the host has one) for `services: docker`.
+fn job_mounts(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str>) -> Vec<Mount> {
+    let mut mounts: Vec<Mount> = spec
+        .volumes
+        .iter()
+        .map(|v| Mount {
+            target: Some(v.target.clone()),
+            source: Some(v.volume.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(v.read_only),
+            ..Default::default()
+        })
+        .collect();
+    if spec.docker_socket {
+        mounts.push(Mount {
+            target: Some("/var/run/docker.sock".into()),
+            source: Some(docker_socket.to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(false),
+            ..Default::default()
+        });
+        if let Some(cli) = docker_cli {
+            mounts.push(Mount {
+                target: Some(DOCKER_CLI_TARGET.into()),
+                source: Some(cli.to_string()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
+    }
+    mounts
 }
