@@ -327,15 +327,6 @@ fn a_cancel_stops_a_long_fetch_within_5_seconds() {
     assert_eq!(v["build"]["state"], "canceled", "{v}");
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is needed to make the test's certificates");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
 #[test]
 fn a_private_repository_is_fetched_over_https_verified_against_the_systems_roots() {
     if !docker_ready() {
@@ -344,68 +335,7 @@ fn a_private_repository_is_fetched_over_https_verified_against_the_systems_roots
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     // A CA (the "system's" roots through SSL_CERT_FILE) and a certificate for 127.0.0.1.
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let ca = [
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=slipway test CA",
-        ],
-    ]
-    .concat();
-    openssl(d, &ca);
-    let csr = [
-        &["req"][..],
-        &ec,
-        &[
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    ]
-    .concat();
-    openssl(d, &csr);
-    std::fs::write(
-        d.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-        ],
-    );
+    test_certificates(d);
     let srv = d.join("srv");
     let origin = Origin::new(
         &srv.join("acme"),

@@ -253,15 +253,6 @@ fn slow_clients_and_dropped_streams_cannot_hold_the_server() {
     assert_eq!(server.wait_final(build, 60)["build"]["state"], "canceled");
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is needed to make the test's certificates");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
 #[test]
 fn the_cli_speaks_https_to_a_server_with_its_own_certificate() {
     if !docker_ready() {
@@ -269,69 +260,7 @@ fn the_cli_speaks_https_to_a_server_with_its_own_certificate() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    // A CA, and a certificate for 127.0.0.1 signed by it.
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=slipway test CA",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        d.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext",
-        ],
-    );
+    test_certificates(d);
     let origin = Origin::new(d, PIPELINE);
     let port = free_port();
     let server = Served::with_config(
