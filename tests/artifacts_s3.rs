@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{busybox, http, moto_and_engine, slipway_run_s3, text, unique_bucket};
+use support::{busybox, http, moto_and_engine, new_bucket, slipway_run_s3, text};
 
 fn repo_with(bucket: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -42,11 +42,7 @@ fn artifacts_are_uploaded_after_the_job_under_the_target_path() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket("slipway-artifacts");
-    assert_eq!(
-        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
-        Some(200)
-    );
+    let bucket = new_bucket(&moto, "slipway-artifacts");
     let repo = repo_with(&bucket);
     let out = slipway_run_s3(repo.path(), &moto, &["--branch", "main"]);
     let log = text(&out);
@@ -77,11 +73,7 @@ fn a_pull_request_uploads_no_artifacts() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket("slipway-artifacts");
-    assert_eq!(
-        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
-        Some(200)
-    );
+    let bucket = new_bucket(&moto, "slipway-artifacts");
     let repo = repo_with(&bucket);
     let out = slipway_run_s3(repo.path(), &moto, &["--pull-request", "3"]);
     let log = text(&out);

@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{busybox, http, moto_and_engine, slipway_run_s3, text, unique_bucket};
+use support::{busybox, http, moto_and_engine, new_bucket, slipway_run_s3, text};
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -39,11 +39,7 @@ fn a_push_to_the_deploy_branch_uploads_the_jobs_files_to_s3() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket("slipway-e2e");
-    assert_eq!(
-        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
-        Some(200)
-    );
+    let bucket = new_bucket(&moto, "slipway-e2e");
     let repo = repo_with(&bucket);
 
     let out = slipway_run_s3(repo.path(), &moto, &["--branch", "main"]);
@@ -84,11 +80,7 @@ fn secure_deploy_options_are_decrypted_for_the_upload_and_never_shown() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket("slipway-e2e");
-    assert_eq!(
-        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
-        Some(200)
-    );
+    let bucket = new_bucket(&moto, "slipway-e2e");
     let data = tempfile::tempdir().unwrap();
     let slug = "acme/secure-deploy";
     // moto accepts any key pair; the secret half and the key prefix come from `secure:` options.
@@ -176,11 +168,7 @@ fn a_pull_request_does_not_deploy() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket("slipway-e2e");
-    assert_eq!(
-        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
-        Some(200)
-    );
+    let bucket = new_bucket(&moto, "slipway-e2e");
     let repo = repo_with(&bucket);
 
     let out = slipway_run_s3(
@@ -262,11 +250,7 @@ fn slipway_run_on_ones_own_machine_deploys_with_its_ambient_credentials() {
     let Some(moto) = moto_and_engine() else {
         return;
     };
-    let bucket = unique_bucket("slipway-e2e");
-    assert_eq!(
-        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
-        Some(200)
-    );
+    let bucket = new_bucket(&moto, "slipway-e2e");
     // The pipeline gives no keys: the machine's own environment does, as dpl would use them.
     let dir = tempfile::tempdir().unwrap();
     let pipeline = PIPELINE

@@ -67,6 +67,17 @@ pub fn unique_bucket(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
+/// A new, empty bucket on the S3 server at `s3` (moto), named after `prefix`.
+pub fn new_bucket(s3: &str, prefix: &str) -> String {
+    let bucket = unique_bucket(prefix);
+    assert_eq!(
+        http("PUT", s3, &format!("/{bucket}")).map(|r| r.0),
+        Some(200),
+        "creating bucket {bucket}"
+    );
+    bucket
+}
+
 /// Runs `git -C dir ARGS` with a fixed test identity and fails the test, with git's stderr, if it fails.
 pub fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
