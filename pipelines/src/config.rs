@@ -18,11 +18,13 @@ use crate::yaml::{Node, NodeKind, Resolved};
 
 mod deploy;
 mod env;
+mod notify;
 
 use deploy::deploy_list;
 pub use deploy::{DeployOn, DeploySpec};
 use env::root_env;
 pub use env::{EnvEntry, parse_env_string};
+pub use notify::{NotifySpec, notify_specs};
 
 /// Job settings under Travis's canonical key names, with normalised JSON values, in file order.
 pub type Attrs = IndexMap<String, Value>;

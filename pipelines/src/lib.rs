@@ -11,6 +11,7 @@ pub mod expand;
 pub mod images;
 pub mod imports;
 pub mod lint;
+pub mod notify;
 pub mod placement;
 pub mod plan;
 pub mod planner;

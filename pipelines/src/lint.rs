@@ -13,6 +13,7 @@ use crate::spec::{self, Key, Obj, Support, Ty};
 use crate::yaml::{self, Limits, Node, NodeKind, Resolved, Span};
 
 mod checks;
+mod notify;
 mod text;
 
 use text::{clean_key, nearest, where_};
@@ -342,6 +343,8 @@ impl Linter<'_> {
                 }
                 _ => self.deploy(node, path),
             },
+            Ty::Targets(target) => self.targets(node, *target, path),
+            Ty::Template => self.template(node, path),
         }
     }
 

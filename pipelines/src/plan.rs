@@ -9,6 +9,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::addons::{Addons, Apt, AptSource, NotHonoured};
+pub use crate::notify::{Channel, Frequency, Notification, Outcome, Text, Triggers};
 
 /// What kind of event asked for the build (Travis's `type` in conditions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -86,6 +87,10 @@ pub struct Plan {
     pub fast_finish: bool,
     /// Jobs and stages that were expanded but left out, with why.
     pub skipped: Vec<Skipped>,
+    /// `notifications:` entries of the channels Slipway sends to, each with whether it is sent
+    /// for this event. Absent from plans stored before the field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<Notification>,
 }
 
 /// An in/out decision and the reason for it, in words a user can check against the file.

@@ -11,6 +11,8 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 use regex::Regex;
 use serde_json::Value;
 
+mod notify;
+
 use crate::config::{Attrs, Config, DeploySpec, EXPAND_KEYS, EnvEntry, JobAttrs};
 use crate::expand::{self, CondOutcome, DEFAULT_STAGE, ExpandedJob, Expansion};
 use crate::images;
@@ -229,6 +231,7 @@ pub fn plan_config(file: &str, config: &Config, ctx: &Context, options: PlanOpti
         stages,
         fast_finish: config.fast_finish,
         skipped,
+        notifications: notify::plan_notifications(&config.root, ctx),
     }
 }
 

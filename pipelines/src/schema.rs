@@ -92,7 +92,7 @@ fn ty(t: &Ty) -> Value {
         Ty::Str | Ty::Condition => json!({"type": ["string", "number", "boolean"]}),
         Ty::Bool => json!({"type": "boolean"}),
         Ty::Num => json!({"type": "number"}),
-        Ty::Strs => json!({"anyOf": [
+        Ty::Strs | Ty::Template => json!({"anyOf": [
             {"type": scalar_types()},
             {"type": "array", "items": {"anyOf": [
                 {"type": scalar_types()},
@@ -104,7 +104,7 @@ fn ty(t: &Ty) -> Value {
             json!({"anyOf": [enum_values(e), {"type": "array", "items": enum_values(e)}]})
         }
         Ty::Secure | Ty::SecureLax => json!({"$ref": "#/definitions/secure"}),
-        Ty::Secures => json!({"anyOf": [
+        Ty::Secures | Ty::Targets(_) => json!({"anyOf": [
             {"$ref": "#/definitions/secure"},
             {"type": "array", "items": {"$ref": "#/definitions/secure"}}
         ]}),

@@ -49,6 +49,23 @@ pub enum Ty {
     Jobs,
     /// `deploy:`: one provider or a list, each a map with `provider:` and that provider's options.
     Deploys,
+    /// Notification targets: one or a list, each plain text in the target's form or `secure:`.
+    Targets(Target),
+    /// Notification template lines with Travis's `%{placeholders}`.
+    Template,
+}
+
+/// The form of a notification target's plain text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// An email address (a plain one is fine: addresses are not secret).
+    Email,
+    /// A Slack room, `account:token#channel`; the token is a secret.
+    SlackRoom,
+    /// An `http://` or `https://` URL, or `{url: …, msteams: …}`.
+    WebhookUrl,
+    /// An IRC channel, `[irc://|ircs://]host[:port]#channel`.
+    IrcChannel,
 }
 
 /// A closed set of values, with the aliases Travis also accepts.
@@ -339,7 +356,11 @@ pub static SERVICES: EnumSpec = EnumSpec {
 /// How often a notification is sent.
 pub static FREQUENCY: EnumSpec = EnumSpec {
     values: &["always", "never", "change"],
-    aliases: &[],
+    aliases: &[
+        ("changed", "change"),
+        ("true", "always"),
+        ("false", "never"),
+    ],
 };
 
 /// Git checkout strategies.
@@ -593,9 +614,7 @@ pub static ROOT_ONLY: &[Key] = &[
     key("jobs", Ty::Jobs)
         .aliases(&["matrix"])
         .summary("Extra jobs, exclusions, allowed failures"),
-    key("notifications", Ty::Object(&NOTIFICATIONS))
-        .not_yet()
-        .summary("Build result notifications"),
+    key("notifications", Ty::Object(&NOTIFICATIONS)).summary("Build result notifications"),
     key("version", Ty::Str).summary("Config format version constraint (`~> 1.0`)"),
     key("vm", Ty::Object(&VM))
         .no_effect("VM sizes do not apply to containers")
@@ -1006,7 +1025,7 @@ macro_rules! notify {
     ($prefix:expr, [$($k:expr),* $(,)?]) => {
         obj!($prefix, true, [
             $($k,)*
-            key("template", STRS),
+            key("template", Ty::Template),
             key("if", Ty::Condition),
             key("on_success", Ty::Enum(&FREQUENCY)),
             key("on_failure", Ty::Enum(&FREQUENCY)),
@@ -1021,14 +1040,18 @@ pub static NOTIFICATIONS: Obj = obj!(
     Some("email"),
     false,
     [
-        key("campfire", Ty::OneOrMany(&CAMPFIRE_TY)),
-        key("email", Ty::OneOrMany(&EMAIL_TY)),
-        key("flowdock", Ty::OneOrMany(&FLOWDOCK_TY)),
-        key("hipchat", Ty::OneOrMany(&HIPCHAT_TY)),
-        key("irc", Ty::OneOrMany(&IRC_TY)),
-        key("pushover", Ty::OneOrMany(&PUSHOVER_TY)),
-        key("slack", Ty::OneOrMany(&SLACK_TY)),
-        key("webhooks", Ty::OneOrMany(&WEBHOOKS_TY)),
+        key("campfire", Ty::OneOrMany(&CAMPFIRE_TY)).not_yet(),
+        key("email", Ty::OneOrMany(&EMAIL_TY))
+            .aliases(&["emails"])
+            .summary("Email to the commit's author and committer, or to `recipients`"),
+        key("flowdock", Ty::OneOrMany(&FLOWDOCK_TY)).not_yet(),
+        key("hipchat", Ty::OneOrMany(&HIPCHAT_TY)).not_yet(),
+        key("irc", Ty::OneOrMany(&IRC_TY)).summary("Messages to IRC channels"),
+        key("pushover", Ty::OneOrMany(&PUSHOVER_TY)).not_yet(),
+        key("slack", Ty::OneOrMany(&SLACK_TY)).summary("Messages to Slack rooms"),
+        key("webhooks", Ty::OneOrMany(&WEBHOOKS_TY))
+            .aliases(&["webhook"])
+            .summary("Travis's JSON build payload POSTed to URLs"),
         key("on_success", Ty::Enum(&FREQUENCY)),
         key("on_failure", Ty::Enum(&FREQUENCY)),
     ]
@@ -1048,7 +1071,7 @@ pub static EMAIL: Obj = obj!(
     Some("recipients"),
     true,
     [
-        key("recipients", Ty::Any),
+        key("recipients", Ty::Targets(Target::Email)),
         key("if", Ty::Condition),
         key("on_success", Ty::Enum(&FREQUENCY)),
         key("on_failure", Ty::Enum(&FREQUENCY)),
@@ -1072,7 +1095,7 @@ pub static HIPCHAT: Obj = notify!(
 pub static IRC: Obj = notify!(
     Some("channels"),
     [
-        key("channels", Ty::Any),
+        key("channels", Ty::Targets(Target::IrcChannel)).aliases(&["channel"]),
         key("channel_key", Ty::Secure),
         key("password", Ty::Secure),
         key("nickserv_password", Ty::Secure),
@@ -1089,13 +1112,16 @@ pub static PUSHOVER: Obj = notify!(
 /// `notifications.slack`.
 pub static SLACK: Obj = notify!(
     Some("rooms"),
-    [key("rooms", Ty::Secures), key("on_pull_requests", Ty::Bool),]
+    [
+        key("rooms", Ty::Targets(Target::SlackRoom)),
+        key("on_pull_requests", Ty::Bool),
+    ]
 );
 /// `notifications.webhooks`.
 pub static WEBHOOKS: Obj = notify!(
     Some("urls"),
     [
-        key("urls", Ty::Any),
+        key("urls", Ty::Targets(Target::WebhookUrl)),
         key("on_start", Ty::Enum(&FREQUENCY)),
         key("on_cancel", Ty::Enum(&FREQUENCY)),
         key("on_error", Ty::Enum(&FREQUENCY)),

@@ -224,7 +224,7 @@ fn deploy_providers_and_options_are_checked() {
 fn unsupported_features_warn() {
     let diags = lint(
         "ci.yml",
-        b"language: ruby\naddons:\n  apt:\n    packages: [curl]\n  homebrew:\n    packages: [wget]\nnotifications:\n  email: false\n",
+        b"language: ruby\naddons:\n  apt:\n    packages: [curl]\n  homebrew:\n    packages: [wget]\nnotifications:\n  email: false\n  campfire:\n    rooms: {secure: abc}\n",
     );
     let unsupported: Vec<_> = diags
         .iter()
@@ -232,7 +232,7 @@ fn unsupported_features_warn() {
         .map(|d| d.key.clone().unwrap())
         .collect();
     // `addons.apt` is applied; `homebrew` cannot be, and lint says why and what to do instead.
-    assert_eq!(unsupported, ["addons.homebrew", "notifications"]);
+    assert_eq!(unsupported, ["addons.homebrew", "notifications.campfire"]);
     let homebrew = diags.iter().find(|d| d.code == "unsupported").unwrap();
     assert!(
         homebrew.message.contains("macOS package manager"),

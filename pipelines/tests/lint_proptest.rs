@@ -161,7 +161,5 @@ fn the_mutation_base_is_clean() {
         .filter(|d| d.severity != slipway_pipelines::diagnostic::Severity::Info)
         .map(|d| d.to_string())
         .collect();
-    // Only the not-yet-supported notice for notifications is expected.
-    assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert!(problems[0].contains("notifications"));
+    assert!(problems.is_empty(), "{problems:#?}");
 }
