@@ -9,7 +9,7 @@ use crate::executor::{FileSpec, JobSpec, ServiceSpec, VolumeMount};
 use crate::runner::{Runner, RunnerOptions, build_dir};
 use crate::scope::{CacheScope, Owner, Trust};
 use crate::script::{self, CompiledScript, DeployKind, DeployStep, ScriptEnv, ScriptInputs};
-use crate::secret_source::SecretSource;
+use crate::secret_source::{RunVar, SecretSource};
 use crate::services;
 use crate::workspace::Workspace;
 use slipway_pipelines::placement::{self, Placement};
@@ -197,8 +197,9 @@ impl<'a> Preparing<'a> {
         }
     }
 
-    /// The script's variables: settings variables, then the file's `env:`, secure values
-    /// decrypted when the build may have them and named as withheld when not.
+    /// The script's variables: settings variables, then those given for this run, then the
+    /// file's `env:`, secure values decrypted when the build may have them and named as withheld
+    /// when not.
     fn script_env(&mut self) -> Result<Vec<ScriptEnv>, PrepareError> {
         let ctx = self.ctx;
         let mut script_env = Vec::new();
@@ -228,6 +229,7 @@ impl<'a> Preparing<'a> {
                 script_env.push(ScriptEnv::Secret { name, value });
             }
         }
+        self.run_vars(&mut script_env);
         for var in &self.job.env {
             match (&var.value, self.decrypter()) {
                 (EnvValue::Plain(v), _) => script_env.push(ScriptEnv::Shell {
@@ -265,6 +267,34 @@ impl<'a> Preparing<'a> {
             ));
         }
         Ok(script_env)
+    }
+
+    /// The variables given for this run (`--env`, `--secret`): plain ones quoted so the shell
+    /// takes them literally, secret ones masked and withheld from forks like settings variables.
+    fn run_vars(&mut self, script_env: &mut Vec<ScriptEnv>) {
+        let mut withheld = Vec::new();
+        for var in &self.options.run_vars {
+            match var {
+                RunVar::Plain { name, value } => script_env.push(ScriptEnv::Shell {
+                    name: name.clone(),
+                    value: script::sh_quote(value),
+                }),
+                RunVar::Secret { name, .. } if self.ctx.fork => withheld.push(name.clone()),
+                RunVar::Secret { name, value } => {
+                    self.secrets.push(value.expose().clone());
+                    script_env.push(ScriptEnv::Secret {
+                        name: name.clone(),
+                        value: value.expose().clone(),
+                    });
+                }
+            }
+        }
+        if !withheld.is_empty() {
+            self.notices.push(format!(
+                "Secrets given for this run are not exported because this is a pull request from a fork, and secrets go only to trusted builds: {}",
+                withheld.join(", ")
+            ));
+        }
     }
 
     /// The container's environment: Travis's variables, and git trusting the workspace.

@@ -25,7 +25,7 @@ pub use crate::outcome::{
     JobResult, PhaseOutcome,
 };
 pub use crate::prepare::{PrepareError, PreparedJob};
-pub use crate::secret_source::{SecretSource, StoreSecrets};
+pub use crate::secret_source::{RunVar, SecretSource, StoreSecrets};
 
 /// How the runner behaves; the defaults are documented in `docs/runner.md`.
 #[derive(Clone)]
@@ -56,6 +56,8 @@ pub struct RunnerOptions {
     pub build_root: String,
     /// Decrypts secrets; `None` runs without them (`TRAVIS_SECURE_ENV_VARS=false`).
     pub secrets: Option<Arc<dyn SecretSource>>,
+    /// Variables given for this run only (`slipway run --env`, `--secret`); see [`RunVar`].
+    pub run_vars: Vec<RunVar>,
     /// Performs non-`script` deploys; `None` errors such a deploy.
     pub deploy_hook: Option<Arc<dyn DeployHook>>,
     /// `addons.apt.sources` names the operator maps to a source line and key (`[apt_sources]`).
@@ -82,6 +84,7 @@ impl Default for RunnerOptions {
             default_branch: "master".into(),
             build_root: "/home/travis/build".into(),
             secrets: None,
+            run_vars: Vec::new(),
             deploy_hook: None,
             apt_sources: HashMap::new(),
             hosting: crate::hosting::detect(Default::default()),

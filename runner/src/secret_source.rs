@@ -1,4 +1,37 @@
-//! The seam the runner decrypts a repository's secrets through, and its store-backed source.
+//! The seam the runner decrypts a repository's secrets through, its store-backed source, and the
+//! variables one run is given besides (`slipway run --env` and `--secret`).
+
+use slipway_secrets::Secret;
+
+/// A variable given for one run rather than stored with the repository (`slipway run --env`,
+/// `--secret` and their files). Run variables are exported after the settings variables and
+/// before the file's `env:`, as settings variables are, and their values are taken literally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunVar {
+    /// A value that may be shown (`--env`); given to every job, forks' included.
+    Plain {
+        /// Variable name.
+        name: String,
+        /// The value, exported as is.
+        value: String,
+    },
+    /// A value masked in the log (`--secret`); withheld from pull requests from forks.
+    Secret {
+        /// Variable name.
+        name: String,
+        /// The value.
+        value: Secret<String>,
+    },
+}
+
+impl RunVar {
+    /// The variable's name.
+    pub fn name(&self) -> &str {
+        match self {
+            RunVar::Plain { name, .. } | RunVar::Secret { name, .. } => name,
+        }
+    }
+}
 
 /// Decrypts a repository's `secure:` values and `.age` files for trusted jobs.
 pub trait SecretSource: Send + Sync {

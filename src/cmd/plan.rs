@@ -7,7 +7,11 @@ use anyhow::Context as _;
 use clap::{Args as ClapArgs, ValueEnum};
 use slipway_pipelines::placement::{self, Placement};
 use slipway_pipelines::plan::{Context, EnvValue, EventType, Job, Plan};
-use slipway_providers::{DeployContext, DryRun, hook::endpoints_from};
+
+use crate::cmd::preview::{
+    Preview, cleanup_note, deploy_previews, with_deploy_calls, write_preview,
+};
+use crate::cmd::vars::{RunVars, VarArgs};
 
 /// Arguments of `slipway plan`.
 #[derive(Debug, ClapArgs)]
@@ -32,9 +36,10 @@ pub struct Args {
     /// The pull request comes from a fork.
     #[arg(long)]
     pub fork: bool,
-    /// The repository slug, `owner/name`.
-    #[arg(long, default_value = "local/repo")]
-    pub repo: String,
+    /// The repository slug, `owner/name` (default: from the `origin` remote of the pipeline
+    /// file's directory, else `local/<its name>`). Its settings variables are resolved by name.
+    #[arg(long)]
+    pub repo: Option<String>,
     /// The commit message conditions see.
     #[arg(long = "commit-message", default_value = "")]
     pub commit_message: String,
@@ -47,6 +52,9 @@ pub struct Args {
     /// The most jobs the build may have.
     #[arg(long = "max-jobs", default_value_t = slipway_pipelines::DEFAULT_MAX_JOBS)]
     pub max_jobs: u64,
+    /// Variables for the run planned (resolved by name; secrets are never shown).
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 /// The event types `--event` accepts.
@@ -88,12 +96,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .context("no .slipway.yml or .travis.yml here; name the file with -f FILE")?,
     };
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let ctx = context_of(&args);
     let file = path.display().to_string();
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let repo = args
+        .repo
+        .clone()
+        .unwrap_or_else(|| crate::cmd::repo::default_repo(dir));
+    let given = args.vars.read()?;
+    let vars = RunVars::resolve(&repo, &given)?;
+    let mut ctx = context_of(&args, repo);
+    ctx.env.extend(VarArgs::plain(&given));
     let imports = crate::cmd::imports::LocalImports::new(dir, &args.import_repo)?;
     let mut fetch = |s: &slipway_pipelines::imports::Source| imports.read(s);
     let planned = slipway_pipelines::plan_imported(
@@ -108,15 +123,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     match planned {
         Ok(plan) => {
-            let workdir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
             let out = match args.format {
                 Format::Json => {
-                    serde_json::to_string_pretty(&with_deploy_calls(&plan, workdir))? + "\n"
+                    serde_json::to_string_pretty(&with_deploy_calls(&plan, dir, &vars))? + "\n"
                 }
-                Format::Human => render_with(&plan, |job| deploy_dry_runs(&plan, job, workdir)),
+                Format::Human => render_with(&plan, &vars.describe(), |job| {
+                    deploy_previews(&plan, job, dir, &vars)
+                }),
             };
             print!("{out}");
             Ok(())
@@ -131,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn context_of(args: &Args) -> Context {
+fn context_of(args: &Args, repo: String) -> Context {
     let event = match (args.event, args.pull_request) {
         (Event::Push, Some(_)) => EventType::PullRequest,
         (Event::Push, None) => EventType::Push,
@@ -151,98 +164,14 @@ fn context_of(args: &Args) -> Context {
             .pull_request
             .or((event == EventType::PullRequest).then_some(1)),
         fork: args.fork,
-        repo: args.repo.clone(),
-        head_repo: (event == EventType::PullRequest).then(|| args.repo.clone()),
+        head_repo: (event == EventType::PullRequest).then(|| repo.clone()),
+        repo,
         head_branch: None,
         commit_message: args.commit_message.clone(),
         commit: None,
         sender: String::new(),
         env: Default::default(),
         default_branch: None,
-    }
-}
-
-/// The context deploy dry runs see for `job`: the event's repository, branch and commit, the
-/// working tree at `workdir`, the job's plain variables (secure ones stay unknown) and the
-/// endpoint overrides of this process. Nothing is decrypted.
-pub fn deploy_context(plan: &Plan, job: &Job, workdir: &Path) -> DeployContext {
-    let mut out = DeployContext::for_event(&plan.context, workdir);
-    out.endpoints = endpoints_from(|name| std::env::var(name).ok());
-    // Plans and dry runs are of one's own machine, as `slipway run` deploys.
-    out.credentials = slipway_providers::Credentials::Ambient;
-    for var in &job.env {
-        if let EnvValue::Plain(v) = &var.value {
-            out = out.with_env(&var.name, v);
-        }
-    }
-    out
-}
-
-/// Each deploy of `job` with the API calls it would make, in order; contacts nothing.
-pub fn deploy_dry_runs(plan: &Plan, job: &Job, workdir: &Path) -> Vec<DryRun> {
-    slipway_providers::dry_run_job(job, &deploy_context(plan, job, workdir))
-}
-
-/// The plan as JSON, each job's deploys carrying their API calls (`calls`, and `error` when the
-/// options cannot be used), so machine readers see the same as `render`.
-pub fn with_deploy_calls(plan: &Plan, workdir: &Path) -> serde_json::Value {
-    let mut value = serde_json::to_value(plan).unwrap_or_default();
-    let jobs = plan.stages.iter().flat_map(|s| s.jobs.iter());
-    let stages = value.get_mut("stages").and_then(|s| s.as_array_mut());
-    let job_values = stages
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.get_mut("jobs").and_then(|j| j.as_array_mut()))
-        .flatten();
-    for (job, job_value) in jobs.zip(job_values) {
-        let runs = deploy_dry_runs(plan, job, workdir);
-        let deploys = job_value.get_mut("deploys").and_then(|d| d.as_array_mut());
-        for (run, deploy) in runs.into_iter().zip(deploys.into_iter().flatten()) {
-            if let Some(obj) = deploy.as_object_mut() {
-                obj.insert(
-                    "calls".into(),
-                    serde_json::to_value(&run.calls).unwrap_or_default(),
-                );
-                if let Some(c) = run.credentials {
-                    obj.insert("credentials".into(), c.into());
-                }
-                if let Some(e) = run.error {
-                    obj.insert("error".into(), e.into());
-                }
-            }
-        }
-    }
-    value
-}
-
-/// What a deploy that runs does to the build dir first, for its verdict line: dpl v1 resets it to
-/// how the job started unless `skip_cleanup` (see the runner's docs), so a deploy of build output
-/// that forgot `skip_cleanup: true` shows it here before it uploads nothing.
-pub fn cleanup_note(deploy: &slipway_pipelines::plan::Deploy) -> &'static str {
-    match (deploy.decision.included, deploy.skip_cleanup) {
-        (false, _) => "",
-        (true, false) => " (the build dir is reset to how the job started first)",
-        (true, true) => " (skip_cleanup: deploys the build dir as the job left it)",
-    }
-}
-
-/// Writes a deploy's dry run under its verdict line: one numbered line per API call.
-pub fn write_dry_run(out: &mut String, indent: &str, run: &DryRun) {
-    if let Some(e) = &run.error {
-        let _ = writeln!(out, "{indent}cannot run: {e}");
-    }
-    if !run.conditions.is_empty() {
-        let _ = writeln!(
-            out,
-            "{indent}only if the job's shell says: {}",
-            run.conditions.join(" && ")
-        );
-    }
-    if let Some(c) = &run.credentials {
-        let _ = writeln!(out, "{indent}credentials: {c}");
-    }
-    for (i, call) in run.calls.iter().enumerate() {
-        let _ = writeln!(out, "{indent}{}. {call}", i + 1);
     }
 }
 
@@ -297,9 +226,14 @@ fn render_addons(out: &mut String, a: &slipway_pipelines::plan::Addons) {
     }
 }
 
-/// Renders a plan for reading in a terminal, listing under each deploy the API calls `dry_runs`
-/// gives for its job.
-pub fn render_with(plan: &Plan, dry_runs: impl Fn(&Job) -> Vec<DryRun>) -> String {
+/// Renders a plan for reading in a terminal: `variables` (the settings and run variables exported
+/// before the file's `env:`, as [`RunVars::describe`] gives them), then each stage and job, and
+/// under each deploy the API calls `previews` gives for its job.
+pub fn render_with(
+    plan: &Plan,
+    variables: &[String],
+    previews: impl Fn(&Job) -> Vec<Preview>,
+) -> String {
     let mut out = String::new();
     let ctx = &plan.context;
     let _ = writeln!(
@@ -319,6 +253,12 @@ pub fn render_with(plan: &Plan, dry_runs: impl Fn(&Job) -> Vec<DryRun>) -> Strin
         "no build"
     };
     let _ = writeln!(out, "{verdict}: {}", plan.build.reason);
+    if !variables.is_empty() {
+        let _ = writeln!(out, "variables before the file's env:");
+        for line in variables {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     if plan.fast_finish {
         let _ = writeln!(
             out,
@@ -387,7 +327,7 @@ pub fn render_with(plan: &Plan, dry_runs: impl Fn(&Job) -> Vec<DryRun>) -> Strin
             let runs = if job.deploys.is_empty() {
                 Vec::new()
             } else {
-                dry_runs(job)
+                previews(job)
             };
             for (i, deploy) in job.deploys.iter().enumerate() {
                 let verdict = if deploy.decision.included {
@@ -401,8 +341,8 @@ pub fn render_with(plan: &Plan, dry_runs: impl Fn(&Job) -> Vec<DryRun>) -> Strin
                     "    deploy {}: {verdict}: {}{cleanup}",
                     deploy.provider, deploy.decision.reason
                 );
-                if let Some(run) = runs.get(i) {
-                    write_dry_run(&mut out, "      ", run);
+                if let Some(preview) = runs.get(i) {
+                    write_preview(&mut out, "      ", preview);
                 }
             }
         }

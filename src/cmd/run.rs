@@ -24,6 +24,8 @@ use slipway_runner::{
 use tokio::sync::mpsc;
 
 use crate::cmd::plan::{Event, find_pipeline_file};
+use crate::cmd::preview;
+use crate::cmd::vars::{RunVars, VarArgs};
 
 /// Arguments of `slipway run`.
 #[derive(Debug, ClapArgs)]
@@ -51,8 +53,9 @@ pub struct Args {
     /// The pull request number (implies `--event pull_request`).
     #[arg(long = "pull-request")]
     pub pull_request: Option<u64>,
-    /// The repository slug `owner/name` (default: from the `origin` remote, else `local/DIR`).
-    /// Secrets are available only when this repository's key is in the data dir.
+    /// The repository slug `owner/name` (default: from the `origin` remote, else `local/<DIR's
+    /// name>`). Its settings variables and secrets are available only when its key is in the
+    /// data dir.
     #[arg(long)]
     pub repo: Option<String>,
     /// Run as a pull request from a fork: no secrets, no Docker engine, no deploy (the fork rule).
@@ -92,6 +95,9 @@ pub struct Args {
     /// A local checkout of a repository `import:` names, `owner/name=DIR` (repeatable).
     #[arg(long = "import-repo", value_name = "OWNER/NAME=DIR")]
     pub import_repo: Vec<String>,
+    /// Variables and secrets for this run.
+    #[command(flatten)]
+    pub vars: VarArgs,
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -105,15 +111,6 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
-}
-
-/// `owner/name` from a remote URL (`git@host:owner/name.git`, `https://host/owner/name`).
-fn slug_of(url: &str) -> Option<String> {
-    let path = url.trim_end_matches('/').trim_end_matches(".git");
-    let mut parts = path.rsplit(['/', ':']);
-    let name = parts.next()?;
-    let owner = parts.next()?;
-    (!owner.is_empty() && !name.is_empty()).then(|| format!("{owner}/{name}"))
 }
 
 fn context_of(args: &Args, dir: &Path) -> Context {
@@ -133,15 +130,10 @@ fn context_of(args: &Args, dir: &Path) -> Context {
             .or(local_branch.clone())
             .unwrap_or_else(|| "master".into()),
     };
-    let dir_name = std::fs::canonicalize(dir)
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "project".into());
     let repo = args
         .repo
         .clone()
-        .or_else(|| git(dir, &["remote", "get-url", "origin"]).and_then(|u| slug_of(&u)))
-        .unwrap_or_else(|| format!("local/{dir_name}"));
+        .unwrap_or_else(|| crate::cmd::repo::default_repo(dir));
     Context {
         event,
         branch,
@@ -266,7 +258,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.fork && args.event != Event::PullRequest && args.pull_request.is_none() {
         bail!("--fork describes a pull request: add --event pull_request or --pull-request N");
     }
-    let ctx = context_of(&args, &dir);
+    let given = args.vars.read()?;
+    let mut ctx = context_of(&args, &dir);
+    ctx.env.extend(VarArgs::plain(&given));
     let file = path.display().to_string();
     let planning = slipway_pipelines::PlanOptions {
         max_jobs: args.max_jobs,
@@ -291,6 +285,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     select(&mut plan, args.stage.as_deref(), args.job)?;
     let mut opts = options(&args)?;
     opts.secrets = secrets_for(&ctx.repo);
+    opts.run_vars = given.iter().map(|g| g.var.clone()).collect();
     opts.deploy_hook = Some(Arc::new(slipway_providers::ProviderHook::local()));
     opts.artifacts_hook = Some(Arc::new(slipway_providers::ProviderHook::local()));
     let mut b = [0u8; 4];
@@ -300,7 +295,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         number: 1,
     };
     if args.dry_run {
-        return dry_run(&plan, &build, opts, &dir);
+        let vars = RunVars::resolve(&plan.context.repo, &given)?;
+        return dry_run(&plan, &build, opts, &dir, &vars);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -312,7 +308,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions, dir: &Path) -> anyhow::Result<()> {
+fn dry_run(
+    plan: &Plan,
+    build: &BuildInfo,
+    opts: RunnerOptions,
+    dir: &Path,
+    vars: &RunVars,
+) -> anyhow::Result<()> {
     let opts_disk_gib = opts.limits.disk_bytes >> 30;
     // A runner over an executor that is never called: preparing a job is pure.
     let runner = Runner::new(Arc::new(NoEngine), opts);
@@ -330,6 +332,12 @@ fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions, dir: &Path) -> a
         out,
         "The working tree is packed into each job container at {build_dir}."
     )?;
+    if !vars.before_file.is_empty() {
+        writeln!(out, "Variables exported before the file's env:")?;
+        for line in vars.describe() {
+            writeln!(out, "  {line}")?;
+        }
+    }
     for stage in &plan.stages {
         writeln!(out, "\n== stage {} ==", stage.name)?;
         for job in &stage.jobs {
@@ -443,17 +451,17 @@ fn dry_run(plan: &Plan, build: &BuildInfo, opts: RunnerOptions, dir: &Path) -> a
             }
             // A pull request never deploys, whatever `on:` says.
             if plan.context.event != EventType::PullRequest {
-                let runs = crate::cmd::plan::deploy_dry_runs(plan, job, dir);
-                for (run, deploy) in runs.iter().zip(&job.deploys) {
-                    let verdict = if run.runs { "runs" } else { "skipped" };
-                    let cleanup = crate::cmd::plan::cleanup_note(deploy);
+                let previews = preview::deploy_previews(plan, job, dir, vars);
+                for (p, deploy) in previews.iter().zip(&job.deploys) {
+                    let verdict = if p.run.runs { "runs" } else { "skipped" };
+                    let cleanup = preview::cleanup_note(deploy);
                     writeln!(
                         out,
                         "deploy {}: {verdict}: {}{cleanup}",
-                        run.provider, run.reason
+                        p.run.provider, p.run.reason
                     )?;
                     let mut text = String::new();
-                    crate::cmd::plan::write_dry_run(&mut text, "  ", run);
+                    preview::write_preview(&mut text, "  ", p);
                     write!(out, "{text}")?;
                 }
             }
@@ -641,22 +649,5 @@ fn no_engine() -> slipway_runner::ExecError {
     slipway_runner::ExecError::NoEngine {
         endpoint: "(dry run)".into(),
         reason: "a dry run uses no engine".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remote_urls_give_the_slug() {
-        assert_eq!(
-            slug_of("git@example.invalid:acme/app.git").as_deref(),
-            Some("acme/app")
-        );
-        assert_eq!(
-            slug_of("https://example.invalid/acme/app").as_deref(),
-            Some("acme/app")
-        );
     }
 }

@@ -2,7 +2,6 @@
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context as _, bail};
 use clap::{Args as ClapArgs, Subcommand};
@@ -25,7 +24,8 @@ pub struct Args {
 pub enum Action {
     /// Print the repository's public recipient (`age1…`), making its key on first use.
     Key {
-        /// The repository, `owner/name` [default: from the `origin` remote of the current directory].
+        /// The repository, `owner/name` [default: from the `origin` remote of the current
+        /// directory, else `local/<its name>`].
         #[arg(long)]
         repo: Option<String>,
     },
@@ -39,7 +39,8 @@ pub enum Action {
     EncryptFile {
         /// The plaintext file; it is left in place and must not be committed.
         file: PathBuf,
-        /// The repository, `owner/name` [default: from the `origin` remote of the current directory].
+        /// The repository, `owner/name` [default: from the `origin` remote of the current
+        /// directory, else `local/<its name>`].
         #[arg(long)]
         repo: Option<String>,
         /// Encrypt to this age recipient instead of a repository's key.
@@ -55,16 +56,18 @@ pub enum Action {
     Encrypt {
         /// `NAME=VALUE`, or `NAME` to read the value from standard input.
         assignment: String,
-        /// The repository, `owner/name` [default: from the `origin` remote of the current directory].
+        /// The repository, `owner/name` [default: from the `origin` remote of the current
+        /// directory, else `local/<its name>`].
         #[arg(long)]
         repo: Option<String>,
     },
     /// Set a repository settings variable (stored encrypted). Without VALUE, it is read from
     /// standard input.
     Set {
-        /// The repository, `owner/name`.
+        /// The repository, `owner/name` [default: from the `origin` remote of the current
+        /// directory, else `local/<its name>`].
         #[arg(long)]
-        repo: String,
+        repo: Option<String>,
         /// The variable name.
         name: String,
         /// The value.
@@ -72,17 +75,17 @@ pub enum Action {
     },
     /// Remove a repository settings variable.
     Unset {
-        /// The repository, `owner/name`.
+        /// The repository, `owner/name` [default: as for `set`].
         #[arg(long)]
-        repo: String,
+        repo: Option<String>,
         /// The variable name.
         name: String,
     },
     /// List the names (never the values) of a repository's settings variables.
     List {
-        /// The repository, `owner/name`.
+        /// The repository, `owner/name` [default: as for `set`].
         #[arg(long)]
-        repo: String,
+        repo: Option<String>,
     },
 }
 
@@ -128,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         Action::Set { repo, name, value } => {
-            let repo = RepoSlug::parse(&repo)?;
+            let repo = repo_or_origin(repo)?;
             let value = match value {
                 Some(value) => Secret::new(value),
                 None => read_stdin_value()?,
@@ -137,14 +140,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("Set {name} for {repo}.");
         }
         Action::Unset { repo, name } => {
-            let repo = RepoSlug::parse(&repo)?;
+            let repo = repo_or_origin(repo)?;
             if !store.unset_var(&repo, &name)? {
                 bail!("{name} is not set for {repo}");
             }
             eprintln!("Removed {name} from {repo}.");
         }
         Action::List { repo } => {
-            let repo = RepoSlug::parse(&repo)?;
+            let repo = repo_or_origin(repo)?;
             for name in store.var_names(&repo)? {
                 println!("{name}");
             }
@@ -211,53 +214,9 @@ fn read_stdin_value() -> anyhow::Result<Secret<String>> {
     Ok(Secret::new(value))
 }
 
-/// The `--repo` given, else the slug of the current directory's `origin` remote.
+/// The `--repo` given, else the current directory's: its `origin` remote's slug, else
+/// `local/<its name>`, as `slipway run` and `slipway plan` take it.
 fn repo_or_origin(repo: Option<String>) -> anyhow::Result<RepoSlug> {
-    if let Some(repo) = repo {
-        return Ok(RepoSlug::parse(&repo)?);
-    }
-    let output = Command::new("git")
-        .args(["config", "--get", "remote.origin.url"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success());
-    let url = output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    match url.as_deref().and_then(slug_from_remote) {
-        Some(slug) => RepoSlug::parse(&slug).with_context(|| {
-            format!(
-                "the origin remote `{}` names no repository",
-                url.unwrap_or_default()
-            )
-        }),
-        None => {
-            bail!("no --repo given and no `origin` remote to take it from: pass --repo OWNER/NAME")
-        }
-    }
-}
-
-/// `owner/name` from a remote URL: `git@host:owner/name.git`, `https://host/owner/name`, ….
-fn slug_from_remote(url: &str) -> Option<String> {
-    let path = url.trim_end_matches('/').trim_end_matches(".git");
-    let mut parts = path.rsplit(['/', ':']);
-    let name = parts.next().filter(|s| !s.is_empty())?;
-    let owner = parts.next().filter(|s| !s.is_empty())?;
-    Some(format!("{owner}/{name}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slug_from_remote;
-
-    #[test]
-    fn the_slug_comes_from_ssh_and_https_remotes() {
-        for (url, slug) in [
-            ("git@github.com:octo/app.git", "octo/app"),
-            ("https://github.com/octo/app", "octo/app"),
-            ("https://github.com/octo/app.git/", "octo/app"),
-            ("ssh://git@host:2222/octo/app.git", "octo/app"),
-        ] {
-            assert_eq!(slug_from_remote(url).as_deref(), Some(slug), "{url}");
-        }
-        assert_eq!(slug_from_remote("app"), None);
-    }
+    let repo = repo.unwrap_or_else(|| crate::cmd::repo::default_repo(Path::new(".")));
+    Ok(RepoSlug::parse(&repo)?)
 }
