@@ -74,6 +74,7 @@ fn spec(origin: &Origin, head_ref: &str, sha: &str, base: Option<&str>) -> NewBu
         base_ref: base.map(str::to_string),
         supersede_key: None,
         context: Context::default(),
+        author: None,
     }
 }
 

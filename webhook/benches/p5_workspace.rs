@@ -368,6 +368,7 @@ fn spec(url: &str, head: &str) -> NewBuild {
         base_ref: Some("refs/heads/master".into()),
         supersede_key: None,
         context: Context::default(),
+        author: None,
     }
 }
 

@@ -58,6 +58,20 @@ pub struct NewBuild {
     pub supersede_key: Option<String>,
     /// The event as the pipeline planner sees it.
     pub context: Context,
+    /// Who wrote the change, as the delivery names them, for the build pages; builds stored
+    /// before it was recorded have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Author>,
+}
+
+/// The author a build page shows: a push's head commit author, or a pull request's opener.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Author {
+    /// The name as written in the commit (a pull request's opener: their login).
+    pub name: String,
+    /// The GitHub login, when GitHub matched the commit to an account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 /// Why a payload could not be read.
@@ -106,6 +120,23 @@ struct User {
 #[derive(Deserialize)]
 struct Commit {
     message: String,
+    author: Option<CommitAuthor>,
+}
+
+#[derive(Deserialize)]
+struct CommitAuthor {
+    name: Option<String>,
+    username: Option<String>,
+}
+
+impl Commit {
+    /// The author, when the payload names one (by name, else by login).
+    fn author(&self) -> Option<Author> {
+        let a = self.author.as_ref()?;
+        let login = a.username.clone().filter(|l| !l.is_empty());
+        let name = a.name.clone().filter(|n| !n.is_empty()).or(login.clone())?;
+        Some(Author { name, login })
+    }
 }
 
 #[derive(Deserialize)]
@@ -133,6 +164,7 @@ struct PrPayload {
 struct PullRequest {
     title: String,
     body: Option<String>,
+    user: Option<User>,
     head: PrEnd,
     base: PrEnd,
 }
@@ -208,6 +240,7 @@ fn parse_push(p: PushPayload) -> Result<Event, ParseError> {
             why: format!("{} is neither a branch nor a tag", p.git_ref),
         });
     };
+    let author = p.head_commit.as_ref().and_then(Commit::author);
     let context = Context {
         event: EventType::Push,
         branch,
@@ -227,6 +260,7 @@ fn parse_push(p: PushPayload) -> Result<Event, ParseError> {
         base_ref: None,
         supersede_key,
         context,
+        author,
     })))
 }
 
@@ -255,6 +289,10 @@ fn parse_pr(p: PrPayload) -> Event {
         }
     }
     let pr = p.pull_request;
+    let author = pr.user.map(|u| Author {
+        name: u.login.clone(),
+        login: Some(u.login),
+    });
     let head_repo = pr.head.repo.map(|r| r.full_name);
     let fork = is_fork(&repo, head_repo.as_deref());
     let message = match pr.body.as_deref() {
@@ -283,6 +321,7 @@ fn parse_pr(p: PrPayload) -> Event {
         base_ref: Some(format!("refs/heads/{}", pr.base.git_ref)),
         supersede_key: Some(format!("pr:{}", p.number)),
         context,
+        author,
     }))
 }
 
@@ -404,6 +443,52 @@ mod tests {
             parse("push", deleted.as_bytes()).unwrap(),
             Event::Ignored { .. }
         ));
+    }
+
+    #[test]
+    fn the_author_is_the_head_commits_or_the_pull_requests_opener() {
+        let push = |author: &str| {
+            format!(
+                r#"{{"ref":"refs/heads/main","after":"{}","head_commit":{{"message":"m"{author}}},
+                "repository":{{"full_name":"acme/app","clone_url":"u"}}}}"#,
+                "c".repeat(40)
+            )
+        };
+        let author = |body: String| match parse("push", body.as_bytes()).unwrap() {
+            Event::Build(b) => b.author,
+            other => panic!("expected a build, got {other:?}"),
+        };
+        assert_eq!(
+            author(push(
+                r#","author":{"name":"Ann Lee","email":"a@x","username":"ann"}"#
+            )),
+            Some(Author {
+                name: "Ann Lee".into(),
+                login: Some("ann".into())
+            })
+        );
+        assert_eq!(
+            author(push(r#","author":{"name":"Ann Lee","email":"a@x"}"#)),
+            Some(Author {
+                name: "Ann Lee".into(),
+                login: None
+            })
+        );
+        assert_eq!(author(push("")), None);
+        let pr = pr_body("opened", "acme/app").replace(
+            r#""title":"Fix","#,
+            r#""title":"Fix","user":{"login":"octo"},"#,
+        );
+        let Event::Build(b) = parse("pull_request", pr.as_bytes()).unwrap() else {
+            panic!("expected a build")
+        };
+        assert_eq!(
+            b.author,
+            Some(Author {
+                name: "octo".into(),
+                login: Some("octo".into())
+            })
+        );
     }
 
     #[test]

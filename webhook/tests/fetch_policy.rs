@@ -32,6 +32,7 @@ fn push_spec(url: &str, sha: &str) -> NewBuild {
         base_ref: None,
         supersede_key: None,
         context: Context::default(),
+        author: None,
     }
 }
 

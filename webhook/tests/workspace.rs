@@ -84,6 +84,7 @@ fn push_spec(origin: &Origin, sha: &str) -> NewBuild {
         base_ref: None,
         supersede_key: None,
         context: Context::default(),
+        author: None,
     }
 }
 

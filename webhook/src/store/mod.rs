@@ -227,6 +227,17 @@ pub struct NewJob {
     pub plan_json: String,
 }
 
+/// Which builds a list holds; `None` means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildFilter {
+    /// `owner/name`.
+    pub repo: Option<String>,
+    /// The branch built (a pull request's base branch, a tag push's tag).
+    pub branch: Option<String>,
+    /// The event that asked for the build.
+    pub event: Option<slipway_pipelines::plan::EventType>,
+}
+
 /// Work a worker claimed under a lease.
 #[derive(Debug, Clone)]
 pub enum Task {
@@ -448,8 +459,8 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     async fn outbox_superseded(&self, item: &OutboxItem) -> Result<bool, StoreError>;
     /// Repositories with builds, each with its latest build.
     async fn repos(&self) -> Result<Vec<Build>, StoreError>;
-    /// Builds, newest first, optionally of one repository.
-    async fn builds(&self, repo: Option<&str>, limit: i64) -> Result<Vec<Build>, StoreError>;
+    /// Builds, newest first, that pass `filter`.
+    async fn builds(&self, filter: BuildFilter, limit: i64) -> Result<Vec<Build>, StoreError>;
     /// One build and its jobs.
     async fn build(&self, id: i64) -> Result<Option<(Build, Vec<Job>)>, StoreError>;
     /// One job.

@@ -679,20 +679,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn builds(&self, repo: Option<&str>, limit: i64) -> Result<Vec<Build>, StoreError> {
-        let repo = repo.map(str::to_string);
+    async fn builds(&self, filter: BuildFilter, limit: i64) -> Result<Vec<Build>, StoreError> {
         self.read(move |conn| {
             // Two statements: `?1 IS NULL OR repo = ?1` would keep SQLite from the (repo, id)
             // index and scan every build to list one repository's.
-            let mut stmt = match repo {
+            let rest = "(?2 IS NULL OR branch = ?2) AND (?3 IS NULL OR event = ?3) ORDER BY id DESC LIMIT ?4";
+            let mut stmt = match filter.repo {
                 Some(_) => conn.prepare_cached(&format!(
-                    "SELECT {BUILD_COLS} FROM builds WHERE repo = ?1 ORDER BY id DESC LIMIT ?2"
+                    "SELECT {BUILD_COLS} FROM builds WHERE repo = ?1 AND {rest}"
                 ))?,
                 None => conn.prepare_cached(&format!(
-                    "SELECT {BUILD_COLS} FROM builds WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2"
+                    "SELECT {BUILD_COLS} FROM builds WHERE ?1 IS NULL AND {rest}"
                 ))?,
             };
-            let rows = stmt.query_map(params![repo, limit], build_row)?;
+            let event = filter.event.map(|e| e.as_str());
+            let rows = stmt.query_map(params![filter.repo, filter.branch, event, limit], build_row)?;
             rows.map(|r| finish_build_row(r?)).collect()
         })
         .await

@@ -371,25 +371,25 @@ pub async fn readable_build(
     }
 }
 
-/// A job by id with its build's repository, when `caller` may read it (else 404).
+/// A job by id with its build, when `caller` may read it (else 404).
 pub async fn readable_job(
     app: &App,
     caller: &Caller,
     id: i64,
-) -> Result<(crate::store::Job, String), Response> {
+) -> Result<(crate::store::Job, Build), Response> {
     let not_found = || text(StatusCode::NOT_FOUND, "no such job\n");
     let job = match app.store.job(id).await {
         Ok(Some(j)) => j,
         Ok(None) => return Err(not_found()),
         Err(e) => return Err(store_error(e)),
     };
-    let repo = match app.store.build(job.build_id).await {
-        Ok(Some((b, _))) => b.repo,
+    let build = match app.store.build(job.build_id).await {
+        Ok(Some((b, _))) => b,
         Ok(None) => return Err(not_found()),
         Err(e) => return Err(store_error(e)),
     };
-    match can_read(app, caller, &repo).await {
-        Ok(true) => Ok((job, repo)),
+    match can_read(app, caller, &build.repo).await {
+        Ok(true) => Ok((job, build)),
         Ok(false) => Err(not_found()),
         Err(e) => Err(store_error(e)),
     }

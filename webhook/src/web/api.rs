@@ -6,7 +6,7 @@ use super::access::{
 };
 use super::session::check_csrf;
 use super::{App, AppState, store_error, text};
-use crate::store::{ChunkKind, Permission, StoreError};
+use crate::store::{BuildFilter, ChunkKind, Permission, StoreError};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -39,12 +39,18 @@ pub(super) async fn builds(
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let listed = match &q.repo {
         Some(repo) => match can_read(&app, &caller, repo).await {
-            Ok(true) => app.store.builds(Some(repo), limit).await,
+            Ok(true) => {
+                let filter = BuildFilter {
+                    repo: Some(repo.clone()),
+                    ..BuildFilter::default()
+                };
+                app.store.builds(filter, limit).await
+            }
             Ok(false) => return text(StatusCode::NOT_FOUND, "no such repository\n"),
             Err(e) => return store_error(e),
         },
         None => match readable_repos(&app, &caller).await {
-            Ok(None) => app.store.builds(None, limit).await,
+            Ok(None) => app.store.builds(BuildFilter::default(), limit).await,
             Ok(Some(names)) => app.store.builds_of(names, limit).await,
             Err(e) => return store_error(e),
         },

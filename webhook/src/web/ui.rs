@@ -8,13 +8,16 @@ use super::access::{
 };
 use super::ansi::escape;
 use super::{App, AppState, store_error, text};
-use crate::store::{Build, BuildState, Job, JobState, Millis, Permission};
+use crate::store::{Build, BuildFilter, BuildState, Job, JobState, Millis, Permission};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
+use slipway_pipelines::plan::EventType;
 use std::fmt::Write as _;
 use std::sync::Arc;
+
+mod commit;
 
 const STYLE: &str = include_str!("static/slipway.css");
 const FOLLOW_JS: &str = include_str!("static/follow.js");
@@ -66,31 +69,15 @@ fn job_state(j: &Job) -> String {
     }
 }
 
-fn duration(start: Option<Millis>, end: Option<Millis>) -> String {
-    match (start, end) {
-        (Some(s), Some(e)) => format!("{:.1} s", (e - s) as f64 / 1000.0),
-        (Some(s), None) => format!("{:.0} s…", (crate::store::now_ms() - s) as f64 / 1000.0),
-        _ => String::new(),
-    }
-}
-
-fn what(b: &Build) -> String {
-    let ctx = &b.spec.context;
-    match (ctx.pull_request, &ctx.tag) {
-        (Some(n), _) => format!("PR #{n} → {}", escape(&ctx.branch)),
-        (None, Some(t)) => format!("tag {}", escape(t)),
-        _ => format!("push to {}", escape(&ctx.branch)),
-    }
-}
-
-fn build_rows(builds: &[Build], with_repo: bool) -> String {
-    let mut out = String::from("<table><tr><th>#</th>");
+/// The builds table: each build's state, commit (message, short SHA, author), what was built and
+/// when.
+fn build_rows(web_url: &str, builds: &[Build], with_repo: bool) -> String {
+    let now = crate::store::now_ms();
+    let mut out = String::from("<table class=\"builds\"><tr><th>#</th>");
     if with_repo {
         out.push_str("<th>repository</th>");
     }
-    out.push_str(
-        "<th>state</th><th>event</th><th>commit</th><th>message</th><th>duration</th></tr>",
-    );
+    out.push_str("<th>state</th><th>commit</th><th>built</th><th>when</th></tr>");
     for b in builds {
         let _ = write!(out, "<tr><td><a href=\"/builds/{0}\">#{0}</a></td>", b.id);
         if with_repo {
@@ -100,14 +87,20 @@ fn build_rows(builds: &[Build], with_repo: bool) -> String {
                 escape(&b.repo)
             );
         }
+        let author = b
+            .spec
+            .author
+            .as_ref()
+            .map(|a| format!(" · <span class=\"author\">{}</span>", escape(&a.name)))
+            .unwrap_or_default();
         let _ = write!(
             out,
-            "<td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            "<td>{}</td><td><span class=\"message\">{}</span><br>{}{author}</td><td>{}</td><td>{}</td></tr>",
             badge_state(b.state),
-            what(b),
-            escape(&b.spec.head_sha.chars().take(8).collect::<String>()),
-            escape(b.spec.context.commit_message.lines().next().unwrap_or("")),
-            duration(b.started_at, b.finished_at)
+            escape(commit::first_line(&b.spec.context.commit_message)),
+            commit::sha_link(web_url, &b.repo, &b.spec.head_sha),
+            commit::what(web_url, b),
+            commit::when(b.created_at, b.started_at, b.finished_at, now)
         );
     }
     out.push_str("</table>");
@@ -127,7 +120,7 @@ pub(super) async fn repos(State(app): AppState, caller: Caller) -> Response {
             } else {
                 format!(
                     "<h1>Repositories</h1><p>The latest build of each.</p>{}",
-                    build_rows(&latest, true)
+                    build_rows(&app.config.github.web_url, &latest, true)
                 )
             };
             page("Repositories", &body, false)
@@ -136,16 +129,90 @@ pub(super) async fn repos(State(app): AppState, caller: Caller) -> Response {
     }
 }
 
+/// The repository page's filters: `?branch=NAME&event=push|pull_request|api|cron` (empty means
+/// any).
+#[derive(Deserialize)]
+pub(super) struct RepoQuery {
+    branch: Option<String>,
+    event: Option<String>,
+}
+
+/// The events a repository page can be filtered by, as stored and as the form names them.
+const EVENTS: [(EventType, &str); 4] = [
+    (EventType::Push, "pushes"),
+    (EventType::PullRequest, "pull requests"),
+    (EventType::Api, "API"),
+    (EventType::Cron, "cron"),
+];
+
+/// The filter form: a branch (suggesting those listed) and an event; plain GET, no script.
+fn filter_form(repo: &str, filter: &BuildFilter, listed: &[Build]) -> String {
+    let mut branches: Vec<&str> = listed
+        .iter()
+        .map(|b| b.spec.context.branch.as_str())
+        .collect();
+    branches.sort_unstable();
+    branches.dedup();
+    let mut out = format!(
+        "<form class=\"filter\" method=\"get\" action=\"/repos/{}\">\
+         <label>branch <input name=\"branch\" list=\"branches\" value=\"{}\"></label><datalist id=\"branches\">",
+        escape(repo),
+        escape(filter.branch.as_deref().unwrap_or(""))
+    );
+    for b in branches {
+        let _ = write!(out, "<option value=\"{}\">", escape(b));
+    }
+    out.push_str("</datalist> <label>event <select name=\"event\"><option value=\"\">any</option>");
+    for (e, label) in EVENTS {
+        let selected = if filter.event == Some(e) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<option value=\"{}\"{selected}>{label}</option>",
+            e.as_str()
+        );
+    }
+    let _ = write!(
+        out,
+        "</select></label> <button>Filter</button> <a href=\"/repos/{}\">all builds</a></form>",
+        escape(repo)
+    );
+    out
+}
+
 pub(super) async fn builds(
     State(app): AppState,
     caller: Caller,
     Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<RepoQuery>,
 ) -> Response {
     let repo = format!("{owner}/{name}");
     let access = match permission(&app, &caller, &repo, Permission::Push).await {
         Ok(Permission::None) => return text(StatusCode::NOT_FOUND, "no such repository\n"),
         Ok(p) => p,
         Err(e) => return store_error(e),
+    };
+    let event = match q.event.as_deref().filter(|e| !e.is_empty()) {
+        None => None,
+        Some(e) => match EVENTS.iter().find(|(t, _)| t.as_str() == e) {
+            Some((t, _)) => Some(*t),
+            None => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "event {e:?} is not one of push, pull_request, api, cron (leave it empty for any)\n"
+                    ),
+                );
+            }
+        },
+    };
+    let filter = BuildFilter {
+        repo: Some(repo.clone()),
+        branch: q.branch.filter(|b| !b.is_empty()),
+        event,
     };
     // A private repository's badge works only with its token, shown to those who may push.
     let badge = match app.store.repo_access(&repo).await {
@@ -156,7 +223,7 @@ pub(super) async fn builds(
         Ok(_) => format!("/badge/{}.svg", escape(&repo)),
         Err(e) => return store_error(e),
     };
-    match app.store.builds(Some(&repo), 100).await {
+    match app.store.builds(filter.clone(), 100).await {
         Ok(list) => {
             let running = list.iter().any(|b| !b.state.is_final());
             let badge = if badge.is_empty() {
@@ -166,9 +233,14 @@ pub(super) async fn builds(
                     "<p><img alt=\"status\" src=\"{badge}\"> <code class=\"badge-url\">{badge}</code></p>"
                 )
             };
+            let rows = if list.is_empty() {
+                "<p class=\"empty\">No builds match.</p>".to_string()
+            } else {
+                build_rows(&app.config.github.web_url, &list, false)
+            };
             let body = format!(
-                "<h1>{r}</h1>{badge}{}",
-                build_rows(&list, false),
+                "<h1>{r}</h1>{badge}{}{rows}",
+                filter_form(&repo, &filter, &list),
                 r = escape(&repo)
             );
             page(&repo, &body, running)
@@ -205,7 +277,8 @@ fn buttons(build: &Build, caller: &Caller) -> String {
     out
 }
 
-fn matrix_cell(job: &Job) -> String {
+/// A job's matrix keys as the jobs table shows them (`key: value`, escaped), phases left out.
+fn matrix_entries(job: &Job) -> Vec<(&str, String)> {
     match &job.matrix {
         serde_json::Value::Object(map) => map
             .iter()
@@ -224,11 +297,23 @@ fn matrix_cell(job: &Job) -> String {
                         | "name"
                 )
             })
-            .map(|(k, v)| format!("{}: {}", escape(k), escape(&matrix_value(v))))
-            .collect::<Vec<_>>()
-            .join("<br>"),
-        _ => String::new(),
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    format!("{}: {}", escape(k), escape(&matrix_value(v))),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
     }
+}
+
+fn matrix_cell(job: &Job) -> String {
+    matrix_entries(job)
+        .into_iter()
+        .map(|(_, shown)| shown)
+        .collect::<Vec<_>>()
+        .join("<br>")
 }
 
 /// A matrix value as Travis's job list shows it: `env` entries as `NAME=value` (encrypted ones
@@ -253,6 +338,73 @@ fn matrix_value(v: &serde_json::Value) -> String {
     }
 }
 
+/// A job's label where space is short: its name, else the matrix values that tell it from the
+/// build's other jobs (all of them when none do).
+fn job_label(j: &Job, jobs: &[Job]) -> String {
+    if let Some(n) = &j.name {
+        return escape(n);
+    }
+    let all = matrix_entries(j);
+    let telling: Vec<String> = all
+        .iter()
+        .filter(|(key, shown)| {
+            jobs.iter().any(|other| {
+                other.id != j.id
+                    && !matrix_entries(other)
+                        .iter()
+                        .any(|(k, s)| k == key && s == shown)
+            })
+        })
+        .map(|(_, shown)| shown.clone())
+        .collect();
+    let shown = if telling.is_empty() {
+        all.into_iter().map(|(_, s)| s).collect()
+    } else {
+        telling
+    };
+    shown.join(" · ")
+}
+
+/// The stages side by side in the order they run, each with its jobs (number, label, state and
+/// time), so a build's shape is seen before its tables are read.
+fn stage_lanes(b: &Build, jobs: &[Job], now: Millis) -> String {
+    let mut out = String::from("<section class=\"stages\">");
+    let mut stage_idx = -1;
+    for j in jobs {
+        if j.stage_index != stage_idx {
+            if stage_idx >= 0 {
+                out.push_str("</div>");
+            }
+            stage_idx = j.stage_index;
+            let _ = write!(out, "<div class=\"stage\"><h3>{}</h3>", escape(&j.stage));
+        }
+        let _ = write!(
+            out,
+            "<a class=\"job\" href=\"/jobs/{id}\"><span class=\"num\">{b}.{n}</span> <span class=\"label\">{label}</span> {s} <span class=\"took\">{t}</span></a>",
+            id = j.id,
+            b = b.id,
+            n = j.number,
+            label = job_label(j, jobs),
+            s = job_state(j),
+            t = job_took(j, now),
+        );
+    }
+    if stage_idx >= 0 {
+        out.push_str("</div>");
+    }
+    out.push_str("</section>");
+    out
+}
+
+/// A job's run time, counting while it runs.
+fn job_took(j: &Job, now: Millis) -> String {
+    match (j.started_at, j.finished_at) {
+        (Some(s), Some(e)) => commit::span(e - s),
+        (Some(s), None) => format!("{}…", commit::span(now - s)),
+        _ => String::new(),
+    }
+}
+
 pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i64>) -> Response {
     let (b, jobs) = match readable_build(&app, &caller, id).await {
         Ok(x) => x,
@@ -265,16 +417,26 @@ pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i
             Err(e) => return store_error(e),
         },
     };
+    let now = crate::store::now_ms();
+    let web_url = &app.config.github.web_url;
     let mut body = format!(
-        "<h1>Build #{} {}</h1><p><a href=\"/repos/{r}\">{r}</a> · {} · head <code>{}</code>{}</p>",
+        "<h1>Build #{} {}</h1><p class=\"repo\"><a href=\"/repos/{r}\">{r}</a>{}</p>{}",
         b.id,
         badge_state(b.state),
-        what(&b),
-        escape(&b.spec.head_sha),
         b.merge_sha
             .as_deref()
-            .map(|m| format!(" · built <code>{}</code>", escape(m)))
+            .filter(|m| *m != b.spec.head_sha)
+            .map(|m| format!(
+                " · built the merge <code title=\"{0}\">{1}</code>",
+                escape(m),
+                escape(&m.chars().take(7).collect::<String>())
+            ))
             .unwrap_or_default(),
+        commit::header(
+            web_url,
+            &b,
+            &commit::when(b.created_at, b.started_at, b.finished_at, now)
+        ),
         r = escape(&b.repo)
     );
     if let Some(reason) = &b.reason {
@@ -282,6 +444,9 @@ pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i
     }
     if may_push {
         body.push_str(&buttons(&b, &caller));
+    }
+    if !jobs.is_empty() {
+        body.push_str(&stage_lanes(&b, &jobs, now));
     }
     let mut stage_idx = -1;
     for j in &jobs {
@@ -310,7 +475,7 @@ pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i
             } else {
                 ""
             },
-            d = duration(j.started_at, j.finished_at),
+            d = job_took(j, now),
         );
     }
     if stage_idx >= 0 {
@@ -327,18 +492,29 @@ pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i
 }
 
 pub(super) async fn job(State(app): AppState, caller: Caller, Path(id): Path<i64>) -> Response {
-    let j = match readable_job(&app, &caller, id).await {
-        Ok((j, _)) => j,
+    let (j, b) = match readable_job(&app, &caller, id).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
+    let now = crate::store::now_ms();
+    let when = match j.started_at {
+        Some(_) => commit::when(0, j.started_at, j.finished_at, now),
+        None => "not started".to_string(),
+    };
     let body = format!(
-        "<h1>Job {b}.{n} <span class=\"s {s}\">{s}</span></h1>\
-         <p><a href=\"/builds/{b}\">build #{b}</a> · stage {stage} · {m} · <span id=\"live\">live</span> · <a href=\"/jobs/{id}/log.txt\">raw log</a></p>{reason}\
+        "<h1>Job {b}.{n} <span class=\"s {s}\">{s}</span></h1>{commit}\
+         <p class=\"job-meta\"><a href=\"/builds/{b}\">build #{b}</a> · stage {stage}{name} · {m} · <span id=\"live\">live</span> · <a href=\"/jobs/{id}/log.txt\">raw log</a></p>{reason}\
          <div id=\"log\" data-src=\"/jobs/{id}/events\"></div><script src=\"/static/follow.js\"></script>",
         b = j.build_id,
         n = j.number,
         s = j.state.as_str(),
+        commit = commit::header(&app.config.github.web_url, &b, &when),
         stage = escape(&j.stage),
+        name = j
+            .name
+            .as_deref()
+            .map(|n| format!(" · <span class=\"name\">{}</span>", escape(n)))
+            .unwrap_or_default(),
         m = matrix_cell(&j),
         reason = j
             .reason

@@ -35,6 +35,7 @@ fn placeholder_spec() -> NewBuild {
         base_ref: None,
         supersede_key: None,
         context: Default::default(),
+        author: None,
     }
 }
 
