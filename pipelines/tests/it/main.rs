@@ -1,0 +1,16 @@
+//! The integration tests, one binary for the crate: each module is one concern, and the
+//! helpers they share are compiled once.
+
+mod util;
+
+mod bad_input;
+mod build_size;
+mod conditions;
+mod corpus;
+mod git_settings;
+mod imports;
+mod lint_corpus;
+mod lint_deploys;
+mod lint_proptest;
+mod plan_course;
+mod plan_snapshots;

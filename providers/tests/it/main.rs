@@ -1,0 +1,10 @@
+//! The integration tests, one binary for the crate: each module is one concern, and the
+//! helpers they share are compiled once.
+
+mod util;
+
+mod aws_moto;
+mod course_eb;
+mod course_k8s;
+mod dry_run;
+mod hook_in_runner;

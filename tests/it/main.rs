@@ -1,0 +1,22 @@
+//! The integration tests, one binary for the crate: each module is one concern, and the
+//! helpers they share are compiled once.
+
+mod support;
+mod serve;
+
+mod artifacts_s3;
+mod course_multi_docker;
+mod deploy_s3;
+mod imports_run;
+mod os_matrix_cli;
+mod red_team;
+mod run_cli;
+mod secrets_cli;
+mod secrets_run;
+mod serve_access;
+mod serve_crash;
+mod serve_deploy;
+mod serve_deploy_inputs;
+mod serve_e2e;
+mod serve_fetch;
+mod serve_front_door;

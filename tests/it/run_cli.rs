@@ -1,0 +1,180 @@
+//! `slipway run` end to end: the binary on a temporary git repository, the real Docker engine.
+//! Under CI=true a missing engine or test image fails instead of skipping.
+
+
+use crate::support::{busybox, engine_ready};
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo_with(pipeline: &str) -> tempfile::TempDir {
+    crate::support::repo_with_pipeline(".slipway.yml", pipeline)
+}
+
+fn slipway(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .arg("run")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn docker_names(kind: &str, label: &str) -> Vec<String> {
+    let args: Vec<&str> = match kind {
+        "container" => vec!["ps", "-a", "--filter", label, "--format", "{{.Names}}"],
+        "network" => vec!["network", "ls", "--filter", label, "--format", "{{.Name}}"],
+        _ => vec!["volume", "ls", "--filter", label, "--format", "{{.Name}}"],
+    };
+    let out = Command::new("docker").args(&args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn dry_run_prints_the_containers_network_and_script_without_an_engine() {
+    let dir = repo_with(
+        "image: \"{busybox}\"\nlanguage: shell\nservices: [redis]\ncache:\n  directories: [deps]\nscript: echo hi\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["run", "--dry-run", "--branch", "dev", "--repo", "acme/app"])
+        .arg(dir.path())
+        // No engine may be needed: point at one that does not exist.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "network   slipway-",
+        "container slipway-",
+        "-netns",
+        "-svc-redis",
+        "image    redis:7",
+        "hosts    redis:127.0.0.1 redis-server:127.0.0.1",
+        "(kept cache)",
+        "TRAVIS_BRANCH=dev",
+        "TRAVIS_REPO_SLUG=acme/app",
+        "disk 20 GiB",
+        "security no-new-privileges; capabilities CHOWN DAC_OVERRIDE",
+        "eval 'echo hi'",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn a_failing_build_exits_non_zero_and_prints_the_summary() {
+    if !engine_ready() {
+        return;
+    }
+    let dir =
+        repo_with("image: \"{busybox}\"\nlanguage: shell\nenv: [X=1, X=2]\nscript: test $X = 1\n");
+    let out = slipway(dir.path(), &["--jobs", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("[1.1] "),
+        "parallel jobs are prefixed: {text}"
+    );
+    assert!(text.contains("1.1      test             passed"), "{text}");
+    assert!(text.contains("1.2      test             failed"), "{text}");
+    assert!(text.contains("Build failed"), "{text}");
+}
+
+#[test]
+fn after_sigkill_mid_job_the_next_run_sweeps_everything_left() {
+    if !engine_ready() {
+        return;
+    }
+    // A job with a service, so a network, a namespace holder and a service container exist.
+    let dir =
+        repo_with("image: \"{busybox}\"\nlanguage: shell\nservices: [redis]\nscript: sleep 120\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .arg("run")
+        .arg(dir.path())
+        .args(["--service-image", &format!("redis={}", busybox())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let owner_pid = child.id();
+    let label = "label=dev.slipway.managed=true";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mine = |names: Vec<String>| -> Vec<String> {
+        // Only what this child created: its containers carry its pid in the owner label.
+        names
+            .into_iter()
+            .filter(|n| {
+                let out = Command::new("docker")
+                    .args([
+                        "inspect",
+                        "--format",
+                        "{{index .Config.Labels \"dev.slipway.owner\"}}",
+                        n,
+                    ])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).contains(&format!(":{owner_pid}:"))
+            })
+            .collect()
+    };
+    loop {
+        let running = mine(docker_names("container", label));
+        if running.iter().any(|n| n.ends_with("-job")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap(); // SIGKILL: no clean-up runs.
+    child.wait().unwrap();
+    let left = mine(docker_names("container", label));
+    assert!(
+        left.len() >= 3,
+        "job, service and namespace holder should be left: {left:?}"
+    );
+    let network = left
+        .iter()
+        .find(|n| n.ends_with("-job"))
+        .map(|n| format!("{}-net", n.trim_end_matches("-job")))
+        .unwrap();
+    assert!(
+        docker_names("network", label).contains(&network),
+        "{network} should be left"
+    );
+
+    let next = repo_with("image: \"{busybox}\"\nlanguage: shell\nscript: echo fine\n");
+    let out = slipway(next.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("left behind"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in left {
+        let gone = !docker_names("container", label).contains(&name);
+        assert!(gone, "{name} survived the sweep");
+    }
+    assert!(
+        !docker_names("network", label).contains(&network),
+        "{network} survived the sweep"
+    );
+    // Nothing labelled is left at all but kept caches and the workspaces kept beside them.
+    let volumes: Vec<String> = docker_names("volume", label)
+        .into_iter()
+        .filter(|v| !v.starts_with("slipway-cache-") && !v.starts_with("slipway-workspace-"))
+        .collect();
+    assert!(volumes.is_empty(), "{volumes:?}");
+}

@@ -1,0 +1,16 @@
+//! The integration tests, one binary for the crate: each module is one concern, and the
+//! helpers they share are compiled once.
+
+mod util;
+
+mod browser;
+mod browser_access;
+mod fetch_policy;
+mod github_app;
+mod imports;
+mod ingest;
+mod mirror_upkeep;
+mod queue;
+mod retention;
+mod trust;
+mod workspace;

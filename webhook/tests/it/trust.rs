@@ -1,0 +1,166 @@
+//! Which builds are trusted with secrets: the fork flag comes from the delivery's payload (head
+//! repository against base repository; a deleted head repository counts as a fork), reaches the
+//! job's plan, and is kept with the build, so a restarted server and a restarted build still
+//! see it.
+
+
+use async_trait::async_trait;
+use serde_json::Value;
+use slipway_webhook::executor::{Executor, JobEvent, JobOutcome, JobRun};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use crate::util::*;
+
+const REPO: &str = "acme/app";
+
+/// Passes every job and remembers, per build, what the job's plan said about forks.
+#[derive(Default)]
+struct Recording {
+    seen: Mutex<Vec<(i64, bool, Option<String>)>>,
+}
+
+#[async_trait]
+impl Executor for Recording {
+    async fn run(
+        &self,
+        job: JobRun,
+        _events: mpsc::Sender<JobEvent>,
+        _cancel: CancellationToken,
+    ) -> JobOutcome {
+        let ctx = &job.plan.context;
+        self.seen
+            .lock()
+            .unwrap()
+            .push((job.build_id, ctx.fork, ctx.head_repo.clone()));
+        JobOutcome::Passed
+    }
+
+    async fn sweep(&self) -> Result<usize, String> {
+        Ok(0)
+    }
+}
+
+impl Recording {
+    fn fork_of(&self, build: i64) -> Option<bool> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.0 == build)
+            .map(|s| s.1)
+    }
+}
+
+/// A pull request delivery whose head repository is `head` (`Value::Null`: the fork was deleted).
+fn pr_from(origin: &Origin, n: u64, head_sha: &str, head: Value) -> Vec<u8> {
+    let base = git(&origin.work, &["rev-parse", "master"]);
+    let mut v: Value = serde_json::from_slice(&pr_payload(
+        REPO,
+        &origin.url(),
+        "opened",
+        n,
+        head_sha,
+        &base,
+    ))
+    .unwrap();
+    v["pull_request"]["head"]["repo"] = head;
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn build_id(answer: (u16, String)) -> i64 {
+    assert_eq!(answer.0, 202, "{}", answer.1);
+    serde_json::from_str::<Value>(&answer.1).unwrap()["build"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn forks_come_from_the_payload_and_survive_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), "script:\n  - echo hello\n");
+    let data = tmp.path().join("data");
+    let first = Arc::new(Recording::default());
+    let h = Harness::start(&data, config(None), first.clone());
+
+    let master = git(&origin.work, &["rev-parse", "master"]);
+    let push = build_id(h.deliver(
+        "push",
+        "t-push",
+        &push_payload(REPO, &origin.url(), "refs/heads/master", &master),
+    ));
+    let head = origin.pull_request(1, "master", "a.txt", "a\n");
+    let same = build_id(h.deliver(
+        "pull_request",
+        "t-same",
+        &pr_from(
+            &origin,
+            1,
+            &head,
+            serde_json::json!({"full_name": REPO, "clone_url": origin.url()}),
+        ),
+    ));
+    let head = origin.pull_request(2, "master", "b.txt", "b\n");
+    let fork = build_id(h.deliver(
+        "pull_request",
+        "t-fork",
+        &pr_from(
+            &origin,
+            2,
+            &head,
+            serde_json::json!({"full_name": "eve/app", "clone_url": "https://example.invalid/eve/app.git"}),
+        ),
+    ));
+    let head = origin.pull_request(3, "master", "c.txt", "c\n");
+    let deleted = build_id(h.deliver(
+        "pull_request",
+        "t-deleted",
+        &pr_from(&origin, 3, &head, Value::Null),
+    ));
+    for id in [push, same, fork, deleted] {
+        assert_eq!(h.wait_final(id, 30)["build"]["state"], "passed");
+    }
+    assert_eq!(first.fork_of(push), Some(false));
+    assert_eq!(first.fork_of(same), Some(false));
+    assert_eq!(first.fork_of(fork), Some(true));
+    assert_eq!(first.fork_of(deleted), Some(true));
+    h.stop();
+
+    // The flag is part of the stored build, not recomputed from anything at run time.
+    let stored: Vec<(i64, bool)> = db(&data)
+        .prepare("SELECT id, spec FROM builds ORDER BY id")
+        .unwrap()
+        .query_map([], |r| {
+            let spec: String = r.get(1)?;
+            let v: Value = serde_json::from_str(&spec).unwrap();
+            Ok((r.get(0)?, v["context"]["fork"].as_bool().unwrap()))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        stored,
+        vec![(push, false), (same, false), (fork, true), (deleted, true)]
+    );
+
+    // After a restart of the server, restarted builds run with the same trust.
+    let second = Arc::new(Recording::default());
+    let h = Harness::start(&data, config(None), second.clone());
+    let mut again = Vec::new();
+    for id in [same, fork, deleted] {
+        let (status, text) = http(
+            "POST",
+            &format!("{}/api/builds/{id}/restart", h.url()),
+            &[("Authorization", "Bearer ui-token")],
+            b"",
+        );
+        assert_eq!(status, 201, "{text}");
+        let new = serde_json::from_str::<Value>(&text).unwrap()["build"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(h.wait_final(new, 30)["build"]["state"], "passed");
+        again.push(second.fork_of(new));
+    }
+    assert_eq!(again, vec![Some(false), Some(true), Some(true)]);
+    h.stop();
+}

@@ -1,0 +1,738 @@
+//! Job workspaces from the mirror: the pipeline's `git: depth` makes a shallow repository of that
+//! many commits, `git: submodules` checks submodules out (recursively, relative URLs resolved
+//! against the clone URL; local URLs refused for a remote repository) or leaves them out, and the
+//! server passes each job's settings through.
+
+
+use async_trait::async_trait;
+use slipway_pipelines::plan::{Context, Git};
+use slipway_webhook::event::NewBuild;
+use slipway_webhook::executor::{Executor, JobEvent, JobOutcome, JobRun};
+use slipway_webhook::git::{FetchPolicy, Mirrors, NoTokens, Remote};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use crate::util::*;
+
+const REPO: &str = "acme/app";
+
+/// A bare repository `<name>.git` under `root` with one commit holding `file` = `text`, made in
+/// `<name>-work` (kept, to commit more from).
+fn small_repo(root: &Path, name: &str, file: &str, text: &str) -> (PathBuf, PathBuf) {
+    let bare = root.join(format!("{name}.git"));
+    let work = root.join(format!("{name}-work"));
+    std::fs::create_dir_all(&work).unwrap();
+    git(
+        root,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "master",
+            bare.to_str().unwrap(),
+        ],
+    );
+    git(&work, &["init", "-q", "-b", "master"]);
+    std::fs::write(work.join(file), text).unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", &format!("add {file}")]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    git(&work, &["push", "-q", "origin", "master"]);
+    (bare, work)
+}
+
+/// Adds a submodule at `path` with the relative URL `url` in `work`, commits and pushes.
+fn add_submodule(work: &Path, url: &str, path: &str) {
+    git(
+        work,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            url,
+            path,
+        ],
+    );
+    git(
+        work,
+        &["commit", "-q", "-m", &format!("add submodule {path}")],
+    );
+    git(work, &["push", "-q", "origin", "HEAD"]);
+}
+
+/// An origin whose `lib` submodule (`../lib.git`) has an `inner` submodule (`../inner.git`).
+fn origin_with_submodules(root: &Path, pipeline: &str) -> Origin {
+    small_repo(root, "inner", "inner.txt", "from inner\n");
+    let (_, lib_work) = small_repo(root, "lib", "lib.txt", "from lib\n");
+    add_submodule(&lib_work, "../inner.git", "inner");
+    let origin = Origin::new(root, pipeline);
+    add_submodule(&origin.work, "../lib.git", "lib");
+    origin
+}
+
+fn push_spec(origin: &Origin, sha: &str) -> NewBuild {
+    NewBuild {
+        repo: REPO.into(),
+        clone_url: origin.url(),
+        head_sha: sha.into(),
+        head_ref: "refs/heads/master".into(),
+        base_ref: None,
+        supersede_key: None,
+        context: Context::default(),
+        author: None,
+    }
+}
+
+fn settings(depth: Option<u32>, submodules: bool) -> Git {
+    Git {
+        depth,
+        submodules,
+        ..Git::default()
+    }
+}
+
+/// Prepares `spec` in a fresh mirror and checks the result out with `git`; returns the workspace.
+fn workspace(
+    root: &Path,
+    origin: &Origin,
+    spec: &NewBuild,
+    git: &Git,
+    token: Option<&str>,
+) -> PathBuf {
+    let mirrors = Mirrors::new(root.join("mirrors"));
+    let sources = mirrors
+        .prepare(1, spec, &origin.url(), token, &CancellationToken::new())
+        .unwrap();
+    let ws = root.join(format!("ws-{:?}-{}", git.depth, git.submodules));
+    let url = origin.url();
+    mirrors
+        .checkout(
+            REPO,
+            &sources.commit,
+            &ws,
+            git,
+            Remote {
+                url: &url,
+                token,
+                served: &NoTokens,
+            },
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    ws
+}
+
+fn commits(ws: &Path) -> usize {
+    git(ws, &["rev-list", "--count", "HEAD"]).parse().unwrap()
+}
+
+fn shallow(ws: &Path) -> bool {
+    git(ws, &["rev-parse", "--is-shallow-repository"]) == "true"
+}
+
+/// Every byte under `dir`, files only, for looking for a string anywhere in a workspace.
+fn all_bytes(dir: &Path, out: &mut Vec<u8>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            all_bytes(&e.path(), out);
+        } else if e.file_type().unwrap().is_file() {
+            out.extend(std::fs::read(e.path()).unwrap());
+        }
+    }
+}
+
+#[test]
+fn submodules_are_checked_out_recursively_from_urls_relative_to_the_clone_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_submodules(tmp.path(), "script: true\n");
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let ws = workspace(
+        tmp.path(),
+        &origin,
+        &push_spec(&origin, &head),
+        &Git::default(),
+        Some("token-never-stored"),
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("lib/lib.txt")).unwrap(),
+        "from lib\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("lib/inner/inner.txt")).unwrap(),
+        "from inner\n"
+    );
+    // Each submodule sits at the commit its superproject records, and git agrees it is clean.
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    assert_eq!(git(&ws.join("lib"), &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(
+        git(&ws, &["submodule", "status", "--recursive"])
+            .lines()
+            .count(),
+        2
+    );
+    assert!(
+        !git(&ws, &["submodule", "status", "--recursive"]).contains(['-', '+']),
+        "{}",
+        git(&ws, &["submodule", "status", "--recursive"])
+    );
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    // The workspace's origin is the clone URL; the token is nowhere in it.
+    assert_eq!(git(&ws, &["remote", "get-url", "origin"]), origin.url());
+    let mut bytes = Vec::new();
+    all_bytes(&ws, &mut bytes);
+    assert!(
+        !bytes.windows(18).any(|w| w == b"token-never-stored"),
+        "the token was written into the workspace"
+    );
+}
+
+#[test]
+fn submodules_false_leaves_them_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_submodules(tmp.path(), "script: true\n");
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let ws = workspace(
+        tmp.path(),
+        &origin,
+        &push_spec(&origin, &head),
+        &settings(Some(50), false),
+        None,
+    );
+    assert!(ws.join(".gitmodules").exists());
+    assert!(!ws.join("lib/lib.txt").exists());
+    assert!(!ws.join("lib/inner").exists());
+    // Not initialised, as after a plain clone.
+    assert!(git(&ws, &["submodule", "status"]).starts_with('-'));
+}
+
+/// An origin whose `lib` submodule (`../lib.git`) has five commits, the superproject recording
+/// the fifth, and a sixth pushed afterwards (so the recorded commit is not the submodule's tip).
+fn origin_with_a_long_submodule(root: &Path) -> Origin {
+    let (_, lib_work) = small_repo(root, "lib", "lib.txt", "1\n");
+    for n in 2..=5 {
+        std::fs::write(lib_work.join("lib.txt"), format!("{n}\n")).unwrap();
+        git(&lib_work, &["commit", "-q", "-am", &format!("lib {n}")]);
+    }
+    git(&lib_work, &["push", "-q", "origin", "master"]);
+    let origin = Origin::new(root, "script: true\n");
+    add_submodule(&origin.work, "../lib.git", "lib");
+    std::fs::write(lib_work.join("lib.txt"), "6\n").unwrap();
+    git(&lib_work, &["commit", "-q", "-am", "lib 6"]);
+    git(&lib_work, &["push", "-q", "origin", "master"]);
+    origin
+}
+
+#[test]
+fn submodules_depth_makes_each_submodule_shallow_at_the_recorded_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_a_long_submodule(tmp.path());
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    let spec = push_spec(&origin, &head);
+
+    let ws = workspace(tmp.path(), &origin, &spec, &Git::default(), None);
+    let lib = ws.join("lib");
+    assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(
+        commits(&lib),
+        5,
+        "without submodules_depth the whole history"
+    );
+    assert!(!shallow(&lib));
+
+    for depth in [1, 3] {
+        let git_settings = Git {
+            submodules_depth: Some(depth),
+            ..Git::default()
+        };
+        let ws = workspace(tmp.path(), &origin, &spec, &git_settings, None);
+        let lib = ws.join("lib");
+        assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
+        assert_eq!(std::fs::read_to_string(lib.join("lib.txt")).unwrap(), "5\n");
+        assert_eq!(commits(&lib), depth as usize);
+        assert!(shallow(&lib));
+        // A clean, initialised submodule whose origin is its URL, as `git submodule update` leaves it.
+        let status = git(&ws, &["submodule", "status"]);
+        assert!(
+            status.starts_with(&recorded) && !status.contains(['-', '+']),
+            "{status}"
+        );
+        assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+        assert_eq!(
+            git(&lib, &["remote", "get-url", "origin"]),
+            format!("file://{}", tmp.path().join("lib.git").display())
+        );
+        // The superproject keeps its own depth.
+        assert_eq!(commits(&ws), 2);
+    }
+}
+
+#[test]
+fn clone_false_leaves_an_empty_workspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_submodules(tmp.path(), "script: true\n");
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let git_settings = Git {
+        clone: false,
+        ..Git::default()
+    };
+    let ws = workspace(
+        tmp.path(),
+        &origin,
+        &push_spec(&origin, &head),
+        &git_settings,
+        None,
+    );
+    assert!(ws.is_dir());
+    assert_eq!(std::fs::read_dir(&ws).unwrap().count(), 0);
+}
+
+#[test]
+fn a_local_submodule_url_is_refused_for_a_remote_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (secret, _) = small_repo(tmp.path(), "private", "secret.txt", "server-side only\n");
+    let origin = Origin::new(tmp.path(), "script: true\n");
+    add_submodule(&origin.work, secret.to_str().unwrap(), "steal");
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let mirrors = Mirrors::new(tmp.path().join("mirrors"));
+    let sources = mirrors
+        .prepare(
+            1,
+            &push_spec(&origin, &head),
+            &origin.url(),
+            None,
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    // The same commit, as if fetched from a Git host: its submodule points into this machine.
+    let ws = tmp.path().join("ws");
+    let remote = Remote {
+        url: "https://git.example.invalid/acme/app.git",
+        token: None,
+        served: &NoTokens,
+    };
+    let err = mirrors
+        .checkout(
+            REPO,
+            &sources.commit,
+            &ws,
+            &Git::default(),
+            remote,
+            &CancellationToken::new(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("local URL is refused"), "{err}");
+    assert!(!ws.join("steal/secret.txt").exists());
+}
+
+#[test]
+fn depth_makes_a_shallow_workspace_of_that_many_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), "script: true\n");
+    let mut head = String::new();
+    for i in 0..7 {
+        head = origin.push_master("README", &format!("version {i}\n"));
+    }
+    let spec = push_spec(&origin, &head);
+
+    let ws = workspace(tmp.path(), &origin, &spec, &settings(Some(3), true), None);
+    assert_eq!(commits(&ws), 3);
+    assert!(shallow(&ws));
+    assert_eq!(git(&ws, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        std::fs::read_to_string(ws.join("README")).unwrap(),
+        "version 6\n"
+    );
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    // Every object the shallow history needs is there and sound.
+    git(&ws, &["fsck", "--no-progress", "--no-dangling"]);
+    // Exactly the shallow history: the commit before the cut is not in the workspace.
+    let fourth = git(&origin.work, &["rev-parse", "HEAD~3"]);
+    let out = std::process::Command::new("git")
+        .args(["cat-file", "-e", &fourth])
+        .current_dir(&ws)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{fourth} is in the shallow workspace"
+    );
+
+    // A depth beyond the history, and no depth at all: the whole history, not shallow.
+    for git_settings in [settings(Some(50), true), settings(None, true)] {
+        let ws = workspace(tmp.path(), &origin, &spec, &git_settings, None);
+        assert_eq!(commits(&ws), 8, "{git_settings:?}");
+        assert!(!shallow(&ws), "{git_settings:?}");
+        git(&ws, &["fsck", "--no-progress", "--no-dangling"]);
+        assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    }
+}
+
+#[test]
+fn a_shallow_pull_request_workspace_holds_the_merge_and_both_sides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), "script: true\n");
+    for i in 0..4 {
+        origin.push_master("README", &format!("version {i}\n"));
+    }
+    let head = origin.pull_request(7, "master", "feature.txt", "a feature\n");
+    let base = origin.push_master("other.txt", "moved on\n");
+    let spec = NewBuild {
+        head_sha: head.clone(),
+        head_ref: "refs/pull/7/head".into(),
+        base_ref: Some("refs/heads/master".into()),
+        ..push_spec(&origin, &head)
+    };
+    let ws = workspace(tmp.path(), &origin, &spec, &settings(Some(2), true), None);
+    assert_eq!(git(&ws, &["rev-parse", "HEAD^1"]), base);
+    assert_eq!(git(&ws, &["rev-parse", "HEAD^2"]), head);
+    assert_eq!(commits(&ws), 3, "the merge and its two parents");
+    assert!(shallow(&ws));
+    assert!(ws.join("feature.txt").exists() && ws.join("other.txt").exists());
+    git(&ws, &["fsck", "--no-progress", "--no-dangling"]);
+}
+
+/// Records, for each job, what its workspace looked like.
+struct Probe(Arc<Mutex<Vec<String>>>);
+
+#[async_trait]
+impl Executor for Probe {
+    async fn run(
+        &self,
+        job: JobRun,
+        _events: mpsc::Sender<JobEvent>,
+        _cancel: CancellationToken,
+    ) -> JobOutcome {
+        let ws = &job.workspace;
+        let seen = format!(
+            "commits={} shallow={} lib={}",
+            commits(ws),
+            shallow(ws),
+            ws.join("lib/lib.txt").exists()
+        );
+        self.0.lock().unwrap().push(seen);
+        JobOutcome::Passed
+    }
+
+    async fn sweep(&self) -> Result<usize, String> {
+        Ok(0)
+    }
+}
+
+#[test]
+fn the_server_checks_each_job_out_with_its_git_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_submodules(
+        tmp.path(),
+        "git:\n  depth: 1\n  submodules: false\nscript: true\n",
+    );
+    let github = FakeGitHub::default();
+    let gh_rt = Box::leak(Box::new(tokio::runtime::Runtime::new().unwrap()));
+    let api = github.start(gh_rt);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = Harness::start(
+        &tmp.path().join("data"),
+        config(Some(&api)),
+        Arc::new(Probe(seen.clone())),
+    );
+    let first = git(&origin.work, &["rev-parse", "HEAD"]);
+    let (status, body) = h.deliver(
+        "push",
+        "d-1",
+        &push_payload(REPO, &origin.url(), "refs/heads/master", &first),
+    );
+    assert_eq!(status, 202, "{body}");
+    let build: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = h.wait_final(build["build"].as_i64().unwrap(), 60);
+    assert_eq!(v["build"]["state"], "passed", "{v}");
+
+    // Default settings: depth 50 (more than the history) and submodules on.
+    let second = origin.push_master(".travis.yml", "script: true\n");
+    let (status, body) = h.deliver(
+        "push",
+        "d-2",
+        &push_payload(REPO, &origin.url(), "refs/heads/master", &second),
+    );
+    assert_eq!(status, 202, "{body}");
+    let build: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = h.wait_final(build["build"].as_i64().unwrap(), 60);
+    assert_eq!(v["build"]["state"], "passed", "{v}");
+    h.stop();
+
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "commits=1 shallow=true lib=false",
+            "commits=3 shallow=false lib=true"
+        ]
+    );
+}
+
+/// A `git daemon` serving every repository under a directory on loopback, so submodules are
+/// fetched through the pack protocol as from a Git host; killed on drop.
+struct Daemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Daemon {
+    /// Starts one serving `base`; `None` (with a one-line skip) when it cannot start outside CI,
+    /// a failure under `CI=true`.
+    fn start(base: &Path) -> Option<Daemon> {
+        match Daemon::try_start(base) {
+            Ok(d) => Some(d),
+            Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("git daemon cannot start (CI=true): {why}")
+            }
+            Err(why) => {
+                eprintln!("skipped: git daemon cannot start: {why}");
+                None
+            }
+        }
+    }
+
+    fn try_start(base: &Path) -> Result<Daemon, String> {
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free loopback port: {e}"))?
+            .port();
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .map_err(|e| format!("git: {e}"))?;
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        // `git daemon` would run git-daemon as its child, which killing `git` leaves behind.
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .arg("--export-all")
+            .arg("--reuseaddr")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{exec_path}/git-daemon: {e}"))?;
+        let mut d = Daemon { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answered = Command::new("git")
+                .args(["ls-remote", &format!("git://127.0.0.1:{port}/probe.git")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stderr).contains("remote error"))
+                .unwrap_or(false);
+            if answered {
+                return Ok(d);
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                return Err(format!("git-daemon exited: {status}"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("nothing answered on 127.0.0.1:{port} within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The URL of the repository `<name>.git` under the served directory.
+    fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}.git", self.port)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Served by `daemon`: `lib.git` with commits "1" to "5" then `ahead` more, and `origin.git`
+/// whose `lib` submodule (`.gitmodules` naming `lib.git` on the daemon by its full URL) records
+/// "5". `sha1_in_want` lets the server hand out a commit asked for by id.
+fn served_origin_with_a_submodule(
+    root: &Path,
+    daemon: &Daemon,
+    ahead: usize,
+    sha1_in_want: bool,
+) -> Origin {
+    let (lib_bare, lib_work) = small_repo(root, "lib", "lib.txt", "1\n");
+    let allow = if sha1_in_want { "true" } else { "false" };
+    git(
+        &lib_bare,
+        &["config", "uploadpack.allowReachableSHA1InWant", allow],
+    );
+    for n in 2..=5 {
+        std::fs::write(lib_work.join("lib.txt"), format!("{n}\n")).unwrap();
+        git(&lib_work, &["commit", "-q", "-am", &format!("lib {n}")]);
+    }
+    git(&lib_work, &["push", "-q", "origin", "master"]);
+    let origin = Origin::new(root, "script: true\n");
+    git(
+        &origin.work,
+        &["submodule", "add", "-q", &daemon.url("lib"), "lib"],
+    );
+    git(&origin.work, &["commit", "-q", "-m", "add submodule lib"]);
+    git(&origin.work, &["push", "-q", "origin", "HEAD"]);
+    for n in 6..6 + ahead {
+        std::fs::write(lib_work.join("lib.txt"), format!("{n}\n")).unwrap();
+        git(&lib_work, &["commit", "-q", "-am", &format!("lib {n}")]);
+    }
+    git(&lib_work, &["push", "-q", "origin", "master"]);
+    origin
+}
+
+/// Prepares and checks out `origin`'s master fetched from `daemon` (so it is a remote
+/// repository and its remote submodule URLs are allowed) with `submodules_depth`.
+fn served_workspace(
+    root: &Path,
+    daemon: &Daemon,
+    origin: &Origin,
+    submodules_depth: u32,
+) -> Result<PathBuf, String> {
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    let url = daemon.url("origin");
+    let spec = NewBuild {
+        clone_url: url.clone(),
+        ..push_spec(origin, &head)
+    };
+    // The daemon listens on loopback, refused unless allowed.
+    let mirrors = Mirrors::new(root.join("mirrors")).with_policy(FetchPolicy {
+        allow: vec!["127.0.0.1".parse().unwrap()],
+        ..FetchPolicy::default()
+    });
+    let sources = mirrors
+        .prepare(1, &spec, &url, None, &CancellationToken::new())
+        .unwrap();
+    let ws = root.join(format!("ws-served-{submodules_depth}"));
+    let git_settings = Git {
+        submodules_depth: Some(submodules_depth),
+        ..Git::default()
+    };
+    mirrors
+        .checkout(
+            REPO,
+            &sources.commit,
+            &ws,
+            &git_settings,
+            Remote {
+                url: &url,
+                token: None,
+                served: &NoTokens,
+            },
+            &CancellationToken::new(),
+        )
+        .map(|()| ws)
+        .map_err(|e| e.to_string())
+}
+
+/// Whether the repository at `dir` holds object `id`.
+fn has_object(dir: &Path, id: &str) -> bool {
+    std::process::Command::new("git")
+        .args(["cat-file", "-e", id])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn submodules_depth_fetches_the_recorded_commit_by_id_from_a_remote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(daemon) = Daemon::start(tmp.path()) else {
+        return;
+    };
+    let origin = served_origin_with_a_submodule(tmp.path(), &daemon, 1, true);
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    let tip = git(&tmp.path().join("lib-work"), &["rev-parse", "HEAD"]);
+    assert_ne!(recorded, tip);
+
+    let ws = served_workspace(tmp.path(), &daemon, &origin, 1).unwrap();
+    let lib = ws.join("lib");
+    assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(std::fs::read_to_string(lib.join("lib.txt")).unwrap(), "5\n");
+    assert_eq!(commits(&lib), 1);
+    assert!(shallow(&lib));
+    // Asked for by id, not by HEAD: the server's tip was never fetched.
+    assert!(!has_object(&lib, &tip), "the submodule's tip was fetched");
+    assert_eq!(
+        git(&lib, &["remote", "get-url", "origin"]),
+        daemon.url("lib")
+    );
+    let status = git(&ws, &["submodule", "status"]);
+    assert!(
+        status.starts_with(&recorded) && !status.contains(['-', '+']),
+        "not clean at the recorded commit: {status}"
+    );
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    git(&lib, &["fsck", "--no-progress", "--no-dangling"]);
+    drop(daemon);
+}
+
+#[test]
+fn submodules_depth_falls_back_to_the_remote_head_when_fetch_by_id_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(daemon) = Daemon::start(tmp.path()) else {
+        return;
+    };
+    // The recorded commit is one behind the server's HEAD.
+    let origin = served_origin_with_a_submodule(tmp.path(), &daemon, 1, false);
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    let tip = git(&tmp.path().join("lib-work"), &["rev-parse", "HEAD"]);
+
+    // Depth 3 from HEAD holds the recorded commit and its parent.
+    let ws = served_workspace(tmp.path(), &daemon, &origin, 3).unwrap();
+    let lib = ws.join("lib");
+    assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(std::fs::read_to_string(lib.join("lib.txt")).unwrap(), "5\n");
+    assert!(has_object(&lib, &tip), "HEAD was not what was fetched");
+    assert_eq!(commits(&lib), 2);
+    assert!(shallow(&lib));
+    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
+    git(&lib, &["fsck", "--no-progress", "--no-dangling"]);
+
+    // Depth 1 from HEAD does not reach it.
+    let err = served_workspace(tmp.path(), &daemon, &origin, 1).unwrap_err();
+    assert!(
+        err.starts_with("submodule lib:")
+            && err.contains(&format!("{recorded} is not within depth 1")),
+        "{err}"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn submodules_depth_errors_naming_the_submodule_when_the_recorded_commit_is_beyond_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(daemon) = Daemon::start(tmp.path()) else {
+        return;
+    };
+    // The recorded commit is three behind the server's HEAD, which refuses fetches by id.
+    let origin = served_origin_with_a_submodule(tmp.path(), &daemon, 3, false);
+    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+    let err = served_workspace(tmp.path(), &daemon, &origin, 1).unwrap_err();
+    assert!(err.starts_with("submodule lib: "), "{err}");
+    assert!(err.contains(&daemon.url("lib")), "{err}");
+    assert!(
+        err.contains(&format!("commit {recorded} is not within depth 1")),
+        "{err}"
+    );
+    // Within depth 4 of HEAD it is found again.
+    let ws = served_workspace(tmp.path(), &daemon, &origin, 4).unwrap();
+    assert_eq!(git(&ws.join("lib"), &["rev-parse", "HEAD"]), recorded);
+    assert_eq!(commits(&ws.join("lib")), 1);
+    drop(daemon);
+}
