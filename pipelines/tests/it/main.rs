@@ -12,5 +12,6 @@ mod imports;
 mod lint_corpus;
 mod lint_deploys;
 mod lint_proptest;
+mod notifications_corpus;
 mod plan_course;
 mod plan_snapshots;

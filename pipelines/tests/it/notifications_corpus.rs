@@ -3,7 +3,6 @@
 //! those of Travis's normalised config, in order, with the same targets, switches and
 //! frequencies; files Travis gives no notifications give none.
 
-mod util;
 
 use serde_json::Value;
 use slipway_pipelines::plan::{Frequency, Notification};
@@ -29,7 +28,7 @@ fn target_count(entry: &Value) -> usize {
 
 #[test]
 fn notifications_match_travis_on_the_corpus() {
-    let Some(shared) = util::shared_dir() else {
+    let Some(shared) = crate::util::shared_dir() else {
         return;
     };
     let jsonl = std::fs::read_to_string(shared.join("corpus/expected/travis.jsonl")).unwrap();
@@ -39,7 +38,7 @@ fn notifications_match_travis_on_the_corpus() {
         let v: Value = serde_json::from_str(line).unwrap();
         let file = v["file"].as_str().unwrap();
         let bytes = std::fs::read(shared.join("corpus/travis").join(file)).unwrap();
-        let mut ctx = util::push("master");
+        let mut ctx = crate::util::push("master");
         ctx.repo = v["repo_slug"].as_str().unwrap_or("owner/repo").to_owned();
         let Ok(plan) = slipway_pipelines::plan(file, &bytes, &ctx) else {
             continue;
@@ -109,11 +108,11 @@ fn notifications_match_travis_on_the_corpus() {
 #[test]
 fn an_if_on_a_notification_is_decided_per_event() {
     // OpenRA notifies IRC only from its own repository.
-    let Some(shared) = util::shared_dir() else {
+    let Some(shared) = crate::util::shared_dir() else {
         return;
     };
     let bytes = std::fs::read(shared.join("corpus/travis/OpenRA__OpenRA.travis.yml")).unwrap();
-    let mut ctx = util::push("master");
+    let mut ctx = crate::util::push("master");
     ctx.repo = "OpenRA/OpenRA".into();
     let plan = slipway_pipelines::plan("OpenRA.travis.yml", &bytes, &ctx).unwrap();
     assert!(

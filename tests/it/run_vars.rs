@@ -4,12 +4,11 @@
 //! (secrets masked, withheld from `--fork`). Tests that need the engine skip without it, and fail
 //! under CI=true.
 
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{busybox, ci, engine_ready, text};
+use crate::support::{busybox, ci, engine_ready, text};
 
 /// `slipway ARGS` in `dir`, with its own data dir.
 fn slipway_in(data: &Path, dir: &Path, args: &[&str]) -> Output {
@@ -44,8 +43,8 @@ fn shared_dir() -> Option<PathBuf> {
 fn multi_docker(shared: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&shared.join("corpus/course/multi-docker"), dir.path());
-    support::git(dir.path(), &["init", "-q", "-b", "master"]);
-    support::git(
+    crate::support::git(dir.path(), &["init", "-q", "-b", "master"]);
+    crate::support::git(
         dir.path(),
         &[
             "remote",
@@ -54,8 +53,8 @@ fn multi_docker(shared: &Path) -> tempfile::TempDir {
             "https://github.com/StephenGrider/multi-docker.git",
         ],
     );
-    support::git(dir.path(), &["add", "."]);
-    support::git(dir.path(), &["commit", "-q", "-m", "course"]);
+    crate::support::git(dir.path(), &["add", "."]);
+    crate::support::git(dir.path(), &["commit", "-q", "-m", "course"]);
     dir
 }
 
@@ -221,7 +220,7 @@ fn flags_and_files_are_resolved_by_name_with_their_origin_and_secrets_never_show
 
 #[test]
 fn a_bad_line_in_a_variables_file_names_file_line_and_fix_before_anything_runs() {
-    let repo = support::repo_with_pipeline(
+    let repo = crate::support::repo_with_pipeline(
         ".slipway.yml",
         "image: \"{busybox}\"\nlanguage: shell\nscript: echo hi\n",
     );
@@ -257,7 +256,7 @@ fn without_origin_the_repository_is_named_after_the_directory_never_dot() {
         ),
     )
     .unwrap();
-    support::commit_all(&dir, "pipeline");
+    crate::support::commit_all(&dir, "pipeline");
     let data = tempfile::tempdir().unwrap();
     let run = ok(&slipway_in(data.path(), &dir, &["run", "--dry-run"]));
     assert!(run.contains("on main (local/shop-front)"), "{run}");
@@ -276,7 +275,7 @@ fn a_run_exports_flags_before_the_file_env_masks_secrets_and_withholds_them_from
     if !engine_ready() {
         return;
     }
-    let repo = support::repo_with_pipeline(
+    let repo = crate::support::repo_with_pipeline(
         ".slipway.yml",
         "image: \"{busybox}\"\nlanguage: shell\nenv:\n  global:\n    - OVERRIDDEN=from-file\n\
          script:\n  - echo \"plain=$PLAIN file=$FROM_FILE over=$OVERRIDDEN lit=$LITERAL\"\n\
