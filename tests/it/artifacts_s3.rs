@@ -3,7 +3,6 @@
 //! the build dir; a pull request uploads nothing. Under CI=true a missing engine, image or moto
 //! fails.
 
-
 use crate::support::{busybox, http, moto_and_engine, new_bucket, slipway_run_s3, text};
 
 fn repo_with(bucket: &str) -> tempfile::TempDir {

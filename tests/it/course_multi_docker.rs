@@ -21,13 +21,12 @@
 //! The build runs as a push to the branch `feature`, so the `elasticbeanstalk` deploy (`on:
 //! branch: master`) is skipped by the plan and nothing contacts AWS.
 
-
+use crate::support::{ci, git};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use crate::support::{ci, git};
 
 /// Skips with a message, or fails under CI=true.
 fn unavailable(what: &str) {

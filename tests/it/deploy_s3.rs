@@ -4,7 +4,6 @@
 //! are decrypted for the upload and never shown. Under CI=true a missing engine, image or moto
 //! fails.
 
-
 use crate::support::{busybox, http, moto_and_engine, new_bucket, slipway_run_s3, text};
 
 use std::net::TcpListener;

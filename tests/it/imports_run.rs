@@ -3,7 +3,6 @@
 //! merged before planning; an import that cannot be read stops the run, naming the fix. Under
 //! CI=true a missing engine or image fails.
 
-
 use std::path::Path;
 
 use crate::support::{busybox, engine_ready, slipway, text};

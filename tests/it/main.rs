@@ -1,8 +1,8 @@
 //! The integration tests, one binary for the crate: each module is one concern, and the
 //! helpers they share are compiled once.
 
-mod support;
 mod serve;
+mod support;
 
 mod artifacts_s3;
 mod course_multi_docker;

@@ -2,7 +2,6 @@
 //! and why, and lists add-ons; `slipway run` passes with them not run, and runs them in the image
 //! `--os-image` maps their OS to. Under CI=true a missing engine or image fails.
 
-
 use crate::support::{busybox, engine_ready, slipway, text};
 
 fn repo() -> tempfile::TempDir {

@@ -2,7 +2,6 @@
 //! request from a fork tries to poison the caches a trusted build restores, and a pipeline file
 //! asks for a build too big to plan. Under CI=true a missing engine or image fails.
 
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! `slipway run` end to end: the binary on a temporary git repository, the real Docker engine.
 //! Under CI=true a missing engine or test image fails instead of skipping.
 
-
 use crate::support::{busybox, engine_ready};
 
 use std::path::Path;

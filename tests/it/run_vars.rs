@@ -4,7 +4,6 @@
 //! (secrets masked, withheld from `--fork`). Tests that need the engine skip without it, and fail
 //! under CI=true.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -2,7 +2,6 @@
 //! repository's key is in the data dir (`--repo`, else the `origin` remote), and `--fork` plays
 //! the fork rule. Under CI=true a missing engine or test image fails instead of skipping.
 
-
 use crate::support::{busybox, engine_ready, text};
 
 use std::path::Path;

@@ -5,7 +5,6 @@
 //! message or a log line. Users sign in through GitHub's OAuth flow, played by the stand-in,
 //! which checks each request exactly.
 
-
 use crate::serve::*;
 
 const PIPELINE: &str = "language: minimal\nimage: slipway-test/debian:latest\nscript:\n  - echo \"log line of $TRAVIS_REPO_SLUG\"\n";

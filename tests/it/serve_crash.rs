@@ -1,7 +1,6 @@
 //! Crash safety of `slipway serve`: SIGKILL at random points while 100 deliveries stream in,
 //! restart, and check that nothing accepted was lost and everything ends cleanly.
 
-
 use crate::serve::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,11 +3,10 @@
 //! server's data directory, and a pull request from a fork of the same pipeline gets no secret.
 //! No secret value appears in any job log or in the server's own log.
 
-
 use crate::serve::*;
+use crate::support::{busybox, http, moto_and_engine};
 use std::path::Path;
 use std::process::Command;
-use crate::support::{busybox, http, moto_and_engine};
 
 /// What the `secure:` values hold; each must never be seen in a log.
 const AWS_SECRET: &str = "moto-secret-5b2e9d71c4";

@@ -4,12 +4,11 @@
 //! deploys nothing for a repository that has no credentials of its own. Each time the bucket in
 //! moto (`$SLIPWAY_TEST_MOTO`) stays empty, and the kubeconfig's cluster is never contacted.
 
-
 use crate::serve::*;
+use crate::support::{busybox, http, moto_and_engine};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use crate::support::{busybox, http, moto_and_engine};
 
 fn build_of(answer: (u16, String)) -> i64 {
     assert_eq!(answer.0, 202, "{}", answer.1);

@@ -1,7 +1,6 @@
 //! `slipway serve` end to end: a local bare repository stands in for GitHub's git, a local HTTP
 //! server for its API; pull requests are merged, built in Docker and reported.
 
-
 use crate::serve::*;
 
 const PIPELINE: &str = "language: minimal\nimage: slipway-test/debian:latest\nscript:\n  - 'echo \"built= $(cat feature.txt 2>/dev/null || echo none) <script>alert(1)</script>\"'\n\

@@ -3,7 +3,6 @@
 //! and link-local addresses are refused by name, a server that trickles bytes ends the
 //! preparation at the time limit, and a cancel stops a long fetch within 5 s.
 
-
 use crate::serve::*;
 use slipway_webhook::testing::git_hosts::{GitHttp, Trickle};
 use std::path::Path;

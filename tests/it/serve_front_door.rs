@@ -3,7 +3,6 @@
 //! exist, `/metrics`, a short webhook secret, and HTTPS for the CLI. Loopback only, every loop
 //! bounded in count and time.
 
-
 use crate::serve::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;

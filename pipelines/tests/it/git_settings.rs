@@ -1,9 +1,8 @@
 //! `git:` settings as they land in a job's plan: `clone`, `submodules_depth`, and plans stored
 //! before those fields existed.
 
-
-use slipway_pipelines::plan::{Git, Plan};
 use crate::util::push;
+use slipway_pipelines::plan::{Git, Plan};
 
 fn job_git(yaml: &str) -> Git {
     let plan: Plan =

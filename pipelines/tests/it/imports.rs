@@ -1,7 +1,6 @@
 //! `import:`: imported files merged the way Travis's config processor merges them, with cycles,
 //! the import limit and unreadable sources reported at the import's position.
 
-
 use std::collections::HashMap;
 
 use slipway_pipelines::PlanOptions;

@@ -3,7 +3,6 @@
 //! those of Travis's normalised config, in order, with the same targets, switches and
 //! frequencies; files Travis gives no notifications give none.
 
-
 use serde_json::Value;
 use slipway_pipelines::plan::{Frequency, Notification};
 

@@ -3,10 +3,9 @@
 //! The files are read from the shared corpus (never copied); the expectations below restate what
 //! each file says, so a planner change that alters any of it fails here.
 
-
+use crate::util::{pull_request, push, shared_dir};
 use serde_json::json;
 use slipway_pipelines::plan::{EnvValue, EnvVar, ImageSource, Job, PhaseName, PhaseSource, Plan};
-use crate::util::{pull_request, push, shared_dir};
 
 fn plan_course(path: &str, ctx: &slipway_pipelines::plan::Context) -> Option<Plan> {
     let shared = shared_dir()?;

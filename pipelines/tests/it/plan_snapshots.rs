@@ -1,9 +1,8 @@
 //! Snapshot tests of whole plans for small fixture files written for these tests
 //! (`tests/fixtures/*.yml`), one per expansion feature, for a push, a pull request and a tag.
 
-
-use slipway_pipelines::plan::{Context, Plan};
 use crate::util::{pull_request, push, tag};
+use slipway_pipelines::plan::{Context, Plan};
 
 fn plan_fixture(name: &str, ctx: &Context) -> Plan {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

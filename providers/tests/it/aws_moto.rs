@@ -1,11 +1,10 @@
 //! Providers against real AWS APIs served locally by moto, through the official SDK crates.
 
-
+use crate::util::*;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 use slipway_pipelines::plan::{Decision, Deploy};
 use slipway_providers::{MemorySink, Outcome, run_deploy};
-use crate::util::*;
 
 fn deploy(provider: &str, options: Value) -> Deploy {
     Deploy {

@@ -2,16 +2,15 @@
 //! moto, Beanstalk is a stand-in that checks the exact requests (moto cannot create versions or
 //! update environments) and answers like the real service.
 
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::util::*;
 use serde_json::json;
 use slipway_pipelines::plan::{Context, Deploy, EventType};
 use slipway_providers::{EnvValue, MemorySink, Outcome, bundle, run_deploy};
 use slipway_secrets::Secret;
-use crate::util::*;
 
 const SHA: &str = "c0ffee1234567890c0ffee1234567890c0ffee12";
 const LABEL: &str = "slipway-c0ffee1234567890c0ffee1234567890c0ffee12-1700000000";

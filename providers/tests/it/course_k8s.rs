@@ -2,10 +2,10 @@
 //! for the OAuth token endpoint, the GKE API and the Kubernetes API server (none can run here);
 //! plus an opt-in run against a real cluster when `KUBECONFIG` is set.
 
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::util::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rustls::pki_types::PrivateKeyDer;
@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use slipway_pipelines::plan::{Context, Deploy, EventType};
 use slipway_providers::{MemorySink, Outcome, run_deploy};
 use slipway_secrets::Secret;
-use crate::util::*;
 
 const SHA: &str = "c0ffee1234567890c0ffee1234567890c0ffee12";
 

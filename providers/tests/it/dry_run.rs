@@ -1,11 +1,10 @@
 //! Dry runs: every deploy's API calls in order, secrets as `[secure]`, nothing contacted or decrypted.
 
-
 use std::sync::Arc;
 
+use crate::util::*;
 use slipway_pipelines::plan::{Context, EventType};
 use slipway_providers::{dry_run_job, parse};
-use crate::util::*;
 
 fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

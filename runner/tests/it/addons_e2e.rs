@@ -3,14 +3,13 @@
 //! hosts), add-ons a container cannot honour named in the log, and jobs for another OS planned
 //! but not run here. Under CI=true a missing engine, image or tool fails.
 
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::util::*;
 use sha2::{Digest, Sha256};
 use slipway_pipelines::plan::PhaseName;
 use slipway_runner::{BuildResult, JobResult};
-use crate::util::*;
 
 /// The Debian test image without APT sources: no test may reach a registry, so the only source
 /// a job has is the one its pipeline adds.

@@ -2,15 +2,14 @@
 //! Privileges, raw sockets, the disk, other builds' networks, link-local addresses and caches.
 //! The engine tests run against the real Docker engine; under CI=true a missing engine fails.
 
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::util::*;
 use slipway_pipelines::plan::{Context, EventType};
 use slipway_runner::docker::requests::job_requests;
 use slipway_runner::fake::FakeExecutor;
 use slipway_runner::{BuildInfo, BuildResult, JobResult, Owner, Runner};
-use crate::util::*;
 
 fn fork_pr(repo: &str, base: &str, number: u64) -> Context {
     Context {

@@ -2,13 +2,12 @@
 //! results and key log lines out. Under CI=true a missing engine or test image fails.
 //! Every run also checks that no labelled container, network or job volume is left behind.
 
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::util::*;
 use slipway_pipelines::plan::PhaseName;
 use slipway_runner::{BuildResult, JobResult, ServiceSpec};
-use crate::util::*;
 
 fn codes(ran: &Ran, job: usize, phase: PhaseName) -> Vec<Option<i32>> {
     ran.job(job)

@@ -2,17 +2,16 @@
 //! nothing decrypted left at rest, Travis-style openssl files, and bad input stopping the job
 //! before it starts. Under CI=true a missing engine or test image fails.
 
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::util::*;
 use slipway_pipelines::plan::{Context, EventType};
 use slipway_runner::runner::StoreSecrets;
 use slipway_runner::workspace::{self, Workspace};
 use slipway_runner::{BuildInfo, BuildResult, JobResult, Runner, RunnerOptions};
 use slipway_secrets::{RepoSlug, Secret, SecretStore};
-use crate::util::*;
 
 const REPO: &str = "acme/secretive";
 const BUILD_DIR: &str = "/home/travis/build/acme/secretive";

@@ -2,9 +2,8 @@
 //! the next stage that uses them; a workspace never created errors its user, naming it; builds
 //! never see each other's workspaces. Under CI=true a missing engine or image fails.
 
-
-use slipway_runner::{BuildResult, JobResult};
 use crate::util::*;
+use slipway_runner::{BuildResult, JobResult};
 
 const PIPELINE: &str = r#"
 image: "{busybox}"

@@ -1,6 +1,5 @@
 //! Files made by the `age` command line decrypt with our keys, and ours decrypt with `age`.
 
-
 use std::process::Command;
 
 use crate::util::{repo, require_tool, run, store};

@@ -1,11 +1,10 @@
 //! Keys, secure values, secret files and settings variables against a real data dir.
 
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use slipway_secrets::{Error, RepoSlug, Secret, SecureValueProblem};
 use crate::util::{all_bytes_under, repo, store};
+use slipway_secrets::{Error, RepoSlug, Secret, SecureValueProblem};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777

@@ -1,6 +1,5 @@
 //! `.enc` files made the Travis way decrypt with the real `openssl aes-256-cbc … -d` line.
 
-
 use std::process::Command;
 
 use crate::util::{repo, require_tool, run, store};

@@ -3,14 +3,13 @@
 //! with their durations, follows the end of the log unless the reader scrolled up, shows markup as
 //! text; and a finished build shows its jobs matrix.
 
-
+use crate::util::browser::*;
+use crate::util::*;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::util::browser::*;
-use crate::util::*;
 
 fn wait_job_running(h: &Harness, build: i64) -> i64 {
     let deadline = Instant::now() + DEADLINE;

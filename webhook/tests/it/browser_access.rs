@@ -2,13 +2,12 @@
 //! signs in with GitHub (the stand-in) and watches the job's log live; only a user with push
 //! permission is shown the cancel button, and it cancels.
 
-
+use crate::util::browser::*;
+use crate::util::*;
 use serde_json::json;
 use slipway_webhook::testing::FakeOAuth;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::util::browser::*;
-use crate::util::*;
 
 const PIPELINE: &str = "script:\n  - echo first-private-line\n  - gate one\n  - echo second-private-line\n  - gate two\n";
 

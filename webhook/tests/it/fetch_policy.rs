@@ -2,7 +2,7 @@
 //! token only for the exact URL, the size limit, the time limit against a server that trickles
 //! bytes, a cancel within a tick, and refused addresses, for the mirror's fetch and submodules.
 
-
+use crate::util::*;
 use slipway_pipelines::plan::{Context, Git};
 use slipway_webhook::event::NewBuild;
 use slipway_webhook::git::{FetchPolicy, Mirrors, NoTokens, Remote};
@@ -10,7 +10,6 @@ use slipway_webhook::testing::git_hosts::{GitHttp, Trickle};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use crate::util::*;
 
 const REPO: &str = "acme/app";
 

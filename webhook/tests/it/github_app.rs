@@ -4,7 +4,7 @@
 //! token replaced before it expires and after GitHub stops accepting it, and git fetching a
 //! private repository with the installation token. The key pair comes from `openssl`.
 
-
+use crate::util::*;
 use base64::Engine as _;
 use slipway_webhook::config::AppId;
 use slipway_webhook::executor::ScriptedExecutor;
@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::util::*;
 
 const APP_ID: u64 = 4242;
 const INSTALLATION: u64 = 42;

@@ -2,12 +2,11 @@
 //! build's own repository are merged before planning; a pull request from a fork may import only
 //! from its own repository.
 
-
+use crate::util::*;
 use serde_json::Value;
 use slipway_webhook::config::Repo;
 use slipway_webhook::executor::ScriptedExecutor;
 use std::sync::Arc;
-use crate::util::*;
 
 struct Setup {
     _tmp: tempfile::TempDir,

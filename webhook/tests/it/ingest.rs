@@ -1,11 +1,10 @@
 //! Webhook ingestion against a running server: GitHub's own payloads, signature failures,
 //! de-duplication across a restart, the allow-list and the body limit.
 
-
+use crate::util::*;
 use serde_json::Value;
 use slipway_webhook::executor::ScriptedExecutor;
 use std::sync::Arc;
-use crate::util::*;
 
 fn idle_config() -> slipway_webhook::Config {
     let mut c = config(None);

@@ -5,6 +5,7 @@ mod util;
 
 mod browser;
 mod browser_access;
+mod browser_pages;
 mod fetch_policy;
 mod github_app;
 mod imports;

@@ -2,7 +2,7 @@
 //! every build ref still names its commit, and later preparations and checkouts still work; with
 //! no git CLI the refs are packed and nothing fails; the server compacts after preparing.
 
-
+use crate::util::*;
 use slipway_pipelines::plan::{Context, Git};
 use slipway_webhook::event::NewBuild;
 use slipway_webhook::executor::ScriptedExecutor;
@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use crate::util::*;
 
 const REPO: &str = "acme/app";
 

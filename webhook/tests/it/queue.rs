@@ -1,11 +1,10 @@
 //! Builds from delivery to final status with a scripted executor: local merges of pull requests,
 //! merge conflicts, stages, cancellation, superseding pushes and a GitHub outage.
 
-
+use crate::util::*;
 use slipway_webhook::executor::ScriptedExecutor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::util::*;
 
 const REPO: &str = "acme/app";
 

@@ -2,10 +2,9 @@
 //! refs and status reports, when the server starts (and then periodically); a build that has not
 //! finished is never touched, and neither is another repository's newest.
 
-
+use crate::util::*;
 use slipway_webhook::executor::ScriptedExecutor;
 use std::sync::Arc;
-use crate::util::*;
 
 fn push(h: &Harness, origin: &Origin, repo: &str, n: usize) -> i64 {
     let sha = git(&origin.work, &["rev-parse", "master"]);

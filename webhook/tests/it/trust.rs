@@ -3,14 +3,13 @@
 //! job's plan, and is kept with the build, so a restarted server and a restarted build still
 //! see it.
 
-
+use crate::util::*;
 use async_trait::async_trait;
 use serde_json::Value;
 use slipway_webhook::executor::{Executor, JobEvent, JobOutcome, JobRun};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use crate::util::*;
 
 const REPO: &str = "acme/app";
 

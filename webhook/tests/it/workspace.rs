@@ -3,7 +3,7 @@
 //! against the clone URL; local URLs refused for a remote repository) or leaves them out, and the
 //! server passes each job's settings through.
 
-
+use crate::util::*;
 use async_trait::async_trait;
 use slipway_pipelines::plan::{Context, Git};
 use slipway_webhook::event::NewBuild;
@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use crate::util::*;
 
 const REPO: &str = "acme/app";
 

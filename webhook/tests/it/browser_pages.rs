@@ -6,12 +6,10 @@
 //! private repository's pages stay 404 to strangers, filters or not. A screenshot of the build
 //! page is written to the test's temporary directory.
 
-mod util;
-
+use crate::util::browser::*;
+use crate::util::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use util::browser::*;
-use util::*;
 
 const PIPELINE: &str = r#"env:
   - LANE=one
