@@ -5,6 +5,7 @@
 //! ([`crate::executor::names`]) and teardown finds resources by label.
 
 pub mod requests;
+mod unpack;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,9 +20,9 @@ use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    UploadToContainerOptionsBuilder,
 };
 use futures::{StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::executor::{
     ExecError, Executor, FileSpec, JobSpec, JobStreams, LABEL_CACHE, LABEL_JOB, LABEL_MANAGED,
@@ -571,40 +572,7 @@ impl Executor for DockerExecutor {
         if !created {
             self.create_and_start(&name, body, false, platform).await?;
         }
-        // The job's files and the workspace go in as one archive: every upload costs the engine
-        // a mount and a helper process (tens of milliseconds), before the job can start.
-        let mut head = Vec::new();
-        if !spec.files.is_empty() {
-            head = files_tar(&spec.files).map_err(|source| ExecError::Io {
-                action: "packing the job script".into(),
-                source,
-            })?;
-            // Without its end-of-archive blocks, so that the workspace's entries can follow.
-            head.truncate(head.len().saturating_sub(TAR_END));
-        }
-        let upload = UploadToContainerOptionsBuilder::default().path("/").build();
-        if let Some(path) = &spec.workspace_tar {
-            let file = tokio::fs::File::open(path)
-                .await
-                .map_err(|source| ExecError::Io {
-                    action: format!("opening workspace archive {}", path.display()),
-                    source,
-                })?;
-            let rest = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
-            let stream = futures::stream::iter([Ok(bytes::Bytes::from(head))]).chain(rest);
-            self.docker
-                .upload_to_container(&name, Some(upload), bollard::body_try_stream(stream))
-                .await
-                .map_err(engine_err(
-                    "copying the job script and the workspace into the container",
-                ))?;
-        } else if !spec.files.is_empty() {
-            head.extend_from_slice(&[0; TAR_END]);
-            self.docker
-                .upload_to_container(&name, Some(upload), bollard::body_full(head.into()))
-                .await
-                .map_err(engine_err("copying the job script into the container"))?;
-        }
+        // The job's files and the workspace go in when it starts (`unpack`).
         Ok(())
     }
 
@@ -614,7 +582,7 @@ impl Executor for DockerExecutor {
             .stream(true)
             .stdout(true)
             .stderr(true)
-            .stdin(spec.open_stdin)
+            .stdin(true)
             .build();
         let attached = self
             .docker
@@ -637,9 +605,15 @@ impl Executor for DockerExecutor {
                 action: "reading the job's output".into(),
                 reason: describe(&e),
             });
+        let (output, mut input) =
+            unpack::deliver(&self.docker, &name, spec, Box::pin(output), attached.input).await?;
+        if !spec.open_stdin {
+            // The job reads no replies: its standard input ends here, as `docker run`'s does.
+            let _ = input.shutdown().await;
+        }
         Ok(JobStreams {
-            output: Box::pin(output),
-            input: spec.open_stdin.then_some(attached.input),
+            output,
+            input: spec.open_stdin.then_some(input),
         })
     }
 

@@ -96,6 +96,35 @@ pub fn service_hosts(services: &[ServiceSpec]) -> Vec<String> {
 /// over this path, so images without a CLI can still run `docker build` and `docker push`.
 pub const DOCKER_CLI_TARGET: &str = "/usr/local/bin/docker";
 
+/// The job container's first command, run before the job's own (`"$@"`): it receives the job's
+/// files (the script, decrypted files, the workspace) as one tar on standard input and unpacks
+/// it, which costs far less than the engine's archive upload (a mount and a helper process per
+/// upload, most of a short job's overhead). It says which way it takes on its first line of
+/// output: `slipway-unpack:stdin` (then it reads the archive's size on a line and that many
+/// bytes), or `slipway-unpack:api` when it cannot unpack (no `tar` or `head` in the image, or a
+/// user who may not write `/`) and waits for a line while the executor uploads instead.
+pub const UNPACK_CMD: &str = "if [ -w / ] && command -v tar >/dev/null 2>&1 && command -v head >/dev/null 2>&1; then \
+echo slipway-unpack:stdin; read -r n && head -c \"$n\" | tar -xf - -C / \
+|| { echo \"slipway: unpacking the job's files failed\" >&2; exit 125; }; \
+else echo slipway-unpack:api; read -r _; fi; exec \"$@\"";
+
+/// The handshake lines of [`UNPACK_CMD`].
+pub const UNPACK_STDIN: &str = "slipway-unpack:stdin";
+/// See [`UNPACK_STDIN`].
+pub const UNPACK_API: &str = "slipway-unpack:api";
+
+/// The job container's entrypoint: [`UNPACK_CMD`], then `cmd`.
+pub fn unpack_then(cmd: &[String]) -> Vec<String> {
+    let mut out = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        UNPACK_CMD.to_string(),
+        "slipway-unpack".to_string(),
+    ];
+    out.extend(cmd.iter().cloned());
+    out
+}
+
 /// Builds the requests for `spec`. `docker_socket` is the engine socket's path on the host, bound
 /// into the job for `services: docker`, together with the host's Docker CLI (`docker_cli`) when
 /// one was found.
@@ -186,14 +215,16 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
         names::job_container(&spec.job_id),
         ContainerCreateBody {
             image: Some(spec.image.clone()),
-            entrypoint: Some(spec.cmd.clone()),
+            // Standard input carries the job's files first (`UNPACK_CMD`), then, when the job
+            // asked for it, the runner's replies; it closes when the runner closes it.
+            entrypoint: Some(unpack_then(&spec.cmd)),
             env: Some(env_list(&env)),
             working_dir: Some("/".into()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            attach_stdin: Some(spec.open_stdin),
-            open_stdin: Some(spec.open_stdin),
-            stdin_once: Some(spec.open_stdin),
+            attach_stdin: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
             tty: Some(false),
             labels: Some(labels(spec, "job")),
             host_config: Some(HostConfig {

@@ -9,4 +9,5 @@ mod e2e;
 mod scheduling;
 mod secrets_e2e;
 mod snapshots;
+mod unpack_e2e;
 mod workspaces_e2e;

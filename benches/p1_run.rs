@@ -1,0 +1,188 @@
+//! P1 of record: the job start overhead a user sees.
+//!
+//! `slipway run` (this package's binary, as built for benchmarks) on a git repository whose
+//! pipeline is one job of 20 trivial commands, against `docker run --rm IMAGE sh -c '<the same 20
+//! commands>'`, in pairs within one run (the order alternates, so a machine getting busier
+//! favours neither side). Prints both medians, the ratio and the added milliseconds, the spread
+//! of the pairs' ratios (how noisy the machine was), and the engine's own event times (`docker
+//! events`) of one more pair, from each command's start. Goal: ≤ 1.10× and ≤ +50 ms.
+//! Needs the Docker engine and the busybox test image (`scripts/test-images.sh`).
+//! `SLIPWAY_P1_BIN=PATH` measures another `slipway` binary instead (an earlier build, for a
+//! before-and-after in one sitting).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const PAIRS: usize = 9;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.invalid")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn timed(cmd: &mut Command, what: &str) -> f64 {
+    let t = Instant::now();
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ms
+}
+
+fn engine_ready() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn main() {
+    if !engine_ready() {
+        eprintln!("P1 skipped: no Docker engine answers `docker version`");
+        std::process::exit(i32::from(std::env::var("CI").as_deref() == Ok("true")));
+    }
+    let image = std::env::var("SLIPWAY_TEST_BUSYBOX_IMAGE")
+        .unwrap_or_else(|_| "slipway-test/busybox:latest".into());
+    let commands: Vec<String> = (1..=20).map(|i| format!("echo step {i}")).collect();
+    let repo = tempfile::tempdir().expect("temp dir");
+    let dir = repo.path();
+    git(dir, &["init", "-q", "-b", "master"]);
+    std::fs::write(
+        dir.join(".slipway.yml"),
+        format!(
+            "image: \"{image}\"\nlanguage: shell\nscript:\n{}",
+            commands
+                .iter()
+                .map(|c| format!("  - {c}\n"))
+                .collect::<String>()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("README"), "A repository for P1.\n").unwrap();
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "P1"]);
+    let home = tempfile::tempdir().expect("temp dir");
+    let slipway = || {
+        let bin = std::env::var_os("SLIPWAY_P1_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_slipway").into());
+        let mut c = Command::new(bin);
+        c.arg("run")
+            .arg(dir)
+            .args(["--repo", "bench/p1"])
+            .env("HOME", home.path())
+            .env_remove("RUST_LOG");
+        c
+    };
+    let joined = commands.join("; ");
+    let docker = || {
+        let mut c = Command::new("docker");
+        c.args(["run", "--rm", &image, "sh", "-c", &joined]);
+        c
+    };
+    // One of each first: images, page cache and the engine warm up on both sides.
+    timed(&mut docker(), "docker run");
+    timed(&mut slipway(), "slipway run");
+
+    let load_before = load();
+    let (mut ours, mut base, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..PAIRS {
+        let (o, b) = if pair % 2 == 0 {
+            let b = timed(&mut docker(), "docker run");
+            (timed(&mut slipway(), "slipway run"), b)
+        } else {
+            let o = timed(&mut slipway(), "slipway run");
+            (o, timed(&mut docker(), "docker run"))
+        };
+        ours.push(o);
+        base.push(b);
+        ratios.push(o / b);
+    }
+    let load_after = load();
+    let (o, b) = (median(ours.clone()), median(base.clone()));
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!("P1: `slipway run` of a 20-command job vs `docker run --rm`, {PAIRS} pairs");
+    println!("  docker run --rm (baseline): median {b:>7.1} ms");
+    println!("  slipway run:                median {o:>7.1} ms");
+    println!(
+        "  ratio {:.3}x (goal <= 1.10x), added {:+.1} ms (goal <= +50 ms)",
+        o / b,
+        o - b
+    );
+    println!(
+        "  pair ratios: min {:.3}x, median {:.3}x, max {:.3}x; load average {load_before} before, {load_after} after",
+        sorted[0],
+        median(ratios),
+        sorted[sorted.len() - 1]
+    );
+    events(&mut docker(), "docker run");
+    events(&mut slipway(), "slipway run");
+}
+
+/// Runs `cmd` once with the engine's event stream open and prints each container event's time
+/// from the command's start: where the time goes.
+fn events(cmd: &mut Command, what: &str) {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let started = Instant::now();
+    let ms = timed(cmd, what);
+    let until = since + started.elapsed() + Duration::from_millis(50);
+    let out = Command::new("docker")
+        .args([
+            "events",
+            "--filter",
+            "type=container",
+            "--since",
+            &format!("{}.{:09}", since.as_secs(), since.subsec_nanos()),
+            "--until",
+            &format!("{}.{:09}", until.as_secs(), until.subsec_nanos()),
+            "--format",
+            "{{.TimeNano}} {{.Action}}",
+        ])
+        .output()
+        .expect("docker events");
+    let t0 = since.as_nanos() as i128;
+    let line: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (t, action) = l.split_once(' ')?;
+            let t: i128 = t.parse().ok()?;
+            let action = action.split(':').next().unwrap_or(action);
+            Some(format!("{action} {}", (t - t0) / 1_000_000))
+        })
+        .collect();
+    println!(
+        "  {what} ({ms:.0} ms), engine events in ms: {}",
+        line.join(", ")
+    );
+}

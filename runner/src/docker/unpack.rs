@@ -1,0 +1,222 @@
+//! Getting a job's files (the script, decrypted files, the workspace) into its container as it
+//! starts.
+//!
+//! The engine's archive upload costs a mount of the container's filesystem and a helper process
+//! per upload: on a short job it was most of what Slipway added to `docker run` (about 115 ms of
+//! 200). So the job container starts with [`requests::UNPACK_CMD`] in front of its command, and
+//! the files go in as one tar over the standard input the job has anyway, unpacked by the
+//! image's own `tar` as the container's root, under every limit the job runs with. An image that
+//! cannot (no `tar` or `head`, or a user who may not write `/`) says so and gets the upload.
+//! Either way the job's own command starts only once every file is in place.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::UploadToContainerOptionsBuilder;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::{TAR_END, engine_err, files_tar, requests};
+use crate::executor::{ExecError, InputWriter, JobSpec, OutputStream};
+
+/// How long the container may take to say which way it takes its files.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Most output read while looking for the handshake line.
+const HANDSHAKE_LIMIT: usize = 64 * 1024;
+
+/// How the files go in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// Over standard input, unpacked in the container.
+    Stdin,
+    /// Through the engine's archive upload.
+    Api,
+}
+
+/// The job's files as one tar: the files' entries (without the end-of-archive blocks), then the
+/// workspace archive, which ends the tar; or the end blocks when there is no workspace.
+struct Archive {
+    head: Vec<u8>,
+    workspace: Option<(std::path::PathBuf, u64)>,
+}
+
+impl Archive {
+    async fn of(spec: &JobSpec) -> Result<Archive, ExecError> {
+        let mut head = files_tar(&spec.files).map_err(|source| ExecError::Io {
+            action: "packing the job script".into(),
+            source,
+        })?;
+        head.truncate(head.len().saturating_sub(TAR_END));
+        let workspace = match &spec.workspace_tar {
+            None => {
+                head.extend_from_slice(&[0; TAR_END]);
+                None
+            }
+            Some(path) => {
+                let len = tokio::fs::metadata(path)
+                    .await
+                    .map_err(|source| ExecError::Io {
+                        action: format!("reading workspace archive {}", path.display()),
+                        source,
+                    })?
+                    .len();
+                Some((path.clone(), len))
+            }
+        };
+        Ok(Archive { head, workspace })
+    }
+
+    fn len(&self) -> u64 {
+        self.head.len() as u64 + self.workspace.as_ref().map_or(0, |(_, n)| *n)
+    }
+
+    async fn open_workspace(&self) -> Result<Option<tokio::fs::File>, ExecError> {
+        let Some((path, _)) = &self.workspace else {
+            return Ok(None);
+        };
+        tokio::fs::File::open(path)
+            .await
+            .map(Some)
+            .map_err(|source| ExecError::Io {
+                action: format!("opening workspace archive {}", path.display()),
+                source,
+            })
+    }
+}
+
+/// Puts the job's files into the started container `name` and lets its command run; returns the
+/// output (with anything the container wrote before the handshake) and its standard input.
+pub(super) async fn deliver(
+    docker: &Docker,
+    name: &str,
+    spec: &JobSpec,
+    output: OutputStream,
+    mut input: Pin<Box<dyn AsyncWrite + Send>>,
+) -> Result<(OutputStream, InputWriter), ExecError> {
+    let (way, before, output) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(output))
+        .await
+        .map_err(|_| ExecError::Engine {
+            action: format!("starting the job in {name}"),
+            reason: format!(
+                "the container did not start Slipway's unpacking within {} s",
+                HANDSHAKE_TIMEOUT.as_secs()
+            ),
+        })??;
+    let archive = Archive::of(spec).await?;
+    let sending = |e: std::io::Error| ExecError::Io {
+        action: format!("sending the job's files to {name}"),
+        source: e,
+    };
+    match way {
+        Way::Stdin => {
+            input
+                .write_all(format!("{}\n", archive.len()).as_bytes())
+                .await
+                .map_err(sending)?;
+            input.write_all(&archive.head).await.map_err(sending)?;
+            if let Some(mut file) = archive.open_workspace().await? {
+                tokio::io::copy(&mut file, &mut input)
+                    .await
+                    .map_err(sending)?;
+            }
+        }
+        Way::Api => {
+            upload(docker, name, &archive).await?;
+            input.write_all(b"\n").await.map_err(sending)?;
+        }
+    }
+    input.flush().await.map_err(sending)?;
+    let output: OutputStream = if before.is_empty() {
+        output
+    } else {
+        Box::pin(futures::stream::iter([Ok(Bytes::from(before))]).chain(output))
+    };
+    Ok((output, input))
+}
+
+/// Reads the container's output up to its handshake line; returns the way, what came before
+/// and after that line (the job's output, passed on), and the rest of the stream.
+async fn handshake(mut output: OutputStream) -> Result<(Way, Vec<u8>, OutputStream), ExecError> {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        if let Some((way, at, end)) = find_handshake(&buf) {
+            let mut rest = buf[..at].to_vec();
+            rest.extend_from_slice(&buf[end..]);
+            return Ok((way, rest, output));
+        }
+        if buf.len() > HANDSHAKE_LIMIT {
+            break;
+        }
+        match output.next().await {
+            Some(chunk) => buf.extend_from_slice(&chunk?),
+            None => break,
+        }
+    }
+    let shown = String::from_utf8_lossy(&buf[..buf.len().min(2000)]).into_owned();
+    Err(ExecError::Engine {
+        action: "starting the job".into(),
+        reason: format!(
+            "the job container did not run Slipway's unpacking (does the image have /bin/sh?); it wrote: {:?}",
+            shown.trim()
+        ),
+    })
+}
+
+/// The handshake line in `buf`: the way, where the line starts and where it ends (after `\n`).
+fn find_handshake(buf: &[u8]) -> Option<(Way, usize, usize)> {
+    let mut start = 0;
+    while let Some(nl) = buf[start..].iter().position(|b| *b == b'\n') {
+        let line = &buf[start..start + nl];
+        let way = match line {
+            l if l == requests::UNPACK_STDIN.as_bytes() => Some(Way::Stdin),
+            l if l == requests::UNPACK_API.as_bytes() => Some(Way::Api),
+            _ => None,
+        };
+        if let Some(way) = way {
+            return Some((way, start, start + nl + 1));
+        }
+        start += nl + 1;
+    }
+    None
+}
+
+/// The engine's archive upload, for images that cannot unpack the files themselves.
+async fn upload(docker: &Docker, name: &str, archive: &Archive) -> Result<(), ExecError> {
+    let opts = UploadToContainerOptionsBuilder::default().path("/").build();
+    let head = futures::stream::iter([Ok(Bytes::from(archive.head.clone()))]);
+    let body = match archive.open_workspace().await? {
+        Some(file) => {
+            let rest = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+            bollard::body_try_stream(head.chain(rest))
+        }
+        None => bollard::body_full(archive.head.clone().into()),
+    };
+    docker
+        .upload_to_container(name, Some(opts), body)
+        .await
+        .map_err(engine_err(
+            "copying the job script and the workspace into the container",
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handshake_line_is_found_among_other_output() {
+        assert_eq!(
+            find_handshake(b"slipway-unpack:stdin\nrest"),
+            Some((Way::Stdin, 0, 21))
+        );
+        assert_eq!(
+            find_handshake(b"warning\nslipway-unpack:api\n"),
+            Some((Way::Api, 8, 27))
+        );
+        assert_eq!(find_handshake(b"slipway-unpack:stdin"), None);
+        assert_eq!(find_handshake(b"xslipway-unpack:stdin\n"), None);
+    }
+}
