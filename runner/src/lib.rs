@@ -22,6 +22,7 @@ pub mod env;
 pub mod executor;
 pub mod fake;
 pub mod hosting;
+pub mod image_map;
 pub mod images;
 mod job;
 pub mod log;

@@ -191,10 +191,24 @@ impl<'a> Preparing<'a> {
                     self.notices
                         .push(format!("The job runs as {platform} through emulation"));
                 }
-                Ok((image.unwrap_or_else(|| job.image.name.clone()), platform))
+                let image =
+                    image.unwrap_or_else(|| self.mapped("The job's image", &job.image.name));
+                Ok((image, platform))
             }
             Placement::NotHere(why) => Err(PrepareError(format!("not run here: {why}"))),
         }
+    }
+
+    /// `image` through the operator's image map, with a notice saying what it became and why.
+    fn mapped(&mut self, what: &str, image: &str) -> String {
+        let mapped = self.options.images.map(image);
+        if let Some(why) = &mapped.why {
+            self.notices.push(format!(
+                "{what} {image} is pulled as {} ({why})",
+                mapped.image
+            ));
+        }
+        mapped.image
     }
 
     /// The script's variables: settings variables, then those given for this run, then the
@@ -333,7 +347,10 @@ impl<'a> Preparing<'a> {
                 );
                 continue;
             }
-            let spec = self.service_spec(name)?;
+            let mut spec = self.service_spec(name)?;
+            if !self.options.service_overrides.contains_key(name) {
+                spec.image = self.mapped(&format!("Service {name}'s image"), &spec.image);
+            }
             self.notices.push(format!(
                 "Service {} ({}) is reachable on localhost and as {}",
                 spec.name,

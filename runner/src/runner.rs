@@ -62,6 +62,8 @@ pub struct RunnerOptions {
     pub deploy_hook: Option<Arc<dyn DeployHook>>,
     /// `addons.apt.sources` names the operator maps to a source line and key (`[apt_sources]`).
     pub apt_sources: HashMap<String, NamedAptSource>,
+    /// Which images jobs and services really pull (`--image`, `[images]`); empty maps nothing.
+    pub images: crate::image_map::ImageMap,
     /// What this machine offers jobs (`os:` images, architectures); jobs it cannot place are
     /// not run here.
     pub hosting: Hosting,
@@ -87,6 +89,7 @@ impl Default for RunnerOptions {
             run_vars: Vec::new(),
             deploy_hook: None,
             apt_sources: HashMap::new(),
+            images: Default::default(),
             hosting: crate::hosting::detect(Default::default()),
             artifacts_hook: None,
         }

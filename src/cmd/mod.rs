@@ -4,6 +4,8 @@
 pub mod builds;
 pub mod cancel;
 pub mod dotenv;
+pub mod dry_run;
+pub mod images;
 pub mod imports;
 pub mod lint;
 pub mod logs;

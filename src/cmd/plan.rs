@@ -7,7 +7,9 @@ use anyhow::Context as _;
 use clap::{Args as ClapArgs, ValueEnum};
 use slipway_pipelines::placement::{self, Placement};
 use slipway_pipelines::plan::{Context, EnvValue, EventType, Job, Plan};
+use slipway_runner::image_map::ImageMap;
 
+use crate::cmd::images::{ImageArgs, describe_job_image, describe_service_images};
 use crate::cmd::preview::{
     Preview, cleanup_note, deploy_previews, with_deploy_calls, write_preview,
 };
@@ -55,6 +57,9 @@ pub struct Args {
     /// Variables for the run planned (resolved by name; secrets are never shown).
     #[command(flatten)]
     pub vars: VarArgs,
+    /// Images mapped as `slipway run` would map them.
+    #[command(flatten)]
+    pub images: ImageArgs,
 }
 
 /// The event types `--event` accepts.
@@ -107,6 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| crate::cmd::repo::default_repo(dir));
     let given = args.vars.read()?;
     let vars = RunVars::resolve(&repo, &given)?;
+    let images = args.images.map()?;
     let mut ctx = context_of(&args, repo);
     ctx.env.extend(VarArgs::plain(&given));
     let imports = crate::cmd::imports::LocalImports::new(dir, &args.import_repo)?;
@@ -127,9 +133,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Format::Json => {
                     serde_json::to_string_pretty(&with_deploy_calls(&plan, dir, &vars))? + "\n"
                 }
-                Format::Human => render_with(&plan, &vars.describe(), |job| {
-                    deploy_previews(&plan, job, dir, &vars)
-                }),
+                Format::Human => {
+                    let extras = Extras {
+                        variables: &vars.describe(),
+                        images: &images,
+                    };
+                    render_with(&plan, extras, |job| deploy_previews(&plan, job, dir, &vars))
+                }
             };
             print!("{out}");
             Ok(())
@@ -226,12 +236,21 @@ fn render_addons(out: &mut String, a: &slipway_pipelines::plan::Addons) {
     }
 }
 
-/// Renders a plan for reading in a terminal: `variables` (the settings and run variables exported
-/// before the file's `env:`, as [`RunVars::describe`] gives them), then each stage and job, and
-/// under each deploy the API calls `previews` gives for its job.
+/// What a plan is rendered with besides itself: the variables exported before the file's `env:`
+/// (as [`RunVars::describe`] gives them) and the image map in force.
+#[derive(Debug, Clone, Copy)]
+pub struct Extras<'a> {
+    /// One line per settings or run variable, secrets as `[secure]`.
+    pub variables: &'a [String],
+    /// The images jobs and services really pull.
+    pub images: &'a ImageMap,
+}
+
+/// Renders a plan for reading in a terminal: the variables, then each stage and job, and under
+/// each deploy the API calls `previews` gives for its job.
 pub fn render_with(
     plan: &Plan,
-    variables: &[String],
+    extras: Extras<'_>,
     previews: impl Fn(&Job) -> Vec<Preview>,
 ) -> String {
     let mut out = String::new();
@@ -253,9 +272,9 @@ pub fn render_with(
         "no build"
     };
     let _ = writeln!(out, "{verdict}: {}", plan.build.reason);
-    if !variables.is_empty() {
+    if !extras.variables.is_empty() {
         let _ = writeln!(out, "variables before the file's env:");
-        for line in variables {
+        for line in extras.variables {
             let _ = writeln!(out, "  {line}");
         }
     }
@@ -268,83 +287,12 @@ pub fn render_with(
     for stage in &plan.stages {
         let _ = writeln!(out, "\nstage {}", stage.name);
         for job in &stage.jobs {
-            let title = job.name.clone().unwrap_or_else(|| {
-                job.matrix
-                    .iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "env" | "if"))
-                    .map(|(k, v)| {
-                        format!(
-                            "{k}: {}",
-                            v.as_str().map(str::to_owned).unwrap_or(v.to_string())
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            });
-            let af = if job.allow_failure {
-                " (allowed to fail)"
-            } else {
-                ""
-            };
-            let _ = writeln!(out, "  job {}: {title}{af}", job.number);
-            let _ = writeln!(out, "    why: {}", job.reason);
-            let _ = writeln!(
-                out,
-                "    image: {} ({:?})",
-                job.image.name, job.image.source
-            );
-            let hosting = slipway_runner::hosting::detect(Default::default());
-            if let Placement::NotHere(why) = placement::place(job, &hosting) {
-                let _ = writeln!(out, "    not run here: {why}");
-            }
-            render_addons(&mut out, &job.addons);
-            for var in &job.env {
-                let value = match &var.value {
-                    EnvValue::Plain(v) => format!("{}={v}", var.name),
-                    EnvValue::Secure(_) => format!("{}=[secure]", var.name),
-                    EnvValue::SecureAssignment(_) => "[secure]".to_owned(),
-                };
-                let _ = writeln!(out, "    env: {value}");
-            }
-            if !job.services.is_empty() {
-                let _ = writeln!(out, "    services: {}", job.services.join(", "));
-            }
-            for phase in &job.phases {
-                let source = match phase.source {
-                    slipway_pipelines::plan::PhaseSource::File => "",
-                    slipway_pipelines::plan::PhaseSource::Default => " (default)",
-                };
-                let suffix = if phase.commands.is_empty() {
-                    " (nothing)"
-                } else {
-                    ""
-                };
-                let _ = writeln!(out, "    {}{source}:{suffix}", phase.name.as_str());
-                for cmd in &phase.commands {
-                    let _ = writeln!(out, "      $ {cmd}");
-                }
-            }
-            let runs = if job.deploys.is_empty() {
+            let previews = if job.deploys.is_empty() {
                 Vec::new()
             } else {
                 previews(job)
             };
-            for (i, deploy) in job.deploys.iter().enumerate() {
-                let verdict = if deploy.decision.included {
-                    "runs"
-                } else {
-                    "skipped"
-                };
-                let cleanup = cleanup_note(deploy);
-                let _ = writeln!(
-                    out,
-                    "    deploy {}: {verdict}: {}{cleanup}",
-                    deploy.provider, deploy.decision.reason
-                );
-                if let Some(preview) = runs.get(i) {
-                    write_preview(&mut out, "      ", preview);
-                }
-            }
+            render_job(&mut out, job, extras.images, &previews);
         }
     }
     if !plan.skipped.is_empty() {
@@ -354,4 +302,79 @@ pub fn render_with(
         }
     }
     out
+}
+
+/// One job of a rendered plan: title, why, the image it really uses, env, phases and deploys.
+fn render_job(out: &mut String, job: &Job, images: &ImageMap, runs: &[Preview]) {
+    let title = job.name.clone().unwrap_or_else(|| {
+        job.matrix
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "env" | "if"))
+            .map(|(k, v)| {
+                format!(
+                    "{k}: {}",
+                    v.as_str().map(str::to_owned).unwrap_or(v.to_string())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let af = if job.allow_failure {
+        " (allowed to fail)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "  job {}: {title}{af}", job.number);
+    let _ = writeln!(out, "    why: {}", job.reason);
+    let _ = writeln!(out, "    image: {}", describe_job_image(job, images));
+    let hosting = slipway_runner::hosting::detect(Default::default());
+    if let Placement::NotHere(why) = placement::place(job, &hosting) {
+        let _ = writeln!(out, "    not run here: {why}");
+    }
+    render_addons(out, &job.addons);
+    for var in &job.env {
+        let value = match &var.value {
+            EnvValue::Plain(v) => format!("{}={v}", var.name),
+            EnvValue::Secure(_) => format!("{}=[secure]", var.name),
+            EnvValue::SecureAssignment(_) => "[secure]".to_owned(),
+        };
+        let _ = writeln!(out, "    env: {value}");
+    }
+    if !job.services.is_empty() {
+        let _ = writeln!(out, "    services: {}", job.services.join(", "));
+    }
+    for line in describe_service_images(job, images) {
+        let _ = writeln!(out, "    {line}");
+    }
+    for phase in &job.phases {
+        let source = match phase.source {
+            slipway_pipelines::plan::PhaseSource::File => "",
+            slipway_pipelines::plan::PhaseSource::Default => " (default)",
+        };
+        let suffix = if phase.commands.is_empty() {
+            " (nothing)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "    {}{source}:{suffix}", phase.name.as_str());
+        for cmd in &phase.commands {
+            let _ = writeln!(out, "      $ {cmd}");
+        }
+    }
+    for (i, deploy) in job.deploys.iter().enumerate() {
+        let verdict = if deploy.decision.included {
+            "runs"
+        } else {
+            "skipped"
+        };
+        let cleanup = cleanup_note(deploy);
+        let _ = writeln!(
+            out,
+            "    deploy {}: {verdict}: {}{cleanup}",
+            deploy.provider, deploy.decision.reason
+        );
+        if let Some(preview) = runs.get(i) {
+            write_preview(out, "      ", preview);
+        }
+    }
 }

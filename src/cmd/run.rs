@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Args as ClapArgs;
 use slipway_pipelines::plan::{Context, EventType, Plan};
-use slipway_runner::docker::{DEFAULT_SOCKET, DockerExecutor, requests};
+use slipway_runner::docker::DockerExecutor;
 use slipway_runner::runner::{StoreSecrets, build_dir};
 use slipway_runner::{
     BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, JobEvent, Runner,
@@ -23,8 +23,8 @@ use slipway_runner::{
 };
 use tokio::sync::mpsc;
 
+use crate::cmd::images::ImageArgs;
 use crate::cmd::plan::{Event, find_pipeline_file};
-use crate::cmd::preview;
 use crate::cmd::vars::{RunVars, VarArgs};
 
 /// Arguments of `slipway run`.
@@ -98,6 +98,9 @@ pub struct Args {
     /// Variables and secrets for this run.
     #[command(flatten)]
     pub vars: VarArgs,
+    /// Images mapped to others (a mirror, a local build) without editing the file.
+    #[command(flatten)]
+    pub images: ImageArgs,
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
@@ -215,6 +218,7 @@ fn options(args: &Args) -> anyhow::Result<RunnerOptions> {
         os_images.insert(os.to_ascii_lowercase(), image.to_string());
     }
     Ok(RunnerOptions {
+        images: args.images.map()?,
         hosting: slipway_runner::hosting::detect(os_images),
         parallel: args.jobs.max(1),
         job_timeout: Duration::from_secs(args.timeout * 60),
@@ -296,7 +300,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     if args.dry_run {
         let vars = RunVars::resolve(&plan.context.repo, &given)?;
-        return dry_run(&plan, &build, opts, &dir, &vars);
+        return crate::cmd::dry_run::print(&plan, &build, opts, &dir, &vars);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -304,168 +308,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let outcome = rt.block_on(run_plan(plan, build, opts, dir))?;
     if outcome.result != BuildResult::Passed {
         std::process::exit(1);
-    }
-    Ok(())
-}
-
-fn dry_run(
-    plan: &Plan,
-    build: &BuildInfo,
-    opts: RunnerOptions,
-    dir: &Path,
-    vars: &RunVars,
-) -> anyhow::Result<()> {
-    let opts_disk_gib = opts.limits.disk_bytes >> 30;
-    // A runner over an executor that is never called: preparing a job is pure.
-    let runner = Runner::new(Arc::new(NoEngine), opts);
-    let build_dir = build_dir(&runner.options().build_root, &plan.context.repo);
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "Dry run of {} for {} on {} ({}); nothing is created.",
-        plan.file,
-        plan.context.event.as_str(),
-        plan.context.branch,
-        plan.context.repo
-    )?;
-    writeln!(
-        out,
-        "The working tree is packed into each job container at {build_dir}."
-    )?;
-    if !vars.before_file.is_empty() {
-        writeln!(out, "Variables exported before the file's env:")?;
-        for line in vars.describe() {
-            writeln!(out, "  {line}")?;
-        }
-    }
-    for stage in &plan.stages {
-        writeln!(out, "\n== stage {} ==", stage.name)?;
-        for job in &stage.jobs {
-            let prepared = match runner.prepare(plan, job, build, None, None) {
-                Ok(p) => p,
-                Err(e) if e.0.starts_with("not run here") => {
-                    writeln!(out, "\njob {}: {e}", job.number)?;
-                    continue;
-                }
-                Err(e) => {
-                    writeln!(out, "\njob {}: would error: {e}", job.number)?;
-                    continue;
-                }
-            };
-            let req = requests::job_requests(
-                &prepared.spec,
-                DEFAULT_SOCKET,
-                slipway_runner::docker::find_docker_cli().as_deref(),
-            );
-            writeln!(
-                out,
-                "\n-- job {}.{}{}{} --",
-                build.number,
-                job.number,
-                job.name
-                    .as_deref()
-                    .map(|n| format!(" {n}"))
-                    .unwrap_or_default(),
-                if job.allow_failure {
-                    " (allowed to fail)"
-                } else {
-                    ""
-                }
-            )?;
-            for v in &req.volumes {
-                writeln!(
-                    out,
-                    "volume    {} (kept cache)",
-                    v.name.as_deref().unwrap_or("")
-                )?;
-            }
-            if let Some(n) = &req.network {
-                writeln!(out, "network   {} (bridge)", n.name)?;
-            }
-            let describe = |name: &str, body: &bollard::models::ContainerCreateBody| {
-                let hc = body.host_config.clone().unwrap_or_default();
-                let mut s = format!(
-                    "container {name}\n  image    {}\n",
-                    body.image.as_deref().unwrap_or("")
-                );
-                if let Some(c) = body.entrypoint.as_ref().or(body.cmd.as_ref()) {
-                    s.push_str(&format!("  command  {}\n", c.join(" ")));
-                } else if let Some(c) = &body.cmd {
-                    s.push_str(&format!("  command  {}\n", c.join(" ")));
-                }
-                if let Some(n) = &hc.network_mode {
-                    s.push_str(&format!("  network  {n}\n"));
-                }
-                if let Some(h) = &hc.extra_hosts {
-                    s.push_str(&format!("  hosts    {}\n", h.join(" ")));
-                }
-                for m in hc.mounts.unwrap_or_default() {
-                    s.push_str(&format!(
-                        "  mount    {} -> {}{}\n",
-                        m.source.unwrap_or_default(),
-                        m.target.unwrap_or_default(),
-                        if m.read_only == Some(true) {
-                            " (read-only)"
-                        } else {
-                            ""
-                        }
-                    ));
-                }
-                s.push_str(&format!(
-                    "  limits   memory {} MiB, cpus {}, pids {}, disk {} GiB\n",
-                    hc.memory.unwrap_or(0) >> 20,
-                    hc.nano_cpus.unwrap_or(0) as f64 / 1e9,
-                    hc.pids_limit.unwrap_or(0),
-                    opts_disk_gib
-                ));
-                s.push_str(&format!(
-                    "  security {}; capabilities {}\n",
-                    hc.security_opt.unwrap_or_default().join(", "),
-                    hc.cap_add.unwrap_or_default().join(" ")
-                ));
-                if let Some(env) = &body.env
-                    && !env.is_empty()
-                {
-                    s.push_str("  env      ");
-                    s.push_str(&env.join("\n           "));
-                    s.push('\n');
-                }
-                s
-            };
-            if let Some((name, body)) = &req.netns {
-                write!(out, "{}", describe(name, body))?;
-            }
-            for (name, body) in &req.services {
-                write!(out, "{}", describe(name, body))?;
-            }
-            let (name, body) = &req.job;
-            write!(out, "{}", describe(name, body))?;
-            writeln!(
-                out,
-                "  script   {} ({} bytes):",
-                slipway_runner::script::SCRIPT_PATH,
-                prepared.display_script.len()
-            )?;
-            for line in prepared.display_script.lines() {
-                writeln!(out, "    | {line}")?;
-            }
-            // A pull request never deploys, whatever `on:` says.
-            if plan.context.event != EventType::PullRequest {
-                let previews = preview::deploy_previews(plan, job, dir, vars);
-                for (p, deploy) in previews.iter().zip(&job.deploys) {
-                    let verdict = if p.run.runs { "runs" } else { "skipped" };
-                    let cleanup = preview::cleanup_note(deploy);
-                    writeln!(
-                        out,
-                        "deploy {}: {verdict}: {}{cleanup}",
-                        p.run.provider, p.run.reason
-                    )?;
-                    let mut text = String::new();
-                    preview::write_preview(&mut text, "  ", p);
-                    write!(out, "{text}")?;
-                }
-            }
-        }
     }
     Ok(())
 }
@@ -596,58 +438,4 @@ fn summary(build: &BuildInfo, outcome: &BuildOutcome) -> String {
         outcome.duration.as_secs_f64()
     ));
     s
-}
-
-/// The executor `--dry-run` hands the runner: preparing jobs never calls it.
-struct NoEngine;
-
-#[async_trait::async_trait]
-impl slipway_runner::Executor for NoEngine {
-    async fn ensure_image(
-        &self,
-        _: &str,
-        _: slipway_runner::executor::Progress<'_>,
-    ) -> Result<(), slipway_runner::ExecError> {
-        Err(no_engine())
-    }
-    async fn volume_exists(&self, _: &str) -> Result<bool, slipway_runner::ExecError> {
-        Err(no_engine())
-    }
-    async fn setup(
-        &self,
-        _: &slipway_runner::JobSpec,
-        _: slipway_runner::executor::Progress<'_>,
-    ) -> Result<(), slipway_runner::ExecError> {
-        Err(no_engine())
-    }
-    async fn start(
-        &self,
-        _: &slipway_runner::JobSpec,
-    ) -> Result<slipway_runner::executor::JobStreams, slipway_runner::ExecError> {
-        Err(no_engine())
-    }
-    async fn wait(&self, _: &str) -> Result<i64, slipway_runner::ExecError> {
-        Err(no_engine())
-    }
-    async fn kill(&self, _: &str) -> Result<(), slipway_runner::ExecError> {
-        Err(no_engine())
-    }
-    async fn download(&self, _: &str, _: &str) -> Result<Vec<u8>, slipway_runner::ExecError> {
-        Err(no_engine())
-    }
-    async fn teardown(&self, _: &str) -> Result<(), slipway_runner::ExecError> {
-        Ok(())
-    }
-    async fn sweep(
-        &self,
-    ) -> Result<slipway_runner::executor::SweepReport, slipway_runner::ExecError> {
-        Ok(Default::default())
-    }
-}
-
-fn no_engine() -> slipway_runner::ExecError {
-    slipway_runner::ExecError::NoEngine {
-        endpoint: "(dry run)".into(),
-        reason: "a dry run uses no engine".into(),
-    }
 }

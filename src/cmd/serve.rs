@@ -84,6 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             artifacts_hook: Some(hook),
             hosting: slipway_runner::hosting::detect(config.os_images.clone()),
             apt_sources: config.named_apt_sources(),
+            images: config.images.map.clone(),
             ..slipway_runner::RunnerOptions::default()
         };
         let executor = RunnerExecutor::new(

@@ -3,7 +3,7 @@
 //! registry or shared directory fails instead of skipping.
 //!
 //! At test time the course project is copied from the shared material into a temporary
-//! directory and rewritten in three places only:
+//! directory and rewritten in two places only:
 //!
 //! 1. Image names `stephengrider/…` become `$SLIPWAY_TEST_REGISTRY/<unique prefix>/…`, so the
 //!    pushes land in the local registry and runs never collide.
@@ -11,12 +11,11 @@
 //!    `FROM node:…` / `FROM nginx`, which cannot be pulled here). The React test image gets a
 //!    `package.json` whose `test` script is a small real node test, because `react-scripts` cannot
 //!    be installed without the npm registry.
-//! 3. The job's image: the file has no `language:`, so the plan asks for `ruby:latest`, which cannot
-//!    be pulled. `slipway run` has no image flag, so the copy gets a top-level `image:` key naming
-//!    the local Debian test image (bash, git and a docker CLI). That is the pipeline's own documented
-//!    way to choose an image; tagging the Debian image as `ruby:latest` instead would change the
-//!    engine for every other test and pipeline on this machine (a ruby job would silently run on
-//!    Debian), could not be scoped to one run, and would need clean-up even after a crash.
+//!
+//! The job's image is not rewritten: the file has no `language:`, so the plan asks for
+//! `ruby:latest`, which cannot be pulled here; `slipway run --image ruby=…` maps it to the local
+//! Debian test image (bash, git and a docker CLI) for this run only, as a team behind a firewall
+//! would map it to their own registry.
 //!
 //! The build runs as a push to the branch `feature`, so the `elasticbeanstalk` deploy (`on:
 //! branch: master`) is skipped by the plan and nothing contacts AWS.
@@ -214,7 +213,7 @@ fn course_multi_docker_builds_tests_and_pushes_its_four_images_up_to_the_deploy(
     let dir = repo.path();
     copy_tree(&course, dir);
 
-    // Rewrites (1) and (3) in the pipeline file.
+    // Rewrite (1) in the pipeline file.
     let original = std::fs::read_to_string(dir.join(".travis.yml")).unwrap();
     let pushed = [
         "multi-client",
@@ -229,10 +228,7 @@ fn course_multi_docker_builds_tests_and_pushes_its_four_images_up_to_the_deploy(
         );
     }
     let ours = format!("{registry}/{prefix}/");
-    let pipeline = format!(
-        "image: \"{debian}\"\n{}",
-        original.replace("stephengrider/", &ours)
-    );
+    let pipeline = original.replace("stephengrider/", &ours);
     std::fs::write(dir.join(".travis.yml"), &pipeline).unwrap();
     replace_dockerfiles(dir, &node, &busybox);
     git(dir, &["init", "-q", "-b", "feature"]);
@@ -265,6 +261,7 @@ fn course_multi_docker_builds_tests_and_pushes_its_four_images_up_to_the_deploy(
         .arg("run")
         .arg(dir)
         .args(["--branch", "feature", "--repo", "course/multi-docker"])
+        .args(["--image", &format!("ruby={debian}")])
         // As on Travis without the repository's settings: no Docker Hub credentials.
         .env_remove("DOCKER_ID")
         .env_remove("DOCKER_PASSWORD")
@@ -281,6 +278,12 @@ fn course_multi_docker_builds_tests_and_pushes_its_four_images_up_to_the_deploy(
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(
         log.contains("services: docker: this job can use the host's Docker engine"),
+        "{all}"
+    );
+    assert!(
+        log.contains(&format!(
+            "The job's image ruby:latest is pulled as {debian} (--image ruby={debian})"
+        )),
         "{all}"
     );
     // The job's test ran for real inside the React test image, with npm's extra argument.

@@ -11,6 +11,7 @@ mod imports_run;
 mod os_matrix_cli;
 mod red_team;
 mod run_cli;
+mod run_images;
 mod run_vars;
 mod secrets_cli;
 mod secrets_run;

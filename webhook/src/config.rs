@@ -4,8 +4,10 @@
 //! the environment instead of the file (`SLIPWAY_WEBHOOK_SECRET`, `SLIPWAY_GITHUB_TOKEN`).
 
 mod front_door;
+mod images;
 
 pub use front_door::{HttpSettings, RetentionSettings, SessionSettings};
+pub use images::ImageSettings;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -68,6 +70,9 @@ pub struct Config {
     /// `addons.apt.sources` names mapped to a source line and its key (Travis's safelist
     /// named sources; their hosts are the operator's to choose).
     pub apt_sources: std::collections::HashMap<String, AptSource>,
+    /// Which images jobs and services really pull: a Docker Hub mirror prefix and per-image rules
+    /// (`[images]`, see `config/images.rs`).
+    pub images: ImageSettings,
 }
 
 /// One named APT source of `[apt_sources]`.
@@ -288,6 +293,7 @@ impl Default for Config {
             git: GitSettings::default(),
             os_images: Default::default(),
             apt_sources: Default::default(),
+            images: Default::default(),
         }
     }
 }
