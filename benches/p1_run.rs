@@ -146,16 +146,31 @@ fn main() {
         median(ratios),
         sorted[sorted.len() - 1]
     );
-    events(&mut docker(), "docker run");
-    events(&mut slipway(), "slipway run");
+    let name = format!("slipway-p1-baseline-{}", std::process::id());
+    events(
+        Command::new("docker").args(["run", "--rm", "--name", &name, &image, "sh", "-c", &joined]),
+        "docker run",
+        Some(&name),
+    );
+    events(&mut slipway(), "slipway run", None);
 }
 
-/// Runs `cmd` once with the engine's event stream open and prints each container event's time
-/// from the command's start: where the time goes.
-fn events(cmd: &mut Command, what: &str) {
+/// Runs `cmd` once with the engine's event stream open and prints the time of each event of its
+/// own containers (other processes share the engine) from the command's start: where the time
+/// goes. `name` is the container's name when the command sets one; otherwise its containers are
+/// those whose `dev.slipway.owner` label names the command's process.
+fn events(cmd: &mut Command, what: &str, name: Option<&str>) {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let started = Instant::now();
-    let ms = timed(cmd, what);
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let owner = format!(":{}:", child.id());
+    let status = child.wait_with_output().expect(what).status;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    assert!(status.success(), "{what} failed");
     let until = since + started.elapsed() + Duration::from_millis(50);
     let out = Command::new("docker")
         .args([
@@ -167,7 +182,7 @@ fn events(cmd: &mut Command, what: &str) {
             "--until",
             &format!("{}.{:09}", until.as_secs(), until.subsec_nanos()),
             "--format",
-            "{{.TimeNano}} {{.Action}}",
+            "{{.TimeNano}} {{.Action}} {{.Actor.Attributes.name}} {{index .Actor.Attributes \"dev.slipway.owner\"}}",
         ])
         .output()
         .expect("docker events");
@@ -175,14 +190,17 @@ fn events(cmd: &mut Command, what: &str) {
     let line: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
-            let (t, action) = l.split_once(' ')?;
-            let t: i128 = t.parse().ok()?;
+            let mut parts = l.split(' ');
+            let t: i128 = parts.next()?.parse().ok()?;
+            let action = parts.next()?;
+            let (container, label) = (parts.next()?, parts.next().unwrap_or(""));
+            let ours = match name {
+                Some(n) => container == n,
+                None => label.contains(&owner),
+            };
             let action = action.split(':').next().unwrap_or(action);
-            Some(format!("{action} {}", (t - t0) / 1_000_000))
+            ours.then(|| format!("{action} {}", (t - t0) / 1_000_000))
         })
         .collect();
-    println!(
-        "  {what} ({ms:.0} ms), engine events in ms: {}",
-        line.join(", ")
-    );
+    println!("  {what} ({ms:.0} ms), engine events in ms: {}", line.join(", "));
 }
