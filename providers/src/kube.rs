@@ -229,11 +229,11 @@ impl Kubernetes {
         })
     }
 
-    fn api_err(&self, action: impl Into<String>, message: impl AsRef<str>) -> Error {
+    fn api_err(&self, action: impl Into<String>, message: impl std::fmt::Display) -> Error {
         Error::Api {
             provider: self.name,
             action: action.into(),
-            message: one_line(message.as_ref()),
+            message: one_line(&message.to_string()),
         }
     }
 }

@@ -5,20 +5,16 @@
 //! minutes), and exchanges it for an installation token (valid for an hour) at
 //! `POST /app/installations/{id}/access_tokens`. Tokens are kept per installation and replaced
 //! five minutes before they expire, so a request never starts with a token about to lapse.
-//! Signing uses `ring`, the same RSA code the GKE deploy provider signs its JWTs with.
+//! The JWT is made by `jsonwebtoken` (RS256 with `ring`), as the GKE deploy provider's is.
 
 use crate::config::{AppId, Config};
-use axum::http::{HeaderValue, Method, header};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::signature::RsaKeyPair;
-use rustls::pki_types::PrivateKeyDer;
-use rustls::pki_types::pem::PemObject as _;
+use axum::http::Method;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
+use slipway_http::{Http, HttpError, Tls};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// An installation token this close to its expiry is replaced before use.
 pub const REFRESH_MARGIN_SECS: u64 = 5 * 60;
@@ -51,6 +47,9 @@ pub enum AuthError {
     /// GitHub's API could not be reached or refused.
     #[error("{0}")]
     Api(String),
+    /// The HTTP client could not be made.
+    #[error("GitHub client: {0}")]
+    Client(#[from] HttpError),
 }
 
 /// How one request is authenticated.
@@ -91,7 +90,8 @@ impl Credential {
 /// A thin client for GitHub's REST API: one connection pool, the caller's `Authorization`.
 #[derive(Clone)]
 pub struct Api {
-    client: octocrab::Octocrab,
+    http: Http,
+    base: String,
 }
 
 /// A response: status code and body text.
@@ -115,16 +115,17 @@ impl Response {
 
 impl Api {
     /// A client for the API at `base` (`https://api.github.com`, or a GitHub Enterprise
-    /// `https://HOST/api/v3`). Needs a Tokio runtime (the client's connection pool runs on it).
+    /// `https://HOST/api/v3`).
     pub fn new(base: &str) -> Result<Api, AuthError> {
-        let client = octocrab::Octocrab::builder()
-            .base_uri(base)
-            .map_err(|e| AuthError::Api(format!("github.api_url {base}: {e}")))?
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .build()
-            .map_err(|e| AuthError::Api(format!("GitHub client: {e}")))?;
-        Ok(Api { client })
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(AuthError::Api(format!(
+                "github.api_url {base}: not an http:// or https:// URL"
+            )));
+        }
+        Ok(Api {
+            http: Http::new(Tls::default())?,
+            base: base.trim_end_matches('/').to_string(),
+        })
     }
 
     /// Sends one request to `path` (below the base URL) and returns whatever GitHub answered;
@@ -135,32 +136,30 @@ impl Api {
         path: &str,
         authorization: Option<&str>,
         body: Option<&Value>,
-    ) -> Result<Response, String> {
-        let mut builder = axum::http::Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header(header::ACCEPT, "application/vnd.github+json");
+    ) -> Result<Response, HttpError> {
+        let mut headers = vec![
+            ("Accept", "application/vnd.github+json"),
+            ("X-GitHub-Api-Version", "2022-11-28"),
+        ];
         if let Some(auth) = authorization {
-            let mut value = HeaderValue::from_str(auth).map_err(|e| e.to_string())?;
-            value.set_sensitive(true);
-            builder = builder.header(header::AUTHORIZATION, value);
+            headers.push(("Authorization", auth));
         }
-        let request = self
-            .client
-            .build_request(builder, body)
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = response.status().as_u16();
-        let body = self
-            .client
-            .body_to_string(response)
-            .await
-            .map_err(|e| format!("{method} {path}: reading the answer: {e}"))?;
-        Ok(Response { status, body })
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let answer = self
+            .http
+            .send(
+                method.as_str(),
+                &format!("{}{path}", self.base),
+                &headers,
+                body.map(|b| b.to_string().into_bytes()),
+            )
+            .await?;
+        Ok(Response {
+            status: answer.status,
+            body: answer.text(),
+        })
     }
 }
 
@@ -173,8 +172,7 @@ pub struct GitHubAuth {
 }
 
 impl GitHubAuth {
-    /// Reads the App's key when one is configured; errors name the config key to fix. Needs a
-    /// Tokio runtime, like [`Api::new`].
+    /// Reads the App's key when one is configured; errors name the config key to fix.
     pub fn new(config: Arc<Config>) -> Result<GitHubAuth, AuthError> {
         let api = Api::new(&config.github.api_url)?;
         let app = match (&config.github.app_id, &config.github.private_key_path) {
@@ -193,7 +191,7 @@ impl GitHubAuth {
             }
             (Some(id), Some(path)) => Some(App {
                 id: id.clone(),
-                key: read_key(path)?,
+                key: read_key(path, id)?,
                 installation_id: config.github.installation_id,
                 api: api.clone(),
                 installations: Mutex::new(HashMap::new()),
@@ -240,7 +238,7 @@ impl GitHubAuth {
 /// A GitHub App: its identity, its key, and the installation tokens it holds.
 struct App {
     id: AppId,
-    key: RsaKeyPair,
+    key: EncodingKey,
     installation_id: Option<u64>,
     api: Api,
     /// Repository (lower-cased `owner/name`) to installation id, once looked up.
@@ -347,29 +345,36 @@ impl App {
 
     /// The App's JWT: RS256 over `{"iat","exp","iss"}`, backdated a minute, nine minutes long.
     fn jwt(&self, now: u64) -> Result<String, AuthError> {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let claims = serde_json::json!({
-            "iat": now.saturating_sub(JWT_BACKDATE_SECS),
-            "exp": now + JWT_LIFETIME_SECS,
-            "iss": self.id,
-        });
-        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let mut sig = vec![0; self.key.public().modulus_len()];
-        self.key
-            .sign(
-                &ring::signature::RSA_PKCS1_SHA256,
-                &ring::rand::SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .map_err(|_| AuthError::Api("signing the GitHub App JWT failed".into()))?;
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+        sign_jwt(&self.key, &self.id, now)
+            .map_err(|e| AuthError::Api(format!("signing the GitHub App JWT failed: {e}")))
     }
 }
 
+/// The claims GitHub reads from an App's JWT.
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    iat: u64,
+    exp: u64,
+    iss: &'a AppId,
+}
+
+fn sign_jwt(
+    key: &EncodingKey,
+    id: &AppId,
+    now: u64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let claims = Claims {
+        iat: now.saturating_sub(JWT_BACKDATE_SECS),
+        exp: now + JWT_LIFETIME_SECS,
+        iss: id,
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
+}
+
 /// Reads an RSA private key in PEM: PKCS#1 (`BEGIN RSA PRIVATE KEY`, what GitHub hands out) or
-/// PKCS#8 (`BEGIN PRIVATE KEY`).
-fn read_key(path: &Path) -> Result<RsaKeyPair, AuthError> {
+/// PKCS#8 (`BEGIN PRIVATE KEY`), and signs a JWT with it once, so an unusable key is named at
+/// start-up rather than at the first status.
+fn read_key(path: &Path, id: &AppId) -> Result<EncodingKey, AuthError> {
     let err = |reason: String| AuthError::Key {
         path: path.display().to_string(),
         reason,
@@ -383,14 +388,13 @@ fn read_key(path: &Path) -> Result<RsaKeyPair, AuthError> {
             tracing::warn!(path = %path.display(), "the GitHub App's private key can be read by other users; chmod 600 it");
         }
     }
-    let der = PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|e| err(format!("not a PEM private key ({e})")))?;
-    match &der {
-        PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
-        PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
-        _ => return Err(err("not an RSA key (GitHub App keys are RSA)".into())),
-    }
-    .map_err(|e| err(format!("not a usable RSA key: {e}")))
+    let key = EncodingKey::from_rsa_pem(&bytes).map_err(|e| {
+        err(format!(
+            "not a PEM RSA private key ({e}; GitHub App keys are RSA, `BEGIN RSA PRIVATE KEY`)"
+        ))
+    })?;
+    sign_jwt(&key, id, unix_now()).map_err(|e| err(format!("not a usable RSA key: {e}")))?;
+    Ok(key)
 }
 
 fn unix_now() -> u64 {
@@ -400,53 +404,26 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Unix seconds of a UTC timestamp as GitHub writes them (`2016-07-11T22:14:10Z`; fractions of a
-/// second and a `+00:00` offset are accepted, other offsets are not).
+/// Unix seconds of a UTC timestamp as GitHub writes them (RFC 3339: `2016-07-11T22:14:10Z`;
+/// fractions of a second and a `+00:00` offset are accepted, other offsets are not).
 pub fn parse_timestamp(s: &str) -> Option<u64> {
-    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
-    let s = s.split('.').next()?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || se > 60 {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    if !t.offset().is_utc() {
         return None;
     }
-    let secs = days_from_civil(y, mo, da) * 86_400 + h * 3600 + mi * 60 + se;
-    u64::try_from(secs).ok()
+    u64::try_from(t.unix_timestamp()).ok()
 }
 
 /// The UTC timestamp of unix seconds, as GitHub writes them (`2016-07-11T22:14:10Z`).
 pub fn format_timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's `civil_from_days`.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

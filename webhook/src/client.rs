@@ -4,13 +4,25 @@
 //! private repository's builds are readable only with it.
 
 use serde_json::Value;
+use slipway_http::{Blocking, HttpError, Tls};
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The server could not be reached or answered with an error.
+    /// The server answered with an error.
     #[error("{0}")]
     Http(String),
+    /// The CA file could not be read or used.
+    #[error("{path}: {reason}")]
+    Ca {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The server could not be reached.
+    #[error(transparent)]
+    Unreachable(#[from] HttpError),
 }
 
 /// The API of one server.
@@ -18,7 +30,7 @@ pub enum ClientError {
 pub struct Client {
     base: String,
     token: Option<String>,
-    agent: ureq::Agent,
+    http: Blocking,
 }
 
 impl Client {
@@ -33,47 +45,40 @@ impl Client {
         token: Option<String>,
         ca_cert: Option<&std::path::Path>,
     ) -> Result<Client, ClientError> {
-        let mut config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(30)));
+        let mut tls = Tls::default();
         if let Some(path) = ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| ClientError::Http(format!("{}: {e}", path.display())))?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
-                return Err(ClientError::Http(format!(
-                    "{}: no PEM certificate in it (--ca-cert wants the server's CA certificate)",
-                    path.display()
-                )));
+            let ca = |reason: String| ClientError::Ca {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| ca(e.to_string()))?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(ca(
+                    "no PEM certificate in it (--ca-cert wants the server's CA certificate)".into(),
+                ));
             }
-            config = config.tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-                    .build(),
-            );
+            tls.ca_pem = Some(pem);
         }
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             token: token.filter(|t| !t.is_empty()),
-            agent: config.build().into(),
+            http: Blocking::new(tls)?,
         })
     }
 
-    fn handle(
-        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Value, ClientError> {
-        let mut resp = resp.map_err(|e| ClientError::Http(e.to_string()))?;
-        let status = resp.status();
-        let body = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        if !status.is_success() {
+    fn call(&self, method: &str, path: &str) -> Result<Value, ClientError> {
+        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Accept", "application/json")];
+        if let Some(a) = &authorization {
+            headers.push(("Authorization", a));
+        }
+        let resp = self
+            .http
+            .send(method, &format!("{}{path}", self.base), &headers, None)?;
+        let body = resp.text();
+        if !resp.ok() {
+            let status = axum::http::StatusCode::from_u16(resp.status)
+                .map_or_else(|_| resp.status.to_string(), |s| s.to_string());
             return Err(ClientError::Http(format!("{status}: {}", body.trim())));
         }
         serde_json::from_str(&body).map_err(|e| ClientError::Http(format!("invalid JSON: {e}")))
@@ -81,20 +86,12 @@ impl Client {
 
     /// `GET path` as JSON, with the token.
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
-        let mut req = self.agent.get(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        Self::handle(req.call())
+        self.call("GET", path)
     }
 
     /// `POST path` with the token.
     pub fn post(&self, path: &str) -> Result<Value, ClientError> {
-        let mut req = self.agent.post(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        Self::handle(req.send_empty())
+        self.call("POST", path)
     }
 
     /// Recent builds, newest first.

@@ -5,7 +5,7 @@
 //! a report that a newer one for the same commit supersedes is dropped unsent, so a late retry of
 //! "pending" can never overwrite a final state.
 
-use crate::auth::{Credential, GitHubAuth};
+use crate::auth::{AuthError, Credential, GitHubAuth};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{OutboxItem, Store, now_ms};
@@ -15,6 +15,28 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// Why one report was not delivered (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// No credential could be had.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The outbox names something that is not a repository.
+    #[error("repository is not owner/name")]
+    NotARepository,
+    /// GitHub could not be reached.
+    #[error(transparent)]
+    Http(#[from] slipway_http::HttpError),
+    /// GitHub answered with an error.
+    #[error("HTTP {status}: {message}")]
+    Refused {
+        /// The status.
+        status: u16,
+        /// GitHub's message, shortened.
+        message: String,
+    },
+}
 
 /// How many commits' reports are in flight at once.
 const CONCURRENCY: usize = 8;
@@ -114,7 +136,7 @@ impl Reporter {
                     let backoff = (500u64 << item.attempts.clamp(0, 20)).min(max);
                     tracing::warn!(build = item.build_id, attempts = item.attempts + 1, error = %e, "status report failed; retrying in {backoff} ms");
                     self.store
-                        .outbox_retry(item.id, now_ms() + backoff as i64, &e)
+                        .outbox_retry(item.id, now_ms() + backoff as i64, &e.to_string())
                         .await?;
                 }
             }
@@ -122,16 +144,12 @@ impl Reporter {
         Ok(())
     }
 
-    async fn send(&self, item: &OutboxItem) -> Result<(), String> {
-        let credential = self
-            .auth
-            .credential(&item.repo)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn send(&self, item: &OutboxItem) -> Result<(), ReportError> {
+        let credential = self.auth.credential(&item.repo).await?;
         if !item.repo.split_once('/').is_some_and(|(o, n)| {
             !o.is_empty() && !n.is_empty() && !n.contains('/') && o != ".." && n != ".."
         }) {
-            return Err("repository is not owner/name".into());
+            return Err(ReportError::NotARepository);
         }
         let state = match item.state.as_str() {
             s @ ("pending" | "success" | "failure") => s,
@@ -165,9 +183,9 @@ impl Reporter {
         {
             self.auth.forget(c).await;
         }
-        Err(format!("HTTP {}: {}", answer.status, answer.message())
-            .chars()
-            .take(500)
-            .collect())
+        Err(ReportError::Refused {
+            status: answer.status,
+            message: answer.message().chars().take(480).collect(),
+        })
     }
 }

@@ -32,21 +32,36 @@ pub fn deliver(base: &str, secret: &str, event: &str, id: &str, body: &[u8]) -> 
     )
 }
 
-/// One HTTP/1.1 request on a fresh connection; returns status and body.
+/// One HTTP/1.1 request on a fresh connection, following redirects as a browser does (at most
+/// ten; a 301/302/303 turns into a `GET` without a body, `Authorization` is not sent on);
+/// returns the final status and body.
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut builder = ureq::http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
+    let mut answer = request(method, url, headers, body);
+    let (mut method, mut url, mut body) = (method.to_string(), url.to_string(), body.to_vec());
+    let mut headers: Vec<(&str, &str)> = headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("authorization"))
+        .copied()
+        .collect();
+    for _ in 0..10 {
+        let Some(location) = answer
+            .header("location")
+            .filter(|_| matches!(answer.status, 301 | 302 | 303 | 307 | 308))
+        else {
+            break;
+        };
+        url = url::Url::parse(&url)
+            .and_then(|u| u.join(location))
+            .unwrap()
+            .to_string();
+        if !matches!(answer.status, 307 | 308) {
+            method = "GET".into();
+            body.clear();
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        }
+        answer = request(&method, &url, &headers, &body);
     }
-    let req = builder.body(body.to_vec()).unwrap();
-    let mut resp = agent.run(req).unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap_or_default();
-    (status, text)
+    (answer.status, answer.body)
 }
 
 /// An answer with its headers (names in lower case), as [`request`] returns it.
@@ -78,26 +93,19 @@ impl Answer {
 
 /// One HTTP/1.1 request on a fresh connection, redirects not followed.
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
-    let mut builder = ureq::http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        builder = builder.header(*k, *v);
+    thread_local! {
+        static CLIENT: slipway_http::Blocking =
+            slipway_http::Blocking::new(slipway_http::Tls::default()).unwrap();
     }
-    let req = builder.body(body.to_vec()).unwrap();
-    let mut resp = agent.run(req).unwrap();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
+    let mut headers = headers.to_vec();
+    headers.push(("Connection", "close"));
+    let answer = CLIENT
+        .with(|c| c.send(method, url, &headers, Some(body.to_vec())))
+        .unwrap();
     Answer {
-        status: resp.status().as_u16(),
-        headers,
-        body: resp.body_mut().read_to_string().unwrap_or_default(),
+        status: answer.status,
+        body: answer.text(),
+        headers: answer.headers,
     }
 }
 

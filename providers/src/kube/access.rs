@@ -4,16 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use slipway_secrets::Secret;
 
 use super::{Access, GKE_API, Kubernetes, SCOPE};
 use crate::calls::{ApiCall, LogSink};
 use crate::context::DeployContext;
 use crate::error::Error;
-use crate::http::{Http, Response, Tls};
+use crate::http::{Http, HttpError, Response, Tls};
 use crate::inputs::BuildDir;
 
 /// The pieces of a Google service-account key the token exchange needs.
@@ -23,56 +23,75 @@ pub(super) struct ServiceAccount {
     pub(super) token_uri: String,
 }
 
-pub(super) fn read_key_file(path: &Path) -> Result<ServiceAccount, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let v: Value =
-        serde_json::from_slice(&bytes).map_err(|_| "not a JSON service-account key".to_owned())?;
+/// Why a service-account key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum KeyError {
+    /// The file could not be read.
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    /// The file is not JSON.
+    #[error("not a JSON service-account key")]
+    NotJson,
+    /// The JSON is some other kind of key.
+    #[error("not a service-account key (type is not service_account)")]
+    NotServiceAccount,
+    /// A field the exchange needs is absent.
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    /// `private_key` is not an RSA private key in PEM.
+    #[error("private_key is not a PEM RSA private key ({0})")]
+    Key(jsonwebtoken::errors::Error),
+    /// The key parsed but could not sign.
+    #[error("signing the token request failed: private_key is not a usable RSA key ({0})")]
+    Sign(jsonwebtoken::errors::Error),
+}
+
+pub(super) fn read_key_file(path: &Path) -> Result<ServiceAccount, KeyError> {
+    let bytes = std::fs::read(path)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| KeyError::NotJson)?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     if s("type").as_deref() != Some("service_account") {
-        return Err("not a service-account key (type is not service_account)".into());
+        return Err(KeyError::NotServiceAccount);
     }
     Ok(ServiceAccount {
-        client_email: s("client_email").ok_or("client_email is missing")?,
-        private_key: Secret::new(s("private_key").ok_or("private_key is missing")?),
+        client_email: s("client_email").ok_or(KeyError::Missing("client_email"))?,
+        private_key: Secret::new(s("private_key").ok_or(KeyError::Missing("private_key"))?),
         token_uri: s("token_uri").unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
     })
 }
 
-/// The signed JWT assertion of the OAuth JWT-bearer flow (RFC 7523), RS256.
+/// The claims of the OAuth JWT-bearer assertion Google's token endpoint reads.
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    scope: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+}
+
+/// The signed JWT assertion of the OAuth JWT-bearer flow (RFC 7523), RS256, valid for an hour.
 pub(super) fn jwt_assertion(
     sa: &ServiceAccount,
     audience: &str,
     now: u64,
-) -> Result<String, String> {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-    let claims = json!({
-        "iss": sa.client_email,
-        "scope": SCOPE,
-        "aud": audience,
-        "iat": now,
-        "exp": now + 3600,
-    });
-    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let input = format!("{header}.{claims}");
-    let der = rustls::pki_types::PrivateKeyDer::from_pem_slice(sa.private_key.expose().as_bytes())
-        .map_err(|e| format!("private_key is not a PEM key: {e}"))?;
-    let rustls::pki_types::PrivateKeyDer::Pkcs8(pkcs8) = der else {
-        return Err("private_key is not a PKCS#8 RSA key".into());
+) -> Result<String, KeyError> {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(sa.private_key.expose().as_bytes())
+        .map_err(KeyError::Key)?;
+    let claims = Claims {
+        iss: &sa.client_email,
+        scope: SCOPE,
+        aud: audience,
+        iat: now,
+        exp: now + 3600,
     };
-    let key = ring::signature::RsaKeyPair::from_pkcs8(pkcs8.secret_pkcs8_der())
-        .map_err(|e| format!("private_key is not a usable RSA key: {e}"))?;
-    let mut sig = vec![0; key.public().modulus_len()];
-    key.sign(
-        &ring::signature::RSA_PKCS1_SHA256,
-        &ring::rand::SystemRandom::new(),
-        input.as_bytes(),
-        &mut sig,
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
     )
-    .map_err(|_| "signing the token request failed".to_owned())?;
-    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+    .map_err(KeyError::Sign)
 }
-
-use rustls::pki_types::pem::PemObject;
 
 /// A connected API server: base URL, client and credentials.
 pub(super) struct Cluster {
@@ -89,7 +108,7 @@ impl Cluster {
         path: &str,
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, HttpError> {
         let url = format!("{}{path}", self.base.trim_end_matches('/'));
         let mut headers = vec![("Accept", "application/json")];
         if let Some(a) = &self.auth {
@@ -125,14 +144,15 @@ impl Kubernetes {
                 key_file,
             } => {
                 let key_path = ctx.input(self.name, "key_file", key_file)?;
-                let sa = read_key_file(&key_path).map_err(|m| self.file_err(&key_path, m))?;
+                let sa = read_key_file(&key_path)
+                    .map_err(|e| self.file_err(&key_path, e.to_string()))?;
                 let token_url = ctx
                     .endpoints
                     .gke_token
                     .clone()
                     .unwrap_or_else(|| sa.token_uri.clone());
                 let assertion = jwt_assertion(&sa, &sa.token_uri, ctx.now)
-                    .map_err(|m| self.file_err(&key_path, m))?;
+                    .map_err(|e| self.file_err(&key_path, e.to_string()))?;
                 let http = Http::new(Tls::default()).map_err(|m| self.api_err("TLS setup", m))?;
                 let form = format!(
                     "grant_type={}&assertion={}",
@@ -323,7 +343,7 @@ impl Kubernetes {
         log.line(&format!("kubernetes: context {ctx_name}, server {base}"));
         Ok(Cluster {
             base,
-            http: Http::new(tls).map_err(bad)?,
+            http: Http::new(tls).map_err(|e| bad(e.to_string()))?,
             auth,
             namespace: self
                 .namespace

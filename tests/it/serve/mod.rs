@@ -154,7 +154,7 @@ impl Served {
     }
 
     fn try_get(&self, path: &str) -> (u16, String) {
-        let agent: ureq_free::Agent = ureq_free::agent();
+        let agent: raw_get::Agent = raw_get::agent();
         agent.get(&format!("{}{path}", self.url()))
     }
 
@@ -205,7 +205,7 @@ impl Drop for Served {
 }
 
 /// A tiny GET that tolerates a server that is not up yet.
-mod ureq_free {
+mod raw_get {
     pub struct Agent;
     pub fn agent() -> Agent {
         Agent

@@ -11,7 +11,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::Value;
+use slipway_http::{Http, Tls};
 use slipway_secrets::Secret;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 /// The cookie holding the OAuth `state` between the redirect to GitHub and the way back.
 const STATE_COOKIE: &str = "slipway_oauth_state";
@@ -279,40 +282,47 @@ pub(super) async fn login_page(State(app): AppState, caller: Caller) -> Response
     ui::page("Sign in", &body, false)
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(15)))
-        .user_agent("slipway")
-        .build()
-        .into()
-}
-
-/// A blocking GitHub call on the blocking pool: status and JSON body.
-async fn call(req: ureq::http::Request<Vec<u8>>) -> Result<(u16, Value), String> {
-    tokio::task::spawn_blocking(move || {
-        let mut resp = agent().run(req).map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| e.to_string())?;
-        Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+/// The client for sign-in calls to GitHub, made once.
+fn github() -> Result<&'static Http, String> {
+    static HTTP: OnceLock<Result<Http, String>> = OnceLock::new();
+    HTTP.get_or_init(|| {
+        Http::new(Tls::default())
+            .map(|h| h.timeout(Duration::from_secs(15)))
+            .map_err(|e| e.to_string())
     })
-    .await
-    .map_err(|e| e.to_string())?
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
-fn api_get(app: &App, path: &str, token: &str) -> Result<ureq::http::Request<Vec<u8>>, String> {
-    ureq::http::Request::get(format!(
-        "{}{path}",
-        app.config.github.api_url.trim_end_matches('/')
-    ))
-    .header("Authorization", format!("Bearer {token}"))
-    .header("Accept", "application/vnd.github+json")
-    .header("X-GitHub-Api-Version", "2022-11-28")
-    .body(Vec::new())
-    .map_err(|e| e.to_string())
+/// A GitHub call: status and JSON body.
+async fn call(
+    method: &str,
+    url: String,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<(u16, Value), String> {
+    let resp = github()?
+        .send(method, &url, headers, body)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((resp.status, resp.json()))
+}
+
+/// `GET path` of GitHub's API with the user's token.
+async fn api_get(app: &App, path: &str, token: &str) -> Result<(u16, Value), String> {
+    let url = format!("{}{path}", app.config.github.api_url.trim_end_matches('/'));
+    let authorization = format!("Bearer {token}");
+    call(
+        "GET",
+        url,
+        &[
+            ("Authorization", &authorization),
+            ("Accept", "application/vnd.github+json"),
+            ("X-GitHub-Api-Version", "2022-11-28"),
+        ],
+        None,
+    )
+    .await
 }
 
 /// Trades an OAuth code for the user's token and login.
@@ -328,15 +338,19 @@ async fn exchange(app: &App, code: String) -> Result<(String, Secret<String>), S
         query_escape(&code),
         query_escape(&callback_url(app))
     );
-    let req = ureq::http::Request::post(format!(
-        "{}/login/oauth/access_token",
-        gh.web_url.trim_end_matches('/')
-    ))
-    .header("Accept", "application/json")
-    .header("Content-Type", "application/x-www-form-urlencoded")
-    .body(form.into_bytes())
-    .map_err(|e| e.to_string())?;
-    let (status, v) = call(req).await?;
+    let (status, v) = call(
+        "POST",
+        format!(
+            "{}/login/oauth/access_token",
+            gh.web_url.trim_end_matches('/')
+        ),
+        &[
+            ("Accept", "application/json"),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(form.into_bytes()),
+    )
+    .await?;
     let Some(token) = v["access_token"].as_str().filter(|t| !t.is_empty()) else {
         let why = v["error_description"]
             .as_str()
@@ -345,7 +359,7 @@ async fn exchange(app: &App, code: String) -> Result<(String, Secret<String>), S
         return Err(format!("GitHub answered {status}: {why}"));
     };
     let token = Secret::new(token.to_string());
-    let (status, user) = call(api_get(app, "/user", token.expose())?).await?;
+    let (status, user) = api_get(app, "/user", token.expose()).await?;
     match user["login"].as_str() {
         Some(login) if status == 200 => Ok((login.to_string(), token)),
         _ => Err(format!("GET /user answered {status}")),
@@ -359,7 +373,7 @@ pub async fn github_permission(
     token: &Secret<String>,
     repo: &str,
 ) -> Result<Permission, String> {
-    let (status, v) = call(api_get(app, &format!("/repos/{repo}"), token.expose())?).await?;
+    let (status, v) = api_get(app, &format!("/repos/{repo}"), token.expose()).await?;
     match status {
         200 => {
             let p = &v["permissions"];
