@@ -202,5 +202,8 @@ fn events(cmd: &mut Command, what: &str, name: Option<&str>) {
             ours.then(|| format!("{action} {}", (t - t0) / 1_000_000))
         })
         .collect();
-    println!("  {what} ({ms:.0} ms), engine events in ms: {}", line.join(", "));
+    println!(
+        "  {what} ({ms:.0} ms), engine events in ms: {}",
+        line.join(", ")
+    );
 }
