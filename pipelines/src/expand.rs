@@ -517,11 +517,29 @@ fn same_attrs(a: &Attrs, b: &Attrs) -> bool {
             .all(|(x, y)| x == y)
 }
 
-/// Expands `config` into stages and jobs for `ctx`, as Travis does.
+/// Expands `config` into stages and jobs for `ctx`, as Travis does, in its order of steps.
 pub fn expand(config: &Config, ctx: &Context) -> Expansion {
-    let keys = axes(config);
     let mut skipped = Vec::new();
+    let jobs = matrix_jobs(config);
+    let jobs = not_excluded(config, ctx, jobs, &mut skipped);
+    let jobs = unique_jobs(jobs, &mut skipped);
+    let jobs = accepted_jobs(ctx, jobs, &mut skipped);
+    let (stages, expanded) = staged(config, ctx, jobs, &mut skipped);
+    let mut expanded = expanded;
+    mark_allowed_failures(config, ctx, &mut expanded);
+    Expansion {
+        jobs: ordered(&stages, expanded),
+        stages,
+        skipped,
+    }
+}
 
+/// Steps 1–5: the product of the expand keys, the includes (or the root job), each with the
+/// shared root keys, the first value of each expand key and its `env`; keys the job's language
+/// and OS do not support are dropped (step 7, which sees no other job). Each job comes with why
+/// it exists.
+fn matrix_jobs(config: &Config) -> Vec<(Attrs, String)> {
+    let keys = axes(config);
     // 1–3: product, includes, default.
     let rows = product(config, &keys);
     let origin = if rows.len() == 1 {
@@ -573,8 +591,16 @@ pub fn expand(config: &Config, ctx: &Context) -> Expansion {
         // 5: env.
         with_env(config, job);
     }
+    jobs
+}
 
-    // 6: exclude.
+/// Step 6 (`jobs.exclude`), then step 7: keys a job's language and OS do not support.
+fn not_excluded(
+    config: &Config,
+    ctx: &Context,
+    mut jobs: Vec<(Attrs, String)>,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<(Attrs, String)> {
     jobs.retain(|(job, _)| {
         let out = excluded(config, job, ctx);
         if out {
@@ -585,15 +611,16 @@ pub fn expand(config: &Config, ctx: &Context) -> Expansion {
         }
         !out
     });
-
-    // 7: unsupported keys.
     for (job, _) in &mut jobs {
         let language = job.str_of("language").unwrap_or("").to_owned();
         let os = job.str_of("os").unwrap_or("").to_owned();
         job.retain(|k, v| job_supports(&language, &os, k, v));
     }
+    jobs
+}
 
-    // 8: duplicates.
+/// Step 8: a job the same as an earlier one is left out.
+fn unique_jobs(jobs: Vec<(Attrs, String)>, skipped: &mut Vec<Skipped>) -> Vec<(Attrs, String)> {
     let mut unique: Vec<(Attrs, String)> = Vec::new();
     for (job, why) in jobs {
         if unique.iter().any(|(j, _)| same_attrs(j, &job)) {
@@ -605,98 +632,60 @@ pub fn expand(config: &Config, ctx: &Context) -> Expansion {
             unique.push((job, why));
         }
     }
+    unique
+}
 
-    // 9: job `if:`.
-    let mut jobs: Vec<(Attrs, String)> = Vec::new();
-    for (job, why) in unique {
+/// Why `what` is left out by its condition `cond`, when it is.
+fn condition_skip(what: String, cond: Option<&str>, outcome: CondOutcome) -> Option<Skipped> {
+    let cond = cond_text(cond.unwrap_or(""));
+    let reason = match outcome {
+        CondOutcome::Accepted => return None,
+        CondOutcome::Rejected => format!("if: {cond} is false"),
+        CondOutcome::Invalid(e) => format!("if: {cond} is invalid ({e})"),
+    };
+    Some(Skipped { what, reason })
+}
+
+/// Step 9: each job's `if:`.
+fn accepted_jobs(
+    ctx: &Context,
+    jobs: Vec<(Attrs, String)>,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<(Attrs, String)> {
+    let mut accepted: Vec<(Attrs, String)> = Vec::new();
+    for (job, why) in jobs {
         let cond = job.str_of("if").map(str::to_owned);
-        match evaluate(cond.as_deref(), &job, ctx) {
-            CondOutcome::Accepted => {
-                let why = match &cond {
-                    Some(c) => format!("{why}; if: {} is true", cond_text(c)),
-                    None => why,
-                };
-                jobs.push((job, why));
-            }
-            CondOutcome::Rejected => skipped.push(Skipped {
-                what: format!("job {}", describe(&job)),
-                reason: format!("if: {} is false", cond_text(cond.as_deref().unwrap_or(""))),
-            }),
-            CondOutcome::Invalid(e) => skipped.push(Skipped {
-                what: format!("job {}", describe(&job)),
-                reason: format!(
-                    "if: {} is invalid ({e})",
-                    cond_text(cond.as_deref().unwrap_or(""))
-                ),
-            }),
+        let outcome = evaluate(cond.as_deref(), &job, ctx);
+        if let Some(skip) =
+            condition_skip(format!("job {}", describe(&job)), cond.as_deref(), outcome)
+        {
+            skipped.push(skip);
+            continue;
         }
+        let why = match &cond {
+            Some(c) => format!("{why}; if: {} is true", cond_text(c)),
+            None => why,
+        };
+        accepted.push((job, why));
     }
+    accepted
+}
 
-    // 10: stages.
+/// Step 10: the stages of the build, and each job in its stage; a job whose stage is left out
+/// is left out too.
+fn staged(
+    config: &Config,
+    ctx: &Context,
+    jobs: Vec<(Attrs, String)>,
+    skipped: &mut Vec<Skipped>,
+) -> (Vec<ExpandedStage>, Vec<ExpandedJob>) {
     let uses_stages =
         !config.stages.is_empty() || jobs.iter().any(|(j, _)| j.str_of("stage").is_some());
     let mut stages: Vec<ExpandedStage> = Vec::new();
     let mut job_stage: Vec<Option<String>> = vec![None; jobs.len()];
     if uses_stages {
-        let mut names: Vec<String> = config.stages.iter().map(|s| s.name.clone()).collect();
-        names.extend(
-            jobs.iter()
-                .filter_map(|(j, _)| j.str_of("stage").map(str::to_owned)),
-        );
-        let default = names
-            .iter()
-            .find(|n| n.eq_ignore_ascii_case(DEFAULT_STAGE))
-            .cloned()
-            .unwrap_or_else(|| DEFAULT_STAGE.to_owned());
-        let mut current = default;
-        for (i, (job, _)) in jobs.iter().enumerate() {
-            if let Some(s) = job.str_of("stage") {
-                current = s.to_owned();
-            }
-            job_stage[i] = Some(current.clone());
-        }
-        // All stage names in order, first spelling wins, with their conditions.
-        let mut all: Vec<(String, Option<String>)> = Vec::new();
-        let declared = config
-            .stages
-            .iter()
-            .map(|s| (s.name.clone(), s.condition.clone()));
-        let used = job_stage.iter().flatten().map(|s| (s.clone(), None));
-        for (name, cond) in declared.chain(used) {
-            if !all.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
-                all.push((name, cond));
-            }
-        }
-        for (name, cond) in all {
-            let has_jobs = job_stage
-                .iter()
-                .flatten()
-                .any(|s| s.eq_ignore_ascii_case(&name));
-            match evaluate(cond.as_deref(), &config.root, ctx) {
-                CondOutcome::Accepted if has_jobs => stages.push(ExpandedStage {
-                    reason: match &cond {
-                        Some(c) => format!("if: {} is true", cond_text(c)),
-                        None => "declared or used by a job".to_owned(),
-                    },
-                    name,
-                }),
-                CondOutcome::Accepted => skipped.push(Skipped {
-                    what: format!("stage {name}"),
-                    reason: "no jobs".to_owned(),
-                }),
-                CondOutcome::Rejected => skipped.push(Skipped {
-                    what: format!("stage {name}"),
-                    reason: format!("if: {} is false", cond_text(cond.as_deref().unwrap_or(""))),
-                }),
-                CondOutcome::Invalid(e) => skipped.push(Skipped {
-                    what: format!("stage {name}"),
-                    reason: format!(
-                        "if: {} is invalid ({e})",
-                        cond_text(cond.as_deref().unwrap_or(""))
-                    ),
-                }),
-            }
-        }
+        job_stage = assigned_stages(config, &jobs);
+        stages = build_stages(config, ctx, &job_stage, skipped);
     }
     let mut expanded: Vec<ExpandedJob> = Vec::new();
     for ((attrs, reason), stage) in jobs.into_iter().zip(job_stage) {
@@ -716,27 +705,101 @@ pub fn expand(config: &Config, ctx: &Context) -> Expansion {
             reason,
         });
     }
+    (stages, expanded)
+}
 
-    // 11: allow_failures (matching sees the assigned stage, as in Travis).
-    if !config.allow_failures.is_empty() {
-        for job in &mut expanded {
-            // Copy the settings only when the assigned stage is not already in them.
-            let attrs = match &job.stage {
-                Some(s) if job.attrs.str_of("stage") != Some(s) => {
-                    let mut attrs = job.attrs.clone();
-                    attrs.insert("stage".to_owned(), Value::String(s.clone()));
-                    Cow::Owned(attrs)
-                }
-                _ => Cow::Borrowed(&job.attrs),
-            };
-            job.allow_failure = config.allow_failures.iter().any(|af| {
-                allow_failure_matches(config, af, &attrs, ctx)
-                    && evaluate(af.str_of("if"), &attrs, ctx) == CondOutcome::Accepted
+/// Each job's stage: its own `stage:`, else the one of the job before it, else the default.
+fn assigned_stages(config: &Config, jobs: &[(Attrs, String)]) -> Vec<Option<String>> {
+    let mut names: Vec<String> = config.stages.iter().map(|s| s.name.clone()).collect();
+    names.extend(
+        jobs.iter()
+            .filter_map(|(j, _)| j.str_of("stage").map(str::to_owned)),
+    );
+    let mut current = names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(DEFAULT_STAGE))
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_STAGE.to_owned());
+    jobs.iter()
+        .map(|(job, _)| {
+            if let Some(s) = job.str_of("stage") {
+                current = s.to_owned();
+            }
+            Some(current.clone())
+        })
+        .collect()
+}
+
+/// The stages that run: every stage declared or used, first spelling wins, that has jobs and
+/// whose `if:` holds.
+fn build_stages(
+    config: &Config,
+    ctx: &Context,
+    job_stage: &[Option<String>],
+    skipped: &mut Vec<Skipped>,
+) -> Vec<ExpandedStage> {
+    let mut all: Vec<(String, Option<String>)> = Vec::new();
+    let declared = config
+        .stages
+        .iter()
+        .map(|s| (s.name.clone(), s.condition.clone()));
+    let used = job_stage.iter().flatten().map(|s| (s.clone(), None));
+    for (name, cond) in declared.chain(used) {
+        if !all.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            all.push((name, cond));
+        }
+    }
+    let mut stages = Vec::new();
+    for (name, cond) in all {
+        let has_jobs = job_stage
+            .iter()
+            .flatten()
+            .any(|s| s.eq_ignore_ascii_case(&name));
+        let outcome = evaluate(cond.as_deref(), &config.root, ctx);
+        if let Some(skip) = condition_skip(format!("stage {name}"), cond.as_deref(), outcome) {
+            skipped.push(skip);
+        } else if !has_jobs {
+            skipped.push(Skipped {
+                what: format!("stage {name}"),
+                reason: "no jobs".to_owned(),
+            });
+        } else {
+            stages.push(ExpandedStage {
+                reason: match &cond {
+                    Some(c) => format!("if: {} is true", cond_text(c)),
+                    None => "declared or used by a job".to_owned(),
+                },
+                name,
             });
         }
     }
+    stages
+}
 
-    // 12: order by stage, required before allowed failures, then original order; unique again.
+/// Step 11: `allow_failures` (matching sees the assigned stage, as in Travis).
+fn mark_allowed_failures(config: &Config, ctx: &Context, expanded: &mut [ExpandedJob]) {
+    if config.allow_failures.is_empty() {
+        return;
+    }
+    for job in expanded {
+        // Copy the settings only when the assigned stage is not already in them.
+        let attrs = match &job.stage {
+            Some(s) if job.attrs.str_of("stage") != Some(s) => {
+                let mut attrs = job.attrs.clone();
+                attrs.insert("stage".to_owned(), Value::String(s.clone()));
+                Cow::Owned(attrs)
+            }
+            _ => Cow::Borrowed(&job.attrs),
+        };
+        job.allow_failure = config.allow_failures.iter().any(|af| {
+            allow_failure_matches(config, af, &attrs, ctx)
+                && evaluate(af.str_of("if"), &attrs, ctx) == CondOutcome::Accepted
+        });
+    }
+}
+
+/// Step 12: by stage, required before allowed failures, then original order; unique again.
+fn ordered(stages: &[ExpandedStage], expanded: Vec<ExpandedJob>) -> Vec<ExpandedJob> {
     let stage_index = |job: &ExpandedJob| {
         job.stage
             .as_ref()
@@ -762,9 +825,5 @@ pub fn expand(config: &Config, ctx: &Context) -> Expansion {
             sorted.push(job);
         }
     }
-    Expansion {
-        stages,
-        jobs: sorted,
-        skipped,
-    }
+    sorted
 }

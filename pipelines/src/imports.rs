@@ -54,31 +54,59 @@ pub enum Mode {
     DeepMergePrepend,
 }
 
+/// Why an imported file could not be read: the caller's own error (git, the file system),
+/// shown with the import's position.
+pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Gives the bytes of an imported file; the caller's I/O, with the build's credentials and trust.
 pub trait Fetch {
-    /// The file at `source`, or why it cannot be read (shown with the import's position).
-    fn fetch(&mut self, source: &Source) -> Result<Vec<u8>, String>;
+    /// The file at `source`, or why it cannot be read.
+    fn fetch(&mut self, source: &Source) -> Result<Vec<u8>, FetchError>;
 }
 
-impl<F: FnMut(&Source) -> Result<Vec<u8>, String>> Fetch for F {
-    fn fetch(&mut self, source: &Source) -> Result<Vec<u8>, String> {
-        self(source)
+impl<F, E> Fetch for F
+where
+    F: FnMut(&Source) -> Result<Vec<u8>, E>,
+    E: Into<FetchError>,
+{
+    fn fetch(&mut self, source: &Source) -> Result<Vec<u8>, FetchError> {
+        self(source).map_err(Into::into)
     }
+}
+
+/// Why an import source cannot be used, as written in the importing file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    /// The part before `:` is not `owner/name`.
+    #[error("`{text}` names the repository `{repo}`, which is not owner/name")]
+    NotOwnerName {
+        /// The source as written.
+        text: String,
+        /// The repository part.
+        repo: String,
+    },
+    /// No path after the repository (or before the `@ref`).
+    #[error("`{0}` names no file")]
+    NoFile(String),
+    /// A relative path climbs above the repository's root.
+    #[error("`{0}` points outside the repository")]
+    Outside(String),
 }
 
 /// Parses an import source as written in `importing` (`owner/name:path@ref`, `./path`, `path`).
 /// A path starting with `./` or `../` is relative to the importing file's directory; any other
 /// same-repository path is from the repository's root.
-pub fn parse_source(text: &str, importing: &Source) -> Result<Source, String> {
+pub fn parse_source(text: &str, importing: &Source) -> Result<Source, SourceError> {
     let text = text.trim();
     let (repo, rest) = match text.split_once(':') {
         Some((repo, rest)) => {
             let mut parts = repo.split('/');
             let valid = parts.clone().count() == 2 && parts.all(|p| !p.is_empty());
             if !valid {
-                return Err(format!(
-                    "`{text}` names the repository `{repo}`, which is not owner/name"
-                ));
+                return Err(SourceError::NotOwnerName {
+                    text: text.to_owned(),
+                    repo: repo.to_owned(),
+                });
             }
             (Some(repo.to_owned()), rest)
         }
@@ -89,9 +117,9 @@ pub fn parse_source(text: &str, importing: &Source) -> Result<Source, String> {
         _ => (rest, None),
     };
     if path.is_empty() {
-        return Err(format!("`{text}` names no file"));
+        return Err(SourceError::NoFile(text.to_owned()));
     }
-    let outside = || format!("`{text}` points outside the repository");
+    let outside = || SourceError::Outside(text.to_owned());
     if repo.is_some() {
         return Ok(Source {
             repo,

@@ -16,8 +16,8 @@ mod checks;
 mod notify;
 mod text;
 
+pub use text::{EnvVarsError, is_canonical_base64, offset_in_scalar, parse_env_vars, travis_match};
 use text::{clean_key, nearest, where_};
-pub use text::{is_canonical_base64, offset_in_scalar, parse_env_vars, travis_match};
 
 /// Codes Travis's own config processor (travis-yml) also reports; every other code is Slipway's.
 pub const TRAVIS_CODES: &[&str] = &[

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
-use slipway_runner::artifacts::{ArtifactOptions, ArtifactsHook, ArtifactsRequest};
+use slipway_runner::artifacts::{ArtifactOptions, ArtifactsError, ArtifactsHook, ArtifactsRequest};
 
 use crate::ProviderHook;
 use crate::aws::{api_error, sdk_loader};
@@ -31,7 +31,7 @@ async fn client(
     fallback_endpoint: Option<&str>,
     repo: &str,
     fallback: &crate::Credentials,
-) -> Result<aws_sdk_s3::Client, String> {
+) -> Result<aws_sdk_s3::Client, ArtifactsError> {
     let mut loader = sdk_loader(&options.region);
     if let (Some(key), Some(secret)) = (&options.key, &options.secret) {
         loader = loader.credentials_provider(Credentials::new(
@@ -50,9 +50,9 @@ async fn client(
             "slipway-server-repository",
         ));
     } else if !fallback.ambient() {
-        return Err(format!(
-            "no AWS credentials are configured for the repository {repo}: give key and secret (secure) in addons.artifacts, or configure [repos.deploy] for it on the server; the server's own credentials are never used"
-        ));
+        return Err(ArtifactsError::NoCredentials {
+            repo: repo.to_owned(),
+        });
     }
     let conf = loader.load().await;
     let mut b = aws_sdk_s3::config::Builder::from(&conf);
@@ -64,15 +64,14 @@ async fn client(
 
 #[async_trait]
 impl ArtifactsHook for ProviderHook {
-    async fn upload(&self, request: ArtifactsRequest<'_>) -> Result<usize, String> {
+    async fn upload(&self, request: ArtifactsRequest<'_>) -> Result<usize, ArtifactsError> {
         let o = &request.options;
         let acl = o.permissions.replace('_', "-");
         if !CANNED.contains(&acl.as_str()) {
-            return Err(format!(
-                "permissions `{}` is not one of {}",
-                o.permissions,
-                CANNED.join(", ")
-            ));
+            return Err(ArtifactsError::Permissions {
+                given: o.permissions.clone(),
+                known: CANNED.join(", "),
+            });
         }
         if request.files.is_empty() {
             request.log.line(&format!(
@@ -100,7 +99,9 @@ impl ArtifactsHook for ProviderHook {
                     .body(ByteStream::from(file.bytes.clone()))
                     .send()
                     .await
-                    .map_err(|e| api_error("artifacts", "PutObject", &e).to_string())?;
+                    .map_err(|e| {
+                        ArtifactsError::Upload(api_error("artifacts", "PutObject", &e).into())
+                    })?;
                 request.log.line(&format!(
                     "addons.artifacts: s3://{}/{key} ({} bytes)",
                     o.bucket,

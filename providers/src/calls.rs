@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::Serialize;
+use slipway_runner::DeployLog;
 
 /// One API call with the parameters that matter to a reader (secrets shown as `[secure]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -56,19 +57,7 @@ impl fmt::Display for ApiCall {
     }
 }
 
-/// Where a deploy writes its progress: the job's log, line by line.
-pub trait LogSink: Send + Sync {
-    /// Writes one line (no trailing newline).
-    fn line(&self, line: &str);
-}
-
-impl<F: Fn(&str) + Send + Sync> LogSink for F {
-    fn line(&self, line: &str) {
-        self(line)
-    }
-}
-
-/// A sink that keeps the lines, for tests and for callers that print later.
+/// A deploy log that keeps the lines, for tests and for callers that print later.
 #[derive(Debug, Default)]
 pub struct MemorySink(std::sync::Mutex<Vec<String>>);
 
@@ -79,7 +68,7 @@ impl MemorySink {
     }
 }
 
-impl LogSink for MemorySink {
+impl DeployLog for MemorySink {
     fn line(&self, line: &str) {
         if let Ok(mut l) = self.0.lock() {
             l.push(line.to_owned());

@@ -6,29 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use slipway_runner::SecretSource;
 use slipway_secrets::Secret;
 
 use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::inputs::BuildDir;
-
-/// Decrypts the `secure:` option values of the repository being built.
-///
-/// The runner implements it with the repository's keyring (`slipway_secrets::Keyring`), and only
-/// for a job that is allowed secrets; a dry run passes none, so nothing is ever decrypted there.
-pub trait SecretResolver: Send + Sync {
-    /// The plaintext of one `secure:` value, or why it cannot be had.
-    fn decrypt(&self, encrypted: &str) -> Result<Secret<String>, String>;
-}
-
-impl<F> SecretResolver for F
-where
-    F: Fn(&str) -> Result<Secret<String>, String> + Send + Sync,
-{
-    fn decrypt(&self, encrypted: &str) -> Result<Secret<String>, String> {
-        self(encrypted)
-    }
-}
 
 /// One variable of the job's environment as the deploy sees it (already evaluated by the job's
 /// shell, so `SHA=$(git rev-parse HEAD)` arrives as the commit id).
@@ -112,8 +95,10 @@ pub struct DeployContext {
     pub pushed_images: Vec<String>,
     /// Endpoint overrides.
     pub endpoints: Endpoints,
-    /// Decrypts `secure:` options; `None` in dry runs and for jobs that get no secrets.
-    pub secrets: Option<Arc<dyn SecretResolver>>,
+    /// Decrypts `secure:` options of [`DeployContext::repo`]: the runner's own source, handed
+    /// over only for a job that is allowed secrets; `None` in dry runs, so nothing is ever
+    /// decrypted there.
+    pub secrets: Option<Arc<dyn SecretSource>>,
     /// Unix time used for default labels, fixed by the caller so a dry run and the run agree.
     pub now: u64,
     /// Pause between two status polls while waiting (5 s in production, shorter in tests).

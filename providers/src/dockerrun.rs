@@ -7,9 +7,36 @@ use crate::images::{Pinned, pushed_for};
 /// The file name Beanstalk and the ECS provider look for at the root of the bundle.
 pub const FILE_NAME: &str = "Dockerrun.aws.json";
 
+/// Why a Dockerrun file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerrunError {
+    /// The file is not JSON.
+    #[error("not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    /// A version other than 2 (single-container definitions are not supported).
+    #[error("AWSEBDockerrunVersion is {0}, not 2 (a multi-container definition)")]
+    Version(String),
+    /// No `containerDefinitions` list.
+    #[error("containerDefinitions is missing or not a list")]
+    NoContainers,
+    /// An entry of `containerDefinitions` is not a mapping.
+    #[error("a container definition is not a mapping")]
+    NotAMapping,
+    /// A container field the target service has no equivalent for.
+    #[error("container {container}: field `{field}` is not supported for {service}")]
+    Unsupported {
+        /// The container's name.
+        container: String,
+        /// The field.
+        field: String,
+        /// The service converted to (`ECS`).
+        service: &'static str,
+    },
+}
+
 /// Parses a Dockerrun file and checks it is version 2 with a `containerDefinitions` list.
-pub fn parse_v2(bytes: &[u8]) -> Result<Value, String> {
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_v2(bytes: &[u8]) -> Result<Value, DockerrunError> {
+    let doc: Value = serde_json::from_slice(bytes)?;
     let version = doc.get("AWSEBDockerrunVersion");
     let is_two = match version {
         Some(Value::Number(n)) => n.as_u64() == Some(2),
@@ -17,15 +44,14 @@ pub fn parse_v2(bytes: &[u8]) -> Result<Value, String> {
         _ => false,
     };
     if !is_two {
-        return Err(format!(
-            "AWSEBDockerrunVersion is {}, not 2 (a multi-container definition)",
+        return Err(DockerrunError::Version(
             version
                 .map(Value::to_string)
-                .unwrap_or_else(|| "missing".into())
+                .unwrap_or_else(|| "missing".into()),
         ));
     }
     if !doc.get("containerDefinitions").is_some_and(Value::is_array) {
-        return Err("containerDefinitions is missing or not a list".into());
+        return Err(DockerrunError::NoContainers);
     }
     Ok(doc)
 }
@@ -90,7 +116,7 @@ mod tests {
     fn version_one_is_refused_with_the_reason() {
         let e = parse_v2(br#"{"AWSEBDockerrunVersion": "1", "Image": {"Name": "x"}}"#).unwrap_err();
         assert_eq!(
-            e,
+            e.to_string(),
             "AWSEBDockerrunVersion is \"1\", not 2 (a multi-container definition)"
         );
     }

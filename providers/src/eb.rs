@@ -12,13 +12,14 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 
 use crate::aws::{AwsAuth, api_error};
-use crate::calls::{ApiCall, LogSink};
+use crate::calls::ApiCall;
 use crate::context::DeployContext;
 use crate::dockerrun;
 use crate::error::Error;
 use crate::images::Pinned;
 use crate::options::Options;
 use crate::{Deployer, bundle};
+use slipway_runner::DeployLog;
 
 const NAME: &str = "elasticbeanstalk";
 
@@ -141,7 +142,7 @@ impl ElasticBeanstalk {
             message,
         };
         let root = ctx.build_dir(NAME)?.root().to_path_buf();
-        let files = bundle::files(&root).map_err(file_error)?;
+        let files = bundle::files(&root).map_err(|e| file_error(e.to_string()))?;
         let mut replace = BTreeMap::new();
         let mut pinned = Vec::new();
         let dockerrun_path = ctx.input(NAME, dockerrun::FILE_NAME, dockerrun::FILE_NAME)?;
@@ -185,7 +186,11 @@ impl ElasticBeanstalk {
         Ok((s3, aws_sdk_elasticbeanstalk::Client::from_conf(b.build())))
     }
 
-    async fn ensure_bucket(&self, s3: &aws_sdk_s3::Client, log: &dyn LogSink) -> Result<(), Error> {
+    async fn ensure_bucket(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        log: &dyn DeployLog,
+    ) -> Result<(), Error> {
         match s3.head_bucket().bucket(&self.bucket).send().await {
             Ok(_) => return Ok(()),
             Err(e) => {
@@ -229,7 +234,7 @@ impl ElasticBeanstalk {
     fn bundle(
         &self,
         ctx: &DeployContext,
-        log: &dyn LogSink,
+        log: &dyn DeployLog,
     ) -> Result<(PathBuf, Option<tempfile::NamedTempFile>), Error> {
         if let Some(z) = &self.zip_file {
             return Ok((ctx.input(NAME, "zip_file", z)?, None));
@@ -251,13 +256,12 @@ impl ElasticBeanstalk {
                 message: e.to_string(),
             })?;
         let root = ctx.build_dir(NAME)?.root().to_path_buf();
-        let size = bundle::write_zip(&root, &files, &replace, tmp.path()).map_err(|message| {
-            Error::File {
+        let size =
+            bundle::write_zip(&root, &files, &replace, tmp.path()).map_err(|e| Error::File {
                 provider: NAME,
                 path: ctx.workdir.clone(),
-                message,
-            }
-        })?;
+                message: e.to_string(),
+            })?;
         log.line(&format!(
             "elasticbeanstalk: zipped {} file(s) ({size} bytes, {} rules)",
             files.len(),
@@ -270,7 +274,7 @@ impl ElasticBeanstalk {
         &self,
         path: &Path,
         s3: &aws_sdk_s3::Client,
-        log: &dyn LogSink,
+        log: &dyn DeployLog,
     ) -> Result<(), Error> {
         let key = self.key();
         let body = ByteStream::from_path(path).await.map_err(|e| Error::File {
@@ -299,7 +303,7 @@ impl ElasticBeanstalk {
         env: &str,
         require_label: bool,
         started: DateTime,
-        log: &dyn LogSink,
+        log: &dyn DeployLog,
     ) -> Result<(), Error> {
         let deadline = Instant::now() + Duration::from_secs(self.timeout);
         let mut seen = std::collections::HashSet::new();
@@ -484,7 +488,7 @@ impl Deployer for ElasticBeanstalk {
         calls
     }
 
-    async fn deploy(&self, ctx: &DeployContext, log: &dyn LogSink) -> Result<String, Error> {
+    async fn deploy(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error> {
         log.line(&format!(
             "elasticbeanstalk: credentials from {}, region {}",
             self.auth.describe(ctx),

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{
     ContainerDefinition, HostVolumeProperties, KeyValuePair, MountPoint, PortMapping,
     TransportProtocol, Volume, VolumeFrom,
@@ -12,13 +13,15 @@ use aws_sdk_ecs::types::{
 use indexmap::IndexMap;
 use serde_json::Value;
 
+use crate::Deployer;
 use crate::aws::{AwsAuth, api_error};
-use crate::calls::{ApiCall, LogSink};
+use crate::calls::ApiCall;
 use crate::context::DeployContext;
+use crate::dockerrun::{self, DockerrunError};
 use crate::error::{Error, option_error};
 use crate::images::pushed_for;
 use crate::options::Options;
-use crate::{Deployer, dockerrun};
+use slipway_runner::DeployLog;
 
 const NAME: &str = "ecs";
 
@@ -147,11 +150,85 @@ impl Ecs {
             path: full.clone(),
             message: e.to_string(),
         })?;
-        dockerrun::parse_v2(&bytes).map_err(|message| Error::File {
+        dockerrun::parse_v2(&bytes).map_err(|e| Error::File {
             provider: NAME,
             path: full,
-            message,
+            message: e.to_string(),
         })
+    }
+
+    /// The new revision's registration: the family's current definition or the Dockerrun
+    /// file, with this build's images; and the image changes, for the log.
+    async fn registration(
+        &self,
+        ctx: &DeployContext,
+        client: &aws_sdk_ecs::Client,
+        dockerrun: Option<Value>,
+    ) -> Result<(RegisterTaskDefinitionFluentBuilder, Vec<String>), Error> {
+        let mut register = client.register_task_definition();
+        let mut changes = Vec::new();
+        match &self.source {
+            Source::Family(family) => {
+                let out = client
+                    .describe_task_definition()
+                    .task_definition(family)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        api_error(NAME, &format!("DescribeTaskDefinition {family}"), &e)
+                    })?;
+                let td = out.task_definition().ok_or_else(|| Error::Failed {
+                    provider: NAME,
+                    message: format!("task definition {family} not found"),
+                })?;
+                let mut defs = td.container_definitions().to_vec();
+                for d in &mut defs {
+                    let name = d.name().unwrap_or_default().to_owned();
+                    let current = d.image().unwrap_or_default().to_owned();
+                    if let Some(image) = self.image_for(&name, &current, ctx)
+                        && image != current
+                    {
+                        changes.push(format!("{name}: {current} → {image}"));
+                        *d = d.clone().to_builder_with_image(image);
+                    }
+                }
+                register = register
+                    .family(td.family().unwrap_or(family))
+                    .set_container_definitions(Some(defs))
+                    .set_volumes(Some(td.volumes().to_vec()))
+                    .set_task_role_arn(td.task_role_arn().map(str::to_owned))
+                    .set_execution_role_arn(td.execution_role_arn().map(str::to_owned))
+                    .set_network_mode(td.network_mode().cloned())
+                    .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+                    .set_cpu(td.cpu().map(str::to_owned))
+                    .set_memory(td.memory().map(str::to_owned))
+                    .set_placement_constraints(Some(td.placement_constraints().to_vec()));
+            }
+            Source::Dockerrun { path, family } => {
+                let doc = dockerrun.unwrap_or_default();
+                let mut defs = Vec::new();
+                for c in doc["containerDefinitions"].as_array().into_iter().flatten() {
+                    let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+                    let current = c.get("image").and_then(Value::as_str).unwrap_or("");
+                    let image = self.image_for(name, current, ctx);
+                    if let Some(i) = &image
+                        && i != current
+                    {
+                        changes.push(format!("{name}: {current} → {i}"));
+                    }
+                    defs.push(container_from_dockerrun(c, image).map_err(|e| Error::File {
+                        provider: NAME,
+                        path: ctx.workdir.join(path),
+                        message: e.to_string(),
+                    })?);
+                }
+                register = register
+                    .family(family)
+                    .set_container_definitions(Some(defs))
+                    .set_volumes(Some(volumes_from_dockerrun(&doc)));
+            }
+        }
+        Ok((register, changes))
     }
 
     async fn client(&self, ctx: &DeployContext) -> Result<aws_sdk_ecs::Client, Error> {
@@ -202,7 +279,7 @@ impl Ecs {
         ctx: &DeployContext,
         client: &aws_sdk_ecs::Client,
         arn: &str,
-        log: &dyn LogSink,
+        log: &dyn DeployLog,
     ) -> Result<String, Error> {
         let deadline = Instant::now() + Duration::from_secs(self.timeout);
         let mut last = String::new();
@@ -258,156 +335,126 @@ impl Ecs {
     }
 }
 
+/// The container fields [`container_from_dockerrun`] converts; any other is refused.
+const CONTAINER_FIELDS: &[&str] = &[
+    "name",
+    "image",
+    "essential",
+    "memory",
+    "memoryReservation",
+    "cpu",
+    "hostname",
+    "workingDirectory",
+    "user",
+    "privileged",
+    "links",
+    "command",
+    "entryPoint",
+    "portMappings",
+    "environment",
+    "mountPoints",
+    "volumesFrom",
+    "dockerLabels",
+];
+
+/// The string at `key` of `v`.
+fn str_at(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The number at `key` of `v`, as the SDK's `i32`.
+fn int_at(v: &Value, key: &str) -> Option<i32> {
+    v.get(key).and_then(Value::as_i64).map(|n| n as i32)
+}
+
+/// The items of the list at `key` of `v` (none when it is missing or not a list).
+fn items<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> + use<'v> {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// The items as a list, or nothing when there are none (the field is then left out of the
+/// request, as the Dockerrun file left it out).
+fn listed<T>(items: impl Iterator<Item = T>) -> Option<Vec<T>> {
+    Some(items.collect::<Vec<T>>()).filter(|v| !v.is_empty())
+}
+
 /// Converts one Dockerrun v2 container to an ECS container definition, refusing unknown fields.
 fn container_from_dockerrun(
     c: &Value,
     image: Option<String>,
-) -> Result<ContainerDefinition, String> {
-    let obj = c
-        .as_object()
-        .ok_or("a container definition is not a mapping")?;
-    let name = obj
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("?")
-        .to_owned();
-    let int = |k: &str| obj.get(k).and_then(Value::as_i64).map(|v| v as i32);
-    let strs = |k: &str| -> Vec<String> {
-        obj.get(k)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+) -> Result<ContainerDefinition, DockerrunError> {
+    let obj = c.as_object().ok_or(DockerrunError::NotAMapping)?;
+    let name = str_at(c, "name").unwrap_or_else(|| "?".to_owned());
+    if let Some(unknown) = obj.keys().find(|k| !CONTAINER_FIELDS.contains(&k.as_str())) {
+        return Err(DockerrunError::Unsupported {
+            container: name,
+            field: unknown.clone(),
+            service: "ECS",
+        });
+    }
+    let strs = |k: &str| items(c, k).filter_map(|v| v.as_str().map(str::to_owned));
     let mut b = ContainerDefinition::builder()
         .name(&name)
-        .set_image(image.or_else(|| s("image")))
-        .set_essential(obj.get("essential").and_then(Value::as_bool))
-        .set_memory(int("memory"))
-        .set_memory_reservation(int("memoryReservation"))
-        .set_cpu(int("cpu"))
-        .set_hostname(s("hostname"))
-        .set_working_directory(s("workingDirectory"))
-        .set_user(s("user"))
-        .set_privileged(obj.get("privileged").and_then(Value::as_bool));
-    for l in strs("links") {
-        b = b.links(l);
-    }
-    for l in strs("command") {
-        b = b.command(l);
-    }
-    for l in strs("entryPoint") {
-        b = b.entry_point(l);
-    }
-    for p in obj
-        .get("portMappings")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let pi = |k: &str| p.get(k).and_then(Value::as_i64).map(|v| v as i32);
-        b = b.port_mappings(
-            PortMapping::builder()
-                .set_host_port(pi("hostPort"))
-                .set_container_port(pi("containerPort"))
-                .set_protocol(
-                    p.get("protocol")
-                        .and_then(Value::as_str)
-                        .map(TransportProtocol::from),
-                )
-                .build(),
-        );
-    }
-    for e in obj
-        .get("environment")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        b = b.environment(
-            KeyValuePair::builder()
-                .set_name(e.get("name").and_then(Value::as_str).map(str::to_owned))
-                .set_value(e.get("value").map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }))
-                .build(),
-        );
-    }
-    for m in obj
-        .get("mountPoints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        b = b.mount_points(
-            MountPoint::builder()
-                .set_source_volume(
-                    m.get("sourceVolume")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                )
-                .set_container_path(
-                    m.get("containerPath")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                )
-                .set_read_only(m.get("readOnly").and_then(Value::as_bool))
-                .build(),
-        );
-    }
-    for v in obj
-        .get("volumesFrom")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        b = b.volumes_from(
-            VolumeFrom::builder()
-                .set_source_container(
-                    v.get("sourceContainer")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                )
-                .set_read_only(v.get("readOnly").and_then(Value::as_bool))
-                .build(),
-        );
-    }
-    if let Some(labels) = obj.get("dockerLabels").and_then(Value::as_object) {
+        .set_image(image.or_else(|| str_at(c, "image")))
+        .set_essential(c.get("essential").and_then(Value::as_bool))
+        .set_memory(int_at(c, "memory"))
+        .set_memory_reservation(int_at(c, "memoryReservation"))
+        .set_cpu(int_at(c, "cpu"))
+        .set_hostname(str_at(c, "hostname"))
+        .set_working_directory(str_at(c, "workingDirectory"))
+        .set_user(str_at(c, "user"))
+        .set_privileged(c.get("privileged").and_then(Value::as_bool))
+        .set_links(listed(strs("links")))
+        .set_command(listed(strs("command")))
+        .set_entry_point(listed(strs("entryPoint")))
+        .set_port_mappings(listed(items(c, "portMappings").map(port_mapping)))
+        .set_environment(listed(items(c, "environment").map(key_value)))
+        .set_mount_points(listed(items(c, "mountPoints").map(mount_point)))
+        .set_volumes_from(listed(items(c, "volumesFrom").map(volume_from)));
+    if let Some(labels) = c.get("dockerLabels").and_then(Value::as_object) {
         for (k, v) in labels {
             b = b.docker_labels(k, v.as_str().unwrap_or_default());
         }
     }
-    const KNOWN: &[&str] = &[
-        "name",
-        "image",
-        "essential",
-        "memory",
-        "memoryReservation",
-        "cpu",
-        "hostname",
-        "workingDirectory",
-        "user",
-        "privileged",
-        "links",
-        "command",
-        "entryPoint",
-        "portMappings",
-        "environment",
-        "mountPoints",
-        "volumesFrom",
-        "dockerLabels",
-    ];
-    if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(format!(
-            "container {name}: field `{unknown}` is not supported for ECS"
-        ));
-    }
     Ok(b.build())
+}
+
+fn port_mapping(p: &Value) -> PortMapping {
+    PortMapping::builder()
+        .set_host_port(int_at(p, "hostPort"))
+        .set_container_port(int_at(p, "containerPort"))
+        .set_protocol(
+            p.get("protocol")
+                .and_then(Value::as_str)
+                .map(TransportProtocol::from),
+        )
+        .build()
+}
+
+/// An `environment` entry; a value that is not a string is given as its JSON text.
+fn key_value(e: &Value) -> KeyValuePair {
+    KeyValuePair::builder()
+        .set_name(str_at(e, "name"))
+        .set_value(e.get("value").map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }))
+        .build()
+}
+
+fn mount_point(m: &Value) -> MountPoint {
+    MountPoint::builder()
+        .set_source_volume(str_at(m, "sourceVolume"))
+        .set_container_path(str_at(m, "containerPath"))
+        .set_read_only(m.get("readOnly").and_then(Value::as_bool))
+        .build()
+}
+
+fn volume_from(v: &Value) -> VolumeFrom {
+    VolumeFrom::builder()
+        .set_source_container(str_at(v, "sourceContainer"))
+        .set_read_only(v.get("readOnly").and_then(Value::as_bool))
+        .build()
 }
 
 fn volumes_from_dockerrun(doc: &Value) -> Vec<Volume> {
@@ -511,7 +558,7 @@ impl Deployer for Ecs {
         calls
     }
 
-    async fn deploy(&self, ctx: &DeployContext, log: &dyn LogSink) -> Result<String, Error> {
+    async fn deploy(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error> {
         log.line(&format!(
             "ecs: credentials from {}, region {}",
             self.auth.describe(ctx),
@@ -526,71 +573,7 @@ impl Deployer for Ecs {
         let svc = self.describe_service(&client).await?;
         let previous = svc.task_definition().map(str::to_owned);
 
-        let mut register = client.register_task_definition();
-        let mut changes = Vec::new();
-        match &self.source {
-            Source::Family(family) => {
-                let out = client
-                    .describe_task_definition()
-                    .task_definition(family)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        api_error(NAME, &format!("DescribeTaskDefinition {family}"), &e)
-                    })?;
-                let td = out.task_definition().ok_or_else(|| Error::Failed {
-                    provider: NAME,
-                    message: format!("task definition {family} not found"),
-                })?;
-                let mut defs = td.container_definitions().to_vec();
-                for d in &mut defs {
-                    let name = d.name().unwrap_or_default().to_owned();
-                    let current = d.image().unwrap_or_default().to_owned();
-                    if let Some(image) = self.image_for(&name, &current, ctx)
-                        && image != current
-                    {
-                        changes.push(format!("{name}: {current} → {image}"));
-                        *d = d.clone().to_builder_with_image(image);
-                    }
-                }
-                register = register
-                    .family(td.family().unwrap_or(family))
-                    .set_container_definitions(Some(defs))
-                    .set_volumes(Some(td.volumes().to_vec()))
-                    .set_task_role_arn(td.task_role_arn().map(str::to_owned))
-                    .set_execution_role_arn(td.execution_role_arn().map(str::to_owned))
-                    .set_network_mode(td.network_mode().cloned())
-                    .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
-                    .set_cpu(td.cpu().map(str::to_owned))
-                    .set_memory(td.memory().map(str::to_owned))
-                    .set_placement_constraints(Some(td.placement_constraints().to_vec()));
-            }
-            Source::Dockerrun { path, family } => {
-                let doc = dockerrun.unwrap_or_default();
-                let mut defs = Vec::new();
-                for c in doc["containerDefinitions"].as_array().into_iter().flatten() {
-                    let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
-                    let current = c.get("image").and_then(Value::as_str).unwrap_or("");
-                    let image = self.image_for(name, current, ctx);
-                    if let Some(i) = &image
-                        && i != current
-                    {
-                        changes.push(format!("{name}: {current} → {i}"));
-                    }
-                    defs.push(container_from_dockerrun(c, image).map_err(|message| {
-                        Error::File {
-                            provider: NAME,
-                            path: ctx.workdir.join(path),
-                            message,
-                        }
-                    })?);
-                }
-                register = register
-                    .family(family)
-                    .set_container_definitions(Some(defs))
-                    .set_volumes(Some(volumes_from_dockerrun(&doc)));
-            }
-        }
+        let (register, changes) = self.registration(ctx, &client, dockerrun).await?;
         for c in &changes {
             log.line(&format!("ecs: image {c}"));
         }
@@ -682,7 +665,9 @@ mod tests {
 
         let bad: Value = serde_json::from_str(r#"{"name": "x", "image": "y", "gpu": 1}"#).unwrap();
         assert_eq!(
-            container_from_dockerrun(&bad, None).unwrap_err(),
+            container_from_dockerrun(&bad, None)
+                .unwrap_err()
+                .to_string(),
             "container x: field `gpu` is not supported for ECS"
         );
     }

@@ -13,11 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use slipway_runner::{DeployHook, DeployLog, DeployReport, DeployRequest, SecretSource};
+use slipway_runner::{DeployHook, DeployReport, DeployRequest};
 use slipway_secrets::Secret;
 
-use crate::calls::LogSink;
-use crate::context::{DeployContext, Endpoints, EnvValue, SecretResolver};
+use crate::context::{DeployContext, Endpoints, EnvValue};
 use crate::credentials::{Credentials, RepoCredentials};
 use crate::{Outcome, run_deploy};
 
@@ -112,7 +111,8 @@ impl ProviderHook {
         out.job_dir = Some(request.build_dir.to_owned());
         out.credentials = self.credentials_for(&request.context.repo);
         for (name, value) in &request.env {
-            let secret = !value.is_empty() && request.secret_values.iter().any(|s| s == value);
+            let secret =
+                !value.is_empty() && request.secret_values.iter().any(|s| s.expose() == value);
             let value = if secret {
                 EnvValue::Secret(Secret::new(value.clone()))
             } else {
@@ -126,36 +126,8 @@ impl ProviderHook {
         {
             out.commit = sha.clone();
         }
-        out.secrets = request.secrets.clone().map(|source| {
-            Arc::new(RepoSecrets {
-                source,
-                repo: request.context.repo.clone(),
-            }) as Arc<dyn SecretResolver>
-        });
+        out.secrets = request.secrets.clone();
         out
-    }
-}
-
-/// Decrypts `secure:` options with the runner's secret source for one repository.
-struct RepoSecrets {
-    source: Arc<dyn SecretSource>,
-    repo: String,
-}
-
-impl SecretResolver for RepoSecrets {
-    fn decrypt(&self, encrypted: &str) -> Result<Secret<String>, String> {
-        self.source
-            .decrypt_env(&self.repo, encrypted)
-            .map(|(_, value)| Secret::new(value))
-    }
-}
-
-/// Forwards provider progress to the runner's job log.
-struct ToJobLog<'a>(&'a dyn DeployLog);
-
-impl LogSink for ToJobLog<'_> {
-    fn line(&self, line: &str) {
-        self.0.line(line);
     }
 }
 
@@ -182,8 +154,7 @@ impl DeployHook for ProviderHook {
             return failed(format!("Deploy failed: unpacking the build dir: {e}"));
         }
         let ctx = self.context(&request, tree.path());
-        let sink = ToJobLog(request.log);
-        let outcome = run_deploy(request.deploy, &ctx, &sink).await;
+        let outcome = run_deploy(request.deploy, &ctx, request.log).await;
         DeployReport {
             success: !matches!(outcome, Outcome::Failed(_)),
             log: Vec::new(),
@@ -195,7 +166,8 @@ impl DeployHook for ProviderHook {
 mod tests {
     use super::*;
     use slipway_pipelines::plan::{Context, EventType};
-    use slipway_runner::{ExecError, JobFiles};
+    use slipway_runner::fake::PrefixSecrets;
+    use slipway_runner::{DeployLog, ExecError, JobFiles};
 
     struct NoFiles;
 
@@ -203,17 +175,6 @@ mod tests {
     impl JobFiles for NoFiles {
         async fn tar(&self, _: &str) -> Result<Vec<u8>, ExecError> {
             Ok(Vec::new())
-        }
-    }
-
-    struct Keys;
-
-    impl SecretSource for Keys {
-        fn decrypt_env(&self, _: &str, c: &str) -> Result<(String, String), String> {
-            Ok(("X".into(), format!("plain-of-{c}")))
-        }
-        fn decrypt_file(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
-            Err("no files".into())
         }
     }
 
@@ -240,7 +201,7 @@ mod tests {
     fn the_context_carries_the_jobs_env_with_masked_values_secret_and_the_resolver() {
         let plan = plan();
         let job = &plan.stages[0].jobs[0];
-        let masked = vec!["hunter2".to_string()];
+        let masked = vec![Secret::new("hunter2".to_string())];
         let request = DeployRequest {
             job,
             deploy: &job.deploys[0],
@@ -252,7 +213,10 @@ mod tests {
                 ("TOKEN".into(), "hunter2".into()),
             ],
             secret_values: &masked,
-            secrets: Some(Arc::new(Keys)),
+            secrets: Some(Arc::new(PrefixSecrets {
+                name: "X",
+                prefix: "plain-of-",
+            })),
             pushed_images: vec!["team/web:abc123".into()],
             log: &Quiet,
         };
@@ -270,8 +234,9 @@ mod tests {
         assert_eq!(ctx.env["SITE"], EnvValue::Plain("public".into()));
         assert!(ctx.env["TOKEN"].is_secret());
         assert_eq!(ctx.pushed_images, vec!["team/web:abc123".to_string()]);
-        let resolver = ctx.secrets.expect("the runner gave secrets");
-        assert_eq!(resolver.decrypt("c1").unwrap().expose(), "plain-of-c1");
+        let source = ctx.secrets.expect("the runner gave secrets");
+        let (_, value) = source.decrypt_env(&ctx.repo, "c1").unwrap();
+        assert_eq!(value.expose(), "plain-of-c1");
 
         let untrusted = DeployRequest {
             secrets: None,

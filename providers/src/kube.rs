@@ -10,10 +10,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::Deployer;
-use crate::calls::{ApiCall, LogSink};
+use crate::calls::ApiCall;
 use crate::context::DeployContext;
 use crate::error::{Error, one_line, option_error};
 use crate::options::{Options, Text};
+use slipway_runner::DeployLog;
 
 mod access;
 mod apply;
@@ -359,7 +360,7 @@ impl Deployer for Kubernetes {
         calls
     }
 
-    async fn deploy(&self, ctx: &DeployContext, log: &dyn LogSink) -> Result<String, Error> {
+    async fn deploy(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error> {
         let manifests = self.load_manifests(ctx)?;
         let cluster = self.connect(ctx, log).await?;
         let ns = cluster.namespace.clone();

@@ -3,8 +3,8 @@
 //! A plan's [`Deploy`] entry is parsed into a typed provider ([`parse`]); unknown or missing
 //! options are errors naming the option. Each provider can list the API calls it would make
 //! without contacting anything ([`Deployer::dry_run`], [`dry_run_job`]) and can deploy for real,
-//! streaming progress into the job's log through a [`LogSink`] and waiting until the service
-//! says the deploy settled ([`Deployer::deploy`], [`run_deploy`]).
+//! streaming progress into the job's log through the runner's [`DeployLog`] and waiting until
+//! the service says the deploy settled ([`Deployer::deploy`], [`run_deploy`]).
 //!
 //! Whether a deploy runs at all (`on:`) was decided by the planner and is only read here from
 //! [`Deploy::decision`]; `on.condition` is the runner's, evaluated in the job's shell.
@@ -12,6 +12,7 @@
 use async_trait::async_trait;
 use serde::Serialize;
 use slipway_pipelines::plan::{Deploy, Job};
+use slipway_runner::DeployLog;
 
 pub mod artifacts;
 mod aws;
@@ -31,8 +32,8 @@ pub mod kube;
 pub mod options;
 pub mod s3;
 
-pub use calls::{ApiCall, LogSink, MemorySink};
-pub use context::{DeployContext, Endpoints, EnvValue, SecretResolver};
+pub use calls::{ApiCall, MemorySink};
+pub use context::{DeployContext, Endpoints, EnvValue};
 pub use credentials::{AwsKeys, Credentials, RepoCredentials};
 pub use error::Error;
 pub use hook::ProviderHook;
@@ -52,7 +53,7 @@ pub trait Deployer: Send + Sync + std::fmt::Debug {
     fn credentials(&self, ctx: &DeployContext) -> String;
 
     /// Deploys, writing progress to `log`, and waits as configured. Returns a one-line summary.
-    async fn deploy(&self, ctx: &DeployContext, log: &dyn LogSink) -> Result<String, Error>;
+    async fn deploy(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error>;
 }
 
 /// The providers this crate runs, with the options each accepts. The lint's spec
@@ -128,7 +129,7 @@ impl Deployer for Script {
         vec![ApiCall::new("shell", "run").param("script", &self.script)]
     }
 
-    async fn deploy(&self, _ctx: &DeployContext, _log: &dyn LogSink) -> Result<String, Error> {
+    async fn deploy(&self, _ctx: &DeployContext, _log: &dyn DeployLog) -> Result<String, Error> {
         Err(Error::RunsInJob("script"))
     }
 
@@ -214,7 +215,7 @@ impl Outcome {
 /// Runs one planned deploy for real: honours the planner's decision and `allow_failure`, notes
 /// `edge` (which only changes the runner's cleanup before the deploy), and writes every step and
 /// the final line to `log`.
-pub async fn run_deploy(deploy: &Deploy, ctx: &DeployContext, log: &dyn LogSink) -> Outcome {
+pub async fn run_deploy(deploy: &Deploy, ctx: &DeployContext, log: &dyn DeployLog) -> Outcome {
     if !deploy.decision.included {
         log.line(&format!(
             "Skipping the {} deploy: {}",

@@ -158,18 +158,21 @@ impl<'a> Options<'a> {
                 }),
             };
         }
-        let Some(resolver) = &self.ctx.secrets else {
+        let Some(source) = &self.ctx.secrets else {
             return Err(Error::Secret {
                 provider: self.provider,
                 option: name.to_owned(),
                 reason: "no secrets are available to this job".to_owned(),
             });
         };
-        resolver.decrypt(encrypted).map_err(|reason| Error::Secret {
-            provider: self.provider,
-            option: name.to_owned(),
-            reason,
-        })
+        match source.decrypt_env(&self.ctx.repo, encrypted) {
+            Ok((_, value)) => Ok(value),
+            Err(e) => Err(Error::Secret {
+                provider: self.provider,
+                option: name.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// A text option that must not carry a secret (names, paths, regions).
@@ -427,8 +430,9 @@ mod tests {
         );
 
         let mut with = ctx();
-        with.secrets = Some(std::sync::Arc::new(|enc: &str| {
-            Ok(Secret::new(format!("plain-of-{enc}")))
+        with.secrets = Some(std::sync::Arc::new(slipway_runner::fake::PrefixSecrets {
+            name: "X",
+            prefix: "plain-of-",
         }));
         let mut real = Options::new("s3", &map, &with, false);
         let t = real.text(&["secret_access_key"]).unwrap().unwrap();

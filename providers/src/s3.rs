@@ -11,10 +11,11 @@ use futures::StreamExt;
 
 use crate::Deployer;
 use crate::aws::{AwsAuth, api_error};
-use crate::calls::{ApiCall, LogSink};
+use crate::calls::ApiCall;
 use crate::context::DeployContext;
 use crate::error::{Error, option_error};
 use crate::options::Options;
+use slipway_runner::DeployLog;
 
 const NAME: &str = "s3";
 
@@ -368,7 +369,7 @@ impl Deployer for S3 {
         calls
     }
 
-    async fn deploy(&self, ctx: &DeployContext, log: &dyn LogSink) -> Result<String, Error> {
+    async fn deploy(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error> {
         let files = self.files(ctx)?;
         log.line(&format!("s3: credentials from {}", self.auth.describe(ctx)));
         let client = self.client(ctx).await?;

@@ -27,6 +27,10 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the benchmark's one procedure, read top to bottom"
+)]
 fn main() {
     let image = std::env::var("SLIPWAY_TEST_BUSYBOX_IMAGE")
         .unwrap_or_else(|_| "slipway-test/busybox:latest".into());

@@ -68,11 +68,43 @@ pub struct ArtifactsRequest<'a> {
     pub log: &'a dyn DeployLog,
 }
 
+/// Why artifacts were not uploaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactsError {
+    /// Neither the options nor the repository's settings name a bucket.
+    #[error(
+        "no bucket: set addons.artifacts.bucket (or ARTIFACTS_BUCKET in the repository settings)"
+    )]
+    NoBucket,
+    /// The archive the engine returned for a path could not be read.
+    #[error(transparent)]
+    Archive(#[from] std::io::Error),
+    /// `permissions` is not a canned ACL.
+    #[error("permissions `{given}` is not one of {known}")]
+    Permissions {
+        /// The permissions asked for.
+        given: String,
+        /// The canned ACLs, comma-separated.
+        known: String,
+    },
+    /// A server has no credentials for the repository, and never uses its own.
+    #[error(
+        "no AWS credentials are configured for the repository {repo}: give key and secret (secure) in addons.artifacts, or configure [repos.deploy] for it on the server; the server's own credentials are never used"
+    )]
+    NoCredentials {
+        /// The repository built.
+        repo: String,
+    },
+    /// The storage refused an object.
+    #[error(transparent)]
+    Upload(Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Uploads artifacts; `slipway-providers` implements it for S3.
 #[async_trait]
 pub trait ArtifactsHook: Send + Sync {
     /// Uploads every file under every target path; the number of objects written, or why not.
-    async fn upload(&self, request: ArtifactsRequest<'_>) -> Result<usize, String>;
+    async fn upload(&self, request: ArtifactsRequest<'_>) -> Result<usize, ArtifactsError>;
 }
 
 /// The variable an `addons.artifacts` option becomes, as travis-build named them.
@@ -103,7 +135,7 @@ fn variable(option: &str) -> Option<&'static str> {
 /// repository setting of the same name still applies).
 pub fn script_env(
     options: &serde_json::Map<String, Value>,
-    decrypt: &dyn Fn(&str) -> Option<String>,
+    decrypt: &dyn Fn(&str) -> Option<Secret<String>>,
 ) -> Vec<ScriptEnv> {
     let mut out = Vec::new();
     for (option, value) in options {
@@ -150,7 +182,7 @@ fn scalar(v: &Value) -> Option<String> {
 }
 
 /// The upload's options from the job's environment (the artifacts tool's cascade).
-pub fn options_from_env(env: &[(String, String)]) -> Result<ArtifactOptions, String> {
+pub fn options_from_env(env: &[(String, String)]) -> Result<ArtifactOptions, ArtifactsError> {
     let get = |names: &[&str]| {
         names.iter().find_map(|n| {
             env.iter()
@@ -158,9 +190,8 @@ pub fn options_from_env(env: &[(String, String)]) -> Result<ArtifactOptions, Str
                 .map(|(_, v)| v.trim().to_owned())
         })
     };
-    let bucket = get(&["ARTIFACTS_BUCKET", "ARTIFACTS_S3_BUCKET"]).ok_or(
-        "no bucket: set addons.artifacts.bucket (or ARTIFACTS_BUCKET in the repository settings)",
-    )?;
+    let bucket =
+        get(&["ARTIFACTS_BUCKET", "ARTIFACTS_S3_BUCKET"]).ok_or(ArtifactsError::NoBucket)?;
     let list = |v: Option<String>| -> Vec<String> {
         v.map(|s| {
             s.split([':', ';'])
@@ -246,7 +277,7 @@ fn expand(text: &str, env: &[(String, String)]) -> String {
 
 /// The regular files of the tar the engine returns for `path` (entries are rooted at the path's
 /// last component), each named relative to the build dir.
-pub fn files_of(path: &str, tar: &[u8]) -> Result<Vec<ArtifactFile>, String> {
+pub fn files_of(path: &str, tar: &[u8]) -> Result<Vec<ArtifactFile>, ArtifactsError> {
     let trimmed = path.trim_end_matches('/');
     let parent = match trimmed.rsplit_once('/') {
         Some((p, _)) => p.trim_start_matches('/'),
@@ -254,18 +285,14 @@ pub fn files_of(path: &str, tar: &[u8]) -> Result<Vec<ArtifactFile>, String> {
     };
     let mut out = Vec::new();
     let mut archive = tar::Archive::new(tar);
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let name = entry
-            .path()
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .into_owned();
+        let name = entry.path()?.to_string_lossy().into_owned();
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| e.to_string())?;
+        std::io::Read::read_to_end(&mut entry, &mut bytes)?;
         let rel = if parent.is_empty() {
             name
         } else {
@@ -323,7 +350,7 @@ mod tests {
         let opts = serde_json::json!({
             "bucket": "b", "key": {"secure": "CIPHER"}, "paths": ["a", "b/c"], "debug": true
         });
-        let decrypt = |c: &str| (c == "CIPHER").then(|| "plain".to_owned());
+        let decrypt = |c: &str| (c == "CIPHER").then(|| Secret::new("plain".to_owned()));
         let got = script_env(opts.as_object().unwrap(), &decrypt);
         assert_eq!(
             got,
@@ -334,7 +361,7 @@ mod tests {
                 },
                 ScriptEnv::Secret {
                     name: "ARTIFACTS_KEY".into(),
-                    value: "plain".into()
+                    value: Secret::new("plain".into())
                 },
                 ScriptEnv::Shell {
                     name: "ARTIFACTS_PATHS".into(),

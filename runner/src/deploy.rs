@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use slipway_pipelines::plan::{Context, Deploy, Job, Plan};
+use slipway_secrets::Secret;
 use tokio::sync::mpsc;
 
 use crate::executor::{ExecError, Executor};
@@ -22,8 +23,9 @@ pub trait JobFiles: Send + Sync {
     async fn tar(&self, path: &str) -> Result<Vec<u8>, ExecError>;
 }
 
-/// Where a deploy provider writes progress while it works; each line reaches the job's log (through
-/// the masker) as it is written, not when the deploy ends.
+/// Where a deploy writes progress while it works: the one log seam of deploys, which the
+/// providers write to directly. In a job each line reaches the job's log (through the masker) as
+/// it is written, not when the deploy ends.
 pub trait DeployLog: Send + Sync {
     /// Writes one line (no trailing newline).
     fn line(&self, line: &str);
@@ -46,7 +48,7 @@ pub struct DeployRequest<'a> {
     pub env: Vec<(String, String)>,
     /// Values the log masks (secret settings and `secure:` variables): env values among them
     /// must never be shown.
-    pub secret_values: &'a [String],
+    pub secret_values: &'a [Secret<String>],
     /// Decrypts the repository's `secure:` values; `None` when the job gets no secrets (fork pull
     /// requests, runners without keys), so `secure:` options cannot be read.
     pub secrets: Option<Arc<dyn SecretSource>>,

@@ -85,13 +85,7 @@ impl Runner {
             }
         };
         // The one filter stage every log byte passes: the secrets masker.
-        let (masker, warnings) = slipway_secrets::Masker::new(
-            prepared
-                .secrets
-                .iter()
-                .cloned()
-                .map(slipway_secrets::Secret::new),
-        );
+        let (masker, warnings) = slipway_secrets::Masker::new(prepared.secrets.iter().cloned());
         run.set_filter(Box::new(masker));
         for w in warnings {
             run.notice(&w.to_string()).await;
@@ -233,6 +227,7 @@ impl Runner {
         let nonce = prepared
             .script
             .text
+            .expose()
             .lines()
             .find_map(|l| l.strip_prefix("slipway_nonce="))
             .unwrap_or_default()

@@ -37,6 +37,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
+use slipway_secrets::Secret;
 use tokio::io::AsyncWrite;
 
 /// Label on everything Slipway creates.
@@ -162,8 +163,10 @@ pub struct JobSpec {
 pub struct FileSpec {
     /// Absolute path inside the container.
     pub path: String,
-    /// Contents.
-    pub contents: Vec<u8>,
+    /// Contents: the script holds the job's secret values, and decrypted files are secrets
+    /// themselves, so every file is handed over as a secret until it is written into the
+    /// container.
+    pub contents: Secret<Vec<u8>>,
     /// Unix permission bits.
     pub mode: u32,
 }

@@ -1,4 +1,5 @@
-//! A scriptable executor for unit tests of scheduling and lifecycle logic without an engine.
+//! A scriptable executor for unit tests of scheduling and lifecycle logic without an engine, and
+//! a secret source that needs no keys.
 //!
 //! Each job's behaviour comes from a closure over its [`JobSpec`]: fail setup, print chunks
 //! (markers included, see [`marker`]), hang until killed, exit with a code. Every call is
@@ -13,6 +14,37 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::executor::{ExecError, Executor, JobSpec, JobStreams, Progress, SweepReport};
+use crate::secret_source::SecretSource;
+use slipway_secrets::Secret;
+
+/// A [`SecretSource`] without keys: every `secure:` value "decrypts" to the variable `name` with
+/// `prefix` followed by the ciphertext, so a test knows the plaintext to look for; it holds no
+/// encrypted files.
+#[derive(Debug, Clone, Copy)]
+pub struct PrefixSecrets {
+    /// The variable name every value decrypts to.
+    pub name: &'static str,
+    /// What each plaintext starts with.
+    pub prefix: &'static str,
+}
+
+impl SecretSource for PrefixSecrets {
+    fn decrypt_env(
+        &self,
+        _repo: &str,
+        ciphertext: &str,
+    ) -> Result<(String, Secret<String>), slipway_secrets::Error> {
+        let plain = format!("{}{ciphertext}", self.prefix);
+        Ok((self.name.to_owned(), Secret::new(plain)))
+    }
+
+    fn decrypt_file(&self, _: &str, _: &[u8]) -> Result<Secret<Vec<u8>>, slipway_secrets::Error> {
+        Err(slipway_secrets::Error::CorruptFile {
+            path: "encrypted file".into(),
+            reason: "this source holds no files".into(),
+        })
+    }
+}
 
 /// What a fake job does.
 #[derive(Debug, Clone, Default)]
@@ -31,7 +63,7 @@ pub struct FakeRun {
 
 /// The nonce of a job's script, for building markers.
 pub fn nonce(spec: &JobSpec) -> String {
-    let script = String::from_utf8_lossy(&spec.files[0].contents).into_owned();
+    let script = String::from_utf8_lossy(spec.files[0].contents.expose()).into_owned();
     script
         .lines()
         .find_map(|l| l.strip_prefix("slipway_nonce="))

@@ -13,6 +13,7 @@ use bollard::query_parameters::{
     BuildImageOptionsBuilder, PushImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures::StreamExt;
+use slipway_secrets::Secret;
 
 use crate::docker::split_reference;
 
@@ -30,24 +31,14 @@ pub struct BuildSpec {
 }
 
 /// Credentials for a registry.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryAuth {
     /// The registry host (`127.0.0.1:5000`, …).
     pub server: String,
     /// User name.
     pub username: String,
-    /// Password or token (never printed).
-    pub password: String,
-}
-
-impl std::fmt::Debug for RegistryAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryAuth")
-            .field("server", &self.server)
-            .field("username", &self.username)
-            .field("password", &"[secure]")
-            .finish()
-    }
+    /// Password or token.
+    pub password: Secret<String>,
 }
 
 /// One pushed tag.
@@ -176,7 +167,7 @@ pub async fn push(
     let (name, tag) = split_reference(reference);
     let creds = auth.map(|a| DockerCredentials {
         username: Some(a.username.clone()),
-        password: Some(a.password.clone()),
+        password: Some(a.password.expose().clone()),
         serveraddress: Some(a.server.clone()),
         ..Default::default()
     });

@@ -103,14 +103,16 @@ pub struct JobOutcome {
 }
 
 impl JobOutcome {
-    pub(crate) fn not_run(job: &Job, result: JobResult, reason: &str) -> Self {
+    /// The outcome of `job` ended with `result` and nothing run or recorded: a job canceled
+    /// before it started, or one whose runner could not start it.
+    pub fn ended(job: &Job, result: JobResult, reason: Option<String>) -> Self {
         JobOutcome {
             number: job.number,
             name: job.name.clone(),
             stage: job.stage.clone(),
             allow_failure: job.allow_failure,
             result,
-            reason: Some(reason.into()),
+            reason,
             phases: Vec::new(),
             deploys: Vec::new(),
             duration: Duration::ZERO,

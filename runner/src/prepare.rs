@@ -13,6 +13,7 @@ use crate::secret_source::{RunVar, SecretSource};
 use crate::services;
 use crate::workspace::Workspace;
 use slipway_pipelines::placement::{self, Placement};
+use slipway_secrets::Secret;
 
 /// A job prepared for an executor: the container spec and the compiled script.
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ pub struct PreparedJob {
     /// The script as shown to people: secrets as `[secure]`.
     pub display_script: String,
     /// Values the log masks.
-    pub secrets: Vec<String>,
+    pub secrets: Vec<Secret<String>>,
     /// Notices for the start of the log.
     pub notices: Vec<String>,
 }
@@ -95,12 +96,12 @@ impl Runner {
             artifacts,
         };
         let compiled = script::compile(&sinputs, true);
-        let display_script = script::compile(&sinputs, false).text;
+        let display_script = script::compile(&sinputs, false).text.into_exposed();
 
         let mut files = vec![
             FileSpec {
                 path: script::SCRIPT_PATH.into(),
-                contents: compiled.text.clone().into_bytes(),
+                contents: Secret::new(compiled.text.expose().clone().into_bytes()),
                 mode: 0o755,
             },
             crate::sudo::shim_file(),
@@ -145,7 +146,7 @@ struct Preparing<'a> {
     can_decrypt: bool,
     /// Why secrets are withheld, for the log: the fork rule, or no key here.
     withheld_because: String,
-    secrets: Vec<String>,
+    secrets: Vec<Secret<String>>,
     notices: Vec<String>,
 }
 
@@ -295,10 +296,10 @@ impl<'a> Preparing<'a> {
                 }),
                 RunVar::Secret { name, .. } if self.ctx.fork => withheld.push(name.clone()),
                 RunVar::Secret { name, value } => {
-                    self.secrets.push(value.expose().clone());
+                    self.secrets.push(value.clone());
                     script_env.push(ScriptEnv::Secret {
                         name: name.clone(),
-                        value: value.expose().clone(),
+                        value: value.clone(),
                     });
                 }
             }
@@ -550,8 +551,8 @@ impl<'a> Preparing<'a> {
                         .map_err(|e| PrepareError(format!("decrypting {f}: {e}")))?;
                     let target = f.strip_suffix(".age").unwrap_or(f);
                     // A job that prints the file shows `[secure]`, line by line.
-                    if let Ok(text) = std::str::from_utf8(&plain) {
-                        self.secrets.push(text.to_string());
+                    if let Ok(text) = std::str::from_utf8(plain.expose()) {
+                        self.secrets.push(Secret::new(text.to_string()));
                     }
                     files.push(FileSpec {
                         path: format!("{build_dir}/{target}"),

@@ -23,6 +23,7 @@
 
 use sha2::{Digest, Sha256};
 use slipway_pipelines::plan::{Job, PhaseName};
+use slipway_secrets::Secret;
 
 use crate::markers::{Marker, ScriptResult};
 
@@ -69,7 +70,7 @@ pub enum ScriptEnv {
         /// Variable name.
         name: String,
         /// Plaintext value.
-        value: String,
+        value: Secret<String>,
     },
 }
 
@@ -140,8 +141,9 @@ pub struct ArtifactsStep {
 /// The compiled job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledScript {
-    /// The script text.
-    pub text: String,
+    /// The script text: with secret values when compiled to reveal them, so kept as a secret
+    /// either way.
+    pub text: Secret<String>,
     /// Commands per phase, so markers can be mapped back to command text.
     pub phases: Vec<(PhaseName, Vec<String>)>,
     /// Deploy steps, by marker index.
@@ -290,7 +292,7 @@ fn export(var: &ScriptEnv, reveal_secrets: bool) -> String {
         ),
         ScriptEnv::Secret { name, value } => {
             let shown = if reveal_secrets {
-                sh_quote(value)
+                sh_quote(value.expose())
             } else {
                 "'[secure]'".to_string()
             };
@@ -408,7 +410,7 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
     let mut phases = w.phases;
     phases.sort_by_key(|(p, _)| *p);
     CompiledScript {
-        text: w.s,
+        text: Secret::new(w.s),
         phases,
         deploys: inputs.deploys.clone(),
         needs_stdin,

@@ -1,7 +1,7 @@
-//! The seam the runner decrypts a repository's secrets through, its store-backed source, and the
-//! variables one run is given besides (`slipway run --env` and `--secret`).
-
-use slipway_secrets::Secret;
+//! The one seam through which a repository's secrets are decrypted: the runner reads `secure:`
+//! variables, settings variables and encrypted files through it, and deploy providers their
+//! `secure:` options. Plaintext comes back only inside [`Secret`]. Also the variables one run is
+//! given besides (`slipway run --env` and `--secret`).
 
 /// A variable given for one run rather than stored with the repository (`slipway run --env`,
 /// `--secret` and their files). Run variables are exported after the settings variables and
@@ -33,53 +33,44 @@ impl RunVar {
     }
 }
 
-/// Decrypts a repository's `secure:` values and `.age` files for trusted jobs.
+use slipway_secrets::{Error, Keyring, RepoSlug, Secret, SecretStore};
+
+/// Decrypts a repository's `secure:` values, settings variables and `.age` files, for trusted
+/// jobs only: the runner hands it on to nothing a fork's build runs.
 pub trait SecretSource: Send + Sync {
-    /// The `NAME=value` a `secure:` env entry holds, split.
-    fn decrypt_env(&self, repo: &str, ciphertext: &str) -> Result<(String, String), String>;
+    /// The `NAME=value` a `secure:` value holds, split.
+    fn decrypt_env(&self, repo: &str, ciphertext: &str) -> Result<(String, Secret<String>), Error>;
+
     /// The plaintext of an encrypted file's contents.
-    fn decrypt_file(&self, repo: &str, contents: &[u8]) -> Result<Vec<u8>, String>;
+    fn decrypt_file(&self, repo: &str, contents: &[u8]) -> Result<Secret<Vec<u8>>, Error>;
+
     /// The repository's settings variables (exported before the file's `env:`).
-    fn settings(&self, _repo: &str) -> Result<Vec<(String, String)>, String> {
+    fn settings(&self, _repo: &str) -> Result<Vec<(String, Secret<String>)>, Error> {
         Ok(Vec::new())
     }
 }
 
 /// [`SecretSource`] over the per-repository key store of `slipway-secrets`.
 #[derive(Debug)]
-pub struct StoreSecrets(pub slipway_secrets::SecretStore);
+pub struct StoreSecrets(pub SecretStore);
 
 impl StoreSecrets {
-    fn keyring(&self, repo: &str) -> Result<slipway_secrets::Keyring, String> {
-        let slug = slipway_secrets::RepoSlug::parse(repo).map_err(|e| e.to_string())?;
-        self.0.keyring(&slug).map_err(|e| e.to_string())
+    fn keyring(&self, repo: &str) -> Result<Keyring, Error> {
+        self.0.keyring(&RepoSlug::parse(repo)?)
     }
 }
 
 impl SecretSource for StoreSecrets {
-    fn decrypt_env(&self, repo: &str, ciphertext: &str) -> Result<(String, String), String> {
-        let (name, value) = self
-            .keyring(repo)?
-            .decrypt_env(ciphertext)
-            .map_err(|e| e.to_string())?;
-        Ok((name, value.into_exposed()))
+    fn decrypt_env(&self, repo: &str, ciphertext: &str) -> Result<(String, Secret<String>), Error> {
+        self.keyring(repo)?.decrypt_env(ciphertext)
     }
 
-    fn decrypt_file(&self, repo: &str, contents: &[u8]) -> Result<Vec<u8>, String> {
+    fn decrypt_file(&self, repo: &str, contents: &[u8]) -> Result<Secret<Vec<u8>>, Error> {
         self.keyring(repo)?
             .decrypt_bytes(contents, std::path::Path::new("encrypted file"))
-            .map(|s| s.into_exposed())
-            .map_err(|e| e.to_string())
     }
 
-    fn settings(&self, repo: &str) -> Result<Vec<(String, String)>, String> {
-        let slug = slipway_secrets::RepoSlug::parse(repo).map_err(|e| e.to_string())?;
-        Ok(self
-            .0
-            .vars(&slug)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(k, v)| (k, v.into_exposed()))
-            .collect())
+    fn settings(&self, repo: &str) -> Result<Vec<(String, Secret<String>)>, Error> {
+        self.0.vars(&RepoSlug::parse(repo)?)
     }
 }

@@ -32,7 +32,7 @@ impl Runner {
         for stage in &plan.stages {
             if let Some(reason) = &stop_reason {
                 for job in &stage.jobs {
-                    let o = JobOutcome::not_run(job, JobResult::Canceled, reason);
+                    let o = JobOutcome::ended(job, JobResult::Canceled, Some(reason.clone()));
                     let _ = events
                         .send(BuildEvent {
                             job: job.number,
@@ -60,10 +60,10 @@ impl Runner {
                         _ = token.cancelled() => None,
                     };
                     let outcome = if permit.is_none() || token.is_cancelled() {
-                        let o = JobOutcome::not_run(
+                        let o = JobOutcome::ended(
                             job,
                             JobResult::Canceled,
-                            "canceled before it started",
+                            Some("canceled before it started".into()),
                         );
                         let _ = events
                             .send(BuildEvent {

@@ -59,7 +59,7 @@ exit 1
 pub fn shim_file() -> FileSpec {
     FileSpec {
         path: format!("{SHIM_DIR}/sudo"),
-        contents: SHIM.as_bytes().to_vec(),
+        contents: SHIM.as_bytes().to_vec().into(),
         mode: 0o755,
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use slipway_pipelines::imports::Source;
 
 /// Reads imported files from local directories: the repository being built, and the others
@@ -40,16 +40,18 @@ impl LocalImports {
     }
 
     /// The bytes of `source`, or why not.
-    pub fn read(&self, source: &Source) -> Result<Vec<u8>, String> {
+    pub fn read(&self, source: &Source) -> anyhow::Result<Vec<u8>> {
         let dir = match &source.repo {
             None => &self.own,
-            Some(repo) => self.others.get(repo).ok_or_else(|| {
+            Some(repo) => self.others.get(repo).with_context(|| {
                 format!("{repo} is not available locally; pass --import-repo {repo}=DIR")
             })?,
         };
         match &source.git_ref {
-            None => std::fs::read(dir.join(&source.path))
-                .map_err(|e| format!("{}: {e}", dir.join(&source.path).display())),
+            None => {
+                let path = dir.join(&source.path);
+                std::fs::read(&path).map_err(|e| anyhow!("{}: {e}", path.display()))
+            }
             Some(r) => {
                 let out = Command::new("git")
                     .arg("-C")
@@ -57,12 +59,11 @@ impl LocalImports {
                     .arg("show")
                     .arg(format!("{r}:{}", source.path))
                     .output()
-                    .map_err(|e| format!("running git: {e}"))?;
-                if out.status.success() {
-                    Ok(out.stdout)
-                } else {
-                    Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+                    .map_err(|e| anyhow!("running git: {e}"))?;
+                if !out.status.success() {
+                    bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
                 }
+                Ok(out.stdout)
             }
         }
     }

@@ -5,7 +5,7 @@ use clap::Args as ClapArgs;
 use slipway_providers::{AwsKeys, RepoCredentials};
 use slipway_secrets::Secret;
 use slipway_webhook::Config;
-use slipway_webhook::runner_exec::RunnerExecutor;
+use slipway_webhook::runner_exec::ServeRunner;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,13 +87,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             images: config.images.map.clone(),
             ..slipway_runner::RunnerOptions::default()
         };
-        let executor = RunnerExecutor::new(
+        let jobs = ServeRunner::new(
             Arc::new(docker),
             options,
             Some(slipway_secrets::SecretStore::new(&data_dir)),
         )
         .for_data_dir(&data_dir);
-        let server = slipway_webhook::start(config, data_dir.clone(), Arc::new(executor))
+        let server = slipway_webhook::start(config, data_dir.clone(), Arc::new(jobs))
             .await
             .with_context(|| format!("starting with data dir {}", data_dir.display()))?;
         let scheme = if config_tls { "https" } else { "http" };

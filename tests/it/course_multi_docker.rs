@@ -180,6 +180,10 @@ fs.writeFileSync("build/index.html", "<p>fib(10) = " + require("./fib")(10) + "<
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one course run end to end, read top to bottom"
+)]
 fn course_multi_docker_builds_tests_and_pushes_its_four_images_up_to_the_deploy() {
     let Some(shared) = shared_dir() else {
         return unavailable("the shared material (SLIPWAY_SHARED or ../shared) is missing");

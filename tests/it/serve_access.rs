@@ -95,6 +95,10 @@ fn build_of(reply: &str) -> i64 {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one table of routes and callers, read top to bottom"
+)]
 fn every_route_answers_each_caller_by_its_github_permission() {
     if !docker_ready() {
         return;

@@ -39,6 +39,10 @@ fn sample_duplicates() -> Vec<String> {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one crash scenario, read top to bottom"
+)]
 fn sigkill_during_a_stream_of_deliveries_loses_nothing() {
     if !docker_ready() {
         return;

@@ -96,6 +96,10 @@ fn open_stream(port: u16, job: i64) -> TcpStream {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario of hostile clients, read top to bottom"
+)]
 fn slow_clients_and_dropped_streams_cannot_hold_the_server() {
     if !docker_ready() {
         return;

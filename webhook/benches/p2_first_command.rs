@@ -1,7 +1,7 @@
 //! P2: webhook received → the job's first command running, with a warm mirror and the image
 //! present.
 //!
-//! The real server runs in-process with the real Docker executor (`RunnerExecutor` around
+//! The real server runs in-process with the real Docker executor (`ServeRunner` around
 //! `slipway_runner::Runner`); a local bare repository stands in for GitHub. One build warms the
 //! mirror first. Then, for each of `ROUNDS` pushes, the clock starts when the signed delivery is
 //! sent and stops when the live log (the job's server-sent event stream, subscribed as soon as
@@ -13,7 +13,7 @@
 //! where the server's time went (from the store's timestamps). Goal: p50 ≤ 0.5 s.
 //! Needs the Docker engine and the busybox test image (`scripts/test-images.sh`); loopback only.
 
-use slipway_webhook::runner_exec::RunnerExecutor;
+use slipway_webhook::runner_exec::ServeRunner;
 use slipway_webhook::testing::{Origin, deliver, http, push_payload};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::sync::Arc;
@@ -147,7 +147,7 @@ fn main() {
     .unwrap();
     // Statuses go to a port on loopback where nothing listens (they are retried, off the path).
     config.github.api_url = "http://127.0.0.1:9".into();
-    let executor = RunnerExecutor::new(
+    let jobs = ServeRunner::new(
         Arc::new(docker),
         slipway_runner::RunnerOptions {
             parallel: 1,
@@ -161,7 +161,7 @@ fn main() {
         .block_on(slipway_webhook::start(
             config,
             tmp.path().join("data"),
-            Arc::new(executor),
+            Arc::new(jobs),
         ))
         .unwrap();
     let addr = server.addr;

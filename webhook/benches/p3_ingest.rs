@@ -435,7 +435,7 @@ fn main() {
         .block_on(slipway_webhook::start(
             config,
             tmp.path().to_path_buf(),
-            Arc::new(slipway_webhook::executor::ScriptedExecutor),
+            Arc::new(slipway_webhook::testing::ScriptedJobRunner),
         ))
         .unwrap();
     let addr = server.addr;

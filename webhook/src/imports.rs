@@ -13,10 +13,25 @@
 
 use std::sync::Arc;
 
-use slipway_pipelines::imports::{Fetch, Source};
+use slipway_pipelines::imports::{Fetch, FetchError, Source};
 use tokio_util::sync::CancellationToken;
 
+use crate::git::GitError;
 use crate::worker::Engine;
+
+/// Why a served build cannot import a file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A fork's build asked for another repository's file.
+    #[error("a pull request from a fork may import only from its own repository")]
+    ForkImport,
+    /// Another repository this server does not serve.
+    #[error("{0} is not served by this server (it is not in [[repos]])")]
+    NotServed(String),
+    /// Reading or fetching the file failed.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
 
 /// Reads a build's imported files.
 pub struct BuildImports {
@@ -38,13 +53,11 @@ pub struct BuildImports {
 
 impl BuildImports {
     /// The clone URL of a served repository other than the build's, or why it cannot be used.
-    fn served_url(&self, other: &str) -> Result<String, String> {
+    fn served_url(&self, other: &str) -> Result<String, ImportError> {
         let repos = &self.engine.config.repos;
         let listed = repos.iter().find(|r| r.name.eq_ignore_ascii_case(other));
         if !repos.is_empty() && listed.is_none() {
-            return Err(format!(
-                "{other} is not served by this server (it is not in [[repos]])"
-            ));
+            return Err(ImportError::NotServed(other.to_owned()));
         }
         Ok(match listed.and_then(|r| r.clone_url.clone()) {
             Some(url) => url,
@@ -52,26 +65,21 @@ impl BuildImports {
             None => crate::git::resolve_url(&self.url, &format!("../../{other}.git")),
         })
     }
-}
 
-impl Fetch for BuildImports {
-    fn fetch(&mut self, source: &Source) -> Result<Vec<u8>, String> {
+    /// The bytes of `source`, with the build's trust and the repository's token.
+    fn read(&self, source: &Source) -> Result<Vec<u8>, ImportError> {
         let own = source
             .repo
             .as_deref()
             .is_none_or(|r| r.eq_ignore_ascii_case(&self.repo));
         let mirrors = &self.engine.mirrors;
         if own && source.git_ref.is_none() {
-            return mirrors
-                .read_at(&self.repo, &self.commit, &source.path)
-                .map_err(|e| e.to_string());
+            return Ok(mirrors.read_at(&self.repo, &self.commit, &source.path)?);
         }
         let (repo, url) = if own {
             (self.repo.clone(), self.url.clone())
         } else if self.fork {
-            return Err(
-                "a pull request from a fork may import only from its own repository".into(),
-            );
+            return Err(ImportError::ForkImport);
         } else {
             let other = source.repo.clone().unwrap_or_default();
             let url = self.served_url(&other)?;
@@ -81,15 +89,19 @@ impl Fetch for BuildImports {
             true => None,
             false => self.runtime.block_on(self.engine.git_token(&repo)).0,
         };
-        mirrors
-            .fetch_file(
-                &repo,
-                &url,
-                token.as_deref(),
-                source.git_ref.as_deref(),
-                &source.path,
-                &self.cancel,
-            )
-            .map_err(|e| e.to_string())
+        Ok(mirrors.fetch_file(
+            &repo,
+            &url,
+            token.as_deref(),
+            source.git_ref.as_deref(),
+            &source.path,
+            &self.cancel,
+        )?)
+    }
+}
+
+impl Fetch for BuildImports {
+    fn fetch(&mut self, source: &Source) -> Result<Vec<u8>, FetchError> {
+        Ok(self.read(source)?)
     }
 }

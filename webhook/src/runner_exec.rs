@@ -1,21 +1,23 @@
-//! The real [`Executor`]: each job goes to `slipway-runner` (one container, one script) on Docker.
+//! The real [`JobRunner`]: each job goes to `slipway-runner` (one container, one script) on Docker.
 //!
 //! Trust is decided per build, from the event: the plan's `context.fork` comes from the webhook
 //! payload (a pull request whose head repository is not the base repository, or was deleted),
 //! and the runner withholds every secret from such a build. Pushes and pull requests from
 //! branches of the same repository get the repository's secrets, when the server has its key.
 
-use crate::executor::{Executor, JobEvent, JobOutcome, JobRun};
+use crate::job_runner::{JobRun, JobRunner};
 use async_trait::async_trait;
 use slipway_runner::runner::StoreSecrets;
-use slipway_runner::{BuildEvent, BuildInfo, JobResult, Runner, RunnerOptions};
+use slipway_runner::{
+    BuildEvent, BuildInfo, ExecError, JobEvent, JobOutcome, JobResult, Runner, RunnerOptions,
+};
 use slipway_secrets::{RepoSlug, SecretStore};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Runs jobs with [`slipway_runner::Runner`].
-pub struct RunnerExecutor {
+pub struct ServeRunner {
     /// For repositories whose key is in the store: secrets for trusted builds.
     keyed: Option<Arc<Runner>>,
     /// For every other repository: no secrets, and the log says no key is present.
@@ -25,7 +27,7 @@ pub struct RunnerExecutor {
     instance: String,
 }
 
-impl RunnerExecutor {
+impl ServeRunner {
     /// The one runner configuration of the server: `options` apply to every job (limits, the
     /// deploy hook, whether trusted builds may use `services: docker`), and repository secrets
     /// come from `secrets` (the data directory's key store, the one `slipway secrets` writes).
@@ -37,7 +39,7 @@ impl RunnerExecutor {
         executor: Arc<dyn slipway_runner::Executor>,
         options: RunnerOptions,
         secrets: Option<SecretStore>,
-    ) -> RunnerExecutor {
+    ) -> ServeRunner {
         let keyless = RunnerOptions {
             secrets: None,
             ..options.clone()
@@ -49,7 +51,7 @@ impl RunnerExecutor {
             };
             Arc::new(Runner::new(executor.clone(), options))
         });
-        RunnerExecutor {
+        ServeRunner {
             keyed,
             keyless: Arc::new(Runner::new(executor, keyless)),
             store: secrets,
@@ -60,7 +62,7 @@ impl RunnerExecutor {
     /// Names this server's containers and networks after its data directory too, so servers
     /// sharing one Docker engine never try to create the same name (each numbers its builds
     /// from 1).
-    pub fn for_data_dir(mut self, data_dir: &std::path::Path) -> RunnerExecutor {
+    pub fn for_data_dir(mut self, data_dir: &std::path::Path) -> ServeRunner {
         use sha2::Digest as _;
         let dir = data_dir
             .canonicalize()
@@ -83,50 +85,15 @@ impl RunnerExecutor {
     }
 }
 
-/// Forwards the runner's events as the worker's, folding command exit codes into phase ends.
-async fn forward(mut rx: mpsc::Receiver<BuildEvent>, out: mpsc::Sender<JobEvent>) {
-    let mut phase_exit = 0;
-    while let Some(ev) = rx.recv().await {
-        let mapped = match ev.event {
-            slipway_runner::JobEvent::Log(bytes) => JobEvent::Output(bytes),
-            slipway_runner::JobEvent::PhaseStarted(p) => {
-                phase_exit = 0;
-                JobEvent::PhaseStart(p.as_str().to_string())
-            }
-            slipway_runner::JobEvent::CommandFinished { exit_code, .. } => {
-                if exit_code != 0 {
-                    phase_exit = exit_code;
-                }
-                continue;
-            }
-            slipway_runner::JobEvent::PhaseFinished { phase, duration } => JobEvent::PhaseEnd {
-                name: phase.as_str().to_string(),
-                exit_code: phase_exit,
-                ms: duration.as_millis() as u64,
-            },
-            _ => continue,
-        };
-        let _ = out.send(mapped).await;
-    }
-}
-
 #[async_trait]
-impl Executor for RunnerExecutor {
+impl JobRunner for ServeRunner {
     async fn run(
         &self,
         job: JobRun,
         events: mpsc::Sender<JobEvent>,
         cancel: CancellationToken,
     ) -> JobOutcome {
-        let Some(pjob) = job
-            .plan
-            .stages
-            .first()
-            .and_then(|s| s.jobs.first())
-            .cloned()
-        else {
-            return JobOutcome::Errored("the job's plan is empty".into());
-        };
+        let errored = |why: String| JobOutcome::ended(&job.job, JobResult::Errored, Some(why));
         let runner = self.runner_for(&job.plan.context.repo);
         let build_dir =
             slipway_runner::runner::build_dir(&runner.options().build_root, &job.plan.context.repo);
@@ -136,8 +103,8 @@ impl Executor for RunnerExecutor {
                 .await;
         let workspace = match packed {
             Ok(Ok(w)) => w,
-            Ok(Err(e)) => return JobOutcome::Errored(e.to_string()),
-            Err(e) => return JobOutcome::Errored(format!("packing the workspace crashed: {e}")),
+            Ok(Err(e)) => return errored(e.to_string()),
+            Err(e) => return errored(format!("packing the workspace crashed: {e}")),
         };
         let info = BuildInfo {
             id: if self.instance.is_empty() {
@@ -147,9 +114,14 @@ impl Executor for RunnerExecutor {
             },
             number: job.build_id as u64,
         };
-        let (tx, rx) = mpsc::channel(256);
-        let forwarder = tokio::spawn(forward(rx, events));
-        let plan = job.plan;
+        let (tx, mut rx) = mpsc::channel::<BuildEvent>(256);
+        // The runner tags each event with the job's number; the queue runs one job at a time.
+        let forwarder = tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let _ = events.send(ev.event).await;
+            }
+        });
+        let (plan, pjob) = (job.plan.clone(), job.job.clone());
         // Its own task, so a panic in the runner errors this job instead of the worker.
         let driven = tokio::spawn(async move {
             runner
@@ -158,28 +130,11 @@ impl Executor for RunnerExecutor {
         })
         .await;
         let _ = forwarder.await;
-        let outcome = match driven {
-            Ok(o) => o,
-            Err(e) => return JobOutcome::Errored(format!("the runner crashed: {e}")),
-        };
-        let reason = outcome.reason.clone();
-        match outcome.result {
-            JobResult::Passed => JobOutcome::Passed,
-            JobResult::Failed => {
-                JobOutcome::Failed(reason.unwrap_or_else(|| "a script command failed".into()))
-            }
-            JobResult::Errored => {
-                JobOutcome::Errored(reason.unwrap_or_else(|| "the job errored".into()))
-            }
-            JobResult::Canceled => JobOutcome::Canceled,
-            JobResult::NotRun => {
-                JobOutcome::NotRun(reason.unwrap_or_else(|| "not run here".into()))
-            }
-        }
+        driven.unwrap_or_else(|e| errored(format!("the runner crashed: {e}")))
     }
 
-    async fn sweep(&self) -> Result<usize, String> {
-        let report = self.keyless.sweep().await.map_err(|e| e.to_string())?;
+    async fn sweep(&self) -> Result<usize, ExecError> {
+        let report = self.keyless.sweep().await?;
         Ok(report.containers.len() + report.networks.len() + report.volumes.len())
     }
 }
@@ -195,7 +150,7 @@ mod tests {
     /// Runs the pipeline's only job for `ctx` on a fake engine; returns the job's script (with
     /// whatever secrets it was given) and its log.
     async fn run(
-        executor_for: impl FnOnce(Arc<dyn slipway_runner::Executor>) -> RunnerExecutor,
+        executor_for: impl FnOnce(Arc<dyn slipway_runner::Executor>) -> ServeRunner,
         pipeline: &str,
         ctx: Context,
     ) -> (String, String) {
@@ -204,7 +159,7 @@ mod tests {
         let fake = FakeExecutor::new(move |spec| {
             seen.lock()
                 .unwrap()
-                .push(String::from_utf8_lossy(&spec.files[0].contents).into_owned());
+                .push(String::from_utf8_lossy(spec.files[0].contents.expose()).into_owned());
             FakeRun::default()
         });
         let executor = executor_for(fake);
@@ -214,13 +169,14 @@ mod tests {
         let job = JobRun {
             build_id: 1,
             job_id: 1,
+            job: plan.stages[0].jobs[0].clone(),
             plan,
             workspace: workspace.path().to_path_buf(),
         };
         executor.run(job, tx, CancellationToken::new()).await;
         let mut log = String::new();
         while let Some(ev) = rx.recv().await {
-            if let JobEvent::Output(b) = ev {
+            if let JobEvent::Log(b) = ev {
                 log.push_str(&String::from_utf8_lossy(&b));
             }
         }
@@ -260,7 +216,7 @@ mod tests {
             "language: shell\nenv:\n  global:\n    - secure: \"{secure}\"\nscript: echo hi\n"
         );
         let make = |store: SecretStore| {
-            move |fake| RunnerExecutor::new(fake, RunnerOptions::default(), Some(store))
+            move |fake| ServeRunner::new(fake, RunnerOptions::default(), Some(store))
         };
 
         let (script, log) = run(make(store.clone()), &pipeline, push("acme/app")).await;
@@ -294,7 +250,7 @@ mod tests {
             "language: shell\nenv:\n  global:\n    - secure: \"{secure}\"\nscript: echo hi\n"
         );
         let (script, log) = run(
-            |fake| RunnerExecutor::new(fake, RunnerOptions::default(), Some(store.clone())),
+            |fake| ServeRunner::new(fake, RunnerOptions::default(), Some(store.clone())),
             &pipeline,
             push("acme/app"),
         )

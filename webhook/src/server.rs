@@ -3,9 +3,9 @@
 
 use crate::auth::{AuthError, GitHubAuth};
 use crate::config::Config;
-use crate::executor::Executor;
 use crate::git::Mirrors;
 use crate::github::Reporter;
+use crate::job_runner::JobRunner;
 use crate::metrics::Metrics;
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::web::{App, listen, metrics_router, router};
@@ -161,52 +161,18 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 pub async fn start(
     config: Config,
     data_dir: PathBuf,
-    executor: Arc<dyn Executor>,
+    jobs: Arc<dyn JobRunner>,
 ) -> Result<Server, ServeError> {
     check_config(&config)?;
     std::fs::create_dir_all(&data_dir).map_err(io(&data_dir))?;
     let secret = webhook_secret(&config, &data_dir)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db"))?);
-
-    // Order matters: remove what a killed process left running before its jobs are re-queued,
-    // so a job never runs twice at once.
-    match executor.sweep().await {
-        Ok(n) => tracing::info!(removed = n, "swept leftovers of earlier runs"),
-        Err(e) => tracing::error!(error = %e, "sweeping leftovers failed"),
-    }
-    let recovered = store.recover(true, config.max_attempts as i64).await?;
-    tracing::info!(
-        requeued = recovered.requeued,
-        errored = recovered.errored,
-        "recovered interrupted work"
-    );
-    let workspaces = data_dir.join("workspaces");
-    let _ = std::fs::remove_dir_all(&workspaces);
-    std::fs::create_dir_all(&workspaces).map_err(io(&workspaces))?;
-
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(listen::tls_acceptor(cert, key)?),
-        (None, None) => None,
-        _ => return Err(ServeError::TlsHalf),
-    };
-    let bind = |addr: String| async move {
-        tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, source })
-    };
-    let listener = bind(config.listen.clone()).await?;
-    let metrics_listener = match &config.metrics_listen {
-        Some(a) => Some(bind(a.clone()).await?),
-        None => None,
-    };
-    let addr = listener
-        .local_addr()
-        .map_err(io(Path::new(&config.listen)))?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let workspaces = recover(&config, &data_dir, &store, jobs.as_ref()).await?;
+    let sockets = Sockets::bind(&config).await?;
     let public_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("{scheme}://{addr}"));
+        .unwrap_or_else(|| format!("{}://{}", sockets.scheme(), sockets.addr));
 
     let config = Arc::new(config);
     let auth = Arc::new(GitHubAuth::new(config.clone())?);
@@ -217,7 +183,7 @@ pub async fn start(
     );
     let engine = Arc::new(Engine::new(
         store.clone(),
-        executor,
+        jobs,
         mirrors.clone(),
         config.clone(),
         auth.clone(),
@@ -225,17 +191,7 @@ pub async fn start(
         workspaces,
     ));
     let shutdown = CancellationToken::new();
-    let mut tasks = Vec::new();
-    for n in 0..config.workers {
-        tasks.push(tokio::spawn(engine.clone().worker(n, shutdown.clone())));
-    }
-    tasks.push(tokio::spawn(engine.clone().reaper(shutdown.clone())));
-    tasks.push(tokio::spawn(crate::retention::run(
-        store.clone(),
-        mirrors,
-        config.retention.clone(),
-        shutdown.clone(),
-    )));
+    let mut tasks = background(&engine, mirrors, &shutdown);
     let reporter = Reporter::new(
         store.clone(),
         config.clone(),
@@ -257,32 +213,8 @@ pub async fn start(
         cache: Default::default(),
         limits: crate::web::limits::Limits::new(config.http.clone()),
     });
-    let settings = listen::Settings {
-        header_timeout: Duration::from_secs(config.http.header_timeout_seconds.max(1)),
-        max_connections: config.http.max_connections,
-        tls,
-    };
-    if let Some(l) = metrics_listener {
-        let metrics_addr = l.local_addr().map_err(io(Path::new("metrics_listen")))?;
-        tracing::info!(%metrics_addr, "metrics listening");
-        let plain = listen::Settings {
-            tls: None,
-            ..settings.clone()
-        };
-        tasks.push(tokio::spawn(listen::serve(
-            l,
-            metrics_router(app.clone()),
-            plain,
-            shutdown.clone(),
-        )));
-    }
-    let http = tokio::spawn(listen::serve(
-        listener,
-        router(app),
-        settings,
-        shutdown.clone(),
-    ));
-    tracing::info!(%addr, scheme, "listening");
+    let addr = sockets.addr;
+    let http = sockets.serve(app, &config, &shutdown, &mut tasks)?;
     Ok(Server {
         addr,
         store,
@@ -290,4 +222,130 @@ pub async fn start(
         http,
         tasks,
     })
+}
+
+/// Removes what a killed process left and re-queues its work; returns the emptied directory
+/// job workspaces are checked out in.
+async fn recover(
+    config: &Config,
+    data_dir: &Path,
+    store: &Arc<dyn Store>,
+    jobs: &dyn JobRunner,
+) -> Result<PathBuf, ServeError> {
+    // Order matters: remove what a killed process left running before its jobs are re-queued,
+    // so a job never runs twice at once.
+    match jobs.sweep().await {
+        Ok(n) => tracing::info!(removed = n, "swept leftovers of earlier runs"),
+        Err(e) => tracing::error!(error = %e, "sweeping leftovers failed"),
+    }
+    let recovered = store.recover(true, config.max_attempts as i64).await?;
+    tracing::info!(
+        requeued = recovered.requeued,
+        errored = recovered.errored,
+        "recovered interrupted work"
+    );
+    let workspaces = data_dir.join("workspaces");
+    let _ = std::fs::remove_dir_all(&workspaces);
+    std::fs::create_dir_all(&workspaces).map_err(io(&workspaces))?;
+    Ok(workspaces)
+}
+
+/// The workers, the lease reaper and retention, running until `shutdown`.
+fn background(
+    engine: &Arc<Engine>,
+    mirrors: Arc<Mirrors>,
+    shutdown: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for n in 0..engine.config.workers {
+        tasks.push(tokio::spawn(engine.clone().worker(n, shutdown.clone())));
+    }
+    tasks.push(tokio::spawn(engine.clone().reaper(shutdown.clone())));
+    tasks.push(tokio::spawn(crate::retention::run(
+        engine.store.clone(),
+        mirrors,
+        engine.config.retention.clone(),
+        shutdown.clone(),
+    )));
+    tasks
+}
+
+/// The bound listeners: the main one (with TLS when configured) and the optional metrics one.
+struct Sockets {
+    listener: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    addr: SocketAddr,
+}
+
+impl Sockets {
+    async fn bind(config: &Config) -> Result<Sockets, ServeError> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(listen::tls_acceptor(cert, key)?),
+            (None, None) => None,
+            _ => return Err(ServeError::TlsHalf),
+        };
+        let bind = |addr: String| async move {
+            tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })
+        };
+        let listener = bind(config.listen.clone()).await?;
+        let metrics = match &config.metrics_listen {
+            Some(a) => Some(bind(a.clone()).await?),
+            None => None,
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(io(Path::new(&config.listen)))?;
+        Ok(Sockets {
+            listener,
+            metrics,
+            tls,
+            addr,
+        })
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Serves the app (and the metrics, on their own listener, without TLS) until `shutdown`.
+    fn serve(
+        self,
+        app: Arc<App>,
+        config: &Config,
+        shutdown: &CancellationToken,
+        tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+        let scheme = self.scheme();
+        let settings = listen::Settings {
+            header_timeout: Duration::from_secs(config.http.header_timeout_seconds.max(1)),
+            max_connections: config.http.max_connections,
+            tls: self.tls,
+        };
+        if let Some(l) = self.metrics {
+            let metrics_addr = l.local_addr().map_err(io(Path::new("metrics_listen")))?;
+            tracing::info!(%metrics_addr, "metrics listening");
+            let plain = listen::Settings {
+                tls: None,
+                ..settings.clone()
+            };
+            tasks.push(tokio::spawn(listen::serve(
+                l,
+                metrics_router(app.clone()),
+                plain,
+                shutdown.clone(),
+            )));
+        }
+        let http = tokio::spawn(listen::serve(
+            self.listener,
+            router(app),
+            settings,
+            shutdown.clone(),
+        ));
+        let addr = self.addr;
+        tracing::info!(%addr, scheme, "listening");
+        Ok(http)
+    }
 }

@@ -1,6 +1,8 @@
 //! Support for tests of this crate and of the `slipway` binary: signed deliveries, a stand-in
 //! for GitHub's REST API that records requests and can fail for a while, throwaway git
-//! repositories, and read-only looks into a server's database. Loopback only.
+//! repositories, read-only looks into a server's database, and a scripted job runner. Loopback
+//! only. Compiled only with the `testing` feature, which tests and benchmarks enable and the
+//! `slipway` binary does not.
 #![allow(missing_docs)]
 
 use axum::extract::State;
@@ -15,6 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub mod git_hosts;
+mod job_runner;
+
+pub use job_runner::ScriptedJobRunner;
 
 /// Signs and posts a delivery; returns status and body.
 pub fn deliver(base: &str, secret: &str, event: &str, id: &str, body: &[u8]) -> (u16, String) {

@@ -1,5 +1,5 @@
 //! Workers: claim work from the store under a lease, prepare builds (fetch, merge, plan) and run
-//! jobs through the [`Executor`], streaming their logs to the store and to live viewers.
+//! jobs through the [`JobRunner`], streaming their logs to the store and to live viewers.
 //!
 //! A lease is renewed while the work runs; when a renewal fails (the job was cancelled, or the
 //! lease expired and the job went to someone else) the run is cancelled at once, so one job never
@@ -7,11 +7,12 @@
 
 use crate::auth::GitHubAuth;
 use crate::config::Config;
-use crate::executor::{Executor, JobEvent, JobOutcome, JobRun};
 use crate::git::{GitError, Mirrors, NoTokens, Remote, SubmoduleTokens};
+use crate::job_runner::{JobRun, JobRunner};
 use crate::metrics::Metrics;
 use crate::store::{Build, ChunkKind, Job, JobState, LogChunk, NewJob, Prepared, Store, Task};
 use slipway_pipelines::plan::{Plan, Stage};
+use slipway_runner::{JobEvent, JobResult};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -114,7 +115,7 @@ pub struct Engine {
     /// The store.
     pub store: Arc<dyn Store>,
     /// What runs jobs.
-    pub executor: Arc<dyn Executor>,
+    pub jobs: Arc<dyn JobRunner>,
     /// Git mirrors.
     pub mirrors: Arc<Mirrors>,
     /// The configuration.
@@ -143,7 +144,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
-        executor: Arc<dyn Executor>,
+        jobs: Arc<dyn JobRunner>,
         mirrors: Arc<Mirrors>,
         config: Arc<Config>,
         auth: Arc<GitHubAuth>,
@@ -152,7 +153,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             store,
-            executor,
+            jobs,
             mirrors,
             config,
             auth,
@@ -426,11 +427,12 @@ impl Engine {
         let Some(commit) = build.merge_sha.clone() else {
             return (JobState::Errored, Some("the build has no commit".into()));
         };
-        let workspace = self.workspaces.join(format!("job-{}", job.id));
         // The stored plan holds this job only: its `git:` settings shape the workspace.
-        let git = (plan.stages.iter().flat_map(|s| &s.jobs).next())
-            .map(|j| j.git.clone())
-            .unwrap_or_default();
+        let Some(planned) = plan.stages.iter().flat_map(|s| &s.jobs).next().cloned() else {
+            return (JobState::Errored, Some("the job's plan is empty".into()));
+        };
+        let workspace = self.workspaces.join(format!("job-{}", job.id));
+        let git = planned.git.clone();
         let clone_url = (self.config.repo(&build.repo))
             .and_then(|r| r.clone_url.clone())
             .unwrap_or_else(|| build.spec.clone_url.clone());
@@ -490,17 +492,19 @@ impl Engine {
             build_id: build.id,
             job_id: job.id,
             plan,
+            job: planned,
             workspace: workspace.clone(),
         };
-        let outcome = self.executor.run(run, tx, cancel).await;
+        let outcome = self.jobs.run(run, tx, cancel).await;
         let _ = collector.await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;
-        match outcome {
-            JobOutcome::Passed => (JobState::Passed, None),
-            JobOutcome::Failed(r) => (JobState::Failed, Some(r)),
-            JobOutcome::Errored(r) => (JobState::Errored, Some(r)),
-            JobOutcome::Canceled => (JobState::Canceled, Some("canceled".into())),
-            JobOutcome::NotRun(r) => (JobState::NotRun, Some(r)),
+        let reason = |default: &str| Some(outcome.reason.clone().unwrap_or_else(|| default.into()));
+        match outcome.result {
+            JobResult::Passed => (JobState::Passed, None),
+            JobResult::Failed => (JobState::Failed, reason("a script command failed")),
+            JobResult::Errored => (JobState::Errored, reason("the job errored")),
+            JobResult::Canceled => (JobState::Canceled, Some("canceled".into())),
+            JobResult::NotRun => (JobState::NotRun, reason("not run here")),
         }
     }
 }
@@ -531,7 +535,8 @@ impl SubmoduleTokens for ServedTokens {
     }
 }
 
-/// Turns job events into numbered chunks: published live at once, stored in batches.
+/// Turns job events into numbered chunks: published live at once, stored in batches. A phase's
+/// end carries the last non-zero exit code of its commands.
 async fn collect(
     store: Arc<dyn Store>,
     hub: Arc<LogHub>,
@@ -542,6 +547,7 @@ async fn collect(
     let mut pending: Vec<LogChunk> = Vec::new();
     let mut pending_bytes = 0usize;
     let mut carry: Vec<u8> = Vec::new();
+    let mut phase_exit = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         let ev = tokio::select! {
@@ -553,7 +559,7 @@ async fn collect(
         };
         let Some(ev) = ev else { break };
         let (kind, data) = match ev {
-            JobEvent::Output(bytes) => {
+            JobEvent::Log(bytes) => {
                 carry.extend_from_slice(&bytes);
                 let valid = utf8_prefix(&carry);
                 if valid == 0 {
@@ -563,15 +569,22 @@ async fn collect(
                 carry.drain(..valid);
                 (ChunkKind::Output, text)
             }
-            JobEvent::PhaseStart(name) => (ChunkKind::PhaseStart, name),
-            JobEvent::PhaseEnd {
-                name,
-                exit_code,
-                ms,
-            } => (
-                ChunkKind::PhaseEnd,
-                serde_json::json!({ "name": name, "exit_code": exit_code, "ms": ms }).to_string(),
-            ),
+            JobEvent::PhaseStarted(phase) => {
+                phase_exit = 0;
+                (ChunkKind::PhaseStart, phase.as_str().to_string())
+            }
+            JobEvent::CommandFinished { exit_code, .. } => {
+                if exit_code != 0 {
+                    phase_exit = exit_code;
+                }
+                continue;
+            }
+            JobEvent::PhaseFinished { phase, duration } => {
+                let (name, ms) = (phase.as_str(), duration.as_millis() as u64);
+                let end = serde_json::json!({ "name": name, "exit_code": phase_exit, "ms": ms });
+                (ChunkKind::PhaseEnd, end.to_string())
+            }
+            JobEvent::CommandStarted { .. } | JobEvent::Finished(_) => continue,
         };
         let chunk = LogChunk { seq, kind, data };
         seq += 1;

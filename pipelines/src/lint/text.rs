@@ -108,9 +108,31 @@ pub(super) fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// What is wrong with a line of variable definitions; characters count from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvVarsError {
+    /// Something other than a name where a definition starts.
+    #[error("expected a variable name at character {0}")]
+    NoName(usize),
+    /// A character that cannot follow a definition.
+    #[error("unexpected `{found}` at character {at}")]
+    Unexpected {
+        /// The character.
+        found: char,
+        /// Where.
+        at: usize,
+    },
+    /// A quote (`'`, `"` or a backquote) that is never closed.
+    #[error("a `{0}` is not closed")]
+    OpenQuote(char),
+    /// A `$(` or `${` that is never closed.
+    #[error("a `${0}` is not closed")]
+    OpenSubstitution(char),
+}
+
 /// Parses `A=1 B="two words" C=$(cmd)` the way Travis reads variable definitions (shell-like
 /// words separated by spaces; a bare `NAME` means an empty value); `Err` says what is wrong.
-pub fn parse_env_vars(text: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_env_vars(text: &str) -> Result<Vec<(String, String)>, EnvVarsError> {
     let chars: Vec<char> = text.trim().chars().collect();
     let mut i = 0;
     let mut vars = Vec::new();
@@ -128,10 +150,7 @@ pub fn parse_env_vars(text: &str) -> Result<Vec<(String, String)>, String> {
                 i += 1;
             }
             if i == start {
-                return Err(format!(
-                    "expected a variable name at character {}",
-                    start + 1
-                ));
+                return Err(EnvVarsError::NoName(start + 1));
             }
             let name: String = chars[start..i].iter().collect();
             let mut value = String::new();
@@ -144,7 +163,10 @@ pub fn parse_env_vars(text: &str) -> Result<Vec<(String, String)>, String> {
             vars.push((name, value));
         }
         if i < chars.len() && !chars[i].is_whitespace() {
-            return Err(format!("unexpected `{}` at character {}", chars[i], i + 1));
+            return Err(EnvVarsError::Unexpected {
+                found: chars[i],
+                at: i + 1,
+            });
         }
         while i < chars.len() && chars[i].is_whitespace() {
             i += 1;
@@ -154,7 +176,7 @@ pub fn parse_env_vars(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Skips a quoted run starting at `chars[i] == quote`; returns the index after the closing quote.
-fn skip_quoted(chars: &[char], mut i: usize, quote: char) -> Result<usize, String> {
+fn skip_quoted(chars: &[char], mut i: usize, quote: char) -> Result<usize, EnvVarsError> {
     i += 1;
     while i < chars.len() && chars[i] != quote {
         if chars[i] == '\\' && quote != '\'' {
@@ -163,13 +185,13 @@ fn skip_quoted(chars: &[char], mut i: usize, quote: char) -> Result<usize, Strin
         i += 1;
     }
     if i >= chars.len() {
-        return Err(format!("a `{quote}` is not closed"));
+        return Err(EnvVarsError::OpenQuote(quote));
     }
     Ok(i + 1)
 }
 
 /// Skips one variable value (quotes, `$(…)`, `${…}` and backquotes may hold spaces).
-fn skip_value(chars: &[char], mut i: usize) -> Result<usize, String> {
+fn skip_value(chars: &[char], mut i: usize) -> Result<usize, EnvVarsError> {
     while i < chars.len() && !chars[i].is_whitespace() {
         match chars[i] {
             '\\' => i += 2,
@@ -181,7 +203,7 @@ fn skip_value(chars: &[char], mut i: usize) -> Result<usize, String> {
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return Err(format!("a `${open}` is not closed")),
+                        None => return Err(EnvVarsError::OpenSubstitution(open)),
                         Some(c) if *c == open => depth += 1,
                         Some(c) if *c == close => {
                             depth -= 1;

@@ -10,11 +10,12 @@ use serde_json::Value;
 use slipway_secrets::Secret;
 
 use super::{Access, GKE_API, Kubernetes, SCOPE};
-use crate::calls::{ApiCall, LogSink};
+use crate::calls::ApiCall;
 use crate::context::DeployContext;
 use crate::error::Error;
 use crate::http::{Http, HttpError, Response, Tls};
 use crate::inputs::BuildDir;
+use slipway_runner::DeployLog;
 
 /// The pieces of a Google service-account key the token exchange needs.
 pub(super) struct ServiceAccount {
@@ -134,7 +135,7 @@ impl Kubernetes {
     pub(super) async fn connect(
         &self,
         ctx: &DeployContext,
-        log: &dyn LogSink,
+        log: &dyn DeployLog,
     ) -> Result<Cluster, Error> {
         match &self.access {
             Access::Gke {
@@ -250,7 +251,7 @@ impl Kubernetes {
         ctx: &DeployContext,
         path: Option<&str>,
         context: Option<&str>,
-        log: &dyn LogSink,
+        log: &dyn DeployLog,
     ) -> Result<Cluster, Error> {
         let (path, build) = self.kubeconfig_path(ctx, path)?;
         let bad = |m: String| self.file_err(&path, m);

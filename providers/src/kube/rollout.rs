@@ -8,9 +8,9 @@ use serde_json::Value;
 use super::Kubernetes;
 use super::access::{Cluster, status_message};
 use super::apply::Manifest;
-use crate::calls::LogSink;
 use crate::context::DeployContext;
 use crate::error::{Error, one_line};
+use slipway_runner::DeployLog;
 
 impl Kubernetes {
     /// Deployments whose rollout the deploy waits for: applied ones and those given new images.
@@ -44,7 +44,7 @@ impl Kubernetes {
         namespace: &str,
         name: &str,
         deadline: Instant,
-        log: &dyn LogSink,
+        log: &dyn DeployLog,
     ) -> Result<(), Error> {
         let path = format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}");
         let mut last = String::new();

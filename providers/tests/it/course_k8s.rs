@@ -234,14 +234,35 @@ fn k8s_context(dir: &Path, standin: &StandIn) -> slipway_providers::DeployContex
     ctx.endpoints.gke_token = Some(format!("{}/token", standin.url));
     ctx.endpoints.gke_container = Some(standin.url.clone());
     ctx.endpoints.kubernetes = Some(standin.url.clone());
-    ctx.secrets = Some(Arc::new(|enc: &str| {
-        if enc == "ENCRYPTED-PGPASSWORD" {
-            Ok(Secret::new("pg-secret".to_owned()))
-        } else {
-            Err("unknown".to_owned())
-        }
-    }));
+    ctx.secrets = Some(Arc::new(PgPassword));
     ctx
+}
+
+/// Knows one secure value: the course's database password.
+struct PgPassword;
+
+impl slipway_runner::SecretSource for PgPassword {
+    fn decrypt_env(
+        &self,
+        _: &str,
+        enc: &str,
+    ) -> Result<(String, Secret<String>), slipway_secrets::Error> {
+        if enc == "ENCRYPTED-PGPASSWORD" {
+            Ok(("PGPASSWORD".to_owned(), Secret::new("pg-secret".to_owned())))
+        } else {
+            Err(slipway_secrets::Error::CorruptFile {
+                path: "secure value".into(),
+                reason: "unknown".to_owned(),
+            })
+        }
+    }
+
+    fn decrypt_file(&self, _: &str, _: &[u8]) -> Result<Secret<Vec<u8>>, slipway_secrets::Error> {
+        Err(slipway_secrets::Error::CorruptFile {
+            path: "encrypted file".into(),
+            reason: "unknown".to_owned(),
+        })
+    }
 }
 
 #[tokio::test]

@@ -63,6 +63,27 @@ fn workdir_with_gzip() -> tempfile::TempDir {
     dir
 }
 
+/// A secret source a dry run must never call.
+struct NeverDecrypt;
+
+impl slipway_runner::SecretSource for NeverDecrypt {
+    fn decrypt_env(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<(String, slipway_secrets::Secret<String>), slipway_secrets::Error> {
+        panic!("a dry run decrypted a value")
+    }
+
+    fn decrypt_file(
+        &self,
+        _: &str,
+        _: &[u8],
+    ) -> Result<slipway_secrets::Secret<Vec<u8>>, slipway_secrets::Error> {
+        panic!("a dry run decrypted a file")
+    }
+}
+
 #[test]
 fn dry_run_lists_each_deploys_calls_in_order() {
     let dir = workdir_with_gzip();
@@ -74,11 +95,7 @@ fn dry_run_lists_each_deploys_calls_in_order() {
     ctx.endpoints = aws_at(&recorder.url);
     ctx.endpoints.kubernetes = Some(recorder.url.clone());
     ctx.pushed_images = vec!["acme/shop-web:c0ffee".into()];
-    ctx.secrets = Some(Arc::new(
-        |_: &str| -> Result<slipway_secrets::Secret<String>, String> {
-            panic!("a dry run decrypted a value")
-        },
-    ));
+    ctx.secrets = Some(Arc::new(NeverDecrypt));
     let runs = dry_run_job(&job(), &ctx);
     insta::assert_yaml_snapshot!(runs);
     assert!(recorder.requests().is_empty());

@@ -8,22 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use slipway_pipelines::plan::Context;
 use slipway_providers::{Endpoints, ProviderHook};
-use slipway_runner::fake::{FakeExecutor, FakeRun, marker};
-use slipway_runner::{
-    BuildInfo, CancellationToken, JobEvent, JobResult, Runner, RunnerOptions, SecretSource,
-};
-
-/// The repository's keyring stand-in: `NAME=plain-<ciphertext>`.
-struct Keys;
-
-impl SecretSource for Keys {
-    fn decrypt_env(&self, _repo: &str, ciphertext: &str) -> Result<(String, String), String> {
-        Ok(("VALUE".into(), format!("plain-{ciphertext}")))
-    }
-    fn decrypt_file(&self, _repo: &str, _contents: &[u8]) -> Result<Vec<u8>, String> {
-        Err("no files here".into())
-    }
-}
+use slipway_runner::fake::{FakeExecutor, FakeRun, PrefixSecrets, marker};
+use slipway_runner::{BuildInfo, CancellationToken, JobEvent, JobResult, Runner, RunnerOptions};
 
 const PIPELINE: &str = "
 language: shell
@@ -75,7 +61,10 @@ async fn secure_options_in_provider_progress_and_errors_are_masked() {
         machine: slipway_providers::hook::Machine::Local,
     };
     let options = RunnerOptions {
-        secrets: Some(Arc::new(Keys)),
+        secrets: Some(Arc::new(PrefixSecrets {
+            name: "VALUE",
+            prefix: "plain-",
+        })),
         deploy_hook: Some(Arc::new(hook)),
         ..Default::default()
     };

@@ -453,9 +453,9 @@ pub fn files_tar(files: &[FileSpec]) -> Result<Vec<u8>, std::io::Error> {
         }
         let mut h = tar::Header::new_gnu();
         h.set_mode(f.mode);
-        h.set_size(f.contents.len() as u64);
+        h.set_size(f.contents.expose().len() as u64);
         h.set_mtime(0);
-        builder.append_data(&mut h, rel, f.contents.as_slice())?;
+        builder.append_data(&mut h, rel, f.contents.expose().as_slice())?;
     }
     builder.into_inner()
 }

@@ -772,7 +772,9 @@ async fn the_cleanup_copy_works_with_tar_and_in_images_without_it() {
         workspace_save: String::new(),
         artifacts: None,
     };
-    let text = slipway_runner::script::compile(&inputs, false).text;
+    let text = slipway_runner::script::compile(&inputs, false)
+        .text
+        .into_exposed();
     let helpers = &text[..text
         .find("\nexec ")
         .expect("the script redirects its streams")];

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use slipway_pipelines::plan::{Context, PhaseName, Plan};
-use slipway_runner::fake::{FakeExecutor, FakeRun, marker};
+use slipway_runner::fake::{FakeExecutor, FakeRun, PrefixSecrets, marker};
 use slipway_runner::{
     BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, DeployHook, DeployReport,
-    DeployRequest, JobEvent, JobResult, JobSpec, Runner, RunnerOptions, SecretSource,
+    DeployRequest, JobEvent, JobResult, JobSpec, Runner, RunnerOptions,
 };
 use tokio::sync::mpsc;
 
@@ -211,21 +211,10 @@ async fn the_log_cap_truncates_visibly() {
     assert!(log.len() < 1300, "{}", log.len());
 }
 
-struct FixedSecrets;
-
-impl SecretSource for FixedSecrets {
-    fn decrypt_env(&self, _repo: &str, ciphertext: &str) -> Result<(String, String), String> {
-        Ok(("API_TOKEN".into(), format!("s3cr3t-{ciphertext}")))
-    }
-    fn decrypt_file(&self, _repo: &str, _contents: &[u8]) -> Result<Vec<u8>, String> {
-        Err("no files".into())
-    }
-}
-
 #[tokio::test]
 async fn secure_values_are_exported_and_masked_in_the_log() {
     let exec = FakeExecutor::new(|spec| {
-        let script = String::from_utf8_lossy(&spec.files[0].contents).into_owned();
+        let script = String::from_utf8_lossy(spec.files[0].contents.expose()).into_owned();
         assert!(
             script.contains("export API_TOKEN='s3cr3t-abcdef'"),
             "{script}"
@@ -238,7 +227,10 @@ async fn secure_values_are_exported_and_masked_in_the_log() {
         }
     });
     let options = RunnerOptions {
-        secrets: Some(Arc::new(FixedSecrets)),
+        secrets: Some(Arc::new(PrefixSecrets {
+            name: "API_TOKEN",
+            prefix: "s3cr3t-",
+        })),
         ..Default::default()
     };
     let (outcome, events) = run(
@@ -297,7 +289,10 @@ async fn decrypted_deploy_options_are_masked_from_the_start_of_the_job() {
         ..Default::default()
     });
     let options = RunnerOptions {
-        secrets: Some(Arc::new(FixedSecrets)),
+        secrets: Some(Arc::new(PrefixSecrets {
+            name: "API_TOKEN",
+            prefix: "s3cr3t-",
+        })),
         deploy_hook: Some(Arc::new(Leaky)),
         ..Default::default()
     };

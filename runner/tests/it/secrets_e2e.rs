@@ -227,7 +227,7 @@ async fn a_fork_pull_request_gets_no_secrets_no_files_no_settings_and_no_deploy(
     );
     for f in &prepared.spec.files {
         assert_eq!(
-            leaks(&f.contents, &fx.needles()),
+            leaks(f.contents.expose(), &fx.needles()),
             Vec::<String>::new(),
             "{}",
             f.path

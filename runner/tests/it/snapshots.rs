@@ -7,6 +7,7 @@ use slipway_runner::docker::requests::job_requests;
 use slipway_runner::markers::{Marker, ScriptResult};
 use slipway_runner::script::{self, DeployKind, DeployStep, ScriptEnv, ScriptInputs};
 use slipway_runner::{BuildInfo, Runner, RunnerOptions, ServiceSpec};
+use slipway_secrets::Secret;
 
 fn plan(yaml: &str) -> slipway_pipelines::plan::Plan {
     let ctx = Context {
@@ -102,7 +103,7 @@ after_script: echo ascript
             },
             ScriptEnv::Secret {
                 name: "TOKEN".into(),
-                value: "it's-secret".into(),
+                value: Secret::new("it's-secret".into()),
             },
         ],
         cache_dirs: vec!["$HOME/.npm".into()],
@@ -139,14 +140,15 @@ after_script: echo ascript
         artifacts: None,
     };
     let shown = script::compile(&inputs, false);
-    assert!(!shown.text.contains("it's-secret"));
+    assert!(!shown.text.expose().contains("it's-secret"));
     assert!(
         script::compile(&inputs, true)
             .text
+            .expose()
             .contains(r"export TOKEN='it'\''s-secret'")
     );
     assert!(shown.needs_stdin);
-    insta::assert_snapshot!(shown.text);
+    insta::assert_snapshot!(shown.text.expose());
 }
 
 #[test]
@@ -246,7 +248,7 @@ fn every_marker_the_compiled_script_writes_reads_back() {
         workspace_save: String::new(),
         artifacts: None,
     };
-    let text = script::compile(&inputs, true).text;
+    let text = script::compile(&inputs, true).text.into_exposed();
     let shell_values = [
         ("$slipway_rc", "3"),
         ("$slipway_result", "failed"),

@@ -71,7 +71,7 @@ fn a_running_jobs_log_appears_live_and_stays_text() {
     let h = Harness::start(
         &tmp.path().join("data"),
         config(None),
-        Arc::new(GatedExecutor {
+        Arc::new(GatedJobRunner {
             gates: gates.clone(),
         }),
     );
@@ -261,7 +261,7 @@ fn a_resumed_log_stream_keeps_the_colour_in_force() {
     let h = Harness::start(
         &tmp.path().join("data"),
         config(None),
-        Arc::new(GatedExecutor {
+        Arc::new(GatedJobRunner {
             gates: Arc::default(),
         }),
     );

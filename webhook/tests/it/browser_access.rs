@@ -58,7 +58,7 @@ fn a_private_log_is_live_for_readers_only_and_cancel_needs_push() {
     let h = Harness::start(
         &tmp.path().join("data"),
         c,
-        Arc::new(GatedExecutor {
+        Arc::new(GatedJobRunner {
             gates: gates.clone(),
         }),
     );

@@ -60,7 +60,7 @@ fn pages_show_the_commit_and_the_stages_and_keep_hostile_text_text() {
     let h = Harness::start(
         &tmp.path().join("data"),
         c,
-        Arc::new(GatedExecutor {
+        Arc::new(GatedJobRunner {
             gates: Arc::default(),
         }),
     );

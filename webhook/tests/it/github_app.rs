@@ -7,8 +7,8 @@
 use crate::util::*;
 use base64::Engine as _;
 use slipway_webhook::config::AppId;
-use slipway_webhook::executor::ScriptedExecutor;
 use slipway_webhook::testing::FakeApp;
+use slipway_webhook::testing::ScriptedJobRunner;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -107,7 +107,7 @@ fn statuses_and_fetches_use_installation_tokens_minted_from_the_apps_key() {
     .repos;
     // The stand-in serves git on loopback, which fetches are refused unless allowed.
     c.git.allow = vec!["127.0.0.1".parse().unwrap()];
-    let h = Harness::start(&tmp.path().join("data"), c, Arc::new(ScriptedExecutor));
+    let h = Harness::start(&tmp.path().join("data"), c, Arc::new(ScriptedJobRunner));
 
     // Two pushes, each reported pending then success.
     let mut shas = Vec::new();

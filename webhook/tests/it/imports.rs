@@ -5,7 +5,7 @@
 use crate::util::*;
 use serde_json::Value;
 use slipway_webhook::config::Repo;
-use slipway_webhook::executor::ScriptedExecutor;
+use slipway_webhook::testing::ScriptedJobRunner;
 use std::sync::Arc;
 
 struct Setup {
@@ -48,7 +48,11 @@ fn setup() -> Setup {
             deploy: None,
         },
     ];
-    let h = Harness::start(&tmp.path().join("data"), config, Arc::new(ScriptedExecutor));
+    let h = Harness::start(
+        &tmp.path().join("data"),
+        config,
+        Arc::new(ScriptedJobRunner),
+    );
     Setup { _tmp: tmp, app, h }
 }
 

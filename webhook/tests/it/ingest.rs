@@ -3,7 +3,7 @@
 
 use crate::util::*;
 use serde_json::Value;
-use slipway_webhook::executor::ScriptedExecutor;
+use slipway_webhook::testing::ScriptedJobRunner;
 use std::sync::Arc;
 
 fn idle_config() -> slipway_webhook::Config {
@@ -16,7 +16,7 @@ fn idle_config() -> slipway_webhook::Config {
 fn githubs_example_payloads_start_the_right_builds() {
     let Some(shared) = shared_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedExecutor));
+    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedJobRunner));
     let mut expected: Vec<(String, Option<u64>, String)> = Vec::new();
     let mut n = 0;
     for event in ["ping", "pull_request", "push", "check_run", "check_suite"] {
@@ -110,7 +110,7 @@ fn githubs_example_payloads_start_the_right_builds() {
 #[test]
 fn each_signature_failure_is_401_and_stores_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedExecutor));
+    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedJobRunner));
     let body = push_payload(
         "acme/app",
         "file:///nowhere",
@@ -166,7 +166,7 @@ fn one_delivery_sent_100_times_across_a_restart_makes_one_build() {
         &"b".repeat(40),
         &"c".repeat(40),
     );
-    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedExecutor));
+    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedJobRunner));
     let statuses: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..50)
             .map(|_| s.spawn(|| h.deliver("pull_request", "same-id", &body).0))
@@ -185,7 +185,7 @@ fn one_delivery_sent_100_times_across_a_restart_makes_one_build() {
     );
     h.stop();
 
-    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedExecutor));
+    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedJobRunner));
     for _ in 0..50 {
         assert_eq!(h.deliver("pull_request", "same-id", &body).0, 200);
     }
@@ -204,7 +204,7 @@ fn a_replayed_body_under_a_new_delivery_id_is_a_duplicate_also_after_a_restart()
         "refs/heads/master",
         &"d".repeat(40),
     );
-    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedExecutor));
+    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedJobRunner));
     assert_eq!(h.deliver("push", "original", &body).0, 202);
     let (status, text) = h.deliver("push", "replayed-1", &body);
     assert_eq!((status, text.as_str()), (200, "{\"duplicate\":true}"));
@@ -213,7 +213,7 @@ fn a_replayed_body_under_a_new_delivery_id_is_a_duplicate_also_after_a_restart()
     other.push(b' ');
     assert_eq!(h.deliver("push", "another", &other).0, 202);
     h.stop();
-    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedExecutor));
+    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedJobRunner));
     assert_eq!(h.deliver("push", "replayed-2", &body).0, 200);
     h.stop();
     assert_eq!(count(tmp.path(), "SELECT count(*) FROM builds"), 2);
@@ -229,7 +229,7 @@ fn repositories_outside_the_allow_list_get_404_and_nothing_is_stored() {
         token: None,
         deploy: None,
     }];
-    let h = Harness::start(tmp.path(), c, Arc::new(ScriptedExecutor));
+    let h = Harness::start(tmp.path(), c, Arc::new(ScriptedJobRunner));
     let other = push_payload(
         "eve/other",
         "file:///nowhere",
@@ -253,7 +253,7 @@ fn a_body_over_the_limit_is_413() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = idle_config();
     c.max_body_bytes = 1024;
-    let h = Harness::start(tmp.path(), c, Arc::new(ScriptedExecutor));
+    let h = Harness::start(tmp.path(), c, Arc::new(ScriptedJobRunner));
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(4096));
     assert_eq!(h.deliver("push", "big", big.as_bytes()).0, 413);
     h.stop();
@@ -263,7 +263,7 @@ fn a_body_over_the_limit_is_413() {
 #[test]
 fn health_and_metrics_answer() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedExecutor));
+    let h = Harness::start(tmp.path(), idle_config(), Arc::new(ScriptedJobRunner));
     assert_eq!(h.get("/healthz"), (200, "ok\n".to_string()));
     let body = push_payload(
         "acme/app",

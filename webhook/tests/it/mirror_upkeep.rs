@@ -5,8 +5,8 @@
 use crate::util::*;
 use slipway_pipelines::plan::{Context, Git};
 use slipway_webhook::event::NewBuild;
-use slipway_webhook::executor::ScriptedExecutor;
 use slipway_webhook::git::{Mirrors, NoTokens, Remote, Upkeep};
+use slipway_webhook::testing::ScriptedJobRunner;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,7 +206,7 @@ fn the_server_compacts_a_mirror_after_preparing_builds() {
     let mut cfg = config(None);
     cfg.mirrors.max_packs = 3;
     cfg.mirrors.max_loose_refs = 3;
-    let h = Harness::start(&data, cfg, Arc::new(ScriptedExecutor));
+    let h = Harness::start(&data, cfg, Arc::new(ScriptedJobRunner));
     let mut shas = Vec::new();
     for i in 1..=6 {
         let sha = origin.push_master("counter.txt", &format!("{i}\n"));

@@ -2,7 +2,7 @@
 //! merge conflicts, stages, cancellation, superseding pushes and a GitHub outage.
 
 use crate::util::*;
-use slipway_webhook::executor::ScriptedExecutor;
+use slipway_webhook::testing::ScriptedJobRunner;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ fn setup(pipeline: &str) -> Setup {
     let h = Harness::start(
         &tmp.path().join("data"),
         config(Some(&api)),
-        Arc::new(ScriptedExecutor),
+        Arc::new(ScriptedJobRunner),
     );
     Setup {
         _tmp: tmp,

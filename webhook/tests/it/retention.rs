@@ -3,7 +3,7 @@
 //! finished is never touched, and neither is another repository's newest.
 
 use crate::util::*;
-use slipway_webhook::executor::ScriptedExecutor;
+use slipway_webhook::testing::ScriptedJobRunner;
 use std::sync::Arc;
 
 fn push(h: &Harness, origin: &Origin, repo: &str, n: usize) -> i64 {
@@ -46,7 +46,7 @@ fn old_finished_builds_are_pruned_with_their_logs_and_refs_but_open_ones_never()
     let mut c = config(Some(&api));
     c.auto_cancel = false;
     c.retention.builds_per_repo = 2;
-    let h = Harness::start(&data, c.clone(), Arc::new(ScriptedExecutor));
+    let h = Harness::start(&data, c.clone(), Arc::new(ScriptedJobRunner));
     let mut built = Vec::new();
     for n in 0..4 {
         let id = push(&h, &origin, "acme/app", n);
@@ -70,7 +70,7 @@ fn old_finished_builds_are_pruned_with_their_logs_and_refs_but_open_ones_never()
     // A restart prunes: the two oldest builds of acme/app go, with everything of theirs.
     let mut c2 = c.clone();
     c2.workers = 0;
-    let h = Harness::start(&data, c2, Arc::new(ScriptedExecutor));
+    let h = Harness::start(&data, c2, Arc::new(ScriptedJobRunner));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while count(&data, "SELECT count(*) FROM builds") > 3 {
         assert!(std::time::Instant::now() < deadline, "nothing was pruned");
@@ -135,7 +135,7 @@ fn old_finished_builds_are_pruned_with_their_logs_and_refs_but_open_ones_never()
     h.stop();
     let mut c3 = c.clone();
     c3.workers = 0;
-    let h = Harness::start(&data, c3, Arc::new(ScriptedExecutor));
+    let h = Harness::start(&data, c3, Arc::new(ScriptedJobRunner));
     std::thread::sleep(std::time::Duration::from_millis(500));
     for id in &queued {
         assert_eq!(

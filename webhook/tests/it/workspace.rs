@@ -6,9 +6,10 @@
 use crate::util::*;
 use async_trait::async_trait;
 use slipway_pipelines::plan::{Context, Git};
+use slipway_runner::{JobEvent, JobOutcome, JobResult};
 use slipway_webhook::event::NewBuild;
-use slipway_webhook::executor::{Executor, JobEvent, JobOutcome, JobRun};
 use slipway_webhook::git::{FetchPolicy, Mirrors, NoTokens, Remote};
+use slipway_webhook::job_runner::{JobRun, JobRunner};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -401,7 +402,7 @@ fn a_shallow_pull_request_workspace_holds_the_merge_and_both_sides() {
 struct Probe(Arc<Mutex<Vec<String>>>);
 
 #[async_trait]
-impl Executor for Probe {
+impl JobRunner for Probe {
     async fn run(
         &self,
         job: JobRun,
@@ -416,11 +417,7 @@ impl Executor for Probe {
             ws.join("lib/lib.txt").exists()
         );
         self.0.lock().unwrap().push(seen);
-        JobOutcome::Passed
-    }
-
-    async fn sweep(&self) -> Result<usize, String> {
-        Ok(0)
+        JobOutcome::ended(&job.job, JobResult::Passed, None)
     }
 }
 

@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use slipway_webhook::executor::{Executor, JobEvent, JobOutcome, JobRun};
+use slipway_runner::{JobEvent, JobOutcome, JobResult};
+use slipway_webhook::job_runner::{JobRun, JobRunner};
 use std::collections::HashSet;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -63,66 +64,58 @@ impl Gates {
 /// written: `echo TEXT` writes a line, `part TEXT` writes TEXT as one chunk without a newline
 /// (`\e` standing for ESC), `lines N` writes N numbered lines, `gate NAME` waits until the test
 /// opens NAME; any other command is written as a line.
-pub struct GatedExecutor {
+pub struct GatedJobRunner {
     pub gates: std::sync::Arc<Gates>,
 }
 
 #[async_trait]
-impl Executor for GatedExecutor {
+impl JobRunner for GatedJobRunner {
     async fn run(
         &self,
         job: JobRun,
         events: mpsc::Sender<JobEvent>,
         cancel: CancellationToken,
     ) -> JobOutcome {
-        let out = |text: String| JobEvent::Output(text.into_bytes().into());
-        for stage in &job.plan.stages {
-            for j in &stage.jobs {
-                for phase in &j.phases {
-                    let started = Instant::now();
-                    let name = phase.name.as_str().to_string();
-                    let _ = events.send(JobEvent::PhaseStart(name.clone())).await;
-                    for cmd in &phase.commands {
-                        let (op, arg) = cmd.split_once(' ').unwrap_or((cmd, ""));
-                        match op {
-                            "echo" => {
-                                let _ = events.send(out(format!("{arg}\n"))).await;
-                            }
-                            "part" => {
-                                let _ = events.send(out(arg.replace("\\e", "\u{1b}"))).await;
-                            }
-                            "lines" => {
-                                for i in 0..arg.parse::<usize>().unwrap() {
-                                    let _ = events.send(out(format!("filler line {i}\n"))).await;
-                                }
-                            }
-                            "gate" => {
-                                tokio::select! {
-                                    _ = self.gates.wait(arg) => {}
-                                    _ = cancel.cancelled() => return JobOutcome::Canceled,
-                                }
-                            }
-                            // The planner's default commands (`install` of the language).
-                            _ => {
-                                let _ = events.send(out(format!("{cmd}\n"))).await;
+        let out = |text: String| JobEvent::Log(text.into_bytes().into());
+        for phase in &job.job.phases {
+            let started = Instant::now();
+            let _ = events.send(JobEvent::PhaseStarted(phase.name)).await;
+            for cmd in &phase.commands {
+                let (op, arg) = cmd.split_once(' ').unwrap_or((cmd, ""));
+                match op {
+                    "echo" => {
+                        let _ = events.send(out(format!("{arg}\n"))).await;
+                    }
+                    "part" => {
+                        let _ = events.send(out(arg.replace("\\e", "\u{1b}"))).await;
+                    }
+                    "lines" => {
+                        for i in 0..arg.parse::<usize>().unwrap() {
+                            let _ = events.send(out(format!("filler line {i}\n"))).await;
+                        }
+                    }
+                    "gate" => {
+                        tokio::select! {
+                            _ = self.gates.wait(arg) => {}
+                            _ = cancel.cancelled() => {
+                                return JobOutcome::ended(&job.job, JobResult::Canceled, None);
                             }
                         }
                     }
-                    let _ = events
-                        .send(JobEvent::PhaseEnd {
-                            name,
-                            exit_code: 0,
-                            ms: started.elapsed().as_millis() as u64,
-                        })
-                        .await;
+                    // The planner's default commands (`install` of the language).
+                    _ => {
+                        let _ = events.send(out(format!("{cmd}\n"))).await;
+                    }
                 }
             }
+            let _ = events
+                .send(JobEvent::PhaseFinished {
+                    phase: phase.name,
+                    duration: started.elapsed(),
+                })
+                .await;
         }
-        JobOutcome::Passed
-    }
-
-    async fn sweep(&self) -> Result<usize, String> {
-        Ok(0)
+        JobOutcome::ended(&job.job, JobResult::Passed, None)
     }
 }
 

@@ -5,7 +5,7 @@
 pub mod browser;
 
 use serde_json::Value;
-use slipway_webhook::executor::Executor;
+use slipway_webhook::job_runner::JobRunner;
 pub use slipway_webhook::testing::*;
 use slipway_webhook::{Config, Server};
 use std::path::{Path, PathBuf};
@@ -40,14 +40,14 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn start(data: &Path, config: Config, executor: Arc<dyn Executor>) -> Harness {
+    pub fn start(data: &Path, config: Config, jobs: Arc<dyn JobRunner>) -> Harness {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let server = rt
-            .block_on(slipway_webhook::start(config, data.to_path_buf(), executor))
+            .block_on(slipway_webhook::start(config, data.to_path_buf(), jobs))
             .unwrap();
         Harness {
             rt,
