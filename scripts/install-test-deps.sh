@@ -23,6 +23,7 @@ DEB_PACKAGES=(
   iptables         # the job networks' packet-filter rules (runner/src/netguard.rs) and their tests
   iproute2         # the link-local test server's network namespace
   gnupg            # signs the local APT repository of the addons.apt test (dpkg-deb builds its packages)
+  groff-base       # renders the manual pages `slipway man` writes, in their test
 )
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }

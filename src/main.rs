@@ -5,7 +5,7 @@
 
 mod cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Self-hosted CI/CD for Travis-style pipeline files.
 #[derive(Debug, Parser)]
@@ -38,6 +38,10 @@ enum Command {
     Cancel(cmd::cancel::Args),
     /// Run a build again on a server.
     Restart(cmd::restart::Args),
+    /// Print the shell completion script (e.g. `slipway completions bash > /etc/bash_completion.d/slipway`).
+    Completions(cmd::completions::CompletionsArgs),
+    /// Print the manual page, or write one per subcommand with --dir.
+    Man(cmd::completions::ManArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +57,7 @@ fn main() -> anyhow::Result<()> {
         Command::Logs(args) => cmd::logs::run(args),
         Command::Cancel(args) => cmd::cancel::run(args),
         Command::Restart(args) => cmd::restart::run(args),
+        Command::Completions(args) => cmd::completions::completions(args, Cli::command()),
+        Command::Man(args) => cmd::completions::man(args, Cli::command()),
     }
 }

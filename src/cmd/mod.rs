@@ -3,6 +3,7 @@
 
 pub mod builds;
 pub mod cancel;
+pub mod completions;
 pub mod dotenv;
 pub mod dry_run;
 pub mod images;

@@ -5,6 +5,7 @@ mod serve;
 mod support;
 
 mod artifacts_s3;
+mod cli_completions;
 mod course_multi_docker;
 mod deploy_s3;
 mod imports_run;
