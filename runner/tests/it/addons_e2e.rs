@@ -312,18 +312,14 @@ script:
         log.contains("--no-install-recommends") && log.contains("install 'slipway-hello'"),
         "{log}"
     );
-    assert!(log.contains("installed with sudo apt-get"), "{log}");
-    assert!(
-        log.contains("127.0.0.1       STREAM db.example.test"),
-        "{log}"
-    );
-    assert!(
-        log.contains("127.0.0.1       STREAM cache.example.test"),
-        "{log}"
-    );
-    assert!(
-        log.contains("addons.homebrew is skipped: Homebrew is the macOS package manager"),
-        "{log}"
+    assert_log_has(
+        log,
+        &[
+            "installed with sudo apt-get",
+            "127.0.0.1       STREAM db.example.test",
+            "127.0.0.1       STREAM cache.example.test",
+            "addons.homebrew is skipped: Homebrew is the macOS package manager",
+        ],
     );
 }
 
@@ -409,7 +405,7 @@ script: echo "running on $TRAVIS_OS_NAME"
     assert_eq!(ran.outcome.result, BuildResult::Passed);
     for n in [1, 2] {
         assert_eq!(ran.job(n).result, JobResult::Passed, "{}", ran.log(n));
-        assert!(ran.log(n).contains("running on linux"));
+        ran.assert_log_contains(n, "running on linux");
     }
     for n in [3, 4] {
         let log = ran.log(n);
@@ -433,12 +429,8 @@ script: echo "running on $TRAVIS_OS_NAME"
     let ran = run(exec, options, &plan, None, None).await;
     assert_eq!(ran.outcome.result, BuildResult::Passed);
     assert_eq!(ran.job(3).result, JobResult::Passed, "{}", ran.log(3));
-    assert!(ran.log(3).contains("running on osx"), "{}", ran.log(3));
-    assert!(
-        ran.log(3).contains("as the operator configured"),
-        "{}",
-        ran.log(3)
-    );
+    ran.assert_log_contains(3, "running on osx");
+    ran.assert_log_contains(3, "as the operator configured");
 }
 
 #[tokio::test]

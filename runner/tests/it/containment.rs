@@ -238,11 +238,7 @@ async fn fork_jobs_share_no_network_with_each_other_nor_with_trusted_jobs() {
     )
     .await;
     assert_eq!(fork.outcome.result, BuildResult::Passed, "{}", fork.log(1));
-    assert!(
-        fork.log(1).contains("network of their own"),
-        "{}",
-        fork.log(1)
-    );
+    fork.assert_log_contains(1, "network of their own");
     let trusted = run(
         exec,
         options(),

@@ -56,8 +56,10 @@ after_script: echo "after script"
         "ANSI colours kept: {log}"
     );
     assert!(log.contains("to-stderr"), "stderr merged: {log}");
-    assert!(log.contains("$ echo installing"), "{log}");
-    assert!(log.contains("after success, TRAVIS_TEST_RESULT=0"), "{log}");
+    assert_log_has(
+        log,
+        &["$ echo installing", "after success, TRAVIS_TEST_RESULT=0"],
+    );
     assert!(!log.contains("must-not-run"), "{log}");
     assert!(log.contains("Running commands in POSIX sh"), "{log}");
     assert!(
@@ -102,13 +104,15 @@ after_script: echo after script ran
         codes(&ran, 1, PhaseName::Script),
         vec![Some(0), Some(1), Some(0)]
     );
-    assert!(log.contains("third ran"), "{log}");
-    assert!(
-        log.contains("The command \"false\" exited with 1."),
-        "{log}"
+    assert_log_has(
+        log,
+        &[
+            "third ran",
+            "The command \"false\" exited with 1.",
+            "after failure, TRAVIS_TEST_RESULT=1",
+            "after script ran",
+        ],
     );
-    assert!(log.contains("after failure, TRAVIS_TEST_RESULT=1"), "{log}");
-    assert!(log.contains("after script ran"), "{log}");
     assert!(!log.contains("must-not-run"), "{log}");
 }
 
@@ -165,8 +169,8 @@ jobs:
     );
     let ran = run(exec, options(), &plan, None, None).await;
     assert_eq!(ran.outcome.jobs.len(), 2);
-    assert!(ran.log(1).contains("flavour one"), "{}", ran.log(1));
-    assert!(ran.log(2).contains("flavour two"), "{}", ran.log(2));
+    ran.assert_log_contains(1, "flavour one");
+    ran.assert_log_contains(2, "flavour two");
     assert_eq!(ran.job(1).result, JobResult::Passed);
     assert_eq!(ran.job(2).result, JobResult::Failed);
     assert!(ran.job(2).allow_failure);
@@ -234,7 +238,7 @@ jobs:
         "{:?}",
         ran.job(2).reason
     );
-    assert!(!ran.log(2).contains("deploy-must-not-run"));
+    ran.assert_log_lacks(2, "deploy-must-not-run");
 }
 
 #[tokio::test]
@@ -312,16 +316,8 @@ script: echo ok
         "{}",
         first.log(1)
     );
-    assert!(
-        first.log(1).contains("nothing cached yet"),
-        "{}",
-        first.log(1)
-    );
-    assert!(
-        first.log(1).contains("cache: saved deps"),
-        "{}",
-        first.log(1)
-    );
+    first.assert_log_contains(1, "nothing cached yet");
+    first.assert_log_contains(1, "cache: saved deps");
     let second = run(
         exec.clone(),
         options(),
@@ -330,11 +326,7 @@ script: echo ok
         None,
     )
     .await;
-    assert!(
-        second.log(1).contains("restored built-once"),
-        "{}",
-        second.log(1)
-    );
+    second.assert_log_contains(1, "restored built-once");
     let branch = run(
         exec.clone(),
         options(),
@@ -343,11 +335,7 @@ script: echo ok
         None,
     )
     .await;
-    assert!(
-        branch.log(1).contains("restored built-once"),
-        "{}",
-        branch.log(1)
-    );
+    branch.assert_log_contains(1, "restored built-once");
     // The kept cache volumes are labelled as caches; remove this test's.
     let (_, _, volumes) = labelled(&exec, &format!("dev.slipway.cache.repo={repo}")).await;
     assert_eq!(volumes.len(), 2, "{volumes:?}");
@@ -391,7 +379,7 @@ async fn the_job_timeout_stops_the_job_and_says_why() {
         "{}",
         ran.log(1)
     );
-    assert!(ran.log(1).contains("tick"));
+    ran.assert_log_contains(1, "tick");
 }
 
 #[tokio::test]
@@ -432,11 +420,7 @@ async fn cancelling_a_build_stops_its_job() {
     let ran = run(exec, options(), &plan, None, Some(Duration::from_secs(2))).await;
     assert_eq!(ran.outcome.result, BuildResult::Canceled);
     assert_eq!(ran.job(1).result, JobResult::Canceled);
-    assert!(
-        ran.log(1).contains("The job was canceled."),
-        "{}",
-        ran.log(1)
-    );
+    ran.assert_log_contains(1, "The job was canceled.");
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
@@ -464,12 +448,14 @@ script:
     let ran = run(exec, options(), &plan, Some(&ws), None).await;
     let log = ran.log(1);
     assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert!(
-        log.contains("Skipping the clone (git: clone: false)"),
-        "{log}"
+    assert_log_has(
+        log,
+        &[
+            "Skipping the clone (git: clone: false)",
+            "/home/travis/build/acme/app\n",
+            "entries=0",
+        ],
     );
-    assert!(log.contains("/home/travis/build/acme/app\n"), "{log}");
-    assert!(log.contains("entries=0"), "{log}");
 }
 
 #[tokio::test]
@@ -509,8 +495,7 @@ script:
         log.contains("hello from the workspace") && log.contains("local edit"),
         "{log}"
     );
-    assert!(log.contains("ignored-not-copied"), "{log}");
-    assert!(log.contains("Running commands in bash"), "{log}");
+    assert_log_has(log, &["ignored-not-copied", "Running commands in bash"]);
 }
 
 struct RecordingHook;
@@ -608,8 +593,10 @@ async fn a_failing_deploy_errors_the_job_and_pull_requests_never_deploy() {
     .await;
     let log = ran.log(1);
     assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
-    assert!(log.contains("Deploy provider s3 is not available"), "{log}");
-    assert!(log.contains("after-script-ran"), "{log}");
+    assert_log_has(
+        log,
+        &["Deploy provider s3 is not available", "after-script-ran"],
+    );
     // after_deploy follows the script deploy that worked, not the one that failed.
     assert_eq!(log.matches("\nafter-deploy-ran\n").count(), 1, "{log}");
 
@@ -992,9 +979,14 @@ script:
     .await;
     let log = ran.log(1);
     assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert!(log.contains("can use the host's Docker engine"), "{log}");
-    assert!(log.contains("digest: sha256:"), "{log}");
-    assert!(log.contains("removed"), "{log}");
+    assert_log_has(
+        log,
+        &[
+            "can use the host's Docker engine",
+            "digest: sha256:",
+            "removed",
+        ],
+    );
 }
 
 #[tokio::test]
@@ -1018,8 +1010,7 @@ script:
     let ran = run(exec, opts, &plan, None, None).await;
     let log = ran.log(1);
     assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert!(log.contains("/usr/local/bin/docker"), "{log}");
-    assert!(log.contains("engine "), "{log}");
+    assert_log_has(log, &["/usr/local/bin/docker", "engine "]);
 }
 
 #[tokio::test]
@@ -1043,9 +1034,14 @@ script:
     let ran = run(exec, options(), &plan, None, None).await;
     let log = ran.log(1);
     assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert!(log.contains("failed. Retrying, 2 of 3."), "{log}");
-    assert!(log.contains("waited"), "{log}");
-    assert!(log.contains("travis_fold:start:deps"), "{log}");
-    assert!(log.contains("travis_terminate 0"), "{log}");
+    assert_log_has(
+        log,
+        &[
+            "failed. Retrying, 2 of 3.",
+            "waited",
+            "travis_fold:start:deps",
+            "travis_terminate 0",
+        ],
+    );
     assert!(!log.contains("must-not-run"), "{log}");
 }

@@ -11,6 +11,8 @@ use slipway_runner::{
 };
 use tokio::sync::mpsc;
 
+use crate::util::assert_log_has;
+
 fn plan(yaml: &str) -> Plan {
     let ctx = Context {
         branch: "master".into(),
@@ -93,11 +95,13 @@ async fn markers_become_command_records_and_events_in_order() {
         vec![("a", Some(0)), ("b", Some(2)), ("c", Some(0))]
     );
     let log = log_of(&events, 1);
-    assert!(
-        log.contains("$ a\noutput of command 0\n$ b\noutput of command 1\n"),
-        "{log}"
+    assert_log_has(
+        &log,
+        &[
+            "$ a\noutput of command 0\n$ b\noutput of command 1\n",
+            "The command \"b\" exited with 2.",
+        ],
     );
-    assert!(log.contains("The command \"b\" exited with 2."), "{log}");
     assert!(matches!(
         events.last().unwrap().event,
         JobEvent::Finished(_)

@@ -266,12 +266,14 @@ async fn a_fork_pull_request_gets_no_secrets_no_files_no_settings_and_no_deploy(
         )),
         "{log}"
     );
-    assert!(
-        log.contains("Deploys do not run for pull requests (this one is from a fork): script"),
-        "{log}"
+    assert_log_has(
+        log,
+        &[
+            "Deploys do not run for pull requests (this one is from a fork): script",
+            "no creds file",
+            "secure-env-vars=false",
+        ],
     );
-    assert!(log.contains("no creds file"), "{log}");
-    assert!(log.contains("secure-env-vars=false"), "{log}");
     assert!(
         log.contains("token=\n") || log.contains("token=\r\n"),
         "{log}"
@@ -333,16 +335,20 @@ async fn a_trusted_push_gets_its_secrets_masked_and_leaves_nothing_decrypted_at_
         Vec::<String>::new(),
         "{log}"
     );
-    assert!(log.contains("creds before install, mode 600"), "{log}");
-    assert!(log.contains("secure-env-vars=true"), "{log}");
-    assert!(log.contains("token=[secure]"), "{log}");
-    assert!(log.contains("setting=[secure]"), "{log}");
+    assert_log_has(
+        log,
+        &[
+            "creds before install, mode 600",
+            "secure-env-vars=true",
+            "token=[secure]",
+            "setting=[secure]",
+        ],
+    );
     assert!(
         log.contains("API_TOKEN=[secure]"),
         "env shows it masked: {log}"
     );
-    assert!(log.contains("DEPLOY_KEY=[secure]"), "{log}");
-    assert!(log.contains("DEPLOY-RAN"), "{log}");
+    assert_log_has(log, &["DEPLOY_KEY=[secure]", "DEPLOY-RAN"]);
     assert!(!log.contains("are not exported"), "{log}");
 
     // Nothing at rest: the host workspace, the packed tar, the data dir, the cache volume and

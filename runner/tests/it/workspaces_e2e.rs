@@ -60,8 +60,10 @@ async fn a_workspace_created_in_one_stage_is_used_in_the_next() {
     };
     let (outcome, log) = ran;
     assert_eq!(outcome.result, BuildResult::Passed, "{log}");
-    assert!(log.contains("workspaces: saving ws1"), "{log}");
-    assert!(log.contains("workspaces: restoring ws1"), "{log}");
+    assert_log_has(
+        &log,
+        &["workspaces: saving ws1", "workspaces: restoring ws1"],
+    );
     assert!(log.contains(&format!("made in build {number}.1")), "{log}");
     assert!(log.contains("\ntop\n"), "{log}");
     // Kept like a cache; this test's own is removed.

@@ -102,6 +102,28 @@ impl Ran {
             .find(|j| j.number == n)
             .expect("job in outcome")
     }
+    /// Fails, showing the whole log, unless job `job`'s log holds `needle`.
+    #[track_caller]
+    pub fn assert_log_contains(&self, job: usize, needle: &str) {
+        assert_log_has(self.log(job), &[needle]);
+    }
+    /// Fails, showing the whole log, if job `job`'s log holds `needle`.
+    #[track_caller]
+    pub fn assert_log_lacks(&self, job: usize, needle: &str) {
+        let log = self.log(job);
+        assert!(
+            !log.contains(needle),
+            "{needle:?} in job {job}'s log: {log}"
+        );
+    }
+}
+
+/// Fails, showing the whole log, unless `log` holds every one of `needles`.
+#[track_caller]
+pub fn assert_log_has(log: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(log.contains(needle), "{needle:?} missing from log: {log}");
+    }
 }
 
 pub fn options() -> RunnerOptions {
