@@ -17,6 +17,7 @@ mod run_vars;
 mod secrets_cli;
 mod secrets_run;
 mod serve_access;
+mod serve_checks;
 mod serve_crash;
 mod serve_deploy;
 mod serve_deploy_inputs;

@@ -20,6 +20,13 @@ pub enum Event {
         /// The pull request number.
         number: u64,
     },
+    /// A check run or check suite Slipway reported was re-requested on GitHub: run it again.
+    Rerun {
+        /// `owner/name`.
+        repo: String,
+        /// The job's check run, or the commit's builds.
+        rerun: crate::store::Rerun,
+    },
     /// Acknowledged and ignored (other events and actions, deleted branches).
     Ignored {
         /// The repository, when the payload names one (for the allow-list check).
@@ -35,7 +42,7 @@ impl Event {
         match self {
             Event::Ping => None,
             Event::Build(b) => Some(&b.repo),
-            Event::ClosePullRequest { repo, .. } => Some(repo),
+            Event::ClosePullRequest { repo, .. } | Event::Rerun { repo, .. } => Some(repo),
             Event::Ignored { repo, .. } => repo.as_deref(),
         }
     }
@@ -177,6 +184,25 @@ struct PrEnd {
     repo: Option<Repository>,
 }
 
+/// `check_run` and `check_suite` deliveries: only what a re-run needs.
+#[derive(Deserialize)]
+struct CheckPayload {
+    action: String,
+    check_run: Option<CheckRunRef>,
+    check_suite: Option<CheckSuiteRef>,
+    repository: Repository,
+}
+
+#[derive(Deserialize)]
+struct CheckRunRef {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct CheckSuiteRef {
+    head_sha: String,
+}
+
 #[derive(Deserialize)]
 struct AnyRepo {
     repository: Option<Repository>,
@@ -206,6 +232,11 @@ pub fn parse_delivery(event: &str, body: &[u8]) -> Result<(Event, Option<Visibil
             let vis = p.repository.visibility();
             Ok((parse_pr(p), Some(vis)))
         }
+        "check_run" | "check_suite" => {
+            let p: CheckPayload = serde_json::from_slice(body).map_err(err)?;
+            let vis = p.repository.visibility();
+            Ok((parse_check(event, p), Some(vis)))
+        }
         other => {
             let repo = serde_json::from_slice::<AnyRepo>(body)
                 .ok()
@@ -220,6 +251,25 @@ pub fn parse_delivery(event: &str, body: &[u8]) -> Result<(Event, Option<Visibil
             ))
         }
     }
+}
+
+fn parse_check(event: &str, p: CheckPayload) -> Event {
+    let repo = p.repository.full_name;
+    let rerun = match (p.action.as_str(), p.check_run, p.check_suite) {
+        ("rerequested", Some(run), _) if event == "check_run" => {
+            crate::store::Rerun::CheckRun(run.id)
+        }
+        ("rerequested", _, Some(suite)) if event == "check_suite" => crate::store::Rerun::Suite {
+            head_sha: suite.head_sha,
+        },
+        (action, ..) => {
+            return Event::Ignored {
+                repo: Some(repo),
+                why: format!("{event} {action} starts nothing"),
+            };
+        }
+    };
+    Event::Rerun { repo, rerun }
 }
 
 fn parse_push(p: PushPayload) -> Result<Event, ParseError> {

@@ -5,10 +5,12 @@
 //! a report that a newer one for the same commit supersedes is dropped unsent, so a late retry of
 //! "pending" can never overwrite a final state.
 
+mod checks;
+
 use crate::auth::{AuthError, Credential, GitHubAuth};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::{OutboxItem, Store, now_ms};
+use crate::store::{OutboxItem, OutboxKind, Store, StoreError, now_ms};
 use axum::http::Method;
 use futures::{StreamExt as _, TryStreamExt as _};
 use std::sync::Arc;
@@ -28,6 +30,9 @@ pub enum ReportError {
     /// GitHub could not be reached.
     #[error(transparent)]
     Http(#[from] slipway_http::HttpError),
+    /// The store could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// GitHub answered with an error.
     #[error("HTTP {status}: {message}")]
     Refused {
@@ -125,7 +130,14 @@ impl Reporter {
                 self.store.outbox_done(item.id).await?;
                 continue;
             }
-            match self.send(&item).await {
+            let sent = match item.kind {
+                OutboxKind::Status => self.send(&item).await,
+                OutboxKind::Checks | OutboxKind::Lint => self.send_checks(&item).await,
+            };
+            match sent {
+                Ok(()) if item.kind != OutboxKind::Status => {
+                    self.store.outbox_done(item.id).await?;
+                }
                 Ok(()) => {
                     self.metrics.inc(&self.metrics.statuses_sent);
                     self.store.outbox_done(item.id).await?;
@@ -144,11 +156,26 @@ impl Reporter {
         Ok(())
     }
 
+    /// Check runs need a GitHub App's installation token; with any other credential (or none)
+    /// there are statuses only, and the item is done.
+    async fn send_checks(&self, item: &OutboxItem) -> Result<(), ReportError> {
+        if !valid_repo(&item.repo) {
+            return Err(ReportError::NotARepository);
+        }
+        let Some(credential @ Credential::Installation(_)) =
+            self.auth.credential(&item.repo).await?
+        else {
+            return Ok(());
+        };
+        match item.kind {
+            OutboxKind::Lint => self.send_lint(item, &credential).await,
+            _ => self.sync_checks(item, &credential).await,
+        }
+    }
+
     async fn send(&self, item: &OutboxItem) -> Result<(), ReportError> {
         let credential = self.auth.credential(&item.repo).await?;
-        if !item.repo.split_once('/').is_some_and(|(o, n)| {
-            !o.is_empty() && !n.is_empty() && !n.contains('/') && o != ".." && n != ".."
-        }) {
+        if !valid_repo(&item.repo) {
             return Err(ReportError::NotARepository);
         }
         let state = match item.state.as_str() {
@@ -188,4 +215,11 @@ impl Reporter {
             message: answer.message().chars().take(480).collect(),
         })
     }
+}
+
+/// `owner/name`, nothing that could climb out of `/repos/` in a path.
+fn valid_repo(repo: &str) -> bool {
+    repo.split_once('/').is_some_and(|(o, n)| {
+        !o.is_empty() && !n.is_empty() && !n.contains('/') && o != ".." && n != ".."
+    })
 }

@@ -18,8 +18,10 @@ use std::sync::{Arc, Mutex};
 
 pub mod git_hosts;
 mod job_runner;
+mod rest;
 
 pub use job_runner::ScriptedJobRunner;
+pub use rest::{FakeCheckRun, FakeRest};
 
 /// Signs and posts a delivery; returns status and body.
 pub fn deliver(base: &str, secret: &str, event: &str, id: &str, body: &[u8]) -> (u16, String) {
@@ -159,6 +161,7 @@ pub struct FakeGitHub {
     fail_status: Arc<AtomicUsize>,
     app: Arc<Mutex<Option<FakeApp>>>,
     oauth: Arc<Mutex<Option<FakeOAuth>>>,
+    rest: Arc<Mutex<FakeRest>>,
 }
 
 /// GitHub's OAuth web flow and user API as the stand-in plays them, checking each request
@@ -494,6 +497,17 @@ impl FakeGitHub {
         self.app.lock().unwrap().clone()
     }
 
+    /// The check runs made so far.
+    pub fn check_runs(&self) -> Vec<FakeCheckRun> {
+        self.rest.lock().unwrap().check_runs.clone()
+    }
+
+    /// Requests for statuses and check runs that broke GitHub's schema, or went where GitHub has
+    /// no endpoint.
+    pub fn problems(&self) -> Vec<String> {
+        self.rest.lock().unwrap().problems.clone()
+    }
+
     /// Statuses successfully recorded, as (sha, state, target_url, description).
     pub fn statuses(&self) -> Vec<(String, String, String, String)> {
         self.requests
@@ -564,10 +578,22 @@ async fn handle(
         } else {
             (404, Value::Null)
         }
-    } else if let Some(app) = gh.app.lock().unwrap().as_mut() {
-        app.answer(&method, &path, authorization.as_deref())
     } else {
-        (201, status_body())
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut app = gh.app.lock().unwrap();
+        let (status, answer) = match app.as_mut() {
+            Some(app) => app.answer(&method, &path, authorization.as_deref()),
+            None => (201, Value::Null),
+        };
+        let app_path = path.starts_with("/app/") || path.ends_with("/installation");
+        if (200..300).contains(&status) && !app_path {
+            gh.rest
+                .lock()
+                .unwrap()
+                .answer(method.as_str(), &path, &json, app.is_some())
+        } else {
+            (status, answer)
+        }
     };
     gh.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),

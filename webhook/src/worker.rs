@@ -697,9 +697,10 @@ fn plan_jobs(
                 }
             }
             let first = diags.first().map(|d| d.message.clone()).unwrap_or_default();
-            return Prepared::Errored {
+            return Prepared::Invalid {
                 reason: format!("{file} cannot be planned: {first}"),
                 log,
+                annotations: diags.iter().map(annotation).collect(),
             };
         }
     };
@@ -740,6 +741,31 @@ fn plan_jobs(
         log,
         jobs,
         skipped_reason,
+    }
+}
+
+/// A pipeline file's problem as a note on its lines (a check run's annotation).
+fn annotation(d: &slipway_pipelines::diagnostic::Diagnostic) -> crate::store::LintAnnotation {
+    let (start, end) = d
+        .span
+        .map(|s| (s.start.line.max(1), s.end.line.max(s.start.line.max(1))))
+        .unwrap_or((1, 1));
+    let mut message = d.message.clone();
+    if let Some(hint) = &d.hint {
+        let _ = write!(message, "\n{hint}");
+    }
+    crate::store::LintAnnotation {
+        path: d.file.clone(),
+        start_line: start as u64,
+        end_line: end as u64,
+        level: match d.severity {
+            slipway_pipelines::diagnostic::Severity::Error => "failure",
+            slipway_pipelines::diagnostic::Severity::Warning => "warning",
+            slipway_pipelines::diagnostic::Severity::Info => "notice",
+        }
+        .to_string(),
+        title: d.code.clone(),
+        message,
     }
 }
 

@@ -63,6 +63,11 @@ macro_rules! string_enum {
     };
 }
 
+pub mod checks;
+pub use checks::{
+    CheckRun, CheckSync, ChecksStore, LintAnnotation, LogDigest, OutboxKind, PhaseDigest, Rerun,
+};
+
 string_enum! {
     /// Where a build is in its life.
     BuildState {
@@ -275,6 +280,16 @@ pub enum Prepared {
         /// The full preparation log.
         log: String,
     },
+    /// The pipeline file cannot be planned: the build ends errored, and its problems are
+    /// reported on the file's lines (as check-run annotations, with a GitHub App).
+    Invalid {
+        /// A one-line reason (shown on GitHub).
+        reason: String,
+        /// The full preparation log.
+        log: String,
+        /// The problems, on the file's lines.
+        annotations: Vec<LintAnnotation>,
+    },
 }
 
 /// One piece of a job's log.
@@ -320,6 +335,15 @@ pub enum DeliveryAction {
         /// The PR number.
         number: u64,
     },
+    /// Run a job or a commit's builds again, as a `rerequested` check event asks.
+    Rerun {
+        /// `owner/name`: only its own jobs and builds are run again.
+        repo: String,
+        /// What to run again.
+        rerun: Rerun,
+        /// Cancel older builds with the same supersede key when a build is started anew.
+        auto_cancel: bool,
+    },
     /// Only remember the delivery id.
     Nothing,
 }
@@ -338,11 +362,15 @@ pub enum Recorded {
     },
 }
 
-/// A status report waiting to be sent to GitHub.
+/// A report waiting to be sent to GitHub.
 #[derive(Debug, Clone)]
 pub struct OutboxItem {
     /// Its id (reports for one commit are sent in id order).
     pub id: i64,
+    /// A status, or check-run work.
+    pub kind: OutboxKind,
+    /// A `lint` item's annotations (JSON).
+    pub payload: Option<String>,
     /// The build it reports.
     pub build_id: i64,
     /// `owner/name`.
@@ -404,7 +432,7 @@ pub struct Counts {
 
 /// The one storage interface of the server.
 #[async_trait]
-pub trait Store: AccessStore + Send + Sync + 'static {
+pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
     /// Records a delivery and its effect atomically and durably; a known delivery id changes nothing.
     async fn record_delivery(&self, delivery: Delivery) -> Result<Recorded, StoreError>;
     /// Claims the next build to prepare or job to run, exactly once, under a lease.

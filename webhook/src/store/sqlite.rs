@@ -8,6 +8,7 @@
 
 mod access;
 mod builds;
+mod checks;
 mod retention;
 
 pub(crate) use access::random_token;
@@ -130,6 +131,7 @@ impl SqliteStore {
         let conn = open(path)?;
         conn.execute_batch(SCHEMA)?;
         access::migrate(&conn)?;
+        checks::migrate(&conn)?;
         // The group's savepoints keep their statement journal in memory: it only serves to roll
         // one change back inside the transaction, never durability.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -332,6 +334,9 @@ impl Store for SqliteStore {
                         canceled,
                     })
                 }
+                DeliveryAction::Rerun { repo, rerun, auto_cancel } => {
+                    checks::rerun(conn, &repo, &rerun, auto_cancel)
+                }
                 DeliveryAction::ClosePullRequest { repo, number } => {
                     let key = format!("pr:{number}");
                     let open: Vec<i64> = conn
@@ -394,6 +399,7 @@ impl Store for SqliteStore {
                  attempts = attempts + 1, started_at = ?4, reason = NULL WHERE id = ?1",
                 params![id, owner, now + lease_ms, now],
             )?;
+            checks::enqueue_checks(conn, build_id)?;
             let job = query_row(conn, &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"), [id], job_row)
                 .map_err(StoreError::from)
                 .and_then(finish_job_row)?;
@@ -450,6 +456,12 @@ impl Store for SqliteStore {
                 Prepared::Errored { reason, log } => {
                     exec(conn, "UPDATE builds SET log = ?2 WHERE id = ?1", params![build_id, log])?;
                     end_build(conn, build_id, BuildState::Errored, &reason)?;
+                }
+                Prepared::Invalid { reason, log, annotations } => {
+                    exec(conn, "UPDATE builds SET log = ?2 WHERE id = ?1", params![build_id, log])?;
+                    if end_build(conn, build_id, BuildState::Errored, &reason)? {
+                        checks::enqueue_lint(conn, build_id, &reason, &annotations)?;
+                    }
                 }
                 Prepared::Jobs { merge_sha, log, jobs, skipped_reason } => {
                     exec(
@@ -528,6 +540,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
             let build_id: i64 = query_row(conn, "SELECT build_id FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
+            checks::enqueue_checks(conn, build_id)?;
             advance(conn, build_id)
         })
         .await
@@ -615,11 +628,14 @@ impl Store for SqliteStore {
     async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, build_id, repo, sha, state, description, attempts FROM outbox
+                "SELECT id, build_id, repo, sha, state, description, attempts, kind, payload FROM outbox
                  WHERE done = 0 AND next_at <= ?1 ORDER BY id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![now_ms(), limit as i64], |r| {
                 Ok(OutboxItem {
+                    kind: OutboxKind::parse(&r.get::<_, String>(7)?)
+                        .unwrap_or(OutboxKind::Status),
+                    payload: r.get(8)?,
                     id: r.get(0)?,
                     build_id: r.get(1)?,
                     repo: r.get(2)?,
@@ -656,14 +672,27 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_superseded(&self, item: &OutboxItem) -> Result<bool, StoreError> {
-        let (id, repo, sha) = (item.id, item.repo.clone(), item.sha.clone());
+        let (id, repo, sha, kind) = (item.id, item.repo.clone(), item.sha.clone(), item.kind);
+        let build_id = item.build_id;
         self.read(move |conn| {
-            Ok(query_row(
-                conn,
-                "SELECT count(*) FROM outbox WHERE repo = ?1 AND sha = ?2 AND id > ?3",
-                params![repo, sha, id],
-                |r| r.get::<_, i64>(0),
-            )? > 0)
+            let newer = match kind {
+                // A newer status of the same commit says it all.
+                OutboxKind::Status => query_row(
+                    conn,
+                    "SELECT count(*) FROM outbox WHERE repo = ?1 AND sha = ?2 AND id > ?3 AND kind = 'status'",
+                    params![repo, sha, id],
+                    |r| r.get::<_, i64>(0),
+                )?,
+                // A newer sync of the same build brings every check run up to date anyway.
+                OutboxKind::Checks => query_row(
+                    conn,
+                    "SELECT count(*) FROM outbox WHERE build_id = ?1 AND id > ?2 AND kind = 'checks'",
+                    params![build_id, id],
+                    |r| r.get::<_, i64>(0),
+                )?,
+                OutboxKind::Lint => 0,
+            };
+            Ok(newer > 0)
         })
         .await
     }

@@ -209,6 +209,14 @@ async fn webhook(State(app): AppState, headers: HeaderMap, body: Bytes) -> Respo
             DeliveryAction::ClosePullRequest { repo, number },
             "cancel".to_string(),
         ),
+        Event::Rerun { repo, rerun } => (
+            DeliveryAction::Rerun {
+                repo,
+                rerun,
+                auto_cancel: app.config.auto_cancel,
+            },
+            "rerun".to_string(),
+        ),
         Event::Ignored { why, .. } => (DeliveryAction::Nothing, why),
         Event::Ping => unreachable!("answered above"),
     };

@@ -168,7 +168,8 @@ fn report_end(
         build_id,
         state,
         &format!("{}: {reason}", describe(state)),
-    )
+    )?;
+    super::checks::enqueue_checks(conn, build_id)
 }
 
 fn describe(state: BuildState) -> &'static str {

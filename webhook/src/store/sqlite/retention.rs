@@ -43,6 +43,7 @@ fn prune_batch(
         )?;
         pruned.jobs += exec(conn, "DELETE FROM jobs WHERE build_id = ?1", [id])?;
         exec(conn, "DELETE FROM outbox WHERE build_id = ?1", [id])?;
+        super::checks::prune(conn, id)?;
         exec(
             conn,
             "UPDATE deliveries SET build_id = NULL WHERE build_id = ?1",
