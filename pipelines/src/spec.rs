@@ -1160,8 +1160,8 @@ pub static DEPLOY_COMMON: &[Key] = &[
         .summary("dpl v2 semantics: the build dir is not reset before deploying unless cleanup: true"),
 ];
 
-/// Every deploy provider: Travis's `dpl` providers (Slipway runs `elasticbeanstalk`, `s3` and
-/// `script` itself) plus Slipway's own `ecs`, `gke` and `kubernetes`. The options of the providers
+/// Every deploy provider: Travis's `dpl` providers (those marked [`Support::Yes`] Slipway runs
+/// itself) plus Slipway's own `ecs`, `gke` and `kubernetes`. The options of the providers
 /// Slipway runs mirror what `slipway-providers` reads; a test there keeps the two equal.
 pub static PROVIDERS: &[Provider] = &[
     Provider {
@@ -1662,7 +1662,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         name: "pages",
         required: &[],
-        support: Support::NotYet,
+        support: Support::Yes,
         options: &[
             opt("strategy", Ty::Str),
             opt("token", Ty::Secure).aliases(&["github_token"]),
@@ -1718,7 +1718,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         name: "releases",
         required: &[],
-        support: Support::NotYet,
+        support: Support::Yes,
         options: &[
             opt("username", Ty::SecureLax).aliases(&["user"]),
             opt("password", Ty::Secure),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use slipway_runner::SecretSource;
 use slipway_secrets::Secret;
 
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, GitHubTokens};
 use crate::error::Error;
 use crate::inputs::BuildDir;
 
@@ -54,6 +54,10 @@ pub struct Endpoints {
     pub gke_container: Option<String>,
     /// The Kubernetes API server (else the kubeconfig's or the GKE cluster's endpoint).
     pub kubernetes: Option<String>,
+    /// GitHub's REST API (else `https://api.github.com`; a server uses its `[github] api_url`).
+    pub github_api: Option<String>,
+    /// Where GitHub serves git (else `https://github.com`, or the `pages` option `url`).
+    pub github: Option<String>,
 }
 
 impl Endpoints {
@@ -79,6 +83,8 @@ pub struct DeployContext {
     pub branch: String,
     /// The commit's message (the Beanstalk version description defaults to it).
     pub commit_message: String,
+    /// The tag, for a tag build (a GitHub Release is made for it).
+    pub tag: Option<String>,
     /// The build's working tree on this machine, as the deploy should see it. Every path a
     /// deploy reads must resolve inside it ([`DeployContext::input`]).
     pub workdir: PathBuf,
@@ -99,6 +105,9 @@ pub struct DeployContext {
     /// over only for a job that is allowed secrets; `None` in dry runs, so nothing is ever
     /// decrypted there.
     pub secrets: Option<Arc<dyn SecretSource>>,
+    /// The server's own GitHub access, for the repository being built only; set by a server's
+    /// hook for builds that are not pull requests, never on one's own machine.
+    pub server_github: Option<Arc<dyn GitHubTokens>>,
     /// Unix time used for default labels, fixed by the caller so a dry run and the run agree.
     pub now: u64,
     /// Pause between two status polls while waiting (5 s in production, shorter in tests).
@@ -117,6 +126,7 @@ impl std::fmt::Debug for DeployContext {
             .field("pushed_images", &self.pushed_images)
             .field("endpoints", &self.endpoints)
             .field("secrets", &self.secrets.is_some())
+            .field("server_github", &self.server_github.is_some())
             .field("now", &self.now)
             .finish()
     }
@@ -134,6 +144,7 @@ impl DeployContext {
             commit: commit.to_owned(),
             branch: "master".to_owned(),
             commit_message: String::new(),
+            tag: None,
             workdir: workdir.into(),
             job_dir: None,
             credentials: Credentials::default(),
@@ -141,6 +152,7 @@ impl DeployContext {
             pushed_images: Vec::new(),
             endpoints: Endpoints::default(),
             secrets: None,
+            server_github: None,
             now,
             poll_interval: Duration::from_secs(5),
         }
@@ -156,6 +168,7 @@ impl DeployContext {
         );
         out.branch = ctx.branch.clone();
         out.commit_message = ctx.commit_message.clone();
+        out.tag = ctx.tag.clone();
         out
     }
 

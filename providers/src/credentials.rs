@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use slipway_secrets::Secret;
 
 /// The credentials a deploy may fall back on.
@@ -72,8 +73,27 @@ impl Credentials {
     }
 }
 
+/// The GitHub access a server holds for the repositories it builds (its App's installation token
+/// for the repository, or its configured token), which the `releases` provider may use when the
+/// pipeline gives no token of its own. A server hands it to deploys of the repository being built
+/// only, and never to pull request builds.
+#[async_trait]
+pub trait GitHubTokens: Send + Sync {
+    /// The token for `repo` (`owner/name`), `None` when the server has none for it.
+    async fn token(&self, repo: &str) -> Result<Option<Secret<String>>, String>;
+}
+
+impl std::fmt::Debug for dyn GitHubTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GitHubTokens")
+    }
+}
+
 /// What the AWS error says can be done.
 pub(crate) const AWS_FIX: &str = "give access_key_id and secret_access_key (secure), set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the repository's settings, or configure [repos.deploy] for it on the server; the server's own credentials are never used";
+
+/// What the GitHub error says can be done.
+pub(crate) const GITHUB_FIX: &str = "give token (secure) or username and password, or set GITHUB_TOKEN in the repository's settings; on a server, its own GitHub access is used only for the repository being built";
 
 /// What the Kubernetes error says can be done.
 pub(crate) const KUBE_FIX: &str = "give kubeconfig (a file of the build), set KUBECONFIG in the repository's settings, or configure [repos.deploy] kubeconfig for it on the server; the server's own KUBECONFIG and ~/.kube are never used";

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use slipway_pipelines::plan::EventType;
 use slipway_runner::{DeployHook, DeployReport, DeployRequest};
 use slipway_secrets::Secret;
 
 use crate::context::{DeployContext, Endpoints, EnvValue};
-use crate::credentials::{Credentials, RepoCredentials};
+use crate::credentials::{Credentials, GitHubTokens, RepoCredentials};
 use crate::{Outcome, run_deploy};
 
 /// Endpoint overrides read from the environment of the process running Slipway, one variable per
@@ -29,6 +30,8 @@ pub const ENDPOINT_VARIABLES: &[&str] = &[
     "SLIPWAY_GKE_TOKEN_ENDPOINT",
     "SLIPWAY_GKE_CONTAINER_ENDPOINT",
     "SLIPWAY_KUBERNETES_ENDPOINT",
+    "SLIPWAY_GITHUB_API_ENDPOINT",
+    "SLIPWAY_GITHUB_ENDPOINT",
 ];
 
 /// Reads [`ENDPOINT_VARIABLES`] through `get` (the process environment in production), so tests and
@@ -42,6 +45,8 @@ pub fn endpoints_from(get: impl Fn(&str) -> Option<String>) -> Endpoints {
         gke_token: read("SLIPWAY_GKE_TOKEN_ENDPOINT"),
         gke_container: read("SLIPWAY_GKE_CONTAINER_ENDPOINT"),
         kubernetes: read("SLIPWAY_KUBERNETES_ENDPOINT"),
+        github_api: read("SLIPWAY_GITHUB_API_ENDPOINT"),
+        github: read("SLIPWAY_GITHUB_ENDPOINT"),
     }
 }
 
@@ -55,6 +60,9 @@ pub struct ProviderHook {
     /// Where deploys may take credentials from besides their options and the job's environment:
     /// this machine's own (`slipway run`), or only what the server configured per repository.
     pub machine: Machine,
+    /// The server's GitHub access (`slipway serve`): offered to a deploy for the repository being
+    /// built, never to a pull request build.
+    pub github: Option<Arc<dyn GitHubTokens>>,
 }
 
 /// Whose machine the deploys run on: the seam between `slipway run` and `slipway serve`.
@@ -75,6 +83,7 @@ impl ProviderHook {
             endpoints: endpoints_from(|name| std::env::var(name).ok()),
             poll_interval: Duration::from_secs(5),
             machine: Machine::Local,
+            github: None,
         }
     }
 
@@ -90,6 +99,16 @@ impl ProviderHook {
             ),
             ..ProviderHook::local()
         }
+    }
+
+    /// Adds the server's GitHub access: `api_url` (its `[github] api_url`, unless
+    /// `SLIPWAY_GITHUB_API_ENDPOINT` says otherwise) and the tokens it holds per repository.
+    pub fn with_github(mut self, api_url: &str, tokens: Arc<dyn GitHubTokens>) -> Self {
+        if self.endpoints.github_api.is_none() {
+            self.endpoints.github_api = Some(api_url.trim_end_matches('/').to_owned());
+        }
+        self.github = Some(tokens);
+        self
     }
 
     /// What a deploy of `repo` may fall back on.
@@ -109,7 +128,17 @@ impl ProviderHook {
         out.poll_interval = self.poll_interval;
         out.pushed_images = request.pushed_images.clone();
         out.job_dir = Some(request.build_dir.to_owned());
-        out.credentials = self.credentials_for(&request.context.repo);
+        // A pull request build never deploys (the planner leaves its deploys out); should one
+        // reach here anyway, it gets nothing of the server's.
+        let pull_request = request.context.event == EventType::PullRequest
+            || request.context.pull_request.is_some()
+            || request.context.fork;
+        out.credentials = if pull_request {
+            Credentials::Repository(None)
+        } else {
+            self.credentials_for(&request.context.repo)
+        };
+        out.server_github = self.github.clone().filter(|_| !pull_request);
         for (name, value) in &request.env {
             let secret =
                 !value.is_empty() && request.secret_values.iter().any(|s| s.expose() == value);
@@ -224,6 +253,7 @@ mod tests {
             endpoints: Endpoints::default(),
             poll_interval: Duration::from_millis(10),
             machine: Machine::Local,
+            github: None,
         };
         let ctx = hook.context(&request, std::path::Path::new("/tmp/tree"));
         assert_eq!(
@@ -272,6 +302,61 @@ mod tests {
             ProviderHook::local().credentials_for("team/other"),
             Credentials::Ambient
         ));
+    }
+
+    struct ServerTokens;
+
+    #[async_trait]
+    impl GitHubTokens for ServerTokens {
+        async fn token(&self, _: &str) -> Result<Option<Secret<String>>, String> {
+            Ok(Some(Secret::new("ghs_server".into())))
+        }
+    }
+
+    #[test]
+    fn a_pull_request_build_gets_nothing_of_the_servers_credentials() {
+        let mut repos = HashMap::new();
+        repos.insert(
+            "team/site".to_string(),
+            RepoCredentials {
+                kubeconfig: Some("/srv/site.kubeconfig".into()),
+                ..RepoCredentials::default()
+            },
+        );
+        let hook = ProviderHook::server(repos).with_github(
+            "https://ghe.example.invalid/api/v3/",
+            Arc::new(ServerTokens),
+        );
+        assert_eq!(
+            hook.endpoints.github_api.as_deref(),
+            Some("https://ghe.example.invalid/api/v3")
+        );
+        let mut plan = plan();
+        let job = plan.stages[0].jobs[0].clone();
+        let context_of = |plan: &slipway_pipelines::plan::Plan| {
+            let request = DeployRequest {
+                job: &job,
+                deploy: &job.deploys[0],
+                context: &plan.context,
+                build_dir: "/home/travis/build/team/site",
+                files: &NoFiles,
+                env: Vec::new(),
+                secret_values: &[],
+                secrets: None,
+                pushed_images: Vec::new(),
+                log: &Quiet,
+            };
+            hook.context(&request, std::path::Path::new("/t"))
+        };
+        let push = context_of(&plan);
+        assert!(push.server_github.is_some());
+        assert!(push.credentials.kubeconfig().is_some());
+
+        plan.context.event = EventType::PullRequest;
+        plan.context.pull_request = Some(7);
+        let pr = context_of(&plan);
+        assert!(pr.server_github.is_none());
+        assert!(matches!(pr.credentials, Credentials::Repository(None)));
     }
 
     #[test]

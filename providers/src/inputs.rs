@@ -110,6 +110,79 @@ impl BuildDir {
     }
 }
 
+impl BuildDir {
+    /// The regular files matching the glob `pattern` (as dpl's `file_glob` and Ruby's `Dir.glob`
+    /// read it: `*`, `?`, `[…]`, `{a,b}`, `**` across directories; names starting with a dot only
+    /// when the pattern says so), sorted. The pattern's leading directories without glob
+    /// characters are resolved like any path, so the walk starts inside the build dir; symlinks
+    /// found by the walk are neither followed nor returned.
+    pub fn glob(
+        &self,
+        provider: &'static str,
+        option: &str,
+        pattern: &str,
+    ) -> Result<Vec<PathBuf>, Error> {
+        let pattern = pattern.trim_start_matches("./");
+        let parts: Vec<&str> = pattern.split('/').collect();
+        let literal = parts
+            .iter()
+            .take_while(|p| !p.contains(['*', '?', '[', '{']))
+            .count();
+        if literal == parts.len() {
+            // No glob characters: the file itself, if it is one.
+            let path = self.resolve(provider, option, pattern)?;
+            return Ok(if path.is_file() {
+                vec![path]
+            } else {
+                Vec::new()
+            });
+        }
+        let prefix = parts[..literal].join("/");
+        let rest = parts[literal..].join("/");
+        let start = if prefix.is_empty() && pattern.starts_with('/') {
+            self.resolve(provider, option, "/")?
+        } else {
+            self.resolve(
+                provider,
+                option,
+                if prefix.is_empty() { "." } else { &prefix },
+            )?
+        };
+        let matcher = globset::GlobBuilder::new(&rest)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| Error::Option {
+                provider,
+                option: option.to_owned(),
+                problem: format!("bad glob `{pattern}`: {e}"),
+            })?
+            .compile_matcher();
+        let dots = rest.starts_with('.') || rest.contains("/.");
+        let mut out = Vec::new();
+        if !start.is_dir() {
+            return Ok(out);
+        }
+        let walk = ignore::WalkBuilder::new(&start)
+            .standard_filters(false)
+            .hidden(!dots)
+            .follow_links(false)
+            .build();
+        for entry in walk.flatten() {
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let Ok(rel) = entry.path().strip_prefix(&start) else {
+                continue;
+            };
+            if matcher.is_match(rel) {
+                out.push(self.check(provider, option, entry.path())?);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
 /// `path` with every symlink of its existing part followed and `.`/`..` applied, component by
 /// component; the part that does not exist is appended as written (its `..` applied lexically).
 fn resolve_existing(path: &Path) -> PathBuf {
@@ -222,5 +295,46 @@ mod tests {
             b.check("kubernetes", "manifests", &b.root().join("site/index.html"))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn globs_find_regular_files_inside_the_build_dir_as_ruby_does() {
+        let (dir, b) = tree();
+        std::fs::create_dir_all(dir.path().join("target/deploy/nested")).unwrap();
+        for f in [
+            "target/deploy/app-v1-linux.tar.gz",
+            "target/deploy/app-v1-linux.zip",
+            "target/deploy/.hidden",
+            "target/deploy/nested/deep.txt",
+            "app_1.0.deb",
+        ] {
+            std::fs::write(dir.path().join(f), f).unwrap();
+        }
+        let names = |pattern: &str| -> Vec<String> {
+            b.glob("releases", "file", pattern)
+                .unwrap()
+                .iter()
+                .map(|p| p.strip_prefix(b.root()).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names("./target/deploy/*"),
+            [
+                "target/deploy/app-v1-linux.tar.gz",
+                "target/deploy/app-v1-linux.zip"
+            ]
+        );
+        assert_eq!(names("target/deploy/.*"), ["target/deploy/.hidden"]);
+        assert_eq!(names("target/**/*.txt"), ["target/deploy/nested/deep.txt"]);
+        assert_eq!(names("app*.{deb,rpm}"), ["app_1.0.deb"]);
+        assert_eq!(names("app_1.0.deb"), ["app_1.0.deb"]);
+        assert!(names("missing/*").is_empty());
+        assert!(names("nothing.zip").is_empty());
+        // The site's symlinks (to /etc/passwd, to css) are not returned by a walk.
+        assert_eq!(names("site/*"), ["site/index.html"]);
+        let e = b.glob("releases", "file", "root/etc/*").unwrap_err();
+        assert!(e.to_string().contains("outside the build dir"), "{e}");
+        let e = b.glob("releases", "file", "/etc/*").unwrap_err();
+        assert!(e.to_string().contains("outside the build dir"), "{e}");
     }
 }

@@ -1,4 +1,5 @@
-//! Deploy providers: Elastic Beanstalk, ECS, Kubernetes/GKE and S3 behind one [`Deployer`] trait.
+//! Deploy providers: Elastic Beanstalk, ECS, Kubernetes/GKE, S3, GitHub Releases and Pages, and
+//! the package registries, behind one [`Deployer`] trait.
 //!
 //! A plan's [`Deploy`] entry is parsed into a typed provider ([`parse`]); unknown or missing
 //! options are errors naming the option. Each provider can list the API calls it would make
@@ -24,17 +25,21 @@ pub mod dockerrun;
 pub mod eb;
 pub mod ecs;
 mod error;
+mod git;
+mod github;
 pub mod hook;
 mod http;
 pub mod images;
 pub mod inputs;
 pub mod kube;
 pub mod options;
+pub mod pages;
+pub mod releases;
 pub mod s3;
 
 pub use calls::{ApiCall, MemorySink};
 pub use context::{DeployContext, Endpoints, EnvValue};
-pub use credentials::{AwsKeys, Credentials, RepoCredentials};
+pub use credentials::{AwsKeys, Credentials, GitHubTokens, RepoCredentials};
 pub use error::Error;
 pub use hook::ProviderHook;
 
@@ -65,6 +70,8 @@ pub const PROVIDERS: &[(&str, &[&str])] = &[
     ("ecs", ecs::OPTIONS),
     ("gke", kube::GKE_OPTIONS),
     ("kubernetes", kube::KUBERNETES_OPTIONS),
+    ("pages", pages::OPTIONS),
+    ("releases", releases::OPTIONS),
     ("s3", s3::OPTIONS),
     ("script", &["script"]),
 ];
@@ -97,6 +104,8 @@ pub fn parse(
             dry_run,
         ))
         .map(|p| Box::new(p) as Box<dyn Deployer>),
+        "pages" => read!("pages", pages::Pages),
+        "releases" => read!("releases", releases::Releases),
         "s3" => read!("s3", s3::S3),
         "script" => read!("script", Script),
         _ => Err(Error::UnknownProvider(deploy.provider.clone())),
@@ -274,7 +283,7 @@ mod tests {
                 ("cluster", json!("c")),
                 ("key_file", json!("key.json")),
             ],
-            "kubernetes" => vec![],
+            "kubernetes" | "pages" | "releases" => vec![],
             "s3" => vec![("bucket", json!("b"))],
             "script" => vec![("script", json!("./deploy.sh"))],
             other => panic!("no base options for {other}: add them here"),

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
-use slipway_providers::{AwsKeys, RepoCredentials};
+use slipway_providers::{AwsKeys, GitHubTokens, RepoCredentials};
 use slipway_secrets::Secret;
 use slipway_webhook::Config;
 use slipway_webhook::runner_exec::ServeRunner;
@@ -72,7 +72,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // requests from forks. Provider deploys run through the same hook as `slipway run`,
         // but never with the server's own credentials: only each repository's.
         report_job_limits(&docker, config.limits.disk_gib);
-        let hook = Arc::new(slipway_providers::ProviderHook::server(deploy));
+        // GitHub Releases may use the server's own GitHub access, for the repository built only.
+        let github = slipway_webhook::auth::GitHubAuth::new(Arc::new(config.clone()))?;
+        let hook = Arc::new(
+            slipway_providers::ProviderHook::server(deploy)
+                .with_github(&config.github.api_url, Arc::new(ServerGitHub(github))),
+        );
         let options = slipway_runner::RunnerOptions {
             parallel: 1,
             trusted: config.trusted_docker,
@@ -121,6 +126,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// The server's GitHub access as deploys see it: the token it would report statuses with for the
+/// repository (its `[[repos]] token`, its App's installation token, or `[github] token`).
+struct ServerGitHub(slipway_webhook::auth::GitHubAuth);
+
+#[async_trait::async_trait]
+impl GitHubTokens for ServerGitHub {
+    async fn token(&self, repo: &str) -> Result<Option<Secret<String>>, String> {
+        self.0
+            .credential(repo)
+            .await
+            .map(|c| c.map(|c| Secret::new(c.secret().to_owned())))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Says at start-up how the per-job disk limit is enforced.

@@ -18,9 +18,11 @@ use std::sync::{Arc, Mutex};
 
 pub mod git_hosts;
 mod job_runner;
+pub mod releases;
 mod rest;
 
 pub use job_runner::ScriptedJobRunner;
+pub use releases::{FakeAsset, FakeRelease, FakeReleases};
 pub use rest::{FakeCheckRun, FakeRest};
 
 /// Signs and posts a delivery; returns status and body.
@@ -152,7 +154,8 @@ pub struct Recorded {
 
 /// A stand-in for GitHub's REST API: records every request and answers 201, or a configured
 /// failure status for the next N requests. With [`FakeGitHub::app`] it authenticates a GitHub
-/// App as GitHub does (see [`FakeApp`]). Git's `…/info/refs` asks for Basic credentials, then
+/// App as GitHub does (see [`FakeApp`]); with [`FakeGitHub::releases`] it keeps releases and
+/// their assets (see [`FakeReleases`]). Git's `…/info/refs` asks for Basic credentials, then
 /// answers 404 once it has them: enough to see what a fetch would send.
 #[derive(Clone, Default)]
 pub struct FakeGitHub {
@@ -162,6 +165,7 @@ pub struct FakeGitHub {
     app: Arc<Mutex<Option<FakeApp>>>,
     oauth: Arc<Mutex<Option<FakeOAuth>>>,
     rest: Arc<Mutex<FakeRest>>,
+    releases: Arc<Mutex<Option<FakeReleases>>>,
 }
 
 /// GitHub's OAuth web flow and user API as the stand-in plays them, checking each request
@@ -477,6 +481,20 @@ impl FakeGitHub {
             .expect("oauth is set up"))
     }
 
+    /// From now on, play GitHub's Releases API as `releases` says.
+    pub fn releases(&self, releases: FakeReleases) {
+        *self.releases.lock().unwrap() = Some(releases);
+    }
+
+    /// The Releases side's state: releases, assets, problems found.
+    pub fn releases_state(&self) -> FakeReleases {
+        self.releases
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("releases are set up")
+    }
+
     /// From now on, authenticate `app` as GitHub authenticates GitHub Apps.
     pub fn app(&self, app: FakeApp) {
         *self.app.lock().unwrap() = Some(app);
@@ -566,6 +584,34 @@ async fn handle(
         .fail_left
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
+    let released = if failing || !FakeReleases::owns(&path) {
+        None
+    } else {
+        gh.releases
+            .lock()
+            .unwrap()
+            .as_mut()
+            .map(|r| r.answer(&method, &uri, &headers, &body))
+    };
+    if let Some((status, answer)) = released {
+        gh.requests.lock().unwrap().push(Recorded {
+            method: method.to_string(),
+            path,
+            authorization,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            answered: status,
+        });
+        let code = StatusCode::from_u16(status).unwrap();
+        if answer.is_null() {
+            return code.into_response();
+        }
+        return (
+            code,
+            [("content-type", "application/json")],
+            answer.to_string(),
+        )
+            .into_response();
+    }
     let (status, answer) = if failing {
         (
             gh.fail_status.load(Ordering::SeqCst) as u16,

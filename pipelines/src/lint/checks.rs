@@ -262,13 +262,24 @@ impl Linter<'_> {
         match spec::provider(name) {
             Some(p) => {
                 if p.support == Support::NotYet {
+                    let runs: Vec<&str> = spec::PROVIDERS
+                        .iter()
+                        .filter(|p| p.support == Support::Yes && p.name != "script")
+                        .map(|p| p.name)
+                        .collect();
                     self.at(
                         Severity::Warning,
                         "unsupported",
                         node,
                         path,
-                        format!("Slipway cannot deploy with `{}` yet; this deploy will be skipped", p.name),
-                        "use `provider: script` with the provider's own CLI, or one of elasticbeanstalk, ecs, gke, kubernetes, s3",
+                        format!(
+                            "Slipway cannot deploy with `{}` yet; this deploy will be skipped",
+                            p.name
+                        ),
+                        &format!(
+                            "use `provider: script` with the provider's own CLI, or one of {}",
+                            runs.join(", ")
+                        ),
                     );
                 }
                 Some(p)

@@ -1,40 +1,8 @@
 //! Providers against real AWS APIs served locally by moto, through the official SDK crates.
 
 use crate::util::*;
-use indexmap::IndexMap;
-use serde_json::{Value, json};
-use slipway_pipelines::plan::{Decision, Deploy};
+use serde_json::json;
 use slipway_providers::{MemorySink, Outcome, run_deploy};
-
-fn deploy(provider: &str, options: Value) -> Deploy {
-    Deploy {
-        provider: provider.into(),
-        options: options
-            .as_object()
-            .unwrap()
-            .clone()
-            .into_iter()
-            .collect::<IndexMap<_, _>>(),
-        decision: Decision {
-            included: true,
-            reason: "branch master matches".into(),
-        },
-        skip_cleanup: true,
-        allow_failure: false,
-        edge: None,
-        condition: vec![],
-    }
-}
-
-fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (p, c) in files {
-        let path = dir.path().join(p);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, c).unwrap();
-    }
-    dir
-}
 
 #[tokio::test]
 async fn s3_uploads_land_in_the_bucket_under_upload_dir_with_types_cache_control_and_encoding() {

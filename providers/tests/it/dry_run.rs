@@ -6,16 +6,6 @@ use crate::util::*;
 use slipway_pipelines::plan::{Context, EventType};
 use slipway_providers::{dry_run_job, parse};
 
-fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (p, c) in files {
-        let path = dir.path().join(p);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, c).unwrap();
-    }
-    dir
-}
-
 fn job() -> slipway_pipelines::plan::Job {
     let file =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dry-run.slipway.yml");

@@ -59,6 +59,7 @@ async fn secure_options_in_provider_progress_and_errors_are_masked() {
         endpoints: Endpoints::all_aws("http://127.0.0.1:9"),
         poll_interval: Duration::from_millis(10),
         machine: slipway_providers::hook::Machine::Local,
+        github: None,
     };
     let options = RunnerOptions {
         secrets: Some(Arc::new(PrefixSecrets {

@@ -8,3 +8,4 @@ mod course_eb;
 mod course_k8s;
 mod dry_run;
 mod hook_in_runner;
+mod releases;

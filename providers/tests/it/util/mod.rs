@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use indexmap::IndexMap;
+use slipway_pipelines::plan::{Decision, Deploy};
 use slipway_providers::{DeployContext, Endpoints};
 
 /// True when a missing dependency must fail the test rather than skip it.
@@ -457,4 +459,36 @@ pub fn unique(prefix: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{prefix}-{}-{}", std::process::id(), n % 1_000_000_000)
+}
+
+/// A deploy of `provider` with `options` (a JSON object) that the planner let run.
+pub fn deploy(provider: &str, options: serde_json::Value) -> Deploy {
+    Deploy {
+        provider: provider.into(),
+        options: options
+            .as_object()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .collect::<IndexMap<_, _>>(),
+        decision: Decision {
+            included: true,
+            reason: "branch master matches".into(),
+        },
+        skip_cleanup: true,
+        allow_failure: false,
+        edge: None,
+        condition: vec![],
+    }
+}
+
+/// A temporary directory holding `files` (path, content).
+pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let path = dir.path().join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, c).unwrap();
+    }
+    dir
 }

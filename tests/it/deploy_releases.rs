@@ -1,0 +1,136 @@
+//! `slipway run` with a `releases` deploy against the GitHub stand-in (`FakeGitHub` with its
+//! Releases side, which checks each request as GitHub does): a tag build creates the tag's
+//! release with the two files the job built, with the token from a `secure:` option made by
+//! `slipway secrets encrypt`, never shown; a branch build deploys nothing; a dry run lists the
+//! calls without contacting the stand-in. Under CI=true a missing engine or image fails.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{busybox, engine_ready, text};
+use slipway_webhook::testing::{FakeGitHub, FakeReleases};
+
+const REPO: &str = "acme/tool";
+const TOKEN: &str = "ghp_e2e_release_3b9d0c71";
+
+fn encrypt(data: &Path, assignment: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["secrets", "encrypt", "--repo", REPO, assignment])
+        .env("SLIPWAY_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .trim()
+        .strip_prefix("secure: \"")
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("unexpected output: {stdout}"))
+        .to_string()
+}
+
+fn run(dir: &Path, data: &Path, api: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .arg("run")
+        .arg(dir)
+        .args(["--repo", REPO])
+        .args(args)
+        .env("SLIPWAY_DATA_DIR", data)
+        .env("SLIPWAY_GITHUB_API_ENDPOINT", api)
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_tag_build_releases_the_two_files_it_built() {
+    if !engine_ready() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let github = FakeGitHub::default();
+    github.releases(FakeReleases {
+        tokens: vec![TOKEN.into()],
+        repos: vec![REPO.into()],
+        ..FakeReleases::default()
+    });
+    let api = github.start(&rt);
+    let data = tempfile::tempdir().unwrap();
+    let token = encrypt(data.path(), &format!("GITHUB_TOKEN={TOKEN}"));
+    let pipeline = format!(
+        r#"image: "{image}"
+language: shell
+script:
+  - mkdir -p dist
+  - echo "tool for linux $TRAVIS_TAG" > dist/tool-linux.tar.gz
+  - echo "tool for windows" > dist/tool-windows.zip
+deploy:
+  provider: releases
+  api_key:
+    secure: "{token}"
+  file_glob: true
+  file: dist/*
+  name: Tool $TRAVIS_TAG
+  skip_cleanup: true
+  on:
+    tags: true
+"#,
+        image = busybox()
+    );
+    let repo = crate::support::repo_with_pipeline(".slipway.yml", &pipeline);
+
+    // A dry run lists the calls, the token as [secure], and contacts nothing.
+    let out = run(
+        repo.path(),
+        data.path(),
+        &api,
+        &["--tag", "v2.0.0", "--dry-run"],
+    );
+    let dry = text(&out);
+    assert!(out.status.success(), "{dry}");
+    assert!(
+        dry.contains(&format!(
+            "github GET {api}/repos/acme/tool/releases tag_name=v2.0.0"
+        )),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("credentials: the token option ([secure])"),
+        "{dry}"
+    );
+    assert!(github.requests.lock().unwrap().is_empty());
+
+    // A branch build: `on: tags: true` leaves the deploy out.
+    let out = run(repo.path(), data.path(), &api, &["--branch", "main"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(github.requests.lock().unwrap().is_empty());
+
+    let out = run(repo.path(), data.path(), &api, &["--tag", "v2.0.0"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Deploying with releases"), "{log}");
+    assert!(
+        log.contains("Deploy finished: release v2.0.0 of acme/tool: 2 asset(s) uploaded"),
+        "{log}"
+    );
+    assert!(!log.contains(TOKEN), "{log}");
+    let state = github.releases_state();
+    assert!(state.problems.is_empty(), "{:#?}", state.problems);
+    assert_eq!(state.releases.len(), 1);
+    let r = &state.releases[0];
+    assert_eq!(r.tag_name, "v2.0.0");
+    assert_eq!(r.name.as_deref(), Some("Tool v2.0.0"));
+    assert!(!r.draft);
+    let assets: Vec<(&str, &[u8])> = r
+        .assets
+        .iter()
+        .map(|a| (a.name.as_str(), a.bytes.as_slice()))
+        .collect();
+    assert_eq!(
+        assets,
+        [
+            ("tool-linux.tar.gz", &b"tool for linux v2.0.0\n"[..]),
+            ("tool-windows.zip", &b"tool for windows\n"[..]),
+        ]
+    );
+}
