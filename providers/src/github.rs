@@ -120,7 +120,7 @@ impl GitHubAuth {
     /// The credential to use for `repo`, in the order of the module's documentation.
     pub(crate) async fn resolve(&self, ctx: &DeployContext, repo: &str) -> Result<Resolved, Error> {
         let token = |t: Secret<String>, source: String| Resolved {
-            authorization: Secret::new(format!("token {}", t.expose())),
+            authorization: Secret::new(format!("Bearer {}", t.expose())),
             token: Some(t),
             source,
         };

@@ -22,6 +22,7 @@ mod serve_checks;
 mod serve_crash;
 mod serve_deploy;
 mod serve_deploy_inputs;
+mod serve_deploy_pages;
 mod serve_deploy_releases;
 mod serve_e2e;
 mod serve_fetch;

@@ -1,6 +1,7 @@
 //! Lint of the deploy providers Slipway runs itself (`elasticbeanstalk`, `ecs`, `gke`,
-//! `kubernetes`, `s3`, `script`): the options `slipway-providers` reads are known with their types
-//! and required options, and mistakes are reported with positions. Pinned with an insta snapshot.
+//! `kubernetes`, `pages`, `releases`, `s3`, `script`): the options `slipway-providers` reads are
+//! known with their types and required options, and mistakes are reported with positions. Pinned
+//! with an insta snapshot.
 
 use slipway_pipelines::diagnostic::Diagnostic;
 use slipway_pipelines::lint::lint;
@@ -98,6 +99,46 @@ deploy:
     verbose: true
     edge: true
     cleanup: true
+  - provider: releases
+    api_key:
+      secure: c2VjcmV0
+    user: octo
+    password:
+      secure: c2VjcmV0
+    repo: acme/shop
+    file: [dist/*.tar.gz, dist/*.zip]
+    file_glob: true
+    overwrite: true
+    draft: false
+    name: Shop $TRAVIS_TAG
+    prerelease: false
+    release_number: '42'
+    body: Notes
+    tag_name: $TRAVIS_TAG
+    target_commitish: main
+    skip_cleanup: true
+    on:
+      tags: true
+  - provider: releases
+    token: $GITHUB_TOKEN
+    release_notes_file: NOTES.md
+  - provider: pages
+    strategy: git
+    github_token: $GITHUB_TOKEN
+    repo: acme/shop.github.io
+    target_branch: main
+    local_dir: site
+    fqdn: shop.example.org
+    project_name: Shop
+    email: bot@example.org
+    name: Shop Bot
+    github_url: github.example.org
+    keep_history: true
+    verbose: true
+    allow_empty_commit: true
+    commit_message: Publish %{git_sha}
+    committer_from_gh: true
+    deployment_file: false
   - provider: script
     script: ./notify.sh
     skip_cleanup: true
@@ -139,6 +180,12 @@ deploy:
   - provider: script
     on:
       branch: main
+  - provider: releases
+    api_key: plain-text-token
+    file_glob: yes please
+    draft: 2
+  - provider: pages
+    keep_histroy: true
 ";
 
 #[test]

@@ -84,6 +84,8 @@ fn dry_run_lists_each_deploys_calls_in_order() {
         .with_env("AWS_ACCESS_KEY", "AKIDSHOP");
     ctx.endpoints = aws_at(&recorder.url);
     ctx.endpoints.kubernetes = Some(recorder.url.clone());
+    ctx.endpoints.github_api = Some("http://github.invalid/api".into());
+    ctx.endpoints.github = Some("http://git.invalid".into());
     ctx.pushed_images = vec!["acme/shop-web:c0ffee".into()];
     ctx.secrets = Some(Arc::new(NeverDecrypt));
     let runs = dry_run_job(&job(), &ctx);

@@ -8,4 +8,5 @@ mod course_eb;
 mod course_k8s;
 mod dry_run;
 mod hook_in_runner;
+mod pages;
 mod releases;

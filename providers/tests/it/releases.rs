@@ -161,7 +161,7 @@ fn a_tag_gets_a_release_with_its_assets_published_after_the_upload() {
     assert!(
         requests
             .iter()
-            .all(|r| r.authorization.as_deref() == Some(&format!("token {TOKEN}"))),
+            .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))),
         "{requests:#?}"
     );
     let text = log.join("\n");
