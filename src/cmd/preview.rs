@@ -21,8 +21,8 @@ pub struct Preview {
     pub sources: Vec<String>,
 }
 
-/// The context deploy dry runs see for `job`: the event's repository, branch and commit, the
-/// working tree at `workdir`, every variable `vars` knows by name (secrets as `[secure]`) and
+/// The context deploy dry runs see for `job`: the event's repository, branch and commit (also as
+/// `TRAVIS_*` variables), the working tree at `workdir`, every variable `vars` knows by name (secrets as `[secure]`) and
 /// the endpoint overrides of this process. Nothing is decrypted.
 pub fn deploy_context(
     plan: &Plan,
@@ -33,6 +33,9 @@ pub fn deploy_context(
     out.endpoints = endpoints_from(|name| std::env::var(name).ok());
     // Plans and dry runs are of one's own machine, as `slipway run` deploys.
     out.credentials = slipway_providers::Credentials::Ambient;
+    for (name, value) in event_vars(&plan.context) {
+        out = out.with_env(name, &value);
+    }
     for (name, known) in vars {
         let value = match &known.value {
             Some(v) => EnvValue::Plain(v.clone()),
@@ -41,6 +44,17 @@ pub fn deploy_context(
         out.env.insert(name.clone(), value);
     }
     out
+}
+
+/// The event's own variables, as the job will have them (`name: Tool $TRAVIS_TAG`).
+fn event_vars(c: &slipway_pipelines::plan::Context) -> [(&'static str, String); 5] {
+    [
+        ("TRAVIS_BRANCH", c.branch.clone()),
+        ("TRAVIS_TAG", c.tag.clone().unwrap_or_default()),
+        ("TRAVIS_COMMIT", c.commit.clone().unwrap_or_default()),
+        ("TRAVIS_REPO_SLUG", c.repo.clone()),
+        ("TRAVIS_EVENT_TYPE", c.event.as_str().to_owned()),
+    ]
 }
 
 /// Each deploy of `job` with the API calls it would make, in order, and its values' sources.
@@ -52,7 +66,7 @@ pub fn deploy_previews(plan: &Plan, job: &Job, workdir: &Path, vars: &RunVars) -
         .map(|deploy| Preview {
             run: slipway_providers::dry_run_deploy(deploy, &ctx),
             sources: if deploy.decision.included {
-                value_sources(deploy, &known, &plan.context.repo)
+                value_sources(deploy, &known, &plan.context)
             } else {
                 Vec::new()
             },
@@ -62,7 +76,13 @@ pub fn deploy_previews(plan: &Plan, job: &Job, workdir: &Path, vars: &RunVars) -
 
 /// Where the values of `deploy`'s options come from: each `$NAME` once, in the order the options
 /// name them, and each encrypted `secure:` option.
-fn value_sources(deploy: &Deploy, known: &BTreeMap<String, Known>, repo: &str) -> Vec<String> {
+fn value_sources(
+    deploy: &Deploy,
+    known: &BTreeMap<String, Known>,
+    event: &slipway_pipelines::plan::Context,
+) -> Vec<String> {
+    let repo = &event.repo;
+    let from_event = event_vars(event);
     let mut names = Vec::new();
     let mut out = Vec::new();
     for (option, value) in &deploy.options {
@@ -76,6 +96,12 @@ fn value_sources(deploy: &Deploy, known: &BTreeMap<String, Known>, repo: &str) -
         references(value, &mut names);
     }
     for name in names {
+        if !known.contains_key(&name)
+            && let Some((_, value)) = from_event.iter().find(|(n, _)| *n == name)
+        {
+            out.push(format!("${name} comes from the build's event ({value})"));
+            continue;
+        }
         out.push(match known.get(&name) {
             Some(Known {
                 value: Some(_),
