@@ -7,6 +7,7 @@ mod bad_input;
 mod build_size;
 mod conditions;
 mod corpus;
+mod corpus_deploys;
 mod git_settings;
 mod imports;
 mod lint_corpus;
