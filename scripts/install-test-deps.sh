@@ -24,6 +24,7 @@ DEB_PACKAGES=(
   iproute2         # the link-local test server's network namespace
   gnupg            # signs the local APT repository of the addons.apt test (dpkg-deb builds its packages)
   groff-base       # renders the manual pages `slipway man` writes, in their test
+  ngircd           # the IRC server notifications are sent to
 )
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
@@ -56,6 +57,12 @@ if [ ! -x "$VENV/bin/moto_server" ]; then
   [ -x "$py" ] || py="$(command -v python3)"
   "$py" -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]'
+fi
+
+# aiosmtpd, the SMTP sink email notifications are delivered to, in the same venv.
+if ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+  log "installing aiosmtpd into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

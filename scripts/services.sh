@@ -20,6 +20,8 @@ REGISTRY_PORT=5000
 MOTO_PORT=5001
 PG_PORT=5433
 PG_DB=slipway
+SMTP_PORT=8025
+IRC_PORT=6667
 CHROMIUM=/usr/bin/chromium
 START_TIMEOUT="${SLIPWAY_SERVICES_TIMEOUT:-60}"
 
@@ -149,6 +151,50 @@ start_postgres() {
   fi
 }
 
+# Answers when something accepts TCP connections on $1:$2.
+tcp_answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# The SMTP sink email notifications go to: aiosmtpd writes every message it accepts into a
+# Maildir ($RUN_DIR/mail/new), which tests read.
+start_smtp() {
+  if tcp_answers "$HOST" "$SMTP_PORT"; then
+    log "smtp: answering on $HOST:$SMTP_PORT"
+    return 0
+  fi
+  "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null || die "aiosmtpd not found in $VENV: run scripts/install-test-deps.sh"
+  mkdir -p "$RUN_DIR/mail/tmp" "$RUN_DIR/mail/new" "$RUN_DIR/mail/cur"
+  spawn smtp "$VENV/bin/python" -m aiosmtpd -n -l "$HOST:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$RUN_DIR/mail"
+  wait_until smtp "$RUN_DIR/smtp.log" tcp_answers "$HOST" "$SMTP_PORT"
+  log "smtp: started on $HOST:$SMTP_PORT (Maildir $RUN_DIR/mail)"
+}
+
+# The IRC server notifications are sent to, on loopback only.
+start_irc() {
+  if tcp_answers "$HOST" "$IRC_PORT"; then
+    log "irc: answering on $HOST:$IRC_PORT"
+    return 0
+  fi
+  command -v ngircd >/dev/null || die "ngircd not found: run scripts/install-test-deps.sh"
+  cat >"$RUN_DIR/ngircd.conf" <<EOF
+[Global]
+	Name = irc.slipway.test
+	Info = Slipway test IRC server
+	Listen = $HOST
+	Ports = $IRC_PORT
+[Limits]
+	MaxConnectionsIP = 0
+	MaxJoins = 0
+	MaxNickLength = 30
+[Options]
+	DNS = no
+	Ident = no
+	PAM = no
+EOF
+  spawn irc ngircd -n -f "$RUN_DIR/ngircd.conf"
+  wait_until irc "$RUN_DIR/irc.log" tcp_answers "$HOST" "$IRC_PORT"
+  log "irc: started on $HOST:$IRC_PORT"
+}
+
 check_chromium() {
   [ -x "$CHROMIUM" ] || die "chromium not found at $CHROMIUM: run scripts/install-test-deps.sh"
   "$CHROMIUM" --version >/dev/null 2>&1 || die "$CHROMIUM --version failed"
@@ -172,12 +218,16 @@ cmd_start() {
   start_registry
   start_moto
   start_postgres
+  start_smtp
+  start_irc
   check_chromium
 }
 
 cmd_stop() {
   stop_pidfile registry
   stop_pidfile moto
+  stop_pidfile smtp
+  stop_pidfile irc
   if [ -s "$PG_DIR/data/postmaster.pid" ]; then
     as_pg "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null && log "postgres: stopped"
   fi
@@ -188,6 +238,8 @@ cmd_status() {
   if http_answers "$(registry_url)"; then log "registry: up"; else log "registry: down"; rc=1; fi
   if http_answers "$(moto_url)/moto-api/"; then log "moto: up"; else log "moto: down"; rc=1; fi
   if pg_ready; then log "postgres: up"; else log "postgres: down"; rc=1; fi
+  if tcp_answers "$HOST" "$SMTP_PORT"; then log "smtp: up"; else log "smtp: down"; rc=1; fi
+  if tcp_answers "$HOST" "$IRC_PORT"; then log "irc: up"; else log "irc: down"; rc=1; fi
   if [ -x "$CHROMIUM" ]; then log "chromium: installed"; else log "chromium: missing"; rc=1; fi
   return "$rc"
 }
@@ -198,6 +250,9 @@ export SLIPWAY_TEST_REGISTRY=$HOST:$REGISTRY_PORT
 export SLIPWAY_TEST_MOTO=$(moto_url)
 export SLIPWAY_TEST_POSTGRES=$(pg_url)
 export SLIPWAY_TEST_CHROMIUM=$CHROMIUM
+export SLIPWAY_TEST_SMTP=$HOST:$SMTP_PORT
+export SLIPWAY_TEST_MAILDIR=$RUN_DIR/mail
+export SLIPWAY_TEST_IRC=$HOST:$IRC_PORT
 export SLIPWAY_TEST_BUSYBOX_IMAGE=slipway-test/busybox:latest
 export SLIPWAY_TEST_DEBIAN_IMAGE=slipway-test/debian:latest
 export SLIPWAY_TEST_DEBIAN_NODE_IMAGE=slipway-test/debian-node:latest

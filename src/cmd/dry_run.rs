@@ -67,6 +67,7 @@ pub fn print(
             }
         }
     }
+    crate::cmd::notify::print_planned(&mut out, plan)?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub mod images;
 pub mod imports;
 pub mod lint;
 pub mod logs;
+pub mod notify;
 pub mod plan;
 pub mod preview;
 pub mod remote;

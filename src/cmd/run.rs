@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args as ClapArgs;
-use slipway_pipelines::plan::{Context, EventType, Plan};
+use slipway_pipelines::plan::{Context, EventType, Outcome, Plan};
 use slipway_runner::docker::DockerExecutor;
 use slipway_runner::runner::{StoreSecrets, build_dir};
 use slipway_runner::{
@@ -24,6 +24,7 @@ use slipway_runner::{
 use tokio::sync::mpsc;
 
 use crate::cmd::images::ImageArgs;
+use crate::cmd::notify;
 use crate::cmd::plan::{Event, find_pipeline_file};
 use crate::cmd::vars::{RunVars, VarArgs};
 
@@ -302,10 +303,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let vars = RunVars::resolve(&plan.context.repo, &given)?;
         return crate::cmd::dry_run::print(&plan, &build, opts, &dir, &vars);
     }
+    let mut facts = notify::facts(&plan, &build.id, &|a| git(&dir, a));
+    notify::print(&plan, Outcome::Started, None, &facts);
+    let whole = args.job.is_none() && args.stage.is_none();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let outcome = rt.block_on(run_plan(plan, build, opts, dir))?;
+    let outcome = rt.block_on(run_plan(plan.clone(), build, opts, dir))?;
+    let previous = notify::previous(&plan);
+    notify::finish(&mut facts, &outcome, previous);
+    let result = notify::outcome_of(outcome.result);
+    notify::print(&plan, result, previous, &facts);
+    // A partial run (`--job`, `--stage`) says nothing about the branch's next build.
+    if whole {
+        notify::remember(&plan, result)?;
+    }
     if outcome.result != BuildResult::Passed {
         std::process::exit(1);
     }

@@ -5,9 +5,11 @@
 
 mod front_door;
 mod images;
+mod notifications;
 
 pub use front_door::{HttpSettings, RetentionSettings, SessionSettings};
 pub use images::ImageSettings;
+pub use notifications::{NotificationSettings, SmtpSettings};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -73,6 +75,8 @@ pub struct Config {
     /// Which images jobs and services really pull: a Docker Hub mirror prefix and per-image rules
     /// (`[images]`, see `config/images.rs`).
     pub images: ImageSettings,
+    /// How pipelines' `notifications:` are sent (SMTP relay, Slack, IRC, reachable addresses).
+    pub notifications: NotificationSettings,
 }
 
 /// One named APT source of `[apt_sources]`.
@@ -294,6 +298,7 @@ impl Default for Config {
             os_images: Default::default(),
             apt_sources: Default::default(),
             images: Default::default(),
+            notifications: NotificationSettings::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod github;
 pub mod imports;
 pub mod job_runner;
 pub mod metrics;
+pub mod notify;
 pub mod retention;
 pub mod runner_exec;
 pub mod server;

@@ -50,6 +50,9 @@ pub enum ServeError {
     /// The TLS certificate or key could not be used.
     #[error(transparent)]
     Tls(#[from] crate::web::listen::TlsError),
+    /// The notification sender could not be set up.
+    #[error("notifications: {0}")]
+    Notifications(String),
     /// Only one of `tls_cert` and `tls_key` is set.
     #[error("tls_cert and tls_key go together: set both (PEM files) or neither")]
     TlsHalf,
@@ -157,6 +160,30 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// The real notification sender: `[notifications]` settings, the data dir's signing key, and
+/// the address policy webhooks and IRC are held to.
+fn notification_sender(
+    config: &Config,
+    data_dir: &Path,
+) -> Result<slipway_notifications::Deliverer, ServeError> {
+    let n = &config.notifications;
+    let signing =
+        crate::notify::signing_key(data_dir).map_err(io(&data_dir.join("notify-signing.pk8")))?;
+    let policy = crate::git::FetchPolicy {
+        allow: n.allow.clone(),
+        ..Default::default()
+    };
+    slipway_notifications::Deliverer::new(slipway_notifications::Settings {
+        smtp: n.smtp.as_ref().map(|s| s.smtp()),
+        slack_url: n.slack_url.clone(),
+        irc_nick: n.irc_nick.clone(),
+        signing: Some(Arc::new(signing)),
+        reach: Arc::new(move |host, ip| policy.refusal(host, ip).map(str::to_owned)),
+        timeout: Duration::from_secs(n.timeout_seconds.max(1)),
+    })
+    .map_err(ServeError::Notifications)
+}
+
 /// Starts everything; `listen` overrides the config's address.
 pub async fn start(
     config: Config,
@@ -202,6 +229,14 @@ pub async fn start(
     tasks.push(tokio::spawn(
         reporter.run(engine.outbox.clone(), shutdown.clone()),
     ));
+    let notifier = crate::notify::Notifier::new(
+        store.clone(),
+        Arc::new(notification_sender(&config, &data_dir)?),
+        Some(slipway_secrets::SecretStore::new(&data_dir)),
+        public_url.clone(),
+        config.notifications.max_attempts,
+    );
+    tasks.push(tokio::spawn(notifier.run(shutdown.clone())));
 
     let app = Arc::new(App {
         store: store.clone(),

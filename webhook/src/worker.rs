@@ -711,6 +711,7 @@ fn plan_jobs(
             log,
             jobs: vec![],
             skipped_reason: Some(plan.build.reason.clone()),
+            notify: None,
         };
     }
     let mut jobs = Vec::new();
@@ -736,11 +737,22 @@ fn plan_jobs(
         }
     }
     let skipped_reason = jobs.is_empty().then(|| "the plan has no jobs".to_string());
+    let notify = crate::notify::NotifySetup::new(&plan, build.id, &build.spec, &src.people)
+        .and_then(|setup| serde_json::to_string(&setup).ok());
+    for n in &plan.notifications {
+        let _ = writeln!(
+            log,
+            "notification {}: {}",
+            n.channel.name(),
+            n.decision.reason
+        );
+    }
     Prepared::Jobs {
         merge_sha: src.commit,
         log,
         jobs,
         skipped_reason,
+        notify,
     }
 }
 

@@ -65,18 +65,16 @@ fn decide(spec: NotifySpec, root: &Attrs, ctx: &Context) -> Notification {
                     settings.join(", ")
                 ));
             }
-            let targets = n.channel.targets_mut();
-            let before = targets.len();
-            targets.retain(|t| !t.is_secure());
-            if targets.len() < before {
-                reasons.push(format!(
-                    "{} secure target(s) left out: a pull request from a fork gets no secrets",
-                    before - targets.len()
-                ));
-            }
-            if before > 0 && targets.is_empty() {
+            let secure = n.channel.targets().iter().filter(|t| t.is_secure()).count();
+            if secure > 0 && secure == n.channel.targets().len() {
                 break 'decide out(format!(
                     "a pull request from a fork gets no secrets, and every {name} target is secure"
+                ));
+            }
+            if secure > 0 {
+                n.channel.targets_mut().retain(|t| !t.is_secure());
+                reasons.push(format!(
+                    "{secure} secure target(s) left out: a pull request from a fork gets no secrets"
                 ));
             }
         }

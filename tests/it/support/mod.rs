@@ -2,6 +2,8 @@
 //! them, so the rest would be dead code in it.
 #![allow(dead_code)]
 
+pub mod sinks;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;

@@ -128,6 +128,7 @@ impl Mirrors {
         );
 
         let head = resolve(&repo, &spec.head_ref, &spec.head_sha, &mut log)?;
+        let people = people(&repo.find_commit(head)?);
         let commit = match &spec.base_ref {
             None => head,
             Some(base_ref) => {
@@ -158,6 +159,7 @@ impl Mirrors {
             commit: commit.to_string(),
             pipeline,
             log,
+            people,
         })
     }
 
@@ -182,5 +184,18 @@ impl Mirrors {
             .entry(repo.to_string())
             .or_default()
             .clone()
+    }
+}
+
+/// Who made `commit`, lossily decoded (names and addresses are anyone's bytes).
+fn people(commit: &git2::Commit<'_>) -> super::People {
+    let (author, committer) = (commit.author(), commit.committer());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    super::People {
+        author_name: text(author.name_bytes()),
+        author_email: text(author.email_bytes()),
+        committer_name: text(committer.name_bytes()),
+        committer_email: text(committer.email_bytes()),
+        committed_at: Some(committer.when().seconds()),
     }
 }

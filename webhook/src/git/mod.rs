@@ -62,6 +62,23 @@ pub struct Sources {
     pub pipeline: Option<(String, Vec<u8>)>,
     /// What happened, for the build's log.
     pub log: String,
+    /// Who made the pushed (head) commit, for notifications.
+    pub people: People,
+}
+
+/// The author and committer of a commit, as it records them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct People {
+    /// The author's name.
+    pub author_name: String,
+    /// The author's address.
+    pub author_email: String,
+    /// The committer's name.
+    pub committer_name: String,
+    /// The committer's address.
+    pub committer_email: String,
+    /// When it was committed (Unix seconds).
+    pub committed_at: Option<i64>,
 }
 
 /// The pipeline files looked for, in order.

@@ -272,6 +272,9 @@ pub enum Prepared {
         jobs: Vec<NewJob>,
         /// Why nothing runs, when `jobs` is empty.
         skipped_reason: Option<String>,
+        /// The build's notification setup (JSON of [`crate::notify::NotifySetup`]), if it
+        /// notifies anything.
+        notify: Option<String>,
     },
     /// The build cannot run: it ends errored with this reason and log.
     Errored {
@@ -385,6 +388,43 @@ pub struct OutboxItem {
     pub attempts: i64,
 }
 
+/// A notification waiting to be sent: one notification with one target, and the facts of the
+/// build it reports.
+#[derive(Debug, Clone)]
+pub struct NotifyItem {
+    /// Its id.
+    pub id: i64,
+    /// The build it reports.
+    pub build_id: i64,
+    /// `owner/name`.
+    pub repo: String,
+    /// False for a fork's pull request: nothing may be decrypted for it.
+    pub trusted: bool,
+    /// The notification (JSON), secure values still encrypted.
+    pub notification: String,
+    /// The build's facts (JSON).
+    pub facts: String,
+    /// Tries so far.
+    pub attempts: i64,
+}
+
+/// A build's notification as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotifyRecord {
+    /// Its id.
+    pub id: i64,
+    /// The outcome it reports (`started`, `passed`, …).
+    pub outcome: String,
+    /// The notification, secure values still encrypted.
+    pub notification: serde_json::Value,
+    /// Tries so far.
+    pub attempts: i64,
+    /// Sent, or given up (then `last_error` says why).
+    pub done: bool,
+    /// The last try's error.
+    pub last_error: Option<String>,
+}
+
 /// What start-up recovery did to work a killed process left behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Recovery {
@@ -485,6 +525,14 @@ pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
     async fn outbox_retry(&self, id: i64, next_at: Millis, error: &str) -> Result<(), StoreError>;
     /// True when a newer report exists for the same commit (so this one must not be sent).
     async fn outbox_superseded(&self, item: &OutboxItem) -> Result<bool, StoreError>;
+    /// Notifications due now, oldest first.
+    async fn notify_due(&self, limit: usize) -> Result<Vec<NotifyItem>, StoreError>;
+    /// Marks a notification sent (`error` = `None`) or given up (with the last error).
+    async fn notify_finished(&self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
+    /// Schedules another try of a notification.
+    async fn notify_retry(&self, id: i64, next_at: Millis, error: &str) -> Result<(), StoreError>;
+    /// A build's queued and sent notifications, in order.
+    async fn notifications(&self, build_id: i64) -> Result<Vec<NotifyRecord>, StoreError>;
     /// Repositories with builds, each with its latest build.
     async fn repos(&self) -> Result<Vec<Build>, StoreError>;
     /// Builds, newest first, that pass `filter`.

@@ -9,6 +9,7 @@
 mod access;
 mod builds;
 mod checks;
+mod notify;
 mod retention;
 
 pub(crate) use access::random_token;
@@ -132,6 +133,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         access::migrate(&conn)?;
         checks::migrate(&conn)?;
+        notify::migrate(&conn)?;
         // The group's savepoints keep their statement journal in memory: it only serves to roll
         // one change back inside the transaction, never durability.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -463,7 +465,7 @@ impl Store for SqliteStore {
                         checks::enqueue_lint(conn, build_id, &reason, &annotations)?;
                     }
                 }
-                Prepared::Jobs { merge_sha, log, jobs, skipped_reason } => {
+                Prepared::Jobs { merge_sha, log, jobs, skipped_reason, notify: setup } => {
                     exec(
                         conn,
                         "UPDATE builds SET log = ?2, merge_sha = ?3, lease_owner = NULL, lease_until = NULL,
@@ -489,6 +491,8 @@ impl Store for SqliteStore {
                         )?;
                     }
                     enqueue_status(conn, build_id, BuildState::Running, "Running")?;
+                    notify::record_setup(conn, build_id, setup.as_deref())?;
+                    notify::enqueue(conn, build_id, BuildState::Running, "")?;
                 }
             }
             Ok(())
@@ -695,6 +699,22 @@ impl Store for SqliteStore {
             Ok(newer > 0)
         })
         .await
+    }
+
+    async fn notify_due(&self, limit: usize) -> Result<Vec<NotifyItem>, StoreError> {
+        self.notify_due_rows(limit).await
+    }
+
+    async fn notify_finished(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+        self.notify_finish_row(id, error).await
+    }
+
+    async fn notify_retry(&self, id: i64, next_at: Millis, error: &str) -> Result<(), StoreError> {
+        self.notify_retry_row(id, next_at, error).await
+    }
+
+    async fn notifications(&self, build_id: i64) -> Result<Vec<NotifyRecord>, StoreError> {
+        self.notify_rows(build_id).await
     }
 
     async fn repos(&self) -> Result<Vec<Build>, StoreError> {

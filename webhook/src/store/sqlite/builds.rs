@@ -169,7 +169,8 @@ fn report_end(
         state,
         &format!("{}: {reason}", describe(state)),
     )?;
-    super::checks::enqueue_checks(conn, build_id)
+    super::checks::enqueue_checks(conn, build_id)?;
+    super::notify::enqueue(conn, build_id, state, reason)
 }
 
 fn describe(state: BuildState) -> &'static str {

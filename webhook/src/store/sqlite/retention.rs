@@ -28,6 +28,7 @@ fn prune_batch(
                  WHERE state IN ('passed', 'failed', 'errored', 'canceled', 'skipped'))
              WHERE ((?1 IS NOT NULL AND t < ?1) OR (?2 IS NOT NULL AND n > ?2))
                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.build_id = id AND o.done = 0)
+               AND NOT EXISTS (SELECT 1 FROM notify_outbox o WHERE o.build_id = id AND o.done = 0)
              ORDER BY id LIMIT ?3",
         )?
         .query_map(params![older_than, keep_per_repo, BATCH], |r| {
@@ -44,6 +45,7 @@ fn prune_batch(
         pruned.jobs += exec(conn, "DELETE FROM jobs WHERE build_id = ?1", [id])?;
         exec(conn, "DELETE FROM outbox WHERE build_id = ?1", [id])?;
         super::checks::prune(conn, id)?;
+        exec(conn, "DELETE FROM notify_outbox WHERE build_id = ?1", [id])?;
         exec(
             conn,
             "UPDATE deliveries SET build_id = NULL WHERE build_id = ?1",
