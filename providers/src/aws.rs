@@ -7,6 +7,7 @@ use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls;
 
+use crate::calls::ApiCall;
 use crate::context::DeployContext;
 use crate::error::{Error, one_line};
 use crate::options::{Options, Text};
@@ -57,6 +58,13 @@ impl AwsAuth {
             keys,
             endpoint,
         })
+    }
+
+    /// The dry run's first call: where the credentials come from and the region they sign for.
+    pub(crate) fn credentials_call(&self, ctx: &DeployContext) -> ApiCall {
+        ApiCall::new("aws", "Credentials")
+            .param("source", self.describe(ctx))
+            .param("region", &self.region)
     }
 
     /// Where the credentials come from, for dry runs and logs (never the values).

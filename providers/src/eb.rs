@@ -395,9 +395,7 @@ impl Deployer for ElasticBeanstalk {
 
     fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
         let mut calls = vec![
-            ApiCall::new("aws", "Credentials")
-                .param("source", self.auth.describe(ctx))
-                .param("region", &self.auth.region),
+            self.auth.credentials_call(ctx),
             ApiCall::new("s3", "HeadBucket").param("Bucket", &self.bucket),
         ];
         let mut create = ApiCall::new("s3", "CreateBucket").param("Bucket", &self.bucket);

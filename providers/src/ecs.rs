@@ -487,9 +487,7 @@ impl Deployer for Ecs {
 
     fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
         let mut calls = vec![
-            ApiCall::new("aws", "Credentials")
-                .param("source", self.auth.describe(ctx))
-                .param("region", &self.auth.region),
+            self.auth.credentials_call(ctx),
             ApiCall::new(NAME, "DescribeServices")
                 .param("cluster", &self.cluster)
                 .param("services", &self.service)

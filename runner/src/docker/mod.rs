@@ -99,6 +99,31 @@ fn is_status(e: &BollardError, codes: &[u16]) -> bool {
     matches!(e, BollardError::DockerResponseServerError { status_code, .. } if codes.contains(status_code))
 }
 
+/// Whether a sweep of dead runners' leftovers must keep this object: its owner still runs.
+fn spared(labels: Option<&HashMap<String, String>>, only_dead_owners: bool) -> bool {
+    only_dead_owners
+        && labels
+            .and_then(|l| l.get(LABEL_OWNER))
+            .is_some_and(|o| owner_alive(o))
+}
+
+/// Records one removal of a sweep; the tolerated statuses (already gone, still in use by a
+/// live container) are not errors, the object simply is not counted.
+fn swept(
+    outcome: Result<(), BollardError>,
+    kind: &str,
+    name: String,
+    tolerated: &[u16],
+    removed: &mut Vec<String>,
+) -> Result<(), ExecError> {
+    match outcome {
+        Ok(()) => removed.push(name),
+        Err(e) if is_status(&e, tolerated) => {}
+        Err(e) => return Err(engine_err(format!("removing {kind} {name}"))(e)),
+    }
+    Ok(())
+}
+
 fn label_filter(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     HashMap::from([(
         "label".to_string(),
@@ -302,14 +327,7 @@ impl DockerExecutor {
         // Remove the job container first, the namespace holder last.
         let mut list: Vec<_> = list
             .into_iter()
-            .filter(|c| {
-                !only_dead_owners
-                    || !c
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(LABEL_OWNER))
-                        .is_some_and(|o| owner_alive(o))
-            })
+            .filter(|c| !spared(c.labels.as_ref(), only_dead_owners))
             .collect();
         list.sort_by_key(|c| {
             match c
@@ -332,23 +350,12 @@ impl DockerExecutor {
                 .unwrap_or_else(|| id.clone())
                 .trim_start_matches('/')
                 .to_string();
-            match self
-                .docker
-                .remove_container(
-                    &id,
-                    Some(
-                        RemoveContainerOptionsBuilder::default()
-                            .force(true)
-                            .v(true)
-                            .build(),
-                    ),
-                )
-                .await
-            {
-                Ok(()) => removed.push(name),
-                Err(e) if is_status(&e, &[404, 409]) => {}
-                Err(e) => return Err(engine_err(format!("removing container {name}"))(e)),
-            }
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            let outcome = self.docker.remove_container(&id, Some(options)).await;
+            swept(outcome, "container", name, &[404, 409], &mut removed)?;
         }
         Ok(removed)
     }
@@ -369,20 +376,12 @@ impl DockerExecutor {
             .map_err(engine_err("listing networks"))?;
         let mut removed = Vec::new();
         for n in list {
-            if only_dead_owners
-                && n.labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_OWNER))
-                    .is_some_and(|o| owner_alive(o))
-            {
+            if spared(n.labels.as_ref(), only_dead_owners) {
                 continue;
             }
             let Some(name) = n.name else { continue };
-            match self.docker.remove_network(&name).await {
-                Ok(()) => removed.push(name),
-                Err(e) if is_status(&e, &[404]) => {}
-                Err(e) => return Err(engine_err(format!("removing network {name}"))(e)),
-            }
+            let outcome = self.docker.remove_network(&name).await;
+            swept(outcome, "network", name, &[404], &mut removed)?;
         }
         Ok(removed)
     }
@@ -403,23 +402,12 @@ impl DockerExecutor {
             .map_err(engine_err("listing volumes"))?;
         let mut removed = Vec::new();
         for v in list.volumes.unwrap_or_default() {
-            if v.labels.contains_key(LABEL_CACHE)
-                || (only_dead_owners && v.labels.get(LABEL_OWNER).is_some_and(|o| owner_alive(o)))
-            {
+            if v.labels.contains_key(LABEL_CACHE) || spared(Some(&v.labels), only_dead_owners) {
                 continue;
             }
-            match self
-                .docker
-                .remove_volume(
-                    &v.name,
-                    Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
-                )
-                .await
-            {
-                Ok(()) => removed.push(v.name),
-                Err(e) if is_status(&e, &[404, 409]) => {}
-                Err(e) => return Err(engine_err(format!("removing volume {}", v.name))(e)),
-            }
+            let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+            let outcome = self.docker.remove_volume(&v.name, Some(options)).await;
+            swept(outcome, "volume", v.name, &[404, 409], &mut removed)?;
         }
         Ok(removed)
     }
