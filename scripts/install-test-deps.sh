@@ -59,6 +59,12 @@ if [ ! -x "$VENV/bin/moto_server" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]'
 fi
 
+# pypiserver, the Python package index the pypi deploy uploads to (passlib for its htpasswd).
+if [ ! -x "$VENV/bin/pypi-server" ] || ! "$VENV/bin/python" -c 'import passlib' 2>/dev/null; then
+  log "installing pypiserver[passlib] into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check 'pypiserver[passlib]'
+fi
+
 # aiosmtpd, the SMTP sink email notifications are delivered to, in the same venv.
 if ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
   log "installing aiosmtpd into $VENV"

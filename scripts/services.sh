@@ -22,6 +22,10 @@ PG_PORT=5433
 PG_DB=slipway
 SMTP_PORT=8025
 IRC_PORT=6667
+PYPI_PORT=5002
+# The index's one account: a test credential on loopback, which the tests read from `env`.
+PYPI_USER=slipway
+PYPI_PASSWORD=pypi-test-password
 CHROMIUM=/usr/bin/chromium
 START_TIMEOUT="${SLIPWAY_SERVICES_TIMEOUT:-60}"
 
@@ -168,6 +172,30 @@ start_smtp() {
   log "smtp: started on $HOST:$SMTP_PORT (Maildir $RUN_DIR/mail)"
 }
 
+pypi_url() { echo "http://$HOST:$PYPI_PORT"; }
+
+# A real Python package index (pypiserver): uploads need $PYPI_USER's password (htpasswd),
+# downloads are open, packages live in $RUN_DIR/pypi-packages.
+start_pypi() {
+  if http_answers "$(pypi_url)/simple/"; then
+    log "pypi: answering on $HOST:$PYPI_PORT"
+    return 0
+  fi
+  [ -x "$VENV/bin/pypi-server" ] || die "pypi-server not found in $VENV: run scripts/install-test-deps.sh"
+  mkdir -p "$RUN_DIR/pypi-packages"
+  "$VENV/bin/python" - "$RUN_DIR/pypi.htpasswd" "$PYPI_USER" "$PYPI_PASSWORD" <<'PY'
+import sys
+from passlib.apache import HtpasswdFile
+ht = HtpasswdFile(sys.argv[1], new=True)
+ht.set_password(sys.argv[2], sys.argv[3])
+ht.save()
+PY
+  spawn pypi "$VENV/bin/pypi-server" run -i "$HOST" -p "$PYPI_PORT" -a update -P "$RUN_DIR/pypi.htpasswd" \
+    "$RUN_DIR/pypi-packages"
+  wait_until pypi "$RUN_DIR/pypi.log" curl -sf --max-time 2 "$(pypi_url)/simple/"
+  log "pypi: started on $HOST:$PYPI_PORT"
+}
+
 # The IRC server notifications are sent to, on loopback only.
 start_irc() {
   if tcp_answers "$HOST" "$IRC_PORT"; then
@@ -220,6 +248,7 @@ cmd_start() {
   start_postgres
   start_smtp
   start_irc
+  start_pypi
   check_chromium
 }
 
@@ -228,6 +257,7 @@ cmd_stop() {
   stop_pidfile moto
   stop_pidfile smtp
   stop_pidfile irc
+  stop_pidfile pypi
   if [ -s "$PG_DIR/data/postmaster.pid" ]; then
     as_pg "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null && log "postgres: stopped"
   fi
@@ -240,6 +270,7 @@ cmd_status() {
   if pg_ready; then log "postgres: up"; else log "postgres: down"; rc=1; fi
   if tcp_answers "$HOST" "$SMTP_PORT"; then log "smtp: up"; else log "smtp: down"; rc=1; fi
   if tcp_answers "$HOST" "$IRC_PORT"; then log "irc: up"; else log "irc: down"; rc=1; fi
+  if http_answers "$(pypi_url)/simple/"; then log "pypi: up"; else log "pypi: down"; rc=1; fi
   if [ -x "$CHROMIUM" ]; then log "chromium: installed"; else log "chromium: missing"; rc=1; fi
   return "$rc"
 }
@@ -253,6 +284,8 @@ export SLIPWAY_TEST_CHROMIUM=$CHROMIUM
 export SLIPWAY_TEST_SMTP=$HOST:$SMTP_PORT
 export SLIPWAY_TEST_MAILDIR=$RUN_DIR/mail
 export SLIPWAY_TEST_IRC=$HOST:$IRC_PORT
+export SLIPWAY_TEST_PYPI=$(pypi_url)
+export SLIPWAY_TEST_PYPI_AUTH=$PYPI_USER:$PYPI_PASSWORD
 export SLIPWAY_TEST_BUSYBOX_IMAGE=slipway-test/busybox:latest
 export SLIPWAY_TEST_DEBIAN_IMAGE=slipway-test/debian:latest
 export SLIPWAY_TEST_DEBIAN_NODE_IMAGE=slipway-test/debian-node:latest
@@ -272,6 +305,7 @@ cmd_check() {
   psql "$(pg_url)" -tAc 'select version()' | sed 's/^/[services] postgres: /' >&2
   "$CHROMIUM" --headless --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>slipway</p>' 2>/dev/null \
     | grep -q '<p>slipway</p>' && log "chromium: rendered a page headless"
+  curl -sf "$(pypi_url)/simple/" >/dev/null && log "pypi: listed the simple index"
 }
 
 case "${1:-}" in

@@ -20,10 +20,11 @@ LABEL=org.slipway.recipe
 BUSYBOX_IMAGE=slipway-test/busybox:latest
 DEBIAN_IMAGE=slipway-test/debian:latest
 DEBIAN_NODE_IMAGE=slipway-test/debian-node:latest
+DEBIAN_PYTHON_IMAGE=slipway-test/debian-python:latest
 DEBIAN_PACKAGES=bash,git,ca-certificates,curl,openssl
 
 if [ "${1:-}" = "--list" ]; then
-  printf '%s\n' "$BUSYBOX_IMAGE" "$DEBIAN_IMAGE" "$DEBIAN_NODE_IMAGE"
+  printf '%s\n' "$BUSYBOX_IMAGE" "$DEBIAN_IMAGE" "$DEBIAN_NODE_IMAGE" "$DEBIAN_PYTHON_IMAGE"
   exit 0
 fi
 
@@ -129,15 +130,17 @@ build_debian() {
     "$tarball" "$DEBIAN_IMAGE" >/dev/null
 }
 
-build_debian_node() {
-  local recipe="$1" suite="$2" mirror="$3" ctx
+# An image on top of the debian one from scripts/images/NAME.Dockerfile (Debian packages from the
+# host's mirror): debian-node, debian-python.
+build_debian_derived() {
+  local name="$1" image="$2" recipe="$3" suite="$4" mirror="$5" ctx
   ctx="$(mktemp -d)"
-  cp "$HERE/images/debian-node.Dockerfile" "$ctx/Dockerfile"
+  cp "$HERE/images/$name.Dockerfile" "$ctx/Dockerfile"
   if ! DOCKER_BUILDKIT=0 docker build -q --network host --label "$LABEL=$recipe" \
-    --build-arg "MIRROR=$mirror" --build-arg "SUITE=$suite" -t "$DEBIAN_NODE_IMAGE" "$ctx" >"$CACHE/debian-node.log" 2>&1; then
-    tail -n 30 "$CACHE/debian-node.log" >&2
+    --build-arg "MIRROR=$mirror" --build-arg "SUITE=$suite" -t "$image" "$ctx" >"$CACHE/$name.log" 2>&1; then
+    tail -n 30 "$CACHE/$name.log" >&2
     rm -rf "$ctx"
-    die "building $DEBIAN_NODE_IMAGE failed (full log: $CACHE/debian-node.log)"
+    die "building $image failed (full log: $CACHE/$name.log)"
   fi
   rm -rf "$ctx"
 }
@@ -169,13 +172,17 @@ main() {
     timed "$DEBIAN_IMAGE" build_debian "$recipe" "$suite" "$mirror" "$docker_cli"
   fi
 
-  # Depends on the exact debian image it was built from.
-  recipe="$({ declare -f build_debian_node; cat "$HERE/images/debian-node.Dockerfile"; echo "$suite $mirror"; docker image inspect -f '{{.Id}}' "$DEBIAN_IMAGE"; } | sha)"
-  if [ "$(image_recipe "$DEBIAN_NODE_IMAGE")" = "$recipe" ]; then
-    log "$DEBIAN_NODE_IMAGE is up to date"
-  else
-    timed "$DEBIAN_NODE_IMAGE" build_debian_node "$recipe" "$suite" "$mirror"
-  fi
+  # Each depends on the exact debian image it was built from.
+  local name image
+  for name in debian-node debian-python; do
+    image="slipway-test/$name:latest"
+    recipe="$({ declare -f build_debian_derived; cat "$HERE/images/$name.Dockerfile"; echo "$suite $mirror"; docker image inspect -f '{{.Id}}' "$DEBIAN_IMAGE"; } | sha)"
+    if [ "$(image_recipe "$image")" = "$recipe" ]; then
+      log "$image is up to date"
+    else
+      timed "$image" build_debian_derived "$name" "$image" "$recipe" "$suite" "$mirror"
+    fi
+  done
 }
 
 main "$@"

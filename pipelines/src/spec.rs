@@ -1696,7 +1696,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         name: "pypi",
         required: &[],
-        support: Support::NotYet,
+        support: Support::Yes,
         options: &[
             opt("username", Ty::SecureLax).aliases(&["user"]),
             opt("password", Ty::Secure),

@@ -113,6 +113,41 @@ pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A service's error answer as one line of text: an HTML error page is reduced to its words
+/// (its `<head>` dropped, tags removed), anything else kept as it is; at most 300 characters.
+pub(crate) fn readable(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let lower = text.to_ascii_lowercase();
+    let text = if lower.contains("<html") {
+        let body = match (lower.find("<head"), lower.find("</head>")) {
+            (Some(a), Some(b)) if a < b => format!("{}{}", &text[..a], &text[b + 7..]),
+            _ => text.to_string(),
+        };
+        let mut words = String::new();
+        let mut in_tag = false;
+        for c in body.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => {
+                    in_tag = false;
+                    words.push(' ');
+                }
+                c if !in_tag => words.push(c),
+                _ => {}
+            }
+        }
+        words
+            .replace("&#039;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    } else {
+        text.to_string()
+    };
+    one_line(&text).chars().take(300).collect()
+}
+
 /// A shorthand for option errors.
 pub(crate) fn option_error(
     provider: &'static str,

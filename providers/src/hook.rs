@@ -162,6 +162,10 @@ impl ProviderHook {
 
 #[async_trait]
 impl DeployHook for ProviderHook {
+    fn job_step(&self, deploy: &slipway_pipelines::plan::Deploy) -> Option<String> {
+        crate::job_step(deploy)
+    }
+
     async fn deploy(&self, request: DeployRequest<'_>) -> DeployReport {
         let failed = |why: String| DeployReport {
             success: false,

@@ -32,8 +32,10 @@ mod http;
 pub mod images;
 pub mod inputs;
 pub mod kube;
+mod multipart;
 pub mod options;
 pub mod pages;
+pub mod pypi;
 pub mod releases;
 pub mod s3;
 
@@ -71,6 +73,7 @@ pub const PROVIDERS: &[(&str, &[&str])] = &[
     ("gke", kube::GKE_OPTIONS),
     ("kubernetes", kube::KUBERNETES_OPTIONS),
     ("pages", pages::OPTIONS),
+    ("pypi", pypi::OPTIONS),
     ("releases", releases::OPTIONS),
     ("s3", s3::OPTIONS),
     ("script", &["script"]),
@@ -105,6 +108,7 @@ pub fn parse(
         ))
         .map(|p| Box::new(p) as Box<dyn Deployer>),
         "pages" => read!("pages", pages::Pages),
+        "pypi" => read!("pypi", pypi::Pypi),
         "releases" => read!("releases", releases::Releases),
         "s3" => read!("s3", s3::S3),
         "script" => read!("script", Script),
@@ -144,6 +148,15 @@ impl Deployer for Script {
 
     fn credentials(&self, _ctx: &DeployContext) -> String {
         "the job's own shell and environment".to_owned()
+    }
+}
+
+/// The shell text a provider needs the job to run right before its deploy (building what it
+/// publishes with the job's own tools), if any: the runner's `DeployHook::job_step`.
+pub fn job_step(deploy: &Deploy) -> Option<String> {
+    match deploy.provider.to_ascii_lowercase().as_str() {
+        "pypi" => Some(pypi::job_step(&deploy.options)),
+        _ => None,
     }
 }
 
@@ -283,7 +296,7 @@ mod tests {
                 ("cluster", json!("c")),
                 ("key_file", json!("key.json")),
             ],
-            "kubernetes" | "pages" | "releases" => vec![],
+            "kubernetes" | "pages" | "pypi" | "releases" => vec![],
             "s3" => vec![("bucket", json!("b"))],
             "script" => vec![("script", json!("./deploy.sh"))],
             other => panic!("no base options for {other}: add them here"),

@@ -73,6 +73,15 @@ pub struct DeployReport {
 pub trait DeployHook: Send + Sync {
     /// Deploys, and says how it went.
     async fn deploy(&self, request: DeployRequest<'_>) -> DeployReport;
+
+    /// Shell text the job runs right before `deploy` is requested (after the cleanup), when the
+    /// provider publishes something the job's own tools build (`python setup.py sdist`,
+    /// `npm pack`): building runs the project's code, which belongs in the job's container, never
+    /// where the deploy holds its credentials. Its output is the job's; if it fails, the deploy
+    /// fails. `None` (the default) for providers that publish files as they are.
+    fn job_step(&self, _deploy: &Deploy) -> Option<String> {
+        None
+    }
 }
 
 impl Runner {

@@ -495,6 +495,10 @@ impl<'a> Preparing<'a> {
                         .map(|(_, value)| value),
                 );
             }
+            let job_step = match (&kind, &self.options.deploy_hook) {
+                (DeployKind::Hook, Some(hook)) => hook.job_step(d),
+                _ => None,
+            };
             deploys.push(DeployStep {
                 index,
                 provider: d.provider.clone(),
@@ -502,6 +506,7 @@ impl<'a> Preparing<'a> {
                 allow_failure: d.allow_failure,
                 conditions: d.condition.clone(),
                 cleanup: !d.skip_cleanup,
+                job_step,
             });
         }
         Ok(deploys)

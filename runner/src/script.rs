@@ -101,6 +101,10 @@ pub struct DeployStep {
     pub conditions: Vec<String>,
     /// Put the build dir back as the job started before deploying (dpl's cleanup).
     pub cleanup: bool,
+    /// For a provider deploy: shell text the job runs right before the request (after the
+    /// cleanup), to build what the provider publishes with the job's own tools
+    /// ([`crate::DeployHook::job_step`]). If it fails, the deploy fails and nothing is sent.
+    pub job_step: Option<String>,
 }
 
 /// What the compiler needs besides the job.
@@ -556,10 +560,24 @@ impl ScriptWriter<'_> {
         let run = match &d.kind {
             // dpl runs the command as a child process: `exit` or `cd` in it end there.
             DeployKind::Script(cmd) => format!("(eval {})\nslipway_rc=$?\n", sh_quote(cmd)),
-            DeployKind::Hook => format!(
-                "(umask 077; env -0 > {DEPLOY_ENV_PATH}) 2>/dev/null\nslipway_m '{request}'\nslipway_rc=1\nread -r slipway_rc <&3 || slipway_rc=1\nrm -f {DEPLOY_ENV_PATH}\n",
-                request = Marker::DeployRequest(i)
-            ),
+            DeployKind::Hook => {
+                let request = format!(
+                    "(umask 077; env -0 > {DEPLOY_ENV_PATH}) 2>/dev/null\nslipway_m '{request}'\nslipway_rc=1\nread -r slipway_rc <&3 || slipway_rc=1\nrm -f {DEPLOY_ENV_PATH}\n",
+                    request = Marker::DeployRequest(i)
+                );
+                match &d.job_step {
+                    None => request,
+                    // Run as a child process, like a `script` deploy; its failure fails the deploy.
+                    Some(step) => format!(
+                        "(eval {})\nslipway_rc=$?\nif [ \"$slipway_rc\" -eq 0 ]; then\n{request}else\nprintf '\\033[31;1m%s\\033[0m\\n' {}\nfi\n",
+                        sh_quote(step),
+                        sh_quote(&format!(
+                            "The {} deploy's build step failed; nothing was deployed.",
+                            one_line(&d.provider)
+                        ))
+                    ),
+                }
+            }
             DeployKind::Skipped(_) => unreachable!("handled above"),
         };
         if d.cleanup {

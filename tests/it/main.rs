@@ -7,6 +7,7 @@ mod support;
 mod artifacts_s3;
 mod cli_completions;
 mod course_multi_docker;
+mod deploy_pypi;
 mod deploy_releases;
 mod deploy_s3;
 mod imports_run;

@@ -1,5 +1,5 @@
 //! Lint of the deploy providers Slipway runs itself (`elasticbeanstalk`, `ecs`, `gke`,
-//! `kubernetes`, `pages`, `releases`, `s3`, `script`): the options `slipway-providers` reads are
+//! `kubernetes`, `pages`, `pypi`, `releases`, `s3`, `script`): the options `slipway-providers` reads are
 //! known with their types and required options, and mistakes are reported with positions. Pinned
 //! with an insta snapshot.
 
@@ -139,6 +139,20 @@ deploy:
     commit_message: Publish %{git_sha}
     committer_from_gh: true
     deployment_file: false
+  - provider: pypi
+    user: __token__
+    password:
+      secure: c2VjcmV0
+    server: https://test.pypi.invalid/legacy/
+    distributions: sdist bdist_wheel
+    docs_dir: docs
+    skip_existing: true
+    upload_docs: false
+    twine_check: true
+    remove_build_dir: true
+    setuptools_version: '69.0'
+    twine_version: '5.0'
+    wheel_version: '0.42'
   - provider: script
     script: ./notify.sh
     skip_cleanup: true

@@ -9,4 +9,5 @@ mod course_k8s;
 mod dry_run;
 mod hook_in_runner;
 mod pages;
+mod pypi;
 mod releases;

@@ -612,6 +612,99 @@ async fn a_failing_deploy_errors_the_job_and_pull_requests_never_deploy() {
     );
 }
 
+/// A provider whose job step builds `pkg/built.txt` (or fails when the build is told to), and
+/// whose deploy succeeds only when it sees what the step built.
+struct BuildingHook;
+
+#[async_trait::async_trait]
+impl slipway_runner::DeployHook for BuildingHook {
+    async fn deploy(
+        &self,
+        request: slipway_runner::DeployRequest<'_>,
+    ) -> slipway_runner::DeployReport {
+        let tar = request.files.tar("pkg").await.unwrap_or_default();
+        let found = String::from_utf8_lossy(&tar).contains("built from version 3");
+        slipway_runner::DeployReport {
+            success: found,
+            log: vec![format!("hook saw the built package: {found}")],
+        }
+    }
+
+    fn job_step(&self, deploy: &slipway_pipelines::plan::Deploy) -> Option<String> {
+        let fail = deploy.options.get("fail").is_some();
+        Some(if fail {
+            "echo building; exit 3".into()
+        } else {
+            "mkdir -p pkg && echo \"built from version $(cat VERSION)\" > pkg/built.txt && echo job-step-built".into()
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_providers_job_step_builds_in_the_job_before_the_request_and_its_failure_fails_the_deploy()
+ {
+    let Some(exec) = engine(&[&busybox()]).await else {
+        return;
+    };
+    let pipeline = |fail: &str| {
+        format!(
+            r#"
+image: "{{busybox}}"
+language: shell
+script: echo 3 > VERSION
+deploy:
+  provider: pypi
+  {fail}
+  skip_cleanup: true
+  on:
+    branch: master
+after_deploy: echo after-deploy-ran
+"#
+        )
+    };
+    let mut opts = options();
+    opts.deploy_hook = Some(std::sync::Arc::new(BuildingHook));
+    let ctx = context("acme/app", "master");
+    let ran = run(
+        exec.clone(),
+        opts.clone(),
+        &plan(&pipeline(""), &ctx),
+        None,
+        None,
+    )
+    .await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert_log_has(
+        log,
+        &[
+            "job-step-built",
+            "hook saw the built package: true",
+            "after-deploy-ran",
+        ],
+    );
+
+    let ran = run(exec, opts, &plan(&pipeline("fail: true"), &ctx), None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
+    assert_log_has(
+        log,
+        &[
+            "building",
+            "The pypi deploy's build step failed; nothing was deployed.",
+        ],
+    );
+    assert!(!log.contains("hook saw"), "the request was made: {log}");
+    assert_eq!(
+        ran.job(1)
+            .deploys
+            .iter()
+            .map(|d| d.exit_code)
+            .collect::<Vec<_>>(),
+        vec![Some(3)]
+    );
+}
+
 /// Lists what a provider deploy would see of the build dir: file names (without `.git`) and the
 /// text of `hello.txt`.
 struct TreeProbe;

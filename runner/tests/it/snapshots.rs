@@ -115,6 +115,7 @@ after_script: echo ascript
                 allow_failure: false,
                 conditions: vec!["$TRAVIS_EVENT_TYPE = push".into()],
                 cleanup: false,
+                job_step: None,
             },
             DeployStep {
                 index: 1,
@@ -123,6 +124,7 @@ after_script: echo ascript
                 allow_failure: false,
                 conditions: vec![],
                 cleanup: true,
+                job_step: None,
             },
             DeployStep {
                 index: 2,
@@ -131,6 +133,7 @@ after_script: echo ascript
                 allow_failure: true,
                 conditions: vec![],
                 cleanup: true,
+                job_step: None,
             },
         ],
         notices: vec![],
@@ -232,6 +235,7 @@ fn every_marker_the_compiled_script_writes_reads_back() {
         allow_failure: false,
         conditions: vec![],
         cleanup: false,
+        job_step: None,
     };
     let inputs = ScriptInputs {
         job,

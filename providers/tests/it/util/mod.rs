@@ -492,3 +492,138 @@ pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// The test Python package index (`scripts/services.sh start`: pypiserver at `SLIPWAY_TEST_PYPI`,
+/// uploads with `SLIPWAY_TEST_PYPI_AUTH` = `user:password`), else one started for this test run
+/// from the test venv; `None` (after printing, or failing under CI) when none can be had.
+pub fn pypi() -> Option<(String, String, String)> {
+    let answers = |url: &str| {
+        let addr = url.trim_start_matches("http://").trim_end_matches('/');
+        TcpStream::connect(addr).is_ok_and(|mut s| {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let req = format!("GET /simple/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let mut buf = [0u8; 12];
+            s.write_all(req.as_bytes()).is_ok()
+                && s.read_exact(&mut buf).is_ok()
+                && buf.starts_with(b"HTTP/1.")
+                && &buf[9..12] == b"200"
+        })
+    };
+    if let (Ok(url), Ok(auth)) = (
+        std::env::var("SLIPWAY_TEST_PYPI"),
+        std::env::var("SLIPWAY_TEST_PYPI_AUTH"),
+    ) && answers(&url)
+        && let Some((user, password)) = auth.split_once(':')
+    {
+        return Some((url, user.to_owned(), password.to_owned()));
+    }
+    static OWN: Mutex<Option<(String, PypiServer)>> = Mutex::new(None);
+    let mut own = OWN.lock().unwrap();
+    if own.is_none() {
+        match PypiServer::spawn() {
+            Some(s) => *own = Some((s.url.clone(), s)),
+            None => {
+                skip_or_fail(
+                    "pypiserver is not running and cannot be started (scripts/install-test-deps.sh, scripts/services.sh start)",
+                );
+                return None;
+            }
+        }
+    }
+    own.as_ref().map(|(u, _)| {
+        (
+            u.clone(),
+            "slipway".to_owned(),
+            "pypi-own-password".to_owned(),
+        )
+    })
+}
+
+/// A pypiserver of this test run's own, from the test venv.
+pub struct PypiServer {
+    url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PypiServer {
+    fn spawn() -> Option<PypiServer> {
+        let venv = PathBuf::from(
+            std::env::var("SLIPWAY_VENV").unwrap_or_else(|_| "/var/tmp/slipway-venv".into()),
+        );
+        let dir = tempfile::tempdir().ok()?;
+        let htpasswd = dir.path().join("htpasswd");
+        let made = Command::new(venv.join("bin/python"))
+            .args([
+                "-c",
+                "import sys\nfrom passlib.apache import HtpasswdFile\nh = HtpasswdFile(sys.argv[1], new=True)\nh.set_password('slipway', 'pypi-own-password')\nh.save()",
+            ])
+            .arg(&htpasswd)
+            .status()
+            .ok()?;
+        if !made.success() {
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        std::fs::create_dir_all(dir.path().join("packages")).ok()?;
+        let child = Command::new(venv.join("bin/pypi-server"))
+            .args([
+                "run",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-a",
+                "update",
+                "-P",
+            ])
+            .arg(&htpasswd)
+            .arg(dir.path().join("packages"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = PypiServer {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for PypiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of a plain GET to a loopback `http://` URL (empty when it cannot be had).
+pub fn http_get(url: &str) -> String {
+    let rest = url.trim_start_matches("http://");
+    let (addr, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
