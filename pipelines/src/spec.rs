@@ -1526,7 +1526,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         name: "heroku",
         required: &[],
-        support: Support::NotYet,
+        support: Support::Yes,
         options: &[
             opt("strategy", Ty::Str),
             opt("api_key", Ty::Any),
@@ -1591,7 +1591,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         name: "npm",
         required: &[],
-        support: Support::NotYet,
+        support: Support::Yes,
         options: &[
             opt("email", Ty::SecureLax),
             opt("api_token", Ty::Secure).aliases(&["api_key"]),

@@ -58,6 +58,8 @@ pub struct Endpoints {
     pub github_api: Option<String>,
     /// Where GitHub serves git (else `https://github.com`, or the `pages` option `url`).
     pub github: Option<String>,
+    /// Heroku's Platform API (else `https://api.heroku.com`).
+    pub heroku: Option<String>,
 }
 
 impl Endpoints {

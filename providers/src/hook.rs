@@ -32,6 +32,7 @@ pub const ENDPOINT_VARIABLES: &[&str] = &[
     "SLIPWAY_KUBERNETES_ENDPOINT",
     "SLIPWAY_GITHUB_API_ENDPOINT",
     "SLIPWAY_GITHUB_ENDPOINT",
+    "SLIPWAY_HEROKU_ENDPOINT",
 ];
 
 /// Reads [`ENDPOINT_VARIABLES`] through `get` (the process environment in production), so tests and
@@ -47,6 +48,7 @@ pub fn endpoints_from(get: impl Fn(&str) -> Option<String>) -> Endpoints {
         kubernetes: read("SLIPWAY_KUBERNETES_ENDPOINT"),
         github_api: read("SLIPWAY_GITHUB_API_ENDPOINT"),
         github: read("SLIPWAY_GITHUB_ENDPOINT"),
+        heroku: read("SLIPWAY_HEROKU_ENDPOINT"),
     }
 }
 

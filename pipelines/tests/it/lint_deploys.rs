@@ -1,5 +1,5 @@
 //! Lint of the deploy providers Slipway runs itself (`elasticbeanstalk`, `ecs`, `gke`,
-//! `kubernetes`, `pages`, `pypi`, `releases`, `s3`, `script`): the options `slipway-providers` reads are
+//! `heroku`, `kubernetes`, `npm`, `pages`, `pypi`, `releases`, `s3`, `script`): the options `slipway-providers` reads are
 //! known with their types and required options, and mistakes are reported with positions. Pinned
 //! with an insta snapshot.
 
@@ -153,6 +153,27 @@ deploy:
     setuptools_version: '69.0'
     twine_version: '5.0'
     wheel_version: '0.42'
+  - provider: npm
+    api_key:
+      secure: c2VjcmV0
+    email: dev@example.org
+    access: public
+    registry: https://npm.example.org/
+    src: packages/ui
+    tag: next
+    auth_method: token
+  - provider: heroku
+    strategy: api
+    api_key:
+      secure: c2VjcmV0
+    app: {main: shop, staging: shop-staging}
+    run: [rake db:migrate]
+  - provider: heroku
+    user:
+      secure: c2VjcmV0
+    password:
+      secure: c2VjcmV0
+    git: https://git.heroku.com/shop.git
   - provider: script
     script: ./notify.sh
     skip_cleanup: true
