@@ -1644,8 +1644,8 @@ pub static PROVIDERS: &[Provider] = &[
     },
     Provider {
         name: "packagecloud",
-        required: &[],
-        support: Support::NotYet,
+        required: &["username", "repository"],
+        support: Support::Yes,
         options: &[
             opt("username", Ty::SecureLax),
             opt("token", Ty::Secure),
@@ -1740,7 +1740,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         name: "rubygems",
         required: &[],
-        support: Support::NotYet,
+        support: Support::Yes,
         options: &[
             opt("api_key", Ty::Any),
             opt("username", Ty::Any).aliases(&["user"]),

@@ -60,6 +60,8 @@ pub struct Endpoints {
     pub github: Option<String>,
     /// Heroku's Platform API (else `https://api.heroku.com`).
     pub heroku: Option<String>,
+    /// packagecloud's API (else `https://packagecloud.io`).
+    pub packagecloud: Option<String>,
 }
 
 impl Endpoints {

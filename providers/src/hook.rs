@@ -33,6 +33,7 @@ pub const ENDPOINT_VARIABLES: &[&str] = &[
     "SLIPWAY_GITHUB_API_ENDPOINT",
     "SLIPWAY_GITHUB_ENDPOINT",
     "SLIPWAY_HEROKU_ENDPOINT",
+    "SLIPWAY_PACKAGECLOUD_ENDPOINT",
 ];
 
 /// Reads [`ENDPOINT_VARIABLES`] through `get` (the process environment in production), so tests and
@@ -49,6 +50,7 @@ pub fn endpoints_from(get: impl Fn(&str) -> Option<String>) -> Endpoints {
         github_api: read("SLIPWAY_GITHUB_API_ENDPOINT"),
         github: read("SLIPWAY_GITHUB_ENDPOINT"),
         heroku: read("SLIPWAY_HEROKU_ENDPOINT"),
+        packagecloud: read("SLIPWAY_PACKAGECLOUD_ENDPOINT"),
     }
 }
 

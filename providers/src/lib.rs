@@ -36,9 +36,11 @@ pub mod kube;
 mod multipart;
 pub mod npm;
 pub mod options;
+pub mod packagecloud;
 pub mod pages;
 pub mod pypi;
 pub mod releases;
+pub mod rubygems;
 pub mod s3;
 
 pub use calls::{ApiCall, MemorySink};
@@ -76,9 +78,11 @@ pub const PROVIDERS: &[(&str, &[&str])] = &[
     ("heroku", heroku::OPTIONS),
     ("kubernetes", kube::KUBERNETES_OPTIONS),
     ("npm", npm::OPTIONS),
+    ("packagecloud", packagecloud::OPTIONS),
     ("pages", pages::OPTIONS),
     ("pypi", pypi::OPTIONS),
     ("releases", releases::OPTIONS),
+    ("rubygems", rubygems::OPTIONS),
     ("s3", s3::OPTIONS),
     ("script", &["script"]),
 ];
@@ -113,9 +117,11 @@ pub fn parse(
         ))
         .map(|p| Box::new(p) as Box<dyn Deployer>),
         "npm" => read!("npm", npm::Npm),
+        "packagecloud" => read!("packagecloud", packagecloud::Packagecloud),
         "pages" => read!("pages", pages::Pages),
         "pypi" => read!("pypi", pypi::Pypi),
         "releases" => read!("releases", releases::Releases),
+        "rubygems" => read!("rubygems", rubygems::Rubygems),
         "s3" => read!("s3", s3::S3),
         "script" => read!("script", Script),
         _ => Err(Error::UnknownProvider(deploy.provider.clone())),
@@ -163,6 +169,7 @@ pub fn job_step(deploy: &Deploy) -> Option<String> {
     match deploy.provider.to_ascii_lowercase().as_str() {
         "npm" => Some(npm::job_step(&deploy.options)),
         "pypi" => Some(pypi::job_step(&deploy.options)),
+        "rubygems" => Some(rubygems::job_step(&deploy.options)),
         _ => None,
     }
 }
@@ -303,8 +310,9 @@ mod tests {
                 ("cluster", json!("c")),
                 ("key_file", json!("key.json")),
             ],
-            "heroku" | "kubernetes" | "npm" | "pages" | "pypi" | "releases" => vec![],
+            "heroku" | "kubernetes" | "npm" | "pages" | "pypi" | "releases" | "rubygems" => vec![],
             "s3" => vec![("bucket", json!("b"))],
+            "packagecloud" => vec![("username", json!("u")), ("repository", json!("r"))],
             "script" => vec![("script", json!("./deploy.sh"))],
             other => panic!("no base options for {other}: add them here"),
         }

@@ -1,5 +1,6 @@
 //! Lint of the deploy providers Slipway runs itself (`elasticbeanstalk`, `ecs`, `gke`,
-//! `heroku`, `kubernetes`, `npm`, `pages`, `pypi`, `releases`, `s3`, `script`): the options `slipway-providers` reads are
+//! `heroku`, `kubernetes`, `npm`, `packagecloud`, `pages`, `pypi`, `releases`, `rubygems`, `s3`,
+//! `script`): the options `slipway-providers` reads are
 //! known with their types and required options, and mistakes are reported with positions. Pinned
 //! with an insta snapshot.
 
@@ -174,6 +175,30 @@ deploy:
     password:
       secure: c2VjcmV0
     git: https://git.heroku.com/shop.git
+  - provider: rubygems
+    api_key:
+      secure: c2VjcmV0
+    gem: {main: shop, staging: shop-pre}
+    gemspec: shop.gemspec
+    gemspec_glob: '*.gemspec'
+    host: https://gems.example.org
+  - provider: rubygems
+    user:
+      secure: c2VjcmV0
+    password:
+      secure: c2VjcmV0
+  - provider: packagecloud
+    username: acme
+    token:
+      secure: c2VjcmV0
+    repository: shop
+    local_dir: dist
+    dist: ubuntu/jammy
+    package_glob: ['*.deb', '*.rpm']
+    force: true
+    connect_timeout: 60
+    read_timeout: 60
+    write_timeout: 180
   - provider: script
     script: ./notify.sh
     skip_cleanup: true
@@ -221,6 +246,9 @@ deploy:
     draft: 2
   - provider: pages
     keep_histroy: true
+  - provider: packagecloud
+    token:
+      secure: c2VjcmV0
 ";
 
 #[test]

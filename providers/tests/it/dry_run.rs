@@ -87,6 +87,7 @@ fn dry_run_lists_each_deploys_calls_in_order() {
     ctx.endpoints.github_api = Some("http://github.invalid/api".into());
     ctx.endpoints.github = Some("http://git.invalid".into());
     ctx.endpoints.heroku = Some("http://heroku.invalid".into());
+    ctx.endpoints.packagecloud = Some("http://packagecloud.invalid".into());
     ctx.pushed_images = vec!["acme/shop-web:c0ffee".into()];
     ctx.secrets = Some(Arc::new(NeverDecrypt));
     let runs = dry_run_job(&job(), &ctx);

@@ -10,6 +10,8 @@ mod dry_run;
 mod heroku;
 mod hook_in_runner;
 mod npm;
+mod packagecloud;
 mod pages;
 mod pypi;
 mod releases;
+mod rubygems;
