@@ -123,6 +123,9 @@ impl DeploySpec {
                 "skip_cleanup" => skip_cleanup = v.as_bool(),
                 "cleanup" => cleanup = v.as_bool(),
                 "edge" => spec.edge = Some(v.clone()),
+                // It picked the version of Travis's deploy tool, which Travis's own lint does not
+                // know either (`unknown_key`, "it is ignored"); Slipway's providers have one.
+                "dpl_version" => {}
                 "allow_failure" => spec.allow_failure = v.as_bool() == Some(true),
                 _ => {
                     spec.options.insert(k.clone(), v.clone());

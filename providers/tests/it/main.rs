@@ -4,6 +4,7 @@
 mod util;
 
 mod aws_moto;
+mod corpus;
 mod course_eb;
 mod course_k8s;
 mod dry_run;

@@ -120,12 +120,16 @@ impl Drop for MotoServer {
     }
 }
 
+/// The shared third-party material (`$SLIPWAY_SHARED`, else `../shared` next to the workspace).
+pub fn shared() -> PathBuf {
+    std::env::var("SLIPWAY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
+
 /// The read-only course corpus, or `None` (after printing / failing under CI) when absent.
 pub fn course(project: &str) -> Option<PathBuf> {
-    let shared = std::env::var("SLIPWAY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    let dir = shared.join("corpus/course").join(project);
+    let dir = shared().join("corpus/course").join(project);
     if dir.is_dir() {
         Some(dir)
     } else {
