@@ -41,9 +41,7 @@ pub enum HttpError {
     /// The request could not be made or sent, or its answer not read.
     #[error("{method} {url}: {reason}")]
     Request {
-        /// The method.
         method: String,
-        /// The URL.
         url: String,
         /// The error and its causes, outermost first.
         reason: String,
@@ -51,9 +49,7 @@ pub enum HttpError {
     /// No whole answer within the time limit.
     #[error("{method} {url}: no answer within {secs} s")]
     Timeout {
-        /// The method.
         method: String,
-        /// The URL.
         url: String,
         /// The limit.
         secs: u64,
@@ -70,7 +66,6 @@ pub struct Response {
     pub status: u16,
     /// Headers in the order received, names in lower case.
     pub headers: Vec<(String, String)>,
-    /// The body.
     pub body: Vec<u8>,
 }
 

@@ -61,13 +61,11 @@ pub trait Sender: Send + Sync {
 pub struct Smtp {
     /// The relay's host.
     pub host: String,
-    /// Its port.
     pub port: u16,
     /// `none` (plain, for a relay on this machine), `starttls` or `tls`.
     pub tls: SmtpTls,
     /// A user name to authenticate with, if the relay wants one.
     pub username: Option<String>,
-    /// Its password.
     pub password: Option<Secret<String>>,
     /// The sender address (`From:`).
     pub from: String,

@@ -53,14 +53,12 @@ pub struct BuildFacts {
     pub finished_at: Option<String>,
     /// Seconds it ran.
     pub duration: Option<u64>,
-    /// Its jobs.
     pub jobs: Vec<JobFacts>,
 }
 
 /// One job of a build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct JobFacts {
-    /// Its id.
     pub id: String,
     /// `BUILD.JOB`.
     pub number: String,

@@ -44,7 +44,6 @@ pub enum Message {
     Irc {
         /// `[irc://|ircs://]host[:port]#channel[,key]`.
         channel: Text,
-        /// The lines.
         lines: Vec<String>,
         /// NOTICE instead of PRIVMSG.
         notice: bool,
@@ -56,7 +55,6 @@ pub enum Message {
         password: Option<Text>,
         /// Identify with NickServ.
         nickserv_password: Option<Text>,
-        /// The channel key.
         channel_key: Option<Text>,
     },
 }

@@ -36,19 +36,14 @@ pub enum Channel {
     },
     /// Slack rooms, each `account:token#channel` (the channel is optional).
     Slack {
-        /// The rooms.
         rooms: Vec<Text>,
         /// `on_pull_requests:` (default true): whether pull request builds notify.
         on_pull_requests: bool,
     },
     /// HTTP POSTs of Travis's JSON payload.
-    Webhooks {
-        /// The URLs.
-        urls: Vec<Text>,
-    },
+    Webhooks { urls: Vec<Text> },
     /// IRC channels, each `host[:port]#channel` (`ircs://` for TLS).
     Irc {
-        /// The channels.
         channels: Vec<Text>,
         /// `channel_key:` for channels that need one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,7 +151,6 @@ impl Text {
 pub enum Frequency {
     /// Every time.
     Always,
-    /// Never.
     Never,
     /// When the result differs from the previous build's on the same branch (and for the first).
     Change,

@@ -58,7 +58,6 @@ pub struct Context {
     pub head_repo: Option<String>,
     /// The head branch of a pull request.
     pub head_branch: Option<String>,
-    /// The commit's message.
     pub commit_message: String,
     /// The commit SHA, when known.
     pub commit: Option<String>,

@@ -322,7 +322,6 @@ pub enum LoadError {
     TooLarge {
         /// The input size.
         size: usize,
-        /// The limit.
         limit: usize,
     },
     /// A YAML syntax error.
@@ -338,7 +337,6 @@ pub enum LoadError {
     TooDeep {
         /// The collection that went too deep.
         pos: Pos,
-        /// The limit.
         limit: usize,
     },
     /// Aliases would expand the document past [`Limits::max_nodes`] (an "alias bomb").
@@ -346,7 +344,6 @@ pub enum LoadError {
     TooManyNodes {
         /// The node at which the budget ran out.
         pos: Pos,
-        /// The limit.
         limit: usize,
     },
     /// `*name` with no `&name` before it.

@@ -46,7 +46,6 @@ pub struct Endpoints {
     pub s3: Option<String>,
     /// Elastic Beanstalk.
     pub elasticbeanstalk: Option<String>,
-    /// ECS.
     pub ecs: Option<String>,
     /// The OAuth token endpoint a GKE service-account key is exchanged at (else the key's `token_uri`).
     pub gke_token: Option<String>,

@@ -44,7 +44,6 @@ pub struct RepoCredentials {
 pub struct AwsKeys {
     /// The access key id (shown in dry runs).
     pub access_key_id: String,
-    /// The secret access key.
     pub secret_access_key: Secret<String>,
     /// A session token, for temporary keys.
     pub session_token: Option<Secret<String>>,

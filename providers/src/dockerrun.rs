@@ -27,7 +27,6 @@ pub enum DockerrunError {
     Unsupported {
         /// The container's name.
         container: String,
-        /// The field.
         field: String,
         /// The service converted to (`ECS`).
         service: &'static str,

@@ -81,11 +81,9 @@ pub enum Access {
 /// `kubectl set image deployments/DEPLOYMENT CONTAINER=IMAGE`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetImage {
-    /// The deployment.
     pub deployment: String,
     /// The container in its pod template.
     pub container: String,
-    /// The new image.
     pub image: String,
 }
 

@@ -45,7 +45,6 @@ pub enum Timing {
 /// One variable of the registry.
 #[derive(Debug, Clone, Copy)]
 pub struct Variable {
-    /// Its name.
     pub name: &'static str,
     /// What it means, for the docs.
     pub description: &'static str,

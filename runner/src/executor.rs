@@ -94,7 +94,6 @@ impl Default for ResourceLimits {
 pub struct ServiceSpec {
     /// The name as written in `services:`; it resolves to 127.0.0.1 inside the job.
     pub name: String,
-    /// The image.
     pub image: String,
     /// Environment (e.g. `POSTGRES_HOST_AUTH_METHOD=trust`).
     pub env: Vec<(String, String)>,
@@ -124,7 +123,6 @@ pub struct VolumeMount {
 pub struct JobSpec {
     /// Unique job id (`BUILDID-N`); names and labels derive from it.
     pub job_id: String,
-    /// The build's id.
     pub build_id: String,
     /// The owner label value ([`owner_label`]).
     pub owner: String,
@@ -330,7 +328,6 @@ fn process_start_time(pid: u32) -> Option<String> {
 
 /// Names of a job's resources, derived from its id.
 pub mod names {
-    /// The job container.
     pub fn job_container(job_id: &str) -> String {
         format!("slipway-{job_id}-job")
     }
@@ -338,7 +335,6 @@ pub mod names {
     pub fn netns_container(job_id: &str) -> String {
         format!("slipway-{job_id}-netns")
     }
-    /// A service container.
     pub fn service_container(job_id: &str, service: &str) -> String {
         format!("slipway-{job_id}-svc-{service}")
     }

@@ -78,7 +78,6 @@ pub fn marker(spec: &JobSpec, text: &str) -> Bytes {
 
 type Behaviour = dyn Fn(&JobSpec) -> FakeRun + Send + Sync;
 
-/// The fake executor.
 pub struct FakeExecutor {
     behaviour: Box<Behaviour>,
     calls: Mutex<Vec<String>>,

@@ -17,7 +17,6 @@ use slipway_secrets::Secret;
 
 use crate::docker::split_reference;
 
-/// What to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildSpec {
     /// The build context directory.
@@ -73,7 +72,6 @@ pub enum ImageError {
     /// The engine reported a push error.
     #[error("pushing {reference}: {message}")]
     Push {
-        /// The reference.
         reference: String,
         /// The error.
         message: String,

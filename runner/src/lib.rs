@@ -1,9 +1,10 @@
 //! Runs a Slipway plan's jobs in containers with Travis's semantics.
 //!
 //! Each job is compiled into one shell script ([`script`]) run in one container through the
-//! [`Executor`] seam ([`executor`]; Docker in [`docker`], a scriptable fake in [`fake`]). The
-//! script writes phase and command markers into its output, which [`markers`] parses back out,
-//! so the runner reports per-command exit codes and durations without one exec per command.
+//! [`Executor`] seam ([`executor`]; Docker in [`docker`], and a scriptable fake in `fake` with
+//! the `testing` feature, which only tests enable). The script writes phase and command markers
+//! into its output, which [`markers`] parses back out, so the runner reports per-command exit
+//! codes and durations without one exec per command.
 //! Every log byte passes one filter stage ([`log`]) where secrets are masked.
 //!
 //! The entry point is [`Runner`]: `Runner::new(executor, options)`, then
@@ -20,6 +21,7 @@ pub mod docker;
 mod drive;
 pub mod env;
 pub mod executor;
+#[cfg(feature = "testing")]
 pub mod fake;
 pub mod hosting;
 pub mod image_map;

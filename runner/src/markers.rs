@@ -124,18 +124,15 @@ pub enum Marker {
     PhaseEnd(PhaseName),
     /// A command began.
     CommandStart {
-        /// Its phase.
         phase: PhaseName,
         /// Its place in the phase, from 0.
         index: usize,
     },
     /// A command exited.
     CommandEnd {
-        /// Its phase.
         phase: PhaseName,
         /// Its place in the phase, from 0.
         index: usize,
-        /// Its exit code.
         exit_code: i32,
     },
     /// Deploy step `index` began.
@@ -144,7 +141,6 @@ pub enum Marker {
     DeployEnd {
         /// The step, in file order from 0.
         index: usize,
-        /// Its exit code.
         exit_code: i32,
     },
     /// The script waits on its stdin while the runner performs deploy step `index`.

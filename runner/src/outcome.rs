@@ -55,7 +55,6 @@ pub struct CommandOutcome {
 /// One phase's record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PhaseOutcome {
-    /// Which phase.
     pub phase: PhaseName,
     /// Its commands, in order, as far as they ran; `before_deploy` and `after_deploy` run once
     /// per deploy, so their commands repeat.
@@ -180,20 +179,16 @@ pub enum JobEvent {
     },
     /// A command began.
     CommandStarted {
-        /// Its phase.
         phase: PhaseName,
         /// Index within the phase.
         index: usize,
-        /// The command.
         command: String,
     },
     /// A command ended.
     CommandFinished {
-        /// Its phase.
         phase: PhaseName,
         /// Index within the phase.
         index: usize,
-        /// Exit code.
         exit_code: i32,
         /// Run time.
         duration: Duration,

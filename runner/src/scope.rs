@@ -47,7 +47,6 @@ pub enum Owner {
     Branch(String),
     /// A pull request, by number and head repository (`owner/name`; `None` when it was deleted).
     PullRequest {
-        /// Its number.
         number: u64,
         /// Its head repository.
         head_repo: Option<String>,

@@ -19,7 +19,6 @@ pub enum RunVar {
     Secret {
         /// Variable name.
         name: String,
-        /// The value.
         value: Secret<String>,
     },
 }

@@ -13,7 +13,6 @@ pub struct Args {
     /// How many builds to list.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
-    /// The server.
     #[command(flatten)]
     pub server: super::remote::Server,
     /// Print the API's JSON.

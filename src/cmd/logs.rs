@@ -11,7 +11,6 @@ pub struct Args {
     /// Keep printing until the job ends.
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// The server.
     #[command(flatten)]
     pub server: super::remote::Server,
 }

@@ -68,7 +68,6 @@ pub struct Args {
 pub enum Event {
     /// A branch or tag push.
     Push,
-    /// A pull request.
     PullRequest,
     /// An API-triggered build.
     Api,
@@ -155,33 +154,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn context_of(args: &Args, repo: String) -> Context {
-    let event = match (args.event, args.pull_request) {
+    let ctx = event_context(
+        args.event,
+        args.pull_request,
+        args.tag.as_ref(),
+        args.fork,
+        || args.branch.clone(),
+        repo,
+    );
+    Context {
+        head_repo: (ctx.event == EventType::PullRequest).then(|| ctx.repo.clone()),
+        commit_message: args.commit_message.clone(),
+        ..ctx
+    }
+}
+
+/// What `slipway plan` and `slipway run` read alike from their flags: the event (`--pull-request`
+/// makes a push a pull request), the branch (a tag push's is the tag, else `branch()`), the tag,
+/// the pull request's number (1 when the event is one and no number was given), the fork flag and
+/// the repository. The rest is the caller's.
+pub(crate) fn event_context(
+    event: Event,
+    pull_request: Option<u64>,
+    tag: Option<&String>,
+    fork: bool,
+    branch: impl FnOnce() -> String,
+    repo: String,
+) -> Context {
+    let event = match (event, pull_request) {
         (Event::Push, Some(_)) => EventType::PullRequest,
         (Event::Push, None) => EventType::Push,
         (Event::PullRequest, _) => EventType::PullRequest,
         (Event::Api, _) => EventType::Api,
         (Event::Cron, _) => EventType::Cron,
     };
-    let branch = match (&args.tag, event) {
+    let branch = match (tag, event) {
         (Some(tag), EventType::Push) => tag.clone(),
-        _ => args.branch.clone(),
+        _ => branch(),
     };
     Context {
         event,
         branch,
-        tag: args.tag.clone(),
-        pull_request: args
-            .pull_request
-            .or((event == EventType::PullRequest).then_some(1)),
-        fork: args.fork,
-        head_repo: (event == EventType::PullRequest).then(|| repo.clone()),
+        tag: tag.cloned(),
+        pull_request: pull_request.or((event == EventType::PullRequest).then_some(1)),
+        fork,
         repo,
-        head_branch: None,
-        commit_message: args.commit_message.clone(),
-        commit: None,
-        sender: String::new(),
-        env: Default::default(),
-        default_branch: None,
+        ..Context::default()
     }
 }
 

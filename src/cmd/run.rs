@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::cmd::images::ImageArgs;
 use crate::cmd::notify;
-use crate::cmd::plan::{Event, find_pipeline_file};
+use crate::cmd::plan::{Event, event_context, find_pipeline_file};
 use crate::cmd::vars::{RunVars, VarArgs};
 
 /// Arguments of `slipway run`.
@@ -118,51 +118,39 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
 }
 
 fn context_of(args: &Args, dir: &Path) -> Context {
-    let event = match (args.event, args.pull_request) {
-        (Event::Push, Some(_)) => EventType::PullRequest,
-        (Event::Push, None) => EventType::Push,
-        (Event::PullRequest, _) => EventType::PullRequest,
-        (Event::Api, _) => EventType::Api,
-        (Event::Cron, _) => EventType::Cron,
-    };
     let local_branch = git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]).filter(|b| b != "HEAD");
-    let branch = match (&args.tag, event) {
-        (Some(tag), EventType::Push) => tag.clone(),
-        _ => args
-            .branch
-            .clone()
-            .or(local_branch.clone())
-            .unwrap_or_else(|| "master".into()),
-    };
     let repo = args
         .repo
         .clone()
         .unwrap_or_else(|| crate::cmd::repo::default_repo(dir));
+    let ctx = event_context(
+        args.event,
+        args.pull_request,
+        args.tag.as_ref(),
+        args.fork,
+        || {
+            args.branch
+                .clone()
+                .or(local_branch.clone())
+                .unwrap_or_else(|| "master".into())
+        },
+        repo,
+    );
+    let pull_request = ctx.event == EventType::PullRequest;
     Context {
-        event,
-        branch,
-        tag: args.tag.clone(),
-        pull_request: args
-            .pull_request
-            .or((event == EventType::PullRequest).then_some(1)),
-        fork: args.fork,
-        head_repo: (event == EventType::PullRequest).then(|| {
+        head_repo: pull_request.then(|| {
             if args.fork {
-                format!("fork/{}", repo.rsplit('/').next().unwrap_or("project"))
+                format!("fork/{}", ctx.repo.rsplit('/').next().unwrap_or("project"))
             } else {
-                repo.clone()
+                ctx.repo.clone()
             }
         }),
-        repo,
-        head_branch: (event == EventType::PullRequest)
-            .then_some(local_branch)
-            .flatten(),
+        head_branch: pull_request.then_some(local_branch).flatten(),
         commit_message: git(dir, &["log", "-1", "--format=%B"]).unwrap_or_default(),
         commit: git(dir, &["rev-parse", "HEAD"]),
         sender: std::env::var("USER").unwrap_or_default(),
-        env: Default::default(),
         // `--default-branch` reaches the runner's options; the context names none of its own.
-        default_branch: None,
+        ..ctx
     }
 }
 

@@ -70,7 +70,6 @@ pub enum Action {
         repo: Option<String>,
         /// The variable name.
         name: String,
-        /// The value.
         value: Option<String>,
     },
     /// Remove a repository settings variable.

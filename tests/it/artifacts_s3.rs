@@ -3,15 +3,12 @@
 //! the build dir; a pull request uploads nothing. Under CI=true a missing engine, image or moto
 //! fails.
 
-use crate::support::{busybox, http, moto_and_engine, new_bucket, slipway_run_s3, text};
+use crate::support::{http, listing, moto_bucket, slipway_run_s3, succeeded};
 
 fn repo_with(bucket: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join(".slipway.yml"),
-        format!(
-            r#"
-image: "{image}"
+    let pipeline = format!(
+        r#"
+image: "{{busybox}}"
 language: shell
 addons:
   artifacts:
@@ -26,32 +23,25 @@ script:
   - mkdir -p logs/deep build && echo one > logs/a.log && echo two > logs/deep/b.log
   - echo "built on $TRAVIS_BRANCH" > build/out.txt
 after_script: echo after-script-ran
-"#,
-            image = busybox()
-        ),
-    )
-    .unwrap();
-    crate::support::commit_all(dir.path(), "pipeline");
-    dir
+"#
+    );
+    crate::support::repo_with_pipeline(".slipway.yml", &pipeline)
 }
 
 #[test]
 fn artifacts_are_uploaded_after_the_job_under_the_target_path() {
-    let Some(moto) = moto_and_engine() else {
+    let Some((moto, bucket)) = moto_bucket("slipway-artifacts") else {
         return;
     };
-    let bucket = new_bucket(&moto, "slipway-artifacts");
     let repo = repo_with(&bucket);
     let out = slipway_run_s3(repo.path(), &moto, &["--branch", "main"]);
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
+    let log = succeeded(&out, &[]);
     let after_script = log.find("after-script-ran").expect(&log);
     let uploaded = log
         .find("addons.artifacts: uploaded 3 object(s)")
         .expect(&log);
     assert!(after_script < uploaded, "{log}");
-    let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
-    assert_eq!(status, 200, "{listing}");
+    let listing = listing(&moto, &bucket);
     for key in [
         "ci/main/logs/a.log",
         "ci/main/logs/deep/b.log",
@@ -68,14 +58,12 @@ fn artifacts_are_uploaded_after_the_job_under_the_target_path() {
 
 #[test]
 fn a_pull_request_uploads_no_artifacts() {
-    let Some(moto) = moto_and_engine() else {
+    let Some((moto, bucket)) = moto_bucket("slipway-artifacts") else {
         return;
     };
-    let bucket = new_bucket(&moto, "slipway-artifacts");
     let repo = repo_with(&bucket);
     let out = slipway_run_s3(repo.path(), &moto, &["--pull-request", "3"]);
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
+    let log = succeeded(&out, &[]);
     assert!(
         log.contains("addons.artifacts: not uploaded for pull requests"),
         "{log}"

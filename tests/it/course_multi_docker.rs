@@ -68,20 +68,6 @@ fn http_get(host: &str, path: &str) -> std::io::Result<(String, String)> {
     Ok((status, body.to_string()))
 }
 
-/// Copies a directory tree as fresh, writable files (the shared material is read-only).
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
-        }
-    }
-}
-
 fn write(dir: &Path, rel: &str, text: &str) {
     let path = dir.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -215,7 +201,7 @@ fn course_multi_docker_builds_tests_and_pushes_its_four_images_up_to_the_deploy(
     let prefix = format!("slipway-course-{}-{nanos:x}", std::process::id());
     let repo = tempfile::tempdir().unwrap();
     let dir = repo.path();
-    copy_tree(&course, dir);
+    crate::support::copy_tree(&course, dir);
 
     // Rewrite (1) in the pipeline file.
     let original = std::fs::read_to_string(dir.join(".travis.yml")).unwrap();

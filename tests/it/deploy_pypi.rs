@@ -4,10 +4,9 @@
 //! `secure:` password, and pip then installs the package from that index. The password is never
 //! shown. Under CI=true a missing engine, image or index fails.
 
-use std::path::Path;
 use std::process::Command;
 
-use crate::support::{ci, text};
+use crate::support::{ci, encrypt, succeeded, text};
 
 const IMAGE: &str = "slipway-test/debian-python:latest";
 
@@ -44,22 +43,6 @@ fn ready() -> Option<(String, String, String)> {
             None
         }
     }
-}
-
-fn encrypt(data: &Path, repo: &str, assignment: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args(["secrets", "encrypt", "--repo", repo, assignment])
-        .env("SLIPWAY_DATA_DIR", data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .trim()
-        .strip_prefix("secure: \"")
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap()
-        .to_string()
 }
 
 #[test]
@@ -117,8 +100,7 @@ deploy:
         .env("SLIPWAY_DATA_DIR", data.path())
         .output()
         .unwrap();
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
+    let log = succeeded(&out, &[]);
     assert!(
         log.contains("pypi: python3 setup.py sdist bdist_wheel"),
         "{log}"

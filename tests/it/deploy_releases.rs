@@ -7,27 +7,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{busybox, engine_ready, text};
+use crate::support::{busybox, encrypt, engine_ready, succeeded, text};
 use slipway_webhook::testing::{FakeGitHub, FakeReleases};
 
 const REPO: &str = "acme/tool";
 const TOKEN: &str = "ghp_e2e_release_3b9d0c71";
-
-fn encrypt(data: &Path, assignment: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args(["secrets", "encrypt", "--repo", REPO, assignment])
-        .env("SLIPWAY_DATA_DIR", data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .trim()
-        .strip_prefix("secure: \"")
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or_else(|| panic!("unexpected output: {stdout}"))
-        .to_string()
-}
 
 fn run(dir: &Path, data: &Path, api: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_slipway"))
@@ -56,7 +40,7 @@ fn a_tag_build_releases_the_two_files_it_built() {
     });
     let api = github.start(&rt);
     let data = tempfile::tempdir().unwrap();
-    let token = encrypt(data.path(), &format!("GITHUB_TOKEN={TOKEN}"));
+    let token = encrypt(data.path(), REPO, &format!("GITHUB_TOKEN={TOKEN}"));
     let pipeline = format!(
         r#"image: "{image}"
 language: shell
@@ -106,9 +90,7 @@ deploy:
     assert!(github.requests.lock().unwrap().is_empty());
 
     let out = run(repo.path(), data.path(), &api, &["--tag", "v2.0.0"]);
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("Deploying with releases"), "{log}");
+    let log = succeeded(&out, &["Deploying with releases"]);
     assert!(
         log.contains("Deploy finished: release v2.0.0 of acme/tool: 2 asset(s) uploaded"),
         "{log}"
@@ -121,13 +103,8 @@ deploy:
     assert_eq!(r.tag_name, "v2.0.0");
     assert_eq!(r.name.as_deref(), Some("Tool v2.0.0"));
     assert!(!r.draft);
-    let assets: Vec<(&str, &[u8])> = r
-        .assets
-        .iter()
-        .map(|a| (a.name.as_str(), a.bytes.as_slice()))
-        .collect();
     assert_eq!(
-        assets,
+        r.files(),
         [
             ("tool-linux.tar.gz", &b"tool for linux v2.0.0\n"[..]),
             ("tool-windows.zip", &b"tool for windows\n"[..]),

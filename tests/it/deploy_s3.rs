@@ -4,10 +4,11 @@
 //! are decrypted for the upload and never shown. Under CI=true a missing engine, image or moto
 //! fails.
 
-use crate::support::{busybox, http, moto_and_engine, new_bucket, slipway_run_s3, text};
+use crate::support::{
+    busybox, encrypt, http, listing, moto_bucket, slipway_run_s3, succeeded, text,
+};
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::Command;
 
 const PIPELINE: &str = r#"
@@ -34,51 +35,28 @@ fn repo_with(bucket: &str) -> tempfile::TempDir {
 
 #[test]
 fn a_push_to_the_deploy_branch_uploads_the_jobs_files_to_s3() {
-    let Some(moto) = moto_and_engine() else {
+    let Some((moto, bucket)) = moto_bucket("slipway-e2e") else {
         return;
     };
-    let bucket = new_bucket(&moto, "slipway-e2e");
     let repo = repo_with(&bucket);
 
     let out = slipway_run_s3(repo.path(), &moto, &["--branch", "main"]);
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("Deploying with s3"), "{log}");
-    assert!(log.contains("Deploy finished"), "{log}");
+    let log = succeeded(&out, &["Deploying with s3", "Deploy finished"]);
 
     // The object is private, so the anonymous check reads the listing: key and size of
     // "built on main\n", written by the job's script.
-    let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
-    assert_eq!(status, 200, "{listing}");
+    let listing = listing(&moto, &bucket);
     assert!(
         listing.contains("<Key>docs/index.txt</Key>") && listing.contains("<Size>14</Size>"),
         "{listing}\n{log}"
     );
 }
 
-/// The value of `slipway secrets encrypt NAME=VALUE --repo REPO` (the text inside `secure: "…"`).
-fn encrypt(data: &Path, repo: &str, assignment: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args(["secrets", "encrypt", "--repo", repo, assignment])
-        .env("SLIPWAY_DATA_DIR", data)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .trim()
-        .strip_prefix("secure: \"")
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or_else(|| panic!("unexpected output: {stdout}"))
-        .to_string()
-}
-
 #[test]
 fn secure_deploy_options_are_decrypted_for_the_upload_and_never_shown() {
-    let Some(moto) = moto_and_engine() else {
+    let Some((moto, bucket)) = moto_bucket("slipway-e2e") else {
         return;
     };
-    let bucket = new_bucket(&moto, "slipway-e2e");
     let data = tempfile::tempdir().unwrap();
     let slug = "acme/secure-deploy";
     // moto accepts any key pair; the secret half and the key prefix come from `secure:` options.
@@ -91,12 +69,9 @@ fn secure_deploy_options_are_decrypted_for_the_upload_and_never_shown() {
     );
     let secure_prefix = encrypt(data.path(), slug, &format!("UPLOAD_DIR={prefix}"));
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join(".slipway.yml"),
-        format!(
-            r#"
-image: "{image}"
+    let pipeline = format!(
+        r#"
+image: "{{busybox}}"
 language: shell
 script:
   - mkdir -p site && echo "secure deploy" > site/index.txt
@@ -112,15 +87,9 @@ deploy:
   skip_cleanup: true
   on:
     branch: main
-"#,
-            image = busybox()
-        ),
-    )
-    .unwrap();
-    let git = |args: &[&str]| crate::support::git(dir.path(), args);
-    git(&["init", "-q", "-b", "main"]);
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "pipeline"]);
+"#
+    );
+    let dir = crate::support::repo_with_pipeline(".slipway.yml", &pipeline);
     let run = |repo: &str| {
         Command::new(env!("CARGO_BIN_EXE_slipway"))
             .arg("run")
@@ -135,15 +104,13 @@ deploy:
     };
 
     let out = run(slug);
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
+    let log = succeeded(&out, &[]);
     // The destination's secure prefix is masked in the provider's progress.
     assert!(log.contains(&format!("to s3://{bucket}/[secure]")), "{log}");
     assert!(log.contains("Deploy finished"), "{log}");
     assert!(!log.contains(&secret_key), "{log}");
     assert!(!log.contains(&prefix), "{log}");
-    let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
-    assert_eq!(status, 200, "{listing}");
+    let listing = listing(&moto, &bucket);
     assert!(
         listing.contains(&format!("<Key>{prefix}/index.txt</Key>")),
         "{listing}\n{log}"
@@ -163,10 +130,9 @@ deploy:
 
 #[test]
 fn a_pull_request_does_not_deploy() {
-    let Some(moto) = moto_and_engine() else {
+    let Some((moto, bucket)) = moto_bucket("slipway-e2e") else {
         return;
     };
-    let bucket = new_bucket(&moto, "slipway-e2e");
     let repo = repo_with(&bucket);
 
     let out = slipway_run_s3(
@@ -174,16 +140,14 @@ fn a_pull_request_does_not_deploy() {
         &moto,
         &["--branch", "main", "--pull-request", "7"],
     );
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
+    let log = succeeded(&out, &[]);
     assert!(!log.contains("Deploying with s3"), "{log}");
     assert!(
         log.contains("Deploy skipped: deploys never run on pull request builds (provider s3)"),
         "{log}"
     );
 
-    let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
-    assert_eq!(status, 200, "{listing}");
+    let listing = listing(&moto, &bucket);
     assert!(
         !listing.contains("<Key>"),
         "the bucket must stay empty: {listing}"
@@ -201,8 +165,7 @@ fn a_dry_run_lists_the_s3_calls_and_contacts_nothing() {
     std::fs::write(repo.path().join("site/docs/index.txt"), "local").unwrap();
 
     let out = slipway_run_s3(repo.path(), &endpoint, &["--branch", "main", "--dry-run"]);
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
+    let log = succeeded(&out, &[]);
     let deploy = log
         .split_once("deploy s3: runs")
         .map(|(_, rest)| rest)
@@ -238,17 +201,15 @@ fn a_dry_run_lists_the_s3_calls_and_contacts_nothing() {
         &endpoint,
         &["--branch", "main", "--pull-request", "7", "--dry-run"],
     );
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
+    let log = succeeded(&out, &[]);
     assert!(!log.contains("s3 PutObject"), "{log}");
 }
 
 #[test]
 fn slipway_run_on_ones_own_machine_deploys_with_its_ambient_credentials() {
-    let Some(moto) = moto_and_engine() else {
+    let Some((moto, bucket)) = moto_bucket("slipway-e2e") else {
         return;
     };
-    let bucket = new_bucket(&moto, "slipway-e2e");
     // The pipeline gives no keys: the machine's own environment does, as dpl would use them.
     let dir = tempfile::tempdir().unwrap();
     let pipeline = PIPELINE
@@ -284,9 +245,7 @@ fn slipway_run_on_ones_own_machine_deploys_with_its_ambient_credentials() {
         "{dry}"
     );
     let out = run(&[]);
-    let log = text(&out);
-    assert!(out.status.success(), "{log}");
-    assert!(log.contains("Deploy finished"), "{log}");
+    let log = succeeded(&out, &["Deploy finished"]);
     let (_, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
     assert!(
         listing.contains("<Key>docs/index.txt</Key>"),

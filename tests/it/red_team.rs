@@ -151,9 +151,7 @@ fn a_fork_pull_request_served_cannot_poison_the_cache_of_the_next_push_build() {
         &CACHING.replace("{busybox}", &crate::support::busybox()),
     );
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let server = Served::new(tmp.path(), &api, &origin.url(), "workers = 1");
+    let server = Served::one_worker(tmp.path(), &github, &origin, &[]);
     remove_caches(REPO);
     let _caches = Caches(REPO.to_string());
     let build_of = |text: &str| {
@@ -261,14 +259,11 @@ fn lint_names_the_cap_at_the_line_of_the_largest_axis() {
 #[test]
 fn serve_stays_responsive_while_it_refuses_a_matrix_over_the_cap() {
     use crate::serve::*;
-    if !docker_ready() {
+    let Some((tmp, origin)) = docker_and_origin(&huge_matrix()) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), &huge_matrix());
+    };
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
+    let api = github_api(&github);
     let server = Served::new(tmp.path(), &api, &origin.url(), "");
     let master = git(&origin.work, &["rev-parse", "master"]);
     let (status, text) = server.deliver(
@@ -309,14 +304,11 @@ fn serve_stays_responsive_while_it_refuses_a_matrix_over_the_cap() {
 #[test]
 fn serve_says_at_start_up_what_it_cannot_enforce() {
     use crate::serve::*;
-    if !docker_ready() {
+    let Some((tmp, origin)) = docker_and_origin("script: true\n") else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), "script: true\n");
+    };
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
+    let api = github_api(&github);
     // Without the packet-filter tools the rules cannot be put in place: it must say so.
     let empty = tempfile::tempdir().unwrap();
     let path = empty.path().to_str().unwrap();

@@ -41,7 +41,7 @@ fn shared_dir() -> Option<PathBuf> {
 /// The course's multi-docker project as a git repository whose `origin` is the course's own.
 fn multi_docker(shared: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_tree(&shared.join("corpus/course/multi-docker"), dir.path());
+    crate::support::copy_tree(&shared.join("corpus/course/multi-docker"), dir.path());
     crate::support::git(dir.path(), &["init", "-q", "-b", "master"]);
     crate::support::git(
         dir.path(),
@@ -55,19 +55,6 @@ fn multi_docker(shared: &Path) -> tempfile::TempDir {
     crate::support::git(dir.path(), &["add", "."]);
     crate::support::git(dir.path(), &["commit", "-q", "-m", "course"]);
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
-        }
-    }
 }
 
 const ACCESS: &str = "AKIA-settings-value-7c1e";

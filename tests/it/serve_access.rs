@@ -88,6 +88,22 @@ fn csrf_of(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_string()
 }
 
+/// GitHub's stand-in ([`github_api`]) with its OAuth side set from `oauth` for the server's app,
+/// whose callback is on a free port: the stand-in, its URL, the port and the server's public URL.
+fn signing_in(oauth: FakeOAuth) -> (FakeGitHub, String, u16, String) {
+    let github = FakeGitHub::default();
+    let api = github_api(&github);
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    github.oauth(FakeOAuth {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        redirect_uri: format!("{public_url}/login/github/callback"),
+        ..oauth
+    });
+    (github, api, port, public_url)
+}
+
 fn build_of(reply: &str) -> i64 {
     serde_json::from_str::<serde_json::Value>(reply).unwrap()["build"]
         .as_i64()
@@ -100,21 +116,11 @@ fn build_of(reply: &str) -> i64 {
     reason = "one table of routes and callers, read top to bottom"
 )]
 fn every_route_answers_each_caller_by_its_github_permission() {
-    if !docker_ready() {
+    let Some((tmp, origin)) = docker_and_origin(PIPELINE) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), PIPELINE);
-    let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let port = free_port();
-    let public_url = format!("http://127.0.0.1:{port}");
+    };
     let grant = |l: &str, r: &str, p: &str| (l.to_string(), r.to_string(), p.to_string());
-    github.oauth(FakeOAuth {
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.into(),
-        redirect_uri: format!("{public_url}/login/github/callback"),
+    let (github, api, port, public_url) = signing_in(FakeOAuth {
         grants: vec![
             grant("nobody", REPO, "pull"),
             grant("reader", REPO, "pull"),
@@ -399,20 +405,10 @@ fn every_route_answers_each_caller_by_its_github_permission() {
 
 #[test]
 fn sessions_survive_a_restart_and_pages_carry_the_security_headers() {
-    if !docker_ready() {
+    let Some((tmp, origin)) = docker_and_origin(PIPELINE) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), PIPELINE);
-    let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let port = free_port();
-    let public_url = format!("http://127.0.0.1:{port}");
-    github.oauth(FakeOAuth {
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.into(),
-        redirect_uri: format!("{public_url}/login/github/callback"),
+    };
+    let (_github, api, port, public_url) = signing_in(FakeOAuth {
         next_login: "reader".into(),
         grants: vec![("reader".into(), HIDDEN.into(), "pull".into())],
         ..FakeOAuth::default()

@@ -7,77 +7,12 @@
 //! statuses only.
 
 use crate::serve::*;
+use crate::support::encrypt;
 use slipway_webhook::testing::FakeApp;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 const APP_ID: u64 = 5151;
 const INSTALLATION: u64 = 77;
 const SECRET_VALUE: &str = "hush-7f3a9c21d0";
-
-/// An RSA key pair from openssl: the private key as GitHub hands it out (PKCS#1 PEM) and the
-/// public key as PKCS#1 DER.
-fn key_pair(dir: &Path) -> (PathBuf, Vec<u8>) {
-    let pem = dir.join("app.pem");
-    let der = dir.join("app.pub.der");
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).output();
-        assert!(
-            out.as_ref().is_ok_and(|o| o.status.success()),
-            "openssl {args:?}: {out:?} (openssl is needed: scripts/install-test-deps.sh)"
-        );
-    };
-    run(&[
-        "genrsa",
-        "-traditional",
-        "-out",
-        pem.to_str().unwrap(),
-        "2048",
-    ]);
-    run(&[
-        "rsa",
-        "-in",
-        pem.to_str().unwrap(),
-        "-RSAPublicKey_out",
-        "-outform",
-        "DER",
-        "-out",
-        der.to_str().unwrap(),
-    ]);
-    (pem, std::fs::read(der).unwrap())
-}
-
-/// `slipway secrets encrypt NAME=VALUE` for the served repository: the `secure:` ciphertext.
-fn encrypt(data: &Path, assignment: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args([
-            "secrets",
-            "encrypt",
-            assignment,
-            "--repo",
-            REPO,
-            "--data-dir",
-        ])
-        .arg(data)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}");
-    text.trim()
-        .strip_prefix("secure: \"")
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap()
-        .to_string()
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn accepted(answer: (u16, String)) -> serde_json::Value {
     assert_eq!(answer.0, 202, "{}", answer.1);
@@ -106,9 +41,10 @@ fn an_app_gets_a_check_run_per_job_annotations_and_working_rerun_buttons() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (pem, public_key_der) = key_pair(tmp.path());
+    let (pem, public_key_der) = app_key_pair(tmp.path())
+        .expect("openssl is needed to make the App's key (scripts/install-test-deps.sh)");
     let data = tmp.path().join("data");
-    let secure = encrypt(&data, &format!("TOKEN={SECRET_VALUE}"));
+    let secure = encrypt(&data, REPO, &format!("TOKEN={SECRET_VALUE}"));
     let pipeline = format!(
         "language: minimal\nimage: {IMAGE}\nenv:\n  global:\n    - secure: \"{secure}\"\njobs:\n  include:\n    - name: good\n      script: echo all good\n    - env: FLAVOUR=bad\n      script:\n        - echo \"token is $TOKEN\"\n        - echo about to fail\n        - sh -c 'exit 3'\n"
     );
@@ -121,8 +57,7 @@ fn an_app_gets_a_check_run_per_job_annotations_and_working_rerun_buttons() {
         lifetimes: vec![3600],
         ..FakeApp::default()
     });
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
+    let api = github_api(&github);
     let clone = origin.url();
     let server = Served::with_config(
         tmp.path(),
@@ -354,9 +289,7 @@ fn a_plain_token_reports_statuses_only() {
         &format!("language: minimal\nimage: {IMAGE}\nscript: echo hi\n"),
     );
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let server = Served::new(tmp.path(), &api, &origin.url(), "workers = 1");
+    let server = Served::one_worker(tmp.path(), &github, &origin, &[]);
     let sha = git(&origin.work, &["rev-parse", "HEAD"]);
     let build = accepted(server.deliver(
         "push",

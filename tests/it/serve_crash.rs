@@ -44,11 +44,9 @@ fn sample_duplicates() -> Vec<String> {
     reason = "one crash scenario, read top to bottom"
 )]
 fn sigkill_during_a_stream_of_deliveries_loses_nothing() {
-    if !docker_ready() {
+    let Some((tmp, origin)) = docker_and_origin(PIPELINE) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), PIPELINE);
+    };
     let shas: Vec<String> = (0..4)
         .map(|i| origin.push_master(&format!("f{i}.txt"), "x\n"))
         .collect();
@@ -59,8 +57,7 @@ fn sigkill_during_a_stream_of_deliveries_loses_nothing() {
         );
     }
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
+    let api = github_api(&github);
     let mut server = Served::new(tmp.path(), &api, &origin.url(), "workers = 2");
     let mut pids = vec![server.pid()];
 

@@ -5,17 +5,10 @@
 //! moto (`$SLIPWAY_TEST_MOTO`) stays empty, and the kubeconfig's cluster is never contacted.
 
 use crate::serve::*;
-use crate::support::{busybox, http, moto_and_engine};
+use crate::support::{busybox, listing, moto_bucket};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-fn build_of(answer: (u16, String)) -> i64 {
-    assert_eq!(answer.0, 202, "{}", answer.1);
-    serde_json::from_str::<serde_json::Value>(&answer.1).unwrap()["build"]
-        .as_i64()
-        .unwrap()
-}
 
 fn pipeline(script: &str, deploy: &str) -> String {
     format!(
@@ -24,19 +17,10 @@ fn pipeline(script: &str, deploy: &str) -> String {
     )
 }
 
-/// Commits `pipeline` as `.travis.yml` on master, delivers the push and waits for the build;
-/// the build's state and its job's log.
-fn push_and_wait(server: &Served, origin: &Origin, pipeline: &str, id: &str) -> (String, String) {
+/// Commits `pipeline` as `.travis.yml` on master, delivers the push and waits for the build.
+fn push_and_wait(server: &Served, origin: &Origin, pipeline: &str, id: &str) -> Ended {
     let sha = origin.push_master(".travis.yml", pipeline);
-    let build = build_of(server.deliver(
-        "push",
-        id,
-        &push_payload(REPO, &origin.url(), "refs/heads/master", &sha),
-    ));
-    let v = server.wait_final(build, 180);
-    let job = v["jobs"][0]["id"].as_i64();
-    let log = server.job_log(job.unwrap_or_else(|| panic!("no job: {v}")));
-    (v["build"]["state"].as_str().unwrap().to_string(), log)
+    server.push(origin, "refs/heads/master", &sha, id)
 }
 
 /// A TCP listener that counts the connections it gets: a cluster no deploy may reach.
@@ -57,21 +41,11 @@ fn listener() -> (String, Arc<AtomicUsize>) {
 
 #[test]
 fn deploys_read_only_the_build_dir_and_never_the_servers_own_credentials() {
-    let Some(moto) = moto_and_engine() else {
+    let Some((moto, bucket)) = moto_bucket("slipway-inputs") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let bucket = format!("slipway-inputs-{}-{nanos}", std::process::id());
-    assert_eq!(
-        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
-        Some(200)
-    );
     let empty = || {
-        let (status, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
-        assert_eq!(status, 200, "{listing}");
+        let listing = listing(&moto, &bucket);
         assert!(
             !listing.contains("<Key>"),
             "something was uploaded: {listing}"
@@ -92,13 +66,10 @@ fn deploys_read_only_the_build_dir_and_never_the_servers_own_credentials() {
     )
     .unwrap();
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let server = Served::with_env(
+    let server = Served::one_worker(
         tmp.path(),
-        &api,
-        &origin.url(),
-        "workers = 1",
+        &github,
+        &origin,
         &[
             ("SLIPWAY_S3_ENDPOINT", &moto),
             ("AWS_ACCESS_KEY_ID", "server-own-key"),
@@ -111,45 +82,35 @@ fn deploys_read_only_the_build_dir_and_never_the_servers_own_credentials() {
 
     // An absolute local_dir: the server's /etc.
     let deploy = format!("  provider: s3\n  bucket: \"{bucket}\"\n{keys}  local_dir: /etc\n");
-    let (state, log) = push_and_wait(&server, &origin, &pipeline("true", &deploy), "etc");
-    assert_eq!(state, "errored", "{log}");
-    assert!(
-        log.contains("s3: option `local_dir`: /etc is outside the build dir (it resolves to /etc)"),
-        "{log}"
+    push_and_wait(&server, &origin, &pipeline("true", &deploy), "etc").expect(
+        "errored",
+        &["s3: option `local_dir`: /etc is outside the build dir (it resolves to /etc)"],
     );
     empty();
 
     // A symlink the job made (it could as well be committed) to the server's root.
     let deploy = format!("  provider: s3\n  bucket: \"{bucket}\"\n{keys}  local_dir: site\n");
-    let (state, log) = push_and_wait(&server, &origin, &pipeline("ln -s / site", &deploy), "link");
-    assert_eq!(state, "errored", "{log}");
-    assert!(
-        log.contains("s3: option `local_dir`: site is outside the build dir (it resolves to /)"),
-        "{log}"
+    push_and_wait(&server, &origin, &pipeline("ln -s / site", &deploy), "link").expect(
+        "errored",
+        &["s3: option `local_dir`: site is outside the build dir (it resolves to /)"],
     );
     empty();
 
     // No credentials of the repository's own: the server's AWS_* are not used.
     let deploy = format!("  provider: s3\n  bucket: \"{bucket}\"\n  local_dir: site\n");
     let script = "mkdir -p site && echo hi > site/index.txt";
-    let (state, log) = push_and_wait(&server, &origin, &pipeline(script, &deploy), "no-aws");
-    assert_eq!(state, "errored", "{log}");
-    assert!(
-        log.contains("s3: no AWS credentials are configured for the repository acme/app"),
-        "{log}"
+    push_and_wait(&server, &origin, &pipeline(script, &deploy), "no-aws").expect(
+        "errored",
+        &["s3: no AWS credentials are configured for the repository acme/app"],
     );
     empty();
 
     // Nor its KUBECONFIG.
     let deploy = "  provider: kubernetes\n  manifests: k8s\n".to_string();
     let script = "mkdir -p k8s && printf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: x}\\n' > k8s/x.yaml";
-    let (state, log) = push_and_wait(&server, &origin, &pipeline(script, &deploy), "no-kube");
-    assert_eq!(state, "errored", "{log}");
-    assert!(
-        log.contains(
-            "kubernetes: no Kubernetes credentials are configured for the repository acme/app"
-        ),
-        "{log}"
+    push_and_wait(&server, &origin, &pipeline(script, &deploy), "no-kube").expect(
+        "errored",
+        &["kubernetes: no Kubernetes credentials are configured for the repository acme/app"],
     );
     assert_eq!(
         hits.load(Ordering::SeqCst),
@@ -166,28 +127,16 @@ fn deploys_read_only_the_build_dir_and_never_the_servers_own_credentials() {
 
 #[test]
 fn a_repositorys_own_server_credentials_deploy_it() {
-    let Some(moto) = moto_and_engine() else {
+    let Some((moto, bucket)) = moto_bucket("slipway-repo-creds") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let bucket = format!("slipway-repo-creds-{}-{nanos}", std::process::id());
-    assert_eq!(
-        http("PUT", &moto, &format!("/{bucket}")).map(|r| r.0),
-        Some(200)
-    );
     let tmp = tempfile::tempdir().unwrap();
     let origin = Origin::new(tmp.path(), "script: true\n");
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let server = Served::with_env(
+    let server = Served::one_worker(
         tmp.path(),
-        &api,
-        &origin.url(),
-        "workers = 1",
+        &github,
+        &origin,
         &[("SLIPWAY_S3_ENDPOINT", &moto)],
     );
     // Served writes the repository last: its [repos.deploy] table follows it.
@@ -199,13 +148,12 @@ fn a_repositorys_own_server_credentials_deploy_it() {
     server.start();
     let deploy = format!("  provider: s3\n  bucket: \"{bucket}\"\n  local_dir: site\n");
     let script = "mkdir -p site && echo hi > site/index.txt";
-    let (state, log) = push_and_wait(&server, &origin, &pipeline(script, &deploy), "repo-creds");
-    assert_eq!(state, "passed", "{log}");
-    assert!(
-        log.contains("credentials from the server's [repos.deploy] keys for acme/app"),
-        "{log}"
+    let ended = push_and_wait(&server, &origin, &pipeline(script, &deploy), "repo-creds");
+    let log = ended.expect(
+        "passed",
+        &["credentials from the server's [repos.deploy] keys for acme/app"],
     );
-    let (_, listing) = http("GET", &moto, &format!("/{bucket}")).unwrap();
-    assert!(listing.contains("<Key>index.txt</Key>"), "{listing}");
+    let uploaded = listing(&moto, &bucket);
+    assert!(uploaded.contains("<Key>index.txt</Key>"), "{uploaded}");
     assert!(!log.contains("repo-secret") && !server.server_log().contains("repo-secret"));
 }

@@ -4,40 +4,10 @@
 //! pull request from a fork pushes nothing. The token is never in a log.
 
 use crate::serve::*;
+use crate::support::encrypt;
 use slipway_webhook::testing::git_hosts::GitHttp;
-use std::path::Path;
-use std::process::Command;
 
 const PAGES_TOKEN: &str = "ghp_pages_e2e_4f1a9c";
-
-fn encrypt(data: &Path, assignment: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .args([
-            "secrets",
-            "encrypt",
-            assignment,
-            "--repo",
-            REPO,
-            "--data-dir",
-        ])
-        .arg(data)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}");
-    text.trim()
-        .strip_prefix("secure: \"")
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap()
-        .to_string()
-}
-
-fn build_of(answer: (u16, String)) -> i64 {
-    assert_eq!(answer.0, 202, "{}", answer.1);
-    serde_json::from_str::<serde_json::Value>(&answer.1).unwrap()["build"]
-        .as_i64()
-        .unwrap()
-}
 
 #[test]
 fn a_push_publishes_the_site_and_a_fork_pushes_nothing() {
@@ -46,7 +16,7 @@ fn a_push_publishes_the_site_and_a_fork_pushes_nothing() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let token = encrypt(&data, &format!("PAGES_TOKEN={PAGES_TOKEN}"));
+    let token = encrypt(&data, REPO, &format!("PAGES_TOKEN={PAGES_TOKEN}"));
     let pipeline = format!(
         r#"image: "{IMAGE}"
 language: shell
@@ -75,51 +45,28 @@ deploy:
     host.private("/acme/app.git", PAGES_TOKEN);
 
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let server = Served::with_env(
+    let server = Served::one_worker(
         tmp.path(),
-        &api,
-        &origin.url(),
-        "workers = 1",
+        &github,
+        &origin,
         &[("SLIPWAY_GITHUB_ENDPOINT", &host.url)],
     );
 
-    let head = origin.pull_request(4, "master", "feature.txt", "from a fork\n");
-    let base = git(&origin.work, &["rev-parse", "master"]);
-    let mut payload: serde_json::Value =
-        serde_json::from_slice(&pr_payload(REPO, &origin.url(), "opened", 4, &head, &base))
-            .unwrap();
-    payload["pull_request"]["head"]["repo"] = serde_json::json!({"full_name": "eve/app", "clone_url": "https://example.invalid/eve/app.git"});
-    let fork = build_of(server.deliver(
-        "pull_request",
-        "pages-fork-pr",
-        &serde_json::to_vec(&payload).unwrap(),
-    ));
-    let v = server.wait_final(fork, 180);
-    let fork_log = server.job_log(v["jobs"][0]["id"].as_i64().unwrap());
-    assert_eq!(v["build"]["state"], "passed", "{v}\n{fork_log}");
+    let fork = server.fork_pull_request(&origin, 4, "pages-fork-pr");
+    fork.expect("passed", &[]);
     assert!(host.requests().is_empty(), "{:#?}", host.requests());
 
-    let sha = git(&origin.work, &["rev-parse", "master"]);
-    let push = build_of(server.deliver(
-        "push",
-        "pages-push",
-        &push_payload(REPO, &origin.url(), "refs/heads/master", &sha),
-    ));
-    let v = server.wait_final(push, 180);
-    let log = server.job_log(v["jobs"][0]["id"].as_i64().unwrap());
-    assert_eq!(v["build"]["state"], "passed", "{v}\n{log}");
-    assert!(
-        log.contains("Deploy finished: published 1 file(s) of site to gh-pages of acme/app"),
-        "{log}"
+    let push = server.push_master(&origin, "pages-push");
+    let log = push.expect(
+        "passed",
+        &["Deploy finished: published 1 file(s) of site to gh-pages of acme/app"],
     );
     assert_eq!(
         git(&bare, &["show", "gh-pages:index.html"]),
         "<h1>built on master</h1>"
     );
     assert_eq!(git(&bare, &["show", "gh-pages:CNAME"]), "app.example.org");
-    for text in [&fork_log, &log, &server.server_log()] {
+    for text in [&fork.log, log, &server.server_log()] {
         assert!(!text.contains(PAGES_TOKEN), "{text}");
     }
 }

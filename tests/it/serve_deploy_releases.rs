@@ -36,13 +36,6 @@ deploy:
     )
 }
 
-fn build_of(answer: (u16, String)) -> i64 {
-    assert_eq!(answer.0, 202, "{}", answer.1);
-    serde_json::from_str::<serde_json::Value>(&answer.1).unwrap()["build"]
-        .as_i64()
-        .unwrap()
-}
-
 fn release_requests(github: &FakeGitHub) -> Vec<String> {
     github
         .requests
@@ -56,36 +49,20 @@ fn release_requests(github: &FakeGitHub) -> Vec<String> {
 
 #[test]
 fn a_tag_push_releases_two_assets_with_the_servers_github_access() {
-    if !docker_ready() {
+    let Some((tmp, origin)) = docker_and_origin(&pipeline()) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), &pipeline());
+    };
     let github = FakeGitHub::default();
     github.releases(FakeReleases {
         tokens: vec![SERVER_TOKEN.into()],
         repos: vec![REPO.into(), "eve/loot".into()],
         ..FakeReleases::default()
     });
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let server = Served::new(tmp.path(), &api, &origin.url(), "workers = 1");
+    let server = Served::one_worker(tmp.path(), &github, &origin, &[]);
 
     // A pull request from a fork: its deploys never run, so GitHub hears of no release.
-    let head = origin.pull_request(3, "master", "feature.txt", "from a fork\n");
-    let base = git(&origin.work, &["rev-parse", "master"]);
-    let mut payload: serde_json::Value =
-        serde_json::from_slice(&pr_payload(REPO, &origin.url(), "opened", 3, &head, &base))
-            .unwrap();
-    payload["pull_request"]["head"]["repo"] = serde_json::json!({"full_name": "eve/app", "clone_url": "https://example.invalid/eve/app.git"});
-    let fork = build_of(server.deliver(
-        "pull_request",
-        "releases-fork-pr",
-        &serde_json::to_vec(&payload).unwrap(),
-    ));
-    let v = server.wait_final(fork, 180);
-    let fork_log = server.job_log(v["jobs"][0]["id"].as_i64().unwrap());
-    assert_eq!(v["build"]["state"], "passed", "{v}\n{fork_log}");
+    let fork = server.fork_pull_request(&origin, 3, "releases-fork-pr");
+    let fork_log = fork.expect("passed", &[]);
     assert!(!fork_log.contains("Deploying with releases"), "{fork_log}");
     assert!(
         release_requests(&github).is_empty(),
@@ -98,21 +75,13 @@ fn a_tag_push_releases_two_assets_with_the_servers_github_access() {
     let sha = git(&origin.work, &["rev-parse", "HEAD"]);
     git(&origin.work, &["tag", "v1.4.0"]);
     git(&origin.work, &["push", "-q", "origin", "v1.4.0"]);
-    let tag = build_of(server.deliver(
-        "push",
-        "releases-tag-push",
-        &push_payload(REPO, &origin.url(), "refs/tags/v1.4.0", &sha),
-    ));
-    let v = server.wait_final(tag, 180);
-    let log = server.job_log(v["jobs"][0]["id"].as_i64().unwrap());
-    assert_eq!(v["build"]["state"], "passed", "{v}\n{log}");
-    assert!(
-        log.contains("releases: credentials from the server's GitHub access for acme/app"),
-        "{log}"
-    );
-    assert!(
-        log.contains("Deploy finished: release v1.4.0 of acme/app: 2 asset(s) uploaded"),
-        "{log}"
+    let tag = server.push(&origin, "refs/tags/v1.4.0", &sha, "releases-tag-push");
+    let log = tag.expect(
+        "passed",
+        &[
+            "releases: credentials from the server's GitHub access for acme/app",
+            "Deploy finished: release v1.4.0 of acme/app: 2 asset(s) uploaded",
+        ],
     );
     // The second deploy names another repository: the server's access is not offered to it.
     assert!(
@@ -134,13 +103,8 @@ fn a_tag_push_releases_two_assets_with_the_servers_github_access() {
     );
     assert_eq!(r.body.as_deref(), Some("Built by Slipway"));
     assert!(!r.draft);
-    let assets: Vec<(&str, &[u8])> = r
-        .assets
-        .iter()
-        .map(|a| (a.name.as_str(), a.bytes.as_slice()))
-        .collect();
     assert_eq!(
-        assets,
+        r.files(),
         [
             ("app-linux.tar.gz", &b"app for linux v1.4.0\n"[..]),
             ("app-windows.zip", &b"app for windows\n"[..]),

@@ -8,14 +8,11 @@ deploy:\n  provider: script\n  script: echo DEPLOYING-NOW\n  on:\n    branch: ma
 
 #[test]
 fn pull_requests_and_pushes_are_built_in_docker_and_reported() {
-    if !docker_ready() {
+    let Some((tmp, origin)) = docker_and_origin(PIPELINE) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), PIPELINE);
+    };
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
+    let api = github_api(&github);
     let server = Served::new(tmp.path(), &api, &origin.url(), "workers = 2");
 
     // A pull request: the merge is built, the deploy does not run, the status links the build.

@@ -11,13 +11,6 @@ use std::time::{Duration, Instant};
 const PIPELINE: &str =
     "language: minimal\nimage: slipway-test/debian:latest\nscript:\n  - cat lib/README\n";
 
-fn build_of(answer: (u16, String)) -> i64 {
-    assert_eq!(answer.0, 202, "{}", answer.1);
-    serde_json::from_str::<serde_json::Value>(&answer.1).unwrap()["build"]
-        .as_i64()
-        .unwrap()
-}
-
 /// A bare repository `dir` with one commit holding `README`; returns the commit.
 fn library(dir: &Path, text: &str) -> String {
     let work = dir.with_extension("work");
@@ -75,10 +68,7 @@ fn fork_pr(origin: &Origin, clone_url: &str, n: u64) -> Vec<u8> {
         ],
     );
     let base = git(&origin.work, &["rev-parse", "master"]);
-    let mut payload: serde_json::Value =
-        serde_json::from_slice(&pr_payload(REPO, clone_url, "opened", n, &head, &base)).unwrap();
-    payload["pull_request"]["head"]["repo"] = serde_json::json!({"full_name": "eve/app", "clone_url": "https://example.invalid/eve/app.git"});
-    serde_json::to_vec(&payload).unwrap()
+    fork_pr_payload(clone_url, n, &head, &base)
 }
 
 #[test]
@@ -96,8 +86,7 @@ fn a_forks_submodule_on_the_same_host_gets_no_token_and_a_served_one_gets_its_ow
     host.private("/acme/private.git", "private-token");
     let clone_url = format!("{}/acme/origin.git", host.url);
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
+    let api = github_api(&github);
     let extra = format!(
         "workers = 1\n[git]\nallow = [\"127.0.0.1\"]\n\
          [[repos]]\nname = \"acme/private\"\nclone_url = \"{}/acme/private.git\"\ntoken = \"private-token\"\n",
@@ -181,17 +170,13 @@ fn base64_of(text: &str) -> String {
 
 #[test]
 fn submodules_at_loopback_and_link_local_addresses_are_refused_by_name() {
-    if !docker_ready() {
+    let Some((tmp, origin)) = docker_and_origin(PIPELINE) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), PIPELINE);
+    };
     // A live server on loopback: refused before connecting, so it sees nothing.
     let host = GitHttp::start(&tmp.path().join("srv"));
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let server = Served::new(tmp.path(), &api, &origin.url(), "workers = 1");
+    let server = Served::one_worker(tmp.path(), &github, &origin, &[]);
     let initial = git(&origin.work, &["rev-parse", "master"]);
 
     for (name, url, kind) in [
@@ -227,32 +212,58 @@ fn submodules_at_loopback_and_link_local_addresses_are_refused_by_name() {
     assert!(host.requests().is_empty(), "{:?}", host.requests());
 }
 
+/// A server whose repository is cloned from a [`Trickle`] (one byte every 100 ms, forever) that
+/// `[git] allow` lets it reach, with fetches limited to `fetch_timeout` seconds.
+struct Trickling {
+    trickle: Trickle,
+    server: Served,
+    clone_url: String,
+    origin: Origin,
+    _tmp: tempfile::TempDir,
+}
+
+impl Trickling {
+    fn start(fetch_timeout: u64) -> Trickling {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = Origin::new(tmp.path(), PIPELINE);
+        let trickle = Trickle::start(Duration::from_millis(100));
+        let clone_url = format!("http://{}/acme/app.git", trickle.addr);
+        let api = github_api(&FakeGitHub::default());
+        // lease_seconds is 3 in the harness; the config's default lease is what production uses.
+        let server = Served::new(
+            tmp.path(),
+            &api,
+            &clone_url,
+            &format!(
+                "workers = 1\n[git]\nallow = [\"127.0.0.1\"]\nfetch_timeout_seconds = {fetch_timeout}"
+            ),
+        );
+        Trickling {
+            trickle,
+            server,
+            clone_url,
+            origin,
+            _tmp: tmp,
+        }
+    }
+
+    /// Delivers a push of master (delivery `id`); the build's id.
+    fn push(&self, id: &str) -> i64 {
+        let sha = git(&self.origin.work, &["rev-parse", "master"]);
+        let body = push_payload(REPO, &self.clone_url, "refs/heads/master", &sha);
+        build_of(self.server.deliver("push", id, &body))
+    }
+}
+
 #[test]
 fn a_trickling_server_ends_the_preparation_at_the_time_limit() {
     if !docker_ready() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), PIPELINE);
-    let trickle = Trickle::start(Duration::from_millis(100));
-    let clone_url = format!("http://{}/acme/app.git", trickle.addr);
-    let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    let server = Served::new(
-        tmp.path(),
-        &api,
-        &clone_url,
-        "workers = 1\n[git]\nallow = [\"127.0.0.1\"]\nfetch_timeout_seconds = 3",
-    );
-    let sha = git(&origin.work, &["rev-parse", "master"]);
+    let t = Trickling::start(3);
     let started = Instant::now();
-    let id = build_of(server.deliver(
-        "push",
-        "trickle",
-        &push_payload(REPO, &clone_url, "refs/heads/master", &sha),
-    ));
-    let v = server.wait_final(id, 60);
+    let id = t.push("trickle");
+    let v = t.server.wait_final(id, 60);
     let took = started.elapsed();
     assert_eq!(v["build"]["state"], "errored", "{v}");
     let reason = v["build"]["reason"].as_str().unwrap_or_default();
@@ -264,7 +275,7 @@ fn a_trickling_server_ends_the_preparation_at_the_time_limit() {
         took >= Duration::from_secs(3) && took < Duration::from_secs(20),
         "{took:?}"
     );
-    let connections = trickle.connections();
+    let connections = t.trickle.connections();
     assert_eq!(connections.len(), 1, "{connections:?}");
 }
 
@@ -273,26 +284,9 @@ fn a_cancel_stops_a_long_fetch_within_5_seconds() {
     if !docker_ready() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), PIPELINE);
-    let trickle = Trickle::start(Duration::from_millis(100));
-    let clone_url = format!("http://{}/acme/app.git", trickle.addr);
-    let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
-    // lease_seconds is 3 in the harness; the config's default lease is what production uses.
-    let server = Served::new(
-        tmp.path(),
-        &api,
-        &clone_url,
-        "workers = 1\n[git]\nallow = [\"127.0.0.1\"]\nfetch_timeout_seconds = 600",
-    );
-    let sha = git(&origin.work, &["rev-parse", "master"]);
-    let id = build_of(server.deliver(
-        "push",
-        "cancel-me",
-        &push_payload(REPO, &clone_url, "refs/heads/master", &sha),
-    ));
+    let t = Trickling::start(600);
+    let id = t.push("cancel-me");
+    let (trickle, server) = (&t.trickle, &t.server);
     let deadline = Instant::now() + Duration::from_secs(30);
     while trickle.connections().is_empty() {
         assert!(Instant::now() < deadline, "the fetch never connected");
@@ -347,8 +341,7 @@ fn a_private_repository_is_fetched_over_https_verified_against_the_systems_roots
     );
     let clone_url = format!("{https}/acme/origin.git");
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
+    let api = github_api(&github);
     let ca_file = d.join("ca.pem");
     let server = Served::with_env(
         d,

@@ -101,14 +101,11 @@ fn open_stream(port: u16, job: i64) -> TcpStream {
     reason = "one scenario of hostile clients, read top to bottom"
 )]
 fn slow_clients_and_dropped_streams_cannot_hold_the_server() {
-    if !docker_ready() {
+    let Some((tmp, origin)) = docker_and_origin(PIPELINE) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = Origin::new(tmp.path(), PIPELINE);
+    };
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
+    let api = github_api(&github);
     let metrics_port = free_port();
     let server = Served::new(
         tmp.path(),

@@ -20,13 +20,6 @@ fn pipeline(hook: &str, room: &str, irc: &str, marker: &str) -> String {
     )
 }
 
-fn build_of(answer: (u16, String)) -> i64 {
-    assert_eq!(answer.0, 202, "{}", answer.1);
-    serde_json::from_str::<serde_json::Value>(&answer.1).unwrap()["build"]
-        .as_i64()
-        .unwrap()
-}
-
 #[test]
 fn a_failing_then_passing_branch_notifies_every_channel_on_change_exactly_twice() {
     if !docker_ready() {
@@ -43,8 +36,7 @@ fn a_failing_then_passing_branch_notifies_every_channel_on_change_exactly_twice(
     let tmp = tempfile::tempdir().unwrap();
     let origin = Origin::new(tmp.path(), "language: minimal\nscript: 'true'\n");
     let github = FakeGitHub::default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let api = github.start(&rt);
+    let api = github_api(&github);
     let key = Arc::new(Mutex::new(None));
     let hooks = StandIn::start(Checks::Webhook {
         public_key: key.clone(),

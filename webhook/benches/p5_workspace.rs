@@ -27,6 +27,8 @@
 use slipway_pipelines::plan::{Context, Git};
 use slipway_webhook::event::NewBuild;
 use slipway_webhook::git::{Mirrors, Remote};
+use slipway_webhook::testing::git;
+use slipway_webhook::testing::git_hosts::GitDaemon;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,24 +44,6 @@ const FILES: usize = 20;
 const LINES: usize = 40;
 const RUNS: usize = 8;
 const BUDGET: Duration = Duration::from_secs(180);
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Dev")
-        .env("GIT_AUTHOR_EMAIL", "dev@example.invalid")
-        .env("GIT_COMMITTER_NAME", "Dev")
-        .env("GIT_COMMITTER_EMAIL", "dev@example.invalid")
-        .output()
-        .expect("running git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A small deterministic generator, so every cache holds the same history.
 struct Rng(u64);
@@ -273,60 +257,6 @@ fn origin() -> PathBuf {
         started.elapsed().as_secs_f64()
     );
     repo
-}
-
-/// A `git daemon` serving `base` on loopback; killed on drop.
-struct Daemon {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Daemon {
-    fn start(base: &Path) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // `git daemon` would run git-daemon as its child, which killing `git` leaves behind.
-        let exec_path = git(Path::new("."), &["--exec-path"]);
-        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
-            .arg("--export-all")
-            .arg("--reuseaddr")
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let d = Daemon { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Command::new("git")
-            .args(["ls-remote", "--heads", &d.url()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| !s.success())
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "git daemon did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn url(&self) -> String {
-        format!("git://127.0.0.1:{}/origin.git", self.port)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Pushes a new commit onto `refs/pull/1/head` in the origin; returns its SHA.
@@ -549,8 +479,8 @@ fn main() {
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let daemon = Daemon::start(base);
-    let url = daemon.url();
+    let daemon = GitDaemon::start(base).expect("git daemon");
+    let url = daemon.url("origin");
     let mirrors = Mirrors::new(base.join("mirrors"));
     let cli_mirror = base.join("cli.git");
     git(

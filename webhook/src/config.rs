@@ -246,7 +246,6 @@ pub struct Repo {
 pub struct RepoDeploy {
     /// AWS access key id (Elastic Beanstalk, ECS, S3).
     pub aws_access_key_id: Option<String>,
-    /// AWS secret access key.
     pub aws_secret_access_key: Option<String>,
     /// AWS session token, for temporary keys.
     pub aws_session_token: Option<String>,

@@ -36,7 +36,6 @@ pub enum ReportError {
     /// GitHub answered with an error.
     #[error("HTTP {status}: {message}")]
     Refused {
-        /// The status.
         status: u16,
         /// GitHub's message, shortened.
         message: String,
@@ -75,27 +74,15 @@ impl Reporter {
 
     /// Sends due reports until `shutdown`; `wake` shortens the wait after a new report.
     pub async fn run(self, wake: Arc<Notify>, shutdown: CancellationToken) {
-        loop {
-            let sent = match self.send_due().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "status outbox");
-                    0
-                }
-            };
-            // A long backlog must not hold up a shutdown: stop between batches.
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if sent > 0 {
-                continue;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            }
-        }
+        let idle = Duration::from_millis(500);
+        crate::outbox::drain(
+            "status outbox",
+            || self.send_due(),
+            Some(&wake),
+            idle,
+            &shutdown,
+        )
+        .await;
     }
 
     /// Sends a batch of due reports: the reports of different commits at once (up to

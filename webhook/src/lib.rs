@@ -15,6 +15,7 @@ pub mod imports;
 pub mod job_runner;
 pub mod metrics;
 pub mod notify;
+mod outbox;
 pub mod retention;
 pub mod runner_exec;
 pub mod server;

@@ -135,25 +135,15 @@ impl Notifier {
 
     /// Sends due messages until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            let sent = match self.send_due().await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "notification outbox");
-                    0
-                }
-            };
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if sent > 0 {
-                continue;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(300)) => {}
-            }
-        }
+        let idle = Duration::from_millis(300);
+        crate::outbox::drain(
+            "notification outbox",
+            || self.send_due(),
+            None,
+            idle,
+            &shutdown,
+        )
+        .await;
     }
 
     /// Sends one batch of due messages; returns how many were handled.

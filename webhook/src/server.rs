@@ -22,7 +22,6 @@ pub enum ServeError {
     /// The data directory or a file in it could not be used.
     #[error("{path}: {source}")]
     Io {
-        /// The path.
         path: String,
         /// The error.
         source: std::io::Error,

@@ -3,7 +3,6 @@
 //! repositories, read-only looks into a server's database, and a scripted job runner. Loopback
 //! only. Compiled only with the `testing` feature, which tests and benchmarks enable and the
 //! `slipway` binary does not.
-#![allow(missing_docs)]
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -557,6 +556,15 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let record = |body: Value, answered: u16| {
+        gh.requests.lock().unwrap().push(Recorded {
+            method: method.to_string(),
+            path: path.clone(),
+            authorization: authorization.clone(),
+            body,
+            answered,
+        });
+    };
     let oauth = gh
         .oauth
         .lock()
@@ -571,13 +579,7 @@ async fn handle(
             }
         });
     if let Some(resp) = oauth {
-        gh.requests.lock().unwrap().push(Recorded {
-            method: method.to_string(),
-            path,
-            authorization,
-            body: Value::Null,
-            answered: resp.status().as_u16(),
-        });
+        record(Value::Null, resp.status().as_u16());
         return resp;
     }
     let failing = gh
@@ -594,13 +596,7 @@ async fn handle(
             .map(|r| r.answer(&method, &uri, &headers, &body))
     };
     if let Some((status, answer)) = released {
-        gh.requests.lock().unwrap().push(Recorded {
-            method: method.to_string(),
-            path,
-            authorization,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            answered: status,
-        });
+        record(serde_json::from_slice(&body).unwrap_or(Value::Null), status);
         let code = StatusCode::from_u16(status).unwrap();
         if answer.is_null() {
             return code.into_response();
@@ -641,13 +637,7 @@ async fn handle(
             (status, answer)
         }
     };
-    gh.requests.lock().unwrap().push(Recorded {
-        method: method.to_string(),
-        path,
-        authorization,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        answered: status,
-    });
+    record(serde_json::from_slice(&body).unwrap_or(Value::Null), status);
     let code = StatusCode::from_u16(status).unwrap();
     if answer.is_null() {
         return (
@@ -678,6 +668,83 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// An RSA key pair for a GitHub App, made by `openssl` in `dir`: the private key's file as GitHub
+/// hands it out (PKCS#1 PEM) and the public key as PKCS#1 DER; why not, without openssl.
+pub fn app_key_pair(dir: &Path) -> Result<(PathBuf, Vec<u8>), String> {
+    let pem = dir.join("app.pem");
+    let der = dir.join("app.pub.der");
+    let run = |args: &[&str]| match Command::new("openssl").args(args).output() {
+        Ok(out) if out.status.success() => Ok(()),
+        other => Err(format!("openssl {args:?}: {other:?}")),
+    };
+    let (pem_path, der_path) = (pem.to_str().unwrap(), der.to_str().unwrap());
+    run(&["genrsa", "-traditional", "-out", pem_path, "2048"])?;
+    run(&[
+        "rsa",
+        "-in",
+        pem_path,
+        "-RSAPublicKey_out",
+        "-outform",
+        "DER",
+        "-out",
+        der_path,
+    ])?;
+    let public = std::fs::read(&der).map_err(|e| format!("{}: {e}", der.display()))?;
+    Ok((pem, public))
+}
+
+/// Polls the API of the server at `base` until build `id` is final (not queued, preparing or
+/// running) and returns the API's view of it; fails after `secs` seconds showing the last answer
+/// and `context()` (a server's log, say).
+#[track_caller]
+pub fn wait_final(base: &str, id: i64, secs: u64, context: impl Fn() -> String) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let (status, body) = http("GET", &format!("{base}/api/builds/{id}"), &[], b"");
+        assert_eq!(status, 200, "build {id}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let state = v["build"]["state"].as_str().unwrap_or_default();
+        if !["queued", "preparing", "running"].contains(&state) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "build {id} still {state}: {v}\n{}",
+            context()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Polls `done` every 50 ms until it holds; fails naming `what` after `secs` seconds.
+#[track_caller]
+pub fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Makes `bare` a bare repository whose `master` is one commit (`message`) holding `files`, made
+/// in the work tree `work`, which keeps `bare` as its `origin` to push more to.
+pub fn bare_with_work(bare: &Path, work: &Path, files: &[(&str, &str)], message: &str) {
+    std::fs::create_dir_all(work).unwrap();
+    let bare_path = bare.to_str().unwrap();
+    git(work, &["init", "-q", "--bare", "-b", "master", bare_path]);
+    git(work, &["init", "-q", "-b", "master"]);
+    for (file, text) in files {
+        std::fs::write(work.join(file), text).unwrap();
+    }
+    git(work, &["add", "."]);
+    git(work, &["commit", "-q", "-m", message]);
+    git(work, &["remote", "add", "origin", bare_path]);
+    git(work, &["push", "-q", "origin", "master"]);
+}
+
 /// A bare "GitHub" repository with `master` holding `pipeline` as `.travis.yml`, plus a work
 /// tree to make more commits from.
 pub struct Origin {
@@ -689,25 +756,8 @@ impl Origin {
     pub fn new(root: &Path, pipeline: &str) -> Origin {
         let bare = root.join("origin.git");
         let work = root.join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        git(
-            root,
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "master",
-                bare.to_str().unwrap(),
-            ],
-        );
-        git(&work, &["init", "-q", "-b", "master"]);
-        std::fs::write(work.join(".travis.yml"), pipeline).unwrap();
-        std::fs::write(work.join("README"), "one\ntwo\nthree\n").unwrap();
-        git(&work, &["add", "."]);
-        git(&work, &["commit", "-q", "-m", "initial"]);
-        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
-        git(&work, &["push", "-q", "origin", "master"]);
+        let files = [(".travis.yml", pipeline), ("README", "one\ntwo\nthree\n")];
+        bare_with_work(&bare, &work, &files, "initial");
         Origin { bare, work }
     }
 

@@ -112,7 +112,6 @@ impl LogHub {
 
 /// Everything workers share.
 pub struct Engine {
-    /// The store.
     pub store: Arc<dyn Store>,
     /// What runs jobs.
     pub jobs: Arc<dyn JobRunner>,

@@ -164,7 +164,6 @@ pub enum Operand {
 /// `env(...)` or `concat(...)` with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
-    /// Which function.
     pub function: Function,
     /// The arguments (`env` takes at most one).
     pub args: Vec<Operand>,
@@ -280,7 +279,6 @@ pub enum Var {
     HeadBranch,
     /// Tag name.
     Tag,
-    /// Commit message.
     CommitMessage,
 }
 

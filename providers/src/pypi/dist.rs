@@ -7,7 +7,6 @@ use std::path::Path;
 /// One distribution file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Dist {
-    /// The file name.
     pub file_name: String,
     /// `sdist`, `bdist_wheel` or `bdist_egg`.
     pub filetype: &'static str,

@@ -4,33 +4,14 @@
 //! one; `fqdn` writes `CNAME`; `committer_from_gh` asks GitHub's stand-in who the token is.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::util::*;
 use serde_json::json;
 use slipway_providers::{DeployContext, MemorySink, Outcome, run_deploy};
 use slipway_webhook::testing::git_hosts::GitHttp;
-use slipway_webhook::testing::{FakeGitHub, FakeOAuth};
+use slipway_webhook::testing::{FakeGitHub, FakeOAuth, git};
 
 const TOKEN: &str = "ghp_pages_token_0c2f81";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 /// A host serving `octo/app.git` (a bare repository with `main`), private to [`TOKEN`].
 fn host() -> (tempfile::TempDir, GitHttp, std::path::PathBuf) {

@@ -226,21 +226,17 @@ env:
 
 #[tokio::test]
 async fn sudo_u_runs_a_command_as_another_user_in_a_root_job() {
-    let Some(exec) = engine(&[&debian()]).await else {
-        return;
-    };
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{debian}"
 language: shell
 script:
   - test "$(sudo -u nobody id -un)" = nobody
   - test "$(sudo -n -u root -- id -un)" = root
   - sudo -u nobody sh -c 'touch /root/not-allowed'
-"#,
-        &context("acme/app", "master"),
-    );
-    let ran = run(exec, options(), &plan, None, None).await;
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
     let log = ran.log(1);
     let codes: Vec<_> = ran
         .job(1)
@@ -295,8 +291,7 @@ script:
     );
     let plan = slipway_pipelines::plan(".travis.yml", yaml.as_bytes(), &ctx).unwrap();
     let ran = run(exec, options(), &plan, Some(&ws), None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    let log = ran.expect(BuildResult::Passed, &[]);
     assert!(
         log.contains("travis_fold:start:addons.apt"),
         "its own fold: {log}"
@@ -435,18 +430,14 @@ script: echo "running on $TRAVIS_OS_NAME"
 
 #[tokio::test]
 async fn a_failed_linux_job_still_fails_a_build_with_jobs_not_run_here() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{busybox}"
 os: [linux, windows]
 script: "false"
-"#,
-        &context("acme/app", "master"),
-    );
-    let ran = run(exec, options(), &plan, None, None).await;
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
     assert_eq!(ran.job(1).result, JobResult::Failed);
     assert_eq!(ran.job(2).result, JobResult::NotRun);
     assert_eq!(ran.outcome.result, BuildResult::Failed);

@@ -3,10 +3,12 @@
 //! The engine tests run against the real Docker engine; under CI=true a missing engine fails.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::util::*;
 use slipway_pipelines::plan::{Context, EventType};
+use slipway_runner::docker::DockerExecutor;
 use slipway_runner::docker::requests::job_requests;
 use slipway_runner::fake::FakeExecutor;
 use slipway_runner::{BuildInfo, BuildResult, JobResult, Owner, Runner};
@@ -159,8 +161,7 @@ script:
         &context("acme/app", "main"),
     );
     let ran = run(exec, options(), &plan, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    let log = ran.expect(BuildResult::Passed, &[]);
     assert!(log.contains("NoNewPrivs:\t1"), "{log}");
     let caps = cap_eff(log);
     const NET_RAW: u64 = 1 << 13;
@@ -195,8 +196,7 @@ async fn a_job_writing_past_its_disk_limit_is_stopped_and_errored() {
         let over = plan(filler, &ctx);
         let started = std::time::Instant::now();
         let ran = run(exec.clone(), opts.clone(), &over, None, None).await;
-        let log = ran.log(1);
-        assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
+        let log = ran.expect_job(JobResult::Errored, &[]);
         assert!(
             log.contains("over its disk limit of 16.0 MiB"),
             "the reason: {log}"
@@ -380,12 +380,19 @@ async fn link_local_addresses_are_refused_to_jobs_trusted_or_not() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let control_net = format!("slipway-test-control-{}", std::process::id());
-    assert!(sh(&["docker", "network", "create", &control_net]).0);
     let (ip, port) = server.addr.split_once(':').unwrap();
     let get = format!(
         "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} {port} | grep -q metadata-credentials"
     );
+    assert_plain_container_reaches("control", &get);
+    assert_jobs_are_refused(exec, &get, 5).await;
+}
+
+/// Fails unless `get`, a shell command, succeeds in a container on a network that is not a job's
+/// (so that whatever refuses the jobs is the rule, not the host).
+fn assert_plain_container_reaches(tag: &str, get: &str) {
+    let control_net = format!("slipway-test-{tag}-{}", std::process::id());
+    assert!(sh(&["docker", "network", "create", &control_net]).0);
     let control = sh(&[
         "docker",
         "run",
@@ -395,19 +402,18 @@ async fn link_local_addresses_are_refused_to_jobs_trusted_or_not() {
         &busybox(),
         "sh",
         "-c",
-        &get,
+        get,
     ]);
     sh(&["docker", "network", "rm", &control_net]);
-    assert!(
-        control.0,
-        "a plain container reaches the server: {}",
-        control.1
-    );
+    assert!(control.0, "a plain container is refused: {}", control.1);
+}
 
+/// Fails unless `get` is refused to a fork's pull request job (number `pr`) and to a trusted job.
+async fn assert_jobs_are_refused(exec: Arc<DockerExecutor>, get: &str, pr: u64) {
     let probe = format!(
         "image: \"{{busybox}}\"\nlanguage: shell\nscript:\n  - |\n    if {get}; then echo REACHED; else echo REFUSED; fi\n"
     );
-    for ctx in [fork_pr("acme/app", "main", 5), context("acme/app", "main")] {
+    for ctx in [fork_pr("acme/app", "main", pr), context("acme/app", "main")] {
         let ran = run(exec.clone(), options(), &plan(&probe, &ctx), None, None).await;
         let log = ran.log(1);
         let said = |word: &str| log.lines().any(|l| l.trim() == word);
@@ -491,37 +497,6 @@ async fn the_servers_own_port_is_refused_to_jobs_but_not_to_other_containers() {
     let get = format!(
         "nc -w 5 $(ip route | awk '/default/ {{print $3}}') {port} | grep -q server-secret"
     );
-    let control_net = format!("slipway-test-port-{}", std::process::id());
-    assert!(sh(&["docker", "network", "create", &control_net]).0);
-    let control = sh(&[
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        &control_net,
-        &busybox(),
-        "sh",
-        "-c",
-        &get,
-    ]);
-    sh(&["docker", "network", "rm", &control_net]);
-    assert!(
-        control.0,
-        "a plain container reaches the port: {}",
-        control.1
-    );
-
-    let probe = format!(
-        "image: \"{{busybox}}\"\nlanguage: shell\nscript:\n  - |\n    if {get}; then echo REACHED; else echo REFUSED; fi\n"
-    );
-    for ctx in [fork_pr("acme/app", "main", 7), context("acme/app", "main")] {
-        let ran = run(exec.clone(), options(), &plan(&probe, &ctx), None, None).await;
-        let log = ran.log(1);
-        let said = |word: &str| log.lines().any(|l| l.trim() == word);
-        assert!(
-            said("REFUSED") && !said("REACHED"),
-            "fork={}: {log}",
-            ctx.fork
-        );
-    }
+    assert_plain_container_reaches("port", &get);
+    assert_jobs_are_refused(exec, &get, 7).await;
 }

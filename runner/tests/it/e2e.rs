@@ -22,12 +22,7 @@ fn ran_phases(ran: &Ran, job: usize) -> Vec<PhaseName> {
 
 #[tokio::test]
 async fn a_passing_job_passes_runs_after_success_and_after_script() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
-    let ctx = context("acme/app", "master");
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{busybox}"
 env:
   global:
@@ -41,27 +36,25 @@ script:
 after_success: echo "after success, TRAVIS_TEST_RESULT=$TRAVIS_TEST_RESULT"
 after_failure: echo must-not-run
 after_script: echo "after script"
-"#,
-        &ctx,
-    );
-    let ran = run(exec, options(), &plan, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert!(
-        log.contains("hello world from acme/app job 7.1 on master pr=false"),
-        "{log}"
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
+    let log = ran.expect(
+        BuildResult::Passed,
+        &[
+            "hello world from acme/app job 7.1 on master pr=false",
+            "$ echo installing",
+            "after success, TRAVIS_TEST_RESULT=0",
+            "Running commands in POSIX sh",
+        ],
     );
     assert!(
         log.contains("\x1b[31mred\x1b[0m"),
         "ANSI colours kept: {log}"
     );
     assert!(log.contains("to-stderr"), "stderr merged: {log}");
-    assert_log_has(
-        log,
-        &["$ echo installing", "after success, TRAVIS_TEST_RESULT=0"],
-    );
     assert!(!log.contains("must-not-run"), "{log}");
-    assert!(log.contains("Running commands in POSIX sh"), "{log}");
     assert!(
         !log.contains("slipway:"),
         "markers must not reach the log: {log}"
@@ -80,11 +73,7 @@ after_script: echo "after script"
 
 #[tokio::test]
 async fn a_failing_script_command_fails_the_job_but_later_commands_still_run() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{busybox}"
 script:
   - echo first
@@ -93,19 +82,12 @@ script:
 after_success: echo must-not-run
 after_failure: echo "after failure, TRAVIS_TEST_RESULT=$TRAVIS_TEST_RESULT"
 after_script: echo after script ran
-"#,
-        &context("acme/app", "master"),
-    );
-    let ran = run(exec, options(), &plan, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Failed, "{log}");
-    assert_eq!(ran.job(1).result, JobResult::Failed);
-    assert_eq!(
-        codes(&ran, 1, PhaseName::Script),
-        vec![Some(0), Some(1), Some(0)]
-    );
-    assert_log_has(
-        log,
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
+    let log = ran.expect(
+        BuildResult::Failed,
         &[
             "third ran",
             "The command \"false\" exited with 1.",
@@ -113,16 +95,17 @@ after_script: echo after script ran
             "after script ran",
         ],
     );
+    assert_eq!(ran.job(1).result, JobResult::Failed);
+    assert_eq!(
+        codes(&ran, 1, PhaseName::Script),
+        vec![Some(0), Some(1), Some(0)]
+    );
     assert!(!log.contains("must-not-run"), "{log}");
 }
 
 #[tokio::test]
 async fn a_failing_install_errors_the_job_and_nothing_after_runs() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{busybox}"
 before_install: echo before install
 install:
@@ -131,12 +114,11 @@ install:
 script: echo script-must-not-run
 after_failure: echo after-failure-must-not-run
 after_script: echo after-script-must-not-run
-"#,
-        &context("acme/app", "master"),
-    );
-    let ran = run(exec, options(), &plan, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Errored, "{log}");
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
+    let log = ran.expect(BuildResult::Errored, &[]);
     assert_eq!(ran.job(1).result, JobResult::Errored);
     assert_eq!(ran.job(1).reason.as_deref(), Some("install failed"));
     assert_eq!(codes(&ran, 1, PhaseName::Install), vec![Some(3)]);
@@ -149,11 +131,7 @@ after_script: echo after-script-must-not-run
 
 #[tokio::test]
 async fn allow_failures_and_env_matrix_expansion() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{busybox}"
 env:
   - FLAVOUR=one
@@ -164,10 +142,10 @@ script:
 jobs:
   allow_failures:
     - env: FLAVOUR=two
-"#,
-        &context("acme/app", "master"),
-    );
-    let ran = run(exec, options(), &plan, None, None).await;
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
     assert_eq!(ran.outcome.jobs.len(), 2);
     ran.assert_log_contains(1, "flavour one");
     ran.assert_log_contains(2, "flavour two");
@@ -179,11 +157,8 @@ jobs:
 
 #[tokio::test]
 async fn fast_finish_does_not_wait_for_allowed_failures() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
-    let plan = plan(
-        r#"
+    let started = Instant::now();
+    let yaml = r#"
 image: "{busybox}"
 env:
   - SLOW=no
@@ -193,14 +168,14 @@ jobs:
   fast_finish: true
   allow_failures:
     - env: SLOW=yes
-"#,
-        &context("acme/app", "master"),
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
+    ran.assert_results(
+        BuildResult::Passed,
+        &[JobResult::Passed, JobResult::Canceled],
     );
-    let started = Instant::now();
-    let ran = run(exec, options(), &plan, None, None).await;
-    assert_eq!(ran.outcome.result, BuildResult::Passed);
-    assert_eq!(ran.job(1).result, JobResult::Passed);
-    assert_eq!(ran.job(2).result, JobResult::Canceled);
     assert!(
         started.elapsed() < Duration::from_secs(40),
         "took {:?}",
@@ -210,11 +185,7 @@ jobs:
 
 #[tokio::test]
 async fn a_failed_stage_cancels_the_next() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{busybox}"
 jobs:
   include:
@@ -222,13 +193,14 @@ jobs:
       script: "false"
     - stage: deploy
       script: echo deploy-must-not-run
-"#,
-        &context("acme/app", "master"),
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
+    ran.assert_results(
+        BuildResult::Failed,
+        &[JobResult::Failed, JobResult::Canceled],
     );
-    let ran = run(exec, options(), &plan, None, None).await;
-    assert_eq!(ran.outcome.result, BuildResult::Failed);
-    assert_eq!(ran.job(1).result, JobResult::Failed);
-    assert_eq!(ran.job(2).result, JobResult::Canceled);
     assert!(
         ran.job(2)
             .reason
@@ -270,7 +242,9 @@ async fn a_service_is_reachable_on_localhost_and_by_name() {
             aliases: vec!["redis-server".into()],
         },
     )]);
-    let plan = plan(
+    let ran = run_yaml_on(
+        exec,
+        opts,
         r#"
 image: "{busybox}"
 services: [redis]
@@ -279,11 +253,9 @@ script:
   - wget -q -O- http://redis:6379/
   - wget -q -O- http://redis-server:6379/
 "#,
-        &context("acme/app", "master"),
-    );
-    let ran = run(exec, opts, &plan, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    )
+    .await;
+    let log = ran.expect(BuildResult::Passed, &[]);
     assert_eq!(log.matches("PONG").count(), 3, "{log}");
     assert!(log.contains("service redis is ready"), "{log}");
 }
@@ -302,39 +274,18 @@ cache:
 install: if [ -f deps/stamp ]; then echo "restored $(cat deps/stamp)"; else mkdir -p deps && echo built-once > deps/stamp; fi
 script: echo ok
 "#;
-    let first = run(
-        exec.clone(),
-        options(),
-        &plan(yaml, &context(&repo, "master")),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(
-        first.outcome.result,
+    let run_on = |branch: &str| {
+        let plan = plan(yaml, &context(&repo, branch));
+        let exec = exec.clone();
+        async move { run(exec, options(), &plan, None, None).await }
+    };
+    run_on("master").await.expect(
         BuildResult::Passed,
-        "{}",
-        first.log(1)
+        &["nothing cached yet", "cache: saved deps"],
     );
-    first.assert_log_contains(1, "nothing cached yet");
-    first.assert_log_contains(1, "cache: saved deps");
-    let second = run(
-        exec.clone(),
-        options(),
-        &plan(yaml, &context(&repo, "master")),
-        None,
-        None,
-    )
-    .await;
+    let second = run_on("master").await;
     second.assert_log_contains(1, "restored built-once");
-    let branch = run(
-        exec.clone(),
-        options(),
-        &plan(yaml, &context(&repo, "feature")),
-        None,
-        None,
-    )
-    .await;
+    let branch = run_on("feature").await;
     branch.assert_log_contains(1, "restored built-once");
     // The kept cache volumes are labelled as caches; remove this test's.
     let (_, _, volumes) = labelled(&exec, &format!("dev.slipway.cache.repo={repo}")).await;
@@ -362,45 +313,30 @@ impl Drop for CacheCleanup {
 
 #[tokio::test]
 async fn the_job_timeout_stops_the_job_and_says_why() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
     let mut opts = options();
     opts.job_timeout = Duration::from_secs(3);
-    let plan = plan(
-        "image: \"{busybox}\"\nscript: while true; do echo tick; sleep 1; done\n",
-        &context("acme/app", "master"),
+    let yaml = "image: \"{busybox}\"\nscript: while true; do echo tick; sleep 1; done\n";
+    let Some(ran) = run_yaml(yaml, opts).await else {
+        return;
+    };
+    ran.expect_job(
+        JobResult::Errored,
+        &["The job exceeded its time limit of 3.00s", "tick"],
     );
-    let ran = run(exec, opts, &plan, None, None).await;
-    assert_eq!(ran.job(1).result, JobResult::Errored);
-    assert!(
-        ran.log(1)
-            .contains("The job exceeded its time limit of 3.00s"),
-        "{}",
-        ran.log(1)
-    );
-    ran.assert_log_contains(1, "tick");
 }
 
 #[tokio::test]
 async fn the_no_output_timeout_stops_a_silent_job() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
     let mut opts = options();
     opts.no_output_timeout = Duration::from_secs(2);
-    let plan = plan(
-        "image: \"{busybox}\"\nscript:\n  - echo started\n  - sleep 60\n",
-        &context("acme/app", "master"),
-    );
     let started = Instant::now();
-    let ran = run(exec, opts, &plan, None, None).await;
-    assert_eq!(ran.job(1).result, JobResult::Errored);
-    assert!(
-        ran.log(1)
-            .contains("No output has been received in the last 2.00s"),
-        "{}",
-        ran.log(1)
+    let yaml = "image: \"{busybox}\"\nscript:\n  - echo started\n  - sleep 60\n";
+    let Some(ran) = run_yaml(yaml, opts).await else {
+        return;
+    };
+    ran.expect_job(
+        JobResult::Errored,
+        &["No output has been received in the last 2.00s"],
     );
     assert!(started.elapsed() < Duration::from_secs(30));
     // The command that was running is recorded without an exit code.
@@ -418,8 +354,7 @@ async fn cancelling_a_build_stops_its_job() {
     );
     let started = Instant::now();
     let ran = run(exec, options(), &plan, None, Some(Duration::from_secs(2))).await;
-    assert_eq!(ran.outcome.result, BuildResult::Canceled);
-    assert_eq!(ran.job(1).result, JobResult::Canceled);
+    ran.assert_results(BuildResult::Canceled, &[JobResult::Canceled]);
     ran.assert_log_contains(1, "The job was canceled.");
     assert!(started.elapsed() < Duration::from_secs(30));
 }
@@ -429,11 +364,8 @@ async fn git_clone_false_starts_the_job_in_an_empty_build_dir() {
     let Some(exec) = engine(&[&debian()]).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    git_repo(dir.path());
     let ctx = context("acme/app", "main");
-    let build_dir = slipway_runner::runner::build_dir("/home/travis/build", &ctx.repo);
-    let ws = slipway_runner::workspace::pack(dir.path(), &build_dir).unwrap();
+    let ws = git_workspace(&ctx);
     let plan = plan(
         r#"
 image: "{debian}"
@@ -445,11 +377,9 @@ script:
 "#,
         &ctx,
     );
-    let ran = run(exec, options(), &plan, Some(&ws), None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert_log_has(
-        log,
+    let ran = run(exec, options(), &plan, Some(&ws.workspace), None).await;
+    ran.expect(
+        BuildResult::Passed,
         &[
             "Skipping the clone (git: clone: false)",
             "/home/travis/build/acme/app\n",
@@ -463,11 +393,9 @@ async fn env_values_are_evaluated_in_order_by_bash_in_the_checked_out_workspace(
     let Some(exec) = engine(&[&debian()]).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let head = git_repo(dir.path());
     let ctx = context("acme/app", "main");
-    let build_dir = slipway_runner::runner::build_dir("/home/travis/build", &ctx.repo);
-    let ws = slipway_runner::workspace::pack(dir.path(), &build_dir).unwrap();
+    let ws = git_workspace(&ctx);
+    let head = &ws.head;
     let plan = plan(
         r#"
 image: "{debian}"
@@ -483,9 +411,8 @@ script:
 "#,
         &ctx,
     );
-    let ran = run(exec, options(), &plan, Some(&ws), None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    let ran = run(exec, options(), &plan, Some(&ws.workspace), None).await;
+    let log = ran.expect(BuildResult::Passed, &[]);
     assert!(
         log.contains(&format!("sha={head} short={}", &head[..7])),
         "{log}"
@@ -545,16 +472,8 @@ async fn deploys_run_on_a_push_through_the_script_provider_and_the_hook() {
     };
     let mut opts = options();
     opts.deploy_hook = Some(std::sync::Arc::new(RecordingHook));
-    let ran = run(
-        exec,
-        opts,
-        &plan(DEPLOY_PIPELINE, &context("acme/app", "master")),
-        None,
-        None,
-    )
-    .await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    let ran = run_yaml_on(exec, opts, DEPLOY_PIPELINE).await;
+    let log = ran.expect(BuildResult::Passed, &[]);
     for line in [
         "before-deploy-ran",
         "script deploy of master",
@@ -583,18 +502,9 @@ async fn a_failing_deploy_errors_the_job_and_pull_requests_never_deploy() {
         return;
     };
     // No hook: the s3 deploy cannot happen, which errors the job; after_script still runs.
-    let ran = run(
-        exec.clone(),
-        options(),
-        &plan(DEPLOY_PIPELINE, &context("acme/app", "master")),
-        None,
-        None,
-    )
-    .await;
-    let log = ran.log(1);
-    assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
-    assert_log_has(
-        log,
+    let ran = run_yaml_on(exec.clone(), options(), DEPLOY_PIPELINE).await;
+    let log = ran.expect_job(
+        JobResult::Errored,
         &["Deploy provider s3 is not available", "after-script-ran"],
     );
     // after_deploy follows the script deploy that worked, not the one that failed.
@@ -604,8 +514,7 @@ async fn a_failing_deploy_errors_the_job_and_pull_requests_never_deploy() {
     pr.event = slipway_pipelines::plan::EventType::PullRequest;
     pr.pull_request = Some(5);
     let ran = run(exec, options(), &plan(DEPLOY_PIPELINE, &pr), None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.job(1).result, JobResult::Passed, "{log}");
+    let log = ran.expect_job(JobResult::Passed, &[]);
     assert!(
         !log.contains("before-deploy-ran") && !log.contains("script deploy"),
         "{log}"
@@ -673,10 +582,8 @@ after_deploy: echo after-deploy-ran
         None,
     )
     .await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert_log_has(
-        log,
+    ran.expect(
+        BuildResult::Passed,
         &[
             "job-step-built",
             "hook saw the built package: true",
@@ -685,10 +592,8 @@ after_deploy: echo after-deploy-ran
     );
 
     let ran = run(exec, opts, &plan(&pipeline("fail: true"), &ctx), None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
-    assert_log_has(
-        log,
+    let log = ran.expect_job(
+        JobResult::Errored,
         &[
             "building",
             "The pypi deploy's build step failed; nothing was deployed.",
@@ -754,11 +659,8 @@ async fn a_deploy_cleans_the_build_dir_back_to_how_the_job_started_unless_skip_c
     let Some(exec) = engine(&[&busybox()]).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    git_repo(dir.path());
     let ctx = context("acme/app", "master");
-    let build_dir = slipway_runner::runner::build_dir("/home/travis/build", &ctx.repo);
-    let ws = slipway_runner::workspace::pack(dir.path(), &build_dir).unwrap();
+    let ws = git_workspace(&ctx);
     let plan = plan(
         r#"
 image: "{busybox}"
@@ -786,9 +688,8 @@ after_deploy: test -e before-deploy.txt || echo after-deploy-sees-no-before-depl
     );
     let mut opts = options();
     opts.deploy_hook = Some(std::sync::Arc::new(TreeProbe));
-    let ran = run(exec, opts, &plan, Some(&ws), None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    let ran = run(exec, opts, &plan, Some(&ws.workspace), None).await;
+    let log = ran.expect(BuildResult::Passed, &[]);
     // skip_cleanup: the deploy sees the build dir as the job and before_deploy left it.
     assert!(
         log.contains(
@@ -923,23 +824,16 @@ deploy:
       branch: release
 "#
         );
-        let ran = run(
-            exec.clone(),
-            options(),
-            &plan(&yaml, &context("acme/app", "master")),
-            None,
-            None,
-        )
-        .await;
-        let log = ran.log(1);
-        assert_eq!(ran.outcome.result, BuildResult::Passed, "{image}: {log}");
-        for line in [
-            "Deploy skipped: on.condition `$TARGET = production` does not hold (provider script)",
-            "deployed-to-staging",
-            "Deploy skipped: branch master is not on.branch (release) (provider script)",
-        ] {
-            assert!(log.contains(line), "{image}: missing {line:?}: {log}");
-        }
+        let ran = run_yaml_on(exec.clone(), options(), &yaml).await;
+        // The log names the shell, so a failure says which image it was.
+        let log = ran.expect(
+            BuildResult::Passed,
+            &[
+                "Deploy skipped: on.condition `$TARGET = production` does not hold (provider script)",
+                "deployed-to-staging",
+                "Deploy skipped: branch master is not on.branch (release) (provider script)",
+            ],
+        );
         assert!(!log.contains("deployed-to-production"), "{image}: {log}");
         assert!(!log.contains("deployed-release"), "{image}: {log}");
         assert_eq!(
@@ -951,11 +845,10 @@ deploy:
 
     // A deploy that fails errors the job, and no later deploy runs. The script provider's command
     // runs in a child shell, as dpl runs it: its `exit` ends the deploy, not the job.
-    let ran = run(
+    let ran = run_yaml_on(
         exec,
         options(),
-        &plan(
-            r#"
+        r#"
 image: "{busybox}"
 language: shell
 script: "true"
@@ -967,14 +860,9 @@ deploy:
 after_deploy: echo after-deploy-must-not-run
 after_script: echo after-script-ran
 "#,
-            &context("acme/app", "master"),
-        ),
-        None,
-        None,
     )
     .await;
-    let log = ran.log(1);
-    assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
+    let log = ran.expect_job(JobResult::Errored, &[]);
     assert!(
         log.contains("Deploy with provider script failed (exit 3)."),
         "{log}"
@@ -1062,18 +950,9 @@ script:
 "#,
         busybox = busybox()
     );
-    let ran = run(
-        exec,
-        opts,
-        &plan(&yaml, &context("acme/app", "master")),
-        None,
-        None,
-    )
-    .await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert_log_has(
-        log,
+    let ran = run_yaml_on(exec, opts, &yaml).await;
+    ran.expect(
+        BuildResult::Passed,
         &[
             "can use the host's Docker engine",
             "digest: sha256:",
@@ -1084,35 +963,25 @@ script:
 
 #[tokio::test]
 async fn services_docker_brings_the_docker_cli_into_an_image_without_one() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
     let mut opts = options();
     opts.trusted = true;
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{busybox}"
 language: shell
 services: [docker]
 script:
   - command -v docker
   - docker version --format 'engine {{.Server.Version}}'
-"#,
-        &context("acme/app", "master"),
-    );
-    let ran = run(exec, opts, &plan, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert_log_has(log, &["/usr/local/bin/docker", "engine "]);
+"#;
+    let Some(ran) = run_yaml(yaml, opts).await else {
+        return;
+    };
+    ran.expect(BuildResult::Passed, &["/usr/local/bin/docker", "engine "]);
 }
 
 #[tokio::test]
 async fn the_travis_helpers_exist_in_the_job_shell() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{busybox}"
 language: shell
 script:
@@ -1121,14 +990,12 @@ script:
   - travis_fold start deps && echo folded && travis_fold end deps
   - travis_terminate 0
   - echo must-not-run
-"#,
-        &context("acme/app", "master"),
-    );
-    let ran = run(exec, options(), &plan, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert_log_has(
-        log,
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
+    let log = ran.expect(
+        BuildResult::Passed,
         &[
             "failed. Retrying, 2 of 3.",
             "waited",

@@ -239,8 +239,7 @@ async fn a_fork_pull_request_gets_no_secrets_no_files_no_settings_and_no_deploy(
     }
 
     let ran = run(exec, opts, &plan, Some(&ws), None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    let log = ran.expect(BuildResult::Passed, &[]);
     assert_eq!(
         leaks(log.as_bytes(), &fx.needles()),
         Vec::<String>::new(),
@@ -328,8 +327,7 @@ async fn a_trusted_push_gets_its_secrets_masked_and_leaves_nothing_decrypted_at_
     let plan = plan(&yaml, &ctx);
     let ws = fx.pack();
     let ran = run(exec.clone(), fx.options(true), &plan, Some(&ws), None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    let log = ran.expect(BuildResult::Passed, &[]);
     assert_eq!(
         leaks(log.as_bytes(), &fx.needles()),
         Vec::<String>::new(),
@@ -453,8 +451,7 @@ script:
     let plan = plan(&yaml, &context(REPO, "master"));
     let ws = fx.pack();
     let ran = run(exec, fx.options(true), &plan, Some(&ws), None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    let log = ran.expect(BuildResult::Passed, &[]);
     assert!(
         log.contains(&format!("{}  service-account.json", sha(&json))),
         "{log}"

@@ -77,11 +77,8 @@ async fn the_workspace_arrives_the_same_over_standard_input_and_through_the_engi
             1,
         ),
     ];
-    let dir = tempfile::tempdir().unwrap();
-    git_repo(dir.path());
     let ctx = context("acme/app", "main");
-    let build_dir = slipway_runner::runner::build_dir("/home/travis/build", &ctx.repo);
-    let ws = slipway_runner::workspace::pack(dir.path(), &build_dir).unwrap();
+    let ws = git_workspace(&ctx);
     for (image, dockerfile, expected_uploads) in cases {
         build_image(image, &dockerfile);
         let plan = plan(
@@ -101,7 +98,7 @@ script:
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs_f64();
-        let ran = run(exec.clone(), options(), &plan, Some(&ws), None).await;
+        let ran = run(exec.clone(), options(), &plan, Some(&ws.workspace), None).await;
         let log = ran.log(1);
         assert_eq!(ran.outcome.result, BuildResult::Passed, "{image}: {log}");
         for line in [

@@ -80,21 +80,16 @@ async fn a_workspace_created_in_one_stage_is_used_in_the_next() {
 
 #[tokio::test]
 async fn using_a_workspace_that_was_never_created_errors_the_job_naming_it() {
-    let Some(exec) = engine(&[&busybox()]).await else {
-        return;
-    };
-    let plan = plan(
-        r#"
+    let yaml = r#"
 image: "{busybox}"
 workspaces:
   use: nowhere
 script: echo must-not-run
-"#,
-        &context("acme/app", "master"),
-    );
-    let ran = run(exec, options(), &plan, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
+"#;
+    let Some(ran) = run_yaml(yaml, options()).await else {
+        return;
+    };
+    let log = ran.expect_job(JobResult::Errored, &[]);
     assert!(!log.contains("\nmust-not-run"), "{log}");
     assert!(
         ran.job(1)

@@ -29,6 +29,29 @@ pub fn docker_ready() -> bool {
     ok
 }
 
+/// A temporary directory and a repository in it holding `pipeline`, when Docker and the test
+/// image are there ([`docker_ready`]).
+pub fn docker_and_origin(pipeline: &str) -> Option<(tempfile::TempDir, Origin)> {
+    if !docker_ready() {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), pipeline);
+    Some((tmp, origin))
+}
+
+/// Starts `github` on a runtime of its own that lives as long as the test process; its URL.
+pub fn github_api(github: &FakeGitHub) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let github = github.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        tx.send(github.start(&rt)).unwrap();
+        rt.block_on(std::future::pending::<()>());
+    });
+    rx.recv().unwrap()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -51,6 +74,17 @@ pub struct Served {
 impl Served {
     pub fn new(root: &Path, github_api: &str, clone_url: &str, extra: &str) -> Served {
         Served::with_env(root, github_api, clone_url, extra, &[])
+    }
+
+    /// One worker serving `origin`'s repository and reporting to `github` ([`github_api`]); `env`
+    /// is added to the server's environment.
+    pub fn one_worker(
+        root: &Path,
+        github: &FakeGitHub,
+        origin: &Origin,
+        env: &[(&str, &str)],
+    ) -> Served {
+        Served::with_env(root, &github_api(github), &origin.url(), "workers = 1", env)
     }
 
     /// Like [`Served::new`], with extra environment variables for the server process.
@@ -173,20 +207,7 @@ impl Served {
     }
 
     pub fn wait_final(&self, id: i64, secs: u64) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let v = self.json(&format!("/api/builds/{id}"));
-            let state = v["build"]["state"].as_str().unwrap().to_string();
-            if !["queued", "preparing", "running"].contains(&state.as_str()) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "build {id} still {state}: {v}\n{}",
-                self.server_log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_final(&self.url(), id, secs, || self.server_log())
     }
 
     pub fn job_log(&self, job: i64) -> String {
@@ -195,6 +216,75 @@ impl Served {
 
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The build id of a delivery the server accepted (202).
+#[track_caller]
+pub fn build_of(answer: (u16, String)) -> i64 {
+    assert_eq!(answer.0, 202, "{}", answer.1);
+    serde_json::from_str::<serde_json::Value>(&answer.1).unwrap()["build"]
+        .as_i64()
+        .unwrap()
+}
+
+/// The `opened` payload of pull request `number` from `head` onto `base`, sent from a fork
+/// (`eve/app`) of [`REPO`] whose clone URL is `clone_url`.
+pub fn fork_pr_payload(clone_url: &str, number: u64, head: &str, base: &str) -> Vec<u8> {
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&pr_payload(REPO, clone_url, "opened", number, head, base)).unwrap();
+    payload["pull_request"]["head"]["repo"] = serde_json::json!({"full_name": "eve/app", "clone_url": "https://example.invalid/eve/app.git"});
+    serde_json::to_vec(&payload).unwrap()
+}
+
+/// A build the server ran to its end: the API's view of it and its first job's log.
+pub struct Ended {
+    pub build: serde_json::Value,
+    pub log: String,
+}
+
+impl Ended {
+    /// Fails, showing the build and the log, unless the build ended `state` and the log holds
+    /// every one of `needles`; returns the log for what else the test checks.
+    #[track_caller]
+    pub fn expect(&self, state: &str, needles: &[&str]) -> &str {
+        let (v, log) = (&self.build, &self.log);
+        assert_eq!(v["build"]["state"], state, "{v}\n{log}");
+        for needle in needles {
+            assert!(log.contains(needle), "{needle:?} missing: {log}");
+        }
+        log
+    }
+}
+
+impl Served {
+    /// Delivers `event` (delivery `id`), waits up to three minutes for the build it queued to end.
+    pub fn run_delivery(&self, event: &str, id: &str, body: &[u8]) -> Ended {
+        let build = self.wait_final(build_of(self.deliver(event, id, body)), 180);
+        let job = build["jobs"][0]["id"].as_i64();
+        let log = self.job_log(job.unwrap_or_else(|| panic!("no job: {build}")));
+        Ended { build, log }
+    }
+
+    /// A push of `git_ref` at `sha` of `origin`, run to its end.
+    pub fn push(&self, origin: &Origin, git_ref: &str, sha: &str, id: &str) -> Ended {
+        let body = push_payload(REPO, &origin.url(), git_ref, sha);
+        self.run_delivery("push", id, &body)
+    }
+
+    /// A push of `origin`'s master as it is, run to its end.
+    pub fn push_master(&self, origin: &Origin, id: &str) -> Ended {
+        let sha = git(&origin.work, &["rev-parse", "master"]);
+        self.push(origin, "refs/heads/master", &sha, id)
+    }
+
+    /// Pull request `number` onto master from a fork ([`fork_pr_payload`]), its head a commit
+    /// adding `feature.txt`, run to its end.
+    pub fn fork_pull_request(&self, origin: &Origin, number: u64, id: &str) -> Ended {
+        let head = origin.pull_request(number, "master", "feature.txt", "from a fork\n");
+        let base = git(&origin.work, &["rev-parse", "master"]);
+        let body = fork_pr_payload(&origin.url(), number, &head, &base);
+        self.run_delivery("pull_request", id, &body)
     }
 }
 

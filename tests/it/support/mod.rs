@@ -51,6 +51,20 @@ pub fn slipway_run_s3(dir: &Path, s3_endpoint: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Copies a directory tree as fresh, writable files (the shared material is read-only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
+        }
+    }
+}
+
 /// A process's stdout then stderr, for assertions and their messages.
 pub fn text(out: &Output) -> String {
     format!(
@@ -58,6 +72,50 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Fails, showing the output, unless the process succeeded and its output holds every one of
+/// `needles`; returns the output for what else the test checks.
+#[track_caller]
+pub fn succeeded(out: &Output, needles: &[&str]) -> String {
+    let log = text(out);
+    assert!(out.status.success(), "{log}");
+    for needle in needles {
+        assert!(log.contains(needle), "{needle:?} missing: {log}");
+    }
+    log
+}
+
+/// `slipway secrets encrypt NAME=VALUE --repo REPO` into the data directory `data`: the
+/// ciphertext a pipeline puts under `secure:`.
+pub fn encrypt(data: &Path, repo: &str, assignment: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "secrets",
+            "encrypt",
+            assignment,
+            "--repo",
+            repo,
+            "--data-dir",
+        ])
+        .arg(data)
+        .output()
+        .unwrap();
+    succeeded(&out, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .trim()
+        .strip_prefix("secure: \"")
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("unexpected output of slipway secrets encrypt: {stdout}"))
+        .to_string()
+}
+
+/// The listing of `bucket` on the S3 server at `s3` (moto), which must answer 200.
+pub fn listing(s3: &str, bucket: &str) -> String {
+    let (status, listing) = http("GET", s3, &format!("/{bucket}")).unwrap();
+    assert_eq!(status, 200, "{listing}");
+    listing
 }
 
 /// A bucket name no other test (nor an earlier run against the same moto) has used.
@@ -80,24 +138,8 @@ pub fn new_bucket(s3: &str, prefix: &str) -> String {
     bucket
 }
 
-/// Runs `git -C dir ARGS` with a fixed test identity and fails the test, with git's stderr, if it fails.
-pub fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+/// `git ARGS` in `dir` with a fixed test identity; fails the test, with git's stderr, if it fails.
+pub use slipway_webhook::testing::git;
 
 /// Under CI=true a missing engine, image or service fails the test instead of skipping it.
 pub fn ci() -> bool {
@@ -147,6 +189,14 @@ pub fn moto_and_engine() -> Option<String> {
             None
         }
     }
+}
+
+/// The moto base URL and a new, empty bucket on it named after `prefix`, when moto and the engine
+/// are there ([`moto_and_engine`]).
+pub fn moto_bucket(prefix: &str) -> Option<(String, String)> {
+    let moto = moto_and_engine()?;
+    let bucket = new_bucket(&moto, prefix);
+    Some((moto, bucket))
 }
 
 /// One plain HTTP/1.1 request to a loopback server; the status code and body.

@@ -5,7 +5,6 @@
 use serde::Deserialize;
 use slipway_notifications::SmtpTls;
 
-/// Notification settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotificationSettings {

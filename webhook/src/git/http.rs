@@ -298,20 +298,13 @@ struct Body {
 
 impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let eof = || io::Error::new(io::ErrorKind::UnexpectedEof, "the response ended early");
         match &mut self.framing {
             Framing::Close => self.reader.read(buf),
             Framing::Length(left) => {
                 if *left == 0 || buf.is_empty() {
                     return Ok(0);
                 }
-                let max = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                let n = self.reader.read(&mut buf[..max])?;
-                if n == 0 {
-                    return Err(eof());
-                }
-                *left -= n as u64;
-                Ok(n)
+                read_at_most(&mut self.reader, buf, left)
             }
             Framing::Chunked { left, crlf, done } => {
                 if *done || buf.is_empty() {
@@ -334,17 +327,27 @@ impl Read for Body {
                         return Ok(0);
                     }
                 }
-                let max = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                let n = self.reader.read(&mut buf[..max])?;
-                if n == 0 {
-                    return Err(eof());
-                }
-                *left -= n as u64;
+                let n = read_at_most(&mut self.reader, buf, left)?;
                 *crlf = *left == 0;
                 Ok(n)
             }
         }
     }
+}
+
+/// Reads into `buf` no more than the `left` bytes the framing still announces, and counts them
+/// off; the stream ending first is an error.
+fn read_at_most(reader: &mut impl Read, buf: &mut [u8], left: &mut u64) -> io::Result<usize> {
+    let max = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+    let n = reader.read(&mut buf[..max])?;
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the response ended early",
+        ));
+    }
+    *left -= n as u64;
+    Ok(n)
 }
 
 /// One CRLF-terminated line (at most 4 KiB), without its ending.

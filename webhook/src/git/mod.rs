@@ -69,11 +69,9 @@ pub struct Sources {
 /// The author and committer of a commit, as it records them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct People {
-    /// The author's name.
     pub author_name: String,
     /// The author's address.
     pub author_email: String,
-    /// The committer's name.
     pub committer_name: String,
     /// The committer's address.
     pub committer_email: String,

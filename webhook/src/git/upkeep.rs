@@ -36,9 +36,7 @@ pub struct UpkeepReport {
     pub packs_before: usize,
     /// Loose refs under `refs/` before.
     pub loose_refs_before: usize,
-    /// Packs after.
     pub packs_after: usize,
-    /// Loose refs after.
     pub loose_refs_after: usize,
     /// The objects were repacked by the git CLI.
     pub repacked: bool,

@@ -37,7 +37,6 @@ string_enum! {
 pub struct CheckRun {
     /// The job it shows; `None` for the pipeline file's problems.
     pub job_id: Option<i64>,
-    /// Its build.
     pub build_id: i64,
     /// `owner/name`.
     pub repo: String,

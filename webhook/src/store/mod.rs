@@ -250,9 +250,7 @@ pub enum Task {
     Prepare(Box<Build>),
     /// Run this job of this build.
     Run {
-        /// The job.
         job: Box<Job>,
-        /// Its build.
         build: Box<Build>,
         /// The single-job plan (JSON).
         plan_json: String,
@@ -326,7 +324,6 @@ pub struct Delivery {
 pub enum DeliveryAction {
     /// Create a build (and supersede older ones with the same key when `auto_cancel`).
     Build {
-        /// The build.
         build: Box<NewBuild>,
         /// Cancel older queued/running builds with the same supersede key.
         auto_cancel: bool,
@@ -392,7 +389,6 @@ pub struct OutboxItem {
 /// build it reports.
 #[derive(Debug, Clone)]
 pub struct NotifyItem {
-    /// Its id.
     pub id: i64,
     /// The build it reports.
     pub build_id: i64,
@@ -411,7 +407,6 @@ pub struct NotifyItem {
 /// A build's notification as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct NotifyRecord {
-    /// Its id.
     pub id: i64,
     /// The outcome it reports (`started`, `passed`, …).
     pub outcome: String,

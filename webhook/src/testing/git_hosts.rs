@@ -1,6 +1,7 @@
 //! Git hosts on loopback for tests of fetching: [`GitHttp`] serves real repositories over smart
 //! HTTP like GitHub (private ones need their token) and records what each request carried;
-//! [`Trickle`] answers one byte at a time forever and records when its clients go away.
+//! [`Trickle`] answers one byte at a time forever and records when its clients go away;
+//! [`GitDaemon`] serves a directory over the `git://` protocol.
 
 use base64::Engine as _;
 use std::collections::HashMap;
@@ -321,5 +322,76 @@ impl Trickle {
     /// When each connection was accepted and, once its client closed it, when that was seen.
     pub fn connections(&self) -> Vec<Connection> {
         self.connections.lock().unwrap().clone()
+    }
+}
+
+/// A `git daemon` serving every repository under a directory on a free loopback port; killed on
+/// drop.
+pub struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    /// Starts one serving `base` and waits (up to 10 s) until it answers; why not, when it
+    /// cannot (no git, no free port, the daemon exited).
+    pub fn start(base: &Path) -> Result<GitDaemon, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free loopback port: {e}"))?
+            .port();
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .map_err(|e| format!("git: {e}"))?;
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        // `git daemon` would run git-daemon as its child, which killing `git` leaves behind.
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .arg("--export-all")
+            .arg("--reuseaddr")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{exec_path}/git-daemon: {e}"))?;
+        let mut d = GitDaemon { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // A repository that does not exist: any answer at all means the daemon is up.
+            let answered = Command::new("git")
+                .args(["ls-remote", &d.url("probe")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stderr).contains("remote error"))
+                .unwrap_or(false);
+            if answered {
+                return Ok(d);
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                return Err(format!("git-daemon exited: {status}"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("nothing answered on 127.0.0.1:{port} within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The URL of the repository `<name>.git` under the served directory.
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}.git", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -38,6 +38,16 @@ pub struct FakeRelease {
     pub assets: Vec<FakeAsset>,
 }
 
+impl FakeRelease {
+    /// Each asset's name and bytes, in upload order.
+    pub fn files(&self) -> Vec<(&str, &[u8])> {
+        self.assets
+            .iter()
+            .map(|a| (a.name.as_str(), a.bytes.as_slice()))
+            .collect()
+    }
+}
+
 /// The releases side of the stand-in.
 #[derive(Debug, Clone, Default)]
 pub struct FakeReleases {

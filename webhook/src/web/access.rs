@@ -47,7 +47,6 @@ pub enum Who {
 /// The caller of one request.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Who.
     pub who: Who,
     /// The browser session it came with, if any.
     pub session: Option<SessionRef>,

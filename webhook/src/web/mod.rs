@@ -32,7 +32,6 @@ use std::sync::Arc;
 
 /// Shared state of every handler.
 pub struct App {
-    /// The store.
     pub store: Arc<dyn Store>,
     /// Workers' shared state (cancelling, live logs, wake-ups).
     pub engine: Arc<Engine>,

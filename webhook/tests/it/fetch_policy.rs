@@ -3,8 +3,7 @@
 //! bytes, a cancel within a tick, and refused addresses, for the mirror's fetch and submodules.
 
 use crate::util::*;
-use slipway_pipelines::plan::{Context, Git};
-use slipway_webhook::event::NewBuild;
+use slipway_pipelines::plan::Git;
 use slipway_webhook::git::{FetchPolicy, Mirrors, NoTokens, Remote};
 use slipway_webhook::testing::git_hosts::{GitHttp, Trickle};
 use std::path::Path;
@@ -18,19 +17,6 @@ fn loopback_allowed(timeout: Duration, max_bytes: u64) -> FetchPolicy {
         timeout,
         max_bytes,
         allow: vec!["127.0.0.1".parse().unwrap()],
-    }
-}
-
-fn push_spec(url: &str, sha: &str) -> NewBuild {
-    NewBuild {
-        repo: REPO.into(),
-        clone_url: url.into(),
-        head_sha: sha.into(),
-        head_ref: "refs/heads/master".into(),
-        base_ref: None,
-        supersede_key: None,
-        context: Context::default(),
-        author: None,
     }
 }
 
@@ -55,6 +41,20 @@ fn add_submodule(work: &Path, name: &str, url: &str, commit: &str) -> String {
     git(work, &["rev-parse", "HEAD"])
 }
 
+/// The error of preparing a push of `sha` fetched from `url` with no token.
+fn refused(mirrors: &Mirrors, url: &str, sha: &str) -> String {
+    mirrors
+        .prepare(
+            1,
+            &push_spec(url, sha),
+            url,
+            None,
+            &CancellationToken::new(),
+        )
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn a_private_repository_is_fetched_over_smart_http_with_its_token_only() {
     let tmp = tempfile::tempdir().unwrap();
@@ -74,10 +74,7 @@ fn a_private_repository_is_fetched_over_smart_http_with_its_token_only() {
 
     // The same token offered for another URL of the host is not sent.
     let other = Mirrors::new(tmp.path().join("mirrors2")).with_policy(policy);
-    let err = other
-        .prepare(1, &push_spec(&url, &sha), &url, None, &never)
-        .unwrap_err()
-        .to_string();
+    let err = refused(&other, &url, &sha);
     assert!(
         err.contains("HTTP 401") && err.contains("no credentials are sent to this URL"),
         "{err}"
@@ -105,16 +102,7 @@ fn a_fetch_over_the_size_limit_stops_naming_the_limit() {
     let url = format!("{}/acme/origin.git", host.url);
     let mirrors = Mirrors::new(tmp.path().join("mirrors"))
         .with_policy(loopback_allowed(Duration::from_secs(30), 1 << 20));
-    let err = mirrors
-        .prepare(
-            1,
-            &push_spec(&url, &sha),
-            &url,
-            None,
-            &CancellationToken::new(),
-        )
-        .unwrap_err()
-        .to_string();
+    let err = refused(&mirrors, &url, &sha);
     assert_eq!(
         err,
         "the fetch downloaded more than 1 MB ([git] max_fetch_mb)"
@@ -128,16 +116,7 @@ fn the_mirrors_fetch_from_a_loopback_address_is_refused_unless_allowed() {
     let url = format!("{}/acme/origin.git", host.url);
     let sha = git(&origin.work, &["rev-parse", "master"]);
     let mirrors = Mirrors::new(tmp.path().join("mirrors"));
-    let err = mirrors
-        .prepare(
-            1,
-            &push_spec(&url, &sha),
-            &url,
-            None,
-            &CancellationToken::new(),
-        )
-        .unwrap_err()
-        .to_string();
+    let err = refused(&mirrors, &url, &sha);
     assert_eq!(
         err,
         "refused to connect to 127.0.0.1 (127.0.0.1): it is a loopback address; list it in [git] allow to fetch from it"

@@ -10,9 +10,7 @@ use slipway_webhook::config::AppId;
 use slipway_webhook::testing::FakeApp;
 use slipway_webhook::testing::ScriptedJobRunner;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 const APP_ID: u64 = 4242;
 const INSTALLATION: u64 = 42;
@@ -20,52 +18,21 @@ const INSTALLATION: u64 = 42;
 /// An RSA key pair made by openssl: the private key as GitHub hands it out (PKCS#1 PEM), and the
 /// public key as PKCS#1 DER. `None` (with a message) without openssl outside CI.
 fn key_pair(dir: &Path) -> Option<(PathBuf, Vec<u8>)> {
-    let pem = dir.join("app.pem");
-    let der = dir.join("app.pub.der");
-    let ok = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let made = ok(&[
-        "genrsa",
-        "-traditional",
-        "-out",
-        pem.to_str().unwrap(),
-        "2048",
-    ]) && ok(&[
-        "rsa",
-        "-in",
-        pem.to_str().unwrap(),
-        "-RSAPublicKey_out",
-        "-outform",
-        "DER",
-        "-out",
-        der.to_str().unwrap(),
-    ]);
-    if !made {
+    let made = app_key_pair(dir);
+    if let Err(why) = &made {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "openssl is needed to make the App's key (scripts/install-test-deps.sh)"
+            "openssl is needed to make the App's key (scripts/install-test-deps.sh): {why}"
         );
-        eprintln!("skipped: openssl is missing");
-        return None;
+        eprintln!("skipped: openssl is missing: {why}");
     }
+    let (pem, public) = made.ok()?;
     assert!(
         std::fs::read_to_string(&pem)
             .unwrap()
             .starts_with("-----BEGIN RSA PRIVATE KEY-----")
     );
-    Some((pem, std::fs::read(der).unwrap()))
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    Some((pem, public))
 }
 
 fn build_id(answer: (u16, String)) -> i64 {

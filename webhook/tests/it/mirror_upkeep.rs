@@ -3,9 +3,9 @@
 //! no git CLI the refs are packed and nothing fails; the server compacts after preparing.
 
 use crate::util::*;
-use slipway_pipelines::plan::{Context, Git};
+use slipway_pipelines::plan::Git;
 use slipway_webhook::event::NewBuild;
-use slipway_webhook::git::{Mirrors, NoTokens, Remote, Upkeep};
+use slipway_webhook::git::{Mirrors, Remote, Upkeep};
 use slipway_webhook::testing::ScriptedJobRunner;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,24 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 const REPO: &str = "acme/app";
 
-fn push_spec(origin: &Origin, sha: &str) -> NewBuild {
-    NewBuild {
-        repo: REPO.into(),
-        clone_url: origin.url(),
-        head_sha: sha.into(),
-        head_ref: "refs/heads/master".into(),
-        base_ref: None,
-        supersede_key: None,
-        context: Context::default(),
-        author: None,
-    }
-}
-
 fn pr_spec(origin: &Origin, n: u64, sha: &str) -> NewBuild {
     NewBuild {
         head_ref: format!("refs/pull/{n}/head"),
         base_ref: Some("refs/heads/master".into()),
-        ..push_spec(origin, sha)
+        ..push_spec(&origin.url(), sha)
     }
 }
 
@@ -61,7 +48,7 @@ fn push_and_prepare(origin: &Origin, mirrors: &Mirrors, n: usize) -> Vec<String>
             let src = mirrors
                 .prepare(
                     i as i64,
-                    &push_spec(origin, &sha),
+                    &push_spec(&origin.url(), &sha),
                     &origin.url(),
                     None,
                     &CancellationToken::new(),
@@ -114,11 +101,7 @@ fn pr_checks_out(root: &Path, origin: &Origin, mirrors: &Mirrors, build_id: i64)
                 &src.commit,
                 &ws,
                 &git_settings,
-                Remote {
-                    url: &url,
-                    token: None,
-                    served: &NoTokens,
-                },
+                Remote::anonymous(&url),
                 &CancellationToken::new(),
             )
             .unwrap();

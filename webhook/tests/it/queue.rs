@@ -4,7 +4,6 @@
 use crate::util::*;
 use slipway_webhook::testing::ScriptedJobRunner;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 const REPO: &str = "acme/app";
 
@@ -35,12 +34,13 @@ fn setup(pipeline: &str) -> Setup {
     }
 }
 
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Delivers a push of master, the first build, and waits for it to end; the API's view of it.
+fn push_master(s: &Setup) -> serde_json::Value {
+    let sha = git(&s.origin.work, &["rev-parse", "master"]);
+    let body = push_payload(REPO, &s.origin.url(), "refs/heads/master", &sha);
+    let (status, text) = s.h.deliver("push", "p1", &body);
+    assert_eq!(status, 202, "{text}");
+    s.h.wait_final(1, 30)
 }
 
 fn open_pr(s: &Setup, n: u64, head: &str, id: &str) -> i64 {
@@ -136,14 +136,7 @@ fn a_failed_stage_cancels_the_later_stages() {
     let s = setup(
         "jobs:\n  include:\n    - stage: test\n      script: fail\n    - stage: test\n      script: echo ok\n    - stage: deploy\n      script: echo never\n",
     );
-    let sha = git(&s.origin.work, &["rev-parse", "master"]);
-    let (status, text) = s.h.deliver(
-        "push",
-        "p1",
-        &push_payload(REPO, &s.origin.url(), "refs/heads/master", &sha),
-    );
-    assert_eq!(status, 202, "{text}");
-    let v = s.h.wait_final(1, 30);
+    let v = push_master(&s);
     assert_eq!(v["build"]["state"], "failed", "{v}");
     let states: Vec<(&str, &str)> = v["jobs"]
         .as_array()
@@ -164,14 +157,7 @@ fn a_failed_stage_cancels_the_later_stages() {
 #[test]
 fn jobs_for_another_os_are_not_run_here_and_the_build_passes_on_the_others() {
     let s = setup("os: [linux, osx]\nscript: echo ok\n");
-    let sha = git(&s.origin.work, &["rev-parse", "master"]);
-    let (status, text) = s.h.deliver(
-        "push",
-        "p1",
-        &push_payload(REPO, &s.origin.url(), "refs/heads/master", &sha),
-    );
-    assert_eq!(status, 202, "{text}");
-    let v = s.h.wait_final(1, 30);
+    let v = push_master(&s);
     assert_eq!(v["build"]["state"], "passed", "{v}");
     assert!(
         v["build"]["reason"]

@@ -85,34 +85,22 @@ fn forks_come_from_the_payload_and_survive_restarts() {
         "t-push",
         &push_payload(REPO, &origin.url(), "refs/heads/master", &master),
     ));
-    let head = origin.pull_request(1, "master", "a.txt", "a\n");
-    let same = build_id(h.deliver(
-        "pull_request",
-        "t-same",
-        &pr_from(
-            &origin,
-            1,
-            &head,
-            serde_json::json!({"full_name": REPO, "clone_url": origin.url()}),
-        ),
-    ));
-    let head = origin.pull_request(2, "master", "b.txt", "b\n");
-    let fork = build_id(h.deliver(
-        "pull_request",
-        "t-fork",
-        &pr_from(
-            &origin,
-            2,
-            &head,
-            serde_json::json!({"full_name": "eve/app", "clone_url": "https://example.invalid/eve/app.git"}),
-        ),
-    ));
-    let head = origin.pull_request(3, "master", "c.txt", "c\n");
-    let deleted = build_id(h.deliver(
-        "pull_request",
-        "t-deleted",
-        &pr_from(&origin, 3, &head, Value::Null),
-    ));
+    // Pull requests from the same repository, from a fork, and from a deleted fork.
+    let open = |n: u64, head_repo: Value| {
+        let file = format!("{n}.txt");
+        let head = origin.pull_request(n, "master", &file, "x\n");
+        let body = pr_from(&origin, n, &head, head_repo);
+        build_id(h.deliver("pull_request", &format!("t-pr{n}"), &body))
+    };
+    let same = open(
+        1,
+        serde_json::json!({"full_name": REPO, "clone_url": origin.url()}),
+    );
+    let fork = open(
+        2,
+        serde_json::json!({"full_name": "eve/app", "clone_url": "https://example.invalid/eve/app.git"}),
+    );
+    let deleted = open(3, Value::Null);
     for id in [push, same, fork, deleted] {
         assert_eq!(h.wait_final(id, 30)["build"]["state"], "passed");
     }

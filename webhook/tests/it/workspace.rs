@@ -5,11 +5,12 @@
 
 use crate::util::*;
 use async_trait::async_trait;
-use slipway_pipelines::plan::{Context, Git};
+use slipway_pipelines::plan::Git;
 use slipway_runner::{JobEvent, JobOutcome, JobResult};
 use slipway_webhook::event::NewBuild;
 use slipway_webhook::git::{FetchPolicy, Mirrors, NoTokens, Remote};
 use slipway_webhook::job_runner::{JobRun, JobRunner};
+use slipway_webhook::testing::git_hosts::GitDaemon;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -22,24 +23,7 @@ const REPO: &str = "acme/app";
 fn small_repo(root: &Path, name: &str, file: &str, text: &str) -> (PathBuf, PathBuf) {
     let bare = root.join(format!("{name}.git"));
     let work = root.join(format!("{name}-work"));
-    std::fs::create_dir_all(&work).unwrap();
-    git(
-        root,
-        &[
-            "init",
-            "-q",
-            "--bare",
-            "-b",
-            "master",
-            bare.to_str().unwrap(),
-        ],
-    );
-    git(&work, &["init", "-q", "-b", "master"]);
-    std::fs::write(work.join(file), text).unwrap();
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", &format!("add {file}")]);
-    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
-    git(&work, &["push", "-q", "origin", "master"]);
+    bare_with_work(&bare, &work, &[(file, text)], &format!("add {file}"));
     (bare, work)
 }
 
@@ -72,19 +56,6 @@ fn origin_with_submodules(root: &Path, pipeline: &str) -> Origin {
     let origin = Origin::new(root, pipeline);
     add_submodule(&origin.work, "../lib.git", "lib");
     origin
-}
-
-fn push_spec(origin: &Origin, sha: &str) -> NewBuild {
-    NewBuild {
-        repo: REPO.into(),
-        clone_url: origin.url(),
-        head_sha: sha.into(),
-        head_ref: "refs/heads/master".into(),
-        base_ref: None,
-        supersede_key: None,
-        context: Context::default(),
-        author: None,
-    }
 }
 
 fn settings(depth: Option<u32>, submodules: bool) -> Git {
@@ -126,6 +97,23 @@ fn workspace(
     ws
 }
 
+/// [`workspace`] of a push of `origin`'s HEAD.
+fn head_workspace(
+    root: &Path,
+    origin: &Origin,
+    git_settings: &Git,
+    token: Option<&str>,
+) -> PathBuf {
+    let head = git(&origin.work, &["rev-parse", "HEAD"]);
+    workspace(
+        root,
+        origin,
+        &push_spec(&origin.url(), &head),
+        git_settings,
+        token,
+    )
+}
+
 fn commits(ws: &Path) -> usize {
     git(ws, &["rev-list", "--count", "HEAD"]).parse().unwrap()
 }
@@ -150,11 +138,9 @@ fn all_bytes(dir: &Path, out: &mut Vec<u8>) {
 fn submodules_are_checked_out_recursively_from_urls_relative_to_the_clone_url() {
     let tmp = tempfile::tempdir().unwrap();
     let origin = origin_with_submodules(tmp.path(), "script: true\n");
-    let head = git(&origin.work, &["rev-parse", "HEAD"]);
-    let ws = workspace(
+    let ws = head_workspace(
         tmp.path(),
         &origin,
-        &push_spec(&origin, &head),
         &Git::default(),
         Some("token-never-stored"),
     );
@@ -195,14 +181,7 @@ fn submodules_are_checked_out_recursively_from_urls_relative_to_the_clone_url() 
 fn submodules_false_leaves_them_out() {
     let tmp = tempfile::tempdir().unwrap();
     let origin = origin_with_submodules(tmp.path(), "script: true\n");
-    let head = git(&origin.work, &["rev-parse", "HEAD"]);
-    let ws = workspace(
-        tmp.path(),
-        &origin,
-        &push_spec(&origin, &head),
-        &settings(Some(50), false),
-        None,
-    );
+    let ws = head_workspace(tmp.path(), &origin, &settings(Some(50), false), None);
     assert!(ws.join(".gitmodules").exists());
     assert!(!ws.join("lib/lib.txt").exists());
     assert!(!ws.join("lib/inner").exists());
@@ -233,7 +212,7 @@ fn submodules_depth_makes_each_submodule_shallow_at_the_recorded_commit() {
     let origin = origin_with_a_long_submodule(tmp.path());
     let head = git(&origin.work, &["rev-parse", "HEAD"]);
     let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
-    let spec = push_spec(&origin, &head);
+    let spec = push_spec(&origin.url(), &head);
 
     let ws = workspace(tmp.path(), &origin, &spec, &Git::default(), None);
     let lib = ws.join("lib");
@@ -284,7 +263,7 @@ fn clone_false_leaves_an_empty_workspace() {
     let ws = workspace(
         tmp.path(),
         &origin,
-        &push_spec(&origin, &head),
+        &push_spec(&origin.url(), &head),
         &git_settings,
         None,
     );
@@ -303,7 +282,7 @@ fn a_local_submodule_url_is_refused_for_a_remote_repository() {
     let sources = mirrors
         .prepare(
             1,
-            &push_spec(&origin, &head),
+            &push_spec(&origin.url(), &head),
             &origin.url(),
             None,
             &CancellationToken::new(),
@@ -339,7 +318,7 @@ fn depth_makes_a_shallow_workspace_of_that_many_commits() {
     for i in 0..7 {
         head = origin.push_master("README", &format!("version {i}\n"));
     }
-    let spec = push_spec(&origin, &head);
+    let spec = push_spec(&origin.url(), &head);
 
     let ws = workspace(tmp.path(), &origin, &spec, &settings(Some(3), true), None);
     assert_eq!(commits(&ws), 3);
@@ -387,7 +366,7 @@ fn a_shallow_pull_request_workspace_holds_the_merge_and_both_sides() {
         head_sha: head.clone(),
         head_ref: "refs/pull/7/head".into(),
         base_ref: Some("refs/heads/master".into()),
-        ..push_spec(&origin, &head)
+        ..push_spec(&origin.url(), &head)
     };
     let ws = workspace(tmp.path(), &origin, &spec, &settings(Some(2), true), None);
     assert_eq!(git(&ws, &["rev-parse", "HEAD^1"]), base);
@@ -470,88 +449,18 @@ fn the_server_checks_each_job_out_with_its_git_settings() {
     );
 }
 
-/// A `git daemon` serving every repository under a directory on loopback, so submodules are
-/// fetched through the pack protocol as from a Git host; killed on drop.
-struct Daemon {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Daemon {
-    /// Starts one serving `base`; `None` (with a one-line skip) when it cannot start outside CI,
-    /// a failure under `CI=true`.
-    fn start(base: &Path) -> Option<Daemon> {
-        match Daemon::try_start(base) {
-            Ok(d) => Some(d),
-            Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("git daemon cannot start (CI=true): {why}")
-            }
-            Err(why) => {
-                eprintln!("skipped: git daemon cannot start: {why}");
-                None
-            }
+/// A `git daemon` for the test ([`GitDaemon`]); `None` (with a one-line skip) when it cannot
+/// start outside CI, a failure under `CI=true`.
+fn daemon(base: &Path) -> Option<GitDaemon> {
+    match GitDaemon::start(base) {
+        Ok(d) => Some(d),
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("git daemon cannot start (CI=true): {why}")
         }
-    }
-
-    fn try_start(base: &Path) -> Result<Daemon, String> {
-        use std::process::{Command, Stdio};
-        use std::time::{Duration, Instant};
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free loopback port: {e}"))?
-            .port();
-        let exec_path = Command::new("git")
-            .arg("--exec-path")
-            .output()
-            .map_err(|e| format!("git: {e}"))?;
-        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
-            .trim()
-            .to_string();
-        // `git daemon` would run git-daemon as its child, which killing `git` leaves behind.
-        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
-            .arg("--export-all")
-            .arg("--reuseaddr")
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{exec_path}/git-daemon: {e}"))?;
-        let mut d = Daemon { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let answered = Command::new("git")
-                .args(["ls-remote", &format!("git://127.0.0.1:{port}/probe.git")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stderr).contains("remote error"))
-                .unwrap_or(false);
-            if answered {
-                return Ok(d);
-            }
-            if let Ok(Some(status)) = d.child.try_wait() {
-                return Err(format!("git-daemon exited: {status}"));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("nothing answered on 127.0.0.1:{port} within 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        Err(why) => {
+            eprintln!("skipped: git daemon cannot start: {why}");
+            None
         }
-    }
-
-    /// The URL of the repository `<name>.git` under the served directory.
-    fn url(&self, name: &str) -> String {
-        format!("git://127.0.0.1:{}/{name}.git", self.port)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -560,7 +469,7 @@ impl Drop for Daemon {
 /// "5". `sha1_in_want` lets the server hand out a commit asked for by id.
 fn served_origin_with_a_submodule(
     root: &Path,
-    daemon: &Daemon,
+    daemon: &GitDaemon,
     ahead: usize,
     sha1_in_want: bool,
 ) -> Origin {
@@ -594,7 +503,7 @@ fn served_origin_with_a_submodule(
 /// repository and its remote submodule URLs are allowed) with `submodules_depth`.
 fn served_workspace(
     root: &Path,
-    daemon: &Daemon,
+    daemon: &GitDaemon,
     origin: &Origin,
     submodules_depth: u32,
 ) -> Result<PathBuf, String> {
@@ -602,7 +511,7 @@ fn served_workspace(
     let url = daemon.url("origin");
     let spec = NewBuild {
         clone_url: url.clone(),
-        ..push_spec(origin, &head)
+        ..push_spec(&origin.url(), &head)
     };
     // The daemon listens on loopback, refused unless allowed.
     let mirrors = Mirrors::new(root.join("mirrors")).with_policy(FetchPolicy {
@@ -623,11 +532,7 @@ fn served_workspace(
             &sources.commit,
             &ws,
             &git_settings,
-            Remote {
-                url: &url,
-                token: None,
-                served: &NoTokens,
-            },
+            Remote::anonymous(&url),
             &CancellationToken::new(),
         )
         .map(|()| ws)
@@ -645,90 +550,124 @@ fn has_object(dir: &Path, id: &str) -> bool {
         .success()
 }
 
+/// A daemon serving `origin.git`, whose `lib` submodule records commit "5" of `lib.git`
+/// ([`served_origin_with_a_submodule`]), in a temporary directory.
+struct SubmoduleServed {
+    daemon: GitDaemon,
+    origin: Origin,
+    /// The commit of `lib` that `origin` records.
+    recorded: String,
+    /// `lib.git`'s tip on the daemon.
+    tip: String,
+    tmp: tempfile::TempDir,
+}
+
+impl SubmoduleServed {
+    /// `None` (skipped) without `git daemon`; `ahead` and `sha1_in_want` as
+    /// [`served_origin_with_a_submodule`] takes them.
+    fn start(ahead: usize, sha1_in_want: bool) -> Option<SubmoduleServed> {
+        let tmp = tempfile::tempdir().unwrap();
+        let daemon = daemon(tmp.path())?;
+        let origin = served_origin_with_a_submodule(tmp.path(), &daemon, ahead, sha1_in_want);
+        let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
+        let tip = git(&tmp.path().join("lib-work"), &["rev-parse", "HEAD"]);
+        Some(SubmoduleServed {
+            daemon,
+            origin,
+            recorded,
+            tip,
+            tmp,
+        })
+    }
+
+    fn workspace(&self, submodules_depth: u32) -> Result<PathBuf, String> {
+        served_workspace(
+            self.tmp.path(),
+            &self.daemon,
+            &self.origin,
+            submodules_depth,
+        )
+    }
+
+    /// Fails unless checking out with `submodules_depth` fails naming the submodule and the
+    /// recorded commit beyond that depth; returns the error.
+    #[track_caller]
+    fn assert_not_within(&self, submodules_depth: u32) -> String {
+        let err = self.workspace(submodules_depth).unwrap_err();
+        let beyond = format!(
+            "commit {} is not within depth {submodules_depth}",
+            self.recorded
+        );
+        assert!(
+            err.starts_with("submodule lib: ") && err.contains(&beyond),
+            "{err}"
+        );
+        err
+    }
+
+    /// Fails unless the workspace's `lib` is a shallow, clean, sound checkout of the recorded
+    /// commit ("5") holding `commits` commits; returns `lib`'s path.
+    #[track_caller]
+    fn assert_recorded(&self, ws: &Path, commits_held: usize) -> PathBuf {
+        let lib = ws.join("lib");
+        assert_eq!(git(&lib, &["rev-parse", "HEAD"]), self.recorded);
+        assert_eq!(std::fs::read_to_string(lib.join("lib.txt")).unwrap(), "5\n");
+        assert_eq!(commits(&lib), commits_held);
+        assert!(shallow(&lib));
+        assert_eq!(git(ws, &["status", "--porcelain"]), "");
+        git(&lib, &["fsck", "--no-progress", "--no-dangling"]);
+        lib
+    }
+}
+
 #[test]
 fn submodules_depth_fetches_the_recorded_commit_by_id_from_a_remote() {
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(daemon) = Daemon::start(tmp.path()) else {
+    let Some(s) = SubmoduleServed::start(1, true) else {
         return;
     };
-    let origin = served_origin_with_a_submodule(tmp.path(), &daemon, 1, true);
-    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
-    let tip = git(&tmp.path().join("lib-work"), &["rev-parse", "HEAD"]);
-    assert_ne!(recorded, tip);
+    assert_ne!(s.recorded, s.tip);
 
-    let ws = served_workspace(tmp.path(), &daemon, &origin, 1).unwrap();
-    let lib = ws.join("lib");
-    assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
-    assert_eq!(std::fs::read_to_string(lib.join("lib.txt")).unwrap(), "5\n");
-    assert_eq!(commits(&lib), 1);
-    assert!(shallow(&lib));
+    let ws = s.workspace(1).unwrap();
+    let lib = s.assert_recorded(&ws, 1);
     // Asked for by id, not by HEAD: the server's tip was never fetched.
-    assert!(!has_object(&lib, &tip), "the submodule's tip was fetched");
+    assert!(!has_object(&lib, &s.tip), "the submodule's tip was fetched");
     assert_eq!(
         git(&lib, &["remote", "get-url", "origin"]),
-        daemon.url("lib")
+        s.daemon.url("lib")
     );
     let status = git(&ws, &["submodule", "status"]);
     assert!(
-        status.starts_with(&recorded) && !status.contains(['-', '+']),
+        status.starts_with(&s.recorded) && !status.contains(['-', '+']),
         "not clean at the recorded commit: {status}"
     );
-    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
-    git(&lib, &["fsck", "--no-progress", "--no-dangling"]);
-    drop(daemon);
 }
 
 #[test]
 fn submodules_depth_falls_back_to_the_remote_head_when_fetch_by_id_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(daemon) = Daemon::start(tmp.path()) else {
+    // The recorded commit is one behind the server's HEAD.
+    let Some(s) = SubmoduleServed::start(1, false) else {
         return;
     };
-    // The recorded commit is one behind the server's HEAD.
-    let origin = served_origin_with_a_submodule(tmp.path(), &daemon, 1, false);
-    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
-    let tip = git(&tmp.path().join("lib-work"), &["rev-parse", "HEAD"]);
 
     // Depth 3 from HEAD holds the recorded commit and its parent.
-    let ws = served_workspace(tmp.path(), &daemon, &origin, 3).unwrap();
-    let lib = ws.join("lib");
-    assert_eq!(git(&lib, &["rev-parse", "HEAD"]), recorded);
-    assert_eq!(std::fs::read_to_string(lib.join("lib.txt")).unwrap(), "5\n");
-    assert!(has_object(&lib, &tip), "HEAD was not what was fetched");
-    assert_eq!(commits(&lib), 2);
-    assert!(shallow(&lib));
-    assert_eq!(git(&ws, &["status", "--porcelain"]), "");
-    git(&lib, &["fsck", "--no-progress", "--no-dangling"]);
+    let ws = s.workspace(3).unwrap();
+    let lib = s.assert_recorded(&ws, 2);
+    assert!(has_object(&lib, &s.tip), "HEAD was not what was fetched");
 
     // Depth 1 from HEAD does not reach it.
-    let err = served_workspace(tmp.path(), &daemon, &origin, 1).unwrap_err();
-    assert!(
-        err.starts_with("submodule lib:")
-            && err.contains(&format!("{recorded} is not within depth 1")),
-        "{err}"
-    );
-    drop(daemon);
+    s.assert_not_within(1);
 }
 
 #[test]
 fn submodules_depth_errors_naming_the_submodule_when_the_recorded_commit_is_beyond_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(daemon) = Daemon::start(tmp.path()) else {
+    // The recorded commit is three behind the server's HEAD, which refuses fetches by id.
+    let Some(s) = SubmoduleServed::start(3, false) else {
         return;
     };
-    // The recorded commit is three behind the server's HEAD, which refuses fetches by id.
-    let origin = served_origin_with_a_submodule(tmp.path(), &daemon, 3, false);
-    let recorded = git(&origin.work, &["rev-parse", "HEAD:lib"]);
-    let err = served_workspace(tmp.path(), &daemon, &origin, 1).unwrap_err();
-    assert!(err.starts_with("submodule lib: "), "{err}");
-    assert!(err.contains(&daemon.url("lib")), "{err}");
-    assert!(
-        err.contains(&format!("commit {recorded} is not within depth 1")),
-        "{err}"
-    );
+    let err = s.assert_not_within(1);
+    assert!(err.contains(&s.daemon.url("lib")), "{err}");
     // Within depth 4 of HEAD it is found again.
-    let ws = served_workspace(tmp.path(), &daemon, &origin, 4).unwrap();
-    assert_eq!(git(&ws.join("lib"), &["rev-parse", "HEAD"]), recorded);
+    let ws = s.workspace(4).unwrap();
+    assert_eq!(git(&ws.join("lib"), &["rev-parse", "HEAD"]), s.recorded);
     assert_eq!(commits(&ws.join("lib")), 1);
-    drop(daemon);
 }

@@ -9,9 +9,10 @@ use std::time::Duration;
 use slipway_pipelines::plan::{Context, Plan};
 use slipway_runner::docker::DockerExecutor;
 use slipway_runner::workspace::Workspace;
+use slipway_runner::workspace::pack;
 use slipway_runner::{
-    BuildEvent, BuildInfo, BuildOutcome, CancellationToken, Executor, JobEvent, Runner,
-    RunnerOptions,
+    BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, Executor, JobEvent,
+    JobResult, Runner, RunnerOptions,
 };
 use tokio::sync::mpsc;
 
@@ -107,6 +108,34 @@ impl Ran {
     pub fn assert_log_contains(&self, job: usize, needle: &str) {
         assert_log_has(self.log(job), &[needle]);
     }
+    /// Fails, showing job 1's log, unless the build ended `result` and that log holds every one
+    /// of `needles`; returns the log for what else the test checks.
+    #[track_caller]
+    pub fn expect(&self, result: BuildResult, needles: &[&str]) -> &str {
+        let log = self.log(1);
+        assert_eq!(self.outcome.result, result, "{log}");
+        assert_log_has(log, needles);
+        log
+    }
+    /// As [`Ran::expect`], for job 1's own result.
+    #[track_caller]
+    pub fn expect_job(&self, result: JobResult, needles: &[&str]) -> &str {
+        let log = self.log(1);
+        assert_eq!(self.job(1).result, result, "{log}");
+        assert_log_has(log, needles);
+        log
+    }
+    /// Fails, showing the logs, unless the build ended `build` and its jobs, in order, `jobs`.
+    #[track_caller]
+    pub fn assert_results(&self, build: BuildResult, jobs: &[JobResult]) {
+        let got: Vec<JobResult> = self.outcome.jobs.iter().map(|j| j.result).collect();
+        assert_eq!(
+            (self.outcome.result, got.as_slice()),
+            (build, jobs),
+            "{:#?}",
+            self.logs
+        );
+    }
     /// Fails, showing the whole log, if job `job`'s log holds `needle`.
     #[track_caller]
     pub fn assert_log_lacks(&self, job: usize, needle: &str) {
@@ -136,6 +165,51 @@ pub fn options() -> RunnerOptions {
             ..Default::default()
         },
         ..Default::default()
+    }
+}
+
+/// Plans `yaml` for a push to `acme/app`'s master and runs it without a workspace; `None`
+/// (skipped) when the engine or an image the pipeline names (`{busybox}`, `{debian}`) is missing.
+pub async fn run_yaml(yaml: &str, options: RunnerOptions) -> Option<Ran> {
+    let images: Vec<String> = [("{busybox}", busybox()), ("{debian}", debian())]
+        .into_iter()
+        .filter(|(placeholder, _)| yaml.contains(placeholder))
+        .map(|(_, image)| image)
+        .collect();
+    let images: Vec<&str> = images.iter().map(String::as_str).collect();
+    let exec = engine(&images).await?;
+    Some(run_yaml_on(exec, options, yaml).await)
+}
+
+/// [`run_yaml`] on an engine the test already holds.
+pub async fn run_yaml_on(exec: Arc<dyn Executor>, options: RunnerOptions, yaml: &str) -> Ran {
+    run(
+        exec,
+        options,
+        &plan(yaml, &context("acme/app", "master")),
+        None,
+        None,
+    )
+    .await
+}
+
+/// A job workspace packed from a one-commit repository ([`git_repo`]) for `ctx`'s build dir.
+pub struct GitWorkspace {
+    pub workspace: Workspace,
+    /// The commit's id.
+    pub head: String,
+    _dir: tempfile::TempDir,
+}
+
+pub fn git_workspace(ctx: &Context) -> GitWorkspace {
+    let dir = tempfile::tempdir().unwrap();
+    let head = git_repo(dir.path());
+    let build_dir = slipway_runner::runner::build_dir("/home/travis/build", &ctx.repo);
+    let workspace = pack(dir.path(), &build_dir).unwrap();
+    GitWorkspace {
+        workspace,
+        head,
+        _dir: dir,
     }
 }
 
@@ -194,22 +268,18 @@ pub async fn run(
 
 /// A git repository with one commit, for jobs that need `.git`.
 pub fn git_repo(dir: &Path) -> String {
+    // The identity as configuration: the machine may have none.
     let git = |args: &[&str]| {
+        let identity = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"];
         let out = std::process::Command::new("git")
             .arg("-C")
             .arg(dir)
+            .args(identity)
             .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "git {args:?}: {stderr}");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     git(&["init", "-q", "-b", "main"]);

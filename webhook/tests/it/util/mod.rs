@@ -81,19 +81,21 @@ impl Harness {
 
     /// Waits until build `id` is final; returns the API's view of it.
     pub fn wait_final(&self, id: i64, secs: u64) -> Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            let v = self.json(&format!("/api/builds/{id}"));
-            let state = v["build"]["state"].as_str().unwrap().to_string();
-            if !["queued", "preparing", "running"].contains(&state.as_str()) {
-                return v;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "build {id} still {state}: {v}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_final(&self.url(), id, secs, String::new)
+    }
+}
+
+/// A push to `acme/app`'s master at `sha`, cloned from `clone_url`.
+pub fn push_spec(clone_url: &str, sha: &str) -> slipway_webhook::event::NewBuild {
+    slipway_webhook::event::NewBuild {
+        repo: "acme/app".into(),
+        clone_url: clone_url.into(),
+        head_sha: sha.into(),
+        head_ref: "refs/heads/master".into(),
+        base_ref: None,
+        supersede_key: None,
+        context: slipway_pipelines::plan::Context::default(),
+        author: None,
     }
 }
 
