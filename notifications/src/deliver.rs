@@ -95,9 +95,9 @@ pub type Reach = Arc<dyn Fn(&str, IpAddr) -> Option<String> + Send + Sync>;
 pub struct Settings {
     /// The SMTP relay; without one, email is not sent (and says so).
     pub smtp: Option<Smtp>,
-    /// Where Slack posts go: `{account}` and `{token}` are replaced by the room's parts
-    /// (default: Travis's `https://{account}.slack.com/services/hooks/travis?token={token}`).
-    pub slack_url: String,
+    /// Where Slack posts go: `{account}` and `{token}` are replaced by the room's parts. No
+    /// service address is built in: without one, Slack messages fail saying what to set.
+    pub slack_url: Option<String>,
     /// The nick for IRC (a message's `nick:` wins).
     pub irc_nick: String,
     /// The key webhook payloads are signed with.
@@ -107,9 +107,6 @@ pub struct Settings {
     /// How long one message may take.
     pub timeout: Duration,
 }
-
-/// Travis's Slack endpoint.
-pub const SLACK_URL: &str = "https://{account}.slack.com/services/hooks/travis?token={token}";
 
 /// Sends messages for real.
 pub struct Deliverer {
@@ -210,6 +207,12 @@ impl Deliverer {
         let url = self
             .settings
             .slack_url
+            .as_deref()
+            .ok_or_else(|| {
+                SendError::Invalid(
+                    "no Slack endpoint is configured (slack_url under [notifications])".into(),
+                )
+            })?
             .replace("{account}", account)
             .replace("{token}", token);
         let mut body = serde_json::json!({

@@ -16,7 +16,7 @@ pub mod template;
 pub mod webhook;
 
 pub use deliver::{
-    Decrypt, Deliverer, NoSecrets, Reach, SLACK_URL, SendError, Sender, Settings, Smtp, SmtpTls,
+    Decrypt, Deliverer, NoSecrets, Reach, SendError, Sender, Settings, Smtp, SmtpTls,
 };
 pub use facts::{BuildFacts, JobFacts};
 pub use message::{Message, compose};

@@ -38,8 +38,16 @@ impl EnvValue {
     }
 }
 
-/// Endpoint overrides, for tests and private clouds. `None` means the service's public endpoint
-/// (for AWS, also the standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables apply).
+/// Where the services deploys talk to live, as the machine's configuration gives them (the
+/// server's `[endpoints]`, else the `SLIPWAY_*_ENDPOINT` variables; see [`crate::hook`]).
+///
+/// For AWS, Kubernetes and GitHub `None` means the address the service's own configuration gives
+/// (the AWS SDK's, the kubeconfig's, the server's `[github] api_url`). A package registry or
+/// hosting platform has no such default: its address comes from the deploy's option or from here,
+/// and a deploy with neither fails before sending anything ([`Error::NoEndpoint`]), so a build
+/// never publishes to a service nobody named.
+///
+/// [`Error::NoEndpoint`]: crate::Error::NoEndpoint
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Endpoints {
     /// S3 (path-style addressing is used whenever this is set).
@@ -53,17 +61,46 @@ pub struct Endpoints {
     pub gke_container: Option<String>,
     /// The Kubernetes API server (else the kubeconfig's or the GKE cluster's endpoint).
     pub kubernetes: Option<String>,
-    /// GitHub's REST API (else `https://api.github.com`; a server uses its `[github] api_url`).
+    /// GitHub's REST API (else GitHub's public API; a server uses its `[github] api_url`).
     pub github_api: Option<String>,
     /// Where GitHub serves git (else `https://github.com`, or the `pages` option `url`).
     pub github: Option<String>,
-    /// Heroku's Platform API (else `https://api.heroku.com`).
+    /// Heroku's Platform API (no deploy option names it).
     pub heroku: Option<String>,
-    /// packagecloud's API (else `https://packagecloud.io`).
+    /// packagecloud's API (no deploy option names it).
     pub packagecloud: Option<String>,
+    /// The Python package index's upload API, when the deploy's `server` names none.
+    pub pypi: Option<String>,
+    /// The npm registry, when neither the deploy's `registry` nor the package's
+    /// `publishConfig.registry` names one.
+    pub npm: Option<String>,
+    /// The gem host, when the deploy's `host` names none.
+    pub rubygems: Option<String>,
 }
 
 impl Endpoints {
+    /// These endpoints, each unset one taken from `fallback` (a blank fallback stays unset).
+    pub fn or(self, fallback: Endpoints) -> Endpoints {
+        let pick = |mine: Option<String>, other: Option<String>| {
+            mine.or(other.filter(|v| !v.trim().is_empty()))
+        };
+        Endpoints {
+            s3: pick(self.s3, fallback.s3),
+            elasticbeanstalk: pick(self.elasticbeanstalk, fallback.elasticbeanstalk),
+            ecs: pick(self.ecs, fallback.ecs),
+            gke_token: pick(self.gke_token, fallback.gke_token),
+            gke_container: pick(self.gke_container, fallback.gke_container),
+            kubernetes: pick(self.kubernetes, fallback.kubernetes),
+            github_api: pick(self.github_api, fallback.github_api),
+            github: pick(self.github, fallback.github),
+            heroku: pick(self.heroku, fallback.heroku),
+            packagecloud: pick(self.packagecloud, fallback.packagecloud),
+            pypi: pick(self.pypi, fallback.pypi),
+            npm: pick(self.npm, fallback.npm),
+            rubygems: pick(self.rubygems, fallback.rubygems),
+        }
+    }
+
     /// Every AWS service at one base URL (a local AWS double answers all of them).
     pub fn all_aws(url: &str) -> Self {
         Endpoints {

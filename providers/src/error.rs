@@ -66,6 +66,19 @@ pub enum Error {
         /// Where they can be given.
         fix: &'static str,
     },
+    /// A deploy to a service whose address neither the deploy's options nor the machine's
+    /// configuration give: nothing is sent, and the message names both places to set it.
+    #[error("{provider}: no {service} is configured: set {}`{key}` under [endpoints] in the server's configuration (SLIPWAY_{}_ENDPOINT for slipway run and plan)", .option.map(|o| format!("the deploy option `{o}`, or ")).unwrap_or_default(), .key.to_ascii_uppercase())]
+    NoEndpoint {
+        /// The provider that needed it.
+        provider: &'static str,
+        /// What is missing (`upload server`, `registry`).
+        service: &'static str,
+        /// The deploy option that names it, as dpl spells it, if dpl has one.
+        option: Option<&'static str>,
+        /// The key of `[endpoints]` (and of its `SLIPWAY_<KEY>_ENDPOINT` variable).
+        key: &'static str,
+    },
     /// A remote API call failed.
     #[error("{provider}: {action} failed: {message}")]
     Api {

@@ -22,9 +22,6 @@ use crate::options::{Options, Text};
 
 const NAME: &str = "heroku";
 
-/// Heroku's Platform API.
-pub const DEFAULT_API: &str = "https://api.heroku.com";
-
 /// How long a build may take.
 const BUILD_LIMIT: Duration = Duration::from_secs(30 * 60);
 
@@ -41,6 +38,8 @@ pub struct Heroku {
     basic: Option<(String, Text)>,
     app: String,
     run: Vec<String>,
+    /// The Platform API's base URL, without a trailing slash.
+    api: String,
 }
 
 impl Heroku {
@@ -92,7 +91,9 @@ impl Heroku {
         }
         let run = o.strings(&["run"])?;
         o.finish(OPTIONS)?;
+        let api = Self::api(ctx)?;
         Ok(Heroku {
+            api,
             api_key,
             basic,
             app,
@@ -129,13 +130,18 @@ impl Heroku {
             })
     }
 
-    fn base(ctx: &DeployContext) -> String {
+    /// The API's address: only the machine's configuration names it (dpl has no option for it).
+    fn api(ctx: &DeployContext) -> Result<String, Error> {
         ctx.endpoints
             .heroku
             .as_deref()
-            .unwrap_or(DEFAULT_API)
-            .trim_end_matches('/')
-            .to_owned()
+            .map(|a| a.trim_end_matches('/').to_owned())
+            .ok_or(Error::NoEndpoint {
+                provider: NAME,
+                service: "Platform API",
+                option: None,
+                key: "heroku",
+            })
     }
 }
 
@@ -234,7 +240,7 @@ impl Deployer for Heroku {
     }
 
     fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
-        let base = Self::base(ctx);
+        let base = self.api.clone();
         let app = &self.app;
         let mut calls = vec![
             ApiCall::new(NAME, format!("GET {base}/account")),
@@ -266,7 +272,7 @@ impl Deployer for Heroku {
         })?;
         let api = Api {
             http: http.clone(),
-            base: Self::base(ctx),
+            base: self.api.clone(),
             authorization: &authorization,
         };
         let account = api.call("GET", "/account", None).await?;

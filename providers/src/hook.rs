@@ -21,8 +21,9 @@ use crate::context::{DeployContext, Endpoints, EnvValue};
 use crate::credentials::{Credentials, GitHubTokens, RepoCredentials};
 use crate::{Outcome, run_deploy};
 
-/// Endpoint overrides read from the environment of the process running Slipway, one variable per
-/// API (the standard `AWS_ENDPOINT_URL*` variables apply on top for AWS).
+/// Endpoints read from the environment of the process running Slipway, one variable per API
+/// (the standard `AWS_ENDPOINT_URL*` variables apply on top for AWS). `slipway run` and `slipway
+/// plan` know endpoints only from these; a server also from its `[endpoints]`, which they win over.
 pub const ENDPOINT_VARIABLES: &[&str] = &[
     "SLIPWAY_S3_ENDPOINT",
     "SLIPWAY_ELASTICBEANSTALK_ENDPOINT",
@@ -34,6 +35,9 @@ pub const ENDPOINT_VARIABLES: &[&str] = &[
     "SLIPWAY_GITHUB_ENDPOINT",
     "SLIPWAY_HEROKU_ENDPOINT",
     "SLIPWAY_PACKAGECLOUD_ENDPOINT",
+    "SLIPWAY_PYPI_ENDPOINT",
+    "SLIPWAY_NPM_ENDPOINT",
+    "SLIPWAY_RUBYGEMS_ENDPOINT",
 ];
 
 /// Reads [`ENDPOINT_VARIABLES`] through `get` (the process environment in production), so tests and
@@ -51,6 +55,9 @@ pub fn endpoints_from(get: impl Fn(&str) -> Option<String>) -> Endpoints {
         github: read("SLIPWAY_GITHUB_ENDPOINT"),
         heroku: read("SLIPWAY_HEROKU_ENDPOINT"),
         packagecloud: read("SLIPWAY_PACKAGECLOUD_ENDPOINT"),
+        pypi: read("SLIPWAY_PYPI_ENDPOINT"),
+        npm: read("SLIPWAY_NPM_ENDPOINT"),
+        rubygems: read("SLIPWAY_RUBYGEMS_ENDPOINT"),
     }
 }
 
@@ -103,6 +110,13 @@ impl ProviderHook {
             ),
             ..ProviderHook::local()
         }
+    }
+
+    /// Adds the endpoints of the server's configuration (`[endpoints]`) for every API the
+    /// process environment names none for.
+    pub fn with_configured(mut self, configured: Endpoints) -> Self {
+        self.endpoints = std::mem::take(&mut self.endpoints).or(configured);
+        self
     }
 
     /// Adds the server's GitHub access: `api_url` (its `[github] api_url`, unless
@@ -365,6 +379,28 @@ mod tests {
         let pr = context_of(&plan);
         assert!(pr.server_github.is_none());
         assert!(matches!(pr.credentials, Credentials::Repository(None)));
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_servers_endpoints() {
+        let mut hook = ProviderHook::server(HashMap::new());
+        hook.endpoints = endpoints_from(|name| {
+            (name == "SLIPWAY_PYPI_ENDPOINT").then(|| "http://127.0.0.1:1/env/".to_owned())
+        });
+        let hook = hook.with_configured(Endpoints {
+            pypi: Some("http://127.0.0.1:2/config/".into()),
+            npm: Some("http://127.0.0.1:2/npm/".into()),
+            heroku: Some(" ".into()),
+            ..Endpoints::default()
+        });
+        assert_eq!(
+            hook.endpoints,
+            Endpoints {
+                pypi: Some("http://127.0.0.1:1/env/".into()),
+                npm: Some("http://127.0.0.1:2/npm/".into()),
+                ..Endpoints::default()
+            }
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub mod pypi;
 pub mod releases;
 pub mod rubygems;
 pub mod s3;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use calls::{ApiCall, MemorySink};
 pub use context::{DeployContext, Endpoints, EnvValue};
@@ -347,7 +349,16 @@ mod tests {
             edge: None,
             condition: Vec::new(),
         };
-        let ctx = DeployContext::new("acme/app", "c0ffee", "/nonexistent");
+        let mut ctx = DeployContext::new("acme/app", "c0ffee", "/nonexistent");
+        // Every service configured, so only the options decide.
+        ctx.endpoints = Endpoints {
+            heroku: Some("http://heroku.invalid".into()),
+            packagecloud: Some("http://packagecloud.invalid".into()),
+            pypi: Some("http://pypi.invalid/".into()),
+            npm: Some("http://npm.invalid/".into()),
+            rubygems: Some("http://gems.invalid".into()),
+            ..Endpoints::default()
+        };
         parse(&deploy, &ctx, true)
             .map(|_| ())
             .map_err(|e| e.to_string())

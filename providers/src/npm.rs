@@ -27,8 +27,14 @@ use crate::options::{Options, Text};
 
 const NAME: &str = "npm";
 
-/// npm's public registry, where `npm publish` goes without other configuration.
-pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
+/// A publish to no registry: neither the option, the package's `publishConfig` nor the
+/// machine's configuration names one.
+const NO_REGISTRY: Error = Error::NoEndpoint {
+    provider: NAME,
+    service: "registry",
+    option: Some("registry"),
+    key: "npm",
+};
 
 /// Where the job step packs the tarball, relative to the build dir (emptied first).
 pub const PACK_DIR: &str = ".slipway-npm-pack";
@@ -183,17 +189,26 @@ impl Deployer for Npm {
         }
     }
 
-    fn dry_run(&self, _ctx: &DeployContext) -> Vec<ApiCall> {
-        let registry = self.registry.as_deref().unwrap_or(DEFAULT_REGISTRY);
-        let mut publish = ApiCall::new(NAME, format!("PUT {}{{name}}", with_slash(registry)))
+    fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
+        let registry = match self.registry.as_ref().or(ctx.endpoints.npm.as_ref()) {
+            Some(r) => with_slash(r),
+            None => "{publishConfig.registry}".to_owned(),
+        };
+        let mut publish = ApiCall::new(NAME, format!("PUT {registry}{{name}}"))
             .param("dist-tag", self.tag.as_deref().unwrap_or("latest"));
         if let Some(a) = &self.access {
             publish = publish.param("access", a);
         }
+        let mut note = "the packed version, its tarball attached".to_owned();
+        if self.registry.is_none() && ctx.endpoints.npm.is_none() {
+            note.push_str(&format!(
+                "; only if the package's publishConfig.registry names one, else {NO_REGISTRY}"
+            ));
+        }
         vec![
             ApiCall::new("job", format!("npm pack {}", self.src))
                 .note("in the job's container, before the publish"),
-            publish.note("the packed version, its tarball attached"),
+            publish.note(note),
         ]
     }
 
@@ -231,7 +246,8 @@ impl Deployer for Npm {
             self.registry
                 .as_deref()
                 .or(publish["registry"].as_str())
-                .unwrap_or(DEFAULT_REGISTRY),
+                .or(ctx.endpoints.npm.as_deref())
+                .ok_or(NO_REGISTRY)?,
         );
         let tag = self
             .tag

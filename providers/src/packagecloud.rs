@@ -24,9 +24,6 @@ use crate::options::{Options, Text};
 
 const NAME: &str = "packagecloud";
 
-/// packagecloud's API.
-pub const DEFAULT_API: &str = "https://packagecloud.io";
-
 /// Every option the packagecloud provider takes.
 pub const OPTIONS: &[&str] = &[
     "username",
@@ -69,10 +66,13 @@ pub struct Packagecloud {
     globs: Vec<String>,
     force: bool,
     limit: Duration,
+    /// The API's base URL, without a trailing slash.
+    api: String,
 }
 
 impl Packagecloud {
     pub(crate) fn parse(mut o: Options<'_>) -> Result<Self, Error> {
+        let ctx = o.ctx();
         let username = o.required(&["username"])?;
         let token = o.text(&["token"])?;
         let repository = o.required(&["repository"])?;
@@ -99,7 +99,9 @@ impl Packagecloud {
             }
         }
         o.finish(OPTIONS)?;
+        let api = Self::api(ctx)?;
         Ok(Packagecloud {
+            api,
             username,
             token,
             repository,
@@ -111,13 +113,18 @@ impl Packagecloud {
         })
     }
 
-    fn base(ctx: &DeployContext) -> String {
+    /// The API's address: only the machine's configuration names it (dpl has no option for it).
+    fn api(ctx: &DeployContext) -> Result<String, Error> {
         ctx.endpoints
             .packagecloud
             .as_deref()
-            .unwrap_or(DEFAULT_API)
-            .trim_end_matches('/')
-            .to_owned()
+            .map(|a| a.trim_end_matches('/').to_owned())
+            .ok_or(Error::NoEndpoint {
+                provider: NAME,
+                service: "API",
+                option: None,
+                key: "packagecloud",
+            })
     }
 
     /// The packages: files of `local_dir` matching `package_glob`, of a type packagecloud takes.
@@ -196,7 +203,7 @@ impl Deployer for Packagecloud {
     }
 
     fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
-        let base = Self::base(ctx);
+        let base = self.api.clone();
         let repo = format!("{}/{}", self.username, self.repository);
         let mut calls = Vec::new();
         if let Some(d) = &self.dist {
@@ -253,7 +260,7 @@ impl Deployer for Packagecloud {
         let http = Http::new(Tls::default())
             .map_err(|e| api_error("TLS setup", e.to_string()))?
             .timeout(self.limit);
-        let base = Self::base(ctx);
+        let base = self.api.clone();
         let repo = format!("{}/{}", self.username, self.repository);
         log.line(&format!(
             "packagecloud: {} package(s) to {repo}, credentials from {from}",

@@ -24,9 +24,6 @@ use dist::Dist;
 
 const NAME: &str = "pypi";
 
-/// Where dpl uploads when no `server` is given.
-pub const DEFAULT_SERVER: &str = "https://upload.pypi.org/legacy/";
-
 /// Every option the pypi provider takes.
 pub const OPTIONS: &[&str] = &[
     "username",
@@ -72,11 +69,12 @@ impl Pypi {
     pub(crate) fn parse(mut o: Options<'_>) -> Result<Self, Error> {
         let username = o.text(&["username", "user"])?;
         let password = o.text(&["password"])?;
-        let server = o
-            .string(&["server"])?
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-        if !server.starts_with("https://") && !server.starts_with("http://") {
+        let ctx = o.ctx();
+        let server = o.string(&["server"])?.filter(|s| !s.is_empty());
+        if let Some(server) = &server
+            && !server.starts_with("https://")
+            && !server.starts_with("http://")
+        {
             return Err(option_error(
                 NAME,
                 "server",
@@ -105,6 +103,15 @@ impl Pypi {
             }
         }
         o.finish(OPTIONS)?;
+        // The options are all read first, so a wrong one is named before a missing address.
+        let server = server
+            .or_else(|| ctx.endpoints.pypi.clone())
+            .ok_or(Error::NoEndpoint {
+                provider: NAME,
+                service: "upload server",
+                option: Some("server"),
+                key: "pypi",
+            })?;
         Ok(Pypi {
             username,
             password,

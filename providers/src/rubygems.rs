@@ -22,9 +22,6 @@ use crate::options::{Options, Text};
 
 const NAME: &str = "rubygems";
 
-/// The gem host `gem push` uses without other configuration.
-pub const DEFAULT_HOST: &str = "https://rubygems.org";
-
 /// Every option the rubygems provider takes.
 pub const OPTIONS: &[&str] = &[
     "api_key",
@@ -91,13 +88,19 @@ impl Rubygems {
             .string(&["gemspec"])?
             .unwrap_or_else(|| format!("{gem}.gemspec"));
         o.string(&["gemspec_glob"])?;
-        let host = o
-            .string(&["host"])?
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| DEFAULT_HOST.to_owned())
+        let host = o.string(&["host"])?.filter(|h| !h.is_empty());
+        o.finish(OPTIONS)?;
+        // The options are all read first, so a wrong one is named before a missing address.
+        let host = host
+            .or_else(|| ctx.endpoints.rubygems.clone())
+            .ok_or(Error::NoEndpoint {
+                provider: NAME,
+                service: "gem host",
+                option: Some("host"),
+                key: "rubygems",
+            })?
             .trim_end_matches('/')
             .to_owned();
-        o.finish(OPTIONS)?;
         Ok(Rubygems {
             api_key,
             basic,

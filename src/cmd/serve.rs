@@ -76,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let github = slipway_webhook::auth::GitHubAuth::new(Arc::new(config.clone()))?;
         let hook = Arc::new(
             slipway_providers::ProviderHook::server(deploy)
+                .with_configured(configured_endpoints(&config.endpoints))
                 .with_github(&config.github.api_url, Arc::new(ServerGitHub(github))),
         );
         let options = slipway_runner::RunnerOptions {
@@ -151,6 +152,27 @@ fn report_job_limits(docker: &slipway_runner::docker::DockerExecutor, disk_gib: 
         tracing::info!(
             "job disk limit: {disk_gib} GiB, enforced by a watchdog every 10 s (the engine's storage driver cannot cap a container's disk)"
         );
+    }
+}
+
+/// The providers' view of `[endpoints]`.
+fn configured_endpoints(
+    e: &slipway_webhook::config::EndpointSettings,
+) -> slipway_providers::Endpoints {
+    slipway_providers::Endpoints {
+        s3: e.s3.clone(),
+        elasticbeanstalk: e.elasticbeanstalk.clone(),
+        ecs: e.ecs.clone(),
+        gke_token: e.gke_token.clone(),
+        gke_container: e.gke_container.clone(),
+        kubernetes: e.kubernetes.clone(),
+        github_api: None,
+        github: e.github.clone(),
+        heroku: e.heroku.clone(),
+        packagecloud: e.packagecloud.clone(),
+        pypi: e.pypi.clone(),
+        npm: e.npm.clone(),
+        rubygems: e.rubygems.clone(),
     }
 }
 

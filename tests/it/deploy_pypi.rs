@@ -1,11 +1,14 @@
 //! `slipway run` with a `pypi` deploy, end to end: the job (in the `debian-python` test image)
 //! builds the project's sdist and wheel with `python setup.py sdist bdist_wheel` as dpl does, the
 //! deploy uploads them to a real package index (pypiserver, `scripts/services.sh start`) with a
-//! `secure:` password, and pip then installs the package from that index. The password is never
+//! `secure:` password, and pip then installs the package from that index. The same through `slipway
+//! serve`, whose `[endpoints] pypi` names the index the pipeline does not. The password is never
 //! shown. Under CI=true a missing engine, image or index fails.
 
+use std::path::Path;
 use std::process::Command;
 
+use crate::serve::{FakeGitHub, Origin, REPO, Served, git, github_api};
 use crate::support::{ci, encrypt, succeeded, text};
 
 const IMAGE: &str = "slipway-test/debian-python:latest";
@@ -45,62 +48,55 @@ fn ready() -> Option<(String, String, String)> {
     }
 }
 
-#[test]
-fn a_push_uploads_the_package_the_job_built_and_pip_installs_it_from_the_index() {
-    let Some((index, user, password)) = ready() else {
-        return;
-    };
+/// A project named uniquely (the index keeps what earlier runs uploaded): its name and module.
+fn unique_project() -> (String, String) {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let name = format!("slipway-e2e-{}-{nanos}", std::process::id());
     let module = name.replace('-', "_");
-    let data = tempfile::tempdir().unwrap();
-    let repo = "acme/pkg";
-    let secure = encrypt(data.path(), repo, &format!("PYPI_PASSWORD={password}"));
-    let dir = tempfile::tempdir().unwrap();
+    (name, module)
+}
+
+/// The project's files (a `setup.py` and its module) written into `dir`.
+fn write_project(dir: &Path, name: &str, module: &str) {
     std::fs::write(
-        dir.path().join("setup.py"),
+        dir.join("setup.py"),
         format!(
             "from setuptools import setup\nsetup(name={name:?}, version='2.1.0', py_modules=[{module:?}], description='Built by Slipway')\n"
         ),
     )
     .unwrap();
     std::fs::write(
-        dir.path().join(format!("{module}.py")),
+        dir.join(format!("{module}.py")),
         "VALUE = 'from the index'\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join(".slipway.yml"),
-        format!(
-            r#"image: "{IMAGE}"
+}
+
+/// The pipeline: the job imports the module, the deploy builds an sdist and a wheel and uploads
+/// them as `user` with the `secure:` password; `server` is the option's line, if any.
+fn pipeline(module: &str, server: &str, user: &str, secure: &str) -> String {
+    format!(
+        r#"image: "{IMAGE}"
 language: shell
 script: python3 -c "import {module}; print({module}.VALUE)"
 deploy:
   provider: pypi
-  server: {index}/
-  user: {user}
+{server}  user: {user}
   password:
     secure: "{secure}"
   distributions: sdist bdist_wheel
   on:
     branch: main
 "#
-        ),
     )
-    .unwrap();
-    crate::support::commit_all(dir.path(), "a package");
+}
 
-    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
-        .arg("run")
-        .arg(dir.path())
-        .args(["--branch", "main", "--repo", repo])
-        .env("SLIPWAY_DATA_DIR", data.path())
-        .output()
-        .unwrap();
-    let log = succeeded(&out, &[]);
+/// The deploy's log says it built and uploaded both distributions, and pip installs the package
+/// from the index: the wheel the job built, which imports.
+fn assert_uploaded_and_installable(log: &str, index: &str, name: &str, module: &str) {
     assert!(
         log.contains("pypi: python3 setup.py sdist bdist_wheel"),
         "{log}"
@@ -111,8 +107,6 @@ deploy:
         )),
         "{log}"
     );
-    assert!(!log.contains(&password), "{log}");
-
     let target = tempfile::tempdir().unwrap();
     let pip = Command::new(venv().join("bin/pip"))
         .args(["install", "-q", "--no-deps", "--disable-pip-version-check"])
@@ -142,4 +136,66 @@ deploy:
             .any(|e| e.file_name().to_string_lossy().ends_with(".dist-info")),
         "no wheel metadata installed"
     );
+}
+
+#[test]
+fn a_push_uploads_the_package_the_job_built_and_pip_installs_it_from_the_index() {
+    let Some((index, user, password)) = ready() else {
+        return;
+    };
+    let (name, module) = unique_project();
+    let data = tempfile::tempdir().unwrap();
+    let repo = "acme/pkg";
+    let secure = encrypt(data.path(), repo, &format!("PYPI_PASSWORD={password}"));
+    let dir = tempfile::tempdir().unwrap();
+    write_project(dir.path(), &name, &module);
+    std::fs::write(
+        dir.path().join(".slipway.yml"),
+        pipeline(&module, &format!("  server: {index}/\n"), &user, &secure),
+    )
+    .unwrap();
+    crate::support::commit_all(dir.path(), "a package");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .arg("run")
+        .arg(dir.path())
+        .args(["--branch", "main", "--repo", repo])
+        .env("SLIPWAY_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let log = succeeded(&out, &[]);
+    assert!(!log.contains(&password), "{log}");
+    assert_uploaded_and_installable(&log, &index, &name, &module);
+}
+
+/// The same through `slipway serve`, the index named only by the server's `[endpoints] pypi`.
+#[test]
+fn serve_uploads_to_its_configured_index_and_pip_installs_it() {
+    let Some((index, user, password)) = ready() else {
+        return;
+    };
+    let (name, module) = unique_project();
+    let tmp = tempfile::tempdir().unwrap();
+    let secure = encrypt(
+        &tmp.path().join("data"),
+        REPO,
+        &format!("PYPI_PASSWORD={password}"),
+    );
+    let origin = Origin::new(tmp.path(), &pipeline(&module, "", &user, &secure));
+    write_project(&origin.work, &name, &module);
+    git(&origin.work, &["checkout", "-q", "-b", "main"]);
+    git(&origin.work, &["add", "."]);
+    git(&origin.work, &["commit", "-q", "-m", "a package"]);
+    git(&origin.work, &["push", "-q", "origin", "main"]);
+    let sha = git(&origin.work, &["rev-parse", "HEAD"]);
+    let server = Served::new(
+        tmp.path(),
+        &github_api(&FakeGitHub::default()),
+        &origin.url(),
+        &format!("workers = 1\n[endpoints]\npypi = \"{index}/\""),
+    );
+    let ended = server.push(&origin, "refs/heads/main", &sha, "pypi-push");
+    let log = ended.expect("passed", &[]);
+    assert!(!log.contains(&password), "{log}");
+    assert_uploaded_and_installable(log, &index, &name, &module);
 }

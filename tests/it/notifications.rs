@@ -63,7 +63,7 @@ fn settings(slack_url: &str, signing: Option<Arc<SigningKey>>) -> Settings {
     });
     Settings {
         smtp,
-        slack_url: slack_url.into(),
+        slack_url: Some(slack_url.into()),
         irc_nick: "slipway-test".into(),
         signing,
         reach: Arc::new(|_, ip| (!ip.is_loopback()).then(|| "not loopback".to_owned())),
@@ -277,6 +277,19 @@ fn slack_posts_what_travis_posts_to_the_room() {
         !err.retryable() && !err.to_string().contains("wrong"),
         "{err}"
     );
+    // No Slack address configured: given up at once, saying what to set; nothing is sent.
+    let before = slack.received().len();
+    let unset = Settings {
+        slack_url: None,
+        ..settings(&url, None)
+    };
+    let err = send(unset, message, &OneSecret("ENC", "acme:t0ken_1#builds")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no Slack endpoint is configured (slack_url under [notifications])"
+    );
+    assert!(!err.retryable());
+    assert_eq!(slack.received().len(), before);
 }
 
 #[test]

@@ -3,10 +3,12 @@
 //! Every field has a default, so `slipway serve` runs with no file at all; secrets may come from
 //! the environment instead of the file (`SLIPWAY_WEBHOOK_SECRET`, `SLIPWAY_GITHUB_TOKEN`).
 
+mod endpoints;
 mod front_door;
 mod images;
 mod notifications;
 
+pub use endpoints::EndpointSettings;
 pub use front_door::{HttpSettings, RetentionSettings, SessionSettings};
 pub use images::ImageSettings;
 pub use notifications::{NotificationSettings, SmtpSettings};
@@ -77,6 +79,8 @@ pub struct Config {
     pub images: ImageSettings,
     /// How pipelines' `notifications:` are sent (SMTP relay, Slack, IRC, reachable addresses).
     pub notifications: NotificationSettings,
+    /// Where the services deploys talk to live (`[endpoints]`, see `config/endpoints.rs`).
+    pub endpoints: EndpointSettings,
 }
 
 /// One named APT source of `[apt_sources]`.
@@ -298,6 +302,7 @@ impl Default for Config {
             apt_sources: Default::default(),
             images: Default::default(),
             notifications: NotificationSettings::default(),
+            endpoints: EndpointSettings::default(),
         }
     }
 }

@@ -50,11 +50,14 @@ impl NotifySetup {
             return None;
         }
         let ctx = &spec.context;
+        let repo_url = repo_url(&spec.clone_url);
         let facts = BuildFacts {
             id: build_id.to_string(),
             number: build_id.to_string(),
             repo: spec.repo.clone(),
-            repo_url: repo_url(&spec.clone_url),
+            compare_url: compare_url(repo_url.as_deref(), ctx),
+            pull_request_title: pull_request_title(ctx),
+            repo_url,
             event: ctx.event,
             branch: ctx.branch.clone(),
             tag: ctx.tag.clone(),
@@ -83,6 +86,23 @@ impl NotifySetup {
 fn repo_url(clone_url: &str) -> Option<String> {
     let url = clone_url.strip_suffix(".git").unwrap_or(clone_url);
     url.starts_with("https://").then(|| url.to_owned())
+}
+
+/// The pull request's page, as Travis's `compare_url` is for a pull request build; a push's
+/// compare view is not known from the stored build, so it has none.
+fn compare_url(repo_url: Option<&str>, ctx: &slipway_pipelines::plan::Context) -> Option<String> {
+    Some(format!("{}/pull/{}", repo_url?, ctx.pull_request?))
+}
+
+/// A pull request's title: the first line of the message a pull request build is planned with
+/// (its title, then its body).
+fn pull_request_title(ctx: &slipway_pipelines::plan::Context) -> Option<String> {
+    ctx.pull_request?;
+    ctx.commit_message
+        .lines()
+        .next()
+        .map(str::to_owned)
+        .filter(|t| !t.is_empty())
 }
 
 /// Decrypts one repository's secure values with its key from the server's key store.
@@ -256,4 +276,35 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_pipelines::plan::{Context, EventType};
+
+    #[test]
+    fn a_pull_requests_title_and_page_are_in_its_facts_and_a_pushs_are_not() {
+        let pr = Context {
+            event: EventType::PullRequest,
+            pull_request: Some(7),
+            commit_message: "Fix the parser\n\nIt read one byte too many.".into(),
+            ..Context::default()
+        };
+        assert_eq!(pull_request_title(&pr).as_deref(), Some("Fix the parser"));
+        assert_eq!(
+            compare_url(Some("https://github.com/acme/app"), &pr).as_deref(),
+            Some("https://github.com/acme/app/pull/7")
+        );
+        assert_eq!(compare_url(None, &pr), None);
+        let push = Context {
+            commit_message: "Fix the parser".into(),
+            ..Context::default()
+        };
+        assert_eq!(pull_request_title(&push), None);
+        assert_eq!(
+            compare_url(Some("https://github.com/acme/app"), &push),
+            None
+        );
+    }
 }

@@ -8,6 +8,7 @@ mod corpus;
 mod course_eb;
 mod course_k8s;
 mod dry_run;
+mod endpoints;
 mod heroku;
 mod hook_in_runner;
 mod npm;

@@ -355,3 +355,72 @@ fn a_build_without_a_tag_or_files_outside_the_build_dir_send_nothing() {
     }
     assert!(gh.calls().is_empty(), "{:#?}", gh.calls());
 }
+
+/// The attacker's move against a server: a pipeline trying to make the server's GitHub token go to
+/// an address of its choosing (a listener on the server's loopback standing in for an internal
+/// service or the attacker's host). No option of `releases` names an address; the job's
+/// environment does not move the API; `pages`, whose `url` does name the host, and the registries,
+/// whose `server`/`registry` do, never get anything of the server's. The listener hears nothing,
+/// the server's access is asked only for the one release that goes to the configured API.
+#[test]
+fn no_option_or_variable_of_a_pipeline_sends_the_servers_github_token_elsewhere() {
+    let gh = github(vec![]);
+    let dir = built();
+    let elsewhere = StandIn::start(|_| Reply::json(200, json!({})));
+    let tokens = Arc::new(ServerTokens(AtomicUsize::new(0)));
+    let mut ctx = gh.ctx(dir.path());
+    ctx.server_github = Some(tokens.clone());
+    for var in [
+        "SLIPWAY_GITHUB_API_ENDPOINT",
+        "GITHUB_API_URL",
+        "GITHUB_URL",
+    ] {
+        ctx.env
+            .insert(var.into(), EnvValue::Plain(elsewhere.url.clone()));
+    }
+    for option in [
+        "api_url",
+        "endpoint",
+        "url",
+        "host",
+        "github_url",
+        "upload_url",
+    ] {
+        let (out, _) = gh.run(&ctx, json!({"file": "NOTES.md", option: elsewhere.url}));
+        let Outcome::Failed(e) = out else {
+            panic!("{option}: {out:?}")
+        };
+        assert!(
+            e.one_line()
+                .starts_with(&format!("releases: option `{option}`: unknown option")),
+            "{e}"
+        );
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (provider, options, error) in [
+        (
+            "pages",
+            json!({"url": elsewhere.url, "local_dir": "."}),
+            "pages: no GitHub credentials are configured for the repository octo/app",
+        ),
+        ("pypi", json!({"server": elsewhere.url}), "pypi: "),
+        ("npm", json!({"registry": elsewhere.url}), "npm: "),
+    ] {
+        let log = MemorySink::default();
+        let out = rt.block_on(run_deploy(&deploy(provider, options), &ctx, &log));
+        let Outcome::Failed(e) = out else {
+            panic!("{provider}: {out:?}")
+        };
+        assert!(e.one_line().starts_with(error), "{provider}: {e}");
+    }
+    assert_eq!(tokens.0.load(Ordering::SeqCst), 0);
+
+    let (out, log) = gh.run(&ctx, json!({"file": "NOTES.md"}));
+    assert!(matches!(out, Outcome::Deployed(_)), "{out:?}\n{log:#?}");
+    assert_eq!(tokens.0.load(Ordering::SeqCst), 1);
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:#?}",
+        elsewhere.requests()
+    );
+}

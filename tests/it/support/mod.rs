@@ -215,3 +215,20 @@ pub fn http(method: &str, base: &str, path: &str) -> Option<(u16, String)> {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((status, body))
 }
+
+/// True when the engine has `image` (built by `scripts/test-images.sh`); otherwise skips (fails
+/// under CI).
+pub fn image_ready(image: &str) -> bool {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !ci(),
+            "Docker engine or {image} missing (CI=true; scripts/test-images.sh)"
+        );
+        eprintln!("skipped: Docker engine or {image} missing (scripts/test-images.sh)");
+    }
+    ok
+}

@@ -10,9 +10,9 @@ use slipway_notifications::SmtpTls;
 pub struct NotificationSettings {
     /// The SMTP relay email goes through; without it, email notifications fail with that reason.
     pub smtp: Option<SmtpSettings>,
-    /// Where Slack posts go; `{account}` and `{token}` come from the room
-    /// (default: Travis's `https://{account}.slack.com/services/hooks/travis?token={token}`).
-    pub slack_url: String,
+    /// Where Slack posts go; `{account}` and `{token}` come from the room. Without it Slack
+    /// messages fail with that reason: no service address is built in.
+    pub slack_url: Option<String>,
     /// The nick IRC messages come from (a pipeline's `nick:` wins).
     pub irc_nick: String,
     /// Addresses (`127.0.0.1`), networks and host names webhooks and IRC may reach although
@@ -28,7 +28,7 @@ impl Default for NotificationSettings {
     fn default() -> Self {
         NotificationSettings {
             smtp: None,
-            slack_url: slipway_notifications::SLACK_URL.to_owned(),
+            slack_url: None,
             irc_nick: "slipway-ci".to_owned(),
             allow: Vec::new(),
             timeout_seconds: 30,
