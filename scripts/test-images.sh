@@ -21,10 +21,11 @@ BUSYBOX_IMAGE=slipway-test/busybox:latest
 DEBIAN_IMAGE=slipway-test/debian:latest
 DEBIAN_NODE_IMAGE=slipway-test/debian-node:latest
 DEBIAN_PYTHON_IMAGE=slipway-test/debian-python:latest
+DEBIAN_RUBY_IMAGE=slipway-test/debian-ruby:latest
 DEBIAN_PACKAGES=bash,git,ca-certificates,curl,openssl
 
 if [ "${1:-}" = "--list" ]; then
-  printf '%s\n' "$BUSYBOX_IMAGE" "$DEBIAN_IMAGE" "$DEBIAN_NODE_IMAGE" "$DEBIAN_PYTHON_IMAGE"
+  printf '%s\n' "$BUSYBOX_IMAGE" "$DEBIAN_IMAGE" "$DEBIAN_NODE_IMAGE" "$DEBIAN_PYTHON_IMAGE" "$DEBIAN_RUBY_IMAGE"
   exit 0
 fi
 
@@ -131,7 +132,7 @@ build_debian() {
 }
 
 # An image on top of the debian one from scripts/images/NAME.Dockerfile (Debian packages from the
-# host's mirror): debian-node, debian-python.
+# host's mirror): debian-node, debian-python, debian-ruby.
 build_debian_derived() {
   local name="$1" image="$2" recipe="$3" suite="$4" mirror="$5" ctx
   ctx="$(mktemp -d)"
@@ -174,7 +175,7 @@ main() {
 
   # Each depends on the exact debian image it was built from.
   local name image
-  for name in debian-node debian-python; do
+  for name in debian-node debian-python debian-ruby; do
     image="slipway-test/$name:latest"
     recipe="$({ declare -f build_debian_derived; cat "$HERE/images/$name.Dockerfile"; echo "$suite $mirror"; docker image inspect -f '{{.Id}}' "$DEBIAN_IMAGE"; } | sha)"
     if [ "$(image_recipe "$image")" = "$recipe" ]; then
