@@ -275,9 +275,9 @@ mod tests {
     #[test]
     fn targets() {
         assert_eq!(
-            parse_target("irc.freenode.net#openra"),
+            parse_target("irc.example.net#openra"),
             Some(Target {
-                host: "irc.freenode.net".into(),
+                host: "irc.example.net".into(),
                 port: 6667,
                 tls: false,
                 channel: "#openra".into(),

@@ -105,6 +105,12 @@ fn a_failing_then_passing_branch_notifies_every_channel_on_change_exactly_twice(
     assert_eq!(slack.received().len(), 2);
     assert_eq!(mails_with(&marker).len(), 2);
     assert_eq!(watcher.said().len(), 6, "{:?}", watcher.said());
+    // The API shows each build's outbox rows: the first build's four sent on the first try.
+    assert_eq!(
+        outbox(&server, builds[0]),
+        vec!["\"failed\" 1 true null"; 4]
+    );
+    assert_eq!(outbox(&server, builds[2]), Vec::<String>::new());
     for r in got.iter().chain(&got_slack) {
         assert_eq!(r.rejected, None, "{r:?}");
     }
@@ -135,6 +141,21 @@ fn a_failing_then_passing_branch_notifies_every_channel_on_change_exactly_twice(
     );
 
     fork_pull_request_sends_only_plain_targets(&server, &origin, &hooks, &slack, &watcher, &marker);
+}
+
+/// A build's notification rows as `GET /api/builds/ID` shows them: outcome, tries, done, last error.
+fn outbox(server: &Served, build: i64) -> Vec<String> {
+    server.json(&format!("/api/builds/{build}"))["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r["outcome"], r["attempts"], r["done"], r["last_error"]
+            )
+        })
+        .collect()
 }
 
 /// A fork's pull request: only the plain webhook; the secure room, email and IRC send nothing.

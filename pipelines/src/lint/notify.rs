@@ -245,16 +245,10 @@ mod tests {
         assert!(check_target(SlackRoom, "acme:tok_1#builds").is_ok());
         assert!(check_target(SlackRoom, "acme").is_err());
         assert!(check_target(SlackRoom, "acme:tok#").is_err());
-        assert!(
-            check_target(
-                WebhookUrl,
-                "https://www.travisbuddy.com?only=failed,errored"
-            )
-            .is_ok()
-        );
+        assert!(check_target(WebhookUrl, "https://hooks.example.com?only=failed,errored").is_ok());
         assert!(check_target(WebhookUrl, "ftp://x").is_err());
         assert!(check_target(WebhookUrl, "https:///path").is_err());
-        assert!(check_target(IrcChannel, "irc.freenode.net#openra").is_ok());
+        assert!(check_target(IrcChannel, "irc.example.net#openra").is_ok());
         assert!(check_target(IrcChannel, "ircs://irc.example.org:6697#c").is_ok());
         assert!(check_target(IrcChannel, "irc.example.org:66x#c").is_err());
         assert!(check_target(IrcChannel, "#c").is_err());

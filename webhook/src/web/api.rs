@@ -61,10 +61,20 @@ pub(super) async fn builds(
     }
 }
 
+/// A build with its jobs and its notifications' outbox rows (tries, whether done, the last
+/// error), so a team can see why an alert did not arrive. Secure values stay encrypted, and
+/// errors never hold a decrypted target (the sender scrubs them).
 pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i64>) -> Response {
-    match readable_build(&app, &caller, id).await {
-        Ok((build, jobs)) => Json(json!({"build": build, "jobs": jobs})).into_response(),
-        Err(r) => r,
+    let (build, jobs) = match readable_build(&app, &caller, id).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    match app.store.notifications(id).await {
+        Ok(notifications) => {
+            Json(json!({"build": build, "jobs": jobs, "notifications": notifications}))
+                .into_response()
+        }
+        Err(e) => store_error(e),
     }
 }
 
