@@ -61,15 +61,15 @@ fn corpus_files(shared: &Path) -> Vec<File> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|n| n == ".travis.yml") {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    let rel = path.strip_prefix(&course).unwrap_or(&path).display();
-                    files.push(File {
-                        name: format!("course/{rel}"),
-                        bytes,
-                        repo: "owner/repo".to_owned(),
-                    });
-                }
+            } else if path.file_name().is_some_and(|n| n == ".travis.yml")
+                && let Ok(bytes) = std::fs::read(&path)
+            {
+                let rel = path.strip_prefix(&course).unwrap_or(&path).display();
+                files.push(File {
+                    name: format!("course/{rel}"),
+                    bytes,
+                    repo: "owner/repo".to_owned(),
+                });
             }
         }
     }

@@ -288,10 +288,10 @@ impl Deployer for Pypi {
             Ok(_) => calls.push(upload("dist/*").note("each distribution the build makes")),
             Err(e) => calls.push(upload("dist/*").note(format!("nothing: {}", e.one_line()))),
         }
-        if self.skip_existing {
-            if let Some(last) = calls.last_mut() {
-                last.params.push(("skip_existing".into(), "true".into()));
-            }
+        if self.skip_existing
+            && let Some(last) = calls.last_mut()
+        {
+            last.params.push(("skip_existing".into(), "true".into()));
         }
         calls
     }

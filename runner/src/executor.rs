@@ -53,6 +53,18 @@ pub const LABEL_ROLE: &str = "dev.slipway.role";
 /// Label marking a kept cache volume (never swept).
 pub const LABEL_CACHE: &str = "dev.slipway.cache";
 
+/// Which executor runs the jobs (`executor = "…"` in the server's configuration, `--executor`
+/// for `slipway run`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Containers on the local Docker engine ([`crate::docker`]).
+    #[default]
+    Docker,
+    /// One pod per job in a cluster ([`crate::kubernetes`]).
+    Kubernetes,
+}
+
 /// Receives human-readable progress lines (image pulls, service readiness).
 pub type Progress<'a> = &'a (dyn Fn(&str) + Send + Sync);
 

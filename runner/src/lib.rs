@@ -27,6 +27,7 @@ pub mod hosting;
 pub mod image_map;
 pub mod images;
 mod job;
+pub mod kubernetes;
 pub mod log;
 pub mod markers;
 pub mod netguard;

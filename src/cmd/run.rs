@@ -16,6 +16,7 @@ use anyhow::{Context as _, bail};
 use clap::Args as ClapArgs;
 use slipway_pipelines::plan::{Context, EventType, Outcome, Plan};
 use slipway_runner::docker::DockerExecutor;
+use slipway_runner::kubernetes::{KubernetesConfig, KubernetesExecutor};
 use slipway_runner::runner::{StoreSecrets, build_dir};
 use slipway_runner::{
     BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, JobEvent, Runner,
@@ -27,6 +28,15 @@ use crate::cmd::images::ImageArgs;
 use crate::cmd::notify;
 use crate::cmd::plan::{Event, event_context, find_pipeline_file};
 use crate::cmd::vars::{RunVars, VarArgs};
+
+/// `--executor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorArg {
+    /// Containers on the local Docker engine.
+    Docker,
+    /// A pod per job in a Kubernetes cluster.
+    Kubernetes,
+}
 
 /// Arguments of `slipway run`.
 #[derive(Debug, ClapArgs)]
@@ -96,6 +106,13 @@ pub struct Args {
     /// A local checkout of a repository `import:` names, `owner/name=DIR` (repeatable).
     #[arg(long = "import-repo", value_name = "OWNER/NAME=DIR")]
     pub import_repo: Vec<String>,
+    /// Where jobs run: containers on the local Docker engine, or a pod per job in the
+    /// Kubernetes cluster of the current kubeconfig context (see docs/kubernetes.md).
+    #[arg(long, value_enum, default_value_t = ExecutorArg::Docker)]
+    pub executor: ExecutorArg,
+    /// The namespace job pods run in (`--executor kubernetes`).
+    #[arg(long = "kubernetes-namespace", default_value = "default")]
+    pub kubernetes_namespace: String,
     /// Variables and secrets for this run.
     #[command(flatten)]
     pub vars: VarArgs,
@@ -297,7 +314,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let outcome = rt.block_on(run_plan(plan.clone(), build, opts, dir))?;
+    let kubernetes = (args.executor == ExecutorArg::Kubernetes).then(|| KubernetesConfig {
+        namespace: args.kubernetes_namespace.clone(),
+        ..KubernetesConfig::default()
+    });
+    let outcome = rt.block_on(run_plan(plan.clone(), build, opts, dir, kubernetes))?;
     let previous = notify::previous(&plan);
     notify::finish(&mut facts, &outcome, previous);
     let result = notify::outcome_of(outcome.result);
@@ -356,13 +377,17 @@ async fn run_plan(
     build: BuildInfo,
     opts: RunnerOptions,
     dir: PathBuf,
+    kubernetes: Option<KubernetesConfig>,
 ) -> anyhow::Result<BuildOutcome> {
-    let executor = DockerExecutor::connect().await?;
+    let executor: Arc<dyn slipway_runner::Executor> = match kubernetes {
+        Some(config) => Arc::new(KubernetesExecutor::connect(config).await?),
+        None => Arc::new(DockerExecutor::connect().await?),
+    };
     // The job network rules go in while the sweep and the packing run (about 0.2 s of iptables
     // calls), and are in force before any job starts.
     let guarding = tokio::task::spawn_blocking(|| slipway_runner::netguard::install(&[]));
     let parallel = opts.parallel;
-    let runner = Runner::new(Arc::new(executor), opts);
+    let runner = Runner::new(executor, opts);
     let swept = runner.sweep().await?;
     let n = swept.containers.len() + swept.networks.len() + swept.volumes.len();
     if n > 0 {

@@ -3,6 +3,8 @@
 use anyhow::Context as _;
 use clap::Args as ClapArgs;
 use slipway_providers::{AwsKeys, GitHubTokens, RepoCredentials};
+use slipway_runner::executor::ExecutorKind;
+use slipway_runner::kubernetes::KubernetesExecutor;
 use slipway_secrets::Secret;
 use slipway_webhook::Config;
 use slipway_webhook::runner_exec::ServeRunner;
@@ -58,20 +60,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let deploy = deploy_credentials(&config)?;
     let workers = config.workers.max(1);
     let config_tls = config.tls_cert.is_some();
+    let docker_jobs = config.executor == ExecutorKind::Docker;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64 + workers * 4)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let docker = slipway_runner::docker::DockerExecutor::connect()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach Docker: {e}"))?;
+        let executor = connect_executor(&config).await?;
         // Trust is per build: the runner gives the repository's secrets (keys in the data dir,
         // from `slipway secrets`) to pushes and same-repository pull requests, never to pull
         // requests from forks. Provider deploys run through the same hook as `slipway run`,
         // but never with the server's own credentials: only each repository's.
-        report_job_limits(&docker, config.limits.disk_gib);
         // GitHub Releases may use the server's own GitHub access, for the repository built only.
         let github = slipway_webhook::auth::GitHubAuth::new(Arc::new(config.clone()))?;
         let hook = Arc::new(
@@ -94,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..slipway_runner::RunnerOptions::default()
         };
         let jobs = ServeRunner::new(
-            Arc::new(docker),
+            executor,
             options,
             Some(slipway_secrets::SecretStore::new(&data_dir)),
         )
@@ -110,13 +110,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             vec![server.addr.port()]
         };
-        let guard =
-            tokio::task::spawn_blocking(move || slipway_runner::netguard::install(&ports)).await?;
-        for line in &guard.enforced {
-            tracing::info!("job networks: {line}");
-        }
-        for line in &guard.not_enforced {
-            eprintln!("slipway serve: not enforced: {line}");
+        if docker_jobs {
+            let guard =
+                tokio::task::spawn_blocking(move || slipway_runner::netguard::install(&ports))
+                    .await?;
+            for line in &guard.enforced {
+                tracing::info!("job networks: {line}");
+            }
+            for line in &guard.not_enforced {
+                eprintln!("slipway serve: not enforced: {line}");
+            }
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -126,6 +129,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         server.shutdown().await;
         Ok(())
+    })
+}
+
+/// The executor `executor = "…"` names: the local Docker engine (and how it enforces the disk
+/// limit) or the `[kubernetes]` cluster.
+async fn connect_executor(config: &Config) -> anyhow::Result<Arc<dyn slipway_runner::Executor>> {
+    Ok(match config.executor {
+        ExecutorKind::Docker => {
+            let docker = slipway_runner::docker::DockerExecutor::connect()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach Docker: {e}"))?;
+            report_job_limits(&docker, config.limits.disk_gib);
+            Arc::new(docker)
+        }
+        ExecutorKind::Kubernetes => {
+            let kube = KubernetesExecutor::connect(config.kubernetes.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes ([kubernetes]): {e}"))?;
+            tracing::info!(
+                "jobs run as pods in namespace {}",
+                config.kubernetes.namespace
+            );
+            Arc::new(kube)
+        }
     })
 }
 

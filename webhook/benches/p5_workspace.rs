@@ -146,7 +146,7 @@ fn stream(out: &mut impl std::io::Write) -> std::io::Result<usize> {
         let i = rng.below(paths.len());
         let l = rng.below(LINES);
         files[i][l] = format!("// {}:{l} changed in commit {commits}", paths[i]);
-        if commits % 50 == 0 && commits + 2 < fork_at {
+        if commits.is_multiple_of(50) && commits + 2 < fork_at {
             // A side branch of one commit, merged back with the merge carrying its change.
             mark += 1;
             commits += 1;

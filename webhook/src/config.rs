@@ -42,6 +42,11 @@ pub struct Config {
     /// `services: docker`. Off by default: the engine is root on this machine, and the data
     /// directory it could then read holds every served repository's keys.
     pub trusted_docker: bool,
+    /// What runs the jobs: `docker` (the local engine, the default) or `kubernetes` (a pod per
+    /// job, in the cluster `[kubernetes]` names; see docs/kubernetes.md).
+    pub executor: slipway_runner::executor::ExecutorKind,
+    /// The Kubernetes executor's settings.
+    pub kubernetes: slipway_runner::kubernetes::KubernetesConfig,
     /// GitHub API settings.
     pub github: GitHub,
     /// Admin bearer tokens: they read every repository's builds and may cancel and restart any
@@ -286,6 +291,8 @@ impl Default for Config {
             lease_seconds: 30,
             max_attempts: 3,
             trusted_docker: false,
+            executor: Default::default(),
+            kubernetes: Default::default(),
             github: GitHub::default(),
             api_tokens: Vec::new(),
             repos: Vec::new(),

@@ -73,7 +73,7 @@ pub(super) fn nearest<'k>(
 /// True when `s` is base64 that decodes and re-encodes to itself (what Travis calls encoded).
 pub fn is_canonical_base64(s: &str) -> bool {
     let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return false;
     }
     let pad = s.iter().rev().take_while(|b| **b == b'=').count();

@@ -6,6 +6,7 @@ mod util;
 mod addons_e2e;
 mod containment;
 mod e2e;
+mod kubernetes_e2e;
 mod scheduling;
 mod secrets_e2e;
 mod snapshots;

@@ -80,20 +80,20 @@ impl Finder {
         };
         let mut pos = from;
         while pos < limit {
-            if let Some(long) = &self.long {
-                if stale(&next_long, pos) {
-                    next_long = Some(long.find(hay, pos, limit));
-                }
+            if let Some(long) = &self.long
+                && stale(&next_long, pos)
+            {
+                next_long = Some(long.find(hay, pos, limit));
             }
-            if let Some(short) = &self.short {
-                if stale(&next_short, pos) {
-                    next_short = Some(
-                        short
-                            .find(Input::new(hay).span(pos..hay.len()))
-                            .filter(|m| m.start() < limit)
-                            .map(|m| (m.start(), m.end())),
-                    );
-                }
+            if let Some(short) = &self.short
+                && stale(&next_short, pos)
+            {
+                next_short = Some(
+                    short
+                        .find(Input::new(hay).span(pos..hay.len()))
+                        .filter(|m| m.start() < limit)
+                        .map(|m| (m.start(), m.end())),
+                );
             }
             let best = match (next_long.flatten(), next_short.flatten()) {
                 (Some(a), Some(b)) => Some(if (a.0, usize::MAX - a.1) <= (b.0, usize::MAX - b.1) {

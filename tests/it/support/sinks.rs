@@ -159,10 +159,10 @@ fn check(checks: &Checks, r: &Received) -> Result<(), String> {
             if !matches!(a["color"].as_str(), Some("good" | "danger" | "warning")) {
                 return Err(format!("color: {v}"));
             }
-            if let Some(c) = v.get("channel") {
-                if !c.as_str().is_some_and(|c| c.starts_with('#')) {
-                    return Err(format!("channel: {v}"));
-                }
+            if let Some(c) = v.get("channel")
+                && !c.as_str().is_some_and(|c| c.starts_with('#'))
+            {
+                return Err(format!("channel: {v}"));
             }
             Ok(())
         }
@@ -256,10 +256,10 @@ pub fn mails_with(marker: &str) -> Vec<String> {
             .flatten()
             .flatten()
         {
-            if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                if text.contains(marker) {
-                    out.push(text);
-                }
+            if let Ok(text) = std::fs::read_to_string(entry.path())
+                && text.contains(marker)
+            {
+                out.push(text);
             }
         }
     }

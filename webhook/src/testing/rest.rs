@@ -273,10 +273,10 @@ fn check_run_body(body: &Value, create: bool) -> Result<Map<String, Value>, Stri
             ));
         }
     }
-    if let Some(output) = obj.get("output") {
-        if let Err(m) = check_output(output) {
-            return bad(m);
-        }
+    if let Some(output) = obj.get("output")
+        && let Err(m) = check_output(output)
+    {
+        return bad(m);
     }
     Ok(obj.clone())
 }

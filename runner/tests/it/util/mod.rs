@@ -1,6 +1,8 @@
 //! Test harness: a real Docker engine, the local test images, and pipelines run end to end.
 #![allow(dead_code)]
 
+pub mod kube;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -221,9 +223,21 @@ pub async fn run(
     workspace: Option<&Workspace>,
     cancel_after: Option<Duration>,
 ) -> Ran {
+    run_as(&build_id(""), exec, options, plan, workspace, cancel_after).await
+}
+
+/// [`run`] as build `id` (tests that look for what the build left behind by its id).
+pub async fn run_as(
+    id: &str,
+    exec: Arc<dyn Executor>,
+    options: RunnerOptions,
+    plan: &Plan,
+    workspace: Option<&Workspace>,
+    cancel_after: Option<Duration>,
+) -> Ran {
     let runner = Runner::new(exec.clone(), options);
     let build = BuildInfo {
-        id: build_id(""),
+        id: id.to_string(),
         number: 7,
     };
     let (tx, mut rx) = mpsc::channel(64);
