@@ -444,6 +444,24 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_executor_is_chosen_with_its_table_and_a_misspelt_key_is_refused() {
+        use slipway_runner::executor::ExecutorKind;
+        assert_eq!(Config::parse("").unwrap().executor, ExecutorKind::Docker);
+        let c = Config::parse(
+            "executor = \"kubernetes\"\n[kubernetes]\nnamespace = \"ci\"\npending_timeout_seconds = 60\n[kubernetes.limits]\nmemory = \"2Gi\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.executor, ExecutorKind::Kubernetes);
+        assert_eq!(c.kubernetes.namespace, "ci");
+        assert_eq!(c.kubernetes.pending_timeout_seconds, 60);
+        assert_eq!(c.kubernetes.limits.memory.as_deref(), Some("2Gi"));
+        assert!(!c.kubernetes.automount_service_account_token);
+        let err = Config::parse("[kubernetes]\nnamespce = \"ci\"\n").unwrap_err();
+        assert!(err.to_string().contains("namespce"), "{err}");
+        assert!(Config::parse("executor = \"podman\"\n").is_err());
+    }
+
+    #[test]
     fn an_allow_list_serves_only_its_repositories() {
         let c = Config::parse(
             r#"

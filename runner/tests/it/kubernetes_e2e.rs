@@ -402,3 +402,64 @@ async fn the_stand_in_refuses_a_pod_with_a_field_the_api_does_not_know() {
         "{err}"
     );
 }
+
+/// A provider whose job step builds `pkg/built.txt` in the pod, and whose deploy succeeds only
+/// when it reads that file back out of the running job container (exec) and replies over the
+/// job's standard input (the attach stream kept open).
+struct BuildingHook;
+
+#[async_trait::async_trait]
+impl slipway_runner::DeployHook for BuildingHook {
+    async fn deploy(
+        &self,
+        request: slipway_runner::DeployRequest<'_>,
+    ) -> slipway_runner::DeployReport {
+        let tar = request.files.tar("pkg").await.unwrap_or_default();
+        let found = String::from_utf8_lossy(&tar).contains("built from version 3");
+        slipway_runner::DeployReport {
+            success: found,
+            log: vec![format!("hook saw the built package: {found}")],
+        }
+    }
+
+    fn job_step(&self, _deploy: &slipway_pipelines::plan::Deploy) -> Option<String> {
+        Some(
+            "mkdir -p pkg && echo \"built from version $(cat VERSION)\" > pkg/built.txt && echo job-step-built"
+                .into(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_reads_the_build_from_the_pod_and_replies_to_the_job() {
+    let Some(cluster) = cluster(&[&busybox()], config()).await else {
+        return;
+    };
+    let mut opts = options();
+    opts.deploy_hook = Some(std::sync::Arc::new(BuildingHook));
+    let plan = plan(
+        r#"
+image: "{busybox}"
+language: shell
+script: echo 3 > VERSION
+deploy:
+  provider: pypi
+  skip_cleanup: true
+  on:
+    branch: master
+after_deploy: echo after-deploy-ran
+"#,
+        &context("acme/app", "master"),
+    );
+    let ran = run_on(&cluster, opts, &plan, None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert_log_has(
+        log,
+        &[
+            "job-step-built",
+            "hook saw the built package: true",
+            "after-deploy-ran",
+        ],
+    );
+}
