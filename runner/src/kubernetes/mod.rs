@@ -120,6 +120,32 @@ impl KubernetesExecutor {
         }
     }
 
+    /// Deletes pod `name` at once, waits until it is gone, and creates `pod` in its place.
+    async fn replace_pod(&self, name: &str, pod: &Pod) -> Result<(), ExecError> {
+        self.delete_pod(name, 0).await?;
+        let started = Instant::now();
+        while self
+            .pods()
+            .get_opt(name)
+            .await
+            .map_err(api_err(format!("reading pod {name}")))?
+            .is_some()
+        {
+            if started.elapsed() > Duration::from_secs(self.config.pending_timeout_seconds) {
+                return Err(ExecError::Engine {
+                    action: format!("replacing pod {name}"),
+                    reason: "the earlier attempt's pod is still being deleted".into(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.pods()
+            .create(&PostParams::default(), pod)
+            .await
+            .map_err(api_err(format!("creating pod {name}")))?;
+        Ok(())
+    }
+
     /// Waits until the job container of pod `name` runs (or has already run), reporting each
     /// new reason it is pending for; errors with the pod's events past the pending timeout.
     async fn wait_running(&self, name: &str, progress: Progress<'_>) -> Result<(), ExecError> {
@@ -191,10 +217,17 @@ impl Executor for KubernetesExecutor {
         for s in &spec.services {
             progress(&format!("starting service {} ({})", s.name, s.image));
         }
-        self.pods()
-            .create(&PostParams::default(), &pod)
-            .await
-            .map_err(api_err(format!("creating pod {name}")))?;
+        match self.pods().create(&PostParams::default(), &pod).await {
+            Ok(_) => {}
+            // A pod of an earlier attempt of this job (its runner died): it goes first.
+            Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 409) => {
+                progress(&format!(
+                    "pod {name} is left from an earlier attempt; replacing it"
+                ));
+                self.replace_pod(&name, &pod).await?;
+            }
+            Err(e) => return Err(api_err(format!("creating pod {name}"))(e)),
+        }
         progress(&format!(
             "pod {name} created in namespace {}",
             self.config.namespace

@@ -463,3 +463,44 @@ after_deploy: echo after-deploy-ran
         ],
     );
 }
+
+#[tokio::test]
+async fn a_pod_left_by_an_earlier_attempt_of_the_job_is_replaced() {
+    let Some(cluster) = cluster(&[&busybox()], config()).await else {
+        return;
+    };
+    let Some(standin) = &cluster.standin else {
+        return;
+    };
+    let id = build_id("again");
+    let host = owner_label().split(':').next().unwrap().to_string();
+    let earlier = leftover(&format!("{id}-1"), &format!("{host}:4194304:1"));
+    standin
+        .plant(pod::job_pod(&earlier, cluster.exec.config()).unwrap())
+        .await;
+    // The earlier attempt got as far as running its job.
+    let name = pod::pod_name(&earlier.job_id);
+    let started = Instant::now();
+    while !standin
+        .pods
+        .lock()
+        .unwrap()
+        .get(&name)
+        .is_some_and(|p| p.started.contains(pod::JOB_CONTAINER))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{name} never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let plan = plan(
+        "image: \"{busybox}\"\nscript: echo second-attempt-ran\n",
+        &context("acme/app", "master"),
+    );
+    let ran = run_as(&id, cluster.exec.clone(), options(), &plan, None, None).await;
+    let log = ran.log(1);
+    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
+    assert_log_has(log, &["left from an earlier attempt", "second-attempt-ran"]);
+    assert_eq!(cluster.left(&id).await, Vec::<String>::new());
+}

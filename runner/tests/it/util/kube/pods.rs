@@ -88,10 +88,10 @@ pub async fn create(s: &Arc<StandIn>, mut pod: Pod) -> Pod {
 
 /// Removes the pod and every Docker container it ran.
 pub async fn delete(s: &StandIn, name: &str) {
-    if let Some(entry) = s.pods.lock().unwrap().remove(name)
-        && let Some(task) = entry.task
-    {
+    let task = s.pods.lock().unwrap().remove(name).and_then(|e| e.task);
+    if let Some(task) = task {
         task.abort();
+        let _ = task.await;
     }
     remove_containers(s, name).await;
 }
@@ -276,6 +276,12 @@ async fn start_container(
     body: ContainerCreateBody,
 ) -> bool {
     let name = docker_container(pod, container);
+    // A container of a deleted pod of the same name whose creation was still under way.
+    let gone = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    let _ = s.docker.remove_container(&name, Some(gone)).await;
     let opts = CreateContainerOptionsBuilder::default().name(&name).build();
     if let Err(e) = s.docker.create_container(Some(opts), body).await {
         eprintln!("stand-in: creating {name}: {e}");
