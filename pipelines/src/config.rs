@@ -422,12 +422,24 @@ fn stage_list(node: &Node) -> Vec<StageSpec> {
         .collect()
 }
 
+/// The job maps of an `include`/`exclude`/`allow_failures` list. Blank entries (`- {}`, a bare
+/// `-`, a map of nulls) are dropped as Travis's processor drops them: a blank include is no job,
+/// and a blank `allow_failures` or `exclude` entry would otherwise match every job.
 fn map_list(node: &Node) -> Vec<Attrs> {
     node.one_or_many()
         .into_iter()
-        .filter(|n| n.as_map().is_some())
+        .filter(|n| n.as_map().is_some() && !is_blank(n))
         .map(|n| job_attrs(n, false))
         .collect()
+}
+
+/// Null, or a list or map holding only blank values (Ruby's `blank?`, which Travis applies).
+pub(crate) fn is_blank(node: &Node) -> bool {
+    match &node.kind {
+        NodeKind::Scalar(_) => node.is_null(),
+        NodeKind::Seq(items) => items.iter().all(is_blank),
+        NodeKind::Map(entries) => entries.iter().all(|(_, v)| is_blank(v)),
+    }
 }
 
 fn branches(node: &Node) -> Branches {

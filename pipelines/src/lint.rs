@@ -210,6 +210,45 @@ impl Linter<'_> {
         self.push(severity, code, Some(node.span), key, message, hint);
     }
 
+    /// A list item such as `- echo Done: 100%`, which YAML reads as the map `{echo Done: 100%}`.
+    /// Travis's processor drops it from the job (and so does the plan), so the warning shows the
+    /// command as it was meant and the quoted line that keeps it.
+    fn command_read_as_map(&mut self, item: &Node, path: &str) {
+        let meant = match item.as_map() {
+            Some([(k, v)]) => k.as_str().and_then(|k| match v.as_str() {
+                _ if v.is_null() => Some(format!("{k}:")),
+                Some(v) => Some(format!("{k}: {v}")),
+                None => None,
+            }),
+            _ => None,
+        };
+        let (message, hint) = match meant {
+            Some(command) => (
+                format!(
+                    "`{}`: the item `{command}` was read as a map (a plain item is split at `: `), \
+                     so it is left out of the job",
+                    shown(path)
+                ),
+                format!("quote the command: `- '{}'`", command.replace('\'', "''")),
+            ),
+            None => (
+                format!(
+                    "`{}` expects commands, but an item is a map, so it is left out of the job",
+                    shown(path)
+                ),
+                "quote the item: a command containing `: ` reads as a map unless quoted".to_owned(),
+            ),
+        };
+        self.at(
+            Severity::Warning,
+            "invalid_type",
+            item,
+            path,
+            message,
+            &hint,
+        );
+    }
+
     fn invalid_type(&mut self, node: &Node, path: &str, expected: &str) {
         self.at(
             Severity::Error,
@@ -275,14 +314,7 @@ impl Linter<'_> {
                 NodeKind::Seq(items) => {
                     for item in items {
                         if let NodeKind::Map(_) = item.kind {
-                            self.at(
-                                Severity::Error,
-                                "invalid_type",
-                                item,
-                                path,
-                                format!("`{}` expects strings, but an item is a map", shown(path)),
-                                "quote the item: a command containing `: ` reads as a map unless quoted",
-                            );
+                            self.command_read_as_map(item, path);
                         }
                     }
                 }

@@ -212,6 +212,30 @@ pub struct Provider {
     pub options: &'static [Key],
 }
 
+impl Provider {
+    /// The option an option name stands for, as dpl reads it: itself, or the option it is an
+    /// alias of (`api_key` → `token` for `releases`). This table is the one place aliases live:
+    /// the lint, the plan's normalised options and the providers' readers all use it.
+    pub fn canonical_option<'a>(&self, name: &'a str) -> &'a str {
+        match self.options.iter().find(|k| k.aliases.contains(&name)) {
+            Some(key) if !self.options.iter().any(|k| k.name == name) => key.name,
+            _ => name,
+        }
+    }
+
+    /// Every name `option` may be written under: itself first, then its aliases.
+    pub fn option_names<'a>(&self, option: &'a str) -> Vec<&'a str> {
+        let aliases = self
+            .options
+            .iter()
+            .find(|k| k.name == option)
+            .map_or(&[][..], |k| k.aliases);
+        std::iter::once(option)
+            .chain(aliases.iter().copied())
+            .collect()
+    }
+}
+
 /// Looks a deploy provider up by name (case-insensitive, as Travis downcases it).
 pub fn provider(name: &str) -> Option<&'static Provider> {
     let name = name.to_ascii_lowercase();

@@ -29,8 +29,8 @@ pub(crate) struct AwsAuth {
 impl AwsAuth {
     /// Reads `access_key_id`, `secret_access_key`, `region` and `endpoint`.
     pub(crate) fn read(o: &mut Options<'_>) -> Result<Self, Error> {
-        let id = o.text(&["access_key_id", "access_key"])?;
-        let secret = o.text(&["secret_access_key", "secret_key"])?;
+        let id = o.text(&["access_key_id"])?;
+        let secret = o.text(&["secret_access_key"])?;
         let region = o
             .string(&["region"])?
             .unwrap_or_else(|| DEFAULT_REGION.to_owned());

@@ -75,7 +75,7 @@ impl ElasticBeanstalk {
             .string(&["app"])?
             .unwrap_or_else(|| ctx.repo_name().to_owned());
         let env = o.string(&["env"])?;
-        let bucket = o.required(&["bucket", "bucket_name"])?;
+        let bucket = o.required(&["bucket"])?;
         let bucket_path = o
             .string(&["bucket_path"])?
             .map(|p| p.trim_end_matches('/').to_owned())

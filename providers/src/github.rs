@@ -57,7 +57,7 @@ impl GitHubAuth {
     ) -> Result<Self, Error> {
         let token = o.text(token_names)?;
         let basic = if basic {
-            let user = o.string(&["username", "user"])?;
+            let user = o.string(&["username"])?;
             let password = o.text(&["password"])?;
             match (user, password) {
                 (Some(u), Some(p)) => Some((u, p)),

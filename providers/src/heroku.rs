@@ -56,7 +56,7 @@ impl Heroku {
             ));
         }
         let api_key = o.text(&["api_key"])?;
-        let user = o.string(&["username", "user"])?;
+        let user = o.string(&["username"])?;
         let password = o.text(&["password"])?;
         let basic = match (user, password) {
             (Some(u), Some(p)) => Some((u, p)),

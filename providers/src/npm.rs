@@ -77,7 +77,7 @@ pub fn job_step(options: &indexmap::IndexMap<String, Value>) -> String {
 impl Npm {
     pub(crate) fn parse(mut o: Options<'_>) -> Result<Self, Error> {
         o.text(&["email"])?;
-        let token = o.text(&["api_token", "api_key"])?;
+        let token = o.text(&["api_token"])?;
         let access = o.string(&["access"])?;
         if let Some(a) = &access
             && a != "public"

@@ -87,8 +87,21 @@ impl<'a> Options<'a> {
         option_error(self.provider, option, problem)
     }
 
-    /// Removes the first of `names` present (the canonical name first, then aliases).
+    /// Removes the first of `names` present, each followed by its aliases from the lint's spec
+    /// (the one alias table, `slipway_pipelines::spec`): a planned deploy has canonical names
+    /// already, a deploy built another way is read the same.
     fn take(&mut self, names: &[&str]) -> Option<(String, Value)> {
+        let spec = slipway_pipelines::spec::provider(self.provider);
+        let mut spelled: Vec<&str> = Vec::new();
+        for name in names {
+            let all = spec.map_or_else(|| vec![*name], |p| p.option_names(name));
+            for n in all {
+                if !spelled.contains(&n) {
+                    spelled.push(n);
+                }
+            }
+        }
+        let names = &spelled[..];
         #[cfg(test)]
         ASKED.with(|asked| {
             asked
@@ -477,14 +490,12 @@ mod tests {
     }
 
     #[test]
-    fn aliases_are_taken_together_and_types_are_checked() {
+    fn aliases_come_from_the_spec_and_types_are_checked() {
         let map = opts(json!({"bucket_name": "b", "wait_until_deployed": "yes", "timeout": "30"}));
         let c = ctx();
         let mut o = Options::new("elasticbeanstalk", &map, &c, false);
-        assert_eq!(
-            o.string(&["bucket", "bucket_name"]).unwrap().as_deref(),
-            Some("b")
-        );
+        // `bucket_name` is the spec's alias of `bucket`: the reader asks for `bucket` only.
+        assert_eq!(o.string(&["bucket"]).unwrap().as_deref(), Some("b"));
         assert_eq!(o.u64(&["timeout"]).unwrap(), Some(30));
         let e = o.bool(&["wait_until_deployed"]).unwrap_err();
         assert!(e.to_string().contains("expected true or false"), "{e}");

@@ -74,7 +74,7 @@ impl Pages {
                 format!("`{s}`: Slipway publishes pages with git (strategy: git)"),
             ));
         }
-        let auth = GitHubAuth::read(&mut o, NAME, &["token", "github_token"], false, false)?;
+        let auth = GitHubAuth::read(&mut o, NAME, &["token"], false, false)?;
         if o.string(&["deploy_key"])?.is_some() {
             return Err(option_error(
                 NAME,
@@ -111,7 +111,7 @@ impl Pages {
             .string(&["name"])?
             .unwrap_or_else(|| "Deployment Bot".into());
         let host = o
-            .string(&["url", "github_url"])?
+            .string(&["url"])?
             .map(|h| h.trim_end_matches('/').to_owned());
         let keep_history = o.bool(&["keep_history"])?.unwrap_or(false);
         o.bool(&["verbose"])?;

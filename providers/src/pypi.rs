@@ -67,7 +67,7 @@ pub fn job_step(options: &indexmap::IndexMap<String, Value>) -> String {
 
 impl Pypi {
     pub(crate) fn parse(mut o: Options<'_>) -> Result<Self, Error> {
-        let username = o.text(&["username", "user"])?;
+        let username = o.text(&["username"])?;
         let password = o.text(&["password"])?;
         let ctx = o.ctx();
         let server = o.string(&["server"])?.filter(|s| !s.is_empty());

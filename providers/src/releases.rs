@@ -70,7 +70,7 @@ pub struct Releases {
 impl Releases {
     pub(crate) fn parse(mut o: Options<'_>) -> Result<Self, Error> {
         let ctx = o.ctx();
-        let auth = GitHubAuth::read(&mut o, NAME, &["token", "api_key"], true, true)?;
+        let auth = GitHubAuth::read(&mut o, NAME, &["token"], true, true)?;
         let repo = o.string(&["repo"])?.unwrap_or_else(|| ctx.repo.clone());
         github::check_repo(NAME, "repo", &repo)?;
         let files = o.strings(&["file"])?;
@@ -85,7 +85,7 @@ impl Releases {
                 option_error(NAME, "release_number", format!("`{n}` is not a release id"))
             })?),
         };
-        let text = o.string(&["release_notes", "body"])?;
+        let text = o.string(&["release_notes"])?;
         let file = o.string(&["release_notes_file"])?;
         let notes = match (text, file) {
             (Some(_), Some(_)) => {

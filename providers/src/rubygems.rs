@@ -68,7 +68,7 @@ impl Rubygems {
     pub(crate) fn parse(mut o: Options<'_>) -> Result<Self, Error> {
         let ctx = o.ctx();
         let api_key = o.text(&["api_key"])?;
-        let user = o.string(&["username", "user"])?;
+        let user = o.string(&["username"])?;
         let password = o.text(&["password"])?;
         let basic = match (user, password) {
             (Some(u), Some(p)) => Some((u, p)),

@@ -32,4 +32,5 @@ mod serve_deploy_releases;
 mod serve_e2e;
 mod serve_fetch;
 mod serve_front_door;
+mod serve_images;
 mod serve_notify;

@@ -5,6 +5,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use super::{bool_of, canonical_key, entries, json_strs, scalar_string, str_list, strings, text};
+use crate::spec;
 use crate::yaml::{Node, NodeKind};
 
 /// One deploy entry with its `on:` conditions separated from the provider's options.
@@ -43,20 +44,31 @@ pub struct DeployOn {
     pub matrix: IndexMap<String, String>,
 }
 
-/// `deploy:` one map or a list of maps, each in normalised JSON with `on` canonical.
+/// `deploy:` one map or a list of maps, each in normalised JSON with `on` canonical and each
+/// option under the name its provider reads it by (`api_key` → `token` for `releases`), as
+/// Travis's processor normalises them; an option given under both names keeps the canonical one.
 pub(super) fn deploy_list(node: &Node) -> Vec<Value> {
     node.one_or_many()
         .into_iter()
         .filter(|n| n.as_map().is_some())
         .map(|n| {
+            let provider = n
+                .get("provider")
+                .and_then(text)
+                .and_then(|p| spec::provider(&p));
+            let written = entries(n);
             let mut map = Map::new();
-            for (k, v) in entries(n) {
+            for (k, v) in &written {
+                let name = provider.map_or(k.as_str(), |p| p.canonical_option(k));
+                if name != k && written.iter().any(|(other, _)| other == name) {
+                    continue;
+                }
                 let value = if k == "on" {
                     deploy_on_json(v)
                 } else {
                     v.to_json()
                 };
-                map.insert(k, value);
+                map.insert(name.to_owned(), value);
             }
             Value::Object(map)
         })

@@ -16,3 +16,4 @@ mod lint_proptest;
 mod notifications_corpus;
 mod plan_course;
 mod plan_snapshots;
+mod travis_compat;

@@ -75,7 +75,7 @@ fn multi_docker_push_to_master_tests_pushes_images_and_deploys_to_beanstalk() {
     assert_eq!(deploy.options["app"], json!("multi-docker"));
     assert_eq!(deploy.options["env"], json!("MultiDocker-env"));
     assert_eq!(
-        deploy.options["bucket_name"],
+        deploy.options["bucket"],
         json!("elasticbeanstalk-us-west-1-306476627547")
     );
     assert_eq!(deploy.options["bucket_path"], json!("docker-multi"));

@@ -185,7 +185,7 @@ async fn docker_react_deploys_to_elastic_beanstalk_and_waits_until_ready() {
     };
     let Some(moto) = moto() else { return };
     let d = planned_deploy(&dir);
-    let bucket = d.options["bucket_name"].as_str().unwrap().to_owned();
+    let bucket = d.options["bucket"].as_str().unwrap().to_owned();
     drop_bucket(&moto, "us-west-2", &bucket).await;
     let eb = beanstalk("docker", "Docker-env", false);
     let ctx = course_context(&dir, &moto, &eb.url);
@@ -248,7 +248,7 @@ async fn multi_docker_bundle_pins_the_pushed_images_and_updates_the_environment(
     };
     let Some(moto) = moto() else { return };
     let d = planned_deploy(&dir);
-    let bucket = d.options["bucket_name"].as_str().unwrap().to_owned();
+    let bucket = d.options["bucket"].as_str().unwrap().to_owned();
     drop_bucket(&moto, "us-west-1", &bucket).await;
     let eb = beanstalk("multi-docker", "MultiDocker-env", false);
     let mut ctx = course_context(&dir, &moto, &eb.url);

@@ -5,7 +5,7 @@
 //! several servers; only a hash of a session's id is stored, so a copy of the database does not
 //! sign anyone in.
 
-use super::{Build, Millis, StoreError};
+use super::{Build, BuildFilter, Millis, StoreError};
 use async_trait::async_trait;
 use serde::Serialize;
 use slipway_secrets::Secret;
@@ -77,8 +77,14 @@ pub trait AccessStore: Send + Sync {
     async fn repo_access(&self, name: &str) -> Result<Option<RepoAccess>, StoreError>;
     /// Every repository a delivery named.
     async fn repos_access(&self) -> Result<Vec<RepoAccess>, StoreError>;
-    /// Builds of these repositories (ASCII case ignored), newest first.
-    async fn builds_of(&self, repos: Vec<String>, limit: i64) -> Result<Vec<Build>, StoreError>;
+    /// Builds of these repositories (ASCII case ignored) that pass `filter` (its `repo` unused),
+    /// newest first.
+    async fn builds_of(
+        &self,
+        repos: Vec<String>,
+        filter: BuildFilter,
+        limit: i64,
+    ) -> Result<Vec<Build>, StoreError>;
     /// Stores a new session under the SHA-256 of its id.
     async fn create_session(&self, id_hash: [u8; 32], session: Session) -> Result<(), StoreError>;
     /// The session with this id hash, unless it expired.

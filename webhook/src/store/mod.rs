@@ -239,8 +239,68 @@ pub struct BuildFilter {
     pub repo: Option<String>,
     /// The branch built (a pull request's base branch, a tag push's tag).
     pub branch: Option<String>,
-    /// The event that asked for the build.
-    pub event: Option<slipway_pipelines::plan::EventType>,
+    /// What asked for the build.
+    pub event: Option<BuiltBy>,
+}
+
+/// What asked for a build, as lists are filtered by it: the planner's events, with a tag's push
+/// apart from a branch's (both are `push` to the planner), so the five split every build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltBy {
+    /// A push to a branch.
+    Push,
+    /// A pull request.
+    PullRequest,
+    /// A push of a tag.
+    Tag,
+    /// A request through the API (`slipway trigger`).
+    Api,
+    /// A cron tick.
+    Cron,
+}
+
+impl BuiltBy {
+    /// Every kind, in the order lists offer them.
+    pub const ALL: [BuiltBy; 5] = [
+        BuiltBy::Push,
+        BuiltBy::PullRequest,
+        BuiltBy::Tag,
+        BuiltBy::Api,
+        BuiltBy::Cron,
+    ];
+
+    /// The name a query string uses: `push`, `pull_request`, `tag`, `api`, `cron`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuiltBy::Tag => "tag",
+            other => other.event().as_str(),
+        }
+    }
+
+    /// Reads a query string's name.
+    pub fn parse(name: &str) -> Option<BuiltBy> {
+        BuiltBy::ALL.into_iter().find(|b| b.as_str() == name)
+    }
+
+    /// The planner's event it is stored under.
+    pub fn event(self) -> slipway_pipelines::plan::EventType {
+        use slipway_pipelines::plan::EventType;
+        match self {
+            BuiltBy::Push | BuiltBy::Tag => EventType::Push,
+            BuiltBy::PullRequest => EventType::PullRequest,
+            BuiltBy::Api => EventType::Api,
+            BuiltBy::Cron => EventType::Cron,
+        }
+    }
+
+    /// For the two kinds of push, whether the build is of a tag.
+    pub fn tag(self) -> Option<bool> {
+        match self {
+            BuiltBy::Push => Some(false),
+            BuiltBy::Tag => Some(true),
+            _ => None,
+        }
+    }
 }
 
 /// Work a worker claimed under a lease.

@@ -14,7 +14,7 @@ mod retention;
 
 pub(crate) use access::random_token;
 use builds::{
-    BUILD_COLS, JOB_COLS, advance, build_row, count_by_state, end_build, enqueue_status,
+    BUILD_COLS, FILTERED, JOB_COLS, advance, build_row, count_by_state, end_build, enqueue_status,
     finish_build_row, finish_job_row, get_build, insert_build, job_row, jobs_of,
 };
 
@@ -732,7 +732,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             // Two statements: `?1 IS NULL OR repo = ?1` would keep SQLite from the (repo, id)
             // index and scan every build to list one repository's.
-            let rest = "(?2 IS NULL OR branch = ?2) AND (?3 IS NULL OR event = ?3) ORDER BY id DESC LIMIT ?4";
+            let rest = format!("{FILTERED} ORDER BY id DESC LIMIT ?4");
             let mut stmt = match filter.repo {
                 Some(_) => conn.prepare_cached(&format!(
                     "SELECT {BUILD_COLS} FROM builds WHERE repo = ?1 AND {rest}"
@@ -741,8 +741,12 @@ impl Store for SqliteStore {
                     "SELECT {BUILD_COLS} FROM builds WHERE ?1 IS NULL AND {rest}"
                 ))?,
             };
-            let event = filter.event.map(|e| e.as_str());
-            let rows = stmt.query_map(params![filter.repo, filter.branch, event, limit], build_row)?;
+            let event = filter.event.map(|e| e.event().as_str());
+            let tag = filter.event.and_then(BuiltBy::tag);
+            let rows = stmt.query_map(
+                params![filter.repo, filter.branch, event, limit, tag],
+                build_row,
+            )?;
             rows.map(|r| finish_build_row(r?)).collect()
         })
         .await

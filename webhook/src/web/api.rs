@@ -6,7 +6,7 @@ use super::access::{
 };
 use super::session::check_csrf;
 use super::{App, AppState, store_error, text};
-use crate::store::{BuildFilter, ChunkKind, Permission, StoreError};
+use crate::store::{BuildFilter, BuiltBy, ChunkKind, Permission, StoreError};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -14,10 +14,37 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+/// `GET /api/builds?repo=owner/name&branch=NAME&event=push|pull_request|tag|api|cron&limit=N`;
+/// each filter left out (or empty) means any.
 #[derive(Deserialize)]
 pub(super) struct BuildsQuery {
     repo: Option<String>,
+    branch: Option<String>,
+    event: Option<String>,
     limit: Option<i64>,
+}
+
+/// The filters of a builds query, or why the event is not one (for a `400`).
+pub(super) fn build_filter(
+    repo: Option<String>,
+    branch: Option<String>,
+    event: Option<&str>,
+) -> Result<BuildFilter, String> {
+    let event = match event.filter(|e| !e.is_empty()) {
+        None => None,
+        Some(e) => Some(BuiltBy::parse(e).ok_or_else(|| {
+            let names: Vec<&str> = BuiltBy::ALL.iter().map(|b| b.as_str()).collect();
+            format!(
+                "event {e:?} is not one of {} (leave it out for any)\n",
+                names.join(", ")
+            )
+        })?),
+    };
+    Ok(BuildFilter {
+        repo,
+        branch: branch.filter(|b| !b.is_empty()),
+        event,
+    })
 }
 
 pub(super) async fn repos(State(app): AppState, caller: Caller) -> Response {
@@ -37,21 +64,19 @@ pub(super) async fn builds(
     Query(q): Query<BuildsQuery>,
 ) -> Response {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let filter = match build_filter(q.repo.clone(), q.branch, q.event.as_deref()) {
+        Ok(f) => f,
+        Err(why) => return text(StatusCode::BAD_REQUEST, why),
+    };
     let listed = match &q.repo {
         Some(repo) => match can_read(&app, &caller, repo).await {
-            Ok(true) => {
-                let filter = BuildFilter {
-                    repo: Some(repo.clone()),
-                    ..BuildFilter::default()
-                };
-                app.store.builds(filter, limit).await
-            }
+            Ok(true) => app.store.builds(filter, limit).await,
             Ok(false) => return text(StatusCode::NOT_FOUND, "no such repository\n"),
             Err(e) => return store_error(e),
         },
         None => match readable_repos(&app, &caller).await {
-            Ok(None) => app.store.builds(BuildFilter::default(), limit).await,
-            Ok(Some(names)) => app.store.builds_of(names, limit).await,
+            Ok(None) => app.store.builds(filter, limit).await,
+            Ok(Some(names)) => app.store.builds_of(names, filter, limit).await,
             Err(e) => return store_error(e),
         },
     };

@@ -8,12 +8,11 @@ use super::access::{
 };
 use super::ansi::escape;
 use super::{App, AppState, store_error, text};
-use crate::store::{Build, BuildFilter, BuildState, Job, JobState, Millis, Permission};
+use crate::store::{Build, BuildFilter, BuildState, BuiltBy, Job, JobState, Millis, Permission};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
-use slipway_pipelines::plan::EventType;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -129,50 +128,100 @@ pub(super) async fn repos(State(app): AppState, caller: Caller) -> Response {
     }
 }
 
-/// The repository page's filters: `?branch=NAME&event=push|pull_request|api|cron` (empty means
-/// any).
+/// The repository page's filters: `?branch=NAME&event=push|pull_request|tag|api|cron` (empty
+/// means any).
 #[derive(Deserialize)]
 pub(super) struct RepoQuery {
     branch: Option<String>,
     event: Option<String>,
 }
 
-/// The events a repository page can be filtered by, as stored and as the form names them.
-const EVENTS: [(EventType, &str); 4] = [
-    (EventType::Push, "pushes"),
-    (EventType::PullRequest, "pull requests"),
-    (EventType::Api, "API"),
-    (EventType::Cron, "cron"),
-];
+/// How the page's links and form name each kind of build.
+fn built_by_label(b: BuiltBy) -> &'static str {
+    match b {
+        BuiltBy::Push => "pushes",
+        BuiltBy::PullRequest => "pull requests",
+        BuiltBy::Tag => "tags",
+        BuiltBy::Api => "API",
+        BuiltBy::Cron => "cron",
+    }
+}
 
-/// The filter form: a branch (suggesting those listed) and an event; plain GET, no script.
+/// `/repos/R` with the branch and event filters given, each percent-encoded, escaped for an
+/// attribute.
+fn filter_href(repo: &str, branch: Option<&str>, event: Option<BuiltBy>) -> String {
+    let mut query: Vec<String> = Vec::new();
+    if let Some(b) = branch {
+        query.push(format!("branch={}", commit::url_part(b)));
+    }
+    if let Some(e) = event {
+        query.push(format!("event={}", e.as_str()));
+    }
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    escape(&format!("/repos/{repo}{query}"))
+}
+
+/// The filter links (one per kind of build, keeping the branch) and the form: a branch
+/// (suggesting those listed) and an event; plain GET, no script.
 fn filter_form(repo: &str, filter: &BuildFilter, listed: &[Build]) -> String {
+    let branch = filter.branch.as_deref();
+    let mut out = String::from("<nav class=\"filters\">");
+    let link = |event: Option<BuiltBy>, label: &str| {
+        let current = if filter.event == event {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        format!(
+            "<a href=\"{}\"{current}>{label}</a>",
+            filter_href(repo, branch, event)
+        )
+    };
+    out.push_str(&link(None, "all events"));
+    for b in BuiltBy::ALL {
+        let _ = write!(out, " · {}", link(Some(b), built_by_label(b)));
+    }
+    if let Some(b) = branch {
+        let _ = write!(
+            out,
+            " · branch <span class=\"branch\">{}</span> (<a href=\"{}\">any branch</a>)",
+            escape(b),
+            filter_href(repo, None, filter.event)
+        );
+    }
+    out.push_str("</nav>");
     let mut branches: Vec<&str> = listed
         .iter()
         .map(|b| b.spec.context.branch.as_str())
         .collect();
     branches.sort_unstable();
     branches.dedup();
-    let mut out = format!(
+    let _ = write!(
+        out,
         "<form class=\"filter\" method=\"get\" action=\"/repos/{}\">\
          <label>branch <input name=\"branch\" list=\"branches\" value=\"{}\"></label><datalist id=\"branches\">",
         escape(repo),
-        escape(filter.branch.as_deref().unwrap_or(""))
+        escape(branch.unwrap_or(""))
     );
     for b in branches {
         let _ = write!(out, "<option value=\"{}\">", escape(b));
     }
     out.push_str("</datalist> <label>event <select name=\"event\"><option value=\"\">any</option>");
-    for (e, label) in EVENTS {
-        let selected = if filter.event == Some(e) {
+    for b in BuiltBy::ALL {
+        let selected = if filter.event == Some(b) {
             " selected"
         } else {
             ""
         };
         let _ = write!(
             out,
-            "<option value=\"{}\"{selected}>{label}</option>",
-            e.as_str()
+            "<option value=\"{}\"{selected}>{}</option>",
+            b.as_str(),
+            built_by_label(b)
         );
     }
     let _ = write!(
@@ -195,24 +244,9 @@ pub(super) async fn builds(
         Ok(p) => p,
         Err(e) => return store_error(e),
     };
-    let event = match q.event.as_deref().filter(|e| !e.is_empty()) {
-        None => None,
-        Some(e) => match EVENTS.iter().find(|(t, _)| t.as_str() == e) {
-            Some((t, _)) => Some(*t),
-            None => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "event {e:?} is not one of push, pull_request, api, cron (leave it empty for any)\n"
-                    ),
-                );
-            }
-        },
-    };
-    let filter = BuildFilter {
-        repo: Some(repo.clone()),
-        branch: q.branch.filter(|b| !b.is_empty()),
-        event,
+    let filter = match super::api::build_filter(Some(repo.clone()), q.branch, q.event.as_deref()) {
+        Ok(f) => f,
+        Err(why) => return text(StatusCode::BAD_REQUEST, why),
     };
     // A private repository's badge works only with its token, shown to those who may push.
     let badge = match app.store.repo_access(&repo).await {

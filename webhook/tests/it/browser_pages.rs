@@ -2,9 +2,10 @@
 //! name and author are markup shows them as text (nothing runs, no element is injected, links
 //! stay links); the build page shows the commit's first line, author, short SHA linked to the
 //! commit on GitHub, the branch linked to its builds, when it started and how long it ran, and its
-//! stages side by side with their jobs; the repository page filters by branch and event; a
-//! private repository's pages stay 404 to strangers, filters or not. A screenshot of the build
-//! page is written to the test's temporary directory.
+//! stages side by side with their jobs; the repository page filters by branch and event, by its
+//! form and by links that keep the branch; a private repository's pages stay 404 to strangers,
+//! filters or not. Screenshots of the build page and of the filtered repository page are written
+//! to the test's temporary directory.
 
 use crate::util::browser::*;
 use crate::util::*;
@@ -262,6 +263,11 @@ fn pages_show_the_commit_and_the_stages_and_keep_hostile_text_text() {
         b.eval("document.querySelectorAll('main svg').length"),
         json!(0)
     );
+    // Each filter link keeps the hostile branch, encoded, as the one it filters by.
+    assert_eq!(
+        b.eval("[...document.querySelectorAll('nav.filters a')].slice(0, 6).map(a => new URL(a.href).searchParams.get('branch'))"),
+        json!(vec![HOSTILE_BRANCH; 6])
+    );
     assert_eq!(listed(&mut b, "?event=pull_request"), json!(["#2"]));
     assert_eq!(
         b.eval("document.querySelector('form.filter select').value"),
@@ -269,10 +275,34 @@ fn pages_show_the_commit_and_the_stages_and_keep_hostile_text_text() {
     );
     assert_eq!(listed(&mut b, "?branch=master&event=push"), json!([]));
     assert_eq!(texts(&mut b, ".empty"), json!(["No builds match."]));
+    // The event links keep the branch and change the event.
+    b.eval("[...document.querySelectorAll('nav.filters a')].find(a => a.textContent === 'pull requests').click()");
+    b.wait_for(
+        "location.search.includes('event=pull_request') && document.readyState === 'complete'",
+        "the pull requests link",
+    );
+    assert_eq!(
+        b.eval("new URLSearchParams(location.search).get('branch')"),
+        json!("master")
+    );
+    assert_eq!(
+        b.eval("[...document.querySelectorAll('table.builds tr td:first-child a')].map(a => a.textContent)"),
+        json!(["#2"])
+    );
+    assert_eq!(
+        texts(&mut b, "nav.filters a[aria-current]"),
+        json!(["pull requests"])
+    );
+    let shot = b.call("Page.captureScreenshot", json!({"format": "png"}));
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("repo-page.png");
+    std::fs::write(&path, base64_decode(shot["data"].as_str().unwrap())).unwrap();
     drop(b);
-    let (status, body) = h.get("/repos/acme/app?event=tag");
+    let (status, body) = h.get("/repos/acme/app?event=release");
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("push, pull_request, api, cron"), "{body}");
+    assert!(
+        body.contains("push, pull_request, tag, api, cron"),
+        "{body}"
+    );
 
     // A private repository is 404 to a stranger, whatever the filter.
     let private = h.deliver(

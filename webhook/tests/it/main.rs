@@ -3,6 +3,7 @@
 
 mod util;
 
+mod api_filters;
 mod browser;
 mod browser_access;
 mod browser_pages;

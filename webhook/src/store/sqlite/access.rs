@@ -1,10 +1,10 @@
 //! SQLite tables of the access part of the store: repositories' visibility and badge tokens,
 //! sessions, and the permission cache; plus the delivery body hash that makes replays duplicates.
 
-use super::{BUILD_COLS, SqliteStore, build_row, exec, finish_build_row, query_row};
+use super::{BUILD_COLS, FILTERED, SqliteStore, build_row, exec, finish_build_row, query_row};
 use crate::event::Visibility;
 use crate::store::access::{AccessStore, Permission, RepoAccess, Session};
-use crate::store::{Build, Millis, StoreError, now_ms};
+use crate::store::{Build, BuildFilter, BuiltBy, Millis, StoreError, now_ms};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use slipway_secrets::Secret;
@@ -107,16 +107,24 @@ impl AccessStore for SqliteStore {
         .await
     }
 
-    async fn builds_of(&self, repos: Vec<String>, limit: i64) -> Result<Vec<Build>, StoreError> {
+    async fn builds_of(
+        &self,
+        repos: Vec<String>,
+        filter: BuildFilter,
+        limit: i64,
+    ) -> Result<Vec<Build>, StoreError> {
         let names =
             serde_json::to_string(&repos).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {BUILD_COLS} FROM builds
-                 WHERE lower(repo) IN (SELECT lower(value) FROM json_each(?1))
-                 ORDER BY id DESC LIMIT ?2"
+                 WHERE lower(repo) IN (SELECT lower(value) FROM json_each(?1)) AND {FILTERED}
+                 ORDER BY id DESC LIMIT ?4"
             ))?;
-            let rows = stmt.query_map(params![names, limit], build_row)?;
+            let event = filter.event.map(|e| e.event().as_str());
+            let tag = filter.event.and_then(BuiltBy::tag);
+            let rows =
+                stmt.query_map(params![names, filter.branch, event, limit, tag], build_row)?;
             rows.map(|r| finish_build_row(r?)).collect()
         })
         .await

@@ -6,6 +6,11 @@ use super::*;
 pub(super) const BUILD_COLS: &str =
     "id, repo, spec, state, reason, log, merge_sha, created_at, started_at, finished_at";
 
+/// A [`crate::store::BuildFilter`]'s branch (`?2`), event (`?3`) and whether the build is of a
+/// tag (`?5`), as SQL; each `NULL` means any.
+pub(super) const FILTERED: &str = "(?2 IS NULL OR branch = ?2) AND (?3 IS NULL OR event = ?3) \
+     AND (?5 IS NULL OR (json_extract(spec, '$.context.tag') IS NOT NULL) = ?5)";
+
 pub(super) fn build_row(r: &Row<'_>) -> rusqlite::Result<(Build, String)> {
     let spec: String = r.get(2)?;
     let state: String = r.get(3)?;
