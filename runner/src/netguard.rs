@@ -15,7 +15,8 @@
 //! from Docker's `DOCKER-USER` chain (forwarded traffic: refuse link-local destinations), and
 //! `SLIPWAY-JOBS-HOST`, jumped to from `INPUT` (traffic to this machine: refuse link-local
 //! destinations and the server's ports). IPv6 refuses only TCP and UDP, so neighbour discovery
-//! keeps working. Installing is idempotent (`iptables -C` before `-I`), needs root (or
+//! keeps working. Installing is idempotent (one `iptables -S` listing per family; what it lacks is
+//! checked with `iptables -C` before `-I`), needs root (or
 //! `CAP_NET_ADMIN`) and the `iptables` command; what could not be put in place is reported, and
 //! said at start-up by `slipway serve` and `slipway run`.
 
@@ -101,24 +102,98 @@ fn ensure_chain(tool: &str, chain: &str) -> Result<(), String> {
     run(tool, &["-w", "-N", chain])
 }
 
+/// Every rule `install_family` puts in place for `f`, as `(chain, rule, first)`, and the chain
+/// jobs' forwarded traffic passes (`DOCKER-USER`, or `FORWARD` for IPv6 without Docker's rules).
+fn wanted(f: &Family, ports: &[u16], forward: &str) -> Vec<(String, Vec<String>, bool)> {
+    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for m in f.link_local {
+        let mut rule = owned(m);
+        rule.extend(owned(&["-j", "REJECT"]));
+        out.push((FORWARD_CHAIN.to_owned(), rule.clone(), false));
+        out.push((HOST_CHAIN.to_owned(), rule, false));
+    }
+    for port in ports {
+        let rule = owned(&["-p", "tcp", "--dport", &port.to_string(), "-j", "REJECT"]);
+        out.push((HOST_CHAIN.to_owned(), rule, false));
+    }
+    let prefix = format!("{BRIDGE_PREFIX}+");
+    for bridge in [prefix.as_str(), DEFAULT_BRIDGE] {
+        out.push((
+            forward.to_owned(),
+            owned(&["-i", bridge, "-j", FORWARD_CHAIN]),
+            true,
+        ));
+        out.push((
+            "INPUT".to_owned(),
+            owned(&["-i", bridge, "-j", HOST_CHAIN]),
+            true,
+        ));
+    }
+    out
+}
+
+/// A rule as `iptables -S` lists it, back in the words it was added with: the listing adds the
+/// implied `-m tcp`/`-m udp` and REJECT's default `--reject-with`, which say nothing more.
+fn as_added(listed: &str) -> Option<(String, Vec<String>)> {
+    let mut words = listed.split_whitespace();
+    if words.next()? != "-A" {
+        return None;
+    }
+    let chain = words.next()?.to_owned();
+    let mut rule = Vec::new();
+    let mut words = words.peekable();
+    while let Some(w) = words.next() {
+        match w {
+            "-m" if matches!(words.peek(), Some(&"tcp") | Some(&"udp")) => {
+                words.next();
+            }
+            "--reject-with" => {
+                words.next();
+            }
+            _ => rule.push(w.to_owned()),
+        }
+    }
+    Some((chain, rule))
+}
+
+/// Whether every chain and rule is in place already, read from one listing of the filter table
+/// (`iptables -S`): a run on a machine that has them (every run after the first) then costs one
+/// process per family instead of one per rule, which on a busy machine was a few hundred
+/// milliseconds before each `slipway run`. Anything not found exactly goes the checked way.
+fn all_in_place(f: &Family, ports: &[u16]) -> bool {
+    let Ok(out) = Command::new(f.tool).args(["-w", "-S"]).output() else {
+        return false;
+    };
+    if !out.status.success() {
+        return false;
+    }
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let chains: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.strip_prefix("-N "))
+        .collect();
+    let rules: Vec<(String, Vec<String>)> = listing.lines().filter_map(as_added).collect();
+    let forward = if chains.contains(&"DOCKER-USER") {
+        "DOCKER-USER"
+    } else if f.tool == IPV6.tool {
+        "FORWARD"
+    } else {
+        return false;
+    };
+    chains.contains(&FORWARD_CHAIN)
+        && chains.contains(&HOST_CHAIN)
+        && wanted(f, ports, forward)
+            .iter()
+            .all(|(chain, rule, _)| rules.iter().any(|(c, r)| c == chain && r == rule))
+}
+
 fn install_family(f: &Family, ports: &[u16]) -> Result<(), String> {
+    if all_in_place(f, ports) {
+        return Ok(());
+    }
     ensure_chain(f.tool, FORWARD_CHAIN)?;
     ensure_chain(f.tool, HOST_CHAIN)?;
-    for m in f.link_local {
-        let mut rule = m.to_vec();
-        rule.extend(["-j", "REJECT"]);
-        ensure(f.tool, FORWARD_CHAIN, &rule, false)?;
-        ensure(f.tool, HOST_CHAIN, &rule, false)?;
-    }
-    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
-    for port in &ports {
-        ensure(
-            f.tool,
-            HOST_CHAIN,
-            &["-p", "tcp", "--dport", port, "-j", "REJECT"],
-            false,
-        )?;
-    }
     // Docker's own rules accept a bridge's traffic in FORWARD; only DOCKER-USER comes first, and
     // Docker keeps it first. Without Docker's IPv6 rules, FORWARD's top is first.
     let forward = if run(f.tool, &["-w", "-n", "-L", "DOCKER-USER"]).is_ok() {
@@ -128,10 +203,9 @@ fn install_family(f: &Family, ports: &[u16]) -> Result<(), String> {
     } else {
         return Err("the DOCKER-USER chain is missing (is Docker managing iptables?)".into());
     };
-    let prefix = format!("{BRIDGE_PREFIX}+");
-    for bridge in [prefix.as_str(), DEFAULT_BRIDGE] {
-        ensure(f.tool, forward, &["-i", bridge, "-j", FORWARD_CHAIN], true)?;
-        ensure(f.tool, "INPUT", &["-i", bridge, "-j", HOST_CHAIN], true)?;
+    for (chain, rule, first) in wanted(f, ports, forward) {
+        let rule: Vec<&str> = rule.iter().map(String::as_str).collect();
+        ensure(f.tool, &chain, &rule, first)?;
     }
     Ok(())
 }
@@ -170,6 +244,37 @@ pub fn install(ports: &[u16]) -> GuardReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listed_rule_reads_back_as_added_and_only_its_implied_words_are_dropped() {
+        assert_eq!(
+            as_added(
+                "-A SLIPWAY-JOBS-HOST -p tcp -m tcp --dport 8080 -j REJECT --reject-with icmp-port-unreachable"
+            ),
+            Some((
+                HOST_CHAIN.to_owned(),
+                ["-p", "tcp", "--dport", "8080", "-j", "REJECT"]
+                    .map(String::from)
+                    .to_vec()
+            ))
+        );
+        // A narrower rule (TCP only) is not the rule for every protocol.
+        let narrower = as_added("-A SLIPWAY-JOBS -d 169.254.0.0/16 -p tcp -j REJECT").unwrap();
+        let wanted = wanted(&IPV4, &[], "DOCKER-USER");
+        assert!(
+            !wanted
+                .iter()
+                .any(|(c, r, _)| *c == narrower.0 && *r == narrower.1)
+        );
+        assert!(wanted.iter().any(|(c, r, _)| {
+            c == FORWARD_CHAIN
+                && *r
+                    == ["-d", "169.254.0.0/16", "-j", "REJECT"]
+                        .map(String::from)
+                        .to_vec()
+        }));
+        assert_eq!(as_added("-N SLIPWAY-JOBS"), None);
+    }
 
     #[test]
     fn bridge_names_fit_linux_and_carry_the_prefix_the_rules_match() {
