@@ -30,6 +30,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Serve GitHub webhooks: build pull requests and pushes, report statuses, show a web UI.
     Serve(cmd::serve::Args),
+    /// Claim and run jobs from the PostgreSQL store several servers share (no HTTP).
+    Worker(cmd::worker::Args),
     /// List a server's builds, or show one build's jobs.
     Builds(cmd::builds::Args),
     /// Print (and with -f follow) a job's log from a server.
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Secrets(args) => cmd::secrets::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Worker(args) => cmd::worker::run(args),
         Command::Builds(args) => cmd::builds::run(args),
         Command::Logs(args) => cmd::logs::run(args),
         Command::Cancel(args) => cmd::cancel::run(args),

@@ -175,6 +175,11 @@ impl<'a> JobRun<'a> {
                     .get(i)
                     .map(|d| d.provider.clone())
                     .unwrap_or_default();
+                self.send(JobEvent::DeployStarted {
+                    index: i,
+                    provider: provider.clone(),
+                })
+                .await;
                 self.notice(&format!("Deploying with provider {provider}"))
                     .await;
                 self.deploy_started = Some((i, Instant::now()));
@@ -271,6 +276,11 @@ impl<'a> JobRun<'a> {
             .get(i)
             .map(|d| d.provider.clone())
             .unwrap_or_default();
+        self.send(JobEvent::DeployFinished {
+            index: i,
+            exit_code: code,
+        })
+        .await;
         if code != 0 {
             self.log(Bytes::from(format!(
                 "{ERROR}Deploy with provider {provider} failed (exit {code}).{RESET}\n"

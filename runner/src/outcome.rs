@@ -193,6 +193,22 @@ pub enum JobEvent {
         /// Run time.
         duration: Duration,
     },
+    /// A deploy began (its provider's request or its `script` is about to run): a queue that
+    /// may run the job again records it, so that a deploy whose outcome is unknown is never
+    /// repeated silently.
+    DeployStarted {
+        /// The deploy's index in the job's deploys.
+        index: usize,
+        /// Its provider.
+        provider: String,
+    },
+    /// A deploy ended.
+    DeployFinished {
+        /// The deploy's index.
+        index: usize,
+        /// 0 when it succeeded.
+        exit_code: i32,
+    },
     /// The job ended; always the job's last event.
     Finished(JobOutcome),
 }

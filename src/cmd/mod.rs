@@ -21,3 +21,4 @@ pub mod schema;
 pub mod secrets;
 pub mod serve;
 pub mod vars;
+pub mod worker;

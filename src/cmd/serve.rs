@@ -25,6 +25,11 @@ pub struct Args {
     /// The TOML configuration file (see docs/configuration.md).
     #[arg(long, env = "SLIPWAY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The store: a `postgres://user:password@host:port/database` URL shared with other
+    /// servers and workers (default: the config's `store`, else the embedded SQLite database in
+    /// the data directory). Its value is never shown.
+    #[arg(long, env = "SLIPWAY_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Log lines as JSON instead of text.
     #[arg(long)]
     pub json_logs: bool,
@@ -32,21 +37,8 @@ pub struct Args {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if args.json_logs {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    config.apply_env();
+    init_logs(args.json_logs);
+    let mut config = load_config(args.config.as_deref(), args.store)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -67,38 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let executor = connect_executor(&config).await?;
-        // Trust is per build: the runner gives the repository's secrets (keys in the data dir,
-        // from `slipway secrets`) to pushes and same-repository pull requests, never to pull
-        // requests from forks. Provider deploys run through the same hook as `slipway run`,
-        // but never with the server's own credentials: only each repository's.
-        // GitHub Releases may use the server's own GitHub access, for the repository built only.
-        let github = slipway_webhook::auth::GitHubAuth::new(Arc::new(config.clone()))?;
-        let hook = Arc::new(
-            slipway_providers::ProviderHook::server(deploy)
-                .with_configured(configured_endpoints(&config.endpoints))
-                .with_github(&config.github.api_url, Arc::new(ServerGitHub(github))),
-        );
-        let options = slipway_runner::RunnerOptions {
-            parallel: 1,
-            trusted: config.trusted_docker,
-            limits: slipway_runner::ResourceLimits {
-                disk_bytes: config.limits.disk_gib.saturating_mul(1 << 30),
-                ..Default::default()
-            },
-            deploy_hook: Some(hook.clone()),
-            artifacts_hook: Some(hook),
-            hosting: slipway_runner::hosting::detect(config.os_images.clone()),
-            apt_sources: config.named_apt_sources(),
-            images: config.images.map.clone(),
-            ..slipway_runner::RunnerOptions::default()
-        };
-        let jobs = ServeRunner::new(
-            executor,
-            options,
-            Some(slipway_secrets::SecretStore::new(&data_dir)),
-        )
-        .for_data_dir(&data_dir);
+        let jobs = job_runner(&config, &data_dir, deploy).await?;
         let server = slipway_webhook::start(config, data_dir.clone(), Arc::new(jobs))
             .await
             .with_context(|| format!("starting with data dir {}", data_dir.display()))?;
@@ -130,6 +91,78 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// Logs to stderr, filtered by `SLIPWAY_LOG` (default `info`).
+pub(crate) fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The configuration file (or the defaults), then the environment, then `--store`.
+pub(crate) fn load_config(
+    path: Option<&std::path::Path>,
+    store: Option<String>,
+) -> anyhow::Result<Config> {
+    let mut config = match path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    config.apply_env();
+    if let Some(store) = store {
+        config.store = slipway_webhook::store::StoreSetting::new(store);
+    }
+    Ok(config)
+}
+
+/// What runs the jobs a server or worker claims: the configured executor through the runner,
+/// with this machine's deploy credentials and the repositories' secrets in `data_dir`.
+pub(crate) async fn job_runner(
+    config: &Config,
+    data_dir: &std::path::Path,
+    deploy: HashMap<String, RepoCredentials>,
+) -> anyhow::Result<ServeRunner> {
+    let executor = connect_executor(config).await?;
+    // Trust is per build: the runner gives the repository's secrets (keys in the data dir,
+    // from `slipway secrets`) to pushes and same-repository pull requests, never to pull
+    // requests from forks. Provider deploys run through the same hook as `slipway run`,
+    // but never with the server's own credentials: only each repository's.
+    // GitHub Releases may use the server's own GitHub access, for the repository built only.
+    let github = slipway_webhook::auth::GitHubAuth::new(Arc::new(config.clone()))?;
+    let hook = Arc::new(
+        slipway_providers::ProviderHook::server(deploy)
+            .with_configured(configured_endpoints(&config.endpoints))
+            .with_github(&config.github.api_url, Arc::new(ServerGitHub(github))),
+    );
+    let options = slipway_runner::RunnerOptions {
+        parallel: 1,
+        trusted: config.trusted_docker,
+        limits: slipway_runner::ResourceLimits {
+            disk_bytes: config.limits.disk_gib.saturating_mul(1 << 30),
+            ..Default::default()
+        },
+        deploy_hook: Some(hook.clone()),
+        artifacts_hook: Some(hook),
+        hosting: slipway_runner::hosting::detect(config.os_images.clone()),
+        apt_sources: config.named_apt_sources(),
+        images: config.images.map.clone(),
+        ..slipway_runner::RunnerOptions::default()
+    };
+    let jobs = ServeRunner::new(
+        executor,
+        options,
+        Some(slipway_secrets::SecretStore::new(data_dir)),
+    )
+    .for_data_dir(data_dir);
+    Ok(jobs)
 }
 
 /// The executor `executor = "…"` names: the local Docker engine (and how it enforces the disk
@@ -204,7 +237,9 @@ fn configured_endpoints(
 }
 
 /// The deploy credentials the configuration gives each repository (`[repos.deploy]`).
-fn deploy_credentials(config: &Config) -> anyhow::Result<HashMap<String, RepoCredentials>> {
+pub(crate) fn deploy_credentials(
+    config: &Config,
+) -> anyhow::Result<HashMap<String, RepoCredentials>> {
     let mut out = HashMap::new();
     for repo in &config.repos {
         let Some(d) = &repo.deploy else { continue };

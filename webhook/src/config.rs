@@ -30,6 +30,10 @@ pub struct Config {
     pub webhook_secret: Option<String>,
     /// Largest webhook body accepted, in bytes (GitHub caps payloads at 25 MiB).
     pub max_body_bytes: usize,
+    /// Where builds, jobs and logs are kept: a `postgres://` URL shared by several servers and
+    /// workers (`SLIPWAY_STORE` and `--store` win); unset, the embedded SQLite database in the
+    /// data directory.
+    pub store: crate::store::StoreSetting,
     /// How many jobs run at once on this machine.
     pub workers: usize,
     /// A new push to a branch or PR cancels its older queued and running builds.
@@ -286,6 +290,7 @@ impl Default for Config {
             public_url: None,
             webhook_secret: None,
             max_body_bytes: 25 * 1024 * 1024,
+            store: Default::default(),
             workers: 2,
             auto_cancel: true,
             lease_seconds: 30,
@@ -390,6 +395,11 @@ impl Config {
 
     /// Applies the environment variables that override the file.
     pub fn apply_env(&mut self) {
+        if let Ok(s) = std::env::var("SLIPWAY_STORE")
+            && !s.is_empty()
+        {
+            self.store = crate::store::StoreSetting::new(s);
+        }
         if let Ok(s) = std::env::var("SLIPWAY_WEBHOOK_SECRET")
             && !s.is_empty()
         {

@@ -25,6 +25,7 @@ pub mod store;
 pub mod testing;
 pub mod web;
 pub mod worker;
+pub mod worker_process;
 
 pub use config::Config;
 pub use server::{Server, start};

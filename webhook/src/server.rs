@@ -7,7 +7,7 @@ use crate::git::Mirrors;
 use crate::github::Reporter;
 use crate::job_runner::JobRunner;
 use crate::metrics::Metrics;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError, open_store};
 use crate::web::{App, listen, metrics_router, router};
 use crate::worker::Engine;
 use std::net::SocketAddr;
@@ -114,6 +114,7 @@ pub fn check_config(config: &Config) -> Result<(), ServeError> {
     if config.tls_cert.is_some() != config.tls_key.is_some() {
         return Err(ServeError::TlsHalf);
     }
+    config.store.url()?;
     Ok(())
 }
 
@@ -192,7 +193,7 @@ pub async fn start(
     check_config(&config)?;
     std::fs::create_dir_all(&data_dir).map_err(io(&data_dir))?;
     let secret = webhook_secret(&config, &data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join("slipway.db"))?);
+    let store = open_store(config.store.url()?.as_ref(), &data_dir).await?;
     let workspaces = recover(&config, &data_dir, &store, jobs.as_ref()).await?;
     let sockets = Sockets::bind(&config).await?;
     let public_url = config
@@ -260,7 +261,7 @@ pub async fn start(
 
 /// Removes what a killed process left and re-queues its work; returns the emptied directory
 /// job workspaces are checked out in.
-async fn recover(
+pub(crate) async fn recover(
     config: &Config,
     data_dir: &Path,
     store: &Arc<dyn Store>,
@@ -272,7 +273,11 @@ async fn recover(
         Ok(n) => tracing::info!(removed = n, "swept leftovers of earlier runs"),
         Err(e) => tracing::error!(error = %e, "sweeping leftovers failed"),
     }
-    let recovered = store.recover(true, config.max_attempts as i64).await?;
+    // A store of its own: whatever was claimed was claimed by this machine's killed process. A
+    // shared one: only expired leases, since other machines hold theirs.
+    let recovered = store
+        .recover(!store.shared(), config.max_attempts as i64)
+        .await?;
     tracing::info!(
         requeued = recovered.requeued,
         errored = recovered.errored,

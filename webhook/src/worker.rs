@@ -10,7 +10,9 @@ use crate::config::Config;
 use crate::git::{GitError, Mirrors, NoTokens, Remote, SubmoduleTokens};
 use crate::job_runner::{JobRun, JobRunner};
 use crate::metrics::Metrics;
-use crate::store::{Build, ChunkKind, Job, JobState, LogChunk, NewJob, Prepared, Store, Task};
+use crate::store::{
+    Build, ChunkKind, Job, JobLease, JobState, LogChunk, NewJob, Prepared, Store, StoreError, Task,
+};
 use slipway_pipelines::plan::{Plan, Stage};
 use slipway_runner::{JobEvent, JobResult};
 use std::collections::HashMap;
@@ -110,6 +112,15 @@ impl LogHub {
     }
 }
 
+/// What a worker holds a lease on.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// A build it prepares.
+    Build(i64),
+    /// A job it runs, with its claim's fencing token.
+    Job(JobLease),
+}
+
 /// Everything workers share.
 pub struct Engine {
     pub store: Arc<dyn Store>,
@@ -150,6 +161,8 @@ impl Engine {
         metrics: Arc<Metrics>,
         workspaces: PathBuf,
     ) -> Engine {
+        let work = Arc::new(Notify::new());
+        store.wake_on_work(work.clone());
         Engine {
             store,
             jobs,
@@ -159,7 +172,7 @@ impl Engine {
             hub: Arc::new(LogHub::default()),
             metrics,
             workspaces,
-            work: Arc::new(Notify::new()),
+            work,
             outbox: Arc::new(Notify::new()),
             instance: format!("{}-{}", std::process::id(), crate::store::now_ms()),
             running: Mutex::new(HashMap::new()),
@@ -203,10 +216,17 @@ impl Engine {
     /// Runs worker `n` until `shutdown`.
     pub async fn worker(self: Arc<Self>, n: usize, shutdown: CancellationToken) {
         let owner = format!("{}/{n}", self.instance);
+        // Woken by the bell (this process's work, or a shared store's notifications); the poll
+        // only backs it up.
+        let fallback = Duration::from_secs(if self.store.shared() { 10 } else { 1 });
         loop {
             if shutdown.is_cancelled() {
                 return;
             }
+            // Listening before claiming: a ring while the claim runs is not lost.
+            let rung = self.work.notified();
+            tokio::pin!(rung);
+            rung.as_mut().enable();
             match self.store.claim(&owner, self.lease_ms()).await {
                 Ok(Some(Task::Prepare(build))) => {
                     let span = tracing::info_span!("prepare", build = build.id, repo = %build.repo);
@@ -225,8 +245,8 @@ impl Engine {
                 Ok(None) => {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = self.work.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = rung => {}
+                        _ = tokio::time::sleep(fallback) => {}
                     }
                 }
                 Err(e) => {
@@ -260,12 +280,12 @@ impl Engine {
         }
     }
 
-    /// Keeps a lease alive; cancels `token` when it is lost.
+    /// Keeps a lease alive, renewing it at a third of its length; cancels `token` when it is
+    /// lost or the work was cancelled.
     fn renew(
         self: &Arc<Self>,
         owner: &str,
-        id: i64,
-        is_job: bool,
+        held: Held,
         token: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let (me, owner) = (self.clone(), owner.to_string());
@@ -276,13 +296,12 @@ impl Engine {
                     _ = token.cancelled() => return,
                     _ = tokio::time::sleep(every) => {}
                 }
-                let held = if is_job {
-                    me.store.renew_job(id, &owner, me.lease_ms()).await
-                } else {
-                    me.store.renew_build(id, &owner, me.lease_ms()).await
+                let renewed = match held {
+                    Held::Job(lease) => me.store.renew_job(lease, me.lease_ms()).await,
+                    Held::Build(id) => me.store.renew_build(id, &owner, me.lease_ms()).await,
                 };
-                if !matches!(held, Ok(true)) {
-                    tracing::info!(id, is_job, "lease lost or work cancelled; stopping");
+                if !matches!(renewed, Ok(true)) {
+                    tracing::info!(?held, "lease lost or work cancelled; stopping");
                     token.cancel();
                     return;
                 }
@@ -296,7 +315,7 @@ impl Engine {
             .lock()
             .expect("preparing")
             .insert(build.id, token.clone());
-        let renewer = self.renew(owner, build.id, false, token.clone());
+        let renewer = self.renew(owner, Held::Build(build.id), token.clone());
         let repo_cfg = self.config.repo(&build.repo);
         let clone_url = repo_cfg
             .as_ref()
@@ -387,15 +406,18 @@ impl Engine {
             .lock()
             .expect("running")
             .insert(job.id, (build.id, token.clone()));
-        let renewer = self.renew(owner, job.id, true, token.clone());
+        let renewer = self.renew(owner, Held::Job(job.lease()), token.clone());
         let (state, reason) = self.execute(&job, &build, &plan_json, token.clone()).await;
         // A shutdown is not the job's fault: leave it claimed so start-up recovery re-queues it.
         if !(shutdown.is_cancelled() && state == JobState::Canceled) {
-            match self.store.finish_job(job.id, owner, state, reason).await {
+            match self.store.finish_job(job.lease(), state, reason).await {
                 Ok(Some(final_state)) => {
                     tracing::info!(build = build.id, state = %final_state, "build finished")
                 }
                 Ok(None) => {}
+                Err(e @ StoreError::Fenced { .. }) => {
+                    tracing::warn!(error = %e, "the job's result was not saved")
+                }
                 Err(e) => tracing::error!(error = %e, "saving job result"),
             }
         }
@@ -472,7 +494,7 @@ impl Engine {
                 kind: ChunkKind::Output,
                 data: format!("{why}\n"),
             };
-            if let Err(e) = self.store.append_log(job.id, vec![chunk]).await {
+            if let Err(e) = self.store.append_log(job.lease(), vec![chunk]).await {
                 tracing::error!(job = job.id, error = %e, "storing log");
             }
             let _ = tokio::fs::remove_dir_all(&workspace).await;
@@ -483,7 +505,7 @@ impl Engine {
         let collector = tokio::spawn(collect(
             self.store.clone(),
             self.hub.clone(),
-            job.id,
+            job.lease(),
             seq,
             rx,
         ));
@@ -539,10 +561,11 @@ impl SubmoduleTokens for ServedTokens {
 async fn collect(
     store: Arc<dyn Store>,
     hub: Arc<LogHub>,
-    job: i64,
+    lease: JobLease,
     mut seq: i64,
     mut rx: mpsc::Receiver<JobEvent>,
 ) {
+    let job = lease.job_id;
     let mut pending: Vec<LogChunk> = Vec::new();
     let mut pending_bytes = 0usize;
     let mut carry: Vec<u8> = Vec::new();
@@ -552,7 +575,7 @@ async fn collect(
         let ev = tokio::select! {
             ev = rx.recv() => ev,
             _ = tick.tick() => {
-                flush(&store, &hub, job, &mut pending, &mut pending_bytes).await;
+                flush(&store, &hub, lease, &mut pending, &mut pending_bytes).await;
                 continue;
             }
         };
@@ -583,6 +606,22 @@ async fn collect(
                 let end = serde_json::json!({ "name": name, "exit_code": phase_exit, "ms": ms });
                 (ChunkKind::PhaseEnd, end.to_string())
             }
+            JobEvent::DeployStarted { index, provider } => {
+                // Stored before anything else of the job: a worker lost from here on leaves a
+                // deploy of unknown outcome, which is never run again silently.
+                flush(&store, &hub, lease, &mut pending, &mut pending_bytes).await;
+                if let Err(e) = store.deploy_started(lease, index as i64, &provider).await {
+                    tracing::error!(job, error = %e, "recording a deploy's start");
+                }
+                continue;
+            }
+            JobEvent::DeployFinished { index, exit_code } => {
+                let ok = exit_code == 0;
+                if let Err(e) = store.deploy_finished(lease, index as i64, ok).await {
+                    tracing::error!(job, error = %e, "recording a deploy's outcome");
+                }
+                continue;
+            }
             JobEvent::CommandStarted { .. } | JobEvent::Finished(_) => continue,
         };
         let chunk = LogChunk { seq, kind, data };
@@ -591,7 +630,7 @@ async fn collect(
         hub.publish(job, chunk.clone());
         pending.push(chunk);
         if pending_bytes > 64 * 1024 {
-            flush(&store, &hub, job, &mut pending, &mut pending_bytes).await;
+            flush(&store, &hub, lease, &mut pending, &mut pending_bytes).await;
         }
     }
     if !carry.is_empty() {
@@ -603,21 +642,22 @@ async fn collect(
         hub.publish(job, chunk.clone());
         pending.push(chunk);
     }
-    flush(&store, &hub, job, &mut pending, &mut pending_bytes).await;
+    flush(&store, &hub, lease, &mut pending, &mut pending_bytes).await;
 }
 
 async fn flush(
     store: &Arc<dyn Store>,
     hub: &LogHub,
-    job: i64,
+    lease: JobLease,
     pending: &mut Vec<LogChunk>,
     bytes: &mut usize,
 ) {
+    let job = lease.job_id;
     let Some(last) = pending.last().map(|c| c.seq) else {
         return;
     };
     *bytes = 0;
-    match store.append_log(job, std::mem::take(pending)).await {
+    match store.append_log(lease, std::mem::take(pending)).await {
         Ok(()) => hub.stored(job, last),
         // Kept in the hub: live viewers still see the chunks, though the store lost them.
         Err(e) => tracing::error!(job, error = %e, "storing log"),

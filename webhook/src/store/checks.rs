@@ -81,6 +81,58 @@ pub enum Rerun {
     },
 }
 
+impl LogDigest {
+    /// A digest from a job's `phase_end` chunks (in order), its first failure line, and its
+    /// output and note chunks newest first as (kind, data), read only as far as `tail_bytes`
+    /// needs; the tail starts at a line.
+    pub(crate) fn of(
+        phase_ends: Vec<String>,
+        failure: Option<String>,
+        newest_first: impl Iterator<Item = (String, String)>,
+        tail_bytes: usize,
+    ) -> LogDigest {
+        let phases = phase_ends
+            .iter()
+            .map(|data| {
+                let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+                PhaseDigest {
+                    name: v["name"].as_str().unwrap_or("?").to_string(),
+                    exit_code: v["exit_code"].as_i64().unwrap_or(0),
+                    ms: v["ms"].as_u64().unwrap_or(0),
+                }
+            })
+            .collect();
+        let mut pieces = Vec::new();
+        let mut bytes = 0;
+        for (kind, mut data) in newest_first {
+            if kind == "note" && !data.ends_with('\n') {
+                data.push('\n');
+            }
+            bytes += data.len();
+            pieces.push(data);
+            if bytes > tail_bytes {
+                break;
+            }
+        }
+        pieces.reverse();
+        let text = pieces.concat();
+        let tail = match text.len().checked_sub(tail_bytes) {
+            Some(cut) if cut > 0 => {
+                let from = (cut..text.len())
+                    .find(|&i| text.is_char_boundary(i) && text[..i].ends_with('\n'))
+                    .unwrap_or(text.len());
+                text[from..].to_string()
+            }
+            _ => text,
+        };
+        LogDigest {
+            phases,
+            tail,
+            failure,
+        }
+    }
+}
+
 /// The check-run part of the store.
 #[async_trait]
 pub trait ChecksStore: Send + Sync {

@@ -1,13 +1,22 @@
 //! The store: deliveries, builds, jobs, logs and the status outbox behind one trait.
 //!
 //! Everything the server knows lives here, so a restart resumes from it. SQLite (embedded, the
-//! default) implements it today; the trait is shaped so PostgreSQL can implement it later for
-//! several machines sharing one queue: every claim is an atomic update guarded by a lease.
+//! default) serves one machine; PostgreSQL serves several servers and workers sharing one queue.
+//! Every claim is an atomic update guarded by a lease.
 
 pub mod access;
+mod fence;
+mod location;
+mod notify_rows;
+mod postgres;
+mod progress;
 mod sqlite;
 
 pub use access::{AccessStore, Permission, RepoAccess, Session};
+pub use fence::JobLease;
+pub(crate) use fence::{Hold, deploy_began, hold};
+pub use location::{PgUrl, STORE_SETTING, StoreSetting, open_store};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub(crate) use sqlite::random_token;
 
@@ -32,12 +41,30 @@ pub enum StoreError {
     /// The database reported an error.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The store setting is wrong, or the database it names cannot be used.
+    #[error("{0}")]
+    Setting(String),
     /// A stored value could not be read back (a bug or a hand-edited database).
     #[error("stored data is invalid: {0}")]
     Invalid(String),
     /// The writer thread has stopped (the server is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// A worker wrote for a job whose lease has moved on to a newer attempt (or back to the
+    /// queue): the write was refused.
+    #[error(
+        "job {job_id}: attempt {attempt} no longer holds it (its lease expired and the job was \
+         re-queued or claimed again); the write was refused"
+    )]
+    Fenced {
+        /// The job.
+        job_id: i64,
+        /// The stale attempt.
+        attempt: i64,
+    },
     /// A background task failed.
     #[error("store task failed: {0}")]
     Task(String),
@@ -211,6 +238,16 @@ pub struct Job {
     pub started_at: Option<Millis>,
     /// When it reached a final state.
     pub finished_at: Option<Millis>,
+}
+
+impl Job {
+    /// The fencing token of the claim that handed this job out.
+    pub fn lease(&self) -> JobLease {
+        JobLease {
+            job_id: self.id,
+            attempt: self.attempts,
+        }
+    }
 }
 
 /// A job to create when a build's plan is known.
@@ -528,12 +565,20 @@ pub struct Counts {
 /// The one storage interface of the server.
 #[async_trait]
 pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
+    /// True when other processes may use the same store (their claims are theirs to renew).
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Rings `bell` whenever another process makes work claimable (a shared store's job);
+    /// work queued by this process rings it directly.
+    fn wake_on_work(&self, _bell: std::sync::Arc<tokio::sync::Notify>) {}
     /// Records a delivery and its effect atomically and durably; a known delivery id changes nothing.
     async fn record_delivery(&self, delivery: Delivery) -> Result<Recorded, StoreError>;
     /// Claims the next build to prepare or job to run, exactly once, under a lease.
     async fn claim(&self, owner: &str, lease_ms: i64) -> Result<Option<Task>, StoreError>;
-    /// Extends a job's lease; false when the lease was lost or the job was cancelled.
-    async fn renew_job(&self, job_id: i64, owner: &str, lease_ms: i64) -> Result<bool, StoreError>;
+    /// Extends a job's lease; false when the job ended (cancelled), [`StoreError::Fenced`] when
+    /// the lease moved on.
+    async fn renew_job(&self, lease: JobLease, lease_ms: i64) -> Result<bool, StoreError>;
     /// Extends a preparing build's lease; false when lost or cancelled.
     async fn renew_build(
         &self,
@@ -548,16 +593,31 @@ pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
         owner: &str,
         result: Prepared,
     ) -> Result<(), StoreError>;
-    /// Appends log chunks to a job.
-    async fn append_log(&self, job_id: i64, chunks: Vec<LogChunk>) -> Result<(), StoreError>;
+    /// Appends log chunks to a job under its claim; [`StoreError::Fenced`] once the lease moved
+    /// on (a cancelled job's claim may still complete its log).
+    async fn append_log(&self, lease: JobLease, chunks: Vec<LogChunk>) -> Result<(), StoreError>;
+    /// Records, under the job's claim, that its deploy number `index` begins (before it is made).
+    async fn deploy_started(
+        &self,
+        lease: JobLease,
+        index: i64,
+        provider: &str,
+    ) -> Result<(), StoreError>;
+    /// Records how the job's deploy number `index` ended.
+    async fn deploy_finished(
+        &self,
+        lease: JobLease,
+        index: i64,
+        succeeded: bool,
+    ) -> Result<(), StoreError>;
     /// The next free log sequence number of a job.
     async fn next_seq(&self, job_id: i64) -> Result<i64, StoreError>;
-    /// Ends a job (only if `owner` still holds it) and advances its build; returns the build's
-    /// state when the build just ended.
+    /// Ends a job under its claim and advances its build; returns the build's state when the
+    /// build just ended. Nothing changes when the job had already ended (cancelled);
+    /// [`StoreError::Fenced`] once the lease moved on.
     async fn finish_job(
         &self,
-        job_id: i64,
-        owner: &str,
+        lease: JobLease,
         state: JobState,
         reason: Option<String>,
     ) -> Result<Option<BuildState>, StoreError>;

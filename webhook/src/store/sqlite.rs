@@ -9,6 +9,7 @@
 mod access;
 mod builds;
 mod checks;
+mod deploys;
 mod notify;
 mod retention;
 
@@ -17,6 +18,7 @@ use builds::{
     BUILD_COLS, FILTERED, JOB_COLS, advance, build_row, count_by_state, end_build, enqueue_status,
     finish_build_row, finish_job_row, get_build, insert_build, job_row, jobs_of,
 };
+use deploys::held;
 
 use super::*;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -104,6 +106,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     done INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
+CREATE TABLE IF NOT EXISTS deploys (
+    job_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    provider TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    succeeded INTEGER,
+    PRIMARY KEY (job_id, attempt, idx)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(done, next_at);
 CREATE INDEX IF NOT EXISTS outbox_sha ON outbox(repo, sha);
 "#;
@@ -411,13 +423,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn renew_job(&self, job_id: i64, owner: &str, lease_ms: i64) -> Result<bool, StoreError> {
-        self.renew(
-            "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
-            job_id,
-            owner,
-            lease_ms,
-        )
+    async fn renew_job(&self, lease: JobLease, lease_ms: i64) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            if held(conn, lease)? == Hold::Ended {
+                return Ok(false);
+            }
+            exec(
+                conn,
+                "UPDATE jobs SET lease_until = ?2 WHERE id = ?1",
+                params![lease.job_id, now_ms() + lease_ms],
+            )?;
+            Ok(true)
+        })
         .await
     }
 
@@ -500,17 +517,36 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append_log(&self, job_id: i64, chunks: Vec<LogChunk>) -> Result<(), StoreError> {
+    async fn append_log(&self, lease: JobLease, chunks: Vec<LogChunk>) -> Result<(), StoreError> {
         self.write(move |conn| {
+            held(conn, lease)?;
             let mut stmt = conn.prepare_cached(
                 "INSERT OR REPLACE INTO log_chunks (job_id, seq, kind, data) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for c in chunks {
-                stmt.execute(params![job_id, c.seq, c.kind.as_str(), c.data])?;
+                stmt.execute(params![lease.job_id, c.seq, c.kind.as_str(), c.data])?;
             }
             Ok(())
         })
         .await
+    }
+
+    async fn deploy_started(
+        &self,
+        lease: JobLease,
+        index: i64,
+        provider: &str,
+    ) -> Result<(), StoreError> {
+        self.record_deploy_start(lease, index, provider).await
+    }
+
+    async fn deploy_finished(
+        &self,
+        lease: JobLease,
+        index: i64,
+        succeeded: bool,
+    ) -> Result<(), StoreError> {
+        self.record_deploy_end(lease, index, succeeded).await
     }
 
     async fn next_seq(&self, job_id: i64) -> Result<i64, StoreError> {
@@ -527,23 +563,21 @@ impl Store for SqliteStore {
 
     async fn finish_job(
         &self,
-        job_id: i64,
-        owner: &str,
+        lease: JobLease,
         state: JobState,
         reason: Option<String>,
     ) -> Result<Option<BuildState>, StoreError> {
-        let owner = owner.to_string();
         self.write(move |conn| {
-            let n = exec(
-                conn,
-                "UPDATE jobs SET state = ?3, reason = ?4, finished_at = ?5, lease_owner = NULL, lease_until = NULL
-                 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
-                params![job_id, owner, state.as_str(), reason, now_ms()],
-            )?;
-            if n == 0 {
+            if held(conn, lease)? == Hold::Ended {
                 return Ok(None);
             }
-            let build_id: i64 = query_row(conn, "SELECT build_id FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?;
+            exec(
+                conn,
+                "UPDATE jobs SET state = ?2, reason = ?3, finished_at = ?4, lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1",
+                params![lease.job_id, state.as_str(), reason, now_ms()],
+            )?;
+            let build_id: i64 = query_row(conn, "SELECT build_id FROM jobs WHERE id = ?1", [lease.job_id], |r| r.get(0))?;
             checks::enqueue_checks(conn, build_id)?;
             advance(conn, build_id)
         })
@@ -563,8 +597,19 @@ impl Store for SqliteStore {
                 let seq: i64 = query_row(
                     conn,
                     "SELECT coalesce(max(seq), 0) + 1 FROM log_chunks WHERE job_id = ?1", [id], |r| r.get(0))?;
-                if attempts >= max_attempts {
-                    let why = format!("its worker was lost {attempts} times (server stopped or lease expired)");
+                let deployed: Option<(i64, Option<bool>)> = query_row(
+                    conn,
+                    "SELECT attempt, succeeded FROM deploys WHERE job_id = ?1
+                     ORDER BY (succeeded IS NULL) DESC, attempt LIMIT 1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+                if attempts >= max_attempts || deployed.is_some() {
+                    let why = match deployed {
+                        Some((attempt, outcome)) => deploy_began(attempt, outcome),
+                        None => format!("its worker was lost {attempts} times (server stopped or lease expired)"),
+                    };
                     exec(
                         conn,
                         "UPDATE jobs SET state = 'errored', reason = ?2, finished_at = ?3, lease_owner = NULL, lease_until = NULL WHERE id = ?1",

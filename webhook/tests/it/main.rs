@@ -14,5 +14,6 @@ mod ingest;
 mod mirror_upkeep;
 mod queue;
 mod retention;
+mod store_contract;
 mod trust;
 mod workspace;

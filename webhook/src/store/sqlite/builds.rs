@@ -2,6 +2,7 @@
 //! machine that advances a build as its jobs finish and queues its status reports.
 
 use super::*;
+use crate::store::progress::{EARLIER_STAGE_FAILED, Step, describe, next_step};
 
 pub(super) const BUILD_COLS: &str =
     "id, repo, spec, state, reason, log, merge_sha, created_at, started_at, finished_at";
@@ -178,20 +179,8 @@ fn report_end(
     super::notify::enqueue(conn, build_id, state, reason)
 }
 
-fn describe(state: BuildState) -> &'static str {
-    match state {
-        BuildState::Queued | BuildState::Preparing => "Queued",
-        BuildState::Running => "Running",
-        BuildState::Passed => "Passed",
-        BuildState::Failed => "Failed",
-        BuildState::Errored => "Errored",
-        BuildState::Canceled => "Canceled",
-        BuildState::Skipped => "Skipped",
-    }
-}
-
 /// Moves a running build forward after a job ended: opens the next stage, cancels stages after a
-/// failed one, and ends the build once every job has ended.
+/// failed one, and ends the build once every job has ended ([`crate::store::progress`]).
 pub(super) fn advance(conn: &Connection, build_id: i64) -> Result<Option<BuildState>, StoreError> {
     let Some(build) = get_build(conn, build_id)? else {
         return Ok(None);
@@ -199,65 +188,38 @@ pub(super) fn advance(conn: &Connection, build_id: i64) -> Result<Option<BuildSt
     if build.state != BuildState::Running {
         return Ok(None);
     }
-    let jobs = jobs_of(conn, build_id)?;
-    let blocking = |j: &Job| {
-        !j.allow_failure
-            && matches!(
-                j.state,
-                JobState::Failed | JobState::Errored | JobState::Canceled
-            )
-    };
-    let mut stages: Vec<i64> = jobs.iter().map(|j| j.stage_index).collect();
-    stages.dedup();
-    for stage in stages {
-        let in_stage: Vec<&Job> = jobs.iter().filter(|j| j.stage_index == stage).collect();
-        if in_stage
-            .iter()
-            .any(|j| matches!(j.state, JobState::Queued | JobState::Running))
-        {
-            return Ok(None);
-        }
-        if in_stage.iter().any(|j| j.state == JobState::Waiting) {
+    match next_step(&jobs_of(conn, build_id)?) {
+        Step::Wait => Ok(None),
+        Step::Open(stage) => {
             exec(
                 conn,
                 "UPDATE jobs SET state = 'queued' WHERE build_id = ?1 AND stage_index = ?2 AND state = 'waiting'",
                 params![build_id, stage],
             )?;
-            return Ok(None);
+            Ok(None)
         }
-        if in_stage.iter().any(|j| blocking(j)) {
+        Step::End {
+            cancel_after,
+            state,
+            reason,
+        } => {
+            if let Some(stage) = cancel_after {
+                exec(
+                    conn,
+                    "UPDATE jobs SET state = 'canceled', reason = ?4, finished_at = ?3
+                     WHERE build_id = ?1 AND stage_index > ?2 AND state = 'waiting'",
+                    params![build_id, stage, now_ms(), EARLIER_STAGE_FAILED],
+                )?;
+            }
             exec(
                 conn,
-                "UPDATE jobs SET state = 'canceled', reason = 'an earlier stage failed', finished_at = ?3
-                 WHERE build_id = ?1 AND stage_index > ?2 AND state = 'waiting'",
-                params![build_id, stage, now_ms()],
+                "UPDATE builds SET state = ?2, reason = ?3, finished_at = ?4 WHERE id = ?1",
+                params![build_id, state.as_str(), reason, now_ms()],
             )?;
-            break;
+            report_end(conn, build_id, state, reason)?;
+            Ok(Some(state))
         }
     }
-    let jobs = jobs_of(conn, build_id)?;
-    let required = || jobs.iter().filter(|j| !j.allow_failure);
-    let (state, reason) = if required().any(|j| j.state == JobState::Errored) {
-        (BuildState::Errored, "a job errored")
-    } else if required().any(|j| j.state == JobState::Failed) {
-        (BuildState::Failed, "a job failed")
-    } else if required().any(|j| j.state == JobState::Canceled) {
-        (BuildState::Canceled, "a job was canceled")
-    } else if jobs.iter().any(|j| j.state == JobState::NotRun) {
-        (
-            BuildState::Passed,
-            "every job run here passed; jobs for an OS or arch this server lacks were not run",
-        )
-    } else {
-        (BuildState::Passed, "all jobs passed")
-    };
-    exec(
-        conn,
-        "UPDATE builds SET state = ?2, reason = ?3, finished_at = ?4 WHERE id = ?1",
-        params![build_id, state.as_str(), reason, now_ms()],
-    )?;
-    report_end(conn, build_id, state, reason)?;
-    Ok(Some(state))
 }
 
 pub(super) fn insert_build(

@@ -4,8 +4,8 @@
 use super::builds::{enqueue_status, get_build, insert_build};
 use super::{SqliteStore, exec, query_row};
 use crate::store::{
-    BuildState, CheckRun, CheckSync, ChecksStore, LintAnnotation, LogDigest, PhaseDigest, Recorded,
-    Rerun, StoreError, now_ms,
+    BuildState, CheckRun, CheckSync, ChecksStore, LintAnnotation, LogDigest, Recorded, Rerun,
+    StoreError, now_ms,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -163,6 +163,8 @@ fn restart_job(conn: &Connection, build_id: i64, job_id: i64) -> Result<bool, St
         params![build_id, job_id],
     )?;
     exec(conn, "DELETE FROM log_chunks WHERE job_id = ?1", [job_id])?;
+    // Run again on purpose: its earlier deploys no longer hold it back.
+    exec(conn, "DELETE FROM deploys WHERE job_id = ?1", [job_id])?;
     exec(
         conn,
         &format!(
@@ -230,19 +232,13 @@ impl ChecksStore for SqliteStore {
 
     async fn log_digest(&self, job_id: i64, tail_bytes: usize) -> Result<LogDigest, StoreError> {
         self.read(move |conn| {
-            let mut digest = LogDigest::default();
             let mut phases = conn.prepare_cached(
                 "SELECT data FROM log_chunks WHERE job_id = ?1 AND kind = 'phase_end' ORDER BY seq",
             )?;
-            for data in phases.query_map([job_id], |r| r.get::<_, String>(0))? {
-                let v: serde_json::Value = serde_json::from_str(&data?).unwrap_or_default();
-                digest.phases.push(PhaseDigest {
-                    name: v["name"].as_str().unwrap_or("?").to_string(),
-                    exit_code: v["exit_code"].as_i64().unwrap_or(0),
-                    ms: v["ms"].as_u64().unwrap_or(0),
-                });
-            }
-            digest.failure = query_row(
+            let phase_ends = phases
+                .query_map([job_id], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let failure = query_row(
                 conn,
                 "SELECT data FROM log_chunks WHERE job_id = ?1 AND kind = 'output'
                  AND instr(data, 'The command \"') > 0 ORDER BY seq LIMIT 1",
@@ -254,34 +250,22 @@ impl ChecksStore for SqliteStore {
                 "SELECT kind, data FROM log_chunks WHERE job_id = ?1 AND kind IN ('output', 'note')
                  ORDER BY seq DESC",
             )?;
-            let mut pieces = Vec::new();
-            let mut bytes = 0;
-            let rows = tail.query_map([job_id], |r| {
+            let mut rows = tail.query_map([job_id], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })?;
-            for row in rows {
-                let (kind, mut data) = row?;
-                if kind == "note" && !data.ends_with('\n') {
-                    data.push('\n');
+            let mut error = None;
+            let newest_first = std::iter::from_fn(|| match rows.next()? {
+                Ok(row) => Some(row),
+                Err(e) => {
+                    error = Some(e);
+                    None
                 }
-                bytes += data.len();
-                pieces.push(data);
-                if bytes > tail_bytes {
-                    break;
-                }
+            });
+            let digest = LogDigest::of(phase_ends, failure, newest_first, tail_bytes);
+            match error {
+                Some(e) => Err(e.into()),
+                None => Ok(digest),
             }
-            pieces.reverse();
-            let text = pieces.concat();
-            digest.tail = match text.len().checked_sub(tail_bytes) {
-                Some(cut) if cut > 0 => {
-                    let from = (cut..text.len())
-                        .find(|&i| text.is_char_boundary(i) && text[..i].ends_with('\n'))
-                        .unwrap_or(text.len());
-                    text[from..].to_string()
-                }
-                _ => text,
-            };
-            Ok(digest)
         })
         .await
     }

@@ -3,9 +3,8 @@
 //! change, so none is lost — and the sender's reads and writes.
 
 use super::*;
-use crate::notify::NotifySetup;
-use slipway_notifications::{BuildFacts, JobFacts};
-use slipway_pipelines::plan::{Channel, Notification, Outcome};
+use crate::store::notify_rows::{Rows, outcome_of};
+use slipway_pipelines::plan::Outcome;
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS notify_outbox (
@@ -52,19 +51,6 @@ pub(super) fn record_setup(
         params![build_id, setup],
     )?;
     Ok(())
-}
-
-/// The outcome notifications report for a build state; `None` for states that notify nothing.
-fn outcome_of(state: BuildState, reason: &str) -> Option<Outcome> {
-    Some(match state {
-        BuildState::Running => Outcome::Started,
-        BuildState::Passed => Outcome::Passed,
-        BuildState::Failed => Outcome::Failed,
-        BuildState::Errored => Outcome::Errored,
-        BuildState::Canceled if reason.starts_with("superseded") => Outcome::Superseded,
-        BuildState::Canceled => Outcome::Canceled,
-        BuildState::Queued | BuildState::Preparing | BuildState::Skipped => return None,
-    })
 }
 
 /// What notifications read of a build's row.
@@ -121,65 +107,27 @@ pub(super) fn enqueue(
     else {
         return Ok(());
     };
-    let setup: NotifySetup =
-        serde_json::from_str(&setup).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let previous = match outcome {
         Outcome::Started => None,
         _ => previous_outcome(conn, build_id, &repo, &branch, &event, pull_request)?,
     };
-    let mut facts = setup.facts;
-    facts.state = Some(outcome);
-    facts.previous = previous;
-    let stamp = |ms: Option<Millis>| {
-        ms.and_then(|m| u64::try_from(m / 1000).ok())
-            .map(crate::auth::format_timestamp)
-    };
-    facts.started_at = stamp(started);
-    facts.finished_at = stamp(finished.filter(|_| outcome != Outcome::Started));
-    facts.duration = match (started, finished) {
-        (Some(s), Some(f)) if f >= s && outcome != Outcome::Started => {
-            Some(((f - s) / 1000) as u64)
-        }
-        _ => None,
-    };
-    facts.jobs = job_facts(conn, build_id, &facts)?;
-    let facts_json =
-        serde_json::to_string(&facts).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let rows = Rows::compose(
+        &setup,
+        outcome,
+        previous,
+        (started, finished),
+        jobs_of(conn, build_id)?,
+    )?;
     let now = now_ms();
-    for n in setup
-        .notifications
-        .iter()
-        .filter(|n| n.fires(outcome, previous))
-    {
-        for one in per_target(n) {
-            let json =
-                serde_json::to_string(&one).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            exec(
-                conn,
-                "INSERT INTO notify_outbox (build_id, repo, trusted, outcome, notification, facts, next_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![build_id, repo, setup.trusted, outcome.as_str(), json, facts_json, now],
-            )?;
-        }
+    for json in &rows.notifications {
+        exec(
+            conn,
+            "INSERT INTO notify_outbox (build_id, repo, trusted, outcome, notification, facts, next_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![build_id, repo, rows.trusted, outcome.as_str(), json, rows.facts, now],
+        )?;
     }
     Ok(())
-}
-
-/// A notification split so each row is one target (a failed URL is retried alone); an email
-/// goes to all its recipients at once.
-fn per_target(n: &Notification) -> Vec<Notification> {
-    if matches!(n.channel, Channel::Email { .. }) || n.channel.targets().len() < 2 {
-        return vec![n.clone()];
-    }
-    n.channel
-        .targets()
-        .iter()
-        .map(|t| {
-            let mut one = n.clone();
-            *one.channel.targets_mut() = vec![t.clone()];
-            one
-        })
-        .collect()
 }
 
 /// The outcome of the previous finished build of the same repository, branch and event (and,
@@ -204,29 +152,6 @@ fn previous_outcome(
     )
     .optional()?;
     Ok(state.as_deref().and_then(Outcome::parse))
-}
-
-fn job_facts(
-    conn: &Connection,
-    build_id: i64,
-    facts: &BuildFacts,
-) -> Result<Vec<JobFacts>, StoreError> {
-    let stamp = |ms: Option<Millis>| {
-        ms.and_then(|m| u64::try_from(m / 1000).ok())
-            .map(crate::auth::format_timestamp)
-    };
-    Ok(jobs_of(conn, build_id)?
-        .into_iter()
-        .map(|j| JobFacts {
-            id: j.id.to_string(),
-            number: format!("{}.{}", facts.number, j.number),
-            state: j.state.as_str().to_owned(),
-            allow_failure: j.allow_failure,
-            config: j.matrix,
-            started_at: stamp(j.started_at),
-            finished_at: stamp(j.finished_at),
-        })
-        .collect())
 }
 
 impl SqliteStore {
@@ -315,52 +240,5 @@ impl SqliteStore {
             Ok(rows.collect::<Result<_, _>>()?)
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use slipway_pipelines::plan::{Decision, Text, Triggers};
-
-    #[test]
-    fn targets_are_split_except_email() {
-        let n = Notification {
-            channel: Channel::Webhooks {
-                urls: vec![
-                    Text::Plain("https://a.test".into()),
-                    Text::Secure("x".into()),
-                ],
-            },
-            on: Triggers::defaults("webhooks"),
-            template: vec![],
-            decision: Decision {
-                included: true,
-                reason: String::new(),
-            },
-        };
-        let split = per_target(&n);
-        assert_eq!(split.len(), 2);
-        assert_eq!(split[1].channel.targets(), [Text::Secure("x".into())]);
-        let email = Notification {
-            channel: Channel::Email {
-                recipients: vec![Text::Plain("a@x.org".into()), Text::Plain("b@x.org".into())],
-            },
-            ..n
-        };
-        assert_eq!(per_target(&email).len(), 1);
-    }
-
-    #[test]
-    fn canceled_by_a_newer_push_is_superseded() {
-        assert_eq!(
-            outcome_of(BuildState::Canceled, "superseded by build #4"),
-            Some(Outcome::Superseded)
-        );
-        assert_eq!(
-            outcome_of(BuildState::Canceled, "canceled by a user"),
-            Some(Outcome::Canceled)
-        );
-        assert_eq!(outcome_of(BuildState::Skipped, ""), None);
     }
 }

@@ -42,6 +42,11 @@ fn prune_batch(
             "DELETE FROM log_chunks WHERE job_id IN (SELECT id FROM jobs WHERE build_id = ?1)",
             [id],
         )?;
+        exec(
+            conn,
+            "DELETE FROM deploys WHERE job_id IN (SELECT id FROM jobs WHERE build_id = ?1)",
+            [id],
+        )?;
         pruned.jobs += exec(conn, "DELETE FROM jobs WHERE build_id = ?1", [id])?;
         exec(conn, "DELETE FROM outbox WHERE build_id = ?1", [id])?;
         super::checks::prune(conn, id)?;
