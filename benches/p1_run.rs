@@ -9,6 +9,11 @@
 //! Needs the Docker engine and the busybox test image (`scripts/test-images.sh`).
 //! `SLIPWAY_P1_BIN=PATH` measures another `slipway` binary instead (an earlier build, for a
 //! before-and-after in one sitting).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};

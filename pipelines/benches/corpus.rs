@@ -15,6 +15,11 @@
 //! `SLIPWAY_BENCH_PASSES` sets the number of measured passes (default 30). The goal
 //! (whole corpus lint+plan within 100 ms) is reported, never asserted.
 //! Skips with a message when the shared corpus is absent.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,11 @@
 //!
 //! Goal (reported, never asserted): the lint error in under 100 ms.
 //! `SLIPWAY_BENCH_PASSES` sets the number of measured passes (default 15).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -281,7 +281,7 @@ fn plan_job(number: usize, job: &ExpandedJob, ctx: &Context) -> Job {
     for entry in attrs.env_entries() {
         match entry {
             EnvEntry::Vars(vars) => {
-                env.extend(vars.into_iter().map(|(name, value)| EnvVar { name, value }))
+                env.extend(vars.into_iter().map(|(name, value)| EnvVar { name, value }));
             }
             EnvEntry::Secure(s) => env.push(EnvVar {
                 name: String::new(),

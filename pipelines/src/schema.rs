@@ -128,10 +128,10 @@ fn ty(t: &Ty) -> Value {
                 object(&spec::CACHE)
             ]})
         }
-        Ty::Object(o) if std::ptr::eq(*o, &spec::JOB_ENTRY) => {
+        Ty::Object(o) if std::ptr::eq(*o, &raw const spec::JOB_ENTRY) => {
             json!({"$ref": "#/definitions/job_entry"})
         }
-        Ty::Object(o) if std::ptr::eq(*o, &spec::DEPLOY_ON) => {
+        Ty::Object(o) if std::ptr::eq(*o, &raw const spec::DEPLOY_ON) => {
             json!({"$ref": "#/definitions/deploy_conditions"})
         }
         Ty::Object(o) => object(o),

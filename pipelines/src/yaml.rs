@@ -200,7 +200,7 @@ impl Node {
             },
             Some(Resolved::Null) => "nothing (null)",
             Some(Resolved::Bool(_)) => "a boolean",
-            Some(Resolved::Int(_)) | Some(Resolved::Float(_)) => "a number",
+            Some(Resolved::Int(_) | Resolved::Float(_)) => "a number",
             Some(Resolved::Str(_)) => "a string",
         }
     }

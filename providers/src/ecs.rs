@@ -92,7 +92,7 @@ impl Ecs {
             (Some(family), None) => Source::Family(family),
             (None, path) => Source::Dockerrun {
                 path: path.unwrap_or_else(|| dockerrun::FILE_NAME.to_owned()),
-                family: family.clone().unwrap_or_else(|| service.clone()),
+                family: family.unwrap_or_else(|| service.clone()),
             },
         };
         let mut images = IndexMap::new();

@@ -106,7 +106,7 @@ impl<'a> Options<'a> {
         ASKED.with(|asked| {
             asked
                 .borrow_mut()
-                .extend(names.iter().map(|n| (*n).to_owned()))
+                .extend(names.iter().map(|n| (*n).to_owned()));
         });
         let found: Vec<String> = names
             .iter()

@@ -116,7 +116,7 @@ impl S3 {
         for entry in o.strings(&["cache_control"])? {
             match entry.split_once(": ") {
                 Some((value, pattern)) => {
-                    cache_control.push((value.to_owned(), Some(glob("cache_control", pattern)?)))
+                    cache_control.push((value.to_owned(), Some(glob("cache_control", pattern)?)));
                 }
                 None => cache_control.push((entry, None)),
             }

@@ -4,6 +4,11 @@
 //! per-command exit codes recorded, teardown) against `docker run --rm IMAGE sh -c '<the same 20
 //! commands>'` in the same process and run. Prints medians, the ratio and the difference.
 //! Goal: ≤ 1.10× wall and ≤ +150 ms. Needs the Docker engine and the busybox test image.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,11 +47,7 @@ fn main() {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("P1 skipped: {e}");
-            std::process::exit(if std::env::var("CI").as_deref() == Ok("true") {
-                1
-            } else {
-                0
-            });
+            std::process::exit(i32::from(std::env::var("CI").as_deref() == Ok("true")));
         }
     };
     let runner = Runner::new(exec, RunnerOptions::default());

@@ -5,6 +5,11 @@
 //! count bytes) in the same process and run. Prints MiB/s for both, the ratio, and the runner's
 //! peak RSS growth. Goal: >= 0.8x throughput, RSS growth <= 64 MiB. Needs the Docker engine and
 //! the busybox test image. `P4_MIB` changes the volume (default 1024).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,11 +53,7 @@ fn main() {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("P4 skipped: {e}");
-            std::process::exit(if std::env::var("CI").as_deref() == Ok("true") {
-                1
-            } else {
-                0
-            });
+            std::process::exit(i32::from(std::env::var("CI").as_deref() == Ok("true")));
         }
     };
 
@@ -148,7 +149,7 @@ fn main() {
     });
     let raw = t.elapsed();
     assert_eq!(raw_bytes, bytes);
-    let mibs = |n: u64, d: std::time::Duration| n as f64 / (1 << 20) as f64 / d.as_secs_f64();
+    let mibs = |n: u64, d: std::time::Duration| n as f64 / f64::from(1 << 20) / d.as_secs_f64();
     let (o, r) = (mibs(bytes, ours), mibs(bytes, raw));
     println!("P4 job printing {mib} MiB");
     println!(

@@ -155,7 +155,7 @@ impl Runner {
         for line in &report.log {
             run.log(Bytes::from(format!("{line}\n"))).await;
         }
-        if report.success { 0 } else { 1 }
+        i32::from(!report.success)
     }
 }
 

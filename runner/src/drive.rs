@@ -365,7 +365,7 @@ impl Runner {
                 },
                 Err(_) => {
                     run.notice(&format!("addons.artifacts: {path} does not exist, skipped"))
-                        .await
+                        .await;
                 }
             }
         }

@@ -270,7 +270,7 @@ impl<'a> Preparing<'a> {
                     script_env.push(ScriptEnv::Secret { name, value });
                 }
                 (EnvValue::SecureAssignment(_), None) => {
-                    secure_skipped.push("(a secure env entry)".into())
+                    secure_skipped.push("(a secure env entry)".into());
                 }
             }
         }

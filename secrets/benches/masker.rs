@@ -4,6 +4,11 @@
 //! `cargo bench -p slipway-secrets --bench masker`; `MASKER_BENCH_MIB` sets the size (default
 //! 1024) and `MASKER_BENCH_SHORT_SECRETS` how many of the 100 secrets are 4..=8 characters long
 //! (default 0).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

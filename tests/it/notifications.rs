@@ -155,7 +155,7 @@ fn irc_lines_reach_a_joined_channel() {
     let target = format!("{addr}{channel}");
     let n = notification(
         Channel::Irc {
-            channels: vec![Text::Plain(target.clone())],
+            channels: vec![Text::Plain(target)],
             channel_key: None,
             password: None,
             nickserv_password: None,

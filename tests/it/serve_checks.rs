@@ -28,7 +28,7 @@ fn rerequested(event: &str, repo: &str, clone_url: &str, id: i64, sha: &str) -> 
     });
     match event {
         "check_run" => {
-            v["check_run"] = serde_json::json!({"id": id, "head_sha": sha, "external_id": "1"})
+            v["check_run"] = serde_json::json!({"id": id, "head_sha": sha, "external_id": "1"});
         }
         _ => v["check_suite"] = serde_json::json!({"id": 1, "head_sha": sha}),
     }

@@ -8,6 +8,11 @@
 //! fetch of master and the PR head, merge, build ref, pipeline file. The median is printed for
 //! the 200-pack mirror, then again after one upkeep pass, with the ratio and the compaction's own
 //! time. Each timed step starts after `sync`.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use slipway_pipelines::plan::Context;
 use slipway_webhook::event::NewBuild;

@@ -12,6 +12,11 @@
 //! command>'` from spawn to the marker on its stdout. Prints p50/p90/max of both, their ratio, and
 //! where the server's time went (from the store's timestamps). Goal: p50 ≤ 0.5 s.
 //! Needs the Docker engine and the busybox test image (`scripts/test-images.sh`); loopback only.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use slipway_webhook::runner_exec::ServeRunner;
 use slipway_webhook::testing::{Origin, deliver, http, push_payload};
@@ -25,11 +30,7 @@ const REPO: &str = "bench/p2";
 
 fn skip_or_fail(why: &str) -> ! {
     eprintln!("P2 skipped: {why}");
-    std::process::exit(if std::env::var("CI").as_deref() == Ok("true") {
-        1
-    } else {
-        0
-    })
+    std::process::exit(i32::from(std::env::var("CI").as_deref() == Ok("true")))
 }
 
 fn json(base: &str, path: &str) -> serde_json::Value {

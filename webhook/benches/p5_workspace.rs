@@ -23,6 +23,11 @@
 //!
 //! Printed: the median of each step and total per side and their ratio (goal: Slipway's total
 //! ≤ 1.2× the CLI's).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use slipway_pipelines::plan::{Context, Git};
 use slipway_webhook::event::NewBuild;

@@ -180,17 +180,14 @@ impl Notifier {
     }
 
     async fn send_one(&self, item: NotifyItem) -> Result<(), StoreError> {
-        let (mut facts, notification) = match (
+        let (Ok(mut facts), Ok(notification)) = (
             serde_json::from_str::<BuildFacts>(&item.facts),
             serde_json::from_str::<Notification>(&item.notification),
-        ) {
-            (Ok(f), Ok(n)) => (f, n),
-            _ => {
-                return self
-                    .store
-                    .notify_finished(item.id, Some("the stored notification cannot be read"))
-                    .await;
-            }
+        ) else {
+            return self
+                .store
+                .notify_finished(item.id, Some("the stored notification cannot be read"))
+                .await;
         };
         facts.url = Some(format!(
             "{}/builds/{}",
@@ -250,7 +247,7 @@ pub fn signing_key(
             .map_err(|e| Error::new(ErrorKind::InvalidData, format!("{}: {e}", path.display())))?,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             let (key, pkcs8) = slipway_notifications::SigningKey::generate()
-                .map_err(|e| Error::other(e.to_string()))?;
+                .map_err(Error::other)?;
             write_private(&path, &pkcs8)?;
             key
         }

@@ -276,7 +276,7 @@ pub(crate) async fn recover(
     // A store of its own: whatever was claimed was claimed by this machine's killed process. A
     // shared one: only expired leases, since other machines hold theirs.
     let recovered = store
-        .recover(!store.shared(), config.max_attempts as i64)
+        .recover(!store.shared(), i64::from(config.max_attempts))
         .await?;
     tracing::info!(
         requeued = recovered.requeued,
@@ -368,7 +368,7 @@ impl Sockets {
             tracing::info!(%metrics_addr, "metrics listening");
             let plain = listen::Settings {
                 tls: None,
-                ..settings.clone()
+                ..settings
             };
             tasks.push(tokio::spawn(listen::serve(
                 l,

@@ -230,7 +230,7 @@ impl Engine {
             match self.store.claim(&owner, self.lease_ms()).await {
                 Ok(Some(Task::Prepare(build))) => {
                     let span = tracing::info_span!("prepare", build = build.id, repo = %build.repo);
-                    self.prepare(&owner, *build).instrument(span).await
+                    self.prepare(&owner, *build).instrument(span).await;
                 }
                 Ok(Some(Task::Run {
                     job,
@@ -240,7 +240,7 @@ impl Engine {
                     let span = tracing::info_span!("job", build = build.id, job = job.id);
                     self.run_job(&owner, *job, *build, plan_json, &shutdown)
                         .instrument(span)
-                        .await
+                        .await;
                 }
                 Ok(None) => {
                     tokio::select! {
@@ -266,7 +266,7 @@ impl Engine {
             }
             match self
                 .store
-                .recover(false, self.config.max_attempts as i64)
+                .recover(false, i64::from(self.config.max_attempts))
                 .await
             {
                 Ok(r) if r.requeued + r.errored > 0 => {
@@ -412,7 +412,7 @@ impl Engine {
         if !(shutdown.is_cancelled() && state == JobState::Canceled) {
             match self.store.finish_job(job.lease(), state, reason).await {
                 Ok(Some(final_state)) => {
-                    tracing::info!(build = build.id, state = %final_state, "build finished")
+                    tracing::info!(build = build.id, state = %final_state, "build finished");
                 }
                 Ok(None) => {}
                 Err(e @ StoreError::Fenced { .. }) => {
@@ -455,7 +455,7 @@ impl Engine {
         let workspace = self.workspaces.join(format!("job-{}", job.id));
         let git = planned.git.clone();
         let clone_url = (self.config.repo(&build.repo))
-            .and_then(|r| r.clone_url.clone())
+            .and_then(|r| r.clone_url)
             .unwrap_or_else(|| build.spec.clone_url.clone());
         // Submodules get a token only at an exact clone URL: the repository's own, or another
         // served repository's own. Builds from forks fetch them anonymously.

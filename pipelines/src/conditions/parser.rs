@@ -274,10 +274,8 @@ impl Parser {
         }
         let not_len = if self.looking_at("not") {
             3
-        } else if self.peek() == Some('!') {
-            1
         } else {
-            0
+            usize::from(self.peek() == Some('!'))
         };
         if not_len > 0 {
             self.pos += not_len;

@@ -122,7 +122,7 @@ fn translate(ruby: &str) -> String {
                 while j < chars.len() && matches!(chars[j], 'i' | 'm' | 'x' | '-') {
                     j += 1;
                 }
-                if j > start && matches!(chars.get(j), Some(':') | Some(')')) {
+                if j > start && matches!(chars.get(j), Some(':' | ')')) {
                     for &flag in &chars[start..j] {
                         out.push(if flag == 'm' { 's' } else { flag });
                     }

@@ -157,7 +157,7 @@ impl DeploySpec {
 
 /// Whether `edge:` asks for dpl v2: any value but `false` (`true`, `{branch: …}`, `local`).
 fn is_edge(edge: Option<&Value>) -> bool {
-    !matches!(edge, None | Some(Value::Null) | Some(Value::Bool(false)))
+    !matches!(edge, None | Some(Value::Null | Value::Bool(false)))
 }
 
 impl DeployOn {

@@ -251,7 +251,7 @@ fn texts(v: Option<&Value>, split_items: bool) -> Vec<Text> {
                 .filter(|s| !s.is_empty())
                 .map(|s| Text::Plain(s.to_owned()))
                 .collect(),
-            secure => vec![secure],
+            secure @ Text::Secure(_) => vec![secure],
         }
     };
     let item = |v: &Value| match v {

@@ -150,7 +150,7 @@ impl Linter<'_> {
                         NodeKind::Scalar(_) => {}
                         NodeKind::Seq(_) => self.unexpected_seq(v, &child),
                         NodeKind::Map(_) if v.get("secure").is_some() => {
-                            self.secure(v, &child, false)
+                            self.secure(v, &child, false);
                         }
                         NodeKind::Map(_) => self.invalid_type(v, &child, "a string or `secure:`"),
                     }

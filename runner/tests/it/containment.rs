@@ -39,7 +39,7 @@ fn a_fork_saves_only_into_its_own_cache_and_reads_its_base_read_only() {
     let job = &plan.stages[0].jobs[0];
     let base = Owner::Branch("main".into());
     let p = runner
-        .prepare(&plan, job, &build(), None, Some(base.clone()))
+        .prepare(&plan, job, &build(), None, Some(base))
         .unwrap();
     let volumes = &p.spec.volumes;
     assert_eq!(volumes.len(), 2, "{volumes:#?}");

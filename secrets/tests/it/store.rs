@@ -209,7 +209,7 @@ fn secret_files_wrong_key_truncated_corrupt_and_missing_each_name_the_file() {
     }
 
     // One flipped byte in the payload.
-    let mut flipped = bytes.clone();
+    let mut flipped = bytes;
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
     std::fs::write(&encrypted, &flipped).unwrap();

@@ -197,7 +197,7 @@ fn request(
         url.query().map(|q| format!("?{q}")).unwrap_or_default(),
         match url.port() {
             Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
+            None => host,
         },
     );
     if let Some(token) = token {

@@ -57,7 +57,9 @@ pub(super) fn write_shallow_pack(
             git2::ObjectType::Tree => 2,
             git2::ObjectType::Blob => 3,
             git2::ObjectType::Tag => 4,
-            _ => return Err(git2::Error::from_str("unexpected object type").into()),
+            git2::ObjectType::Any => {
+                return Err(git2::Error::from_str("unexpected object type").into());
+            }
         };
         // Entry header: type and size, 4 bits then 7 per byte, high bit = more follows.
         let mut size = obj.len();

@@ -165,7 +165,7 @@ impl GitHttp {
                 vec!["WWW-Authenticate: Basic realm=\"GitHub\"".to_string()],
                 Vec::new(),
             ),
-            _ => backend(root, &method, path, query, &header("content-type"), &body),
+            _ => backend(root, &method, path, query, header("content-type").as_deref(), &body),
         };
         self.requests.lock().unwrap().push(GitRequest {
             path: target.clone(),
@@ -215,7 +215,7 @@ fn backend(
     method: &str,
     path: &str,
     query: &str,
-    content_type: &Option<String>,
+    content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, Vec<String>, Vec<u8>) {
     let exec = String::from_utf8(
@@ -233,7 +233,7 @@ fn backend(
         .env("REQUEST_METHOD", method)
         .env("PATH_INFO", path)
         .env("QUERY_STRING", query)
-        .env("CONTENT_TYPE", content_type.clone().unwrap_or_default())
+        .env("CONTENT_TYPE", content_type.unwrap_or_default())
         .env("CONTENT_LENGTH", body.len().to_string())
         .env("REMOTE_ADDR", "127.0.0.1")
         .env("PATH", std::env::var("PATH").unwrap_or_default())

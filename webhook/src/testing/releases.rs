@@ -326,7 +326,7 @@ impl FakeReleases {
             match k.as_str() {
                 "tag_name" => r.tag_name = v.as_str().unwrap_or_default().to_string(),
                 "target_commitish" => {
-                    r.target_commitish = v.as_str().unwrap_or_default().to_string()
+                    r.target_commitish = v.as_str().unwrap_or_default().to_string();
                 }
                 "name" => r.name = v.as_str().map(str::to_string),
                 "body" => r.body = v.as_str().map(str::to_string),

@@ -116,7 +116,7 @@ pub async fn serve(
                 Some(tls) => {
                     match tokio::time::timeout(settings.header_timeout, tls.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            connection(TokioIo::new(s), peer, router, &settings, shutdown).await
+                            connection(TokioIo::new(s), peer, router, &settings, shutdown).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake too slow"),

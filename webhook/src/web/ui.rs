@@ -596,7 +596,7 @@ pub(super) async fn badge(
         Err(e) => return store_error(e),
     };
     let (label, colour) = match state {
-        Some(BuildState::Passed) | Some(BuildState::Skipped) => ("passing", "#2e7d32"),
+        Some(BuildState::Passed | BuildState::Skipped) => ("passing", "#2e7d32"),
         Some(BuildState::Failed) => ("failing", "#c62828"),
         Some(BuildState::Errored) => ("error", "#6a1b9a"),
         _ => ("unknown", "#9e9e9e"),

@@ -51,7 +51,7 @@ fn a_private_log_is_live_for_readers_only_and_cancel_needs_push() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let api = github.start(&rt);
     let mut c = config(Some(&api));
-    c.github.web_url = api.clone();
+    c.github.web_url = api;
     c.github.client_id = Some("browser-client".into());
     c.github.client_secret = Some("browser-client-secret".into());
     let gates = Arc::new(Gates::default());

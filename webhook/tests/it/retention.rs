@@ -133,7 +133,7 @@ fn old_finished_builds_are_pruned_with_their_logs_and_refs_but_open_ones_never()
     // ones kept.
     let queued: Vec<i64> = (10..14).map(|n| push(&h, &origin, "acme/app", n)).collect();
     h.stop();
-    let mut c3 = c.clone();
+    let mut c3 = c;
     c3.workers = 0;
     let h = Harness::start(&data, c3, Arc::new(ScriptedJobRunner));
     std::thread::sleep(std::time::Duration::from_millis(500));
