@@ -246,8 +246,8 @@ pub fn signing_key(
         Ok(bytes) => slipway_notifications::SigningKey::from_pkcs8(&bytes)
             .map_err(|e| Error::new(ErrorKind::InvalidData, format!("{}: {e}", path.display())))?,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            let (key, pkcs8) = slipway_notifications::SigningKey::generate()
-                .map_err(Error::other)?;
+            let (key, pkcs8) =
+                slipway_notifications::SigningKey::generate().map_err(Error::other)?;
             write_private(&path, &pkcs8)?;
             key
         }

@@ -89,13 +89,10 @@ fn check(req: &Request, state: &mut Registry) -> Result<(u16, Value), (u16, Stri
         return Err((400, format!("tarball URL {}", doc["dist"]["tarball"])));
     }
     let access = body["access"].as_str().map(str::to_owned);
-    if !matches!(
-        access.as_deref(),
-        None | Some("public") | Some("restricted")
-    ) {
+    if !matches!(access.as_deref(), None | Some("public" | "restricted")) {
         return Err((400, format!("access {access:?}")));
     }
-    let versions = state.published.entry(name.clone()).or_default();
+    let versions = state.published.entry(name).or_default();
     if versions.iter().any(|(v, _, _)| *v == version) {
         return Err((
             403,

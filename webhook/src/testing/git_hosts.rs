@@ -165,7 +165,14 @@ impl GitHttp {
                 vec!["WWW-Authenticate: Basic realm=\"GitHub\"".to_string()],
                 Vec::new(),
             ),
-            _ => backend(root, &method, path, query, header("content-type").as_deref(), &body),
+            _ => backend(
+                root,
+                &method,
+                path,
+                query,
+                header("content-type").as_deref(),
+                &body,
+            ),
         };
         self.requests.lock().unwrap().push(GitRequest {
             path: target.clone(),
