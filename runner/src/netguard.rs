@@ -145,7 +145,7 @@ fn as_added(listed: &str) -> Option<(String, Vec<String>)> {
     let mut words = words.peekable();
     while let Some(w) = words.next() {
         match w {
-            "-m" if matches!(words.peek(), Some(&"tcp") | Some(&"udp")) => {
+            "-m" if matches!(words.peek(), Some(&"tcp" | &"udp")) => {
                 words.next();
             }
             "--reject-with" => {

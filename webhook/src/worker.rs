@@ -416,7 +416,7 @@ impl Engine {
                 }
                 Ok(None) => {}
                 Err(e @ StoreError::Fenced { .. }) => {
-                    tracing::warn!(error = %e, "the job's result was not saved")
+                    tracing::warn!(error = %e, "the job's result was not saved");
                 }
                 Err(e) => tracing::error!(error = %e, "saving job result"),
             }

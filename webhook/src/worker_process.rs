@@ -74,6 +74,6 @@ pub async fn start_worker(
     for n in 0..config.workers.max(1) {
         tasks.push(tokio::spawn(engine.clone().worker(n, shutdown.clone())));
     }
-    tasks.push(tokio::spawn(engine.clone().reaper(shutdown.clone())));
+    tasks.push(tokio::spawn(engine.reaper(shutdown.clone())));
     Ok(WorkerProcess { shutdown, tasks })
 }

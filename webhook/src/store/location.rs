@@ -76,7 +76,7 @@ impl PgUrl {
                 parsed.scheme()
             )));
         }
-        let mut shown = parsed.clone();
+        let mut shown = parsed;
         if shown.password().is_some() {
             let _ = shown.set_password(Some("***"));
         }

@@ -15,7 +15,7 @@ fn line(seq: i64, data: &str) -> LogChunk {
 fn is_fenced(r: Result<impl std::fmt::Debug, StoreError>, lease: JobLease) {
     match r {
         Err(StoreError::Fenced { job_id, attempt }) => {
-            assert_eq!((job_id, attempt), (lease.job_id, lease.attempt))
+            assert_eq!((job_id, attempt), (lease.job_id, lease.attempt));
         }
         other => panic!(
             "expected the write of attempt {} refused, got {other:?}",

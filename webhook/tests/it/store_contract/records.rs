@@ -24,7 +24,7 @@ pub async fn a_delivery_is_recorded_once_by_id_and_by_body(store: Arc<dyn Store>
         match r.await.unwrap().unwrap() {
             Recorded::Accepted { build: Some(_), .. } => accepted += 1,
             Recorded::Duplicate => {}
-            other => panic!("{other:?}"),
+            other @ Recorded::Accepted { .. } => panic!("{other:?}"),
         }
     }
     assert_eq!(accepted, 1, "one delivery id, one build");
