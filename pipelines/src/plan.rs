@@ -69,6 +69,10 @@ pub struct Context {
     /// kept state falls back to the branch the repository really builds from, not a guess.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_branch: Option<String>,
+    /// Where the event's changes can be seen (a push's compare view, a pull request's page), as
+    /// Travis's notifications carry it in `compare_url`; planning never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_url: Option<String>,
 }
 
 /// The resolved pipeline for one [`Context`].

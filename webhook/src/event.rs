@@ -154,6 +154,8 @@ struct PushPayload {
     #[serde(default)]
     deleted: bool,
     head_commit: Option<Commit>,
+    /// GitHub's view of the pushed changes (`…/compare/A...B`).
+    compare: Option<String>,
     repository: Repository,
     sender: Option<User>,
 }
@@ -170,6 +172,8 @@ struct PrPayload {
 #[derive(Deserialize)]
 struct PullRequest {
     title: String,
+    /// The pull request's page, Travis's `compare_url` for a pull request build.
+    html_url: Option<String>,
     body: Option<String>,
     user: Option<User>,
     head: PrEnd,
@@ -300,6 +304,7 @@ fn parse_push(p: PushPayload) -> Result<Event, ParseError> {
         commit: Some(p.after.clone()),
         sender: p.sender.map(|s| s.login).unwrap_or_default(),
         default_branch: p.repository.default_branch.clone(),
+        compare_url: p.compare.filter(|c| !c.is_empty()),
         ..Context::default()
     };
     Ok(Event::Build(Box::new(NewBuild {
@@ -361,6 +366,7 @@ fn parse_pr(p: PrPayload) -> Event {
         commit: Some(pr.head.sha.clone()),
         sender: p.sender.map(|s| s.login).unwrap_or_default(),
         default_branch: p.repository.default_branch.clone(),
+        compare_url: pr.html_url.filter(|u| !u.is_empty()),
         ..Context::default()
     };
     Event::Build(Box::new(NewBuild {

@@ -88,9 +88,12 @@ fn repo_url(clone_url: &str) -> Option<String> {
     url.starts_with("https://").then(|| url.to_owned())
 }
 
-/// The pull request's page, as Travis's `compare_url` is for a pull request build; a push's
-/// compare view is not known from the stored build, so it has none.
+/// Where the build's changes can be seen, as Travis's `compare_url`: what the delivery named (a
+/// push's compare view, a pull request's page), else a pull request's page under the repository.
 fn compare_url(repo_url: Option<&str>, ctx: &slipway_pipelines::plan::Context) -> Option<String> {
+    if let Some(url) = &ctx.compare_url {
+        return Some(url.clone());
+    }
     Some(format!("{}/pull/{}", repo_url?, ctx.pull_request?))
 }
 

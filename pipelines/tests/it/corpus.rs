@@ -61,6 +61,7 @@ fn context_of(data: &Value) -> Context {
         sender: s("sender").unwrap_or_default(),
         env: Default::default(),
         default_branch: None,
+        compare_url: None,
     }
 }
 

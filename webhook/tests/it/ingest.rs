@@ -296,3 +296,41 @@ fn health_and_metrics_answer() {
     );
     h.stop();
 }
+
+/// Travis's `compare_url` rides with each build GitHub's example deliveries start: a push's
+/// `compare`, a pull request's page.
+#[test]
+fn githubs_example_payloads_name_where_their_changes_are_seen() {
+    let Some(shared) = shared_dir() else { return };
+    for (event, file, field) in [
+        ("push", "with-new-branch.payload.json", "/compare"),
+        (
+            "push",
+            "with-no-username-committer.payload.json",
+            "/compare",
+        ),
+        (
+            "pull_request",
+            "opened.payload.json",
+            "/pull_request/html_url",
+        ),
+        (
+            "pull_request",
+            "synchronize.payload.json",
+            "/pull_request/html_url",
+        ),
+    ] {
+        let path = shared.join("fixtures/github").join(event).join(file);
+        let Ok(body) = std::fs::read(&path) else {
+            panic!("{} is missing", path.display())
+        };
+        let payload: Value = serde_json::from_slice(&body).unwrap();
+        let want = payload.pointer(field).and_then(Value::as_str).unwrap();
+        let slipway_webhook::event::Event::Build(build) =
+            slipway_webhook::event::parse(event, &body).unwrap()
+        else {
+            panic!("{file}: no build")
+        };
+        assert_eq!(build.context.compare_url.as_deref(), Some(want), "{file}");
+    }
+}
