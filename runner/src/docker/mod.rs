@@ -380,10 +380,27 @@ impl DockerExecutor {
                 continue;
             }
             let Some(name) = n.name else { continue };
-            let outcome = self.docker.remove_network(&name).await;
+            let outcome = self.remove_network_once_free(&name).await;
             swept(outcome, "network", name, &[404], &mut removed)?;
         }
         Ok(removed)
+    }
+
+    /// Removes a network, waiting a little while the engine still lists an endpoint of a
+    /// container it has just removed (it answers 403 or 409, "has active endpoints", for a
+    /// moment after a forced removal on a busy machine).
+    async fn remove_network_once_free(&self, name: &str) -> Result<(), BollardError> {
+        const TRIES: u32 = 40;
+        let mut tries = 0;
+        loop {
+            match self.docker.remove_network(name).await {
+                Err(e) if tries < TRIES && is_status(&e, &[403, 409]) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     async fn remove_volumes(
