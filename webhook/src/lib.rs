@@ -13,6 +13,7 @@ pub mod git;
 pub mod github;
 pub mod imports;
 pub mod job_runner;
+pub mod loghub;
 pub mod metrics;
 pub mod notify;
 mod outbox;

@@ -17,10 +17,12 @@ use std::sync::{Arc, Mutex};
 
 pub mod git_hosts;
 mod job_runner;
+mod live;
 pub mod releases;
 mod rest;
 
 pub use job_runner::ScriptedJobRunner;
+pub use live::{LogViewer, SeenChunk};
 pub use releases::{FakeAsset, FakeRelease, FakeReleases};
 pub use rest::{FakeCheckRun, FakeRest};
 

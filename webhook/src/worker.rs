@@ -20,97 +20,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-/// What live viewers of a job's log receive.
-#[derive(Debug, Clone)]
-pub enum LiveEvent {
-    /// A chunk, also being written to the store.
-    Chunk(LogChunk),
-    /// The job ended; no more chunks.
-    End,
-}
-
-/// Fans a running job's log out to live viewers from memory.
-///
-/// Chunks reach the store in batches (every 100 ms or 64 KiB), so each job's channel also keeps
-/// the chunks published but not stored yet: a viewer that subscribes gets them with its receiver,
-/// under the same lock as publishing, and so never misses a chunk that was sent live before it
-/// came and stored only after it read the store.
-#[derive(Debug, Default)]
-pub struct LogHub {
-    channels: Mutex<HashMap<i64, Channel>>,
-}
-
-#[derive(Debug)]
-struct Channel {
-    tx: broadcast::Sender<LiveEvent>,
-    unstored: Vec<LogChunk>,
-}
-
-impl Channel {
-    fn new() -> Channel {
-        Channel {
-            tx: broadcast::channel(1024).0,
-            unstored: Vec::new(),
-        }
-    }
-}
-
-impl LogHub {
-    /// Subscribes to a job's live events, with the chunks published but not yet stored. Read
-    /// the stored log after subscribing, then these chunks, then the live ones, skipping every
-    /// chunk whose `seq` was already seen: no chunk is missed or repeated.
-    pub fn subscribe(&self, job: i64) -> (broadcast::Receiver<LiveEvent>, Vec<LogChunk>) {
-        let mut map = self.channels.lock().expect("log hub");
-        let ch = map.entry(job).or_insert_with(Channel::new);
-        (ch.tx.subscribe(), ch.unstored.clone())
-    }
-
-    /// The chunks of a job published but not yet stored (for a viewer that lagged behind).
-    pub fn unstored(&self, job: i64) -> Vec<LogChunk> {
-        self.channels
-            .lock()
-            .expect("log hub")
-            .get(&job)
-            .map(|ch| ch.unstored.clone())
-            .unwrap_or_default()
-    }
-
-    fn publish(&self, job: i64, chunk: LogChunk) {
-        let mut map = self.channels.lock().expect("log hub");
-        let ch = map.entry(job).or_insert_with(Channel::new);
-        ch.unstored.push(chunk.clone());
-        let _ = ch.tx.send(LiveEvent::Chunk(chunk));
-    }
-
-    /// The store now holds a job's chunks up to `seq`.
-    fn stored(&self, job: i64, seq: i64) {
-        if let Some(ch) = self.channels.lock().expect("log hub").get_mut(&job) {
-            ch.unstored.retain(|c| c.seq > seq);
-        }
-    }
-
-    /// Ends a job's stream and forgets it.
-    pub fn close(&self, job: i64) {
-        if let Some(ch) = self.channels.lock().expect("log hub").remove(&job) {
-            let _ = ch.tx.send(LiveEvent::End);
-        }
-    }
-
-    /// Forgets a job's channel once nobody listens and nothing awaits storing.
-    pub fn release(&self, job: i64) {
-        let mut map = self.channels.lock().expect("log hub");
-        if map
-            .get(&job)
-            .is_some_and(|ch| ch.tx.receiver_count() == 0 && ch.unstored.is_empty())
-        {
-            map.remove(&job);
-        }
-    }
-}
+pub use crate::loghub::{LiveEvent, LogHub};
 
 /// What a worker holds a lease on.
 #[derive(Debug, Clone, Copy)]
@@ -162,14 +76,18 @@ impl Engine {
         workspaces: PathBuf,
     ) -> Engine {
         let work = Arc::new(Notify::new());
-        store.wake_on_work(work.clone());
+        let hub = Arc::new(LogHub::default());
+        store.listen(Arc::new(crate::loghub::Changes {
+            work: work.clone(),
+            hub: hub.clone(),
+        }));
         Engine {
             store,
             jobs,
             mirrors,
             config,
             auth,
-            hub: Arc::new(LogHub::default()),
+            hub,
             metrics,
             workspaces,
             work,
@@ -817,54 +735,5 @@ fn annotation(d: &slipway_pipelines::diagnostic::Diagnostic) -> crate::store::Li
         .to_string(),
         title: d.code.clone(),
         message,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chunk(seq: i64) -> LogChunk {
-        LogChunk {
-            seq,
-            kind: ChunkKind::Output,
-            data: format!("line {seq}\n"),
-        }
-    }
-
-    #[test]
-    fn a_viewer_arriving_between_publish_and_store_gets_the_unstored_chunks() {
-        let hub = LogHub::default();
-        hub.publish(7, chunk(1));
-        hub.publish(7, chunk(2));
-        // Chunk 1 reached the store; 2 is only in memory when the viewer subscribes.
-        hub.stored(7, 1);
-        let (mut live, unstored) = hub.subscribe(7);
-        assert_eq!(unstored, vec![chunk(2)]);
-        hub.publish(7, chunk(3));
-        match live.try_recv() {
-            Ok(LiveEvent::Chunk(c)) => assert_eq!(c, chunk(3)),
-            other => panic!("expected chunk 3 live, got {other:?}"),
-        }
-        assert_eq!(hub.unstored(7), vec![chunk(2), chunk(3)]);
-        hub.stored(7, 3);
-        assert!(hub.unstored(7).is_empty());
-    }
-
-    #[test]
-    fn a_channel_with_unstored_chunks_outlives_its_last_viewer() {
-        let hub = LogHub::default();
-        let (live, _) = hub.subscribe(9);
-        hub.publish(9, chunk(1));
-        drop(live);
-        hub.release(9);
-        let (_live, unstored) = hub.subscribe(9);
-        assert_eq!(
-            unstored,
-            vec![chunk(1)],
-            "release dropped a chunk not yet stored"
-        );
-        hub.close(9);
-        assert!(hub.unstored(9).is_empty());
     }
 }

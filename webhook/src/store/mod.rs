@@ -562,6 +562,19 @@ pub struct Counts {
     pub deliveries: i64,
 }
 
+/// What a shared store tells a process about changes made by any process using it. Word only:
+/// whoever hears it reads what changed from the store, under its own access checks.
+pub trait StoreChanges: Send + Sync + 'static {
+    /// Work may have become claimable.
+    fn work(&self);
+    /// A job's log is stored up to `seq`.
+    fn log_stored(&self, job_id: i64, seq: i64);
+    /// A job has ended.
+    fn job_ended(&self, job_id: i64);
+    /// Word may have been lost (the listening connection was re-made): anything may have changed.
+    fn missed(&self);
+}
+
 /// The one storage interface of the server.
 #[async_trait]
 pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
@@ -569,9 +582,9 @@ pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
     fn shared(&self) -> bool {
         false
     }
-    /// Rings `bell` whenever another process makes work claimable (a shared store's job);
-    /// work queued by this process rings it directly.
-    fn wake_on_work(&self, _bell: std::sync::Arc<tokio::sync::Notify>) {}
+    /// Passes on what other processes change (a shared store's job): work made claimable, log
+    /// chunks stored, jobs ended. What this process does itself it tells directly.
+    fn listen(&self, _changes: std::sync::Arc<dyn StoreChanges>) {}
     /// Records a delivery and its effect atomically and durably; a known delivery id changes nothing.
     async fn record_delivery(&self, delivery: Delivery) -> Result<Recorded, StoreError>;
     /// Claims the next build to prepare or job to run, exactly once, under a lease.

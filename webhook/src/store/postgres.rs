@@ -26,6 +26,10 @@ use tokio_postgres::types::ToSql;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("postgres/migrations/0001_initial.sql")),
     (2, include_str!("postgres/migrations/0002_deploys.sql")),
+    (
+        3,
+        include_str!("postgres/migrations/0003_job_end_notify.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations run under ("slipway" in ASCII).

@@ -1,5 +1,7 @@
 //! A job's log over server-sent events: the stored chunks first, then chunks as they are
-//! produced, then `end`.
+//! produced, then `end`. A job this process runs is followed from memory; one that another
+//! process runs (on a shared store) from the store, as soon as the store says chunks were
+//! stored. Either way each chunk is sent once, in order, by its `seq`.
 //!
 //! The job is looked up (and the caller's right to read it checked) before anything is
 //! subscribed, and each stream holds a place under the per-address and total caps. The task that
@@ -7,8 +9,8 @@
 
 use super::access::{Caller, readable_job};
 use super::{App, AppState, ansi};
+use crate::loghub::LiveEvent;
 use crate::store::{ChunkKind, LogChunk};
-use crate::worker::LiveEvent;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -16,7 +18,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// One chunk as an SSE event. Output goes through the connection's converter, so a colour or an
 /// escape sequence that spans chunks renders as one; every event's `html` is balanced on its own.
@@ -65,6 +70,24 @@ impl Feed {
         self.last = c.seq;
         let e = chunk_event(c, &mut self.colours);
         self.tx.send(e).await.map_err(|_| Gone)
+    }
+
+    /// A resumed stream (`Last-Event-ID`) continues in the colours the log had there.
+    async fn resume_colours(&mut self, app: &App, job: i64) {
+        let mut seen = 0;
+        while seen < self.last {
+            match app.store.log(job, seen, 2000).await {
+                Ok(chunks) if !chunks.is_empty() => {
+                    for c in chunks.iter().take_while(|c| c.seq <= self.last) {
+                        if c.kind == ChunkKind::Output {
+                            self.colours.push(&c.data);
+                        }
+                    }
+                    seen = chunks.last().map_or(self.last, |c| c.seq);
+                }
+                _ => break,
+            }
+        }
     }
 
     /// Everything stored after `last`, page by page.
@@ -140,24 +163,31 @@ async fn feed(
         colours: ansi::AnsiHtml::new(),
         last: after,
     };
-    // A resumed stream (`Last-Event-ID`) continues in the colours the log had there.
-    let mut seen = 0;
-    while seen < after {
-        match app.store.log(id, seen, 2000).await {
-            Ok(chunks) if !chunks.is_empty() => {
-                for c in chunks.iter().take_while(|c| c.seq <= after) {
-                    if c.kind == ChunkKind::Output {
-                        feed.colours.push(&c.data);
-                    }
-                }
-                seen = chunks.last().map(|c| c.seq).unwrap_or(after);
-            }
-            _ => break,
-        }
-    }
+    feed.resume_colours(app, id).await;
     if !finished {
+        follow(app, id, &mut feed).await?;
+    }
+    // Whatever was stored after the last live chunk (the final flush), or the whole log of a
+    // finished job.
+    feed.stored(app, id).await?;
+    feed.tx
+        .send(SseEvent::default().event("end").data("end"))
+        .await
+        .map_err(|_| Gone)
+}
+
+/// How often a viewer looks at the store unasked: the backstop for word from the store that
+/// was lost, or never sent (a queued job cancelled on a store of one process).
+const BACKSTOP: Duration = Duration::from_secs(5);
+
+/// Follows a job that has not ended: its chunks from this process's workers as they are
+/// produced, and those of other processes from the store as soon as the store says they are
+/// there. Returns once the job has ended.
+async fn follow(app: &Arc<App>, id: i64, feed: &mut Feed) -> Result<(), Gone> {
+    let hub = &app.engine.hub;
+    loop {
         // Subscribed before reading the store, so nothing falls between the two.
-        let (live, unstored) = app.engine.hub.subscribe(id);
+        let (live, unstored) = hub.subscribe(id);
         let mut sub = Subscription {
             app,
             job: id,
@@ -168,31 +198,61 @@ async fn feed(
         for c in &unstored {
             feed.send(c).await?;
         }
-        let ended = matches!(app.store.job(id).await, Ok(Some(j)) if j.state.is_final());
-        if !ended {
-            while let Some(live) = sub.live.as_mut() {
-                match live.recv().await {
-                    Ok(LiveEvent::Chunk(c)) => feed.send(&c).await?,
-                    Ok(LiveEvent::End) | Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        break;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        // Catch up from the store, then from what is not stored yet.
+        if ended(app, id).await {
+            return Ok(());
+        }
+        let mut backstop = tokio::time::interval_at(Instant::now() + BACKSTOP, BACKSTOP);
+        while let Some(live) = sub.live.as_mut() {
+            let event = tokio::select! {
+                event = live.recv() => event,
+                _ = backstop.tick() => Ok(LiveEvent::Changed),
+            };
+            match event {
+                Ok(LiveEvent::Chunk(c)) => {
+                    // A chunk past a gap: the job moved here from another process whose last
+                    // chunks this viewer has not read yet.
+                    if c.seq > feed.last + 1 {
                         feed.stored(app, id).await?;
-                        for c in app.engine.hub.unstored(id) {
-                            feed.send(&c).await?;
-                        }
+                    }
+                    feed.send(&c).await?;
+                }
+                Ok(LiveEvent::Stored(seq)) => {
+                    if seq > feed.last {
+                        feed.stored(app, id).await?;
+                    }
+                }
+                Ok(LiveEvent::Changed) => {
+                    feed.stored(app, id).await?;
+                    // A job run here ends with `End`, after its last chunk.
+                    if !hub.is_local(id) && ended(app, id).await {
+                        return Ok(());
+                    }
+                }
+                Ok(LiveEvent::End) | Err(RecvError::Closed) => {
+                    if ended(app, id).await {
+                        return Ok(());
+                    }
+                    // Not ended: the job was re-queued and runs on elsewhere.
+                    break;
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Catch up from the store, then from what is not stored yet.
+                    feed.stored(app, id).await?;
+                    for c in hub.unstored(id) {
+                        feed.send(&c).await?;
                     }
                 }
             }
         }
         drop(sub);
     }
-    // Whatever was stored after the last live chunk (the final flush), or the whole log of a
-    // finished job.
-    feed.stored(app, id).await?;
-    feed.tx
-        .send(SseEvent::default().event("end").data("end"))
-        .await
-        .map_err(|_| Gone)
+}
+
+/// True once the job will produce no more log (ended, or pruned).
+async fn ended(app: &App, id: i64) -> bool {
+    match app.store.job(id).await {
+        Ok(Some(j)) => j.state.is_final(),
+        Ok(None) => true,
+        Err(_) => false,
+    }
 }

@@ -16,6 +16,7 @@ mod fetch_policy;
 mod github_app;
 mod imports;
 mod ingest;
+mod live_across;
 mod mirror_upkeep;
 mod queue;
 mod retention;

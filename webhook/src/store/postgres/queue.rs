@@ -310,8 +310,8 @@ impl Store for PgStore {
         true
     }
 
-    fn wake_on_work(&self, bell: std::sync::Arc<tokio::sync::Notify>) {
-        super::listen::spawn(self.config.clone(), bell);
+    fn listen(&self, changes: std::sync::Arc<dyn StoreChanges>) {
+        super::listen::spawn(self.config.clone(), changes);
     }
 
     async fn record_delivery(&self, d: Delivery) -> Result<Recorded, StoreError> {
@@ -444,6 +444,9 @@ impl Store for PgStore {
                     &[&lease.job_id, &c.seq, &c.kind.as_str(), &c.data],
                 )
                 .await?;
+            }
+            if let Some(last) = chunks.last() {
+                super::listen::log_stored(&db, lease.job_id, last.seq).await?;
             }
             Ok(())
         })

@@ -1,0 +1,273 @@
+//! Live logs across servers on one PostgreSQL database: a job run by one server's worker is
+//! followed live by viewers of another server, which runs no workers. Each viewer gets every
+//! chunk once, in order, while the job still runs, and `end` when it ends over there; a
+//! stranger gets nothing of a private job; the database's notifications carry no log text.
+
+use crate::store_contract::{drop_schema, fresh_schema, postgres_url};
+use crate::util::browser::{DEADLINE, GatedJobRunner, Gates};
+use crate::util::*;
+use slipway_webhook::store::{JobState, Store, StoreSetting};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const PIPELINE: &str = "script:
+  - echo first-line
+  - lines 40
+  - gate one
+  - echo second-line
+  - lines 40
+  - gate two
+  - echo last-line
+";
+
+/// Two servers on one fresh schema: `runs` with one worker, `views` with none.
+struct Pair {
+    _tmp: tempfile::TempDir,
+    origin: Origin,
+    gates: Arc<Gates>,
+    runs: Harness,
+    views: Harness,
+    base: String,
+    schema: String,
+    url: String,
+}
+
+fn pair() -> Option<Pair> {
+    let base = postgres_url()?;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (schema, url) = rt.block_on(fresh_schema(&base));
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), PIPELINE);
+    let gates = Arc::new(Gates::default());
+    let server = |workers: usize| {
+        let mut c = config(None);
+        c.store = StoreSetting::new(url.clone());
+        c.workers = workers;
+        c
+    };
+    let runs = Harness::start(
+        &tmp.path().join("runs"),
+        server(1),
+        Arc::new(GatedJobRunner {
+            gates: gates.clone(),
+        }),
+    );
+    let views = Harness::start(
+        &tmp.path().join("views"),
+        server(0),
+        Arc::new(GatedJobRunner {
+            gates: gates.clone(),
+        }),
+    );
+    Some(Pair {
+        _tmp: tmp,
+        origin,
+        gates,
+        runs,
+        views,
+        base,
+        schema,
+        url,
+    })
+}
+
+impl Pair {
+    fn store(&self) -> Arc<dyn Store> {
+        self.views.server.as_ref().unwrap().store.clone()
+    }
+
+    /// Delivers a push of `repo` to the viewing server; the build's one job, once running.
+    fn push_running(&self, repo: &str, private: bool, id: &str) -> i64 {
+        let sha = git(&self.origin.work, &["rev-parse", "master"]);
+        let body = push_payload_with(
+            repo,
+            &self.origin.url(),
+            "refs/heads/master",
+            &sha,
+            private,
+            "a push",
+        );
+        let (status, text) = self.views.deliver("push", id, &body);
+        assert_eq!(status, 202, "{text}");
+        let build: i64 = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
+            .as_i64()
+            .unwrap();
+        let store = self.store();
+        let mut job = None;
+        wait_for(
+            "the job to run on the other server",
+            DEADLINE.as_secs(),
+            || {
+                let jobs = self.views.rt.block_on(store.build(build)).unwrap();
+                job = jobs
+                    .and_then(|(_, jobs)| jobs.into_iter().find(|j| j.state == JobState::Running));
+                job.is_some()
+            },
+        );
+        job.unwrap().id
+    }
+
+    fn job_state(&self, job: i64) -> JobState {
+        let store = self.store();
+        self.views
+            .rt
+            .block_on(store.job(job))
+            .unwrap()
+            .unwrap()
+            .state
+    }
+
+    fn stop(self) {
+        self.runs.stop();
+        self.views.stop();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(drop_schema(&self.base, &self.schema));
+    }
+}
+
+/// Every payload sent on the log channel while it listens.
+fn listen_to_log_channel(url: &str) -> (tokio::runtime::Runtime, Arc<Mutex<Vec<String>>>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let (client, mut conn) = rt
+        .block_on(tokio_postgres::connect(url, tokio_postgres::NoTls))
+        .unwrap();
+    let sink = heard.clone();
+    rt.spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                sink.lock().unwrap().push(n.payload().to_string());
+            }
+        }
+    });
+    rt.block_on(client.batch_execute("LISTEN slipway_log"))
+        .unwrap();
+    // The connection lives as long as the runtime.
+    rt.spawn(async move {
+        let _client = client;
+        std::future::pending::<()>().await;
+    });
+    (rt, heard)
+}
+
+/// The viewer's chunks are exactly the stored log: each once, in order, from 1 with no gap.
+fn assert_whole(p: &Pair, job: i64, viewer: &LogViewer) {
+    let store = p.store();
+    let stored = p.views.rt.block_on(store.log(job, 0, 10_000)).unwrap();
+    let seen: Vec<(i64, &str)> = viewer
+        .chunks
+        .iter()
+        .map(|c| (c.seq, c.data.as_str()))
+        .collect();
+    let want: Vec<(i64, &str)> = stored.iter().map(|c| (c.seq, c.data.as_str())).collect();
+    assert_eq!(seen, want, "the viewer's chunks against the stored log");
+    let seqs: Vec<i64> = viewer.chunks.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_job_run_by_one_server_is_followed_live_on_another() {
+    let Some(p) = pair() else { return };
+    let (_listening, heard) = listen_to_log_channel(&p.url);
+    let job = p.push_running("acme/app", false, "live-1");
+
+    let mut early = LogViewer::open(&p.views.url(), job, None).unwrap();
+    assert!(
+        early.read_until(DEADLINE, |v| v.text().contains("filler line 39")),
+        "the first lines never came: {:?}",
+        early.text()
+    );
+    // The job waits at its first gate: these lines came live, not after it ended.
+    assert_eq!(p.job_state(job), JobState::Running);
+    assert!(early.text().contains("first-line"), "{}", early.text());
+    assert!(!early.text().contains("second-line"), "{}", early.text());
+
+    // A viewer arriving now gets the stored lines, then the rest live, with nothing between.
+    let mut late = LogViewer::open(&p.views.url(), job, None).unwrap();
+    p.gates.open("one");
+    for v in [&mut early, &mut late] {
+        assert!(
+            v.read_until(DEADLINE, |v| v.text().contains("second-line")),
+            "the line after the first gate never came: {:?}",
+            v.text()
+        );
+    }
+    assert_eq!(
+        p.job_state(job),
+        JobState::Running,
+        "still at the second gate"
+    );
+
+    p.gates.open("two");
+    for v in [&mut early, &mut late] {
+        assert!(v.read_to_end(DEADLINE), "no end: {:?}", v.text());
+        assert!(v.text().contains("last-line"), "{}", v.text());
+    }
+    assert_eq!(p.job_state(job), JobState::Passed);
+    assert_whole(&p, job, &early);
+    assert_whole(&p, job, &late);
+
+    // A viewer resuming after the job ended gets the rest and `end` at once.
+    let resume_at = early.chunks[10].seq;
+    let mut resumed = LogViewer::open(&p.views.url(), job, Some(resume_at)).unwrap();
+    assert!(resumed.read_to_end(DEADLINE));
+    assert_eq!(resumed.chunks[0].seq, resume_at + 1);
+    assert_eq!(resumed.chunks.len(), early.chunks.len() - 11);
+
+    // What the database told every listener: job ids and positions, no log text.
+    std::thread::sleep(Duration::from_millis(200));
+    let heard = heard.lock().unwrap().clone();
+    assert!(heard.contains(&format!("{job} end")), "{heard:?}");
+    assert!(heard.iter().any(|h| h.starts_with(&format!("{job} "))));
+    for payload in &heard {
+        let (id, what) = payload.split_once(' ').expect("id and what");
+        assert!(id.parse::<i64>().is_ok(), "{payload:?}");
+        assert!(what == "end" || what.parse::<i64>().is_ok(), "{payload:?}");
+    }
+    p.stop();
+}
+
+#[test]
+fn a_stranger_gets_nothing_of_a_private_job_run_on_another_server() {
+    let Some(p) = pair() else { return };
+    let job = p.push_running("acme/secret", true, "private-1");
+    let refused = LogViewer::open(&p.views.url(), job, None)
+        .err()
+        .expect("refused");
+    assert!(refused.starts_with("HTTP/1.0 404"), "{refused}");
+    assert!(!refused.contains("first-line"), "{refused}");
+    // The server that runs it refuses the same.
+    let refused = LogViewer::open(&p.runs.url(), job, None)
+        .err()
+        .expect("refused");
+    assert!(refused.starts_with("HTTP/1.0 404"), "{refused}");
+    p.gates.open("one");
+    p.gates.open("two");
+    p.stop();
+}
+
+#[test]
+fn a_job_cancelled_on_another_server_ends_its_viewers_streams() {
+    let Some(p) = pair() else { return };
+    let job = p.push_running("acme/app", false, "cancel-1");
+    let mut viewer = LogViewer::open(&p.views.url(), job, None).unwrap();
+    assert!(viewer.read_until(DEADLINE, |v| v.text().contains("filler line 39")));
+    let build = p
+        .views
+        .rt
+        .block_on(p.store().job(job))
+        .unwrap()
+        .unwrap()
+        .build_id;
+    let (status, text) = http(
+        "POST",
+        &format!("{}/api/builds/{build}/cancel", p.views.url()),
+        &[("Authorization", "Bearer ui-token")],
+        b"",
+    );
+    assert!(status < 300, "{status} {text}");
+    assert!(viewer.read_to_end(DEADLINE), "no end: {:?}", viewer.text());
+    assert_eq!(p.job_state(job), JobState::Canceled);
+    p.stop();
+}
