@@ -216,6 +216,8 @@ fn main() {
         })
         .collect();
     let mut latencies: HashMap<&str, Vec<f64>> = HashMap::new();
+    // Each line's arrival on each side, to take the other server's extra time line by line.
+    let mut arrivals: HashMap<(&str, i64, u64), Instant> = HashMap::new();
     for r in reading {
         let (side, job, v) = r.join().unwrap();
         let printed = printed.lock().unwrap();
@@ -237,6 +239,7 @@ fn main() {
                 continue;
             };
             let at = printed[&(job, i)];
+            arrivals.insert((side, job, i), c.at);
             latencies
                 .entry(side)
                 .or_default()
@@ -265,6 +268,15 @@ fn main() {
         "  viewer on the other server",
         latencies.remove("other").unwrap_or_default(),
     );
+    let extra: Vec<f64> = arrivals
+        .iter()
+        .filter(|((side, ..), _)| *side == "other")
+        .filter_map(|((_, job, i), at)| {
+            let same = arrivals.get(&("same", *job, *i))?;
+            Some((at.saturating_duration_since(*same)).as_secs_f64() * 1e3)
+        })
+        .collect();
+    summary("  the other server's extra time, line by line", extra);
     println!(
         "  ratio of the p99s: {:.1}x; goal p99 <= 1000 ms on the other server: {}",
         other / same.max(0.001),

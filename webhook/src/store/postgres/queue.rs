@@ -437,17 +437,22 @@ impl Store for PgStore {
     async fn append_log(&self, lease: JobLease, chunks: Vec<LogChunk>) -> Result<(), StoreError> {
         in_tx!(self, |db| {
             held(&db, lease).await?;
-            for c in &chunks {
-                db.exec(
-                    "INSERT INTO log_chunks (job_id, seq, kind, data) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (job_id, seq) DO UPDATE SET kind = excluded.kind, data = excluded.data",
-                    &[&lease.job_id, &c.seq, &c.kind.as_str(), &c.data],
-                )
-                .await?;
-            }
-            if let Some(last) = chunks.last() {
-                super::listen::log_stored(&db, lease.job_id, last.seq).await?;
-            }
+            let Some(last) = chunks.last().map(|c| c.seq) else {
+                return Ok(());
+            };
+            // One statement for the batch: a live viewer on another server waits for its commit.
+            let seqs: Vec<i64> = chunks.iter().map(|c| c.seq).collect();
+            let kinds: Vec<&str> = chunks.iter().map(|c| c.kind.as_str()).collect();
+            let data: Vec<&str> = chunks.iter().map(|c| c.data.as_str()).collect();
+            db.exec(
+                "INSERT INTO log_chunks (job_id, seq, kind, data)
+                 SELECT $1, c.seq, c.kind, c.data
+                 FROM unnest($2::BIGINT[], $3::TEXT[], $4::TEXT[]) AS c(seq, kind, data)
+                 ON CONFLICT (job_id, seq) DO UPDATE SET kind = excluded.kind, data = excluded.data",
+                &[&lease.job_id, &seqs, &kinds, &data],
+            )
+            .await?;
+            super::listen::log_stored(&db, lease.job_id, last).await?;
             Ok(())
         })
     }
