@@ -122,6 +122,7 @@ contract! {
     fencing::a_stale_worker_cannot_write_after_its_job_was_re_queued,
     fencing::a_stale_worker_cannot_overwrite_a_newer_attempts_result,
     fencing::a_cancelled_jobs_worker_completes_its_log_but_not_its_state,
+    fencing::a_renewal_racing_the_jobs_end_fails_neither,
     queue::a_cancelled_build_stops_renewals,
     deploys::a_job_lost_mid_deploy_is_errored_not_deployed_again,
     deploys::a_job_lost_after_its_deploy_ended_is_not_deployed_again,

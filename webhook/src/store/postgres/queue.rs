@@ -9,11 +9,12 @@ use super::{Db, PgStore, access, checks, in_tx, notify};
 use crate::store::*;
 
 /// Where `lease`'s claim stands, holding the job's row until the transaction ends so that
-/// recovery cannot move the lease on in between.
+/// recovery cannot move the lease on in between. The lock is exclusive: a renewal and the job's
+/// end both go on to update the row, and two shared locks each waiting to be upgraded deadlock.
 async fn held(db: &Db<'_, '_>, lease: JobLease) -> Result<Hold, StoreError> {
     let row = db
         .opt(
-            "SELECT state, attempts FROM jobs WHERE id = $1 FOR SHARE",
+            "SELECT state, attempts FROM jobs WHERE id = $1 FOR UPDATE",
             &[&lease.job_id],
         )
         .await?;

@@ -115,3 +115,26 @@ pub async fn a_cancelled_jobs_worker_completes_its_log_but_not_its_state(store: 
     assert_eq!(ended, None);
     assert_eq!(job_states(&store, build).await, vec![JobState::Canceled]);
 }
+
+/// A job's renewal and its end race whenever a job ends near a renewal (they come from two
+/// tasks of one worker): both must go through, neither may fail the other (a failed end leaves
+/// the job to be re-queued and run a second time).
+pub async fn a_renewal_racing_the_jobs_end_fails_neither(store: Arc<dyn Store>) {
+    for round in 0..40 {
+        deliver(
+            &store,
+            &format!("race-{round}"),
+            push(&format!("b{round}"), "a1"),
+        )
+        .await;
+        let build = prepare(&store, "w", jobs(&[1])).await;
+        let lease = claim_job(&store, "w", 30_000).await.unwrap();
+        let (renewed, ended) = tokio::join!(
+            store.renew_job(lease, 30_000),
+            store.finish_job(lease, JobState::Passed, None)
+        );
+        renewed.unwrap_or_else(|e| panic!("round {round}: the renewal failed: {e}"));
+        ended.unwrap_or_else(|e| panic!("round {round}: the job's end failed: {e}"));
+        assert_eq!(job_states(&store, build).await, vec![JobState::Passed]);
+    }
+}
