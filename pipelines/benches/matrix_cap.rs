@@ -19,15 +19,9 @@ use std::time::{Duration, Instant};
 use slipway_pipelines::plan::Context;
 use slipway_pipelines::{PlanOptions, lint, yaml};
 
-fn matrix(rubies: usize, envs: usize) -> String {
-    let rvm: Vec<String> = (0..rubies).map(|i| format!("\"3.{i}\"")).collect();
-    let mut yaml = format!("language: ruby\nrvm: [{}]\nenv:\n  jobs:\n", rvm.join(", "));
-    for i in 0..envs {
-        yaml.push_str(&format!("    - SHARD={i}\n"));
-    }
-    yaml.push_str("script: rake\n");
-    yaml
-}
+#[path = "../tests/it/util/matrix.rs"]
+mod matrix;
+use matrix::matrix;
 
 fn median(f: impl Fn(), passes: usize) -> Duration {
     f();

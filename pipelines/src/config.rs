@@ -280,11 +280,25 @@ fn single_str(node: &Node) -> Option<String> {
 fn bool_of(node: &Node) -> Option<bool> {
     match node.resolve()? {
         Resolved::Bool(b) => Some(b),
-        Resolved::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" => Some(true),
-            "false" | "no" | "off" => Some(false),
-            _ => None,
-        },
+        Resolved::Str(s) => bool_word(s),
+        _ => None,
+    }
+}
+
+/// Travis's `true`/`false` spellings, YAML 1.1's `yes`/`no`/`on`/`off` among them.
+fn bool_word(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" => Some(true),
+        "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// A normalised value read as Travis reads a boolean.
+pub(crate) fn truthy(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => bool_word(s),
         _ => None,
     }
 }

@@ -65,6 +65,20 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// IRC `channels` with Travis's defaults for the rest: no keys or passwords, the server's
+    /// nick, PRIVMSG after joining.
+    pub fn irc(channels: Vec<Text>) -> Self {
+        Channel::Irc {
+            channels,
+            channel_key: None,
+            password: None,
+            nickserv_password: None,
+            nick: None,
+            use_notice: false,
+            skip_join: false,
+        }
+    }
+
     /// The channel's key under `notifications:`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -409,15 +423,7 @@ mod tests {
         });
         assert!(hook.fires(Outcome::Errored, Some(Outcome::Errored)));
         let irc = Notification {
-            channel: Channel::Irc {
-                channels: vec![],
-                channel_key: None,
-                password: None,
-                nickserv_password: None,
-                nick: None,
-                use_notice: false,
-                skip_join: false,
-            },
+            channel: Channel::irc(vec![]),
             ..webhook(Triggers {
                 failure: Frequency::Never,
                 ..Triggers::defaults("irc")

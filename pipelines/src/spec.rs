@@ -447,7 +447,10 @@ pub static JOB: &[Key] = &[
 ///
 /// At the root, the version keys take a list and expand the matrix; in a `jobs.include` entry
 /// each takes one version.
-pub static LANGUAGE_ROOT: &[Key] = &[
+pub static LANGUAGE_ROOT: &[Key] = &LANGUAGE;
+
+/// The language keys as the root writes them.
+const LANGUAGE: [Key; 75] = [
     key("node_js", STRS)
         .aliases(&["node"])
         .expands()
@@ -532,83 +535,59 @@ pub static LANGUAGE_ROOT: &[Key] = &[
 ];
 
 /// The same language keys as they appear in a single job: one version each.
-pub static LANGUAGE_JOB: &[Key] = &[
-    key("node_js", Ty::Str).aliases(&["node"]),
-    key("npm_args", Ty::Str),
-    key("python", Ty::Str),
-    key("virtualenv", Ty::Object(&VIRTUALENV)).aliases(&["virtual_env"]),
-    key("rvm", Ty::Str).aliases(&["ruby", "rbenv"]),
-    key("gemfile", Ty::Str).aliases(&["gemfiles"]),
-    key("bundler_args", Ty::Str),
-    key("jdk", Ty::Str),
-    key("go", Ty::Str),
-    key("gobuild_args", Ty::Str),
-    key("go_import_path", Ty::Str),
-    key("gimme_config", Ty::Map),
-    key("php", Ty::Str),
-    key("composer_args", Ty::Str),
-    key("hhvm", Ty::Str),
-    key("perl", Ty::Str),
-    key("perl6", Ty::Str),
-    key("ghc", Ty::Str),
-    key("julia", Ty::Str),
-    key("otp_release", Ty::Str),
-    key("elixir", Ty::Str),
-    key("crystal", Ty::Str),
-    key("d", Ty::Str),
-    key("dart", Ty::Str),
-    key("dart_task", Ty::Any),
-    key("with_content_shell", Ty::Bool),
-    key("dotnet", Ty::Str),
-    key("mono", Ty::Str),
-    key("solution", Ty::Str),
-    key("rust", Ty::Str),
-    key("scala", Ty::Str),
-    key("sbt_args", Ty::Str),
-    key("lein", Ty::Str),
-    key("haxe", Ty::Str),
-    key("hxml", STRS),
-    key("neko", Ty::Str),
-    key("nix", Ty::Str),
-    key("matlab", Ty::Str),
-    key("elm", Ty::Str),
-    key("elm_format", Ty::Str),
-    key("elm_test", Ty::Str),
-    key("smalltalk", Ty::Str),
-    key("smalltalk_config", STRS),
-    key("smalltalk_vm", STRS),
-    key("smalltalk_edge", Ty::Map),
-    key("android", Ty::Map),
-    key("xcode_scheme", Ty::Str),
-    key("xcode_sdk", Ty::Str),
-    key("xcode_destination", Ty::Str),
-    key("xcode_project", Ty::Str),
-    key("xcode_workspace", Ty::Str),
-    key("xctool_args", Ty::Str),
-    key("podfile", Ty::Str),
-    key("r", Ty::Str),
-    key("r_packages", STRS),
-    key("r_binary_packages", STRS),
-    key("r_github_packages", STRS),
-    key("apt_packages", STRS),
-    key("bioc_packages", STRS),
-    key("brew_packages", STRS),
-    key("bioc", Ty::Str),
-    key("bioc_check", Ty::Bool),
-    key("bioc_required", Ty::Bool).aliases(&["use_bioc"]),
-    key("bioc_use_devel", Ty::Bool),
-    key("cran", Ty::Str),
-    key("disable_homebrew", Ty::Bool),
-    key("latex", Ty::Bool),
-    key("pandoc", Ty::Bool),
-    key("pandoc_version", Ty::Str),
-    key("r_build_args", Ty::Str),
-    key("r_check_args", Ty::Str),
-    key("r_check_revdep", Ty::Bool),
-    key("warnings_are_errors", Ty::Bool),
-    key("remotes", Ty::Str),
-    key("repos", Ty::Map),
-];
+pub static LANGUAGE_JOB: &[Key] = &one_version_each(LANGUAGE);
+
+/// The language keys as a job writes them: a list of versions that expands the matrix at the root
+/// is one version in a job (Smalltalk's configs and VMs stay lists), and the summaries are the
+/// root's alone.
+const fn one_version_each<const N: usize>(root: [Key; N]) -> [Key; N] {
+    let mut job = root;
+    let mut i = 0;
+    while i < N {
+        let k = root[i];
+        let ty = match k.ty {
+            Ty::Strs if k.expands && !stays_a_list(k.name) => Ty::Str,
+            ty => ty,
+        };
+        job[i] = Key {
+            ty,
+            expands: false,
+            summary: "",
+            ..k
+        };
+        i += 1;
+    }
+    job
+}
+
+/// Keys whose list stays a list in a job: a job may use several Smalltalk configs or VMs.
+const LISTS_IN_A_JOB: [&str; 2] = ["smalltalk_config", "smalltalk_vm"];
+
+const fn stays_a_list(name: &str) -> bool {
+    let mut i = 0;
+    while i < LISTS_IN_A_JOB.len() {
+        if same(name.as_bytes(), LISTS_IN_A_JOB[i].as_bytes()) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// String equality where `==` is not yet usable (a `const fn`).
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 const SUDO_GONE: &str = "The key `sudo` has no effect anymore.";
 

@@ -153,18 +153,7 @@ fn irc_lines_reach_a_joined_channel() {
     let channel = format!("#{}", unique("c").replace('-', ""));
     let watcher = IrcWatcher::join(&addr, &unique("w").replace('-', "")[..12], &channel);
     let target = format!("{addr}{channel}");
-    let n = notification(
-        Channel::Irc {
-            channels: vec![Text::Plain(target)],
-            channel_key: None,
-            password: None,
-            nickserv_password: None,
-            nick: None,
-            use_notice: false,
-            skip_join: false,
-        },
-        &[],
-    );
+    let n = notification(Channel::irc(vec![Text::Plain(target)]), &[]);
     let message = &compose(&n, &facts("irc"))[0];
     send(settings("", None), message, &NoSecrets).unwrap();
     let said = watcher.wait_said(3, 20);

@@ -6,6 +6,7 @@
 
 use serde_json::{Map, Value};
 
+use super::truthy;
 use crate::notify::{Channel, Frequency, Notification, Text, Triggers};
 use crate::plan::Decision;
 
@@ -135,15 +136,15 @@ fn entry_map(channel: &str, entry: &Value) -> Map<String, Value> {
 
 fn spec_of(channel: &str, map: &Map<String, Value>) -> NotifySpec {
     let enabled = match (
-        bool_value(map.get("enabled")),
-        bool_value(map.get("disabled")),
+        map.get("enabled").and_then(truthy),
+        map.get("disabled").and_then(truthy),
     ) {
         (Some(e), _) => e,
         (None, Some(d)) => !d,
         (None, None) => true,
     };
     let targets = |key: &str| texts(map.get(key), channel != "webhooks");
-    let flag = |key: &str| bool_value(map.get(key)).unwrap_or(false);
+    let flag = |key: &str| map.get(key).and_then(truthy).unwrap_or(false);
     let one = |key: &str| map.get(key).and_then(text);
     let kind = match channel {
         "email" => Channel::Email {
@@ -151,7 +152,7 @@ fn spec_of(channel: &str, map: &Map<String, Value>) -> NotifySpec {
         },
         "slack" => Channel::Slack {
             rooms: targets("rooms"),
-            on_pull_requests: bool_value(map.get("on_pull_requests")).unwrap_or(true),
+            on_pull_requests: map.get("on_pull_requests").and_then(truthy).unwrap_or(true),
         },
         "webhooks" => Channel::Webhooks {
             urls: targets("urls"),
@@ -205,18 +206,6 @@ fn spec_of(channel: &str, map: &Map<String, Value>) -> NotifySpec {
         },
         enabled,
         condition: map.get("if").and_then(plain),
-    }
-}
-
-fn bool_value(v: Option<&Value>) -> Option<bool> {
-    match v? {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" => Some(true),
-            "false" | "no" | "off" => Some(false),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

@@ -7,16 +7,7 @@ use slipway_pipelines::PlanOptions;
 use slipway_pipelines::lint::{LintOptions, lint, lint_with};
 use slipway_pipelines::plan::Context;
 
-/// A Ruby file whose matrix is `rvm` (one line, line 2) × `env.jobs` (the `jobs:` key on line 4).
-fn matrix(rubies: usize, envs: usize) -> String {
-    let rvm: Vec<String> = (0..rubies).map(|i| format!("\"3.{i}\"")).collect();
-    let mut yaml = format!("language: ruby\nrvm: [{}]\nenv:\n  jobs:\n", rvm.join(", "));
-    for i in 0..envs {
-        yaml.push_str(&format!("    - SHARD={i}\n"));
-    }
-    yaml.push_str("script: rake\n");
-    yaml
-}
+use crate::util::matrix::matrix;
 
 fn errors(diags: &[slipway_pipelines::diagnostic::Diagnostic]) -> Vec<String> {
     diags

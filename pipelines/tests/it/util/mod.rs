@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod matrix;
+
 use std::path::PathBuf;
 
 use slipway_pipelines::plan::{Context, EventType};
