@@ -50,6 +50,22 @@ wait_until() {
   done
 }
 
+# True, saying so, when service $1 already answers on $2 (the check is the rest): nothing to start.
+answering() {
+  local name="$1" addr="$2"
+  shift 2
+  "$@" || return 1
+  log "$name: answering on $addr"
+}
+
+# Waits until service $1, just spawned, passes the check (the rest); then says where it listens ($2).
+started() {
+  local name="$1" addr="$2"
+  shift 2
+  wait_until "$name" "$RUN_DIR/$name.log" "$@"
+  log "$name: started on $addr"
+}
+
 # Starts a long-running program detached from this shell, recording its pid.
 spawn() {
   local name="$1"
@@ -78,10 +94,7 @@ ensure_docker() {
 registry_url() { echo "http://$HOST:$REGISTRY_PORT/v2/"; }
 
 start_registry() {
-  if http_answers "$(registry_url)"; then
-    log "registry: answering on $HOST:$REGISTRY_PORT"
-    return 0
-  fi
+  answering registry "$HOST:$REGISTRY_PORT" http_answers "$(registry_url)" && return 0
   command -v docker-registry >/dev/null || die "docker-registry not found: run scripts/install-test-deps.sh"
   mkdir -p "$RUN_DIR/registry-data"
   cat >"$RUN_DIR/registry.yml" <<EOF
@@ -97,21 +110,16 @@ http:
   addr: $HOST:$REGISTRY_PORT
 EOF
   spawn registry docker-registry serve "$RUN_DIR/registry.yml"
-  wait_until registry "$RUN_DIR/registry.log" curl -sf --max-time 2 "$(registry_url)"
-  log "registry: started on $HOST:$REGISTRY_PORT"
+  started registry "$HOST:$REGISTRY_PORT" curl -sf --max-time 2 "$(registry_url)"
 }
 
 moto_url() { echo "http://$HOST:$MOTO_PORT"; }
 
 start_moto() {
-  if http_answers "$(moto_url)/moto-api/"; then
-    log "moto: answering on $HOST:$MOTO_PORT"
-    return 0
-  fi
+  answering moto "$HOST:$MOTO_PORT" http_answers "$(moto_url)/moto-api/" && return 0
   [ -x "$VENV/bin/moto_server" ] || die "moto_server not found in $VENV: run scripts/install-test-deps.sh"
   spawn moto "$VENV/bin/moto_server" -H "$HOST" -p "$MOTO_PORT"
-  wait_until moto "$RUN_DIR/moto.log" curl -sf --max-time 2 "$(moto_url)/moto-api/"
-  log "moto: started on $HOST:$MOTO_PORT"
+  started moto "$HOST:$MOTO_PORT" curl -sf --max-time 2 "$(moto_url)/moto-api/"
 }
 
 pg_bin() {
@@ -145,8 +153,7 @@ start_postgres() {
     as_pg "$bin/pg_ctl" -D "$PG_DIR/data" -l "$RUN_DIR/postgres.log" \
       -o "-c listen_addresses=$HOST -p $PG_PORT -k $PG_DIR/run" start >/dev/null 9>&- \
       || { tail -n 20 "$RUN_DIR/postgres.log" >&2; die "postgres failed to start (log: $RUN_DIR/postgres.log)"; }
-    wait_until postgres "$RUN_DIR/postgres.log" pg_ready
-    log "postgres: started on $HOST:$PG_PORT"
+    started postgres "$HOST:$PG_PORT" pg_ready
   else
     log "postgres: answering on $HOST:$PG_PORT"
   fi
@@ -161,15 +168,11 @@ tcp_answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 # The SMTP sink email notifications go to: aiosmtpd writes every message it accepts into a
 # Maildir ($RUN_DIR/mail/new), which tests read.
 start_smtp() {
-  if tcp_answers "$HOST" "$SMTP_PORT"; then
-    log "smtp: answering on $HOST:$SMTP_PORT"
-    return 0
-  fi
+  answering smtp "$HOST:$SMTP_PORT" tcp_answers "$HOST" "$SMTP_PORT" && return 0
   "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null || die "aiosmtpd not found in $VENV: run scripts/install-test-deps.sh"
   mkdir -p "$RUN_DIR/mail/tmp" "$RUN_DIR/mail/new" "$RUN_DIR/mail/cur"
   spawn smtp "$VENV/bin/python" -m aiosmtpd -n -l "$HOST:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$RUN_DIR/mail"
-  wait_until smtp "$RUN_DIR/smtp.log" tcp_answers "$HOST" "$SMTP_PORT"
-  log "smtp: started on $HOST:$SMTP_PORT (Maildir $RUN_DIR/mail)"
+  started smtp "$HOST:$SMTP_PORT (Maildir $RUN_DIR/mail)" tcp_answers "$HOST" "$SMTP_PORT"
 }
 
 pypi_url() { echo "http://$HOST:$PYPI_PORT"; }
@@ -177,10 +180,7 @@ pypi_url() { echo "http://$HOST:$PYPI_PORT"; }
 # A real Python package index (pypiserver): uploads need $PYPI_USER's password (htpasswd),
 # downloads are open, packages live in $RUN_DIR/pypi-packages.
 start_pypi() {
-  if http_answers "$(pypi_url)/simple/"; then
-    log "pypi: answering on $HOST:$PYPI_PORT"
-    return 0
-  fi
+  answering pypi "$HOST:$PYPI_PORT" http_answers "$(pypi_url)/simple/" && return 0
   [ -x "$VENV/bin/pypi-server" ] || die "pypi-server not found in $VENV: run scripts/install-test-deps.sh"
   mkdir -p "$RUN_DIR/pypi-packages"
   "$VENV/bin/python" - "$RUN_DIR/pypi.htpasswd" "$PYPI_USER" "$PYPI_PASSWORD" <<'PY'
@@ -192,16 +192,12 @@ ht.save()
 PY
   spawn pypi "$VENV/bin/pypi-server" run -i "$HOST" -p "$PYPI_PORT" -a update -P "$RUN_DIR/pypi.htpasswd" \
     "$RUN_DIR/pypi-packages"
-  wait_until pypi "$RUN_DIR/pypi.log" curl -sf --max-time 2 "$(pypi_url)/simple/"
-  log "pypi: started on $HOST:$PYPI_PORT"
+  started pypi "$HOST:$PYPI_PORT" curl -sf --max-time 2 "$(pypi_url)/simple/"
 }
 
 # The IRC server notifications are sent to, on loopback only.
 start_irc() {
-  if tcp_answers "$HOST" "$IRC_PORT"; then
-    log "irc: answering on $HOST:$IRC_PORT"
-    return 0
-  fi
+  answering irc "$HOST:$IRC_PORT" tcp_answers "$HOST" "$IRC_PORT" && return 0
   command -v ngircd >/dev/null || die "ngircd not found: run scripts/install-test-deps.sh"
   cat >"$RUN_DIR/ngircd.conf" <<EOF
 [Global]
@@ -219,8 +215,7 @@ start_irc() {
 	PAM = no
 EOF
   spawn irc ngircd -n -f "$RUN_DIR/ngircd.conf"
-  wait_until irc "$RUN_DIR/irc.log" tcp_answers "$HOST" "$IRC_PORT"
-  log "irc: started on $HOST:$IRC_PORT"
+  started irc "$HOST:$IRC_PORT" tcp_answers "$HOST" "$IRC_PORT"
 }
 
 check_chromium() {
