@@ -6,9 +6,7 @@
 
 use std::process::Command;
 
-use slipway_webhook::testing::git_hosts::GitHttp;
-
-use crate::support::{busybox, encrypt, engine_ready, text};
+use crate::support::{busybox, encrypt, engine_ready, pages_host, pages_pipeline, text};
 
 const REPO: &str = "acme/site";
 const TOKEN: &str = "ghp_pages_run_8e2d41";
@@ -20,32 +18,11 @@ fn a_push_publishes_the_site_the_job_built() {
     }
     let data = tempfile::tempdir().unwrap();
     let token = encrypt(data.path(), REPO, &format!("PAGES_TOKEN={TOKEN}"));
-    let pipeline = format!(
-        r#"image: "{image}"
-language: shell
-script:
-  - mkdir -p site && echo "<h1>built on $TRAVIS_BRANCH</h1>" > site/index.html
-deploy:
-  provider: pages
-  github_token:
-    secure: "{token}"
-  local_dir: site
-  fqdn: site.example.org
-  skip_cleanup: true
-  on:
-    branch: master
-"#,
-        image = busybox()
-    );
+    let pipeline = pages_pipeline(&busybox(), &token, "site.example.org");
     let dir = crate::support::repo_with_pipeline(".slipway.yml", &pipeline);
 
     let hosted = tempfile::tempdir().unwrap();
-    let bare = hosted.path().join("acme/site.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    crate::support::git(&bare, &["init", "-q", "--bare", "-b", "master"]);
-    crate::support::git(&bare, &["config", "http.receivepack", "true"]);
-    let host = GitHttp::start(hosted.path());
-    host.private("/acme/site.git", TOKEN);
+    let (bare, host) = pages_host(hosted.path(), REPO, TOKEN);
 
     let run = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_slipway"))

@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{busybox, encrypt, engine_ready, succeeded, text};
+use crate::support::{
+    assert_two_assets, busybox, encrypt, engine_ready, succeeded, text, two_assets_script,
+};
 use slipway_webhook::testing::{FakeGitHub, FakeReleases};
 
 const REPO: &str = "acme/tool";
@@ -44,11 +46,7 @@ fn a_tag_build_releases_the_two_files_it_built() {
     let pipeline = format!(
         r#"image: "{image}"
 language: shell
-script:
-  - mkdir -p dist
-  - echo "tool for linux $TRAVIS_TAG" > dist/tool-linux.tar.gz
-  - echo "tool for windows" > dist/tool-windows.zip
-deploy:
+{script}deploy:
   provider: releases
   api_key:
     secure: "{token}"
@@ -59,7 +57,8 @@ deploy:
   on:
     tags: true
 "#,
-        image = busybox()
+        image = busybox(),
+        script = two_assets_script("tool"),
     );
     let repo = crate::support::repo_with_pipeline(".slipway.yml", &pipeline);
 
@@ -103,11 +102,5 @@ deploy:
     assert_eq!(r.tag_name, "v2.0.0");
     assert_eq!(r.name.as_deref(), Some("Tool v2.0.0"));
     assert!(!r.draft);
-    assert_eq!(
-        r.files(),
-        [
-            ("tool-linux.tar.gz", &b"tool for linux v2.0.0\n"[..]),
-            ("tool-windows.zip", &b"tool for windows\n"[..]),
-        ]
-    );
+    assert_two_assets(r, "tool", "v2.0.0");
 }

@@ -6,7 +6,7 @@
 
 use std::process::{Command, Output};
 
-use crate::support::{busybox, ci, engine_ready, repo_with_pipeline, slipway, text};
+use crate::support::{MirroredImage, busybox, engine_ready, repo_with_pipeline, slipway, text};
 
 fn ok(out: &Output) -> String {
     let all = text(out);
@@ -96,31 +96,12 @@ fn an_unchanged_travis_file_runs_on_images_pulled_through_a_mirror() {
     if !engine_ready() {
         return;
     }
-    let Some(registry) = std::env::var("SLIPWAY_TEST_REGISTRY")
-        .ok()
-        .filter(|r| crate::support::http("GET", &format!("http://{r}"), "/v2/").is_some())
-    else {
-        assert!(!ci(), "no registry at $SLIPWAY_TEST_REGISTRY (CI=true)");
-        eprintln!("skipped: no registry at $SLIPWAY_TEST_REGISTRY");
-        return;
-    };
     // The mirror holds `library/python:3.12` (a local image pushed there); the engine has no
     // image of that name, so the job's image can only come from the mirror.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let prefix = format!("{registry}/slipway-mirror-{}-{nanos:x}", std::process::id());
-    let mirrored = format!("{prefix}/library/python:3.12");
-    let _cleanup = RemoveImage(mirrored.clone());
-    for args in [
-        &["tag", &busybox(), &mirrored][..],
-        &["push", &mirrored][..],
-        &["rmi", &mirrored][..],
-    ] {
-        let out = docker(args);
-        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
-    }
+    let Some(mirror) = MirroredImage::push("slipway-mirror") else {
+        return;
+    };
+    let (prefix, mirrored) = (&mirror.prefix, &mirror.image);
 
     let repo = repo_with_pipeline(
         ".travis.yml",
@@ -129,7 +110,7 @@ fn an_unchanged_travis_file_runs_on_images_pulled_through_a_mirror() {
     let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
         .arg("run")
         .arg(repo.path())
-        .args(["--image-mirror", &prefix])
+        .args(["--image-mirror", prefix])
         .output()
         .unwrap();
     let log = ok(&out);
@@ -141,16 +122,7 @@ fn an_unchanged_travis_file_runs_on_images_pulled_through_a_mirror() {
     );
     assert!(log.contains("ran in python:3.12"), "{log}");
     assert!(
-        docker(&["image", "inspect", &mirrored]).status.success(),
+        docker(&["image", "inspect", mirrored]).status.success(),
         "the image was pulled from the mirror"
     );
-}
-
-/// Removes the mirrored image from the engine when the test ends, passed or not.
-struct RemoveImage(String);
-
-impl Drop for RemoveImage {
-    fn drop(&mut self) {
-        let _ = docker(&["rmi", "-f", &self.0]);
-    }
 }

@@ -48,12 +48,7 @@ fn a_push_deploys_with_the_repositorys_secret_and_a_fork_gets_none() {
     let site_token = encrypt(&data, REPO, &format!("SITE_TOKEN={SITE_TOKEN}"));
     let origin = Origin::new(tmp.path(), &pipeline(&bucket, &secret_key, &site_token));
     let github = FakeGitHub::default();
-    let server = Served::one_worker(
-        tmp.path(),
-        &github,
-        &origin,
-        &[("SLIPWAY_S3_ENDPOINT", &moto)],
-    );
+    let server = Served::one_worker_on_moto(tmp.path(), &github, &origin, &moto);
 
     // A pull request from a fork: the same pipeline, no secret, nothing deployed.
     let fork = server.fork_pull_request(&origin, 5, "deploy-fork-pr");

@@ -133,12 +133,7 @@ fn a_repositorys_own_server_credentials_deploy_it() {
     let tmp = tempfile::tempdir().unwrap();
     let origin = Origin::new(tmp.path(), "script: true\n");
     let github = FakeGitHub::default();
-    let server = Served::one_worker(
-        tmp.path(),
-        &github,
-        &origin,
-        &[("SLIPWAY_S3_ENDPOINT", &moto)],
-    );
+    let server = Served::one_worker_on_moto(tmp.path(), &github, &origin, &moto);
     // Served writes the repository last: its [repos.deploy] table follows it.
     let mut config = std::fs::read_to_string(&server.config).unwrap();
     config.push_str("[repos.deploy]\naws_access_key_id = \"repo-key\"\naws_secret_access_key = \"repo-secret\"\n");

@@ -4,8 +4,7 @@
 //! pull request from a fork pushes nothing. The token is never in a log.
 
 use crate::serve::*;
-use crate::support::encrypt;
-use slipway_webhook::testing::git_hosts::GitHttp;
+use crate::support::{encrypt, pages_host, pages_pipeline};
 
 const PAGES_TOKEN: &str = "ghp_pages_e2e_4f1a9c";
 
@@ -17,32 +16,11 @@ fn a_push_publishes_the_site_and_a_fork_pushes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let token = encrypt(&data, REPO, &format!("PAGES_TOKEN={PAGES_TOKEN}"));
-    let pipeline = format!(
-        r#"image: "{IMAGE}"
-language: shell
-script:
-  - mkdir -p site && echo "<h1>built on $TRAVIS_BRANCH</h1>" > site/index.html
-deploy:
-  provider: pages
-  github_token:
-    secure: "{token}"
-  local_dir: site
-  fqdn: app.example.org
-  skip_cleanup: true
-  on:
-    branch: master
-"#
-    );
+    let pipeline = pages_pipeline(IMAGE, &token, "app.example.org");
     let origin = Origin::new(tmp.path(), &pipeline);
 
     // The "GitHub" pages are pushed to: acme/app.git, private to the token.
-    let hosted = tmp.path().join("hosted");
-    let bare = hosted.join("acme/app.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "-q", "--bare", "-b", "master"]);
-    git(&bare, &["config", "http.receivepack", "true"]);
-    let host = GitHttp::start(&hosted);
-    host.private("/acme/app.git", PAGES_TOKEN);
+    let (bare, host) = pages_host(&tmp.path().join("hosted"), REPO, PAGES_TOKEN);
 
     let github = FakeGitHub::default();
     let server = Served::one_worker(

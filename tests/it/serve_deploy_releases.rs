@@ -5,6 +5,7 @@
 //! GitHub nothing for a release.
 
 use crate::serve::*;
+use crate::support::{assert_two_assets, two_assets_script};
 
 /// The server's `[github] token` (see `serve::Served`).
 const SERVER_TOKEN: &str = "gh-token";
@@ -13,11 +14,7 @@ fn pipeline() -> String {
     format!(
         r#"image: "{IMAGE}"
 language: shell
-script:
-  - mkdir -p dist
-  - echo "app for linux $TRAVIS_TAG" > dist/app-linux.tar.gz
-  - echo "app for windows" > dist/app-windows.zip
-deploy:
+{script}deploy:
   - provider: releases
     file_glob: true
     file: dist/*
@@ -32,7 +29,8 @@ deploy:
     allow_failure: true
     on:
       tags: true
-"#
+"#,
+        script = two_assets_script("app"),
     )
 }
 
@@ -103,13 +101,7 @@ fn a_tag_push_releases_two_assets_with_the_servers_github_access() {
     );
     assert_eq!(r.body.as_deref(), Some("Built by Slipway"));
     assert!(!r.draft);
-    assert_eq!(
-        r.files(),
-        [
-            ("app-linux.tar.gz", &b"app for linux v1.4.0\n"[..]),
-            ("app-windows.zip", &b"app for windows\n"[..]),
-        ]
-    );
+    assert_two_assets(r, "app", "v1.4.0");
     assert!(
         release_requests(&github)
             .iter()

@@ -7,51 +7,20 @@
 use std::process::Command;
 
 use crate::serve::*;
-use crate::support::{busybox, ci, text};
+use crate::support::MirroredImage;
 
 /// Two jobs whose images (Travis's `ruby` and `python:3.12`) cannot be pulled here.
 const PIPELINE: &str = "install: true\nscript: echo \"ran in $SLIPWAY_IMAGE\"\njobs:\n  include:\n    - language: ruby\n      name: mapped\n    - language: python\n      python: \"3.12\"\n      name: mirrored\n";
-
-fn docker(args: &[&str]) {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}: {}", text(&out));
-}
-
-/// Removes the mirrored image from the engine and the local tag when the test ends.
-struct RemoveImage(String);
-
-impl Drop for RemoveImage {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
-    }
-}
 
 #[test]
 fn a_pushed_travis_file_runs_on_images_the_server_maps_and_mirrors() {
     if !docker_ready() {
         return;
     }
-    let Some(registry) = std::env::var("SLIPWAY_TEST_REGISTRY")
-        .ok()
-        .filter(|r| crate::support::http("GET", &format!("http://{r}"), "/v2/").is_some())
-    else {
-        assert!(!ci(), "no registry at $SLIPWAY_TEST_REGISTRY (CI=true)");
-        eprintln!("skipped: no registry at $SLIPWAY_TEST_REGISTRY");
+    let Some(mirror) = MirroredImage::push("slipway-serve-mirror") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let prefix = format!(
-        "{registry}/slipway-serve-mirror-{}-{nanos:x}",
-        std::process::id()
-    );
-    let mirrored = format!("{prefix}/library/python:3.12");
-    let _cleanup = RemoveImage(mirrored.clone());
-    docker(&["tag", &busybox(), &mirrored]);
-    docker(&["push", &mirrored]);
-    docker(&["rmi", &mirrored]);
+    let (prefix, mirrored) = (&mirror.prefix, &mirror.image);
 
     let tmp = tempfile::tempdir().unwrap();
     let origin = Origin::new(tmp.path(), PIPELINE);
@@ -97,7 +66,7 @@ fn a_pushed_travis_file_runs_on_images_the_server_maps_and_mirrors() {
         "{through_mirror}"
     );
     let pulled = Command::new("docker")
-        .args(["image", "inspect", &mirrored])
+        .args(["image", "inspect", mirrored])
         .output()
         .unwrap();
     assert!(

@@ -87,6 +87,16 @@ impl Served {
         Served::with_env(root, &github_api(github), &origin.url(), "workers = 1", env)
     }
 
+    /// [`Served::one_worker`] whose S3 deploys go to moto at `moto`.
+    pub fn one_worker_on_moto(
+        root: &Path,
+        github: &FakeGitHub,
+        origin: &Origin,
+        moto: &str,
+    ) -> Served {
+        Served::one_worker(root, github, origin, &[("SLIPWAY_S3_ENDPOINT", moto)])
+    }
+
     /// Like [`Served::new`], with extra environment variables for the server process.
     pub fn with_env(
         root: &Path,

@@ -232,3 +232,120 @@ pub fn image_ready(image: &str) -> bool {
     }
     ok
 }
+
+/// `library/python:3.12` in the test registry (`SLIPWAY_TEST_REGISTRY`) under a prefix of this
+/// run's own, as a pull-through mirror holds it: the busybox image pushed there, then removed from
+/// the engine, so a job's image of that name can only come from the mirror. Removed again when
+/// dropped, whether the test passed or not.
+pub struct MirroredImage {
+    /// The mirror prefix (`--image-mirror`, `[images] mirror`).
+    pub prefix: String,
+    /// The mirrored image's full name.
+    pub image: String,
+}
+
+impl MirroredImage {
+    /// Pushes the image under `REGISTRY/NAME-PID-TIME`; `None` (skipped, or failing under
+    /// CI=true) without a registry.
+    pub fn push(name: &str) -> Option<Self> {
+        let Some(registry) = std::env::var("SLIPWAY_TEST_REGISTRY")
+            .ok()
+            .filter(|r| http("GET", &format!("http://{r}"), "/v2/").is_some())
+        else {
+            assert!(!ci(), "no registry at $SLIPWAY_TEST_REGISTRY (CI=true)");
+            eprintln!("skipped: no registry at $SLIPWAY_TEST_REGISTRY");
+            return None;
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let prefix = format!("{registry}/{name}-{}-{nanos:x}", std::process::id());
+        let image = format!("{prefix}/library/python:3.12");
+        let mirrored = MirroredImage { prefix, image };
+        for args in [
+            &["tag", &busybox(), &mirrored.image][..],
+            &["push", &mirrored.image][..],
+            &["rmi", &mirrored.image][..],
+        ] {
+            let out = Command::new("docker").args(args).output().unwrap();
+            assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+        }
+        Some(mirrored)
+    }
+}
+
+impl Drop for MirroredImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.image])
+            .output();
+    }
+}
+
+/// A job in `image` that builds `site/index.html` and publishes it with a `pages` deploy on
+/// master, the token being the `secure:` value `token` and the domain `fqdn`.
+pub fn pages_pipeline(image: &str, token: &str, fqdn: &str) -> String {
+    format!(
+        r#"image: "{image}"
+language: shell
+script:
+  - mkdir -p site && echo "<h1>built on $TRAVIS_BRANCH</h1>" > site/index.html
+deploy:
+  provider: pages
+  github_token:
+    secure: "{token}"
+  local_dir: site
+  fqdn: {fqdn}
+  skip_cleanup: true
+  on:
+    branch: master
+"#
+    )
+}
+
+/// The "GitHub" a `pages` deploy pushes to: an empty bare repository `repo` (`acme/app`) under
+/// `hosted`, served over HTTP and private to `token`; its path, and the server.
+pub fn pages_host(
+    hosted: &Path,
+    repo: &str,
+    token: &str,
+) -> (
+    std::path::PathBuf,
+    slipway_webhook::testing::git_hosts::GitHttp,
+) {
+    let bare = hosted.join(format!("{repo}.git"));
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "-q", "--bare", "-b", "master"]);
+    git(&bare, &["config", "http.receivepack", "true"]);
+    let host = slipway_webhook::testing::git_hosts::GitHttp::start(hosted);
+    host.private(&format!("/{repo}.git"), token);
+    (bare, host)
+}
+
+/// The script lines of a job that builds two release assets named after `name` (`dist/*`), which
+/// [`assert_two_assets`] checks.
+pub fn two_assets_script(name: &str) -> String {
+    format!(
+        r#"script:
+  - mkdir -p dist
+  - echo "{name} for linux $TRAVIS_TAG" > dist/{name}-linux.tar.gz
+  - echo "{name} for windows" > dist/{name}-windows.zip
+"#
+    )
+}
+
+/// Fails unless `release` holds exactly the two assets [`two_assets_script`] built for `name` on
+/// tag `tag`.
+#[track_caller]
+pub fn assert_two_assets(release: &slipway_webhook::testing::FakeRelease, name: &str, tag: &str) {
+    let linux = format!("{name} for linux {tag}\n");
+    let windows = format!("{name} for windows\n");
+    assert_eq!(
+        release.files(),
+        [
+            (format!("{name}-linux.tar.gz").as_str(), linux.as_bytes()),
+            (format!("{name}-windows.zip").as_str(), windows.as_bytes()),
+        ]
+    );
+}
