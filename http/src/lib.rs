@@ -2,9 +2,10 @@
 //! AWS SDKs already bring, so the binary carries one HTTP and one TLS implementation.
 //!
 //! Everything Slipway asks of another HTTP service goes through [`Http`]: GitHub's REST API and
-//! OAuth, the Kubernetes and GKE APIs, notifications, and (through [`Blocking`]) the CLI's calls
-//! to a `slipway serve`. Requests and answers are small JSON documents, so an answer is read
-//! whole. The AWS SDKs keep their own client (built on the same hyper and rustls).
+//! OAuth, the GKE API and its token exchange, notifications, and (through [`Blocking`]) the CLI's
+//! calls to a `slipway serve`. Requests and answers are small JSON documents, so an answer is read
+//! whole. The AWS SDKs and kube-rs (the Kubernetes executor and deploys) keep their own client,
+//! built on the same hyper and rustls.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,8 @@ use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue, USER_AGENT};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A request that gets no answer within this long fails (unless [`Http::timeout`] says otherwise).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,11 +98,8 @@ impl Response {
 /// TLS settings for the servers a client talks to.
 #[derive(Default, Clone)]
 pub struct Tls {
-    /// PEM certificates to trust instead of the system's roots (a cluster's own CA, a server's
-    /// own CA).
+    /// PEM certificates to trust instead of the system's roots (a server's own CA).
     pub ca_pem: Option<Vec<u8>>,
-    /// A client certificate chain and key, both PEM.
-    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The client: one connection pool, cheap to clone.
@@ -120,8 +118,8 @@ impl std::fmt::Debug for Http {
 }
 
 impl Http {
-    /// A client trusting `tls.ca_pem` (else the system's roots), presenting `tls.client_cert` if
-    /// any, speaking `http://` and `https://`.
+    /// A client trusting `tls.ca_pem` (else the system's roots), speaking `http://` and
+    /// `https://`.
     pub fn new(tls: Tls) -> Result<Self, HttpError> {
         let config = client_config(&tls)?;
         let mut http = HttpConnector::new();
@@ -294,18 +292,7 @@ fn client_config(tls: &Tls) -> Result<rustls::ClientConfig, HttpError> {
         .with_safe_default_protocol_versions()
         .map_err(|e| bad("TLS setup")(&e))?
         .with_root_certificates(roots);
-    Ok(match &tls.client_cert {
-        Some((cert, key)) => {
-            let certs = CertificateDer::pem_slice_iter(cert)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad("bad client certificate")(&e))?;
-            let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad("bad client key")(&e))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| bad("bad client certificate")(&e))?
-        }
-        None => builder.with_no_client_auth(),
-    })
+    Ok(builder.with_no_client_auth())
 }
 
 /// An error and its causes, outermost first (hyper's own message alone says little).

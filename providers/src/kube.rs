@@ -1,7 +1,7 @@
 //! `provider: kubernetes` and `provider: gke`: `kubectl apply -f DIR`, `kubectl set image` and
-//! `kubectl create secret generic` as Kubernetes API calls (server-side apply and strategic-merge
-//! patches over plain HTTP), then waiting for each deployment's rollout. `gke` gets its cluster
-//! and a token from a service-account key file; `kubernetes` reads a kubeconfig.
+//! `kubectl create secret generic` as Kubernetes API calls through kube-rs (server-side apply and
+//! strategic-merge patches), then watching each deployment until it has rolled out. `gke` gets
+//! its cluster and a token from a service-account key file; `kubernetes` reads a kubeconfig.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -18,10 +18,16 @@ use slipway_runner::DeployLog;
 
 mod access;
 mod apply;
+mod gke;
+mod kubeconfig;
 mod rollout;
 
-use access::{Cluster, status_message};
-use apply::{apply_query, group_path, object_path};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{ApiResource, Patch, PatchParams};
+
+use apply::{Resource, group_path};
 
 /// Options of the kubernetes provider.
 pub const KUBERNETES_OPTIONS: &[&str] = &[
@@ -50,9 +56,7 @@ pub const GKE_OPTIONS: &[&str] = &[
     "timeout",
 ];
 
-/// The public GKE API; overridable through [`crate::Endpoints::gke_container`].
-const GKE_API: &str = "https://container.googleapis.com";
-const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+/// The field manager of everything the deploy applies and patches.
 const FIELD_MANAGER: &str = "slipway";
 
 /// How the provider reaches the cluster.
@@ -242,30 +246,6 @@ const APPLY_PATCH: &str = "application/apply-patch+yaml";
 /// Content type of a strategic-merge patch (`kubectl set image`).
 const MERGE_PATCH: &str = "application/strategic-merge-patch+json";
 
-impl Kubernetes {
-    /// Sends one PATCH of the deploy: a request that fails is an error of `action`, one the API
-    /// server refuses an error of `refused` with the server's message.
-    async fn patch(
-        &self,
-        cluster: &Cluster,
-        path: &str,
-        content_type: &str,
-        body: &Value,
-        action: &str,
-        refused: &str,
-    ) -> Result<(), Error> {
-        let body = serde_json::to_vec(body).unwrap_or_default();
-        let r = cluster
-            .call("PATCH", path, Some(content_type), Some(body))
-            .await
-            .map_err(|e| self.api_err(action, e))?;
-        if !r.ok() {
-            return Err(self.api_err(refused, status_message(&r)));
-        }
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl Deployer for Kubernetes {
     fn provider(&self) -> &'static str {
@@ -349,7 +329,7 @@ impl Deployer for Kubernetes {
                         format!("GET /apis/apps/v1/namespaces/{n}/deployments/{d}"),
                     )
                     .note(format!(
-                        "until rolled out, at most {} s in all",
+                        "then watched until rolled out, at most {} s in all",
                         self.timeout
                     )),
                 );
@@ -362,15 +342,14 @@ impl Deployer for Kubernetes {
         let manifests = self.load_manifests(ctx)?;
         let cluster = self.connect(ctx, log).await?;
         let ns = cluster.namespace.clone();
+        let secret = Resource {
+            api: ApiResource::erase::<Secret>(&()),
+            namespaced: true,
+        };
         for s in &self.secrets {
-            let path = format!(
-                "/api/v1/namespaces/{ns}/secrets/{}{}",
-                s.name,
-                apply_query()
-            );
             let action = format!("apply secret {}", s.name);
             let body = self.secret_body(s, &ns);
-            self.patch(&cluster, &path, APPLY_PATCH, &body, &action, &action)
+            self.apply(&cluster, &secret, &ns, &body, &action, &action)
                 .await?;
             log.line(&format!("kubernetes: secret/{} configured", s.name));
         }
@@ -382,16 +361,11 @@ impl Deployer for Kubernetes {
             if res.namespaced && m.namespace.is_none() {
                 body["metadata"]["namespace"] = Value::String(namespace.clone());
             }
-            let path = format!(
-                "{}{}",
-                object_path(&m.api_version, &res, &namespace, &m.name),
-                apply_query()
-            );
             let refused = format!("apply {} ({}/{})", m.file, m.kind, m.name);
-            self.patch(
+            self.apply(
                 &cluster,
-                &path,
-                APPLY_PATCH,
+                &res,
+                &namespace,
                 &body,
                 &format!("apply {}", m.file),
                 &refused,
@@ -399,16 +373,20 @@ impl Deployer for Kubernetes {
             .await?;
             log.line(&format!(
                 "kubernetes: {}/{} configured ({})",
-                res.plural, m.name, m.file
+                res.api.plural, m.name, m.file
             ));
         }
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), &ns);
+        let set_image = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
         for (d, patch) in self.image_patches() {
-            let path = format!(
-                "/apis/apps/v1/namespaces/{ns}/deployments/{d}?fieldManager={FIELD_MANAGER}"
-            );
             let action = format!("set image deployments/{d}");
-            self.patch(&cluster, &path, MERGE_PATCH, &patch, &action, &action)
-                .await?;
+            deployments
+                .patch(&d, &set_image, &Patch::Strategic(&patch))
+                .await
+                .map_err(|e| self.kube_err(&action, &action, &e))?;
             for i in self.images.iter().filter(|i| i.deployment == d) {
                 log.line(&format!(
                     "kubernetes: deployment/{d} container {} image set to {}",
@@ -420,8 +398,7 @@ impl Deployer for Kubernetes {
         if self.wait {
             let deadline = Instant::now() + Duration::from_secs(self.timeout);
             for (n, d) in &rollouts {
-                self.wait_rollout(ctx, &cluster, n, d, deadline, log)
-                    .await?;
+                self.wait_rollout(&cluster, n, d, deadline, log).await?;
             }
         }
         Ok(format!(

@@ -1,5 +1,5 @@
 //! Manifests and server-side apply: reading `kubectl apply -f` files into objects, discovering
-//! each kind's resource path, and the secret and `set image` patch bodies.
+//! each kind's resource, applying them with kube-rs, and the secret and `set image` patch bodies.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::access::{Cluster, status_message};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+
+use super::access::{Cluster, describe, status_code};
 use super::{FIELD_MANAGER, Kubernetes, SecretSpec};
 use crate::context::DeployContext;
 use crate::error::Error;
@@ -24,10 +28,10 @@ pub(super) struct Manifest {
     pub(super) body: Value,
 }
 
-/// What discovery says about a kind.
+/// What discovery says about a kind: how kube-rs addresses it, and its scope.
 #[derive(Clone, Debug)]
 pub(super) struct Resource {
-    pub(super) plural: String,
+    pub(super) api: ApiResource,
     pub(super) namespaced: bool,
 }
 
@@ -183,74 +187,66 @@ pub(super) fn group_path(api_version: &str) -> String {
     }
 }
 
-pub(super) fn object_path(
-    api_version: &str,
-    res: &Resource,
-    namespace: &str,
-    name: &str,
-) -> String {
-    if res.namespaced {
-        format!(
-            "{}/namespaces/{namespace}/{}/{name}",
-            group_path(api_version),
-            res.plural
-        )
-    } else {
-        format!("{}/{}/{name}", group_path(api_version), res.plural)
-    }
-}
-
-pub(super) fn apply_query() -> String {
-    format!("?fieldManager={FIELD_MANAGER}&force=true")
+/// Server-side apply as `kubectl apply --server-side --force-conflicts` does it: Slipway owns
+/// the fields it applies.
+pub(super) fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
 }
 
 impl Kubernetes {
+    /// How kube-rs addresses `m`'s kind and whether it is namespaced, from the API server's
+    /// list of its group version (read once per group version).
     pub(super) async fn discover(
         &self,
         cluster: &Cluster,
-        cache: &mut BTreeMap<String, Value>,
+        cache: &mut BTreeMap<String, APIResourceList>,
         m: &Manifest,
     ) -> Result<Resource, Error> {
         if !cache.contains_key(&m.api_version) {
-            let path = group_path(&m.api_version);
-            let r = cluster
-                .call("GET", &path, None, None)
-                .await
-                .map_err(|e| self.api_err(format!("GET {path}"), e))?;
-            if r.status == 404 {
-                return Err(self.api_err(
-                    format!("apply {}", m.file),
-                    format!(
-                        "the cluster does not serve {} (kind {})",
-                        m.api_version, m.kind
-                    ),
-                ));
-            }
-            if !r.ok() {
-                return Err(self.api_err(format!("GET {path}"), status_message(&r)));
-            }
-            cache.insert(m.api_version.clone(), r.json());
+            let listed = if m.api_version.contains('/') {
+                cluster
+                    .client
+                    .list_api_group_resources(&m.api_version)
+                    .await
+            } else {
+                cluster.client.list_core_api_resources(&m.api_version).await
+            };
+            let list = match listed {
+                Ok(list) => list,
+                Err(e) if status_code(&e) == Some(404) => {
+                    return Err(self.api_err(
+                        format!("apply {}", m.file),
+                        format!(
+                            "the cluster does not serve {} (kind {})",
+                            m.api_version, m.kind
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(
+                        self.api_err(format!("GET {}", group_path(&m.api_version)), describe(&e))
+                    );
+                }
+            };
+            cache.insert(m.api_version.clone(), list);
         }
-        let list = &cache[&m.api_version];
-        list.get("resources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|r| {
-                r.get("kind").and_then(Value::as_str) == Some(&m.kind)
-                    && !r
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("/")
-                        .contains('/')
-            })
+        let (group, version) = m
+            .api_version
+            .split_once('/')
+            .unwrap_or(("", &m.api_version));
+        cache[&m.api_version]
+            .resources
+            .iter()
+            .find(|r| r.kind == m.kind && !r.name.contains('/'))
             .map(|r| Resource {
-                plural: r
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                namespaced: r.get("namespaced").and_then(Value::as_bool).unwrap_or(true),
+                api: ApiResource {
+                    group: group.to_owned(),
+                    version: version.to_owned(),
+                    api_version: m.api_version.clone(),
+                    kind: m.kind.clone(),
+                    plural: r.name.clone(),
+                },
+                namespaced: r.namespaced,
             })
             .ok_or_else(|| {
                 self.api_err(
@@ -258,6 +254,32 @@ impl Kubernetes {
                     format!("{} has no kind {}", m.api_version, m.kind),
                 )
             })
+    }
+
+    /// Applies one object server-side: a request that fails is an error of `action`, one the
+    /// API server refuses an error of `refused` with the server's message.
+    pub(super) async fn apply(
+        &self,
+        cluster: &Cluster,
+        res: &Resource,
+        namespace: &str,
+        body: &Value,
+        action: &str,
+        refused: &str,
+    ) -> Result<(), Error> {
+        let api: Api<DynamicObject> = if res.namespaced {
+            Api::namespaced_with(cluster.client.clone(), namespace, &res.api)
+        } else {
+            Api::all_with(cluster.client.clone(), &res.api)
+        };
+        let name = body
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        api.patch(name, &apply_params(), &Patch::Apply(body))
+            .await
+            .map(drop)
+            .map_err(|e| self.kube_err(action, refused, &e))
     }
 }
 
@@ -272,34 +294,8 @@ mod tests {
     }
 
     #[test]
-    fn object_paths_follow_scope() {
-        let ns = Resource {
-            plural: "deployments".into(),
-            namespaced: true,
-        };
-        let cl = Resource {
-            plural: "clusterissuers".into(),
-            namespaced: false,
-        };
-        assert_eq!(
-            object_path("apps/v1", &ns, "prod", "web"),
-            "/apis/apps/v1/namespaces/prod/deployments/web"
-        );
-        assert_eq!(
-            object_path("cert-manager.io/v1", &cl, "prod", "le"),
-            "/apis/cert-manager.io/v1/clusterissuers/le"
-        );
-        assert_eq!(
-            object_path(
-                "v1",
-                &Resource {
-                    plural: "services".into(),
-                    namespaced: true
-                },
-                "d",
-                "s"
-            ),
-            "/api/v1/namespaces/d/services/s"
-        );
+    fn group_paths_follow_the_core_group() {
+        assert_eq!(group_path("v1"), "/api/v1");
+        assert_eq!(group_path("apps/v1"), "/apis/apps/v1");
     }
 }

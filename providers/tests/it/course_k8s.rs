@@ -1,13 +1,13 @@
 //! Kubernetes deploys: the multi-k8s course project through the gke provider against a stand-in
-//! for the OAuth token endpoint, the GKE API and the Kubernetes API server (none can run here);
-//! plus an opt-in run against a real cluster when `KUBECONFIG` is set.
+//! for the OAuth token endpoint, the GKE API and the Kubernetes API server (none can run here,
+//! see [`cluster`]); plus an opt-in run against a real cluster when `KUBECONFIG` is set.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::util::*;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -17,8 +17,13 @@ use slipway_secrets::Secret;
 
 const SHA: &str = "c0ffee1234567890c0ffee1234567890c0ffee12";
 
-/// A fresh service-account key (RSA, PKCS#8) written to a temp dir; returns (dir, path, public key DER).
-fn service_account(token_uri: &str) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+mod cluster;
+mod kubeconfig;
+
+use cluster::{Behaviour, Cluster, TOKEN, UNIVERSE};
+
+/// A fresh RSA key (PKCS#8 PEM) and its public half (DER).
+fn keypair() -> (String, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let pem_path = dir.path().join("key.pem");
     let status = std::process::Command::new("openssl")
@@ -43,155 +48,38 @@ fn service_account(token_uri: &str) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
     let public = ring::signature::KeyPair::public_key(&pair)
         .as_ref()
         .to_vec();
-    let key = json!({
+    (pem, public)
+}
+
+/// A service-account key file as Google issues them: its token endpoint and its APIs' domain.
+fn key_json(pem: &str, token_uri: &str) -> Value {
+    json!({
         "type": "service_account",
         "project_id": "my-project",
         "private_key_id": "1",
         "private_key": pem,
         "client_email": "deployer@my-project.iam.gserviceaccount.com",
         "token_uri": token_uri,
-    });
-    let path = dir.path().join("service-account.json");
-    std::fs::write(&path, key.to_string()).unwrap();
-    (dir, path, public)
-}
-
-fn resources(list: &[(&str, &str, bool)]) -> Value {
-    json!({"kind": "APIResourceList", "resources": list.iter().map(|(name, kind, ns)| json!({"name": name, "kind": kind, "namespaced": ns})).collect::<Vec<_>>()})
-}
-
-/// Verifies the JWT-bearer assertion: RS256 signature by the service account, its claims.
-fn check_assertion(
-    form: &std::collections::BTreeMap<String, String>,
-    public: &[u8],
-    aud: &str,
-) -> Result<(), String> {
-    if form.get("grant_type").map(String::as_str)
-        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
-    {
-        return Err("grant_type".into());
-    }
-    let jwt = form.get("assertion").ok_or("no assertion")?;
-    let parts: Vec<&str> = jwt.split('.').collect();
-    let signed = format!("{}.{}", parts[0], parts[1]);
-    let sig = URL_SAFE_NO_PAD
-        .decode(parts[2])
-        .map_err(|e| e.to_string())?;
-    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, public)
-        .verify(signed.as_bytes(), &sig)
-        .map_err(|_| "Invalid JWT Signature.".to_owned())?;
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    if claims["iss"] != "deployer@my-project.iam.gserviceaccount.com"
-        || claims["aud"] != aud
-        || claims["scope"] != "https://www.googleapis.com/auth/cloud-platform"
-    {
-        return Err(format!("bad claims {claims}"));
-    }
-    Ok(())
-}
-
-/// The stand-in cluster. `stuck` deployments never roll out and their pods cannot pull the image.
-fn cluster(
-    public: Vec<u8>,
-    stuck: &'static [&'static str],
-    aud: Arc<std::sync::Mutex<String>>,
-) -> StandIn {
-    StandIn::start(move |r| {
-        let path = r.path.as_str();
-        if r.method == "POST" && path == "/token" {
-            return match check_assertion(&r.form(), &public, &aud.lock().unwrap()) {
-                Ok(()) => Reply::json(
-                    200,
-                    json!({"access_token": "ya29.test-token", "expires_in": 3599, "token_type": "Bearer"}),
-                ),
-                Err(e) => Reply::json(
-                    400,
-                    json!({"error": "invalid_grant", "error_description": e}),
-                ),
-            };
-        }
-        if r.header("authorization").as_deref() != Some("Bearer ya29.test-token") {
-            return Reply::json(
-                401,
-                json!({"kind": "Status", "message": "Unauthorized", "code": 401}),
-            );
-        }
-        if path == "/v1/projects/my-project/locations/us-central1-a/clusters/multi-cluster" {
-            return Reply::json(
-                200,
-                json!({"name": "multi-cluster", "endpoint": "127.0.0.1", "status": "RUNNING", "masterAuth": {"clusterCaCertificate": ""}}),
-            );
-        }
-        match (r.method.as_str(), path) {
-            ("GET", "/api/v1") => {
-                return Reply::json(
-                    200,
-                    resources(&[
-                        ("services", "Service", true),
-                        ("persistentvolumeclaims", "PersistentVolumeClaim", true),
-                        ("secrets", "Secret", true),
-                        ("pods", "Pod", true),
-                        ("pods/log", "Pod", true),
-                    ]),
-                );
-            }
-            ("GET", "/apis/apps/v1") => {
-                return Reply::json(
-                    200,
-                    resources(&[
-                        ("deployments", "Deployment", true),
-                        ("deployments/scale", "Scale", true),
-                    ]),
-                );
-            }
-            ("GET", "/apis/extensions/v1beta1") => {
-                return Reply::json(200, resources(&[("ingresses", "Ingress", true)]));
-            }
-            ("GET", "/apis/certmanager.k8s.io/v1alpha1") => {
-                return Reply::json(
-                    200,
-                    resources(&[
-                        ("certificates", "Certificate", true),
-                        ("clusterissuers", "ClusterIssuer", false),
-                    ]),
-                );
-            }
-            ("PATCH", _) => return Reply::json(200, r.json()),
-            _ => {}
-        }
-        if r.method == "GET" && path == "/api/v1/namespaces/default/pods" {
-            let component = r.query.rsplit("%3D").next().unwrap_or("");
-            return Reply::json(
-                200,
-                json!({"items": [{
-                    "metadata": {"name": format!("{component}-deployment-7d9f-x2k4p")},
-                    "status": {"phase": "Pending", "containerStatuses": [{"name": component, "ready": false,
-                        "state": {"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"stephengrider/multi-{component}:{SHA}\"")}}}]}
-                }]}),
-            );
-        }
-        if let Some(name) = path.strip_prefix("/apis/apps/v1/namespaces/default/deployments/") {
-            let component = name.trim_end_matches("-deployment");
-            let status = if stuck.contains(&name) {
-                json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1, "unavailableReplicas": 1})
-            } else {
-                json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1})
-            };
-            return Reply::json(
-                200,
-                json!({"metadata": {"name": name, "generation": 2}, "spec": {"replicas": 1, "selector": {"matchLabels": {"component": component}}}, "status": status}),
-            );
-        }
-        Reply::json(
-            404,
-            json!({"kind": "Status", "message": format!("the server could not find {path}"), "code": 404}),
-        )
+        "universe_domain": UNIVERSE,
     })
+}
+
+/// The stand-in with its key: the build dir holds the key file, its `token_uri` the stand-in's.
+struct Setup {
+    cluster: Cluster,
+    build: tempfile::TempDir,
+}
+
+fn setup(course: &Path, behaviour: Behaviour) -> Setup {
+    let (pem, public) = keypair();
+    let cluster = Cluster::start(public, behaviour);
+    let build = with_key(course, &key_json(&pem, &cluster.token_uri()));
+    Setup { cluster, build }
 }
 
 /// The course's tree copied into a build dir of its own, with the decrypted service-account key
 /// at `gke-key.json` in it (a deploy reads only files of the build dir).
-fn with_key(course: &Path, key_file: &Path) -> tempfile::TempDir {
+fn with_key(course: &Path, key: &Value) -> tempfile::TempDir {
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {
@@ -206,7 +94,7 @@ fn with_key(course: &Path, key_file: &Path) -> tempfile::TempDir {
     }
     let build = tempfile::tempdir().unwrap();
     copy(course, build.path());
-    std::fs::copy(key_file, build.path().join("gke-key.json")).unwrap();
+    std::fs::write(build.path().join("gke-key.json"), key.to_string()).unwrap();
     build
 }
 
@@ -231,7 +119,6 @@ fn planned(dir: &Path) -> Deploy {
 
 fn k8s_context(dir: &Path, standin: &StandIn) -> slipway_providers::DeployContext {
     let mut ctx = context(dir).with_env("SHA", SHA);
-    ctx.endpoints.gke_token = Some(format!("{}/token", standin.url));
     ctx.endpoints.gke_container = Some(standin.url.clone());
     ctx.endpoints.kubernetes = Some(standin.url.clone());
     ctx.secrets = Some(Arc::new(PgPassword));
@@ -270,16 +157,16 @@ async fn multi_k8s_applies_k8s_sets_three_images_to_the_sha_and_awaits_rollouts(
     let Some(dir) = course("multi-k8s") else {
         return;
     };
-    // The key's token_uri is the JWT audience; the endpoint override sends the exchange to the stand-in.
-    let (_keys, key_file, public) = service_account("https://oauth2.example.invalid/token");
-    let aud = Arc::new(std::sync::Mutex::new(
-        "https://oauth2.example.invalid/token".to_owned(),
-    ));
-    let standin = cluster(public, &[], aud);
-
-    let build = with_key(&dir, &key_file);
+    // The worker is not available at first: the deploy watches it roll out.
+    let Setup { cluster, build } = setup(
+        &dir,
+        Behaviour {
+            slow: &["worker-deployment"],
+            ..Behaviour::default()
+        },
+    );
     let d = planned(build.path());
-    let ctx = k8s_context(build.path(), &standin);
+    let ctx = k8s_context(build.path(), &cluster.standin);
     let log = MemorySink::default();
     let out = run_deploy(&d, &ctx, &log).await;
     let Outcome::Deployed(summary) = out else {
@@ -290,13 +177,98 @@ async fn multi_k8s_applies_k8s_sets_three_images_to_the_sha_and_awaits_rollouts(
         "14 object(s) applied, 3 image(s) set, 5 rollout(s) complete"
     );
 
-    let requests = standin.requests();
+    let requests = cluster.standin.requests();
     let seq: Vec<String> = requests
         .iter()
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     let ns = "/namespaces/default";
-    let expected: Vec<String> = [
+    assert_eq!(seq, expected_requests());
+    let watch = requests.last().unwrap();
+    assert_eq!(
+        query_pairs(&watch.query),
+        BTreeMap::from([
+            ("allowWatchBookmarks".to_owned(), "true".to_owned()),
+            (
+                "fieldSelector".into(),
+                "metadata.name=worker-deployment".into()
+            ),
+            ("resourceVersion".into(), "2".into()),
+            ("timeoutSeconds".into(), "290".into()),
+            ("watch".into(), "true".into()),
+        ])
+    );
+
+    // Server-side apply for manifests and the Secret; strategic merge for `set image`.
+    let applies: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
+    for r in &applies[..14] {
+        assert_eq!(
+            r.header("content-type").as_deref(),
+            Some("application/apply-patch+yaml"),
+            "{}",
+            r.path
+        );
+        assert_eq!(
+            query_pairs(&r.query),
+            BTreeMap::from([
+                ("fieldManager".to_owned(), "slipway".to_owned()),
+                ("force".into(), "true".into())
+            ])
+        );
+    }
+    let secret = applies[0].json();
+    assert_eq!(
+        secret["data"]["PGPASSWORD"],
+        base64::engine::general_purpose::STANDARD.encode("pg-secret")
+    );
+    let server_apply = applies
+        .iter()
+        .find(|r| r.path.ends_with("deployments/server-deployment"))
+        .unwrap()
+        .json();
+    assert_eq!(
+        server_apply["spec"]["template"]["spec"]["containers"][0]["image"],
+        "stephengrider/multi-server"
+    );
+    assert_eq!(server_apply["metadata"]["namespace"], "default");
+    for (i, c) in ["server", "client", "worker"].iter().enumerate() {
+        let r = applies[14 + i];
+        assert_eq!(
+            r.header("content-type").as_deref(),
+            Some("application/strategic-merge-patch+json")
+        );
+        assert_eq!(
+            query_pairs(&r.query),
+            BTreeMap::from([("fieldManager".to_owned(), "slipway".to_owned())])
+        );
+        assert_eq!(
+            r.json(),
+            json!({"spec": {"template": {"spec": {"containers": [{"name": c, "image": format!("stephengrider/multi-{c}:{SHA}")}]}}}})
+        );
+        // What the cluster now runs: the applied deployment with the commit's image.
+        let held = cluster
+            .object(&format!("/apis/apps/v1{ns}/deployments/{c}-deployment"))
+            .unwrap();
+        assert_eq!(
+            held["spec"]["template"]["spec"]["containers"][0]["image"],
+            format!("stephengrider/multi-{c}:{SHA}")
+        );
+    }
+    let text = log.lines().join("\n");
+    assert!(
+        text.contains("kubernetes: deployment worker-deployment: 0 of 1 updated replicas available\nkubernetes: deployment worker-deployment rolled out"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("pg-secret") && !text.contains(TOKEN),
+        "{text}"
+    );
+}
+
+/// Every request of the course's deploy, in order.
+fn expected_requests() -> Vec<String> {
+    let ns = "/namespaces/default";
+    [
         "POST /token".to_owned(),
         "GET /v1/projects/my-project/locations/us-central1-a/clusters/multi-cluster".into(),
         format!("PATCH /api/v1{ns}/secrets/pgpassword"),
@@ -325,53 +297,27 @@ async fn multi_k8s_applies_k8s_sets_three_images_to_the_sha_and_awaits_rollouts(
         format!("GET /apis/apps/v1{ns}/deployments/redis-deployment"),
         format!("GET /apis/apps/v1{ns}/deployments/server-deployment"),
         format!("GET /apis/apps/v1{ns}/deployments/worker-deployment"),
+        // The worker's rollout, watched from the version just read.
+        format!("GET /apis/apps/v1{ns}/deployments"),
     ]
     .into_iter()
-    .collect();
-    assert_eq!(seq, expected);
+    .collect()
+}
 
-    // Server-side apply for manifests and the Secret; strategic merge for `set image`.
-    let applies: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
-    for r in &applies[..14] {
-        assert_eq!(
-            r.header("content-type").as_deref(),
-            Some("application/apply-patch+yaml"),
-            "{}",
-            r.path
-        );
-        assert_eq!(r.query, "fieldManager=slipway&force=true");
-    }
-    let secret = applies[0].json();
-    assert_eq!(
-        secret["data"]["PGPASSWORD"],
-        base64::engine::general_purpose::STANDARD.encode("pg-secret")
-    );
-    let server_apply = applies
-        .iter()
-        .find(|r| r.path.ends_with("deployments/server-deployment"))
-        .unwrap()
-        .json();
-    assert_eq!(
-        server_apply["spec"]["template"]["spec"]["containers"][0]["image"],
-        "stephengrider/multi-server"
-    );
-    assert_eq!(server_apply["metadata"]["namespace"], "default");
-    for (i, c) in ["server", "client", "worker"].iter().enumerate() {
-        let r = applies[14 + i];
-        assert_eq!(
-            r.header("content-type").as_deref(),
-            Some("application/strategic-merge-patch+json")
-        );
-        assert_eq!(
-            r.json(),
-            json!({"spec": {"template": {"spec": {"containers": [{"name": c, "image": format!("stephengrider/multi-{c}:{SHA}")}]}}}})
-        );
-    }
-    let text = log.lines().join("\n");
-    assert!(
-        !text.contains("pg-secret") && !text.contains("ya29.test-token"),
-        "{text}"
-    );
+fn query_pairs(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let d = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (d(k), d(v))
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -379,14 +325,16 @@ async fn a_rollout_stuck_on_an_image_pull_fails_with_the_pods_reason() {
     let Some(dir) = course("multi-k8s") else {
         return;
     };
-    let aud = Arc::new(std::sync::Mutex::new(String::new()));
-    let (_keys, key_file, public) = service_account("https://oauth2.example.invalid/token");
-    let standin = cluster(public, &["server-deployment"], aud.clone());
-    *aud.lock().unwrap() = "https://oauth2.example.invalid/token".into();
-    let build = with_key(&dir, &key_file);
+    let Setup { cluster, build } = setup(
+        &dir,
+        Behaviour {
+            stuck: &["server-deployment"],
+            ..Behaviour::default()
+        },
+    );
     let mut d = planned(build.path());
     d.options.insert("timeout".into(), json!(1));
-    let ctx = k8s_context(build.path(), &standin);
+    let ctx = k8s_context(build.path(), &cluster.standin);
     let log = MemorySink::default();
     let Outcome::Failed(e) = run_deploy(&d, &ctx, &log).await else {
         panic!("{:#?}", log.lines())
@@ -404,15 +352,13 @@ async fn a_rejected_service_account_fails_at_the_token_exchange() {
     let Some(dir) = course("multi-k8s") else {
         return;
     };
-    let (_keys, key_file, _) = service_account("https://oauth2.example.invalid/token");
-    let (_other, _, wrong_public) = service_account("https://oauth2.example.invalid/token");
-    let aud = Arc::new(std::sync::Mutex::new(
-        "https://oauth2.example.invalid/token".to_owned(),
-    ));
-    let standin = cluster(wrong_public, &[], aud);
-    let build = with_key(&dir, &key_file);
+    // The stand-in knows another key than the one in the build dir.
+    let (pem, _) = keypair();
+    let (_, other_public) = keypair();
+    let cluster = Cluster::start(other_public, Behaviour::default());
+    let build = with_key(&dir, &key_json(&pem, &cluster.token_uri()));
     let d = planned(build.path());
-    let ctx = k8s_context(build.path(), &standin);
+    let ctx = k8s_context(build.path(), &cluster.standin);
     let Outcome::Failed(e) = run_deploy(&d, &ctx, &MemorySink::default()).await else {
         panic!()
     };
@@ -420,6 +366,52 @@ async fn a_rejected_service_account_fails_at_the_token_exchange() {
         e.one_line(),
         "gke: OAuth token exchange failed: HTTP 400: invalid_grant: Invalid JWT Signature. (service account deployer@my-project.iam.gserviceaccount.com)"
     );
+    assert_eq!(cluster.standin.actions(), ["POST /token"]);
+}
+
+#[tokio::test]
+async fn a_manifest_field_the_api_does_not_know_is_refused_with_the_servers_message() {
+    let Some(dir) = course("multi-k8s") else {
+        return;
+    };
+    let Setup { cluster, build } = setup(&dir, Behaviour::default());
+    let file = build.path().join("k8s/redis-deployment.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("  replicas: 1", "  replicas: 1\n  replica: 2");
+    std::fs::write(&file, text).unwrap();
+    let d = planned(build.path());
+    let ctx = k8s_context(build.path(), &cluster.standin);
+    let Outcome::Failed(e) = run_deploy(&d, &ctx, &MemorySink::default()).await else {
+        panic!()
+    };
+    assert_eq!(
+        e.one_line(),
+        "gke: apply k8s/redis-deployment.yaml (Deployment/redis-deployment) failed: Deployment redis-deployment: unknown field(s): spec.replica (HTTP 400)"
+    );
+}
+
+#[tokio::test]
+async fn a_key_without_a_token_endpoint_is_refused_before_anything_is_sent() {
+    let Some(dir) = course("multi-k8s") else {
+        return;
+    };
+    let (pem, public) = keypair();
+    let cluster = Cluster::start(public, Behaviour::default());
+    let mut key = key_json(&pem, "unused");
+    key.as_object_mut().unwrap().remove("token_uri");
+    let build = with_key(&dir, &key);
+    let d = planned(build.path());
+    let ctx = k8s_context(build.path(), &cluster.standin);
+    let Outcome::Failed(e) = run_deploy(&d, &ctx, &MemorySink::default()).await else {
+        panic!()
+    };
+    assert!(
+        e.one_line().ends_with("gke-key.json: token_uri is missing"),
+        "{}",
+        e.one_line()
+    );
+    assert!(cluster.standin.requests().is_empty());
 }
 
 /// Opt-in: with `KUBECONFIG` set, applies a small deployment to a real cluster and waits for it.

@@ -13,6 +13,8 @@
 //! its grace period; `teardown` deletes it at once. `activeDeadlineSeconds` backs the runner's
 //! timeouts should the runner itself die.
 
+#[cfg(feature = "testing")]
+pub mod checked;
 pub mod config;
 mod files;
 mod logs;

@@ -1,54 +1,12 @@
 //! What the stand-in refuses, as the API server would: bodies that are not their type (read into
-//! the `k8s-openapi` type, with every field the type drops named), and pods breaking the rules
-//! the executor must keep.
+//! the `k8s-openapi` type by the runner's `kubernetes::checked`, with every field the type drops
+//! named), and pods breaking the rules the executor must keep.
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
-/// `bytes` read into `T`; an error names each field `T` does not have.
-pub fn body<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, String> {
-    let raw: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    let typed: T = serde_json::from_value(raw.clone())
-        .map_err(|e| format!("does not read as {}: {e}", std::any::type_name::<T>()))?;
-    let back = serde_json::to_value(&typed).unwrap();
-    let mut unknown = Vec::new();
-    dropped(&raw, &back, "", &mut unknown);
-    if unknown.is_empty() {
-        Ok(typed)
-    } else {
-        Err(format!("unknown field(s): {}", unknown.join(", ")))
-    }
-}
-
-/// Paths in `raw` that the typed round trip `back` lost.
-fn dropped(raw: &Value, back: &Value, path: &str, out: &mut Vec<String>) {
-    match (raw, back) {
-        (Value::Object(r), Value::Object(b)) => {
-            for (k, v) in r {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match b.get(k) {
-                    Some(bv) => dropped(v, bv, &p, out),
-                    None if v.is_null() => {}
-                    None => out.push(p),
-                }
-            }
-        }
-        (Value::Array(r), Value::Array(b)) => {
-            for (i, (rv, bv)) in r.iter().zip(b).enumerate() {
-                dropped(rv, bv, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
-}
+pub use slipway_runner::kubernetes::checked::read as body;
 
 fn dns_label(value: &str) -> bool {
     !value.is_empty()
@@ -166,17 +124,4 @@ fn container(c: &Container, is_init: bool, volumes: &BTreeSet<&str>) -> Result<(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_field_the_type_does_not_know_is_named() {
-        let err = body::<Pod>(br#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i","colour":"red"}]}}"#)
-            .unwrap_err();
-        assert_eq!(err, "unknown field(s): spec.containers[0].colour");
-        assert!(body::<Pod>(br#"{"spec":{"containers":"nope"}}"#).is_err());
-    }
 }
