@@ -10,6 +10,7 @@ mod location;
 mod notify_rows;
 mod postgres;
 mod progress;
+mod sql;
 mod sqlite;
 
 pub use access::{AccessStore, Permission, RepoAccess, Session};
@@ -17,8 +18,8 @@ pub use fence::JobLease;
 pub(crate) use fence::{Hold, deploy_began, hold};
 pub use location::{PgUrl, STORE_SETTING, StoreSetting, open_store};
 pub use postgres::PgStore;
+pub(crate) use sql::access::random_token;
 pub use sqlite::SqliteStore;
-pub(crate) use sqlite::random_token;
 
 use crate::event::NewBuild;
 use async_trait::async_trait;

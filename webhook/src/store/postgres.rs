@@ -5,38 +5,29 @@
 //! durable before its 2xx). Claims take rows with `FOR UPDATE SKIP LOCKED`, so concurrent
 //! workers never wait for each other nor take the same row. Changes to a build and its jobs lock
 //! the build's row first, so two jobs of one build ending at once on two machines advance it
-//! one after the other. The schema is versioned: the migrations in `postgres/migrations/` are
+//! one after the other. The schema is versioned: the migrations in `store/migrations/` (shared with SQLite) are
 //! applied at start under an advisory lock, so servers starting together migrate once.
 
-mod access;
-mod builds;
-mod checks;
 mod listen;
-mod notify;
-mod queue;
-mod reads;
 
+use super::sql::{
+    Arg, Dialect, MIGRATIONS, Migration, Sql, access, check_version, checks, dollar_params,
+    impl_stores, notify, queue, reads,
+};
 use super::*;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
-
-/// The schema's migrations in order: (version, SQL). A database is at the highest version
-/// applied; a newer one than this list knows is refused.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("postgres/migrations/0001_initial.sql")),
-    (2, include_str!("postgres/migrations/0002_deploys.sql")),
-    (
-        3,
-        include_str!("postgres/migrations/0003_job_end_notify.sql"),
-    ),
-];
 
 /// The advisory lock key migrations run under ("slipway" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0073_6c69_7077_6179;
 
 /// Connections kept per process: workers, the reporter and readers share them.
 const POOL_SIZE: usize = 16;
+
+/// The channel idle workers listen on; notified in the transaction that makes work claimable,
+/// so it is delivered when that transaction commits.
+const WORK_CHANNEL: &str = "slipway_work";
 
 /// Parameters of a statement.
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
@@ -49,76 +40,110 @@ pub struct PgStore {
 
 /// A connection to run statements on: a transaction for changes, a pooled client for reads.
 /// Statements go through the connection's statement cache.
-pub(super) enum Db<'a, 't> {
+enum Db<'a, 't> {
     Tx(&'a deadpool_postgres::Transaction<'t>),
     Read(&'a deadpool_postgres::Client),
 }
 
 impl Db<'_, '_> {
     async fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
+        let sql = dollar_params(sql);
         Ok(match self {
-            Db::Tx(tx) => tx.prepare_cached(sql).await?,
-            Db::Read(c) => c.prepare_cached(sql).await?,
-        })
-    }
-
-    /// Runs a statement; the number of rows it changed.
-    pub(super) async fn exec(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
-        let st = self.statement(sql).await?;
-        Ok(match self {
-            Db::Tx(tx) => tx.execute(&st, params).await?,
-            Db::Read(c) => c.execute(&st, params).await?,
-        })
-    }
-
-    /// Runs a query; its rows.
-    pub(super) async fn rows(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let st = self.statement(sql).await?;
-        Ok(match self {
-            Db::Tx(tx) => tx.query(&st, params).await?,
-            Db::Read(c) => c.query(&st, params).await?,
-        })
-    }
-
-    /// Runs a query of at most one row.
-    pub(super) async fn opt(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
-        let st = self.statement(sql).await?;
-        Ok(match self {
-            Db::Tx(tx) => tx.query_opt(&st, params).await?,
-            Db::Read(c) => c.query_opt(&st, params).await?,
-        })
-    }
-
-    /// Runs a query of exactly one row.
-    pub(super) async fn one(
-        &self,
-        sql: &str,
-        params: Params<'_>,
-    ) -> Result<tokio_postgres::Row, StoreError> {
-        let st = self.statement(sql).await?;
-        Ok(match self {
-            Db::Tx(tx) => tx.query_one(&st, params).await?,
-            Db::Read(c) => c.query_one(&st, params).await?,
+            Db::Tx(tx) => tx.prepare_cached(&sql).await?,
+            Db::Read(c) => c.prepare_cached(&sql).await?,
         })
     }
 }
 
-/// Runs `$body` (which uses `$db`, a [`Db`]) in a transaction of `$store`, committing when it
+fn pg_args<'a>(args: &'a [&'a dyn Arg]) -> Vec<&'a (dyn ToSql + Sync)> {
+    args.iter().map(|a| a.pg()).collect()
+}
+
+impl Sql for Db<'_, '_> {
+    type Row = tokio_postgres::Row;
+    const DIALECT: Dialect = Dialect::Postgres;
+
+    async fn exec(&self, sql: &str, args: &[&dyn Arg]) -> Result<u64, StoreError> {
+        let st = self.statement(sql).await?;
+        let args: Params<'_> = &pg_args(args);
+        Ok(match self {
+            Db::Tx(tx) => tx.execute(&st, args).await?,
+            Db::Read(c) => c.execute(&st, args).await?,
+        })
+    }
+
+    async fn rows(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let st = self.statement(sql).await?;
+        let args: Params<'_> = &pg_args(args);
+        Ok(match self {
+            Db::Tx(tx) => tx.query(&st, args).await?,
+            Db::Read(c) => c.query(&st, args).await?,
+        })
+    }
+
+    async fn opt(
+        &self,
+        sql: &str,
+        args: &[&dyn Arg],
+    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
+        let st = self.statement(sql).await?;
+        let args: Params<'_> = &pg_args(args);
+        Ok(match self {
+            Db::Tx(tx) => tx.query_opt(&st, args).await?,
+            Db::Read(c) => c.query_opt(&st, args).await?,
+        })
+    }
+
+    async fn wake_workers(&self) -> Result<(), StoreError> {
+        self.exec("SELECT pg_notify(?1, '')", &[&WORK_CHANNEL])
+            .await?;
+        Ok(())
+    }
+
+    /// One statement for the batch: a live viewer on another server waits for its commit.
+    async fn store_log(&self, job_id: i64, chunks: &[LogChunk]) -> Result<(), StoreError> {
+        let seqs: Vec<i64> = chunks.iter().map(|c| c.seq).collect();
+        let kinds: Vec<&str> = chunks.iter().map(|c| c.kind.as_str()).collect();
+        let data: Vec<&str> = chunks.iter().map(|c| c.data.as_str()).collect();
+        let st = self
+            .statement(
+                "INSERT INTO log_chunks (job_id, seq, kind, data)
+                 SELECT $1, c.seq, c.kind, c.data
+                 FROM unnest($2::BIGINT[], $3::TEXT[], $4::TEXT[]) AS c(seq, kind, data)
+                 ON CONFLICT (job_id, seq) DO UPDATE SET kind = excluded.kind, data = excluded.data",
+            )
+            .await?;
+        let args: Params<'_> = &[&job_id, &seqs, &kinds, &data];
+        match self {
+            Db::Tx(tx) => tx.execute(&st, args).await?,
+            Db::Read(c) => c.execute(&st, args).await?,
+        };
+        Ok(())
+    }
+
+    async fn log_stored(&self, job_id: i64, seq: i64) -> Result<(), StoreError> {
+        listen::log_stored(self, job_id, seq).await
+    }
+
+    async fn serialize(&self, key: &str) -> Result<(), StoreError> {
+        self.exec("SELECT pg_advisory_xact_lock(hashtext(?1))", &[&key])
+            .await?;
+        Ok(())
+    }
+}
+
+/// Runs `$body` (which uses `$db`, a `&`[`Db`]) in a transaction of `$store`, committing when it
 /// returns `Ok`; an error rolls back.
 macro_rules! in_tx {
     ($store:expr, |$db:ident| $body:block) => {{
         let mut client = $store.client().await?;
         let tx = client.transaction().await?;
         let out: Result<_, StoreError> = {
-            let $db = Db::Tx(&tx);
+            let $db = &Db::Tx(&tx);
             async { $body }.await
         };
         match out {
@@ -130,18 +155,16 @@ macro_rules! in_tx {
         }
     }};
 }
-pub(super) use in_tx;
 
-/// Runs `$body` (which uses `$db`, a [`Db`]) on a pooled connection, outside a transaction.
+/// Runs `$body` (which uses `$db`, a `&`[`Db`]) on a pooled connection, outside a transaction.
 macro_rules! read {
     ($store:expr, |$db:ident| $body:block) => {{
         let client = $store.client().await?;
-        let $db = Db::Read(&client);
+        let $db = &Db::Read(&client);
         let out: Result<_, StoreError> = async { $body }.await;
         out
     }};
 }
-pub(super) use read;
 
 impl PgStore {
     /// Connects to the database at `url` and brings its schema up to this version's.
@@ -206,14 +229,8 @@ async fn apply_migrations(client: &deadpool_postgres::Client) -> Result<(), Stor
         .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
         .await?
         .get(0);
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
-    if current > known {
-        return Err(StoreError::Setting(format!(
-            "the database's schema is at version {current}, newer than this Slipway knows \
-             ({known}): upgrade Slipway on this machine"
-        )));
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    check_version(current)?;
+    for Migration { version, sql, .. } in MIGRATIONS.iter().filter(|m| m.version > current) {
         // A transaction per migration: PostgreSQL's DDL is transactional, so a failed
         // migration leaves the previous version intact.
         client.batch_execute("BEGIN").await?;
@@ -238,3 +255,20 @@ async fn apply_migrations(client: &deadpool_postgres::Client) -> Result<(), Stor
     }
     Ok(())
 }
+
+impl_stores!(PgStore, in_tx, read, {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn listen(&self, changes: std::sync::Arc<dyn StoreChanges>) {
+        listen::spawn(self.config.clone(), changes);
+    }
+
+    async fn integrity_check(&self) -> Result<String, StoreError> {
+        read!(self, |db| {
+            db.opt("SELECT 1", &[]).await?;
+            Ok("ok".to_string())
+        })
+    }
+});

@@ -10,8 +10,8 @@
 //! may LISTEN on the database learns nothing of a log from it. Hearers read the log from the
 //! store under their own access checks.
 
-use super::Db;
-use super::builds::WORK_CHANNEL;
+use super::{Db, WORK_CHANNEL};
+use crate::store::sql::Sql;
 use crate::store::{StoreChanges, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 /// Announces, once the current transaction commits, that a job's log is stored up to `seq`.
 pub(super) async fn log_stored(db: &Db<'_, '_>, job_id: i64, seq: i64) -> Result<(), StoreError> {
     let payload = format!("{job_id} {seq}");
-    db.exec("SELECT pg_notify($1, $2)", &[&LOG_CHANNEL, &payload])
+    db.exec("SELECT pg_notify(?1, ?2)", &[&LOG_CHANNEL, &payload])
         .await?;
     Ok(())
 }

@@ -1,4 +1,5 @@
--- The store's tables as the embedded SQLite store has them, in PostgreSQL's types.
+-- The store's tables, in PostgreSQL's words; SQLite reads them through `Dialect::ddl`
+-- (webhook/src/store/sql.rs).
 CREATE TABLE deliveries (
     id TEXT PRIMARY KEY,
     event TEXT NOT NULL,
