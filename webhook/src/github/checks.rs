@@ -9,7 +9,7 @@
 use super::{ReportError, Reporter};
 use crate::auth::Credential;
 use crate::store::{
-    Build, CheckRun, CheckSync, Job, JobState, LintAnnotation, LogDigest, OutboxItem,
+    Build, CheckRun, CheckSync, Job, JobState, LintAnnotation, LogDigest, OutboxItem, matrix_value,
 };
 use axum::http::Method;
 use serde_json::{Value, json};
@@ -289,50 +289,15 @@ pub(crate) fn check_name(job: &Job, jobs: &[Job], show_stage: bool) -> String {
 /// The matrix keys whose values differ between `job` and another job of the build, as Travis's
 /// job list shows them.
 fn matrix_label(job: &Job, jobs: &[Job]) -> String {
-    const NOT_MATRIX: [&str; 10] = [
-        "script",
-        "install",
-        "before_install",
-        "before_script",
-        "after_script",
-        "after_success",
-        "after_failure",
-        "deploy",
-        "stage",
-        "name",
-    ];
-    let Value::Object(map) = &job.matrix else {
-        return String::new();
-    };
-    map.iter()
-        .filter(|(k, _)| !NOT_MATRIX.contains(&k.as_str()))
+    job.matrix_keys()
+        .into_iter()
         .filter(|(k, v)| {
             jobs.iter()
-                .any(|other| other.id != job.id && other.matrix.get(k.as_str()) != Some(v))
+                .any(|other| other.id != job.id && other.matrix.get(k) != Some(*v))
         })
         .map(|(k, v)| format!("{k}: {}", matrix_value(v)))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A matrix value in words; encrypted values stay `[secure]`.
-fn matrix_value(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(matrix_value).collect::<Vec<_>>().join(" "),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| match (k.as_str(), v) {
-                ("secure", _) => "[secure]".to_string(),
-                (_, Value::Object(inner)) if inner.contains_key("secure") => {
-                    format!("{k}=[secure]")
-                }
-                _ => format!("{k}={}", matrix_value(v)),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
-    }
 }
 
 /// GitHub's conclusion for a job: an allowed failure is `neutral`, as it does not fail the build.

@@ -249,6 +249,53 @@ impl Job {
             attempt: self.attempts,
         }
     }
+
+    /// The matrix keys that make this job what it is, as Travis's job list shows them: its
+    /// phases' commands, stage and name left out.
+    pub fn matrix_keys(&self) -> Vec<(&str, &serde_json::Value)> {
+        const NOT_MATRIX: [&str; 10] = [
+            "script",
+            "install",
+            "before_install",
+            "before_script",
+            "after_script",
+            "after_success",
+            "after_failure",
+            "deploy",
+            "stage",
+            "name",
+        ];
+        match &self.matrix {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .filter(|(k, _)| !NOT_MATRIX.contains(&k.as_str()))
+                .map(|(k, v)| (k.as_str(), v))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A matrix value in words: `env` entries as `NAME=value`, encrypted ones as `[secure]`, lists
+/// separated by spaces.
+pub fn matrix_value(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(matrix_value).collect::<Vec<_>>().join(" "),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match (k.as_str(), v) {
+                ("secure", _) => "[secure]".to_string(),
+                (_, Value::Object(inner)) if inner.contains_key("secure") => {
+                    format!("{k}=[secure]")
+                }
+                _ => format!("{k}={}", matrix_value(v)),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
 }
 
 /// A job to create when a build's plan is known.

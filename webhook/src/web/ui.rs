@@ -8,7 +8,9 @@ use super::access::{
 };
 use super::ansi::escape;
 use super::{App, AppState, store_error, text};
-use crate::store::{Build, BuildFilter, BuildState, BuiltBy, Job, JobState, Millis, Permission};
+use crate::store::{
+    Build, BuildFilter, BuildState, BuiltBy, Job, JobState, Millis, Permission, matrix_value,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -311,35 +313,12 @@ fn buttons(build: &Build, caller: &Caller) -> String {
     out
 }
 
-/// A job's matrix keys as the jobs table shows them (`key: value`, escaped), phases left out.
+/// A job's matrix keys as the jobs table shows them (`key: value`, escaped).
 fn matrix_entries(job: &Job) -> Vec<(&str, String)> {
-    match &job.matrix {
-        serde_json::Value::Object(map) => map
-            .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "script"
-                        | "install"
-                        | "before_install"
-                        | "before_script"
-                        | "after_script"
-                        | "after_success"
-                        | "after_failure"
-                        | "deploy"
-                        | "stage"
-                        | "name"
-                )
-            })
-            .map(|(k, v)| {
-                (
-                    k.as_str(),
-                    format!("{}: {}", escape(k), escape(&matrix_value(v))),
-                )
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    job.matrix_keys()
+        .into_iter()
+        .map(|(k, v)| (k, format!("{}: {}", escape(k), escape(&matrix_value(v)))))
+        .collect()
 }
 
 fn matrix_cell(job: &Job) -> String {
@@ -348,28 +327,6 @@ fn matrix_cell(job: &Job) -> String {
         .map(|(_, shown)| shown)
         .collect::<Vec<_>>()
         .join("<br>")
-}
-
-/// A matrix value as Travis's job list shows it: `env` entries as `NAME=value` (encrypted ones
-/// as `[secure]`), lists separated by spaces.
-fn matrix_value(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(matrix_value).collect::<Vec<_>>().join(" "),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| match (k.as_str(), v) {
-                ("secure", _) => "[secure]".to_string(),
-                (_, Value::Object(inner)) if inner.contains_key("secure") => {
-                    format!("{k}=[secure]")
-                }
-                _ => format!("{k}={}", matrix_value(v)),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
-    }
 }
 
 /// A job's label where space is short: its name, else the matrix values that tell it from the
