@@ -43,22 +43,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.listen = listen;
     }
     slipway_webhook::server::check_config(&config)?;
-    let data_dir = match args.data_dir {
-        Some(d) => d,
-        None => {
-            slipway_secrets::default_data_dir().context("no data directory: pass --data-dir")?
-        }
-    };
+    let data_dir = data_dir(args.data_dir)?;
     let deploy = deploy_credentials(&config)?;
-    let workers = config.workers.max(1);
     let config_tls = config.tls_cert.is_some();
     let docker_jobs = config.executor == ExecutorKind::Docker;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(64 + workers * 4)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    runtime(config.workers)?.block_on(async move {
         let jobs = job_runner(&config, &data_dir, deploy).await?;
         let server = slipway_webhook::start(config, data_dir.clone(), Arc::new(jobs))
             .await
@@ -82,15 +71,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 eprintln!("slipway serve: not enforced: {line}");
             }
         }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down");
+        stop_signal().await?;
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// `--data-dir`, else the directory every slipway command uses.
+pub(crate) fn data_dir(arg: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match arg {
+        Some(d) => Ok(d),
+        None => slipway_secrets::default_data_dir().context("no data directory: pass --data-dir"),
+    }
+}
+
+/// The runtime of a process running `workers` jobs at once: two threads serve the network and
+/// the store, and the blocking pool has room for every job's log and container calls.
+pub(crate) fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64 + workers.max(1) * 4)
+        .enable_all()
+        .build()?)
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub(crate) async fn stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    Ok(())
 }
 
 /// Logs to stderr, filtered by `SLIPWAY_LOG` (default `info`).

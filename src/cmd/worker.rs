@@ -36,32 +36,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(n) = args.workers {
         config.workers = n;
     }
-    let data_dir = match args.data_dir {
-        Some(d) => d,
-        None => {
-            slipway_secrets::default_data_dir().context("no data directory: pass --data-dir")?
-        }
-    };
+    let data_dir = super::serve::data_dir(args.data_dir)?;
     let deploy = super::serve::deploy_credentials(&config)?;
-    let workers = config.workers.max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(64 + workers * 4)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    super::serve::runtime(config.workers)?.block_on(async move {
         let jobs = super::serve::job_runner(&config, &data_dir, deploy).await?;
         let process =
             slipway_webhook::worker_process::start_worker(config, data_dir.clone(), Arc::new(jobs))
                 .await
                 .with_context(|| format!("starting with data dir {}", data_dir.display()))?;
         eprintln!("slipway worker: claiming work");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down");
+        super::serve::stop_signal().await?;
         process.shutdown().await;
         Ok(())
     })
