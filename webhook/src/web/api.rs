@@ -221,37 +221,6 @@ async fn api_action(
     may_act(app, caller, id).await
 }
 
-pub(super) async fn api_cancel(
-    State(app): AppState,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> Response {
-    if let Err(r) = api_action(&app, &caller, &headers, id).await {
-        return r;
-    }
-    match cancel(&app, id).await {
-        Ok(changed) => Json(json!({"canceled": changed})).into_response(),
-        Err(e) => store_error(e),
-    }
-}
-
-pub(super) async fn api_restart(
-    State(app): AppState,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> Response {
-    if let Err(r) = api_action(&app, &caller, &headers, id).await {
-        return r;
-    }
-    match restart(&app, id).await {
-        Ok(Some(new)) => (StatusCode::CREATED, Json(json!({"build": new}))).into_response(),
-        Ok(None) => text(StatusCode::NOT_FOUND, "no such build\n"),
-        Err(e) => store_error(e),
-    }
-}
-
 #[derive(Deserialize)]
 pub(super) struct ActionForm {
     csrf: Option<String>,
@@ -272,23 +241,58 @@ async fn ui_action(
     may_act(app, caller, id).await
 }
 
-pub(super) async fn ui_cancel(
+/// What cancelling or restarting a build did.
+pub(super) enum Acted {
+    /// Cancelled; false when it had already ended.
+    Canceled(bool),
+    /// Started anew as this build; `None` when there was no such build.
+    Restarted(Option<i64>),
+}
+
+/// Cancelling or restarting a build: each has one handler for the API and one for the UI's
+/// buttons, which differ only in how they ask and answer.
+pub(super) trait BuildAction {
+    fn run(app: &App, id: i64) -> impl Future<Output = Result<Acted, StoreError>> + Send;
+}
+
+pub(super) struct Cancel;
+
+impl BuildAction for Cancel {
+    async fn run(app: &App, id: i64) -> Result<Acted, StoreError> {
+        cancel(app, id).await.map(Acted::Canceled)
+    }
+}
+
+pub(super) struct Restart;
+
+impl BuildAction for Restart {
+    async fn run(app: &App, id: i64) -> Result<Acted, StoreError> {
+        restart(app, id).await.map(Acted::Restarted)
+    }
+}
+
+/// `POST /api/builds/{id}/cancel` and `…/restart`: JSON answers.
+pub(super) async fn api_act<A: BuildAction>(
     State(app): AppState,
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<i64>,
-    axum::Form(form): axum::Form<ActionForm>,
 ) -> Response {
-    if let Err(r) = ui_action(&app, &caller, &headers, &form, id).await {
+    if let Err(r) = api_action(&app, &caller, &headers, id).await {
         return r;
     }
-    match cancel(&app, id).await {
-        Ok(_) => Redirect::to(&format!("/builds/{id}")).into_response(),
+    match A::run(&app, id).await {
+        Ok(Acted::Canceled(changed)) => Json(json!({"canceled": changed})).into_response(),
+        Ok(Acted::Restarted(Some(new))) => {
+            (StatusCode::CREATED, Json(json!({"build": new}))).into_response()
+        }
+        Ok(Acted::Restarted(None)) => text(StatusCode::NOT_FOUND, "no such build\n"),
         Err(e) => store_error(e),
     }
 }
 
-pub(super) async fn ui_restart(
+/// The build page's buttons: back to the build (the new one after a restart).
+pub(super) async fn ui_act<A: BuildAction>(
     State(app): AppState,
     caller: Caller,
     headers: HeaderMap,
@@ -298,9 +302,11 @@ pub(super) async fn ui_restart(
     if let Err(r) = ui_action(&app, &caller, &headers, &form, id).await {
         return r;
     }
-    match restart(&app, id).await {
-        Ok(Some(new)) => Redirect::to(&format!("/builds/{new}")).into_response(),
-        Ok(None) => text(StatusCode::NOT_FOUND, "no such build\n"),
-        Err(e) => store_error(e),
-    }
+    let shown = match A::run(&app, id).await {
+        Ok(Acted::Canceled(_)) => id,
+        Ok(Acted::Restarted(Some(new))) => new,
+        Ok(Acted::Restarted(None)) => return text(StatusCode::NOT_FOUND, "no such build\n"),
+        Err(e) => return store_error(e),
+    };
+    Redirect::to(&format!("/builds/{shown}")).into_response()
 }

@@ -64,15 +64,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/repos", get(api::repos))
         .route("/api/builds", get(api::builds))
         .route("/api/builds/{id}", get(api::build))
-        .route("/api/builds/{id}/cancel", post(api::api_cancel))
-        .route("/api/builds/{id}/restart", post(api::api_restart))
+        .route("/api/builds/{id}/cancel", post(api::api_act::<api::Cancel>))
+        .route(
+            "/api/builds/{id}/restart",
+            post(api::api_act::<api::Restart>),
+        )
         .route("/api/jobs/{id}", get(api::job))
         .route("/api/jobs/{id}/log", get(api::log))
         .route("/", get(ui::repos))
         .route("/repos/{owner}/{name}", get(ui::builds))
         .route("/builds/{id}", get(ui::build))
-        .route("/builds/{id}/cancel", post(api::ui_cancel))
-        .route("/builds/{id}/restart", post(api::ui_restart))
+        .route("/builds/{id}/cancel", post(api::ui_act::<api::Cancel>))
+        .route("/builds/{id}/restart", post(api::ui_act::<api::Restart>))
         .route("/jobs/{id}", get(ui::job))
         .route("/jobs/{id}/events", get(live::job_events))
         .route("/jobs/{id}/log.txt", get(api::log_text))
