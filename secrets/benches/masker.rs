@@ -18,41 +18,25 @@ use slipway_secrets::{Masker, Secret};
 const CHUNK: usize = 32 * 1024;
 const SECRETS: usize = 100;
 
-/// A small deterministic generator, so every run measures the same bytes.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// 100 random secrets: `short` of them of 4..=8 characters, the others of 16..=48.
-fn secrets(rng: &mut XorShift, short: usize) -> Vec<String> {
+fn secrets(rng: &mut fastrand::Rng, short: usize) -> Vec<String> {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-";
     (0..SECRETS)
         .map(|i| {
             let len = if i < short {
-                4 + rng.below(5)
+                4 + rng.usize(..5)
             } else {
-                16 + rng.below(33)
+                16 + rng.usize(..33)
             };
             (0..len)
-                .map(|_| CHARS[rng.below(CHARS.len())] as char)
+                .map(|_| CHARS[rng.usize(..CHARS.len())] as char)
                 .collect()
         })
         .collect()
 }
 
 /// Build-log-like text: compiler and test lines, with a secret about every 64 KiB.
-fn log_text(rng: &mut XorShift, secrets: &[String], size: usize) -> Vec<u8> {
+fn log_text(rng: &mut fastrand::Rng, secrets: &[String], size: usize) -> Vec<u8> {
     const WORDS: &[&str] = &[
         "Compiling",
         "Downloading",
@@ -84,16 +68,16 @@ fn log_text(rng: &mut XorShift, secrets: &[String], size: usize) -> Vec<u8> {
     let mut text = Vec::with_capacity(size + 256);
     let mut next_secret = 0;
     while text.len() < size {
-        let words = 3 + rng.below(10);
+        let words = 3 + rng.usize(..10);
         for w in 0..words {
             if w > 0 {
                 text.push(b' ');
             }
-            text.extend_from_slice(WORDS[rng.below(WORDS.len())].as_bytes());
+            text.extend_from_slice(WORDS[rng.usize(..WORDS.len())].as_bytes());
         }
         if text.len() >= next_secret {
             text.extend_from_slice(b" token=");
-            text.extend_from_slice(secrets[rng.below(secrets.len())].as_bytes());
+            text.extend_from_slice(secrets[rng.usize(..secrets.len())].as_bytes());
             next_secret += 64 * 1024;
         }
         text.push(b'\n');
@@ -123,7 +107,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut rng = XorShift(0x5eed_1e55_c0ff_ee11);
+    // Seeded, so every run measures the same bytes.
+    let mut rng = fastrand::Rng::with_seed(0x5eed_1e55_c0ff_ee11);
     let secrets = secrets(&mut rng, short.min(SECRETS));
     // 64 MiB of distinct text, fed again and again until the total is reached.
     let block = log_text(&mut rng, &secrets, 64 << 20);

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Bump when the generated history changes, so a stale cache is not reused.
-const VERSION: &str = "p5-v1";
+const VERSION: &str = "p5-v2";
 const COMMITS: usize = 50_000;
 const DIRS: usize = 30;
 const SUBDIRS: usize = 5;
@@ -49,21 +49,6 @@ const FILES: usize = 20;
 const LINES: usize = 40;
 const RUNS: usize = 8;
 const BUDGET: Duration = Duration::from_secs(180);
-
-/// A small deterministic generator, so every cache holds the same history.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const WORDS: [&str; 16] = [
     "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "kappa", "lambda", "sigma",
@@ -74,7 +59,8 @@ const WORDS: [&str; 16] = [
 /// two-commit side branch merged every 50 commits, then `refs/pull/1/head` forked three commits
 /// before the tip, changing files `master` does not touch after the fork.
 fn stream(out: &mut impl std::io::Write) -> std::io::Result<usize> {
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    // Seeded, so every cache holds the same history.
+    let mut rng = fastrand::Rng::with_seed(0x5eed_1234_abcd_0001);
     let mut paths = Vec::new();
     for d in 0..DIRS {
         for s in 0..SUBDIRS {
@@ -88,7 +74,7 @@ fn stream(out: &mut impl std::io::Write) -> std::io::Result<usize> {
         .map(|p| {
             (0..LINES)
                 .map(|l| {
-                    let w: Vec<&str> = (0..5).map(|_| WORDS[rng.below(WORDS.len())]).collect();
+                    let w: Vec<&str> = (0..5).map(|_| WORDS[rng.usize(..WORDS.len())]).collect();
                     format!("// {p}:{l} {}", w.join(" "))
                 })
                 .collect()
@@ -148,8 +134,8 @@ fn stream(out: &mut impl std::io::Write) -> std::io::Result<usize> {
             fork = master;
         }
         time += 60;
-        let i = rng.below(paths.len());
-        let l = rng.below(LINES);
+        let i = rng.usize(..paths.len());
+        let l = rng.usize(..LINES);
         files[i][l] = format!("// {}:{l} changed in commit {commits}", paths[i]);
         if commits.is_multiple_of(50) && commits + 2 < fork_at {
             // A side branch of one commit, merged back with the merge carrying its change.
