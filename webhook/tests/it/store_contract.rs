@@ -9,6 +9,7 @@ mod fencing;
 mod postgres_only;
 mod queue;
 mod records;
+mod sqlite_upgrade;
 
 use slipway_pipelines::plan::{Context, EventType};
 use slipway_webhook::event::NewBuild;
