@@ -55,6 +55,47 @@ const WORDS: [&str; 16] = [
     "omega", "vector", "buffer", "parse", "render", "index",
 ];
 
+/// Writes a `git fast-import` stream; commits are numbered by their marks, from 1.
+struct FastImport<'a, W: std::io::Write> {
+    out: &'a mut W,
+    /// The last commit's mark: how many commits were written.
+    mark: usize,
+    /// The committer time of the next commit.
+    time: u64,
+}
+
+impl<W: std::io::Write> FastImport<'_, W> {
+    /// A commit on `branch` whose parents are the marks `parents` (the first is `from`, a
+    /// second one is merged) setting `files` to their contents; its mark.
+    fn commit(
+        &mut self,
+        branch: &str,
+        message: &str,
+        parents: &[usize],
+        files: &[(&str, &[u8])],
+    ) -> std::io::Result<usize> {
+        self.mark += 1;
+        let out = &mut *self.out;
+        write!(
+            out,
+            "commit {branch}\nmark :{}\ncommitter Dev <dev@example.invalid> {} +0000\ndata {}\n{message}\n",
+            self.mark,
+            self.time,
+            message.len()
+        )?;
+        for (parent, word) in parents.iter().zip(["from", "merge"]) {
+            writeln!(out, "{word} :{parent}")?;
+        }
+        for (path, bytes) in files {
+            writeln!(out, "M 100644 inline {path}\ndata {}", bytes.len())?;
+            out.write_all(bytes)?;
+            out.write_all(b"\n")?;
+        }
+        writeln!(out)?;
+        Ok(self.mark)
+    }
+}
+
 /// Writes the fast-import stream: the initial tree, then single-file changes on `master` with a
 /// two-commit side branch merged every 50 commits, then `refs/pull/1/head` forked three commits
 /// before the tip, changing files `master` does not touch after the fork.
@@ -82,134 +123,66 @@ fn stream(out: &mut impl std::io::Write) -> std::io::Result<usize> {
         .collect();
     let pipeline = "language: shell\nscript: ./build.sh\n";
     let readme = "A synthetic repository for the P5 benchmark.\n";
-    let mut mark = 0usize;
-    let mut time = 1_500_000_000u64;
-    let mut commits = 0usize;
-    let data = |out: &mut dyn std::io::Write, bytes: &[u8]| -> std::io::Result<()> {
-        writeln!(out, "data {}", bytes.len())?;
-        out.write_all(bytes)?;
-        out.write_all(b"\n")
-    };
     let body = |lines: &[String]| lines.join("\n") + "\n";
-    fn header(
-        out: &mut dyn std::io::Write,
-        r: &str,
-        mark: usize,
-        time: u64,
-        msg: &str,
-        from: Option<usize>,
-        merge: Option<usize>,
-    ) -> std::io::Result<()> {
-        write!(
-            out,
-            "commit {r}\nmark :{mark}\ncommitter Dev <dev@example.invalid> {time} +0000\ndata {}\n{msg}\n",
-            msg.len()
-        )?;
-        if let Some(f) = from {
-            writeln!(out, "from :{f}")?;
-        }
-        if let Some(m) = merge {
-            writeln!(out, "merge :{m}")?;
-        }
-        Ok(())
-    }
-    // Initial commit.
-    mark += 1;
-    commits += 1;
-    header(out, "refs/heads/master", mark, time, "initial", None, None)?;
-    for (p, lines) in paths.iter().zip(&files) {
-        writeln!(out, "M 100644 inline {p}")?;
-        data(out, body(lines).as_bytes())?;
-    }
-    writeln!(out, "M 100644 inline .travis.yml")?;
-    data(out, pipeline.as_bytes())?;
-    writeln!(out, "M 100644 inline README.md")?;
-    data(out, readme.as_bytes())?;
-    writeln!(out)?;
-    let mut master = mark;
+    let mut git = FastImport {
+        out,
+        mark: 0,
+        time: 1_500_000_000,
+    };
+    let mut tree: Vec<(&str, Vec<u8>)> = paths
+        .iter()
+        .zip(&files)
+        .map(|(p, lines)| (p.as_str(), body(lines).into_bytes()))
+        .collect();
+    tree.push((".travis.yml", pipeline.into()));
+    tree.push(("README.md", readme.into()));
+    let tree: Vec<(&str, &[u8])> = tree.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    let mut master = git.commit("refs/heads/master", "initial", &[], &tree)?;
     let fork_at = COMMITS - 3;
     let mut fork = master;
-    while commits < COMMITS {
-        if commits == fork_at {
+    while git.mark < COMMITS {
+        if git.mark == fork_at {
             fork = master;
         }
-        time += 60;
+        git.time += 60;
         let i = rng.usize(..paths.len());
         let l = rng.usize(..LINES);
-        files[i][l] = format!("// {}:{l} changed in commit {commits}", paths[i]);
-        if commits.is_multiple_of(50) && commits + 2 < fork_at {
+        files[i][l] = format!("// {}:{l} changed in commit {}", paths[i], git.mark);
+        let change = body(&files[i]);
+        let change = [(paths[i].as_str(), change.as_bytes())];
+        master = if git.mark.is_multiple_of(50) && git.mark + 2 < fork_at {
             // A side branch of one commit, merged back with the merge carrying its change.
-            mark += 1;
-            commits += 1;
-            let side = mark;
-            header(
-                out,
-                "refs/heads/side",
-                side,
-                time,
-                &format!("side {commits}"),
-                Some(master),
-                None,
-            )?;
-            writeln!(out, "M 100644 inline {}", paths[i])?;
-            data(out, body(&files[i]).as_bytes())?;
-            writeln!(out)?;
-            mark += 1;
-            commits += 1;
-            header(
-                out,
-                "refs/heads/master",
-                mark,
-                time + 1,
-                &format!("Merge side {commits}"),
-                Some(master),
-                Some(side),
-            )?;
+            let message = format!("side {}", git.mark + 1);
+            let side = git.commit("refs/heads/side", &message, &[master], &change)?;
+            git.time += 1;
+            let message = format!("Merge side {}", git.mark + 1);
+            let merge = git.commit("refs/heads/master", &message, &[master, side], &change)?;
+            git.time -= 1;
+            merge
         } else {
-            mark += 1;
-            commits += 1;
-            header(
-                out,
-                "refs/heads/master",
-                mark,
-                time,
-                &format!("change {commits}"),
-                Some(master),
-                None,
-            )?;
-        }
-        writeln!(out, "M 100644 inline {}", paths[i])?;
-        data(out, body(&files[i]).as_bytes())?;
-        writeln!(out)?;
-        master = mark;
+            let message = format!("change {}", git.mark + 1);
+            git.commit("refs/heads/master", &message, &[master], &change)?
+        };
     }
     // The pull request: three commits from `fork`, on files master never changes.
     let mut head = fork;
     for n in 0..3 {
-        mark += 1;
-        commits += 1;
-        time += 60;
-        header(
-            out,
-            "refs/pull/1/head",
-            mark,
-            time,
-            &format!("feature step {n}"),
-            Some(head),
-            None,
-        )?;
-        writeln!(out, "M 100644 inline feature/step{n}.rs")?;
-        data(out, format!("// step {n}\n").as_bytes())?;
-        writeln!(out, "M 100644 inline README.md")?;
-        data(out, format!("{readme}Feature step {n}.\n").as_bytes())?;
-        writeln!(out)?;
-        head = mark;
+        git.time += 60;
+        let step = format!("// step {n}\n");
+        let notes = format!("{readme}Feature step {n}.\n");
+        let files = [
+            (format!("feature/step{n}.rs"), step.as_bytes()),
+            ("README.md".to_string(), notes.as_bytes()),
+        ];
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), *b)).collect();
+        let message = format!("feature step {n}");
+        head = git.commit("refs/pull/1/head", &message, &[head], &files)?;
     }
     writeln!(
-        out,
+        git.out,
         "reset refs/heads/side\nfrom 0000000000000000000000000000000000000000\n"
     )?;
-    Ok(commits)
+    Ok(git.mark)
 }
 
 /// The cached origin, generated on first use.
