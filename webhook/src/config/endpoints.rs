@@ -17,82 +17,72 @@
 
 use serde::Deserialize;
 
-/// `[endpoints]`, each an http(s) base URL; unset means the deploy's options must name it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "RawEndpoints")]
-pub struct EndpointSettings {
-    /// S3 (path-style addressing is used whenever this is set).
-    pub s3: Option<String>,
-    /// Elastic Beanstalk.
-    pub elasticbeanstalk: Option<String>,
-    /// ECS.
-    pub ecs: Option<String>,
-    /// The OAuth token endpoint GKE service-account keys are exchanged at.
-    pub gke_token: Option<String>,
-    /// The GKE (Container) API.
-    pub gke_container: Option<String>,
-    /// A Kubernetes API server.
-    pub kubernetes: Option<String>,
-    /// Where GitHub serves git, for `pages` deploys that name no `url`.
-    pub github: Option<String>,
-    /// Heroku's Platform API.
-    pub heroku: Option<String>,
-    /// packagecloud's API.
-    pub packagecloud: Option<String>,
-    /// The Python package index's upload API.
-    pub pypi: Option<String>,
-    /// The npm registry.
-    pub npm: Option<String>,
-    /// The gem host.
-    pub rubygems: Option<String>,
-}
+/// Declares `[endpoints]` from one list of its keys: the settings, the table as written (unknown
+/// keys refused) and the check that each value is an http(s) URL.
+macro_rules! endpoints {
+    ($($(#[$doc:meta])* $key:ident,)*) => {
+        /// `[endpoints]`, each an http(s) base URL; unset means the deploy's options must name it.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+        #[serde(try_from = "RawEndpoints")]
+        pub struct EndpointSettings {
+            $($(#[$doc])* pub $key: Option<String>,)*
+        }
 
-/// `[endpoints]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawEndpoints {
-    s3: Option<String>,
-    elasticbeanstalk: Option<String>,
-    ecs: Option<String>,
-    gke_token: Option<String>,
-    gke_container: Option<String>,
-    kubernetes: Option<String>,
-    github: Option<String>,
-    heroku: Option<String>,
-    packagecloud: Option<String>,
-    pypi: Option<String>,
-    npm: Option<String>,
-    rubygems: Option<String>,
-}
+        /// `[endpoints]` as written.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        struct RawEndpoints {
+            $($key: Option<String>,)*
+        }
 
-impl TryFrom<RawEndpoints> for EndpointSettings {
-    type Error = String;
+        impl TryFrom<RawEndpoints> for EndpointSettings {
+            type Error = String;
 
-    fn try_from(raw: RawEndpoints) -> Result<Self, String> {
-        let check = |key: &str, v: Option<String>| -> Result<Option<String>, String> {
-            match v.map(|v| v.trim().to_owned()) {
-                None => Ok(None),
-                Some(v) if v.is_empty() => Ok(None),
-                Some(v) if v.starts_with("https://") || v.starts_with("http://") => Ok(Some(v)),
-                Some(v) => Err(format!(
-                    "[endpoints] {key} = {v:?} is not an http(s) URL; write it as \"https://HOST/...\""
-                )),
+            fn try_from(raw: RawEndpoints) -> Result<Self, String> {
+                Ok(EndpointSettings {
+                    $($key: url(stringify!($key), raw.$key)?,)*
+                })
             }
-        };
-        Ok(EndpointSettings {
-            s3: check("s3", raw.s3)?,
-            elasticbeanstalk: check("elasticbeanstalk", raw.elasticbeanstalk)?,
-            ecs: check("ecs", raw.ecs)?,
-            gke_token: check("gke_token", raw.gke_token)?,
-            gke_container: check("gke_container", raw.gke_container)?,
-            kubernetes: check("kubernetes", raw.kubernetes)?,
-            github: check("github", raw.github)?,
-            heroku: check("heroku", raw.heroku)?,
-            packagecloud: check("packagecloud", raw.packagecloud)?,
-            pypi: check("pypi", raw.pypi)?,
-            npm: check("npm", raw.npm)?,
-            rubygems: check("rubygems", raw.rubygems)?,
-        })
+        }
+    };
+}
+
+endpoints! {
+    /// S3 (path-style addressing is used whenever this is set).
+    s3,
+    /// Elastic Beanstalk.
+    elasticbeanstalk,
+    /// ECS.
+    ecs,
+    /// The OAuth token endpoint GKE service-account keys are exchanged at.
+    gke_token,
+    /// The GKE (Container) API.
+    gke_container,
+    /// A Kubernetes API server.
+    kubernetes,
+    /// Where GitHub serves git, for `pages` deploys that name no `url`.
+    github,
+    /// Heroku's Platform API.
+    heroku,
+    /// packagecloud's API.
+    packagecloud,
+    /// The Python package index's upload API.
+    pypi,
+    /// The npm registry.
+    npm,
+    /// The gem host.
+    rubygems,
+}
+
+/// The value of `key`: blank is unset, anything else must be an http(s) URL.
+fn url(key: &str, value: Option<String>) -> Result<Option<String>, String> {
+    match value.map(|v| v.trim().to_owned()) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) if v.starts_with("https://") || v.starts_with("http://") => Ok(Some(v)),
+        Some(v) => Err(format!(
+            "[endpoints] {key} = {v:?} is not an http(s) URL; write it as \"https://HOST/...\""
+        )),
     }
 }
 
