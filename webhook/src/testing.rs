@@ -21,7 +21,7 @@ mod live;
 pub mod releases;
 mod rest;
 
-pub use job_runner::ScriptedJobRunner;
+pub use job_runner::{PassingJobRunner, ScriptedJobRunner};
 pub use live::{LogViewer, SeenChunk};
 pub use releases::{FakeAsset, FakeRelease, FakeReleases};
 pub use rest::{FakeCheckRun, FakeRest};

@@ -7,6 +7,23 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// A job runner for tests that only look at the jobs the server hands out: each job is shown to
+/// the closure, then passes.
+pub struct PassingJobRunner<F>(pub F);
+
+#[async_trait]
+impl<F: Fn(&JobRun) + Send + Sync + 'static> JobRunner for PassingJobRunner<F> {
+    async fn run(
+        &self,
+        job: JobRun,
+        _events: mpsc::Sender<JobEvent>,
+        _cancel: CancellationToken,
+    ) -> JobOutcome {
+        (self.0)(&job);
+        JobOutcome::ended(&job.job, JobResult::Passed, None)
+    }
+}
+
 /// A scripted job runner for tests of the queue: each command is interpreted, not run.
 ///
 /// `sleep MS` waits (and honours cancellation), `fail` fails the job, `error` errors it, and any

@@ -4,40 +4,33 @@
 //! see it.
 
 use crate::util::*;
-use async_trait::async_trait;
 use serde_json::Value;
-use slipway_runner::{JobEvent, JobOutcome, JobResult};
 use slipway_webhook::job_runner::{JobRun, JobRunner};
+use slipway_webhook::testing::PassingJobRunner;
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 const REPO: &str = "acme/app";
 
-/// Passes every job and remembers, per build, what the job's plan said about forks.
-#[derive(Default)]
-struct Recording {
-    seen: Mutex<Vec<(i64, bool, Option<String>)>>,
-}
+/// A job's build, and whether its plan said the build is of a fork, from which repository.
+type Seen = (i64, bool, Option<String>);
 
-#[async_trait]
-impl JobRunner for Recording {
-    async fn run(
-        &self,
-        job: JobRun,
-        _events: mpsc::Sender<JobEvent>,
-        _cancel: CancellationToken,
-    ) -> JobOutcome {
-        let ctx = &job.plan.context;
-        self.seen
-            .lock()
-            .unwrap()
-            .push((job.build_id, ctx.fork, ctx.head_repo.clone()));
-        JobOutcome::ended(&job.job, JobResult::Passed, None)
-    }
+/// What the jobs' plans said about forks, per build.
+#[derive(Default, Clone)]
+struct Recording {
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Recording {
+    /// A job runner passing every job and remembering it here.
+    fn runner(&self) -> Arc<dyn JobRunner> {
+        let seen = self.seen.clone();
+        Arc::new(PassingJobRunner(move |job: &JobRun| {
+            let ctx = &job.plan.context;
+            let fork = (job.build_id, ctx.fork, ctx.head_repo.clone());
+            seen.lock().unwrap().push(fork);
+        }))
+    }
+
     fn fork_of(&self, build: i64) -> Option<bool> {
         self.seen
             .lock()
@@ -76,8 +69,8 @@ fn forks_come_from_the_payload_and_survive_restarts() {
     let tmp = tempfile::tempdir().unwrap();
     let origin = Origin::new(tmp.path(), "script:\n  - echo hello\n");
     let data = tmp.path().join("data");
-    let first = Arc::new(Recording::default());
-    let h = Harness::start(&data, config(None), first.clone());
+    let first = Recording::default();
+    let h = Harness::start(&data, config(None), first.runner());
 
     let master = git(&origin.work, &["rev-parse", "master"]);
     let push = build_id(h.deliver(
@@ -128,8 +121,8 @@ fn forks_come_from_the_payload_and_survive_restarts() {
     );
 
     // After a restart of the server, restarted builds run with the same trust.
-    let second = Arc::new(Recording::default());
-    let h = Harness::start(&data, config(None), second.clone());
+    let second = Recording::default();
+    let h = Harness::start(&data, config(None), second.runner());
     let mut again = Vec::new();
     for id in [same, fork, deleted] {
         let (status, text) = http(

@@ -4,16 +4,14 @@
 //! server passes each job's settings through.
 
 use crate::util::*;
-use async_trait::async_trait;
 use slipway_pipelines::plan::Git;
-use slipway_runner::{JobEvent, JobOutcome, JobResult};
 use slipway_webhook::event::NewBuild;
 use slipway_webhook::git::{FetchPolicy, Mirrors, NoTokens, Remote};
-use slipway_webhook::job_runner::{JobRun, JobRunner};
+use slipway_webhook::job_runner::JobRun;
+use slipway_webhook::testing::PassingJobRunner;
 use slipway_webhook::testing::git_hosts::GitDaemon;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const REPO: &str = "acme/app";
@@ -377,27 +375,18 @@ fn a_shallow_pull_request_workspace_holds_the_merge_and_both_sides() {
     git(&ws, &["fsck", "--no-progress", "--no-dangling"]);
 }
 
-/// Records, for each job, what its workspace looked like.
-struct Probe(Arc<Mutex<Vec<String>>>);
-
-#[async_trait]
-impl JobRunner for Probe {
-    async fn run(
-        &self,
-        job: JobRun,
-        _events: mpsc::Sender<JobEvent>,
-        _cancel: CancellationToken,
-    ) -> JobOutcome {
+/// A job runner recording, for each job, what its workspace looked like.
+fn probe(seen: Arc<Mutex<Vec<String>>>) -> Arc<dyn slipway_webhook::job_runner::JobRunner> {
+    Arc::new(PassingJobRunner(move |job: &JobRun| {
         let ws = &job.workspace;
-        let seen = format!(
+        let shown = format!(
             "commits={} shallow={} lib={}",
             commits(ws),
             shallow(ws),
             ws.join("lib/lib.txt").exists()
         );
-        self.0.lock().unwrap().push(seen);
-        JobOutcome::ended(&job.job, JobResult::Passed, None)
-    }
+        seen.lock().unwrap().push(shown);
+    }))
 }
 
 #[test]
@@ -414,7 +403,7 @@ fn the_server_checks_each_job_out_with_its_git_settings() {
     let h = Harness::start(
         &tmp.path().join("data"),
         config(Some(&api)),
-        Arc::new(Probe(seen.clone())),
+        probe(seen.clone()),
     );
     let first = git(&origin.work, &["rev-parse", "HEAD"]);
     let (status, body) = h.deliver(
