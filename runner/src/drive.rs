@@ -10,7 +10,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache;
 use crate::deploy::{ChannelLog, ExecutorFiles, JobFiles, parse_env_dump};
 use crate::env::BuildInfo;
 use crate::executor::{InputWriter, JobSpec, JobStreams};
@@ -19,7 +18,7 @@ use crate::markers::{Marker, MarkerParser, Piece};
 use crate::outcome::{BuildEvent, JobOutcome, JobResult};
 use crate::prepare::PreparedJob;
 use crate::runner::{Runner, fmt_duration};
-use crate::scope::{CacheScope, Owner};
+use crate::scope::CacheScope;
 use crate::workspace::Workspace;
 use slipway_pipelines::placement::{self, Placement};
 
@@ -74,7 +73,7 @@ impl Runner {
             }
         }
 
-        let restore = self.cache_to_restore(plan, job).await;
+        let restore = self.cache_to_restore(plan, job, &mut run).await;
         let prepared = match self.prepare(plan, job, build, workspace, restore) {
             Ok(p) => p,
             Err(e) => {
@@ -101,23 +100,6 @@ impl Runner {
         }
         let (result, reason, exit) = outcome;
         run.finish(result, reason, started, exit).await
-    }
-
-    /// The first owner in the job's [`CacheScope`] lookup order whose cache exists: its own, else
-    /// its fallbacks in order.
-    async fn cache_to_restore(&self, plan: &Plan, job: &Job) -> Option<Owner> {
-        if !self.options.cache || cache::directories(job).is_empty() {
-            return None;
-        }
-        let key = cache::job_key(job);
-        let scope = CacheScope::for_build(&plan.context, &self.options.default_branch);
-        for owner in std::iter::once(scope.own).chain(scope.fallbacks) {
-            let volume = cache::volume_name(&plan.context.repo, &owner, &key);
-            if self.executor.volume_exists(&volume).await.unwrap_or(false) {
-                return Some(owner);
-            }
-        }
-        None
     }
 
     async fn drive(
@@ -305,6 +287,11 @@ impl Runner {
             Some(Marker::ArtifactsRequest) => {
                 Some(self.upload_artifacts(plan, prepared, run).await)
             }
+            Some(Marker::CacheRestoreRequest) => {
+                self.restore_cache(plan, job, prepared, run, input).await;
+                None
+            }
+            Some(Marker::CacheSaveRequest) => Some(self.save_cache(plan, job, prepared, run).await),
             Some(marker) => {
                 run.marker(marker, &prepared.script).await;
                 None

@@ -205,7 +205,10 @@ impl<'a> JobRun<'a> {
                 });
             }
             // The runner answers requests before they reach the job's records.
-            Marker::DeployRequest(_) | Marker::ArtifactsRequest => {}
+            Marker::DeployRequest(_)
+            | Marker::ArtifactsRequest
+            | Marker::CacheRestoreRequest
+            | Marker::CacheSaveRequest => {}
         }
     }
 

@@ -147,6 +147,10 @@ pub enum Marker {
     DeployRequest(usize),
     /// The script waits on its stdin while the runner uploads the artifacts.
     ArtifactsRequest,
+    /// The script waits on its stdin for the cache archive (its length, then the tar).
+    CacheRestoreRequest,
+    /// The script waits on its stdin while the runner saves the gathered cache.
+    CacheSaveRequest,
     /// `travis_terminate` with this exit code.
     Terminate(i32),
     /// Why the script could not go on.
@@ -209,6 +213,8 @@ impl Marker {
             },
             "deploy-request" => Marker::DeployRequest(text[kind.len()..].trim().parse().ok()?),
             "artifacts-request" if args.is_empty() => Marker::ArtifactsRequest,
+            "cache-restore-request" if args.is_empty() => Marker::CacheRestoreRequest,
+            "cache-save-request" if args.is_empty() => Marker::CacheSaveRequest,
             "terminate" => Marker::Terminate(code(0).unwrap_or(1)),
             "error" => Marker::Error(text.get("error ".len()..).unwrap_or_default().to_string()),
             "result" => Marker::Result(match arg(0) {
@@ -240,6 +246,8 @@ impl std::fmt::Display for Marker {
             Marker::DeployEnd { index, exit_code } => write!(f, "deploy-end {index} {exit_code}"),
             Marker::DeployRequest(i) => write!(f, "deploy-request {i}"),
             Marker::ArtifactsRequest => write!(f, "artifacts-request"),
+            Marker::CacheRestoreRequest => write!(f, "cache-restore-request"),
+            Marker::CacheSaveRequest => write!(f, "cache-save-request"),
             Marker::Terminate(code) => write!(f, "terminate {code}"),
             Marker::Error(why) => write!(f, "error {why}"),
             Marker::Result(r) => write!(f, "result {}", r.as_str()),
@@ -337,6 +345,8 @@ mod tests {
                 .prop_map(|(index, exit_code)| Marker::DeployEnd { index, exit_code }),
             any::<usize>().prop_map(Marker::DeployRequest),
             Just(Marker::ArtifactsRequest),
+            Just(Marker::CacheRestoreRequest),
+            Just(Marker::CacheSaveRequest),
             any::<i32>().prop_map(Marker::Terminate),
             "[^\n\x02]{0,60}".prop_map(Marker::Error),
             proptest::sample::select(vec![

@@ -28,6 +28,8 @@ pub struct PreparedJob {
     pub secrets: Vec<Secret<String>>,
     /// Notices for the start of the log.
     pub notices: Vec<String>,
+    /// The owner whose cache the job restores (its own or a read-only fallback), if any.
+    pub cache_restore: Option<Owner>,
 }
 
 /// Why a job could not be prepared.
@@ -66,7 +68,7 @@ impl Runner {
                 "This build is not trusted (a pull request from a fork): its containers run on a network of their own, shared with no other build".into(),
             );
         }
-        let (cache_dirs, mut volumes) = p.cache_volumes(cache_restore);
+        let (cache_dirs, mut volumes) = p.cache_volumes(cache_restore.clone());
         // Workspaces of this build, beside the caches and in the build's own cache scope.
         let scope = CacheScope::for_build(ctx, &self.options.default_branch);
         volumes.extend(crate::build_workspaces::mounts(job, &scope, build.number));
@@ -88,6 +90,7 @@ impl Runner {
             nonce: &nonce,
             env: script_env,
             cache_dirs,
+            cache_archive: self.options.cache_backend.archives().is_some(),
             deploys,
             notices: Vec::new(),
             addons: addon_steps.script,
@@ -132,6 +135,7 @@ impl Runner {
             display_script,
             secrets: p.secrets,
             notices: p.notices,
+            cache_restore,
         })
     }
 }
@@ -395,7 +399,7 @@ impl<'a> Preparing<'a> {
     }
 
     /// The cached directories and the cache volumes: the build's own, and a read-only fallback
-    /// it restores from.
+    /// it restores from; no volume when caches are archives the runner moves.
     fn cache_volumes(&mut self, cache_restore: Option<Owner>) -> (Vec<String>, Vec<VolumeMount>) {
         let (job, ctx) = (self.job, self.ctx);
         let cache_dirs = if self.options.cache {
@@ -410,15 +414,18 @@ impl<'a> Preparing<'a> {
         let key = cache::job_key(job);
         let scope = CacheScope::for_build(ctx, &self.options.default_branch);
         let cache_restore_is_own = cache_restore.as_ref() == Some(&scope.own);
+        let archived = self.options.cache_backend.archives().is_some();
         let mut labels = vec![("dev.slipway.cache.repo".into(), ctx.repo.clone())];
         labels.extend(scope.own.labels());
         labels.push(("dev.slipway.cache.key".into(), key.clone()));
-        volumes.push(VolumeMount {
-            volume: cache::volume_name(&ctx.repo, &scope.own, &key),
-            target: script::CACHE_MOUNT.into(),
-            read_only: false,
-            labels,
-        });
+        if !archived {
+            volumes.push(VolumeMount {
+                volume: cache::volume_name(&ctx.repo, &scope.own, &key),
+                target: script::CACHE_MOUNT.into(),
+                read_only: false,
+                labels,
+            });
+        }
         // Only a fallback of the build's own scope is ever mounted, and only read-only.
         let own = &scope.own;
         let fallback = cache_restore.filter(|o| scope.fallbacks.contains(o));
@@ -431,7 +438,7 @@ impl<'a> Preparing<'a> {
                 "Cache: nothing is cached yet for {own} nor what it may start from; saving into the cache of {own}"
             ),
         });
-        if let Some(from) = fallback {
+        if let Some(from) = fallback.filter(|_| !archived) {
             volumes.push(VolumeMount {
                 volume: cache::volume_name(&ctx.repo, &from, &key),
                 target: script::CACHE_FALLBACK_MOUNT.into(),

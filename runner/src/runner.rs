@@ -49,6 +49,9 @@ pub struct RunnerOptions {
     pub service_overrides: HashMap<String, ServiceSpec>,
     /// Whether caches are used.
     pub cache: bool,
+    /// Where caches are kept: this machine's volumes, or archives in a shared store
+    /// (`[cache]`, see [`crate::cache`]).
+    pub cache_backend: crate::cache::CacheBackend,
     /// The repository's default branch: the last read-only fallback of every build's caches
     /// (see [`CacheScope`]).
     pub default_branch: String,
@@ -83,6 +86,7 @@ impl Default for RunnerOptions {
             trusted: false,
             service_overrides: HashMap::new(),
             cache: true,
+            cache_backend: crate::cache::CacheBackend::Volumes,
             default_branch: "master".into(),
             build_root: "/home/travis/build".into(),
             secrets: None,
@@ -106,6 +110,7 @@ impl std::fmt::Debug for RunnerOptions {
             .field("log_cap", &self.log_cap)
             .field("trusted", &self.trusted)
             .field("cache", &self.cache)
+            .field("cache_backend", &self.cache_backend)
             .finish_non_exhaustive()
     }
 }

@@ -31,7 +31,8 @@ use crate::markers::{Marker, ScriptResult};
 pub const SLIPWAY_DIR: &str = "/slipway";
 /// Path of the compiled script inside the container.
 pub const SCRIPT_PATH: &str = "/slipway/job.sh";
-/// Mount point of the job's cache volume.
+/// Mount point of the job's cache volume; with archived caches, the directory the cached
+/// directories are gathered in and the runner's archive is unpacked into.
 pub const CACHE_MOUNT: &str = "/slipway/cache";
 /// Mount point of a fallback cache volume (read-only), when the job has no cache of its own yet.
 pub const CACHE_FALLBACK_MOUNT: &str = "/slipway/cache-fallback";
@@ -118,6 +119,9 @@ pub struct ScriptInputs<'a> {
     pub env: Vec<ScriptEnv>,
     /// Cache directories (as written, relative to the build dir or absolute); empty: no cache.
     pub cache_dirs: Vec<String>,
+    /// The runner moves the cache as an archive ([`crate::cache::transfer`]): the script asks
+    /// for it before restoring and hands it over after saving, instead of using volumes.
+    pub cache_archive: bool,
     /// Deploys to perform in the success branch.
     pub deploys: Vec<DeployStep>,
     /// Messages printed at the start of the log (e.g. which services run).
@@ -194,6 +198,26 @@ fn sh_double_quote(s: &str) -> String {
 pub fn cache_dir_key(dir: &str) -> String {
     hex::encode(&Sha256::digest(dir.as_bytes())[..6])
 }
+
+/// The archived cache's requests to the runner ([`crate::cache::transfer`]), defined only in the
+/// scripts of jobs that use them.
+const CACHE_ARCHIVE_HELPERS: &str = r#"slipway_cache_fetch() {
+  if ! command -v tar >/dev/null 2>&1 || ! command -v head >/dev/null 2>&1; then
+    printf 'cache: this image has no tar or head; the cache is not restored\n'; return 0; fi
+  slipway_m 'cache-restore-request'
+  read -r slipway_cache_len <&3 || slipway_cache_len=0
+  case $slipway_cache_len in ''|*[!0-9]*) slipway_cache_len=0 ;; esac
+  [ "$slipway_cache_len" -gt 0 ] || return 0
+  # The runner sends exactly this many bytes: all are read, even when tar gives up early.
+  head -c "$slipway_cache_len" <&3 | (tar -xf - -C /slipway; slipway_cache_rc=$?; cat >/dev/null; exit $slipway_cache_rc) \
+    || printf 'cache: unpacking the cache failed (ignored)\n'
+}
+slipway_cache_upload() {
+  [ -d /slipway/cache ] || return 0
+  slipway_m 'cache-save-request'
+  read -r slipway_cache_rc <&3 || slipway_cache_rc=1
+}
+"#;
 
 const HELPERS: &str = r#"slipway_m() { printf '\002slipway:%s:%s\n' "$slipway_nonce" "$*"; }
 travis_fold() { printf 'travis_fold:%s:%s\r\n' "$1" "$2"; }
@@ -341,6 +365,7 @@ fn artifacts(step: &ArtifactsStep, reveal_secrets: bool) -> String {
 /// (for `--dry-run` output); the script that runs gets them with `reveal_secrets` true.
 pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScript {
     let needs_stdin = inputs.artifacts.is_some()
+        || (inputs.cache_archive && !inputs.cache_dirs.is_empty())
         || inputs
             .deploys
             .iter()
@@ -352,6 +377,10 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
     };
 
     // Cache restore happens before anything installs.
+    if inputs.cache_archive && !inputs.cache_dirs.is_empty() {
+        w.s.push_str(CACHE_ARCHIVE_HELPERS);
+        w.s.push_str("slipway_cache_fetch\n");
+    }
     for dir in &inputs.cache_dirs {
         w.s.push_str(&format!(
             "slipway_cache_restore {} {}\n",
@@ -388,6 +417,9 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
                 cache_dir_key(dir),
                 sh_double_quote(dir)
             ));
+        }
+        if inputs.cache_archive {
+            w.s.push_str("slipway_cache_upload\n");
         }
     }
 

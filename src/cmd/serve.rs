@@ -155,8 +155,24 @@ pub(crate) async fn job_runner(
             .with_configured(configured_endpoints(&config.endpoints))
             .with_github(&config.github.api_url, Arc::new(ServerGitHub(github))),
     );
+    let cache_backend = config
+        .cache
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("caches: {e}"))?;
+    if cache_backend.archives().is_some() {
+        tracing::info!(
+            "caches are archives in bucket {}",
+            config.cache.bucket.as_deref().unwrap_or_default()
+        );
+    } else if config.executor == ExecutorKind::Kubernetes {
+        tracing::warn!(
+            "caches are not kept between pods: set [cache] backend = \"s3\" (docs/kubernetes.md)"
+        );
+    }
     let options = slipway_runner::RunnerOptions {
         parallel: 1,
+        cache_backend,
         trusted: config.trusted_docker,
         limits: slipway_runner::ResourceLimits {
             disk_bytes: config.limits.disk_gib.saturating_mul(1 << 30),

@@ -51,6 +51,9 @@ pub struct Config {
     pub executor: slipway_runner::executor::ExecutorKind,
     /// The Kubernetes executor's settings.
     pub kubernetes: slipway_runner::kubernetes::KubernetesConfig,
+    /// Where build caches are kept: this machine's Docker volumes (the default), or archives in
+    /// an S3-compatible bucket shared by every server and worker (see docs/scale-out.md).
+    pub cache: slipway_runner::cache::CacheSettings,
     /// GitHub API settings.
     pub github: GitHub,
     /// Admin bearer tokens: they read every repository's builds and may cancel and restart any
@@ -298,6 +301,7 @@ impl Default for Config {
             trusted_docker: false,
             executor: Default::default(),
             kubernetes: Default::default(),
+            cache: Default::default(),
             github: GitHub::default(),
             api_tokens: Vec::new(),
             repos: Vec::new(),
@@ -469,6 +473,27 @@ mod tests {
         let err = Config::parse("[kubernetes]\nnamespce = \"ci\"\n").unwrap_err();
         assert!(err.to_string().contains("namespce"), "{err}");
         assert!(Config::parse("executor = \"podman\"\n").is_err());
+    }
+
+    #[test]
+    fn the_cache_table_chooses_s3_with_its_bucket_and_a_misspelt_key_is_refused() {
+        use slipway_runner::cache::BackendKind;
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.cache.backend, BackendKind::Volumes);
+        assert_eq!(c.cache.max_size_mib, 1024);
+        let c = Config::parse(
+            "[cache]\nbackend = \"s3\"\nbucket = \"ci-caches\"\nprefix = \"slipway/\"\nregion = \"eu-west-1\"\nendpoint = \"http://127.0.0.1:9000\"\nmax_size_mib = 256\n",
+        )
+        .unwrap();
+        assert_eq!(c.cache.backend, BackendKind::S3);
+        assert_eq!(c.cache.bucket.as_deref(), Some("ci-caches"));
+        assert_eq!(c.cache.prefix, "slipway/");
+        assert_eq!(c.cache.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.cache.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.cache.max_size_mib, 256);
+        let err = Config::parse("[cache]\nbuckit = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("buckit"), "{err}");
+        assert!(Config::parse("[cache]\nbackend = \"gcs\"\n").is_err());
     }
 
     #[test]

@@ -746,6 +746,7 @@ async fn the_cleanup_copy_works_with_tar_and_in_images_without_it() {
         nonce: "n",
         env: vec![],
         cache_dirs: vec![],
+        cache_archive: false,
         deploys: vec![],
         notices: vec![],
         addons: String::new(),

@@ -9,6 +9,7 @@
 mod util;
 
 mod addons_e2e;
+mod cache_s3;
 mod containment;
 mod e2e;
 mod kubernetes_e2e;

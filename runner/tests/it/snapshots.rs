@@ -107,6 +107,7 @@ after_script: echo ascript
             },
         ],
         cache_dirs: vec!["$HOME/.npm".into()],
+        cache_archive: false,
         deploys: vec![
             DeployStep {
                 index: 0,
@@ -241,7 +242,8 @@ fn every_marker_the_compiled_script_writes_reads_back() {
         job,
         nonce: "n0nce",
         env: vec![],
-        cache_dirs: vec![],
+        cache_dirs: vec!["deps".into()],
+        cache_archive: true,
         deploys: vec![
             deploy(0, DeployKind::Script("./deploy.sh".into())),
             deploy(1, DeployKind::Hook),
@@ -296,10 +298,50 @@ fn every_marker_the_compiled_script_writes_reads_back() {
             exit_code: 3,
         },
         Marker::DeployRequest(1),
+        Marker::CacheRestoreRequest,
+        Marker::CacheSaveRequest,
         Marker::Terminate(4),
         Marker::Error("cannot enter the build dir".into()),
         Marker::Result(ScriptResult::Failed),
     ] {
         assert!(read.contains(&expected), "{expected:?} is not written");
     }
+}
+
+#[test]
+fn an_archived_cache_is_asked_for_before_before_install_and_handed_over_after_before_cache() {
+    let plan = plan(
+        "language: shell\ncache: {directories: [deps]}\nbefore_install: echo bi\nscript: echo one\nbefore_cache: echo bc\nafter_success: echo as\n",
+    );
+    let job = &plan.stages[0].jobs[0];
+    let inputs = |cache_archive| ScriptInputs {
+        job,
+        nonce: "n0nce",
+        env: vec![],
+        cache_dirs: vec!["deps".into()],
+        cache_archive,
+        deploys: vec![],
+        notices: vec![],
+        addons: String::new(),
+        workspace_restore: String::new(),
+        workspace_save: String::new(),
+        artifacts: None,
+    };
+    let archived = script::compile(&inputs(true), true);
+    assert!(archived.needs_stdin, "the runner's answers come on stdin");
+    let text = archived.text.into_exposed();
+    let at = |needle: &str| {
+        text.rfind(needle)
+            .unwrap_or_else(|| panic!("{needle} missing: {text}"))
+    };
+    assert!(at("\nslipway_cache_fetch\n") < at("slipway_cache_restore "));
+    assert!(at("slipway_cache_restore ") < at("phase-start before_install"));
+    assert!(at("phase-end before_cache") < at("slipway_cache_save "));
+    assert!(at("slipway_cache_save ") < at("\nslipway_cache_upload\n"));
+    assert!(at("\nslipway_cache_upload\n") < at("phase-start after_success"));
+
+    let volumes = script::compile(&inputs(false), true);
+    assert!(!volumes.needs_stdin);
+    let text = volumes.text.into_exposed();
+    assert!(!text.contains("cache-restore-request") && !text.contains("slipway_cache_upload"));
 }
