@@ -54,10 +54,27 @@ fn is_git_work_tree(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// What `git ls-files` lists in `dir`; `None` when `dir` is not in a git work tree or there is no
+/// `git` (then the directory is packed whole). One process answers both questions.
+fn listed_files(dir: &Path) -> Result<Option<Vec<PathBuf>>, WorkspaceError> {
+    match git_files(dir) {
+        Ok(files) => Ok(Some(files)),
+        Err(WorkspaceError::Git { message, .. }) if message.contains("not a git repository") => {
+            Ok(None)
+        }
+        Err(WorkspaceError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn git_files(dir: &Path) -> Result<Vec<PathBuf>, WorkspaceError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
+        // The "not a git repository" answer is read, so it must not be translated.
+        .env("LC_ALL", "C")
         .args([
             "ls-files",
             "-z",
@@ -106,6 +123,7 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
 fn repo_files(
     root: &Path,
     rel: &Path,
+    listed: Vec<PathBuf>,
     out: &mut Vec<PathBuf>,
     depth: usize,
 ) -> Result<(), WorkspaceError> {
@@ -114,14 +132,14 @@ fn repo_files(
         dir: here.clone(),
         source,
     };
-    for file in git_files(&here)? {
+    for file in listed {
         let path = rel.join(&file);
         let full = root.join(&path);
         let is_dir = std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir());
         if !is_dir {
             out.push(path);
         } else if depth < 8 && full.join(".git").exists() && is_git_work_tree(&full) {
-            repo_files(root, &path, out, depth + 1)?;
+            repo_files(root, &path, git_files(&full)?, out, depth + 1)?;
         }
     }
     let git = rel.join(".git");
@@ -141,10 +159,9 @@ pub fn pack(dir: &Path, build_dir: &str) -> Result<Workspace, WorkspaceError> {
         source,
     };
     let mut files = Vec::new();
-    if is_git_work_tree(dir) {
-        repo_files(dir, Path::new(""), &mut files, 0)?;
-    } else {
-        walk(dir, Path::new(""), &mut files).map_err(io)?;
+    match listed_files(dir)? {
+        Some(listed) => repo_files(dir, Path::new(""), listed, &mut files, 0)?,
+        None => walk(dir, Path::new(""), &mut files).map_err(io)?,
     }
     let tmp = tempfile::NamedTempFile::new().map_err(io)?;
     let prefix = PathBuf::from(build_dir.trim_start_matches('/'));
@@ -218,6 +235,23 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_directory_outside_git_is_packed_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(".gitignore"), "out/\n").unwrap();
+        std::fs::create_dir_all(tmp.path().join("out")).unwrap();
+        std::fs::write(tmp.path().join("out/build.o"), "built").unwrap();
+
+        let names = names(&pack(tmp.path(), "/build/acme/plain").unwrap());
+
+        for want in [
+            "build/acme/plain/.gitignore",
+            "build/acme/plain/out/build.o",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
     }
 
     #[test]

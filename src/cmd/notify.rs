@@ -63,11 +63,19 @@ pub fn outcome_of(result: BuildResult) -> Outcome {
     }
 }
 
+/// Who made the commit built and when, as the local git repository says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct People {
+    pub author_name: String,
+    pub author_email: String,
+    pub committer_name: String,
+    pub committer_email: String,
+    pub committed_at: Option<String>,
+}
+
 /// The facts of a local build, from the plan and the local git repository.
-pub fn facts(plan: &Plan, build_id: &str, git: &dyn Fn(&[&str]) -> Option<String>) -> BuildFacts {
+pub fn facts(plan: &Plan, build_id: &str, people: People) -> BuildFacts {
     let ctx = &plan.context;
-    let show =
-        |format: &str| git(&["log", "-1", &format!("--format={format}")]).unwrap_or_default();
     BuildFacts {
         id: build_id.to_owned(),
         number: "1".to_owned(),
@@ -79,11 +87,11 @@ pub fn facts(plan: &Plan, build_id: &str, git: &dyn Fn(&[&str]) -> Option<String
         tag: ctx.tag.clone(),
         commit: ctx.commit.clone().unwrap_or_default(),
         message: ctx.commit_message.clone(),
-        author_name: show("%an"),
-        author_email: show("%ae"),
-        committer_name: show("%cn"),
-        committer_email: show("%ce"),
-        committed_at: git(&["log", "-1", "--format=%cI"]),
+        author_name: people.author_name,
+        author_email: people.author_email,
+        committer_name: people.committer_name,
+        committer_email: people.committer_email,
+        committed_at: people.committed_at,
         compare_url: None,
         pull_request: ctx.pull_request,
         pull_request_title: None,

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command as Process;
+use std::process::{Command as Process, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +16,12 @@ use anyhow::{Context as _, bail};
 use clap::Args as ClapArgs;
 use slipway_pipelines::plan::{Context, EventType, Outcome, Plan};
 use slipway_runner::docker::DockerExecutor;
+use slipway_runner::executor::SweepReport;
 use slipway_runner::kubernetes::{KubernetesConfig, KubernetesExecutor};
 use slipway_runner::runner::{StoreSecrets, build_dir};
 use slipway_runner::{
-    BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, JobEvent, Runner,
-    RunnerOptions, ServiceSpec,
+    BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, Executor, JobEvent,
+    Runner, RunnerOptions, ServiceSpec,
 };
 use tokio::sync::mpsc;
 
@@ -121,21 +122,69 @@ pub struct Args {
     pub images: ImageArgs,
 }
 
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Process::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
+/// What the local repository says about the commit built. Read by two `git` processes started
+/// together (its branch; everything else in one `git log`), not one process per fact: each one
+/// costs a `slipway run` several milliseconds before anything starts, more on a busy machine.
+#[derive(Debug, Default)]
+struct LocalCommit {
+    branch: Option<String>,
+    sha: Option<String>,
+    message: String,
+    people: notify::People,
 }
 
-fn context_of(args: &Args, dir: &Path) -> Context {
-    let local_branch = git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]).filter(|b| b != "HEAD");
+/// The fields of [`LocalCommit`] after the branch, separated by NUL; the message last, as it may
+/// hold anything else.
+const COMMIT_FORMAT: &str = "--format=%H%x00%an%x00%ae%x00%cn%x00%ce%x00%cI%x00%B";
+
+fn local_commit(dir: &Path) -> LocalCommit {
+    let spawn = |args: &[&str]| {
+        Process::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+    };
+    let branch = spawn(&["rev-parse", "--abbrev-ref", "HEAD"]);
+    let log = spawn(&["log", "-1", COMMIT_FORMAT]);
+    let output = |child: Option<std::process::Child>| {
+        child
+            .and_then(|c| c.wait_with_output().ok())
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let branch = output(branch)
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty() && b != "HEAD");
+    parse_commit(branch, &output(log).unwrap_or_default())
+}
+
+fn parse_commit(branch: Option<String>, log: &str) -> LocalCommit {
+    let mut fields = log.splitn(7, '\0').map(str::trim);
+    let mut next = || fields.next().unwrap_or_default().to_string();
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    let sha = some(next());
+    let people = notify::People {
+        author_name: next(),
+        author_email: next(),
+        committer_name: next(),
+        committer_email: next(),
+        committed_at: some(next()),
+    };
+    LocalCommit {
+        branch,
+        sha,
+        message: next(),
+        people,
+    }
+}
+
+fn context_of(args: &Args, dir: &Path, commit: &LocalCommit) -> Context {
+    let local_branch = commit.branch.clone();
     let repo = args
         .repo
         .clone()
@@ -163,8 +212,8 @@ fn context_of(args: &Args, dir: &Path) -> Context {
             }
         }),
         head_branch: pull_request.then_some(local_branch).flatten(),
-        commit_message: git(dir, &["log", "-1", "--format=%B"]).unwrap_or_default(),
-        commit: git(dir, &["rev-parse", "HEAD"]),
+        commit_message: commit.message.clone(),
+        commit: commit.sha.clone(),
         sender: std::env::var("USER").unwrap_or_default(),
         // `--default-branch` reaches the runner's options; the context names none of its own.
         ..ctx
@@ -269,7 +318,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--fork describes a pull request: add --event pull_request or --pull-request N");
     }
     let given = args.vars.read()?;
-    let mut ctx = context_of(&args, &dir);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // The engine is reached, swept and guarded while the plan is made: none of it needs the plan.
+    let engine = (!args.dry_run).then(|| Engine::start(&rt, &args));
+    let commit = local_commit(&dir);
+    let mut ctx = context_of(&args, &dir, &commit);
     ctx.env.extend(VarArgs::plain(&given));
     let file = path.display().to_string();
     let planning = slipway_pipelines::PlanOptions {
@@ -308,17 +363,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let vars = RunVars::resolve(&plan.context.repo, &given)?;
         return crate::cmd::dry_run::print(&plan, &build, opts, &dir, &vars);
     }
-    let mut facts = notify::facts(&plan, &build.id, &|a| git(&dir, a));
+    let mut facts = notify::facts(&plan, &build.id, commit.people);
     notify::print(&plan, Outcome::Started, None, &facts);
     let whole = args.job.is_none() && args.stage.is_none();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let kubernetes = (args.executor == ExecutorArg::Kubernetes).then(|| KubernetesConfig {
-        namespace: args.kubernetes_namespace.clone(),
-        ..KubernetesConfig::default()
-    });
-    let outcome = rt.block_on(run_plan(plan.clone(), build, opts, dir, kubernetes))?;
+    let engine = engine.context("no engine was started")?;
+    let outcome = rt.block_on(run_plan(plan.clone(), build, opts, dir, engine))?;
     let previous = notify::previous(&plan);
     notify::finish(&mut facts, &outcome, previous);
     let result = notify::outcome_of(outcome.result);
@@ -372,23 +421,45 @@ impl Printer {
     }
 }
 
+/// The executor a run uses, being connected to and swept, and the job network rules being put in
+/// place, in the background from the start of `slipway run`.
+struct Engine {
+    ready: tokio::task::JoinHandle<anyhow::Result<(Arc<dyn Executor>, SweepReport)>>,
+    guarding: tokio::task::JoinHandle<slipway_runner::netguard::GuardReport>,
+}
+
+impl Engine {
+    fn start(rt: &tokio::runtime::Runtime, args: &Args) -> Engine {
+        let kubernetes = (args.executor == ExecutorArg::Kubernetes).then(|| KubernetesConfig {
+            namespace: args.kubernetes_namespace.clone(),
+            ..KubernetesConfig::default()
+        });
+        let ready = rt.spawn(async move {
+            let executor: Arc<dyn Executor> = match kubernetes {
+                Some(config) => Arc::new(KubernetesExecutor::connect(config).await?),
+                None => Arc::new(DockerExecutor::connect().await?),
+            };
+            let swept = executor.sweep().await?;
+            Ok((executor, swept))
+        });
+        // The job network rules (a few iptables calls) are in force before any job starts.
+        let guarding = rt.spawn_blocking(|| slipway_runner::netguard::install(&[]));
+        Engine { ready, guarding }
+    }
+}
+
 async fn run_plan(
     plan: Plan,
     build: BuildInfo,
     opts: RunnerOptions,
     dir: PathBuf,
-    kubernetes: Option<KubernetesConfig>,
+    engine: Engine,
 ) -> anyhow::Result<BuildOutcome> {
-    let executor: Arc<dyn slipway_runner::Executor> = match kubernetes {
-        Some(config) => Arc::new(KubernetesExecutor::connect(config).await?),
-        None => Arc::new(DockerExecutor::connect().await?),
-    };
-    // The job network rules go in while the sweep and the packing run (about 0.2 s of iptables
-    // calls), and are in force before any job starts.
-    let guarding = tokio::task::spawn_blocking(|| slipway_runner::netguard::install(&[]));
-    let parallel = opts.parallel;
-    let runner = Runner::new(executor, opts);
-    let swept = runner.sweep().await?;
+    let build_dir = build_dir(&opts.build_root, &plan.context.repo);
+    let ws_dir = dir.clone();
+    let packing =
+        tokio::task::spawn_blocking(move || slipway_runner::workspace::pack(&ws_dir, &build_dir));
+    let (executor, swept) = engine.ready.await??;
     let n = swept.containers.len() + swept.networks.len() + swept.volumes.len();
     if n > 0 {
         eprintln!(
@@ -398,20 +469,18 @@ async fn run_plan(
                 .join(", ")
         );
     }
-    let build_dir = build_dir(&runner.options().build_root, &plan.context.repo);
-    let ws_dir = dir.clone();
-    let workspace =
-        tokio::task::spawn_blocking(move || slipway_runner::workspace::pack(&ws_dir, &build_dir))
-            .await??;
+    let workspace = packing.await??;
     eprintln!(
         "Packed {} files ({} KiB) of {} with uncommitted changes.",
         workspace.files,
         workspace.bytes / 1024,
         dir.display()
     );
-    for line in &guarding.await?.not_enforced {
+    for line in &engine.guarding.await?.not_enforced {
         eprintln!("Not enforced: {line}");
     }
+    let parallel = opts.parallel;
+    let runner = Runner::new(executor, opts);
     let prefix = parallel > 1 && plan.stages.iter().any(|s| s.jobs.len() > 1);
     let mut printer = Printer {
         prefix,
@@ -463,4 +532,40 @@ fn summary(build: &BuildInfo, outcome: &BuildOutcome) -> String {
         outcome.duration.as_secs_f64()
     ));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_git_log_gives_every_fact_of_the_commit() {
+        let log = "0123abcd\0Ada Author\0ada@example.invalid\0Cy Committer\0cy@example.invalid\0\
+                   2026-01-02T03:04:05+00:00\0Fix the build\n\nIt said: a\0b\n\n";
+
+        let commit = parse_commit(Some("main".into()), log);
+
+        assert_eq!(commit.branch.as_deref(), Some("main"));
+        assert_eq!(commit.sha.as_deref(), Some("0123abcd"));
+        assert_eq!(commit.message, "Fix the build\n\nIt said: a\0b");
+        assert_eq!(
+            commit.people,
+            notify::People {
+                author_name: "Ada Author".into(),
+                author_email: "ada@example.invalid".into(),
+                committer_name: "Cy Committer".into(),
+                committer_email: "cy@example.invalid".into(),
+                committed_at: Some("2026-01-02T03:04:05+00:00".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_repository_without_commits_has_no_facts() {
+        let commit = parse_commit(None, "");
+
+        assert_eq!(commit.sha, None);
+        assert_eq!(commit.message, "");
+        assert_eq!(commit.people, notify::People::default());
+    }
 }

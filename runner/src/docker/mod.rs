@@ -144,11 +144,12 @@ impl DockerExecutor {
             reason,
         };
         let docker = Docker::connect_with_host(&endpoint).map_err(|e| no_engine(e.to_string()))?;
+        // The version request is the engine's answer: no separate ping (one round trip less
+        // before every `slipway run`).
         let docker = docker
             .negotiate_version()
             .await
             .map_err(|e| no_engine(describe(&e)))?;
-        docker.ping().await.map_err(|e| no_engine(describe(&e)))?;
         let disk_quota = docker
             .info()
             .await
@@ -734,12 +735,21 @@ impl Executor for DockerExecutor {
         ))
     }
 
+    /// The three kinds are swept at once: every `slipway run` waits for the sweep, and it is
+    /// almost always three empty listings. A network still in use by a leftover container is
+    /// removed once the container is (the removal waits for it); a volume the engine refuses
+    /// as in use is left to the next sweep (a container's anonymous volumes go with it).
     async fn sweep(&self) -> Result<SweepReport, ExecError> {
         let filters = label_filter(&[(LABEL_MANAGED, "true")]);
+        let (containers, networks, volumes) = futures::try_join!(
+            self.remove_containers(filters.clone(), true),
+            self.remove_networks(filters.clone(), true),
+            self.remove_volumes(filters, true),
+        )?;
         Ok(SweepReport {
-            containers: self.remove_containers(filters.clone(), true).await?,
-            networks: self.remove_networks(filters.clone(), true).await?,
-            volumes: self.remove_volumes(filters, true).await?,
+            containers,
+            networks,
+            volumes,
         })
     }
 }
