@@ -55,8 +55,6 @@ pub struct Endpoints {
     /// Elastic Beanstalk.
     pub elasticbeanstalk: Option<String>,
     pub ecs: Option<String>,
-    /// The OAuth token endpoint a GKE service-account key is exchanged at (else the key's `token_uri`).
-    pub gke_token: Option<String>,
     /// The GKE (Container) API that describes clusters.
     pub gke_container: Option<String>,
     /// The Kubernetes API server (else the kubeconfig's or the GKE cluster's endpoint).
@@ -88,7 +86,6 @@ impl Endpoints {
             s3: pick(self.s3, fallback.s3),
             elasticbeanstalk: pick(self.elasticbeanstalk, fallback.elasticbeanstalk),
             ecs: pick(self.ecs, fallback.ecs),
-            gke_token: pick(self.gke_token, fallback.gke_token),
             gke_container: pick(self.gke_container, fallback.gke_container),
             kubernetes: pick(self.kubernetes, fallback.kubernetes),
             github_api: pick(self.github_api, fallback.github_api),

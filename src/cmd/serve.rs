@@ -252,7 +252,6 @@ fn configured_endpoints(
         s3: e.s3.clone(),
         elasticbeanstalk: e.elasticbeanstalk.clone(),
         ecs: e.ecs.clone(),
-        gke_token: e.gke_token.clone(),
         gke_container: e.gke_container.clone(),
         kubernetes: e.kubernetes.clone(),
         github_api: None,

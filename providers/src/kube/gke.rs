@@ -148,14 +148,9 @@ impl Kubernetes {
             Some(api) => api.clone(),
             None => format!("https://container.{}", sa.universe().map_err(key_err)?),
         };
-        let token_url = ctx
-            .endpoints
-            .gke_token
-            .clone()
-            .unwrap_or_else(|| sa.token_uri.clone());
         let http = Http::new(Tls::default()).map_err(|m| self.api_err("TLS setup", m))?;
         let token = self
-            .exchange(&http, &token_url, &assertion, &sa.client_email)
+            .exchange(&http, &sa.token_uri, &assertion, &sa.client_email)
             .await?;
         log.line(&format!("gke: signed in as {}", sa.client_email));
         let url = format!(

@@ -54,8 +54,6 @@ endpoints! {
     elasticbeanstalk,
     /// ECS.
     ecs,
-    /// The OAuth token endpoint GKE service-account keys are exchanged at.
-    gke_token,
     /// The GKE (Container) API.
     gke_container,
     /// A Kubernetes API server.
