@@ -388,15 +388,24 @@ impl Engine {
             own: build.repo.clone(),
             own_url: clone_url.clone(),
         };
-        let (mirrors, repo, ws) = (self.mirrors.clone(), build.repo.clone(), workspace.clone());
+        // The build's own fetch, as its preparation made it, in case this machine's mirror
+        // lacks the commit (another machine prepared the build).
+        let fetch_token = match fork {
+            true => self.git_token(&build.repo).await.0,
+            false => token.clone(),
+        };
+        let (mirrors, spec, ws) = (self.mirrors.clone(), build.spec.clone(), workspace.clone());
         let stop = cancel.clone();
         let checked_out = tokio::task::spawn_blocking(move || {
+            if git.clone {
+                mirrors.ensure(&spec, &commit, &clone_url, fetch_token.as_deref(), &stop)?;
+            }
             let remote = Remote {
                 url: &clone_url,
                 token: token.as_deref(),
                 served: if fork { &NoTokens } else { &served },
             };
-            mirrors.checkout(&repo, &commit, &ws, &git, remote, &stop)
+            mirrors.checkout(&spec.repo, &commit, &ws, &git, remote, &stop)
         })
         .await;
         let failed = match checked_out {

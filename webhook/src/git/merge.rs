@@ -1,7 +1,7 @@
 //! A pull request's head merged into its base in the mirror, as GitHub's merge ref would be.
 
 use super::GitError;
-use git2::{Oid, Repository, Signature};
+use git2::{Oid, Repository, Signature, Time};
 use std::fmt::Write as _;
 
 /// The commit the event named when the mirror has it, else the ref's tip (the event is older
@@ -24,6 +24,9 @@ pub(super) fn resolve(
     Ok(tip)
 }
 
+/// Merges `head` into `base`. The merge commit is reproducible: its signature's time is the
+/// later of the two commits', so every machine merging the same pair makes the same commit (a
+/// job claimed on a machine that did not prepare its build merges again to get it).
 pub(super) fn merge(repo: &Repository, base: Oid, head: Oid) -> Result<Oid, GitError> {
     let base_commit = repo.find_commit(base)?;
     let head_commit = repo.find_commit(head)?;
@@ -46,7 +49,11 @@ pub(super) fn merge(repo: &Repository, base: Oid, head: Oid) -> Result<Oid, GitE
     }
     let tree_id = index.write_tree_to(repo)?;
     let tree = repo.find_tree(tree_id)?;
-    let sig = Signature::now("Slipway", "slipway@localhost")?;
+    let when = base_commit
+        .time()
+        .seconds()
+        .max(head_commit.time().seconds());
+    let sig = Signature::new("Slipway", "slipway@localhost", &Time::new(when, 0))?;
     let message = format!("Merge {head} into {base}\n");
     Ok(repo.commit(
         None,

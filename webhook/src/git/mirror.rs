@@ -7,13 +7,18 @@ use super::policy::{FetchPolicy, Scope};
 use super::upkeep::Upkeep;
 use super::{GitError, PIPELINE_FILES, Sources};
 use crate::event::NewBuild;
-use git2::Repository;
+use git2::{Oid, Repository};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
+
+/// How far back a pull request's base is searched for the commit another machine merged its
+/// head into: the base rarely moves more than a few commits between a build's preparation and
+/// its last job.
+const BASES_TRIED: usize = 20;
 
 /// Mirrors under one directory, one lock per repository so fetches into one mirror never overlap.
 #[derive(Debug)]
@@ -102,24 +107,10 @@ impl Mirrors {
     ) -> Result<Sources, GitError> {
         let lock = self.lock(&spec.repo);
         let _guard = lock.lock().expect("mirror lock");
-        let path = self.path(&spec.repo);
-        let repo = match Repository::open_bare(&path) {
-            Ok(r) => r,
-            Err(_) => {
-                std::fs::create_dir_all(&path)?;
-                Repository::init_bare(&path)?
-            }
-        };
+        let repo = self.open_or_init(&spec.repo)?;
         let mut log = String::new();
-        let mut refs = vec![spec.head_ref.clone()];
-        refs.extend(spec.base_ref.clone());
         let started = std::time::Instant::now();
-        let scope = Arc::new(Scope::new(
-            &self.policy,
-            cancel,
-            token.map(|t| (clone_url, t)),
-        ));
-        fetch(&repo, clone_url, &refs, &scope)?;
+        let refs = self.fetch_refs(&repo, spec, clone_url, token, cancel)?;
         let _ = writeln!(
             log,
             "fetched {} in {} ms",
@@ -161,6 +152,80 @@ impl Mirrors {
             log,
             people,
         })
+    }
+
+    /// Makes sure the mirror holds `commit`, the commit build `spec` was prepared at, perhaps by
+    /// another machine sharing the store (mirrors are per machine): when it is missing, the
+    /// build's refs are fetched, and a pull request's head is merged again into its base's tip
+    /// or, when the base moved on since, into one of its last commits. Merges are reproducible
+    /// ([`merge`]), so the same parents give the same commit.
+    pub fn ensure(
+        &self,
+        spec: &NewBuild,
+        commit: &str,
+        clone_url: &str,
+        token: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<(), GitError> {
+        let lock = self.lock(&spec.repo);
+        let _guard = lock.lock().expect("mirror lock");
+        let repo = self.open_or_init(&spec.repo)?;
+        let wanted = Oid::from_str(commit)?;
+        if repo.find_commit(wanted).is_ok() {
+            return Ok(());
+        }
+        self.fetch_refs(&repo, spec, clone_url, token, cancel)?;
+        if repo.find_commit(wanted).is_ok() {
+            return Ok(());
+        }
+        if let Some(base_ref) = &spec.base_ref {
+            let head = resolve(&repo, &spec.head_ref, &spec.head_sha, &mut String::new())?;
+            let mut base = repo.refname_to_id(base_ref).ok();
+            for _ in 0..BASES_TRIED {
+                let Some(b) = base else { break };
+                if merge(&repo, b, head).ok() == Some(wanted) {
+                    return Ok(());
+                }
+                base = repo.find_commit(b)?.parent_id(0).ok();
+            }
+        }
+        Err(GitError::MissingRef(format!(
+            "{commit} (the build's commit, from {} {})",
+            spec.head_ref,
+            spec.base_ref.as_deref().unwrap_or_default()
+        )))
+    }
+
+    /// The mirror of `repo`, created empty the first time.
+    fn open_or_init(&self, repo: &str) -> Result<Repository, GitError> {
+        let path = self.path(repo);
+        Ok(match Repository::open_bare(&path) {
+            Ok(r) => r,
+            Err(_) => {
+                std::fs::create_dir_all(&path)?;
+                Repository::init_bare(&path)?
+            }
+        })
+    }
+
+    /// Fetches the refs `spec` builds from (its head, a pull request's base); their names.
+    fn fetch_refs(
+        &self,
+        repo: &Repository,
+        spec: &NewBuild,
+        clone_url: &str,
+        token: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<String>, GitError> {
+        let mut refs = vec![spec.head_ref.clone()];
+        refs.extend(spec.base_ref.clone());
+        let scope = Arc::new(Scope::new(
+            &self.policy,
+            cancel,
+            token.map(|t| (clone_url, t)),
+        ));
+        fetch(repo, clone_url, &refs, &scope)?;
+        Ok(refs)
     }
 
     /// Mirrors in `root` (see [`Mirrors::new`]), compacted as `upkeep` says.

@@ -660,3 +660,69 @@ fn submodules_depth_errors_naming_the_submodule_when_the_recorded_commit_is_beyo
     assert_eq!(git(&ws.join("lib"), &["rev-parse", "HEAD"]), s.recorded);
     assert_eq!(commits(&ws.join("lib")), 1);
 }
+
+/// Checks `commit` of `spec` out from `mirrors` after [`Mirrors::ensure`], as a job does.
+fn ensured_checkout(mirrors: &Mirrors, origin: &Origin, spec: &NewBuild, commit: &str, ws: &Path) {
+    let url = origin.url();
+    let cancel = CancellationToken::new();
+    mirrors.ensure(spec, commit, &url, None, &cancel).unwrap();
+    let remote = Remote {
+        url: &url,
+        token: None,
+        served: &NoTokens,
+    };
+    mirrors
+        .checkout(REPO, commit, ws, &Git::default(), remote, &cancel)
+        .unwrap();
+}
+
+/// Machines sharing a store keep mirrors of their own: a job claimed on one that did not prepare
+/// its build fetches the pushed commit, and merges a pull request again into the same commit
+/// even after its base moved on.
+#[test]
+fn a_job_on_another_machine_checks_out_the_commit_its_build_was_prepared_at() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), "script: true\n");
+    let preparer = Mirrors::new(tmp.path().join("preparer"));
+    let other = Mirrors::new(tmp.path().join("other"));
+    let cancel = CancellationToken::new();
+
+    // A push prepared on one machine, its job run on the other, whose mirror has nothing yet.
+    let pushed = origin.push_master("pushed.txt", "pushed\n");
+    let spec = push_spec(&origin.url(), &pushed);
+    let sources = preparer
+        .prepare(1, &spec, &origin.url(), None, &cancel)
+        .unwrap();
+    let ws = tmp.path().join("ws-push");
+    ensured_checkout(&other, &origin, &spec, &sources.commit, &ws);
+    assert_eq!(git(&ws, &["rev-parse", "HEAD"]), pushed);
+
+    // A pull request merged on one machine; the base moves twice before the job runs elsewhere.
+    let head = origin.pull_request(3, "master", "feature.txt", "a feature\n");
+    let base = origin.push_master("other.txt", "master moved on\n");
+    let spec = NewBuild {
+        head_sha: head.clone(),
+        head_ref: "refs/pull/3/head".into(),
+        base_ref: Some("refs/heads/master".into()),
+        ..push_spec(&origin.url(), &head)
+    };
+    let merged = preparer
+        .prepare(2, &spec, &origin.url(), None, &cancel)
+        .unwrap()
+        .commit;
+    assert_ne!(merged, head, "a real merge");
+    origin.push_master("later.txt", "after the preparation\n");
+    origin.push_master("later.txt", "and again\n");
+    let ws = tmp.path().join("ws-pr");
+    ensured_checkout(&other, &origin, &spec, &merged, &ws);
+    assert_eq!(git(&ws, &["rev-parse", "HEAD"]), merged);
+    assert_eq!(git(&ws, &["rev-parse", "HEAD^1"]), base);
+    assert!(ws.join("feature.txt").exists() && !ws.join("later.txt").exists());
+
+    // A commit that neither the remote has nor a merge makes is an error, not a guess.
+    let nowhere = "0123456789abcdef0123456789abcdef01234567";
+    let err = other
+        .ensure(&spec, nowhere, &origin.url(), None, &cancel)
+        .unwrap_err();
+    assert!(err.to_string().contains(nowhere), "{err}");
+}
