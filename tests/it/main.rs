@@ -25,6 +25,7 @@ mod red_team;
 mod run_cli;
 mod run_images;
 mod run_vars;
+mod scale_out;
 mod secrets_cli;
 mod secrets_run;
 mod serve_access;

@@ -182,6 +182,16 @@ impl Engine {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
+            // On a shared store an expired lease may be a dead process's on this same engine:
+            // what it left still runs the lost attempt, so it goes before the job is re-queued
+            // (the sweep spares live processes and other hosts).
+            if self.store.shared() {
+                match self.jobs.sweep().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(removed = n, "swept what dead processes left"),
+                    Err(e) => tracing::error!(error = %e, "sweeping dead processes' leftovers"),
+                }
+            }
             match self
                 .store
                 .recover(false, i64::from(self.config.max_attempts))
