@@ -86,7 +86,7 @@ fn a_server_killed_while_deliveries_arrive_loses_no_accepted_delivery() {
         assert!((200..300).contains(&answer.0), "{answer:?}");
         redelivered.insert(*n, answer);
     }
-    cluster.settle(90);
+    cluster.settle(300);
 
     // Every accepted delivery is stored with the build it was answered with, and that build
     // ended; redeliveries made one build each, whether the killed server had stored the first.
