@@ -55,6 +55,8 @@ pub struct FakeRun {
     pub output: Vec<Bytes>,
     /// Wait this long before the first chunk.
     pub delay: Duration,
+    /// Wait this long before each chunk: a job printing at its own pace.
+    pub every: Duration,
     /// Keep the stream open until killed.
     pub hang: bool,
     /// Exit code reported by `wait`.
@@ -146,7 +148,13 @@ impl Executor for FakeExecutor {
         self.record(format!("start {}", spec.job_id));
         let run = (self.behaviour)(spec);
         let killed = self.token(&spec.job_id);
-        let chunks = futures::stream::iter(run.output.into_iter().map(Ok));
+        let every = run.every;
+        let chunks = futures::stream::iter(run.output).then(move |chunk| async move {
+            if !every.is_zero() {
+                tokio::time::sleep(every).await;
+            }
+            Ok(chunk)
+        });
         let delay = run.delay;
         let head = futures::stream::once(async move {
             tokio::time::sleep(delay).await;

@@ -15,6 +15,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub mod bench;
 pub mod git_hosts;
 mod job_runner;
 mod live;
