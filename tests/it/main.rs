@@ -26,6 +26,7 @@ mod run_cli;
 mod run_images;
 mod run_vars;
 mod scale_out;
+mod scale_out_doc;
 mod secrets_cli;
 mod secrets_run;
 mod serve_access;

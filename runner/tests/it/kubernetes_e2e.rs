@@ -276,6 +276,9 @@ async fn a_pod_stuck_pending_errors_the_job_with_its_events() {
         ],
     );
     assert!(!log.contains("must-not-run"), "{log}");
+    if let Some(standin) = &cluster.standin {
+        standin.assert_the_documented_role_allows_every_request();
+    }
 }
 
 #[tokio::test]
@@ -375,6 +378,7 @@ async fn the_sweep_removes_pods_of_dead_runners_and_spares_live_ones() {
     assert!(names.contains(&pod::pod_name(&live.job_id)), "{names:?}");
     cluster.exec.teardown(&live.job_id).await.unwrap();
     assert!(!standin.pod_names().contains(&pod::pod_name(&live.job_id)));
+    standin.assert_the_documented_role_allows_every_request();
 }
 
 #[tokio::test]
@@ -462,6 +466,9 @@ after_deploy: echo after-deploy-ran
             "after-deploy-ran",
         ],
     );
+    if let Some(standin) = &cluster.standin {
+        standin.assert_the_documented_role_allows_every_request();
+    }
 }
 
 #[tokio::test]
@@ -503,4 +510,40 @@ async fn a_pod_left_by_an_earlier_attempt_of_the_job_is_replaced() {
     assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
     assert_log_has(log, &["left from an earlier attempt", "second-attempt-ran"]);
     assert_eq!(cluster.left(&id).await, Vec::<String>::new());
+}
+
+#[test]
+fn the_documented_role_refuses_what_the_executor_never_asks_for() {
+    use crate::util::kube::rbac::{allows, documented_role};
+    let role = documented_role();
+    let ns = "/api/v1/namespaces/slipway-jobs";
+    for (method, uri) in [
+        ("POST", format!("{ns}/pods")),
+        (
+            "GET",
+            format!("{ns}/pods?labelSelector=dev.slipway.managed%3Dtrue"),
+        ),
+        ("GET", format!("{ns}/pods/slipway-b1-j1")),
+        ("DELETE", format!("{ns}/pods/slipway-b1-j1")),
+        ("GET", format!("{ns}/pods/slipway-b1-j1/log?follow=true")),
+        ("GET", format!("{ns}/pods/slipway-b1-j1/attach?stdin=true")),
+        ("GET", format!("{ns}/pods/slipway-b1-j1/exec?command=tar")),
+        (
+            "GET",
+            format!("{ns}/events?fieldSelector=involvedObject.name%3Dx"),
+        ),
+    ] {
+        assert!(allows(&role, method, &uri), "{method} {uri} is refused");
+    }
+    for (method, uri) in [
+        ("GET", format!("{ns}/secrets/slipway")),
+        ("POST", format!("{ns}/secrets")),
+        ("GET", format!("{ns}/pods?watch=true")),
+        ("PATCH", format!("{ns}/pods/slipway-b1-j1")),
+        ("DELETE", format!("{ns}/pods")),
+        ("GET", format!("{ns}/configmaps")),
+        ("GET", format!("{ns}/pods/slipway-b1-j1/portforward")),
+    ] {
+        assert!(!allows(&role, method, &uri), "{method} {uri} is allowed");
+    }
 }

@@ -7,6 +7,7 @@
 //! code flow end to end.
 
 mod pods;
+pub mod rbac;
 mod validate;
 mod ws;
 
