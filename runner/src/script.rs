@@ -381,13 +381,7 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
         w.s.push_str(CACHE_ARCHIVE_HELPERS);
         w.s.push_str("slipway_cache_fetch\n");
     }
-    for dir in &inputs.cache_dirs {
-        w.s.push_str(&format!(
-            "slipway_cache_restore {} {}\n",
-            cache_dir_key(dir),
-            sh_double_quote(dir)
-        ));
-    }
+    w.caches("restore", &inputs.cache_dirs);
 
     w.s.push_str(&inputs.workspace_restore);
 
@@ -411,13 +405,7 @@ pub fn compile(inputs: &ScriptInputs<'_>, reveal_secrets: bool) -> CompiledScrip
 
     if !inputs.cache_dirs.is_empty() {
         w.phase(PhaseName::BeforeCache, "");
-        for dir in &inputs.cache_dirs {
-            w.s.push_str(&format!(
-                "slipway_cache_save {} {}\n",
-                cache_dir_key(dir),
-                sh_double_quote(dir)
-            ));
-        }
+        w.caches("save", &inputs.cache_dirs);
         if inputs.cache_archive {
             w.s.push_str("slipway_cache_upload\n");
         }
@@ -517,6 +505,17 @@ struct ScriptWriter<'a> {
 }
 
 impl ScriptWriter<'_> {
+    /// `slipway_cache_restore` or `slipway_cache_save` (`verb`) for each cached directory.
+    fn caches(&mut self, verb: &str, dirs: &[String]) {
+        for dir in dirs {
+            self.s.push_str(&format!(
+                "slipway_cache_{verb} {} {}\n",
+                cache_dir_key(dir),
+                sh_double_quote(dir)
+            ));
+        }
+    }
+
     /// Writes phase `p`'s commands, each between its markers; `on_fail` runs after a command
     /// that failed (nothing when empty).
     fn phase(&mut self, p: PhaseName, on_fail: &str) {

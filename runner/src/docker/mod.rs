@@ -5,7 +5,10 @@
 //! ([`crate::executor::names`]) and teardown finds resources by label.
 
 pub mod requests;
+mod sweep;
 mod unpack;
+
+pub use sweep::{Kind, Labelled};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,15 +21,14 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::ExecConfig;
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::executor::{
-    ExecError, Executor, FileSpec, JobSpec, JobStreams, LABEL_CACHE, LABEL_JOB, LABEL_MANAGED,
-    LABEL_OWNER, Progress, SweepReport, names, owner_alive,
+    ExecError, Executor, FileSpec, JobSpec, JobStreams, LABEL_JOB, LABEL_MANAGED, Progress,
+    SweepReport, names,
 };
 
 /// Default engine socket when `DOCKER_HOST` is unset.
@@ -97,31 +99,6 @@ fn describe(e: &BollardError) -> String {
 
 fn is_status(e: &BollardError, codes: &[u16]) -> bool {
     matches!(e, BollardError::DockerResponseServerError { status_code, .. } if codes.contains(status_code))
-}
-
-/// Whether a sweep of dead runners' leftovers must keep this object: its owner still runs.
-fn spared(labels: Option<&HashMap<String, String>>, only_dead_owners: bool) -> bool {
-    only_dead_owners
-        && labels
-            .and_then(|l| l.get(LABEL_OWNER))
-            .is_some_and(|o| owner_alive(o))
-}
-
-/// Records one removal of a sweep; the tolerated statuses (already gone, still in use by a
-/// live container) are not errors, the object simply is not counted.
-fn swept(
-    outcome: Result<(), BollardError>,
-    kind: &str,
-    name: String,
-    tolerated: &[u16],
-    removed: &mut Vec<String>,
-) -> Result<(), ExecError> {
-    match outcome {
-        Ok(()) => removed.push(name),
-        Err(e) if is_status(&e, tolerated) => {}
-        Err(e) => return Err(engine_err(format!("removing {kind} {name}"))(e)),
-    }
-    Ok(())
 }
 
 fn label_filter(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
@@ -309,130 +286,21 @@ impl DockerExecutor {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-
-    async fn remove_containers(
-        &self,
-        filters: HashMap<String, Vec<String>>,
-        only_dead_owners: bool,
-    ) -> Result<Vec<String>, ExecError> {
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(engine_err("listing containers"))?;
-        // Remove the job container first, the namespace holder last.
-        let mut list: Vec<_> = list
-            .into_iter()
-            .filter(|c| !spared(c.labels.as_ref(), only_dead_owners))
-            .collect();
-        list.sort_by_key(|c| {
-            match c
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(crate::executor::LABEL_ROLE))
-                .map(String::as_str)
-            {
-                Some("job") => 0,
-                Some("service") => 1,
-                _ => 2,
-            }
-        });
-        let mut removed = Vec::new();
-        for c in list {
-            let Some(id) = c.id else { continue };
-            let name = c
-                .names
-                .and_then(|n| n.first().cloned())
-                .unwrap_or_else(|| id.clone())
-                .trim_start_matches('/')
-                .to_string();
-            let options = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            let outcome = self.docker.remove_container(&id, Some(options)).await;
-            swept(outcome, "container", name, &[404, 409], &mut removed)?;
-        }
-        Ok(removed)
-    }
-
-    async fn remove_networks(
-        &self,
-        filters: HashMap<String, Vec<String>>,
-        only_dead_owners: bool,
-    ) -> Result<Vec<String>, ExecError> {
-        let list = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(engine_err("listing networks"))?;
-        let mut removed = Vec::new();
-        for n in list {
-            if spared(n.labels.as_ref(), only_dead_owners) {
-                continue;
-            }
-            let Some(name) = n.name else { continue };
-            let outcome = self.remove_network_once_free(&name).await;
-            swept(outcome, "network", name, &[404], &mut removed)?;
-        }
-        Ok(removed)
-    }
-
-    /// Removes a network, waiting a little while the engine still lists an endpoint of a
-    /// container it has just removed (it answers 403 or 409, "has active endpoints", for a
-    /// moment after a forced removal on a busy machine).
-    async fn remove_network_once_free(&self, name: &str) -> Result<(), BollardError> {
-        const TRIES: u32 = 40;
-        let mut tries = 0;
-        loop {
-            match self.docker.remove_network(name).await {
-                Err(e) if tries < TRIES && is_status(&e, &[403, 409]) => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                outcome => return outcome,
-            }
-        }
-    }
-
-    async fn remove_volumes(
-        &self,
-        filters: HashMap<String, Vec<String>>,
-        only_dead_owners: bool,
-    ) -> Result<Vec<String>, ExecError> {
-        let list = self
-            .docker
-            .list_volumes(Some(
-                ListVolumesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(engine_err("listing volumes"))?;
-        let mut removed = Vec::new();
-        for v in list.volumes.unwrap_or_default() {
-            if v.labels.contains_key(LABEL_CACHE) || spared(Some(&v.labels), only_dead_owners) {
-                continue;
-            }
-            let options = RemoveVolumeOptionsBuilder::default().force(true).build();
-            let outcome = self.docker.remove_volume(&v.name, Some(options)).await;
-            swept(outcome, "volume", v.name, &[404, 409], &mut removed)?;
-        }
-        Ok(removed)
-    }
 }
 
 /// The end-of-archive marker `tar::Builder` writes: two zero blocks.
-const TAR_END: usize = 1024;
+pub(crate) const TAR_END: usize = 1024;
+
+/// The job's files as the head of the one tar a job unpacks: [`files_tar`] without its end
+/// blocks, so that the workspace archive can follow and end it.
+pub(crate) fn files_head(spec: &JobSpec) -> Result<Vec<u8>, ExecError> {
+    let mut head = files_tar(&spec.files).map_err(|source| ExecError::Io {
+        action: "packing the job script".into(),
+        source,
+    })?;
+    head.truncate(head.len().saturating_sub(TAR_END));
+    Ok(head)
+}
 
 /// A tar holding `files` (with their parent directories), paths relative to `/`.
 pub fn files_tar(files: &[FileSpec]) -> Result<Vec<u8>, std::io::Error> {
@@ -689,9 +557,9 @@ impl Executor for DockerExecutor {
             };
         }
         let filters = label_filter(&[(LABEL_JOB, job_id)]);
-        self.remove_containers(filters.clone(), false).await?;
-        self.remove_networks(filters.clone(), false).await?;
-        self.remove_volumes(filters, false).await?;
+        for kind in [Kind::Container, Kind::Network, Kind::Volume] {
+            self.remove_labelled(kind, &filters, false).await?;
+        }
         Ok(())
     }
 
@@ -742,9 +610,9 @@ impl Executor for DockerExecutor {
     async fn sweep(&self) -> Result<SweepReport, ExecError> {
         let filters = label_filter(&[(LABEL_MANAGED, "true")]);
         let (containers, networks, volumes) = futures::try_join!(
-            self.remove_containers(filters.clone(), true),
-            self.remove_networks(filters.clone(), true),
-            self.remove_volumes(filters, true),
+            self.remove_labelled(Kind::Container, &filters, true),
+            self.remove_labelled(Kind::Network, &filters, true),
+            self.remove_labelled(Kind::Volume, &filters, true),
         )?;
         Ok(SweepReport {
             containers,

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{TAR_END, engine_err, files_tar, requests};
+use super::{TAR_END, engine_err, files_head, requests};
 use crate::executor::{ExecError, InputWriter, JobSpec, OutputStream};
 
 /// How long the container may take to say which way it takes its files.
@@ -45,11 +45,7 @@ struct Archive {
 
 impl Archive {
     async fn of(spec: &JobSpec) -> Result<Archive, ExecError> {
-        let mut head = files_tar(&spec.files).map_err(|source| ExecError::Io {
-            action: "packing the job script".into(),
-            source,
-        })?;
-        head.truncate(head.len().saturating_sub(TAR_END));
+        let mut head = files_head(spec)?;
         let workspace = match &spec.workspace_tar {
             None => {
                 head.extend_from_slice(&[0; TAR_END]);

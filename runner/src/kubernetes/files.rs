@@ -15,11 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, SimplexStream, WriteHal
 
 use super::pod::JOB_CONTAINER;
 use super::status::api_err;
-use crate::docker::files_tar;
+use crate::docker::{TAR_END, files_head};
 use crate::executor::{ExecError, InputWriter, JobSpec};
-
-/// The end-of-archive marker `tar::Builder` writes: two zero blocks.
-const TAR_END: usize = 1024;
 
 /// Streams the job's files into the running job container of pod `name`; returns its standard
 /// input when the job keeps it open (deploy hook replies), else closes it.
@@ -48,11 +45,7 @@ pub(super) async fn deliver(
         action: format!("sending the job's files to pod {name}"),
         source,
     };
-    let mut head = files_tar(&spec.files).map_err(|source| ExecError::Io {
-        action: "packing the job script".into(),
-        source,
-    })?;
-    head.truncate(head.len().saturating_sub(TAR_END));
+    let mut head = files_head(spec)?;
     let workspace = match &spec.workspace_tar {
         Some(path) => Some(
             tokio::fs::File::open(path)

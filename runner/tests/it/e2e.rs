@@ -2,12 +2,11 @@
 //! results and key log lines out. Under CI=true a missing engine or test image fails.
 //! Every run also checks that no labelled container, network or job volume is left behind.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
 use slipway_pipelines::plan::PhaseName;
-use slipway_runner::{BuildResult, JobResult, ServiceSpec};
+use slipway_runner::{BuildResult, JobResult};
 
 fn codes(ran: &Ran, job: usize, phase: PhaseName) -> Vec<Option<i32>> {
     ran.job(job)
@@ -219,42 +218,8 @@ async fn a_service_is_reachable_on_localhost_and_by_name() {
         return;
     };
     let mut opts = options();
-    // A stand-in for redis built from the busybox image: an HTTP server on redis's port.
-    opts.service_overrides = HashMap::from([(
-        "redis".to_string(),
-        ServiceSpec {
-            name: "redis".into(),
-            image: busybox(),
-            env: vec![],
-            cmd: Some(vec![
-                "sh".into(),
-                "-c".into(),
-                "mkdir -p /www && echo PONG > /www/index.html && exec httpd -f -p 6379 -h /www"
-                    .into(),
-            ]),
-            ready: Some(vec![
-                "wget".into(),
-                "-q".into(),
-                "-O".into(),
-                "/dev/null".into(),
-                "http://127.0.0.1:6379/".into(),
-            ]),
-            aliases: vec!["redis-server".into()],
-        },
-    )]);
-    let ran = run_yaml_on(
-        exec,
-        opts,
-        r#"
-image: "{busybox}"
-services: [redis]
-script:
-  - wget -q -O- http://localhost:6379/
-  - wget -q -O- http://redis:6379/
-  - wget -q -O- http://redis-server:6379/
-"#,
-    )
-    .await;
+    opts.service_overrides = redis_standin();
+    let ran = run_yaml_on(exec, opts, REDIS_PIPELINE).await;
     let log = ran.expect(BuildResult::Passed, &[]);
     assert_eq!(log.matches("PONG").count(), 3, "{log}");
     assert!(log.contains("service redis is ready"), "{log}");
@@ -521,55 +486,11 @@ async fn a_failing_deploy_errors_the_job_and_pull_requests_never_deploy() {
     );
 }
 
-/// A provider whose job step builds `pkg/built.txt` (or fails when the build is told to), and
-/// whose deploy succeeds only when it sees what the step built.
-struct BuildingHook;
-
-#[async_trait::async_trait]
-impl slipway_runner::DeployHook for BuildingHook {
-    async fn deploy(
-        &self,
-        request: slipway_runner::DeployRequest<'_>,
-    ) -> slipway_runner::DeployReport {
-        let tar = request.files.tar("pkg").await.unwrap_or_default();
-        let found = String::from_utf8_lossy(&tar).contains("built from version 3");
-        slipway_runner::DeployReport {
-            success: found,
-            log: vec![format!("hook saw the built package: {found}")],
-        }
-    }
-
-    fn job_step(&self, deploy: &slipway_pipelines::plan::Deploy) -> Option<String> {
-        let fail = deploy.options.get("fail").is_some();
-        Some(if fail {
-            "echo building; exit 3".into()
-        } else {
-            "mkdir -p pkg && echo \"built from version $(cat VERSION)\" > pkg/built.txt && echo job-step-built".into()
-        })
-    }
-}
-
 #[tokio::test]
 async fn a_providers_job_step_builds_in_the_job_before_the_request_and_its_failure_fails_the_deploy()
  {
     let Some(exec) = engine(&[&busybox()]).await else {
         return;
-    };
-    let pipeline = |fail: &str| {
-        format!(
-            r#"
-image: "{{busybox}}"
-language: shell
-script: echo 3 > VERSION
-deploy:
-  provider: pypi
-  {fail}
-  skip_cleanup: true
-  on:
-    branch: master
-after_deploy: echo after-deploy-ran
-"#
-        )
     };
     let mut opts = options();
     opts.deploy_hook = Some(std::sync::Arc::new(BuildingHook));
@@ -577,21 +498,21 @@ after_deploy: echo after-deploy-ran
     let ran = run(
         exec.clone(),
         opts.clone(),
-        &plan(&pipeline(""), &ctx),
+        &plan(&building_pipeline(""), &ctx),
         None,
         None,
     )
     .await;
-    ran.expect(
-        BuildResult::Passed,
-        &[
-            "job-step-built",
-            "hook saw the built package: true",
-            "after-deploy-ran",
-        ],
-    );
+    ran.expect(BuildResult::Passed, BUILT_AND_DEPLOYED);
 
-    let ran = run(exec, opts, &plan(&pipeline("fail: true"), &ctx), None, None).await;
+    let ran = run(
+        exec,
+        opts,
+        &plan(&building_pipeline("fail: true"), &ctx),
+        None,
+        None,
+    )
+    .await;
     let log = ran.expect_job(
         JobResult::Errored,
         &[

@@ -3,7 +3,6 @@
 //! checks that the build's pods are gone afterwards. Under CI=true a missing engine or test
 //! image fails.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use slipway_pipelines::plan::PhaseName;
 use slipway_runner::executor::{Executor, JobSpec, ResourceLimits, owner_label};
 use slipway_runner::kubernetes::{KubernetesConfig, pod};
 use slipway_runner::runner::RunVar;
-use slipway_runner::{BuildResult, JobResult, ServiceSpec};
+use slipway_runner::{BuildResult, JobResult};
 use slipway_secrets::Secret;
 
 fn config() -> KubernetesConfig {
@@ -117,40 +116,8 @@ async fn a_service_is_a_sidecar_reachable_on_localhost_and_by_name() {
         return;
     };
     let mut opts = options();
-    // A stand-in for redis built from the busybox image: an HTTP server on redis's port.
-    opts.service_overrides = HashMap::from([(
-        "redis".to_string(),
-        ServiceSpec {
-            name: "redis".into(),
-            image: busybox(),
-            env: vec![],
-            cmd: Some(vec![
-                "sh".into(),
-                "-c".into(),
-                "mkdir -p /www && echo PONG > /www/index.html && exec httpd -f -p 6379 -h /www"
-                    .into(),
-            ]),
-            ready: Some(vec![
-                "wget".into(),
-                "-q".into(),
-                "-O".into(),
-                "/dev/null".into(),
-                "http://127.0.0.1:6379/".into(),
-            ]),
-            aliases: vec!["redis-server".into()],
-        },
-    )]);
-    let plan = plan(
-        r#"
-image: "{busybox}"
-services: [redis]
-script:
-  - wget -q -O- http://localhost:6379/
-  - wget -q -O- http://redis:6379/
-  - wget -q -O- http://redis-server:6379/
-"#,
-        &context("acme/app", "master"),
-    );
+    opts.service_overrides = redis_standin();
+    let plan = plan(REDIS_PIPELINE, &context("acme/app", "master"));
     let ran = run_on(&cluster, opts, &plan, None, None).await;
     let log = ran.log(1);
     assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
@@ -407,33 +374,6 @@ async fn the_stand_in_refuses_a_pod_with_a_field_the_api_does_not_know() {
     );
 }
 
-/// A provider whose job step builds `pkg/built.txt` in the pod, and whose deploy succeeds only
-/// when it reads that file back out of the running job container (exec) and replies over the
-/// job's standard input (the attach stream kept open).
-struct BuildingHook;
-
-#[async_trait::async_trait]
-impl slipway_runner::DeployHook for BuildingHook {
-    async fn deploy(
-        &self,
-        request: slipway_runner::DeployRequest<'_>,
-    ) -> slipway_runner::DeployReport {
-        let tar = request.files.tar("pkg").await.unwrap_or_default();
-        let found = String::from_utf8_lossy(&tar).contains("built from version 3");
-        slipway_runner::DeployReport {
-            success: found,
-            log: vec![format!("hook saw the built package: {found}")],
-        }
-    }
-
-    fn job_step(&self, _deploy: &slipway_pipelines::plan::Deploy) -> Option<String> {
-        Some(
-            "mkdir -p pkg && echo \"built from version $(cat VERSION)\" > pkg/built.txt && echo job-step-built"
-                .into(),
-        )
-    }
-}
-
 #[tokio::test]
 async fn a_deploy_reads_the_build_from_the_pod_and_replies_to_the_job() {
     let Some(cluster) = cluster(&[&busybox()], config()).await else {
@@ -441,31 +381,11 @@ async fn a_deploy_reads_the_build_from_the_pod_and_replies_to_the_job() {
     };
     let mut opts = options();
     opts.deploy_hook = Some(std::sync::Arc::new(BuildingHook));
-    let plan = plan(
-        r#"
-image: "{busybox}"
-language: shell
-script: echo 3 > VERSION
-deploy:
-  provider: pypi
-  skip_cleanup: true
-  on:
-    branch: master
-after_deploy: echo after-deploy-ran
-"#,
-        &context("acme/app", "master"),
-    );
+    let plan = plan(&building_pipeline(""), &context("acme/app", "master"));
     let ran = run_on(&cluster, opts, &plan, None, None).await;
     let log = ran.log(1);
     assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert_log_has(
-        log,
-        &[
-            "job-step-built",
-            "hook saw the built package: true",
-            "after-deploy-ran",
-        ],
-    );
+    assert_log_has(log, BUILT_AND_DEPLOYED);
     if let Some(standin) = &cluster.standin {
         standin.assert_the_documented_role_allows_every_request();
     }

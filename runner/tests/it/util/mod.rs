@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use slipway_pipelines::plan::{Context, Plan};
-use slipway_runner::docker::DockerExecutor;
+use slipway_runner::docker::{DockerExecutor, Kind};
 use slipway_runner::workspace::Workspace;
 use slipway_runner::workspace::pack;
 use slipway_runner::{
     BuildEvent, BuildInfo, BuildOutcome, BuildResult, CancellationToken, Executor, JobEvent,
-    JobResult, Runner, RunnerOptions,
+    JobResult, Runner, RunnerOptions, ServiceSpec,
 };
 use tokio::sync::mpsc;
 
@@ -306,51 +306,110 @@ pub fn git_repo(dir: &Path) -> String {
     git(&["rev-parse", "HEAD"])
 }
 
-/// Resources carrying the Slipway label, as `docker` lists them (names).
+/// Resources carrying the Slipway label, as the executor finds them for teardown (names).
 pub async fn labelled(
     exec: &DockerExecutor,
     label: &str,
 ) -> (Vec<String>, Vec<String>, Vec<String>) {
-    use bollard::query_parameters::{
-        ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    };
     let filters = std::collections::HashMap::from([("label".to_string(), vec![label.to_string()])]);
-    let d = exec.client();
-    let containers = d
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .unwrap()
-        .into_iter()
-        .flat_map(|c| c.names.unwrap_or_default())
-        .collect();
-    let networks = d
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|n| n.name)
-        .collect();
-    let volumes = d
-        .list_volumes(Some(
-            ListVolumesOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .unwrap()
-        .volumes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
-    (containers, networks, volumes)
+    let names = async |kind| {
+        let found = exec.labelled(kind, &filters).await.unwrap();
+        found.into_iter().map(|o| o.name).collect()
+    };
+    (
+        names(Kind::Container).await,
+        names(Kind::Network).await,
+        names(Kind::Volume).await,
+    )
 }
+
+/// `redis` replaced by a stand-in built from the busybox image: an HTTP server on redis's port,
+/// also known as `redis-server`.
+pub fn redis_standin() -> std::collections::HashMap<String, ServiceSpec> {
+    std::collections::HashMap::from([(
+        "redis".to_string(),
+        ServiceSpec {
+            name: "redis".into(),
+            image: busybox(),
+            env: vec![],
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "mkdir -p /www && echo PONG > /www/index.html && exec httpd -f -p 6379 -h /www"
+                    .into(),
+            ]),
+            ready: Some(vec![
+                "wget".into(),
+                "-q".into(),
+                "-O".into(),
+                "/dev/null".into(),
+                "http://127.0.0.1:6379/".into(),
+            ]),
+            aliases: vec!["redis-server".into()],
+        },
+    )])
+}
+
+/// A job asking [`redis_standin`] for `PONG` on localhost, by its name and by its alias.
+pub const REDIS_PIPELINE: &str = r#"
+image: "{busybox}"
+services: [redis]
+script:
+  - wget -q -O- http://localhost:6379/
+  - wget -q -O- http://redis:6379/
+  - wget -q -O- http://redis-server:6379/
+"#;
+
+/// A provider whose job step builds `pkg/built.txt` (or fails when the deploy's options say
+/// `fail`), and whose deploy succeeds only when it reads back out of the job container what the
+/// step built.
+pub struct BuildingHook;
+
+#[async_trait::async_trait]
+impl slipway_runner::DeployHook for BuildingHook {
+    async fn deploy(
+        &self,
+        request: slipway_runner::DeployRequest<'_>,
+    ) -> slipway_runner::DeployReport {
+        let tar = request.files.tar("pkg").await.unwrap_or_default();
+        let found = String::from_utf8_lossy(&tar).contains("built from version 3");
+        slipway_runner::DeployReport {
+            success: found,
+            log: vec![format!("hook saw the built package: {found}")],
+        }
+    }
+
+    fn job_step(&self, deploy: &slipway_pipelines::plan::Deploy) -> Option<String> {
+        let fail = deploy.options.get("fail").is_some();
+        Some(if fail {
+            "echo building; exit 3".into()
+        } else {
+            "mkdir -p pkg && echo \"built from version $(cat VERSION)\" > pkg/built.txt && echo job-step-built".into()
+        })
+    }
+}
+
+/// A pipeline deploying through [`BuildingHook`], with `options` added to the deploy's.
+pub fn building_pipeline(options: &str) -> String {
+    format!(
+        r#"
+image: "{{busybox}}"
+language: shell
+script: echo 3 > VERSION
+deploy:
+  provider: pypi
+  {options}
+  skip_cleanup: true
+  on:
+    branch: master
+after_deploy: echo after-deploy-ran
+"#
+    )
+}
+
+/// What job 1's log holds when [`BuildingHook`]'s step built and its deploy saw the build.
+pub const BUILT_AND_DEPLOYED: &[&str] = &[
+    "job-step-built",
+    "hook saw the built package: true",
+    "after-deploy-ran",
+];
