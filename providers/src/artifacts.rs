@@ -12,16 +12,7 @@ use aws_sdk_s3::types::ObjectCannedAcl;
 use slipway_runner::artifacts::{ArtifactOptions, ArtifactsError, ArtifactsHook, ArtifactsRequest};
 
 use crate::ProviderHook;
-use crate::aws::{api_error, sdk_loader};
-
-const CANNED: &[&str] = &[
-    "private",
-    "public-read",
-    "public-read-write",
-    "authenticated-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-];
+use crate::aws::{CANNED_ACLS, api_error, canned_acl, sdk_loader, server_credentials};
 
 /// An S3 client with the options' key, else (see [`crate::Credentials`]) the repository's keys
 /// configured on the server or, on one's own machine, the SDK's default chain; on a server with
@@ -42,13 +33,7 @@ async fn client(
             "slipway-artifacts-options",
         ));
     } else if let Some(keys) = fallback.aws() {
-        loader = loader.credentials_provider(Credentials::new(
-            &keys.access_key_id,
-            keys.secret_access_key.expose(),
-            keys.session_token.as_ref().map(|t| t.expose().to_owned()),
-            None,
-            "slipway-server-repository",
-        ));
+        loader = loader.credentials_provider(server_credentials(keys));
     } else if !fallback.ambient() {
         return Err(ArtifactsError::NoCredentials {
             repo: repo.to_owned(),
@@ -66,13 +51,12 @@ async fn client(
 impl ArtifactsHook for ProviderHook {
     async fn upload(&self, request: ArtifactsRequest<'_>) -> Result<usize, ArtifactsError> {
         let o = &request.options;
-        let acl = o.permissions.replace('_', "-");
-        if !CANNED.contains(&acl.as_str()) {
+        let Some(acl) = canned_acl(&o.permissions) else {
             return Err(ArtifactsError::Permissions {
                 given: o.permissions.clone(),
-                known: CANNED.join(", "),
+                known: CANNED_ACLS.join(", "),
             });
-        }
+        };
         if request.files.is_empty() {
             request.log.line(&format!(
                 "addons.artifacts: no files found in {}",

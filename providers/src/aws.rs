@@ -2,22 +2,54 @@
 //! keys for the repository, or on one's own machine the standard chain), the region, the HTTP
 //! client (rustls with ring) and one-line API errors.
 
+use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls;
 
+use crate::Deployer;
 use crate::calls::ApiCall;
 use crate::context::DeployContext;
 use crate::error::{Error, one_line};
 use crate::options::{Options, Text};
+use slipway_runner::DeployLog;
 
 /// dpl's default region.
 pub(crate) const DEFAULT_REGION: &str = "us-east-1";
 
+/// S3's canned ACLs, as the API spells them (dpl and Travis write them with `_`).
+pub(crate) const CANNED_ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
+/// The canned ACL `given` names (`public_read` or `public-read`), if S3 has it.
+pub(crate) fn canned_acl(given: &str) -> Option<String> {
+    let canned = given.replace('_', "-");
+    CANNED_ACLS.contains(&canned.as_str()).then_some(canned)
+}
+
+/// The SDK's credentials for the repository's keys configured on the server.
+pub(crate) fn server_credentials(keys: &crate::AwsKeys) -> Credentials {
+    Credentials::new(
+        &keys.access_key_id,
+        keys.secret_access_key.expose(),
+        keys.session_token.as_ref().map(|t| t.expose().to_owned()),
+        None,
+        "slipway-server-repository",
+    )
+}
+
 /// Where a provider's AWS credentials come from, in dpl's order of precedence.
 #[derive(Clone, Debug)]
 pub(crate) struct AwsAuth {
+    /// The provider deploying with them.
+    pub provider: &'static str,
     /// The region requests are signed for.
     pub region: String,
     /// `access_key_id` / `secret_access_key` from the options, when both are given.
@@ -54,6 +86,7 @@ impl AwsAuth {
             }
         };
         Ok(AwsAuth {
+            provider: o.provider(),
             region,
             keys,
             endpoint,
@@ -65,6 +98,11 @@ impl AwsAuth {
         ApiCall::new("aws", "Credentials")
             .param("source", self.describe(ctx))
             .param("region", &self.region)
+    }
+
+    /// The service endpoint: the options' (`endpoint:`), else the one configured for the service.
+    pub(crate) fn endpoint_or(&self, configured: Option<&String>) -> Option<String> {
+        self.endpoint.clone().or_else(|| configured.cloned())
     }
 
     /// Where the credentials come from, for dry runs and logs (never the values).
@@ -119,13 +157,7 @@ impl AwsAuth {
                 "slipway-job-environment",
             ));
         } else if let Some(keys) = ctx.credentials.aws() {
-            loader = loader.credentials_provider(Credentials::new(
-                &keys.access_key_id,
-                keys.secret_access_key.expose(),
-                keys.session_token.as_ref().map(|t| t.expose().to_owned()),
-                None,
-                "slipway-server-repository",
-            ));
+            loader = loader.credentials_provider(server_credentials(keys));
         } else if !ctx.credentials.ambient() {
             return Err(Error::NoCredentials {
                 provider,
@@ -173,5 +205,48 @@ where
         provider,
         action: action.to_owned(),
         message: one_line(&message),
+    }
+}
+
+/// A provider deploying to an AWS service with the credentials [`AwsAuth`] reads. What they all
+/// do alike, saying where the credentials come from and for which region (first of the dry
+/// run's calls, first line of the deploy's log), is their [`Deployer`] implementation, once.
+#[async_trait]
+pub(crate) trait AwsDeployer: Send + Sync + std::fmt::Debug {
+    /// The deploy's credentials, region and provider.
+    fn auth(&self) -> &AwsAuth;
+
+    /// The calls after the credentials' (see [`Deployer::dry_run`]).
+    fn service_calls(&self, ctx: &DeployContext) -> Vec<ApiCall>;
+
+    /// The deploy once the credentials are named (see [`Deployer::deploy`]).
+    async fn run(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error>;
+}
+
+#[async_trait]
+impl<T: AwsDeployer> Deployer for T {
+    fn provider(&self) -> &'static str {
+        self.auth().provider
+    }
+
+    fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
+        let mut calls = vec![self.auth().credentials_call(ctx)];
+        calls.extend(self.service_calls(ctx));
+        calls
+    }
+
+    fn credentials(&self, ctx: &DeployContext) -> String {
+        self.auth().describe(ctx)
+    }
+
+    async fn deploy(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error> {
+        let auth = self.auth();
+        log.line(&format!(
+            "{}: credentials from {}, region {}",
+            auth.provider,
+            auth.describe(ctx),
+            auth.region
+        ));
+        self.run(ctx, log).await
     }
 }

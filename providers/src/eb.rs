@@ -11,14 +11,14 @@ use aws_sdk_elasticbeanstalk::types::{EventSeverity, S3Location};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 
-use crate::aws::{AwsAuth, api_error};
+use crate::aws::{AwsAuth, AwsDeployer, api_error};
+use crate::bundle;
 use crate::calls::ApiCall;
 use crate::context::DeployContext;
 use crate::dockerrun;
 use crate::error::Error;
 use crate::images::Pinned;
 use crate::options::Options;
-use crate::{Deployer, bundle};
 use slipway_runner::DeployLog;
 
 const NAME: &str = "elasticbeanstalk";
@@ -177,9 +177,7 @@ impl ElasticBeanstalk {
         let mut b = aws_sdk_elasticbeanstalk::config::Builder::from(&conf);
         if let Some(ep) = self
             .auth
-            .endpoint
-            .clone()
-            .or_else(|| ctx.endpoints.elasticbeanstalk.clone())
+            .endpoint_or(ctx.endpoints.elasticbeanstalk.as_ref())
         {
             b = b.endpoint_url(ep);
         }
@@ -384,20 +382,13 @@ impl ElasticBeanstalk {
 }
 
 #[async_trait]
-impl Deployer for ElasticBeanstalk {
-    fn provider(&self) -> &'static str {
-        NAME
+impl AwsDeployer for ElasticBeanstalk {
+    fn auth(&self) -> &AwsAuth {
+        &self.auth
     }
 
-    fn credentials(&self, ctx: &DeployContext) -> String {
-        self.auth.describe(ctx)
-    }
-
-    fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
-        let mut calls = vec![
-            self.auth.credentials_call(ctx),
-            ApiCall::new("s3", "HeadBucket").param("Bucket", &self.bucket),
-        ];
+    fn service_calls(&self, ctx: &DeployContext) -> Vec<ApiCall> {
+        let mut calls = vec![ApiCall::new("s3", "HeadBucket").param("Bucket", &self.bucket)];
         let mut create = ApiCall::new("s3", "CreateBucket").param("Bucket", &self.bucket);
         if self.auth.region != crate::aws::DEFAULT_REGION {
             create = create.param(
@@ -486,12 +477,7 @@ impl Deployer for ElasticBeanstalk {
         calls
     }
 
-    async fn deploy(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error> {
-        log.line(&format!(
-            "elasticbeanstalk: credentials from {}, region {}",
-            self.auth.describe(ctx),
-            self.auth.region
-        ));
+    async fn run(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error> {
         // The bundle first: a file outside the build dir fails the deploy before any call.
         let bundle = self.bundle(ctx, log)?;
         let (s3, eb) = self.clients(ctx).await?;

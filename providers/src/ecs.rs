@@ -13,8 +13,7 @@ use aws_sdk_ecs::types::{
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::Deployer;
-use crate::aws::{AwsAuth, api_error};
+use crate::aws::{AwsAuth, AwsDeployer, api_error};
 use crate::calls::ApiCall;
 use crate::context::DeployContext;
 use crate::dockerrun::{self, DockerrunError};
@@ -234,12 +233,7 @@ impl Ecs {
     async fn client(&self, ctx: &DeployContext) -> Result<aws_sdk_ecs::Client, Error> {
         let conf = self.auth.sdk_config(NAME, ctx).await?;
         let mut b = aws_sdk_ecs::config::Builder::from(&conf);
-        if let Some(ep) = self
-            .auth
-            .endpoint
-            .clone()
-            .or_else(|| ctx.endpoints.ecs.clone())
-        {
+        if let Some(ep) = self.auth.endpoint_or(ctx.endpoints.ecs.as_ref()) {
             b = b.endpoint_url(ep);
         }
         Ok(aws_sdk_ecs::Client::from_conf(b.build()))
@@ -476,18 +470,13 @@ fn volumes_from_dockerrun(doc: &Value) -> Vec<Volume> {
 }
 
 #[async_trait]
-impl Deployer for Ecs {
-    fn provider(&self) -> &'static str {
-        NAME
+impl AwsDeployer for Ecs {
+    fn auth(&self) -> &AwsAuth {
+        &self.auth
     }
 
-    fn credentials(&self, ctx: &DeployContext) -> String {
-        self.auth.describe(ctx)
-    }
-
-    fn dry_run(&self, ctx: &DeployContext) -> Vec<ApiCall> {
+    fn service_calls(&self, ctx: &DeployContext) -> Vec<ApiCall> {
         let mut calls = vec![
-            self.auth.credentials_call(ctx),
             ApiCall::new(NAME, "DescribeServices")
                 .param("cluster", &self.cluster)
                 .param("services", &self.service)
@@ -556,12 +545,7 @@ impl Deployer for Ecs {
         calls
     }
 
-    async fn deploy(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error> {
-        log.line(&format!(
-            "ecs: credentials from {}, region {}",
-            self.auth.describe(ctx),
-            self.auth.region
-        ));
+    async fn run(&self, ctx: &DeployContext, log: &dyn DeployLog) -> Result<String, Error> {
         // The Dockerrun file first: one outside the build dir fails the deploy before any call.
         let dockerrun = match &self.source {
             Source::Dockerrun { path, .. } => Some(self.read_dockerrun(ctx, path)?),

@@ -115,6 +115,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// A call to `provider`'s service that failed; `action` names the call as the log reads it.
+    pub(crate) fn api(
+        provider: &'static str,
+        action: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Api {
+            provider,
+            action: action.into(),
+            message: message.into(),
+        }
+    }
+
     /// The message flattened to one line, whatever a service put in its error text.
     pub fn one_line(&self) -> String {
         one_line(&self.to_string())

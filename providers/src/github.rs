@@ -56,30 +56,7 @@ impl GitHubAuth {
         machine: bool,
     ) -> Result<Self, Error> {
         let token = o.text(token_names)?;
-        let basic = if basic {
-            let user = o.string(&["username"])?;
-            let password = o.text(&["password"])?;
-            match (user, password) {
-                (Some(u), Some(p)) => Some((u, p)),
-                (None, None) => None,
-                (Some(_), None) => {
-                    return Err(option_error(
-                        provider,
-                        "password",
-                        "is required with username",
-                    ));
-                }
-                (None, Some(_)) => {
-                    return Err(option_error(
-                        provider,
-                        "username",
-                        "is required with password",
-                    ));
-                }
-            }
-        } else {
-            None
-        };
+        let basic = if basic { o.user_password()? } else { None };
         Ok(GitHubAuth {
             provider,
             token,

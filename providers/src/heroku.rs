@@ -56,18 +56,7 @@ impl Heroku {
             ));
         }
         let api_key = o.text(&["api_key"])?;
-        let user = o.string(&["username"])?;
-        let password = o.text(&["password"])?;
-        let basic = match (user, password) {
-            (Some(u), Some(p)) => Some((u, p)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(option_error(NAME, "password", "is required with username"));
-            }
-            (None, Some(_)) => {
-                return Err(option_error(NAME, "username", "is required with password"));
-            }
-        };
+        let basic = o.user_password()?;
         let app = o
             .string(&["app"])?
             .filter(|a| !a.is_empty())

@@ -351,14 +351,7 @@ mod tests {
         };
         let mut ctx = DeployContext::new("acme/app", "c0ffee", "/nonexistent");
         // Every service configured, so only the options decide.
-        ctx.endpoints = Endpoints {
-            heroku: Some("http://heroku.invalid".into()),
-            packagecloud: Some("http://packagecloud.invalid".into()),
-            pypi: Some("http://pypi.invalid/".into()),
-            npm: Some("http://npm.invalid/".into()),
-            rubygems: Some("http://gems.invalid".into()),
-            ..Endpoints::default()
-        };
+        ctx.endpoints = crate::testing::unreachable_registries();
         parse(&deploy, &ctx, true)
             .map(|_| ())
             .map_err(|e| e.to_string())

@@ -333,9 +333,5 @@ fn with_slash(url: &str) -> String {
 }
 
 fn api_error(name: &str, message: String) -> Error {
-    Error::Api {
-        provider: NAME,
-        action: format!("publish of {name}"),
-        message,
-    }
+    Error::api(NAME, format!("publish of {name}"), message)
 }

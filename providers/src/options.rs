@@ -78,6 +78,11 @@ impl<'a> Options<'a> {
         }
     }
 
+    /// The provider whose options these are.
+    pub(crate) fn provider(&self) -> &'static str {
+        self.provider
+    }
+
     /// The context the options are expanded against.
     pub(crate) fn ctx(&self) -> &'a DeployContext {
         self.ctx
@@ -119,6 +124,18 @@ impl<'a> Options<'a> {
             self.rest.shift_remove(other);
         }
         Some((first, value))
+    }
+
+    /// `username` and `password` for HTTP Basic auth: both, or neither.
+    pub(crate) fn user_password(&mut self) -> Result<Option<(String, Text)>, Error> {
+        let user = self.string(&["username"])?;
+        let password = self.text(&["password"])?;
+        match (user, password) {
+            (Some(u), Some(p)) => Ok(Some((u, p))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(self.error("password", "is required with username")),
+            (None, Some(_)) => Err(self.error("username", "is required with password")),
+        }
     }
 
     /// A text option (strings, numbers and booleans as written; `secure:` objects decrypted).

@@ -181,14 +181,6 @@ fn distro_id(list: &Value, dist: &str) -> Option<u64> {
         .and_then(|v| v["id"].as_u64())
 }
 
-fn api_error(action: &str, message: String) -> Error {
-    Error::Api {
-        provider: NAME,
-        action: action.to_owned(),
-        message,
-    }
-}
-
 #[async_trait]
 impl Deployer for Packagecloud {
     fn provider(&self) -> &'static str {
@@ -258,7 +250,7 @@ impl Deployer for Packagecloud {
             base64::engine::general_purpose::STANDARD.encode(format!("{}:", token.expose()))
         ));
         let http = Http::new(Tls::default())
-            .map_err(|e| api_error("TLS setup", e.to_string()))?
+            .map_err(|e| Error::api(NAME, "TLS setup", e.to_string()))?
             .timeout(self.limit);
         let base = self.api.clone();
         let repo = format!("{}/{}", self.username, self.repository);
@@ -278,13 +270,14 @@ impl Deployer for Packagecloud {
                 h.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
                 http.send(method, &url, &h, body)
                     .await
-                    .map_err(|e| api_error(&format!("{method} {path}"), e.to_string()))
+                    .map_err(|e| Error::api(NAME, format!("{method} {path}"), e.to_string()))
                     .and_then(|r| {
                         if r.ok() {
                             Ok(r)
                         } else {
-                            Err(api_error(
-                                &format!("{method} {path}"),
+                            Err(Error::api(
+                                NAME,
+                                format!("{method} {path}"),
                                 format!("HTTP {}: {}", r.status, readable(&r.body)),
                             ))
                         }

@@ -243,11 +243,7 @@ impl Pypi {
 }
 
 fn api_error(file: &str, message: String) -> Error {
-    Error::Api {
-        provider: NAME,
-        action: format!("upload of {file}"),
-        message,
-    }
+    Error::api(NAME, format!("upload of {file}"), message)
 }
 
 #[async_trait]

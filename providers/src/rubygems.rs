@@ -68,18 +68,7 @@ impl Rubygems {
     pub(crate) fn parse(mut o: Options<'_>) -> Result<Self, Error> {
         let ctx = o.ctx();
         let api_key = o.text(&["api_key"])?;
-        let user = o.string(&["username"])?;
-        let password = o.text(&["password"])?;
-        let basic = match (user, password) {
-            (Some(u), Some(p)) => Some((u, p)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(option_error(NAME, "password", "is required with username"));
-            }
-            (None, Some(_)) => {
-                return Err(option_error(NAME, "username", "is required with password"));
-            }
-        };
+        let basic = o.user_password()?;
         let gem = o
             .string(&["gem"])?
             .filter(|g| !g.is_empty())
@@ -148,9 +137,10 @@ impl Rubygems {
             let resp = http
                 .send("GET", &url, &[("Authorization", basic.expose())], None)
                 .await
-                .map_err(|e| api_error("GET /api/v1/api_key", e.to_string()))?;
+                .map_err(|e| Error::api(NAME, "GET /api/v1/api_key", e.to_string()))?;
             if !resp.ok() {
-                return Err(api_error(
+                return Err(Error::api(
+                    NAME,
                     "GET /api/v1/api_key",
                     format!("HTTP {}: {}", resp.status, readable(&resp.body)),
                 ));
@@ -165,14 +155,6 @@ impl Rubygems {
                 "is required (secure), or username and password",
             )),
         }
-    }
-}
-
-fn api_error(action: &str, message: String) -> Error {
-    Error::Api {
-        provider: NAME,
-        action: action.to_owned(),
-        message,
     }
 }
 
@@ -219,7 +201,7 @@ impl Deployer for Rubygems {
             });
         }
         let http = Http::new(Tls::default())
-            .map_err(|e| api_error("TLS setup", e.to_string()))?
+            .map_err(|e| Error::api(NAME, "TLS setup", e.to_string()))?
             .timeout(std::time::Duration::from_secs(600));
         let key = self.key(&http, ctx).await?;
         let url = format!("{}/api/v1/gems", self.host);
@@ -249,11 +231,12 @@ impl Deployer for Rubygems {
                     Some(bytes),
                 )
                 .await
-                .map_err(|e| api_error(&format!("push of {file}"), e.to_string()))?;
+                .map_err(|e| Error::api(NAME, format!("push of {file}"), e.to_string()))?;
             let answer = readable(&resp.body);
             if !resp.ok() {
-                return Err(api_error(
-                    &format!("push of {file}"),
+                return Err(Error::api(
+                    NAME,
+                    format!("push of {file}"),
                     format!("HTTP {}: {answer}", resp.status),
                 ));
             }

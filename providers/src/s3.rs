@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{
 use futures::StreamExt;
 
 use crate::Deployer;
-use crate::aws::{AwsAuth, api_error};
+use crate::aws::{AwsAuth, api_error, canned_acl};
 use crate::calls::ApiCall;
 use crate::context::DeployContext;
 use crate::error::{Error, option_error};
@@ -90,16 +90,7 @@ impl S3 {
         let acl = match o.string(&["acl"])? {
             None => None,
             Some(a) => {
-                let canned = a.replace('_', "-");
-                const KNOWN: &[&str] = &[
-                    "private",
-                    "public-read",
-                    "public-read-write",
-                    "authenticated-read",
-                    "bucket-owner-read",
-                    "bucket-owner-full-control",
-                ];
-                if !KNOWN.contains(&canned.as_str()) {
+                let Some(canned) = canned_acl(&a) else {
                     return Err(option_error(
                         NAME,
                         "acl",
@@ -107,7 +98,7 @@ impl S3 {
                             "`{a}` is not one of private, public_read, public_read_write, authenticated_read, bucket_owner_read, bucket_owner_full_control"
                         ),
                     ));
-                }
+                };
                 Some(canned)
             }
         };
@@ -268,7 +259,7 @@ pub(crate) async fn client(
 ) -> Result<aws_sdk_s3::Client, Error> {
     let conf = auth.sdk_config(provider, ctx).await?;
     let mut b = aws_sdk_s3::config::Builder::from(&conf).force_path_style(force_path_style);
-    if let Some(ep) = auth.endpoint.clone().or_else(|| ctx.endpoints.s3.clone()) {
+    if let Some(ep) = auth.endpoint_or(ctx.endpoints.s3.as_ref()) {
         b = b.endpoint_url(ep).force_path_style(true);
     }
     Ok(aws_sdk_s3::Client::from_conf(b.build()))

@@ -13,6 +13,19 @@ pub mod npm;
 pub mod packagecloud;
 pub mod rubygems;
 
+/// Every registry the providers publish to, configured at a name that cannot resolve
+/// (`.invalid`): for checks where only a deploy's options decide and nothing may be sent.
+pub fn unreachable_registries() -> crate::Endpoints {
+    crate::Endpoints {
+        heroku: Some("http://heroku.invalid".into()),
+        packagecloud: Some("http://packagecloud.invalid".into()),
+        pypi: Some("http://pypi.invalid/".into()),
+        npm: Some("http://npm.invalid/".into()),
+        rubygems: Some("http://gems.invalid".into()),
+        ..crate::Endpoints::default()
+    }
+}
+
 /// One request the stand-in received.
 #[derive(Clone, Debug)]
 pub struct Request {

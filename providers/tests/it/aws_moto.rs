@@ -2,18 +2,12 @@
 
 use crate::util::*;
 use serde_json::json;
-use slipway_providers::{MemorySink, Outcome, run_deploy};
 
 #[tokio::test]
 async fn s3_uploads_land_in_the_bucket_under_upload_dir_with_types_cache_control_and_encoding() {
     let Some(moto) = moto() else { return };
     let bucket = unique("site");
-    let conf = sdk(&moto, "us-east-1").await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3_at(&moto, "us-east-1").await;
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
 
     let dir = tree(&[
@@ -36,85 +30,111 @@ async fn s3_uploads_land_in_the_bucket_under_upload_dir_with_types_cache_control
                "cache_control": ["no-cache: *.html", "max-age=3600"], "acl": "public_read",
                "detect_encoding": true}),
     );
-    let log = MemorySink::default();
-    let out = run_deploy(&d, &ctx, &log).await;
-    assert!(
-        matches!(out, Outcome::Deployed(_)),
-        "{out:?} {:?}",
-        log.lines()
-    );
+    deployed(&d, &ctx).await;
 
     let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
     let mut keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
     keys.sort();
     assert_eq!(keys, ["v1/index.html", "v1/js/app.js", "v1/js/app.js.gz"]);
-    let html = s3
-        .head_object()
-        .bucket(&bucket)
-        .key("v1/index.html")
-        .send()
-        .await
-        .unwrap();
+    let html = head(&s3, &bucket, "v1/index.html").await;
     assert_eq!(html.content_type(), Some("text/html"));
     assert_eq!(html.cache_control(), Some("no-cache"));
-    let js = s3
-        .head_object()
-        .bucket(&bucket)
-        .key("v1/js/app.js")
-        .send()
-        .await
-        .unwrap();
+    let js = head(&s3, &bucket, "v1/js/app.js").await;
     assert_eq!(js.content_type(), Some("application/javascript"));
     assert_eq!(js.cache_control(), Some("max-age=3600"));
     assert_eq!(js.content_encoding(), None);
-    let gz = s3
-        .head_object()
-        .bucket(&bucket)
-        .key("v1/js/app.js.gz")
-        .send()
-        .await
-        .unwrap();
+    let gz = head(&s3, &bucket, "v1/js/app.js.gz").await;
     assert_eq!(gz.content_encoding(), Some("gzip"));
 }
 
-/// Creates a cluster, a task definition family `web` and a service of `desired` tasks in moto.
-async fn ecs_setup(url: &str, cluster: &str, desired: i32) -> aws_sdk_ecs::Client {
+/// The object's metadata, as S3 answers `HEAD`.
+async fn head(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    s3.head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A family's containers: name, image, memory (MiB).
+type Containers<'a> = &'a [(&'a str, &'a str, i32)];
+
+/// Creates, in moto's `region`, `cluster` with a task definition `family` of `containers` and a
+/// service of the same name running `desired` tasks of it.
+async fn ecs_setup(
+    url: &str,
+    region: &str,
+    cluster: &str,
+    family: &str,
+    containers: Containers<'_>,
+    desired: i32,
+) -> aws_sdk_ecs::Client {
     use aws_sdk_ecs::types::ContainerDefinition;
-    let conf = sdk(url, "us-east-1").await;
+    let conf = sdk(url, region).await;
     let ecs = aws_sdk_ecs::Client::new(&conf);
     ecs.create_cluster()
         .cluster_name(cluster)
         .send()
         .await
         .unwrap();
-    ecs.register_task_definition()
-        .family("web")
-        .container_definitions(
+    let mut register = ecs.register_task_definition().family(family);
+    for (name, image, memory) in containers {
+        register = register.container_definitions(
             ContainerDefinition::builder()
-                .name("web")
-                .image("me/web:old")
-                .memory(128)
+                .name(*name)
+                .image(*image)
+                .memory(*memory)
                 .build(),
-        )
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("sidecar")
-                .image("me/proxy:1")
-                .memory(64)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+        );
+    }
+    register.send().await.unwrap();
     ecs.create_service()
         .cluster(cluster)
-        .service_name("web")
-        .task_definition("web")
+        .service_name(family)
+        .task_definition(family)
         .desired_count(desired)
         .send()
         .await
         .unwrap();
     ecs
+}
+
+/// The `web` family of the ECS tests: the deployed container and a sidecar.
+const WEB: Containers = &[("web", "me/web:old", 128), ("sidecar", "me/proxy:1", 64)];
+
+/// The latest revision of task definition `family`.
+async fn task_definition(
+    ecs: &aws_sdk_ecs::Client,
+    family: &str,
+) -> aws_sdk_ecs::types::TaskDefinition {
+    let described = ecs
+        .describe_task_definition()
+        .task_definition(family)
+        .send()
+        .await
+        .unwrap();
+    described.task_definition().unwrap().clone()
+}
+
+/// The task definition service `service` of `cluster` runs.
+async fn service_task_definition(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Option<String> {
+    let svc = ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .unwrap();
+    svc.services()[0].task_definition().map(str::to_owned)
 }
 
 #[tokio::test]
@@ -123,7 +143,7 @@ async fn ecs_registers_a_revision_with_the_pushed_image_and_updates_the_service(
     let Some(moto) = MotoServer::spawn_or_skip(&[("MOTO_ECS_SERVICE_RUNNING", "2")]) else {
         return;
     };
-    let ecs = ecs_setup(&moto.url, "prod", 2).await;
+    let ecs = ecs_setup(&moto.url, "us-east-1", "prod", "web", WEB, 2).await;
     let mut ctx = context("/nonexistent");
     ctx.endpoints = aws_at(&moto.url);
     ctx.pushed_images = vec!["me/web:latest".into(), "me/web:c0ffee".into()];
@@ -131,21 +151,11 @@ async fn ecs_registers_a_revision_with_the_pushed_image_and_updates_the_service(
         "ecs",
         json!({"cluster": "prod", "service": "web", "task_definition": "web", "timeout": 10}),
     );
-    let log = MemorySink::default();
-    let out = run_deploy(&d, &ctx, &log).await;
-    let Outcome::Deployed(summary) = out else {
-        panic!("{out:?} {:#?}", log.lines())
-    };
+    let (summary, log) = deployed(&d, &ctx).await;
     assert!(summary.contains("web:2"), "{summary}");
     assert!(summary.contains("rollout COMPLETED"), "{summary}");
 
-    let td = ecs
-        .describe_task_definition()
-        .task_definition("web")
-        .send()
-        .await
-        .unwrap();
-    let td = td.task_definition().unwrap();
+    let td = task_definition(&ecs, "web").await;
     assert_eq!(td.revision(), 2);
     let images: Vec<_> = td
         .container_definitions()
@@ -156,15 +166,10 @@ async fn ecs_registers_a_revision_with_the_pushed_image_and_updates_the_service(
         images,
         [("web", "me/web:c0ffee"), ("sidecar", "me/proxy:1")]
     );
-    let svc = ecs
-        .describe_services()
-        .cluster("prod")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        svc.services()[0].task_definition(),
+        service_task_definition(&ecs, "prod", "web")
+            .await
+            .as_deref(),
         td.task_definition_arn()
     );
     assert!(
@@ -181,7 +186,7 @@ async fn ecs_service_that_never_stabilises_times_out_and_rolls_back() {
     let Some(moto) = MotoServer::spawn_or_skip(&[("MOTO_ECS_SERVICE_RUNNING", "0")]) else {
         return;
     };
-    let ecs = ecs_setup(&moto.url, "stuck", 2).await;
+    let ecs = ecs_setup(&moto.url, "us-east-1", "stuck", "web", WEB, 2).await;
     let mut ctx = context("/nonexistent");
     ctx.endpoints = aws_at(&moto.url);
     let d = deploy(
@@ -189,10 +194,7 @@ async fn ecs_service_that_never_stabilises_times_out_and_rolls_back() {
         json!({"cluster": "stuck", "service": "web", "task_definition": "web",
                "container": "web", "image": "me/web:new", "timeout": 1, "rollback": true}),
     );
-    let log = MemorySink::default();
-    let Outcome::Failed(e) = run_deploy(&d, &ctx, &log).await else {
-        panic!("{:#?}", log.lines())
-    };
+    let (e, _) = failed(&d, &ctx).await;
     let line = e.one_line();
     assert!(!line.contains('\n'));
     assert!(
@@ -203,19 +205,8 @@ async fn ecs_service_that_never_stabilises_times_out_and_rolls_back() {
         line.ends_with("(rolled back to arn:aws:ecs:us-east-1:123456789012:task-definition/web:1)"),
         "{line}"
     );
-    let svc = ecs
-        .describe_services()
-        .cluster("stuck")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        svc.services()[0]
-            .task_definition()
-            .unwrap()
-            .ends_with("task-definition/web:1")
-    );
+    let running = service_task_definition(&ecs, "stuck", "web").await;
+    assert!(running.unwrap().ends_with("task-definition/web:1"));
 }
 
 #[tokio::test]
@@ -226,33 +217,8 @@ async fn multi_docker_deploys_to_ecs_from_its_dockerrun_file() {
     let Some(moto) = MotoServer::spawn_or_skip(&[("MOTO_ECS_SERVICE_RUNNING", "1")]) else {
         return;
     };
-    let conf = sdk(&moto.url, "us-west-1").await;
-    let ecs = aws_sdk_ecs::Client::new(&conf);
-    ecs.create_cluster()
-        .cluster_name("multi")
-        .send()
-        .await
-        .unwrap();
-    ecs.register_task_definition()
-        .family("multi-docker")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("nginx")
-                .image("nginx")
-                .memory(128)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ecs.create_service()
-        .cluster("multi")
-        .service_name("multi-docker")
-        .task_definition("multi-docker")
-        .desired_count(1)
-        .send()
-        .await
-        .unwrap();
+    let nginx = [("nginx", "nginx", 128)];
+    let ecs = ecs_setup(&moto.url, "us-west-1", "multi", "multi-docker", &nginx, 1).await;
 
     let sha = "c0ffee1234567890c0ffee1234567890c0ffee12";
     let mut ctx = context(&dir);
@@ -265,20 +231,8 @@ async fn multi_docker_deploys_to_ecs_from_its_dockerrun_file() {
         "ecs",
         json!({"region": "us-west-1", "cluster": "multi", "service": "multi-docker", "timeout": 10}),
     );
-    let log = MemorySink::default();
-    let out = run_deploy(&d, &ctx, &log).await;
-    assert!(
-        matches!(out, Outcome::Deployed(_)),
-        "{out:?} {:#?}",
-        log.lines()
-    );
-    let td = ecs
-        .describe_task_definition()
-        .task_definition("multi-docker")
-        .send()
-        .await
-        .unwrap();
-    let td = td.task_definition().unwrap();
+    deployed(&d, &ctx).await;
+    let td = task_definition(&ecs, "multi-docker").await;
     assert_eq!(td.revision(), 2);
     let by_name: std::collections::BTreeMap<_, _> = td
         .container_definitions()
@@ -336,13 +290,7 @@ async fn elastic_beanstalk_creates_the_application_and_environment() {
         json!({"app": app, "env": env, "bucket": bucket, "bucket_path": "apps",
                "solution_stack": "64bit Amazon Linux 2 running Docker", "wait_until_deployed_timeout": 10}),
     );
-    let log = MemorySink::default();
-    let out = run_deploy(&d, &ctx, &log).await;
-    assert!(
-        matches!(out, Outcome::Deployed(_)),
-        "{out:?} {:#?}",
-        log.lines()
-    );
+    deployed(&d, &ctx).await;
 
     let conf = sdk(&moto, "us-east-1").await;
     let eb = aws_sdk_elasticbeanstalk::Client::new(&conf);
@@ -372,11 +320,7 @@ async fn elastic_beanstalk_creates_the_application_and_environment() {
         .collect();
     assert_eq!(ours, [env]);
     let label = "slipway-c0ffee1234567890c0ffee1234567890c0ffee12-1700000000";
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3_client(&conf);
     let obj = s3
         .get_object()
         .bucket(&bucket)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use slipway_pipelines::plan::{Context, EventType};
 use slipway_pipelines::spec::{self, Support};
-use slipway_providers::{DeployContext, Endpoints, parse};
+use slipway_providers::{DeployContext, parse};
 
 use crate::util::*;
 
@@ -81,14 +81,7 @@ fn the_corpus_deploys_slipway_runs_read_their_options() {
                 deploy.options.values().for_each(|v| names(v, &mut vars));
                 let mut dctx = DeployContext::for_event(&plan.context, "/nonexistent");
                 // Registries as a server's `[endpoints]` would name them: only options are tested.
-                dctx.endpoints = Endpoints {
-                    heroku: Some("http://heroku.invalid".into()),
-                    packagecloud: Some("http://packagecloud.invalid".into()),
-                    pypi: Some("http://pypi.invalid/".into()),
-                    npm: Some("http://npm.invalid/".into()),
-                    rubygems: Some("http://gems.invalid".into()),
-                    ..Endpoints::default()
-                };
+                dctx.endpoints = slipway_providers::testing::unreachable_registries();
                 for v in vars {
                     dctx = dctx.with_env(&v, "x");
                 }

@@ -121,12 +121,7 @@ async fn bundle_entries(
     bucket: &str,
     key: &str,
 ) -> Vec<(String, Vec<u8>)> {
-    let conf = sdk(moto, region).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3_at(moto, region).await;
     let obj = s3
         .get_object()
         .bucket(bucket)
@@ -159,12 +154,7 @@ fn eb_calls(standin: &StandIn) -> Vec<(String, std::collections::BTreeMap<String
 
 /// Deletes the bucket's objects and the bucket, so reruns against a shared moto start clean.
 async fn drop_bucket(moto: &str, region: &str, bucket: &str) {
-    let conf = sdk(moto, region).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3_at(moto, region).await;
     if let Ok(list) = s3.list_objects_v2().bucket(bucket).send().await {
         for o in list.contents() {
             let _ = s3
@@ -189,11 +179,7 @@ async fn docker_react_deploys_to_elastic_beanstalk_and_waits_until_ready() {
     drop_bucket(&moto, "us-west-2", &bucket).await;
     let eb = beanstalk("docker", "Docker-env", false);
     let ctx = course_context(&dir, &moto, &eb.url);
-    let log = MemorySink::default();
-    let out = run_deploy(&d, &ctx, &log).await;
-    let Outcome::Deployed(summary) = out else {
-        panic!("{out:?} {:#?}", log.lines())
-    };
+    let (summary, log) = deployed(&d, &ctx).await;
     assert_eq!(
         summary,
         format!("environment Docker-env is Ready with version {LABEL}")
@@ -261,13 +247,7 @@ async fn multi_docker_bundle_pins_the_pushed_images_and_updates_the_environment(
             ]
         })
         .collect();
-    let log = MemorySink::default();
-    let out = run_deploy(&d, &ctx, &log).await;
-    assert!(
-        matches!(out, Outcome::Deployed(_)),
-        "{out:?} {:#?}",
-        log.lines()
-    );
+    deployed(&d, &ctx).await;
 
     let entries = bundle_entries(
         &moto,
@@ -322,10 +302,7 @@ async fn an_eb_error_event_fails_the_deploy_in_one_line() {
     ctx.endpoints.s3 = Some(moto.clone());
     ctx.endpoints.elasticbeanstalk = Some(eb.url.clone());
     let d = deploy_eb(json!({"app": "web", "env": "web-env", "bucket": unique("eb-error")}));
-    let log = MemorySink::default();
-    let Outcome::Failed(e) = run_deploy(&d, &ctx, &log).await else {
-        panic!("{:#?}", log.lines())
-    };
+    let (e, log) = failed(&d, &ctx).await;
     assert_eq!(
         e.one_line(),
         "elasticbeanstalk: environment web-env reported an ERROR event: Failed to pull Docker image stephengrider/multi-client: not found. Check snapshot logs."
@@ -367,9 +344,7 @@ async fn missing_bucket_permissions_fail_the_upload_in_one_line() {
     ctx.endpoints.s3 = Some(s3.url.clone());
     ctx.endpoints.elasticbeanstalk = Some("http://127.0.0.1:9".into());
     let d = deploy_eb(json!({"app": "web", "env": "web-env", "bucket": "locked"}));
-    let Outcome::Failed(e) = run_deploy(&d, &ctx, &MemorySink::default()).await else {
-        panic!()
-    };
+    let (e, _) = failed(&d, &ctx).await;
     assert_eq!(
         e.one_line(),
         format!(
@@ -396,9 +371,7 @@ async fn bad_credentials_fail_with_the_services_message() {
         json!({"app": "web", "env": "web-env", "bucket": unique("eb-creds"),
                              "access_key_id": "AKIDWRONG", "secret_access_key": "wrong"}),
     );
-    let Outcome::Failed(e) = run_deploy(&d, &ctx, &MemorySink::default()).await else {
-        panic!()
-    };
+    let (e, _) = failed(&d, &ctx).await;
     assert_eq!(
         e.one_line(),
         "elasticbeanstalk: DescribeApplications failed: InvalidClientTokenId: The security token included in the request is invalid."

@@ -9,6 +9,7 @@
 mod util;
 
 mod aws_moto;
+mod bundle;
 mod corpus;
 mod course_eb;
 mod course_k8s;

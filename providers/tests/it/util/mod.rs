@@ -12,7 +12,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use slipway_pipelines::plan::{Decision, Deploy};
 pub use slipway_providers::testing::{Reply, StandIn};
-use slipway_providers::{DeployContext, Endpoints};
+use slipway_providers::{DeployContext, Endpoints, Error, MemorySink, Outcome, run_deploy};
 
 /// True when a missing dependency must fail the test rather than skip it.
 pub fn ci() -> bool {
@@ -64,6 +64,33 @@ pub fn moto() -> Option<String> {
     own.as_ref().map(|(u, _)| u.clone())
 }
 
+/// The test venv the services' Python tools are installed in (scripts/install-test-deps.sh).
+fn venv() -> PathBuf {
+    PathBuf::from(std::env::var("SLIPWAY_VENV").unwrap_or_else(|_| "/var/tmp/slipway-venv".into()))
+}
+
+/// A loopback port nothing listens on, for a server of the test's own.
+fn free_port() -> Option<u16> {
+    Some(
+        TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port(),
+    )
+}
+
+/// Whether a server just started answers (`up`) within 10 s.
+fn up_within_10_s(up: impl Fn() -> bool) -> bool {
+    for _ in 0..100 {
+        if up() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
 /// A moto server of this test's own, for settings that moto reads from its environment.
 pub struct MotoServer {
     /// Base URL.
@@ -74,16 +101,11 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts `moto_server` from the test venv on a free loopback port with `env`.
     pub fn spawn(env: &[(&str, &str)]) -> Option<MotoServer> {
-        let venv = std::env::var("SLIPWAY_VENV").unwrap_or_else(|_| "/var/tmp/slipway-venv".into());
-        let bin = PathBuf::from(venv).join("bin/moto_server");
+        let bin = venv().join("bin/moto_server");
         if !bin.exists() {
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
+        let port = free_port()?;
         let mut cmd = Command::new(bin);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -94,13 +116,7 @@ impl MotoServer {
         let child = cmd.spawn().ok()?;
         let url = format!("http://127.0.0.1:{port}");
         let server = MotoServer { url, child };
-        for _ in 0..100 {
-            if answers(&server.url) {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
+        up_within_10_s(|| answers(&server.url)).then_some(server)
     }
 
     /// [`MotoServer::spawn`], skipping or failing as the environment says when it cannot.
@@ -279,9 +295,7 @@ pub struct PypiServer {
 
 impl PypiServer {
     fn spawn() -> Option<PypiServer> {
-        let venv = PathBuf::from(
-            std::env::var("SLIPWAY_VENV").unwrap_or_else(|_| "/var/tmp/slipway-venv".into()),
-        );
+        let venv = venv();
         let dir = tempfile::tempdir().ok()?;
         let htpasswd = dir.path().join("htpasswd");
         let made = Command::new(venv.join("bin/python"))
@@ -295,11 +309,7 @@ impl PypiServer {
         if !made.success() {
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
+        let port = free_port()?;
         std::fs::create_dir_all(dir.path().join("packages")).ok()?;
         let child = Command::new(venv.join("bin/pypi-server"))
             .args([
@@ -323,13 +333,7 @@ impl PypiServer {
             child,
             _dir: dir,
         };
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
+        up_within_10_s(|| TcpStream::connect(("127.0.0.1", port)).is_ok()).then_some(server)
     }
 }
 
@@ -357,4 +361,38 @@ pub fn http_get(url: &str) -> String {
     out.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default()
+}
+
+/// Runs `d`; the summary and the log of a deploy that went through, else fails showing both.
+pub async fn deployed(d: &Deploy, ctx: &DeployContext) -> (String, MemorySink) {
+    let log = MemorySink::default();
+    match run_deploy(d, ctx, &log).await {
+        Outcome::Deployed(summary) => (summary, log),
+        out => panic!("{out:?} {:#?}", log.lines()),
+    }
+}
+
+/// Runs `d`; the error and the log of a deploy that failed the job, else fails showing both.
+pub async fn failed(d: &Deploy, ctx: &DeployContext) -> (Error, MemorySink) {
+    let log = MemorySink::default();
+    match run_deploy(d, ctx, &log).await {
+        Outcome::Failed(e) => (e, log),
+        out => panic!("{out:?} {:#?}", log.lines()),
+    }
+}
+
+/// An S3 client on moto at `url` for checking what a deploy left there (path-style addressing,
+/// as moto serves buckets).
+pub async fn s3_at(url: &str, region: &str) -> aws_sdk_s3::Client {
+    let conf = sdk(url, region).await;
+    s3_client(&conf)
+}
+
+/// [`s3_at`] from a config the test already holds.
+pub fn s3_client(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(true)
+            .build(),
+    )
 }
