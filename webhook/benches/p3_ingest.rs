@@ -198,24 +198,9 @@ fn summary(v: &[Duration]) -> String {
 
 /// Pre-signed push deliveries with ids `prefix-0..n`.
 fn deliveries(prefix: &str, n: usize) -> Arc<Vec<Vec<u8>>> {
-    Arc::new(
-        (0..n)
-            .map(|i| {
-                let body = format!(
-                    r#"{{"ref":"refs/heads/b{}","before":"{:040x}","after":"{:040x}","deleted":false,"head_commit":{{"message":"bench push"}},"sender":{{"login":"dev"}},"repository":{{"full_name":"bench/repo","clone_url":"file:///nowhere"}}}}"#,
-                    i % 50,
-                    i,
-                    i + 1
-                );
-                let sig = slipway_webhook::signature::sign(SECRET, body.as_bytes());
-                format!(
-                    "POST /webhooks/github HTTP/1.1\r\nHost: b\r\nUser-Agent: GitHub-Hookshot/bench\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: {prefix}-{i}\r\nX-Hub-Signature-256: {sig}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .into_bytes()
-            })
-            .collect(),
-    )
+    Arc::new(slipway_webhook::testing::bench::signed_pushes(
+        SECRET, prefix, n,
+    ))
 }
 
 /// `n` copies of `GET path`, with a cookie when given.
