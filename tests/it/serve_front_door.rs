@@ -227,7 +227,7 @@ fn slow_clients_and_dropped_streams_cannot_hold_the_server() {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(
-            started.elapsed() < Duration::from_secs(300),
+            started.elapsed() < Duration::from_secs(540),
             "{opened} streams"
         );
     }
