@@ -156,6 +156,9 @@ pub struct JobSpec {
     pub volumes: Vec<VolumeMount>,
     /// Give the job the engine's socket (`services: docker`, trusted builds only).
     pub docker_socket: bool,
+    /// The pipeline file the job was planned from (`.travis.yml`), named by messages that send
+    /// the user back to it.
+    pub pipeline_file: String,
     /// Run the job on a network of its own even without services (untrusted builds share no
     /// network with other builds).
     pub own_network: bool,

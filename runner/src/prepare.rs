@@ -124,6 +124,7 @@ impl Runner {
             services: service_specs,
             volumes,
             docker_socket,
+            pipeline_file: plan.file.clone(),
             own_network: Trust::of(ctx) == Trust::Untrusted,
             limits: self.options.limits,
             open_stdin: compiled.needs_stdin,

@@ -84,13 +84,7 @@ pub fn service_container(service: &str) -> String {
 /// Builds the job's pod, or refuses what this executor cannot run.
 pub fn job_pod(spec: &JobSpec, config: &KubernetesConfig) -> Result<Pod, ExecError> {
     if spec.docker_socket {
-        return Err(ExecError::Engine {
-            action: format!("preparing job {}", spec.job_id),
-            reason: "`services: docker` needs the Docker executor: a Kubernetes pod has no \
-                     container engine to hand to the job. Run this repository's builds on a \
-                     `executor = \"docker\"` runner, or build images without `services: docker`."
-                .into(),
-        });
+        return Err(docker_refused(spec));
     }
     let mut node_selector = config.node_selector.clone();
     if let Some(platform) = &spec.platform {
@@ -134,6 +128,23 @@ pub fn job_pod(spec: &JobSpec, config: &KubernetesConfig) -> Result<Pod, ExecErr
         }),
         status: None,
     })
+}
+
+/// Why a job with `services: docker` cannot run here, naming the file that asks for it and the
+/// two ways out: a pod has no container engine to hand to the job.
+fn docker_refused(spec: &JobSpec) -> ExecError {
+    let file = &spec.pipeline_file;
+    ExecError::Engine {
+        action: format!("preparing job {}", spec.job_id),
+        reason: format!(
+            "{file} asks for `services: docker` (a Docker engine for the job), which this runner \
+             cannot give: it runs jobs as Kubernetes pods (`executor = \"kubernetes\"`), and a pod \
+             has no container engine to hand to the job. Either run this repository's builds on \
+             a runner with `executor = \"docker\"` (a trusted build gets the engine there), or \
+             remove `docker` from `services:` in {file} and build images without an engine \
+             (a daemonless builder such as kaniko or buildah)."
+        ),
+    }
 }
 
 fn metadata(spec: &JobSpec, config: &KubernetesConfig) -> ObjectMeta {
@@ -315,6 +326,7 @@ mod tests {
             services: vec![],
             volumes: vec![],
             docker_socket: false,
+            pipeline_file: ".travis.yml".into(),
             own_network: true,
             limits: ResourceLimits {
                 memory_bytes: 512 << 20,
@@ -389,7 +401,12 @@ mod tests {
         spec.docker_socket = true;
         let err = job_pod(&spec, &config()).unwrap_err().to_string();
         assert!(
-            err.contains("`services: docker` needs the Docker executor"),
+            err.contains(".travis.yml asks for `services: docker`"),
+            "{err}"
+        );
+        assert!(err.contains("`executor = \"docker\"`"), "{err}");
+        assert!(
+            err.contains("remove `docker` from `services:` in .travis.yml"),
             "{err}"
         );
     }

@@ -287,11 +287,70 @@ async fn services_docker_is_refused_on_kubernetes_with_the_way_out() {
     let ran = run_on(&cluster, opts, &plan, None, None).await;
     let log = ran.log(1);
     assert_eq!(ran.job(1).result, JobResult::Errored, "{log}");
-    assert!(
-        log.contains("`services: docker` needs the Docker executor"),
-        "{log}"
+    assert_log_has(
+        log,
+        &[
+            ".slipway.yml asks for `services: docker`",
+            "a runner with `executor = \"docker\"`",
+        ],
     );
     assert!(!log.contains("must-not-run"), "{log}");
+}
+
+/// The course's multi-docker project, its pipeline read from the shared corpus and planned as
+/// the product plans a push to master: its test job builds and runs images through
+/// `services: docker`, which a pod cannot give. The job errors before any pod exists, naming the
+/// file that asks for it and the two ways out, and leaves nothing in the cluster.
+#[tokio::test]
+async fn the_course_multi_docker_test_job_is_refused_before_any_pod_exists() {
+    let Some(shared) = shared_dir() else {
+        return;
+    };
+    let Some(cluster) = cluster(&[&busybox()], config()).await else {
+        return;
+    };
+    let file = shared.join("corpus/course/multi-docker/.travis.yml");
+    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let ctx = context("course/multi-docker", "master");
+    let plan = slipway_pipelines::plan(".travis.yml", &bytes, &ctx).unwrap();
+    let jobs: Vec<_> = plan.stages.iter().flat_map(|s| &s.jobs).collect();
+    assert_eq!(jobs.len(), 1, "{plan:#?}");
+    assert_eq!(jobs[0].services, vec!["docker"]);
+    // The repository's own push: a trusted build, which the Docker executor would hand the engine.
+    let mut opts = options();
+    opts.trusted = true;
+    let ran = run_on(&cluster, opts, &plan, None, None).await;
+    let log = ran.expect_job(
+        JobResult::Errored,
+        &[
+            ".travis.yml asks for `services: docker`",
+            "it runs jobs as Kubernetes pods (`executor = \"kubernetes\"`)",
+            "run this repository's builds on a runner with `executor = \"docker\"`",
+            "remove `docker` from `services:` in .travis.yml",
+        ],
+    );
+    assert_eq!(ran.outcome.result, BuildResult::Errored, "{log}");
+    let began: Vec<&str> = ran
+        .job(1)
+        .phases
+        .iter()
+        .flat_map(|p| &p.commands)
+        .map(|c| c.command.as_str())
+        .collect();
+    assert!(began.is_empty(), "commands began: {began:?}\n{log}");
+    if let Some(standin) = &cluster.standin {
+        let requests = standin.requests.lock().unwrap().clone();
+        // Teardown's delete finds nothing; nothing was ever created or changed.
+        let writes: Vec<&String> = requests
+            .iter()
+            .filter(|r| ["POST ", "PUT ", "PATCH "].iter().any(|m| r.starts_with(m)))
+            .collect();
+        assert!(
+            writes.is_empty(),
+            "the API server was asked to create: {writes:#?}"
+        );
+        assert_eq!(standin.pod_names(), Vec::<String>::new());
+    }
 }
 
 fn leftover(job_id: &str, owner: &str) -> JobSpec {
@@ -308,6 +367,7 @@ fn leftover(job_id: &str, owner: &str) -> JobSpec {
         services: vec![],
         volumes: vec![],
         docker_socket: false,
+        pipeline_file: ".travis.yml".into(),
         own_network: false,
         limits: ResourceLimits::default(),
         open_stdin: false,

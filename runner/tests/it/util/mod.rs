@@ -61,6 +61,22 @@ pub async fn engine(images: &[&str]) -> Option<Arc<DockerExecutor>> {
     Some(Arc::new(exec))
 }
 
+/// The shared third-party material (`$SLIPWAY_SHARED`, else `../shared` next to the workspace),
+/// read in place and never copied; `None` (skipped) when absent outside CI.
+pub fn shared_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("SLIPWAY_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    if dir.join("corpus").is_dir() {
+        return Some(dir);
+    }
+    missing(&format!(
+        "the shared corpus at {} (set SLIPWAY_SHARED)",
+        dir.display()
+    ));
+    None
+}
+
 /// A unique build id per test run.
 pub fn build_id(tag: &str) -> String {
     let mut b = [0u8; 4];
