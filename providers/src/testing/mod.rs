@@ -47,17 +47,26 @@ fn url_decode(s: &str) -> String {
         .into_owned()
 }
 
+/// `k=v&k=v` pairs, decoded, as a sorted map.
+fn decoded_pairs(s: &str) -> BTreeMap<String, String> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (url_decode(k), url_decode(v))
+        })
+        .collect()
+}
+
 impl Request {
     /// The form-encoded body (AWS query protocol) as a sorted map.
     pub fn form(&self) -> BTreeMap<String, String> {
-        String::from_utf8_lossy(&self.body)
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (url_decode(k), url_decode(v))
-            })
-            .collect()
+        decoded_pairs(&String::from_utf8_lossy(&self.body))
+    }
+
+    /// The query string's parameters as a sorted map.
+    pub fn query_pairs(&self) -> BTreeMap<String, String> {
+        decoded_pairs(&self.query)
     }
 
     /// The AWS query-protocol action, or the JSON-protocol target.

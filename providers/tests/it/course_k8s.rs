@@ -12,7 +12,6 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use slipway_pipelines::plan::{Context, Deploy, EventType};
-use slipway_providers::{MemorySink, Outcome, run_deploy};
 use slipway_secrets::Secret;
 
 const SHA: &str = "c0ffee1234567890c0ffee1234567890c0ffee12";
@@ -167,11 +166,7 @@ async fn multi_k8s_applies_k8s_sets_three_images_to_the_sha_and_awaits_rollouts(
     );
     let d = planned(build.path());
     let ctx = k8s_context(build.path(), &cluster.standin);
-    let log = MemorySink::default();
-    let out = run_deploy(&d, &ctx, &log).await;
-    let Outcome::Deployed(summary) = out else {
-        panic!("{out:?} {:#?}", log.lines())
-    };
+    let (summary, log) = deployed(&d, &ctx).await;
     assert_eq!(
         summary,
         "14 object(s) applied, 3 image(s) set, 5 rollout(s) complete"
@@ -186,7 +181,7 @@ async fn multi_k8s_applies_k8s_sets_three_images_to_the_sha_and_awaits_rollouts(
     assert_eq!(seq, expected_requests());
     let watch = requests.last().unwrap();
     assert_eq!(
-        query_pairs(&watch.query),
+        watch.query_pairs(),
         BTreeMap::from([
             ("allowWatchBookmarks".to_owned(), "true".to_owned()),
             (
@@ -209,7 +204,7 @@ async fn multi_k8s_applies_k8s_sets_three_images_to_the_sha_and_awaits_rollouts(
             r.path
         );
         assert_eq!(
-            query_pairs(&r.query),
+            r.query_pairs(),
             BTreeMap::from([
                 ("fieldManager".to_owned(), "slipway".to_owned()),
                 ("force".into(), "true".into())
@@ -238,7 +233,7 @@ async fn multi_k8s_applies_k8s_sets_three_images_to_the_sha_and_awaits_rollouts(
             Some("application/strategic-merge-patch+json")
         );
         assert_eq!(
-            query_pairs(&r.query),
+            r.query_pairs(),
             BTreeMap::from([("fieldManager".to_owned(), "slipway".to_owned())])
         );
         assert_eq!(
@@ -304,22 +299,6 @@ fn expected_requests() -> Vec<String> {
     .collect()
 }
 
-fn query_pairs(query: &str) -> BTreeMap<String, String> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let d = |s: &str| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (d(k), d(v))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_rollout_stuck_on_an_image_pull_fails_with_the_pods_reason() {
     let Some(dir) = course("multi-k8s") else {
@@ -335,10 +314,7 @@ async fn a_rollout_stuck_on_an_image_pull_fails_with_the_pods_reason() {
     let mut d = planned(build.path());
     d.options.insert("timeout".into(), json!(1));
     let ctx = k8s_context(build.path(), &cluster.standin);
-    let log = MemorySink::default();
-    let Outcome::Failed(e) = run_deploy(&d, &ctx, &log).await else {
-        panic!("{:#?}", log.lines())
-    };
+    let (e, _) = failed(&d, &ctx).await;
     assert_eq!(
         e.one_line(),
         format!(
@@ -359,9 +335,7 @@ async fn a_rejected_service_account_fails_at_the_token_exchange() {
     let build = with_key(&dir, &key_json(&pem, &cluster.token_uri()));
     let d = planned(build.path());
     let ctx = k8s_context(build.path(), &cluster.standin);
-    let Outcome::Failed(e) = run_deploy(&d, &ctx, &MemorySink::default()).await else {
-        panic!()
-    };
+    let (e, _) = failed(&d, &ctx).await;
     assert_eq!(
         e.one_line(),
         "gke: OAuth token exchange failed: HTTP 400: invalid_grant: Invalid JWT Signature. (service account deployer@my-project.iam.gserviceaccount.com)"
@@ -382,9 +356,7 @@ async fn a_manifest_field_the_api_does_not_know_is_refused_with_the_servers_mess
     std::fs::write(&file, text).unwrap();
     let d = planned(build.path());
     let ctx = k8s_context(build.path(), &cluster.standin);
-    let Outcome::Failed(e) = run_deploy(&d, &ctx, &MemorySink::default()).await else {
-        panic!()
-    };
+    let (e, _) = failed(&d, &ctx).await;
     assert_eq!(
         e.one_line(),
         "gke: apply k8s/redis-deployment.yaml (Deployment/redis-deployment) failed: Deployment redis-deployment: unknown field(s): spec.replica (HTTP 400)"
@@ -403,9 +375,7 @@ async fn a_key_without_a_token_endpoint_is_refused_before_anything_is_sent() {
     let build = with_key(&dir, &key);
     let d = planned(build.path());
     let ctx = k8s_context(build.path(), &cluster.standin);
-    let Outcome::Failed(e) = run_deploy(&d, &ctx, &MemorySink::default()).await else {
-        panic!()
-    };
+    let (e, _) = failed(&d, &ctx).await;
     assert!(
         e.one_line().ends_with("gke-key.json: token_uri is missing"),
         "{}",
@@ -428,23 +398,7 @@ async fn real_cluster_when_kubeconfig_is_set() {
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: slipway-provider-test\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: slipway-provider-test\n  template:\n    metadata:\n      labels:\n        app: slipway-provider-test\n    spec:\n      containers:\n        - name: web\n          image: registry.k8s.io/pause:3.9\n",
     )
     .unwrap();
-    let d = Deploy {
-        provider: "kubernetes".into(),
-        options: json!({"manifests": "k8s", "timeout": 300})
-            .as_object()
-            .unwrap()
-            .clone()
-            .into_iter()
-            .collect(),
-        decision: slipway_pipelines::plan::Decision {
-            included: true,
-            reason: "test".into(),
-        },
-        skip_cleanup: true,
-        allow_failure: false,
-        edge: None,
-        condition: vec![],
-    };
+    let d = deploy("kubernetes", json!({"manifests": "k8s", "timeout": 300}));
     // The cluster's kubeconfig is outside the build dir: given as the server would give it.
     let mut ctx = context(dir.path());
     ctx.credentials = slipway_providers::Credentials::Repository(Some(Arc::new(
@@ -453,11 +407,5 @@ async fn real_cluster_when_kubeconfig_is_set() {
             ..Default::default()
         },
     )));
-    let log = MemorySink::default();
-    let out = run_deploy(&d, &ctx, &log).await;
-    assert!(
-        matches!(out, Outcome::Deployed(_)),
-        "{out:?} {:#?}",
-        log.lines()
-    );
+    deployed(&d, &ctx).await;
 }

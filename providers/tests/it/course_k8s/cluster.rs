@@ -118,20 +118,7 @@ fn status(code: u16, reason: &str, message: impl Into<String>) -> Reply {
 }
 
 fn query(r: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, Reply> {
-    let pairs: BTreeMap<String, String> = r
-        .query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let d = |s: &str| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (d(k), d(v))
-        })
-        .collect();
+    let pairs = r.query_pairs();
     match pairs.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(status(
             400,

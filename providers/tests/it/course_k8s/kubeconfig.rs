@@ -6,14 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
-use slipway_pipelines::plan::{Decision, Deploy};
-use slipway_providers::{MemorySink, Outcome, RepoCredentials, run_deploy};
+use slipway_pipelines::plan::Deploy;
+use slipway_providers::RepoCredentials;
 
 use super::cluster::{Behaviour, Cluster, TOKEN};
 use crate::util::*;
 
 /// A `kubernetes` deploy of two of the course's manifests, with `extra` options.
-fn deploy(extra: serde_json::Value) -> Deploy {
+fn two_manifests(extra: serde_json::Value) -> Deploy {
     let mut options = json!({
         "manifests": ["k8s/redis-deployment.yaml", "k8s/redis-cluster-ip-service.yaml"],
         "timeout": 20,
@@ -22,18 +22,7 @@ fn deploy(extra: serde_json::Value) -> Deploy {
         .as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    Deploy {
-        provider: "kubernetes".into(),
-        options: options.as_object().unwrap().clone().into_iter().collect(),
-        decision: Decision {
-            included: true,
-            reason: "test".into(),
-        },
-        skip_cleanup: true,
-        allow_failure: false,
-        edge: None,
-        condition: vec![],
-    }
+    deploy("kubernetes", options)
 }
 
 /// A build dir holding the course's manifests and `files`.
@@ -63,6 +52,16 @@ fn standin() -> Option<(std::path::PathBuf, Cluster)> {
     Some((course, Cluster::start(Vec::new(), Behaviour::default())))
 }
 
+/// The error of a deploy with a kubeconfig of the build whose user is `user`, which must fail.
+async fn refused(course: &Path, cluster: &Cluster, user: &str) -> slipway_providers::Error {
+    let build = build_with(
+        course,
+        &[("deploy/kubeconfig", kubeconfig(&cluster.standin.url, user))],
+    );
+    let d = two_manifests(json!({"kubeconfig": "deploy/kubeconfig"}));
+    failed(&d, &context(build.path())).await.0
+}
+
 #[tokio::test]
 async fn a_kubeconfig_of_the_build_with_a_token_file_applies_into_its_contexts_namespace() {
     let Some((course, cluster)) = standin() else {
@@ -78,13 +77,11 @@ async fn a_kubeconfig_of_the_build_with_a_token_file_applies_into_its_contexts_n
             ("deploy/token", format!("{TOKEN}\n")),
         ],
     );
-    let d = deploy(json!({"kubeconfig": "deploy/kubeconfig"}));
-    let log = MemorySink::default();
-    let out = run_deploy(&d, &context(build.path()), &log).await;
-    assert!(
-        matches!(&out, Outcome::Deployed(s) if s == "2 object(s) applied, 0 image(s) set, 1 rollout(s) complete"),
-        "{out:?} {:#?}",
-        log.lines()
+    let d = two_manifests(json!({"kubeconfig": "deploy/kubeconfig"}));
+    let (summary, _) = deployed(&d, &context(build.path())).await;
+    assert_eq!(
+        summary,
+        "2 object(s) applied, 0 image(s) set, 1 rollout(s) complete"
     );
     assert_eq!(
         cluster.standin.actions(),
@@ -107,15 +104,7 @@ async fn a_kubeconfig_of_the_build_may_not_name_files_outside_it() {
     let token = outside.path().join("token");
     std::fs::write(&token, TOKEN).unwrap();
     let user = format!("    tokenFile: {}\n", token.display());
-    let build = build_with(
-        &course,
-        &[("deploy/kubeconfig", kubeconfig(&cluster.standin.url, &user))],
-    );
-    let d = deploy(json!({"kubeconfig": "deploy/kubeconfig"}));
-    let Outcome::Failed(e) = run_deploy(&d, &context(build.path()), &MemorySink::default()).await
-    else {
-        panic!()
-    };
+    let e = refused(&course, &cluster, &user).await;
     assert!(
         e.one_line()
             .starts_with("kubernetes: option `kubeconfig tokenFile`: "),
@@ -137,15 +126,7 @@ async fn a_kubeconfig_of_the_build_may_not_run_a_plugin_on_this_machine() {
         "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: sh\n      args: [\"-c\", \"touch {}; echo '{{}}'\"]\n",
         ran.display()
     );
-    let build = build_with(
-        &course,
-        &[("deploy/kubeconfig", kubeconfig(&cluster.standin.url, &user))],
-    );
-    let d = deploy(json!({"kubeconfig": "deploy/kubeconfig"}));
-    let Outcome::Failed(e) = run_deploy(&d, &context(build.path()), &MemorySink::default()).await
-    else {
-        panic!()
-    };
+    let e = refused(&course, &cluster, &user).await;
     assert!(
         e.one_line().ends_with(
             "deploy/kubeconfig: user deployer authenticates through a plugin, which a kubeconfig of the build may not run; give a token or client certificate (or use provider gke)"
@@ -183,13 +164,7 @@ async fn the_servers_kubeconfig_may_authenticate_through_an_exec_plugin() {
         kubeconfig: Some(path),
         ..Default::default()
     })));
-    let log = MemorySink::default();
-    let out = run_deploy(&deploy(json!({})), &ctx, &log).await;
-    assert!(
-        matches!(out, Outcome::Deployed(_)),
-        "{out:?} {:#?}",
-        log.lines()
-    );
+    deployed(&two_manifests(json!({})), &ctx).await;
     assert!(
         cluster
             .standin
