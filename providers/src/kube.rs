@@ -70,16 +70,30 @@ pub enum Access {
         context: Option<String>,
     },
     /// A GKE cluster reached with a service-account key.
-    Gke {
-        /// Google Cloud project id.
-        project: String,
-        /// Zone or region of the cluster.
-        location: String,
-        /// Cluster name.
-        cluster: String,
-        /// The decrypted service-account key file, relative to the working tree.
-        key_file: String,
-    },
+    Gke(GkeCluster),
+}
+
+/// Where a GKE cluster is and the key that reaches it, as `gke` options name them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GkeCluster {
+    /// Google Cloud project id.
+    pub project: String,
+    /// Zone or region of the cluster.
+    pub location: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// The decrypted service-account key file, relative to the working tree.
+    pub key_file: String,
+}
+
+impl GkeCluster {
+    /// The cluster's name in the GKE API: `projects/P/locations/L/clusters/C`.
+    pub fn resource(&self) -> String {
+        format!(
+            "projects/{}/locations/{}/clusters/{}",
+            self.project, self.location, self.cluster
+        )
+    }
 }
 
 /// `kubectl set image deployments/DEPLOYMENT CONTAINER=IMAGE`.
@@ -144,12 +158,12 @@ impl Kubernetes {
         };
         let cluster = o.required(&["cluster"])?;
         let key_file = o.required(&["key_file"])?;
-        let access = Access::Gke {
+        let access = Access::Gke(GkeCluster {
             project,
             location,
             cluster,
             key_file,
-        };
+        });
         Self::parse_rest("gke", access, o, GKE_OPTIONS)
     }
 

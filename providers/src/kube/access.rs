@@ -105,20 +105,7 @@ impl Kubernetes {
         log: &dyn DeployLog,
     ) -> Result<Cluster, Error> {
         let target = match &self.access {
-            super::Access::Gke {
-                project,
-                location,
-                cluster,
-                key_file,
-            } => {
-                let gke = super::gke::GkeCluster {
-                    project,
-                    location,
-                    cluster,
-                    key_file,
-                };
-                self.gke_target(ctx, &gke, log).await?
-            }
+            super::Access::Gke(gke) => self.gke_target(ctx, gke, log).await?,
             super::Access::Kubeconfig { path, context } => {
                 self.kubeconfig_target(ctx, path.as_deref(), context.as_deref(), log)?
             }
@@ -150,14 +137,9 @@ impl Kubernetes {
         use crate::calls::ApiCall;
         let mut calls = Vec::new();
         match &self.access {
-            super::Access::Gke {
-                project,
-                location,
-                cluster,
-                key_file,
-            } => {
+            super::Access::Gke(gke) => {
                 let sa = ctx
-                    .input(self.name, "key_file", key_file)
+                    .input(self.name, "key_file", &gke.key_file)
                     .ok()
                     .and_then(|p| super::gke::read_key_file(&p).ok());
                 calls.push(
@@ -167,14 +149,11 @@ impl Kubernetes {
                             "iss",
                             sa.as_ref()
                                 .map(|s| s.client_email.clone())
-                                .unwrap_or_else(|| format!("(client_email of {key_file})")),
+                                .unwrap_or_else(|| format!("(client_email of {})", gke.key_file)),
                         )
                         .param("assertion", "[secure]"),
                 );
-                calls.push(ApiCall::new(
-                    "gke",
-                    format!("GET projects/{project}/locations/{location}/clusters/{cluster}"),
-                ));
+                calls.push(ApiCall::new("gke", format!("GET {}", gke.resource())));
             }
             super::Access::Kubeconfig { path, context } => {
                 let mut c = ApiCall::new("kubeconfig", "Load").param(

@@ -124,23 +124,15 @@ pub(super) fn jwt_assertion(sa: &ServiceAccount, now: u64) -> Result<String, Key
     .map_err(KeyError::Sign)
 }
 
-/// Where a GKE cluster is, as `gke` options name it.
-pub(super) struct GkeCluster<'a> {
-    pub(super) project: &'a str,
-    pub(super) location: &'a str,
-    pub(super) cluster: &'a str,
-    pub(super) key_file: &'a str,
-}
-
 impl Kubernetes {
     /// Exchanges the key for a token and looks the cluster up: the API server to talk to.
     pub(super) async fn gke_target(
         &self,
         ctx: &DeployContext,
-        gke: &GkeCluster<'_>,
+        gke: &super::GkeCluster,
         log: &dyn DeployLog,
     ) -> Result<Target, Error> {
-        let key_path = ctx.input(self.name, "key_file", gke.key_file)?;
+        let key_path = ctx.input(self.name, "key_file", &gke.key_file)?;
         let key_err = |e: KeyError| self.file_err(&key_path, e.to_string());
         let sa = read_key_file(&key_path).map_err(key_err)?;
         let assertion = jwt_assertion(&sa, ctx.now).map_err(key_err)?;
@@ -153,13 +145,7 @@ impl Kubernetes {
             .exchange(&http, &sa.token_uri, &assertion, &sa.client_email)
             .await?;
         log.line(&format!("gke: signed in as {}", sa.client_email));
-        let url = format!(
-            "{}/v1/projects/{}/locations/{}/clusters/{}",
-            api.trim_end_matches('/'),
-            gke.project,
-            gke.location,
-            gke.cluster
-        );
+        let url = format!("{}/v1/{}", api.trim_end_matches('/'), gke.resource());
         let bearer = Secret::new(format!("Bearer {}", token.expose()));
         let r = http
             .send("GET", &url, &[("Authorization", bearer.expose())], None)

@@ -121,8 +121,8 @@ impl Kubernetes {
     /// Where the credentials come from (see [`Kubernetes::kubeconfig_path`]), never the values.
     pub(super) fn describe_credentials(&self, ctx: &DeployContext) -> String {
         match &self.access {
-            super::Access::Gke { key_file, .. } => {
-                format!("the service-account key {key_file} of the build dir")
+            super::Access::Gke(gke) => {
+                format!("the service-account key {} of the build dir", gke.key_file)
             }
             super::Access::Kubeconfig { path: Some(p), .. } => {
                 format!("the kubeconfig {p} of the build dir")
