@@ -52,6 +52,8 @@ pub struct Reporter {
     public_url: String,
     auth: Arc<GitHubAuth>,
     metrics: Arc<Metrics>,
+    /// Who takes the rows this reporter sends.
+    holder: String,
 }
 
 impl Reporter {
@@ -69,6 +71,7 @@ impl Reporter {
             public_url,
             auth,
             metrics,
+            holder: crate::outbox::holder("statuses"),
         }
     }
 
@@ -77,6 +80,7 @@ impl Reporter {
         let idle = Duration::from_millis(500);
         crate::outbox::drain(
             "status outbox",
+            (self.store.as_ref(), &self.holder),
             || self.send_due(),
             Some(&wake),
             idle,
@@ -90,7 +94,10 @@ impl Reporter {
     /// the store commits concurrent writes together, so a backlog drains at the pace of GitHub's
     /// answers rather than one fsync per status.
     async fn send_due(&self) -> Result<usize, crate::store::StoreError> {
-        let due = self.store.outbox_due(64).await?;
+        let due = self
+            .store
+            .outbox_take(&self.holder, 64, crate::outbox::HOLD_MS)
+            .await?;
         let handled = due.len();
         let mut commits: Vec<Vec<OutboxItem>> = Vec::new();
         for item in due {

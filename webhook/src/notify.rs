@@ -135,6 +135,8 @@ pub struct Notifier {
     secrets: Option<SecretStore>,
     public_url: String,
     max_attempts: u32,
+    /// Who takes the rows this notifier sends.
+    holder: String,
 }
 
 impl Notifier {
@@ -153,6 +155,7 @@ impl Notifier {
             secrets,
             public_url,
             max_attempts: max_attempts.max(1),
+            holder: crate::outbox::holder("notifications"),
         }
     }
 
@@ -161,6 +164,7 @@ impl Notifier {
         let idle = Duration::from_millis(300);
         crate::outbox::drain(
             "notification outbox",
+            (self.store.as_ref(), &self.holder),
             || self.send_due(),
             None,
             idle,
@@ -171,7 +175,10 @@ impl Notifier {
 
     /// Sends one batch of due messages; returns how many were handled.
     pub async fn send_due(&self) -> Result<usize, StoreError> {
-        let due = self.store.notify_due(32).await?;
+        let due = self
+            .store
+            .notify_take(&self.holder, 32, crate::outbox::HOLD_MS)
+            .await?;
         let handled = due.len();
         let results: Vec<Result<(), StoreError>> = futures::stream::iter(due)
             .map(|item| self.send_one(item))

@@ -683,7 +683,8 @@ pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
         reason: Option<String>,
     ) -> Result<Option<BuildState>, StoreError>;
     /// Re-queues (or errors, after `max_attempts`) work whose lease expired, or all claimed work
-    /// when `all` (start-up of a single-process store).
+    /// when `all` (start-up of a single-process store, which also lets go of the outboxes' rows
+    /// it held before it stopped).
     async fn recover(&self, all: bool, max_attempts: i64) -> Result<Recovery, StoreError>;
     /// Cancels a build's queued and running work; returns false when it had already ended.
     async fn cancel_build(&self, build_id: i64, reason: &str) -> Result<bool, StoreError>;
@@ -693,16 +694,35 @@ pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
         build_id: i64,
         auto_cancel: bool,
     ) -> Result<Option<(i64, Vec<i64>)>, StoreError>;
-    /// Status reports due now, oldest first.
-    async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Takes up to `limit` status reports due now, oldest first, for `holder` to send: no other
+    /// taker gets them for `hold_ms`, or until their outcome is recorded ([`Store::outbox_done`],
+    /// [`Store::outbox_retry`]). The rows of a holder that died become due again when the hold
+    /// ends. No report of a commit is taken while another of its reports is held, so a commit's
+    /// reports are sent in order whichever process sends them.
+    async fn outbox_take(
+        &self,
+        holder: &str,
+        limit: usize,
+        hold_ms: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
     /// Marks a report sent, or superseded by a newer one for the same commit.
     async fn outbox_done(&self, id: i64) -> Result<(), StoreError>;
     /// Schedules another try of a report.
     async fn outbox_retry(&self, id: i64, next_at: Millis, error: &str) -> Result<(), StoreError>;
     /// True when a newer report exists for the same commit (so this one must not be sent).
     async fn outbox_superseded(&self, item: &OutboxItem) -> Result<bool, StoreError>;
-    /// Notifications due now, oldest first.
-    async fn notify_due(&self, limit: usize) -> Result<Vec<NotifyItem>, StoreError>;
+    /// Extends to `hold_ms` from now the hold on the rows `holder` took from either outbox and
+    /// has recorded no outcome for yet, while it is still sending them. Rows another taker took
+    /// after the hold lapsed stay its.
+    async fn outbox_hold(&self, holder: &str, hold_ms: i64) -> Result<(), StoreError>;
+    /// Takes up to `limit` notifications due now, oldest first, for `holder` to send, held as
+    /// [`Store::outbox_take`] holds status reports.
+    async fn notify_take(
+        &self,
+        holder: &str,
+        limit: usize,
+        hold_ms: i64,
+    ) -> Result<Vec<NotifyItem>, StoreError>;
     /// Marks a notification sent (`error` = `None`) or given up (with the last error).
     async fn notify_finished(&self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
     /// Schedules another try of a notification.

@@ -49,6 +49,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0003_job_end_notify.sql"),
         postgres_only: true,
     },
+    Migration {
+        version: 4,
+        sql: include_str!("migrations/0004_outbox_holds.sql"),
+        postgres_only: false,
+    },
 ];
 
 /// Why a database cannot be used by this version: its schema is newer than [`MIGRATIONS`].

@@ -6,6 +6,7 @@
 mod access;
 mod deploys;
 mod fencing;
+mod outboxes;
 mod postgres_only;
 mod queue;
 mod records;
@@ -19,6 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 type Body = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Pair = fn(Arc<dyn Store>, Arc<dyn Store>) -> Body;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -33,6 +35,15 @@ pub fn with_sqlite(test: fn(Arc<dyn Store>) -> Body) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("slipway.db")).unwrap());
     runtime().block_on(test(store));
+}
+
+/// Runs `test` on two handles of one fresh SQLite database, as two processes would open it.
+pub fn with_two_sqlite(test: Pair) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slipway.db");
+    let a = Arc::new(SqliteStore::open(&path).unwrap());
+    let b = Arc::new(SqliteStore::open(&path).unwrap());
+    runtime().block_on(test(a, b));
 }
 
 /// The test database's URL; `None` (with a message) when unset outside CI.
@@ -90,6 +101,19 @@ pub fn with_postgres(test: fn(Arc<dyn Store>) -> Body) {
     });
 }
 
+/// Runs `test` on two PostgreSQL stores (two servers) sharing one fresh schema.
+pub fn with_two_postgres(test: Pair) {
+    let Some(base) = postgres_url() else { return };
+    runtime().block_on(async {
+        let (schema, url) = fresh_schema(&base).await;
+        let url = PgUrl::parse(&url).unwrap();
+        let a = PgStore::connect(&url).await.unwrap();
+        let b = PgStore::connect(&url).await.unwrap();
+        test(Arc::new(a), Arc::new(b)).await;
+        drop_schema(&base, &schema).await;
+    });
+}
+
 /// Declares each test once per store: `store_contract::<test>::{sqlite, postgres}`.
 macro_rules! contract {
     ($($module:ident :: $name:ident),* $(,)?) => {
@@ -106,6 +130,31 @@ macro_rules! contract {
             }
         )*
     };
+}
+
+/// Declares each test of two servers on one database once per store.
+macro_rules! contract_pair {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::with_two_sqlite(|a, b| Box::pin(super::$module::$name(a, b)))
+                }
+                #[test]
+                fn postgres() {
+                    super::with_two_postgres(|a, b| Box::pin(super::$module::$name(a, b)))
+                }
+            }
+        )*
+    };
+}
+
+contract_pair! {
+    outboxes::two_servers_send_each_due_row_once,
+    outboxes::a_dead_servers_rows_are_taken_again_after_its_hold,
+    outboxes::a_commits_reports_wait_while_another_server_holds_an_earlier_one,
+    outboxes::a_renewed_hold_keeps_the_rows_with_their_server,
 }
 
 contract! {

@@ -84,16 +84,27 @@ async fn previous_outcome<D: Sql>(
     Ok(state.as_deref().and_then(Outcome::parse))
 }
 
-/// See [`crate::store::Store::notify_due`].
-pub(crate) async fn due<D: Sql>(db: &D, limit: usize) -> Result<Vec<NotifyItem>, StoreError> {
-    let rows = db
-        .rows(
-            "SELECT id, build_id, repo, trusted, notification, facts, attempts FROM notify_outbox
-             WHERE done = false AND next_at <= ?1 ORDER BY id LIMIT ?2",
-            &[&now_ms(), &(limit as i64)],
-        )
-        .await?;
-    rows.iter()
+/// See [`crate::store::Store::notify_take`].
+pub(crate) async fn take<D: Sql>(
+    db: &D,
+    holder: &str,
+    limit: usize,
+    hold_ms: i64,
+) -> Result<Vec<NotifyItem>, StoreError> {
+    let now = now_ms();
+    let sql = format!(
+        "UPDATE notify_outbox SET claimed_until = ?3, claimed_by = ?4
+         WHERE id IN (SELECT id FROM notify_outbox
+             WHERE done = false AND next_at <= ?1 AND coalesce(claimed_until, 0) <= ?1
+             ORDER BY id LIMIT ?2{})
+         RETURNING id, build_id, repo, trusted, notification, facts, attempts",
+        D::DIALECT.lock(" FOR UPDATE SKIP LOCKED")
+    );
+    let args: [&dyn super::Arg; 4] = [&now, &(limit as i64), &(now + hold_ms), &holder];
+    let mut items = db
+        .rows(&sql, &args)
+        .await?
+        .iter()
         .map(|r| {
             Ok(NotifyItem {
                 id: r.get(0)?,
@@ -105,7 +116,9 @@ pub(crate) async fn due<D: Sql>(db: &D, limit: usize) -> Result<Vec<NotifyItem>,
                 attempts: r.get(6)?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    items.sort_by_key(|i| i.id);
+    Ok(items)
 }
 
 /// See [`crate::store::Store::notify_finished`].
@@ -115,7 +128,8 @@ pub(crate) async fn finished<D: Sql>(
     error: Option<&str>,
 ) -> Result<(), StoreError> {
     db.exec(
-        "UPDATE notify_outbox SET done = true, attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+        "UPDATE notify_outbox SET done = true, attempts = attempts + 1, last_error = ?2,
+         claimed_until = NULL WHERE id = ?1",
         &[&id, &error],
     )
     .await?;
@@ -150,7 +164,35 @@ pub(crate) async fn records<D: Sql>(
         .collect()
 }
 
-/// Schedules another try of a row of `table` (`outbox` or `notify_outbox`).
+/// See [`crate::store::Store::outbox_hold`].
+pub(crate) async fn extend_holds<D: Sql>(
+    db: &D,
+    holder: &str,
+    hold_ms: i64,
+) -> Result<(), StoreError> {
+    for table in ["outbox", "notify_outbox"] {
+        let sql = format!(
+            "UPDATE {table} SET claimed_until = ?2
+             WHERE done = false AND claimed_by = ?1 AND claimed_until IS NOT NULL"
+        );
+        db.exec(&sql, &[&holder, &(now_ms() + hold_ms)]).await?;
+    }
+    Ok(())
+}
+
+/// Lets go of every row taken from the outboxes: a process starting on a store of its own holds
+/// nothing yet, whatever it held before it stopped.
+pub(crate) async fn release_holds<D: Sql>(db: &D) -> Result<(), StoreError> {
+    for table in ["outbox", "notify_outbox"] {
+        let sql = format!(
+            "UPDATE {table} SET claimed_until = NULL WHERE done = false AND claimed_until IS NOT NULL"
+        );
+        db.exec(&sql, &[]).await?;
+    }
+    Ok(())
+}
+
+/// Schedules another try of a row of `table` (`outbox` or `notify_outbox`), letting it go.
 pub(crate) async fn retry<D: Sql>(
     db: &D,
     table: &str,
@@ -159,7 +201,8 @@ pub(crate) async fn retry<D: Sql>(
     error: &str,
 ) -> Result<(), StoreError> {
     let sql = format!(
-        "UPDATE {table} SET attempts = attempts + 1, next_at = ?2, last_error = ?3 WHERE id = ?1"
+        "UPDATE {table} SET attempts = attempts + 1, next_at = ?2, last_error = ?3,
+         claimed_until = NULL WHERE id = ?1"
     );
     db.exec(&sql, &[&id, &next_at, &error]).await?;
     Ok(())

@@ -483,19 +483,32 @@ pub(crate) async fn restart_build<D: Sql>(
     Ok(Some(insert_build(db, &old.spec, auto_cancel).await?))
 }
 
-/// See [`Store::outbox_due`].
-pub(crate) async fn outbox_due<D: Sql>(
+/// See [`Store::outbox_take`]. A commit's reports go out in order: none of a commit's rows is
+/// taken while another process holds one of them, and takers run one after the other (on
+/// PostgreSQL), so each sees what the one before took.
+pub(crate) async fn outbox_take<D: Sql>(
     db: &D,
+    holder: &str,
     limit: usize,
+    hold_ms: i64,
 ) -> Result<Vec<OutboxItem>, StoreError> {
-    let rows = db
-        .rows(
-            "SELECT id, build_id, repo, sha, state, description, attempts, kind, payload FROM outbox
-             WHERE done = false AND next_at <= ?1 ORDER BY id LIMIT ?2",
-            &[&now_ms(), &(limit as i64)],
-        )
-        .await?;
-    rows.iter()
+    db.serialize("outbox").await?;
+    let now = now_ms();
+    let sql = format!(
+        "UPDATE outbox SET claimed_until = ?3, claimed_by = ?4
+         WHERE id IN (SELECT o.id FROM outbox o
+             WHERE o.done = false AND o.next_at <= ?1 AND coalesce(o.claimed_until, 0) <= ?1
+               AND NOT EXISTS (SELECT 1 FROM outbox h WHERE h.repo = o.repo AND h.sha = o.sha
+                               AND h.done = false AND h.claimed_until > ?1)
+             ORDER BY o.id LIMIT ?2{})
+         RETURNING id, build_id, repo, sha, state, description, attempts, kind, payload",
+        D::DIALECT.lock(" FOR UPDATE SKIP LOCKED")
+    );
+    let args: [&dyn super::Arg; 4] = [&now, &(limit as i64), &(now + hold_ms), &holder];
+    let mut items = db
+        .rows(&sql, &args)
+        .await?
+        .iter()
         .map(|r| {
             Ok(OutboxItem {
                 id: r.get(0)?,
@@ -509,13 +522,18 @@ pub(crate) async fn outbox_due<D: Sql>(
                 payload: r.get(8)?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    items.sort_by_key(|i| i.id);
+    Ok(items)
 }
 
 /// See [`Store::outbox_done`].
 pub(crate) async fn outbox_done<D: Sql>(db: &D, id: i64) -> Result<(), StoreError> {
-    db.exec("UPDATE outbox SET done = true WHERE id = ?1", &[&id])
-        .await?;
+    db.exec(
+        "UPDATE outbox SET done = true, claimed_until = NULL WHERE id = ?1",
+        &[&id],
+    )
+    .await?;
     Ok(())
 }
 

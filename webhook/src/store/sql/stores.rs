@@ -97,7 +97,12 @@ macro_rules! impl_stores {
 
             async fn recover(&self, all: bool, max_attempts: i64) -> Result<Recovery, StoreError> {
                 let cutoff = if all { i64::MAX } else { now_ms() };
-                $write!(self, |db| { queue::recover(db, cutoff, max_attempts).await })
+                $write!(self, |db| {
+                    if all {
+                        notify::release_holds(db).await?;
+                    }
+                    queue::recover(db, cutoff, max_attempts).await
+                })
             }
 
             async fn cancel_build(&self, build_id: i64, reason: &str) -> Result<bool, StoreError> {
@@ -113,8 +118,19 @@ macro_rules! impl_stores {
                 $write!(self, |db| { queue::restart_build(db, build_id, auto_cancel).await })
             }
 
-            async fn outbox_due(&self, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-                $read!(self, |db| { queue::outbox_due(db, limit).await })
+            async fn outbox_take(
+                &self,
+                holder: &str,
+                limit: usize,
+                hold_ms: i64,
+            ) -> Result<Vec<OutboxItem>, StoreError> {
+                let holder = holder.to_string();
+                $write!(self, |db| { queue::outbox_take(db, &holder, limit, hold_ms).await })
+            }
+
+            async fn outbox_hold(&self, holder: &str, hold_ms: i64) -> Result<(), StoreError> {
+                let holder = holder.to_string();
+                $write!(self, |db| { notify::extend_holds(db, &holder, hold_ms).await })
             }
 
             async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
@@ -133,8 +149,14 @@ macro_rules! impl_stores {
                 $read!(self, |db| { queue::outbox_superseded(db, &item).await })
             }
 
-            async fn notify_due(&self, limit: usize) -> Result<Vec<NotifyItem>, StoreError> {
-                $read!(self, |db| { notify::due(db, limit).await })
+            async fn notify_take(
+                &self,
+                holder: &str,
+                limit: usize,
+                hold_ms: i64,
+            ) -> Result<Vec<NotifyItem>, StoreError> {
+                let holder = holder.to_string();
+                $write!(self, |db| { notify::take(db, &holder, limit, hold_ms).await })
             }
 
             async fn notify_finished(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {

@@ -158,20 +158,18 @@ pub async fn logs_read_back_in_order_from_any_point(store: Arc<dyn Store>) {
 
 pub async fn the_outbox_holds_statuses_in_order_until_sent(store: Arc<dyn Store>) {
     deliver(&store, "d-1", push("master", "a1")).await;
-    let due = store.outbox_due(10).await.unwrap();
-    assert_eq!(due.len(), 1);
-    assert_eq!(
-        (due[0].state.as_str(), due[0].sha.as_str()),
-        ("pending", "a1")
-    );
-    assert_eq!(due[0].description, "Queued");
     prepare(&store, "w", jobs(&[1])).await;
-    let due = store.outbox_due(10).await.unwrap();
+    let due = store.outbox_take("server", 10, 60_000).await.unwrap();
     let statuses: Vec<_> = due
         .iter()
         .filter(|i| i.kind == OutboxKind::Status)
         .collect();
     assert_eq!(statuses.len(), 2);
+    assert_eq!(
+        (statuses[0].state.as_str(), statuses[0].sha.as_str()),
+        ("pending", "a1")
+    );
+    assert_eq!(statuses[0].description, "Queued");
     assert_eq!(statuses[1].description, "Running");
     assert!(store.outbox_superseded(statuses[0]).await.unwrap());
     assert!(!store.outbox_superseded(statuses[1]).await.unwrap());
@@ -181,7 +179,13 @@ pub async fn the_outbox_holds_statuses_in_order_until_sent(store: Arc<dyn Store>
         .outbox_retry(statuses[1].id, later, "GitHub answered 502")
         .await
         .unwrap();
-    assert!(store.outbox_due(10).await.unwrap().is_empty());
+    assert!(
+        store
+            .outbox_take("server", 10, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.counts().await.unwrap().outbox_pending, 1);
 }
 
@@ -202,7 +206,7 @@ pub async fn pruning_removes_only_finished_and_reported_builds(store: Arc<dyn St
     let pruned = store.prune(Some(future), None).await.unwrap();
     assert!(pruned.builds.is_empty(), "its statuses are not sent yet");
     assert_eq!(pruned.deliveries, 2, "deliveries go by age alone");
-    for item in store.outbox_due(100).await.unwrap() {
+    for item in store.outbox_take("server", 100, 60_000).await.unwrap() {
         store.outbox_done(item.id).await.unwrap();
     }
     let pruned = store.prune(Some(future), None).await.unwrap();
