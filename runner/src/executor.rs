@@ -5,7 +5,8 @@
 //! For each job the runner calls, in order:
 //!
 //! 1. [`Executor::ensure_image`] for the job image and every service image: use the local image
-//!    when present, else pull it (with progress); fail clearly when neither works.
+//!    when present, else pull it (with progress); fail clearly when neither works. An executor
+//!    may instead pull when a create finds the image missing (Docker does, saving a request).
 //! 2. [`Executor::setup`]: create the job's network namespace holder, start its services and
 //!    wait until they are ready, create the job container and copy the workspace, the script and
 //!    any extra files into it. Nothing of the job's own code runs yet.
@@ -83,7 +84,8 @@ pub struct ResourceLimits {
     pub nano_cpus: i64,
     /// Maximum number of processes.
     pub pids: i64,
-    /// Most bytes the job may write into its container's own filesystem (outside the volumes):
+    /// Most bytes the job may write into its container's own filesystem and its build directory
+    /// (outside the cache volumes):
     /// enforced by the engine where its storage driver can (`StorageOpt size`), else by the
     /// runner's watchdog ([`Executor::disk_usage`]).
     pub disk_bytes: u64,
@@ -288,8 +290,8 @@ pub trait Executor: Send + Sync {
     /// Removes everything of the job but kept caches; idempotent.
     async fn teardown(&self, job_id: &str) -> Result<(), ExecError>;
 
-    /// How many bytes the running job container has written into its own writable layer, for
-    /// the disk limit's watchdog; `None` when the engine enforces the limit itself (or the
+    /// How many bytes the running job has written into its containers' writable layers and its
+    /// build directory, for the disk limit's watchdog; `None` when the engine enforces the limit itself (or the
     /// executor has no disk to watch), and the runner then stops asking.
     async fn disk_usage(&self, _job_id: &str) -> Result<Option<u64>, ExecError> {
         Ok(None)

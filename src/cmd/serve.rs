@@ -202,7 +202,7 @@ async fn connect_executor(config: &Config) -> anyhow::Result<Arc<dyn slipway_run
             let docker = slipway_runner::docker::DockerExecutor::connect()
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot reach Docker: {e}"))?;
-            report_job_limits(&docker, config.limits.disk_gib);
+            report_job_limits(&docker, config.limits.disk_gib).await;
             Arc::new(docker)
         }
         ExecutorKind::Kubernetes => {
@@ -234,8 +234,8 @@ impl GitHubTokens for ServerGitHub {
 }
 
 /// Says at start-up how the per-job disk limit is enforced.
-fn report_job_limits(docker: &slipway_runner::docker::DockerExecutor, disk_gib: u64) {
-    if docker.disk_quota() {
+async fn report_job_limits(docker: &slipway_runner::docker::DockerExecutor, disk_gib: u64) {
+    if docker.disk_quota().await {
         tracing::info!("job disk limit: {disk_gib} GiB, enforced by the storage driver");
     } else {
         tracing::info!(

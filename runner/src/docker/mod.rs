@@ -7,10 +7,13 @@
 pub mod requests;
 mod sweep;
 mod unpack;
+mod volume;
 
 pub use sweep::{Kind, Labelled};
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -21,10 +24,11 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::ExecConfig;
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::OnceCell;
 
 use crate::executor::{
     ExecError, Executor, FileSpec, JobSpec, JobStreams, LABEL_JOB, LABEL_MANAGED, Progress,
@@ -45,10 +49,17 @@ pub struct DockerExecutor {
     /// Jobs whose setup made nothing but their own container: teardown removes it by name
     /// instead of listing containers, networks and volumes by label (three engine calls saved
     /// on every short job).
-    lone: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-    /// The storage driver caps a container's writable layer (`StorageOpt size`); when it turns
-    /// out not to, or cannot, the runner's watchdog enforces the disk limit instead.
-    disk_quota: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    lone: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The storage driver caps a container's writable layer (`StorageOpt size`), as `docker
+    /// info` describes it; asked in the background from [`DockerExecutor::connect`].
+    disk_quota: Arc<OnceCell<bool>>,
+    /// The driver turned out not to cap (a refused create): the watchdog enforces the limit.
+    quota_refused: Arc<AtomicBool>,
+    /// Jobs get their build directory on a volume ([`volume::probe`]); probed in the background
+    /// from [`DockerExecutor::connect`].
+    workspace_volume: Arc<OnceCell<bool>>,
+    /// The jobs whose build directory is on a volume, for the disk watchdog.
+    volumes: Arc<volume::Volumes>,
 }
 
 /// Whether a storage driver, as `docker info` describes it, can cap a container's writable layer
@@ -127,30 +138,55 @@ impl DockerExecutor {
             .negotiate_version()
             .await
             .map_err(|e| no_engine(describe(&e)))?;
-        let disk_quota = docker
-            .info()
-            .await
-            .map(|info| driver_caps_disk(&info))
-            .unwrap_or(false);
         let socket_path = endpoint
             .strip_prefix("unix://")
             .unwrap_or(DEFAULT_SOCKET)
             .to_string();
-        Ok(DockerExecutor {
+        let executor = DockerExecutor {
             docker,
             endpoint,
             socket_path,
             docker_cli: find_docker_cli(),
             ready_timeout: Duration::from_secs(60),
             lone: Default::default(),
-            disk_quota: std::sync::Arc::new(disk_quota.into()),
-        })
+            disk_quota: Default::default(),
+            quota_refused: Default::default(),
+            workspace_volume: Default::default(),
+            volumes: Default::default(),
+        };
+        // Both answers are first needed when a job container is created: asked now, beside
+        // whatever comes before (the sweep, image checks, packing the workspace), they cost
+        // `slipway run` no time of its own.
+        let asking = executor.clone();
+        tokio::spawn(async move {
+            tokio::join!(asking.disk_quota(), asking.workspace_volume());
+        });
+        Ok(executor)
     }
 
     /// Whether the engine caps each job container's writable layer itself; otherwise the
     /// runner's watchdog enforces the disk limit.
-    pub fn disk_quota(&self) -> bool {
-        self.disk_quota.load(std::sync::atomic::Ordering::Relaxed)
+    pub async fn disk_quota(&self) -> bool {
+        let caps = self.disk_quota.get_or_init(|| async {
+            let info = self.docker.info().await;
+            info.map(|info| driver_caps_disk(&info)).unwrap_or(false)
+        });
+        caps.await.to_owned() && !self.quota_refused.load(Ordering::Relaxed)
+    }
+
+    /// Whether jobs get their build directory on a volume of their own ([`volume::probe`]).
+    pub async fn workspace_volume(&self) -> bool {
+        let probed = self
+            .workspace_volume
+            .get_or_init(|| volume::probe(&self.docker, &self.endpoint));
+        *probed.await
+    }
+
+    /// Decides whether jobs get their build directory on a volume instead of probing the engine:
+    /// `false` keeps the workspace in the container's own filesystem.
+    pub fn with_workspace_volume(mut self, on: bool) -> Self {
+        self.workspace_volume = Arc::new(OnceCell::new_with(Some(on)));
+        self
     }
 
     /// How long services may take to become ready (default 60 s).
@@ -174,23 +210,42 @@ impl DockerExecutor {
         &self.socket_path
     }
 
+    /// Creates (and starts) a container. An image not present locally is pulled when the create
+    /// says so, and the create tried again: a present image, almost always the case, then costs no
+    /// inspect request before every job.
     async fn create_and_start(
         &self,
         name: &str,
         body: bollard::models::ContainerCreateBody,
         start: bool,
         platform: Option<&str>,
+        progress: Progress<'_>,
     ) -> Result<(), ExecError> {
-        let mut opts =
-            bollard::query_parameters::CreateContainerOptionsBuilder::default().name(name);
-        if let Some(platform) = platform {
-            opts = opts.platform(platform);
-        }
-        let opts = opts.build();
-        self.docker
-            .create_container(Some(opts), body)
+        let opts = || {
+            let mut opts =
+                bollard::query_parameters::CreateContainerOptionsBuilder::default().name(name);
+            if let Some(platform) = platform {
+                opts = opts.platform(platform);
+            }
+            opts.build()
+        };
+        let creating = format!("creating container {name}");
+        match self
+            .docker
+            .create_container(Some(opts()), body.clone())
             .await
-            .map_err(engine_err(format!("creating container {name}")))?;
+        {
+            Ok(_) => {}
+            Err(e) if is_status(&e, &[404]) && describe(&e).contains("No such image") => {
+                self.pull(body.image.as_deref().unwrap_or_default(), progress)
+                    .await?;
+                self.docker
+                    .create_container(Some(opts()), body)
+                    .await
+                    .map_err(engine_err(creating))?;
+            }
+            Err(e) => return Err(engine_err(creating)(e)),
+        }
         if start {
             self.docker
                 .start_container(name, None)
@@ -198,6 +253,45 @@ impl DockerExecutor {
                 .map_err(engine_err(format!("starting container {name}")))?;
         }
         Ok(())
+    }
+
+    /// Pulls `image`, with the engine's progress; fails clearly when it cannot.
+    async fn pull(&self, image: &str, progress: Progress<'_>) -> Result<(), ExecError> {
+        progress(&format!("pulling image {image}"));
+        let (name, tag) = split_reference(image);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(name)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        let mut last_status = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status
+                        && status != last_status
+                        && info.progress_detail.is_none_or(|d| d.total.is_none())
+                    {
+                        progress(&format!("  {status}"));
+                        last_status = status;
+                    }
+                }
+                Err(e) => {
+                    return Err(ExecError::ImageUnavailable {
+                        image: image.into(),
+                        reason: describe(&e),
+                    });
+                }
+            }
+        }
+        self.docker
+            .inspect_image(image)
+            .await
+            .map(|_| ())
+            .map_err(|e| ExecError::ImageUnavailable {
+                image: image.into(),
+                reason: describe(&e),
+            })
     }
 
     async fn exec_status(
@@ -336,45 +430,10 @@ pub fn files_tar(files: &[FileSpec]) -> Result<Vec<u8>, std::io::Error> {
 
 #[async_trait]
 impl Executor for DockerExecutor {
-    async fn ensure_image(&self, image: &str, progress: Progress<'_>) -> Result<(), ExecError> {
-        if self.docker.inspect_image(image).await.is_ok() {
-            return Ok(());
-        }
-        progress(&format!("pulling image {image}"));
-        let (name, tag) = split_reference(image);
-        let opts = CreateImageOptionsBuilder::default()
-            .from_image(name)
-            .tag(tag)
-            .build();
-        let mut stream = self.docker.create_image(Some(opts), None, None);
-        let mut last_status = String::new();
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(status) = info.status
-                        && status != last_status
-                        && info.progress_detail.is_none_or(|d| d.total.is_none())
-                    {
-                        progress(&format!("  {status}"));
-                        last_status = status;
-                    }
-                }
-                Err(e) => {
-                    return Err(ExecError::ImageUnavailable {
-                        image: image.into(),
-                        reason: describe(&e),
-                    });
-                }
-            }
-        }
-        self.docker
-            .inspect_image(image)
-            .await
-            .map(|_| ())
-            .map_err(|e| ExecError::ImageUnavailable {
-                image: image.into(),
-                reason: describe(&e),
-            })
+    /// Nothing to do ahead: an image missing locally is pulled when its first container is
+    /// created ([`DockerExecutor::create_and_start`]).
+    async fn ensure_image(&self, _image: &str, _progress: Progress<'_>) -> Result<(), ExecError> {
+        Ok(())
     }
 
     async fn volume_exists(&self, name: &str) -> Result<bool, ExecError> {
@@ -386,7 +445,11 @@ impl Executor for DockerExecutor {
     }
 
     async fn setup(&self, spec: &JobSpec, progress: Progress<'_>) -> Result<(), ExecError> {
-        let req = requests::job_requests(spec, &self.socket_path, self.docker_cli.as_deref());
+        let mut req = requests::job_requests(spec, &self.socket_path, self.docker_cli.as_deref());
+        if self.workspace_volume().await {
+            requests::with_workspace_volume(&mut req.job.1, spec);
+            self.volumes.insert(&spec.job_id, &spec.working_dir);
+        }
         if req.volumes.is_empty()
             && req.network.is_none()
             && req.netns.is_none()
@@ -412,11 +475,13 @@ impl Executor for DockerExecutor {
                 .map_err(engine_err(format!("creating network {name}")))?;
         }
         if let Some((name, body)) = req.netns {
-            self.create_and_start(&name, body, true, None).await?;
+            self.create_and_start(&name, body, true, None, progress)
+                .await?;
         }
         for ((name, body), svc) in req.services.into_iter().zip(&spec.services) {
             progress(&format!("starting service {} ({})", svc.name, svc.image));
-            self.create_and_start(&name, body, true, None).await?;
+            self.create_and_start(&name, body, true, None, progress)
+                .await?;
         }
         for svc in &spec.services {
             if let Some(ready) = &svc.ready {
@@ -427,24 +492,27 @@ impl Executor for DockerExecutor {
         let (name, body) = req.job;
         let mut created = false;
         let platform = spec.platform.as_deref();
-        if self.disk_quota() {
+        if self.disk_quota().await {
             let mut capped = body.clone();
             if let Some(host) = capped.host_config.as_mut() {
                 let size = spec.limits.disk_bytes.to_string();
                 host.storage_opt = Some(HashMap::from([("size".to_string(), size)]));
             }
-            match self.create_and_start(&name, capped, false, platform).await {
+            match self
+                .create_and_start(&name, capped, false, platform, progress)
+                .await
+            {
                 Ok(()) => created = true,
                 // overlay2 on xfs without project quotas: the watchdog takes over, for good.
                 Err(ExecError::Engine { reason, .. }) if reason.contains("storage-opt") => {
-                    self.disk_quota
-                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                    self.quota_refused.store(true, Ordering::Relaxed);
                 }
                 Err(e) => return Err(e),
             }
         }
         if !created {
-            self.create_and_start(&name, body, false, platform).await?;
+            self.create_and_start(&name, body, false, platform, progress)
+                .await?;
         }
         // The job's files and the workspace go in when it starts (`unpack`).
         Ok(())
@@ -544,6 +612,8 @@ impl Executor for DockerExecutor {
     }
 
     async fn teardown(&self, job_id: &str) -> Result<(), ExecError> {
+        // The build directory's volume is anonymous: it goes with the job container.
+        self.volumes.remove(job_id);
         if self.lone.lock().expect("lone jobs").remove(job_id) {
             let name = names::job_container(job_id);
             let opts = RemoveContainerOptionsBuilder::default()
@@ -563,44 +633,9 @@ impl Executor for DockerExecutor {
         Ok(())
     }
 
-    /// The job container's writable layer, plus its services' and namespace holder's when it
-    /// has them (a job can fill a database it talks to): only the job container is capped by the
-    /// storage driver, so those are watched even then.
+    /// The job's writable layers and its build directory's volume ([`volume`]).
     async fn disk_usage(&self, job_id: &str) -> Result<Option<u64>, ExecError> {
-        let lone = self.lone.lock().expect("lone jobs").contains(job_id);
-        if lone && self.disk_quota() {
-            return Ok(None);
-        }
-        let measuring = format!("measuring the disk use of job {job_id}");
-        if lone {
-            let name = names::job_container(job_id);
-            let opts = bollard::query_parameters::InspectContainerOptionsBuilder::default()
-                .size(true)
-                .build();
-            let info = self
-                .docker
-                .inspect_container(&name, Some(opts))
-                .await
-                .map_err(engine_err(measuring))?;
-            return Ok(Some(info.size_rw.unwrap_or(0).max(0) as u64));
-        }
-        let filters = label_filter(&[(LABEL_JOB, job_id)]);
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .size(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(engine_err(measuring))?;
-        Ok(Some(
-            list.iter()
-                .map(|c| c.size_rw.unwrap_or(0).max(0) as u64)
-                .sum(),
-        ))
+        self.usage(job_id).await
     }
 
     /// The three kinds are swept at once: every `slipway run` waits for the sweep, and it is

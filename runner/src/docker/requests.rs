@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, NetworkCreateRequest, VolumeCreateRequest,
+    ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions, NetworkCreateRequest,
+    VolumeCreateRequest,
 };
 
 use crate::executor::{
@@ -247,6 +248,30 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
         services,
         job,
     }
+}
+
+/// The job's build directory as an anonymous volume of the job container, labelled like every
+/// resource of the job (teardown and the sweep find it; it also goes with its container). Nothing
+/// of the user's checkout is mounted: the workspace is unpacked into it from standard input.
+pub fn workspace_volume(spec: &JobSpec) -> Mount {
+    Mount {
+        target: Some(spec.working_dir.clone()),
+        typ: Some(MountType::VOLUME),
+        read_only: Some(false),
+        volume_options: Some(MountVolumeOptions {
+            labels: Some(labels(spec, super::volume::ROLE)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Puts the job's build directory on [`workspace_volume`] in the job container's request.
+pub fn with_workspace_volume(job: &mut ContainerCreateBody, spec: &JobSpec) {
+    let host = job.host_config.get_or_insert_with(Default::default);
+    host.mounts
+        .get_or_insert_with(Vec::new)
+        .insert(0, workspace_volume(spec));
 }
 
 /// The job container's mounts: its volumes, and the engine's socket (with the `docker` CLI when

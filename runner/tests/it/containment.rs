@@ -183,7 +183,7 @@ async fn a_job_writing_past_its_disk_limit_is_stopped_and_errored() {
     let Some(exec) = engine(&[&busybox()]).await else {
         return;
     };
-    if exec.disk_quota() {
+    if exec.disk_quota().await {
         missing("a storage driver without quotas (this engine caps disks itself)");
         return;
     }

@@ -9,6 +9,7 @@
 mod util;
 
 mod addons_e2e;
+mod build_dir_volume;
 mod cache_s3;
 mod containment;
 mod e2e;
