@@ -109,17 +109,32 @@ echo slipway-unpack:stdin; read -r n && head -c \"$n\" | tar -xf - -C / \
 || { echo \"slipway: unpacking the job's files failed\" >&2; exit 125; }; \
 else echo slipway-unpack:api; read -r _; fi; exec \"$@\"";
 
+/// [`UNPACK_CMD`] for a job that reads nothing else on standard input: the executor writes the
+/// archive as soon as the container starts instead of waiting for the first line (a round trip
+/// through the engine less). An image that cannot unpack reads its standard input to the end
+/// instead, which the executor closes once its upload is done.
+pub const UNPACK_AHEAD_CMD: &str = "if [ -w / ] && command -v tar >/dev/null 2>&1 && command -v head >/dev/null 2>&1; then \
+echo slipway-unpack:stdin; read -r n && head -c \"$n\" | tar -xf - -C / \
+|| { echo \"slipway: unpacking the job's files failed\" >&2; exit 125; }; \
+else echo slipway-unpack:api; while read -r _; do :; done; fi; exec \"$@\"";
+
 /// The handshake lines of [`UNPACK_CMD`].
 pub const UNPACK_STDIN: &str = "slipway-unpack:stdin";
 /// See [`UNPACK_STDIN`].
 pub const UNPACK_API: &str = "slipway-unpack:api";
 
-/// The job container's entrypoint: [`UNPACK_CMD`], then `cmd`.
-pub fn unpack_then(cmd: &[String]) -> Vec<String> {
+/// The job container's entrypoint: [`UNPACK_CMD`] (or [`UNPACK_AHEAD_CMD`] when the job reads
+/// no replies), then `cmd`.
+pub fn unpack_then(cmd: &[String], open_stdin: bool) -> Vec<String> {
+    let prelude = if open_stdin {
+        UNPACK_CMD
+    } else {
+        UNPACK_AHEAD_CMD
+    };
     let mut out = vec![
         "/bin/sh".to_string(),
         "-c".to_string(),
-        UNPACK_CMD.to_string(),
+        prelude.to_string(),
         "slipway-unpack".to_string(),
     ];
     out.extend(cmd.iter().cloned());
@@ -218,7 +233,7 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
             image: Some(spec.image.clone()),
             // Standard input carries the job's files first (`UNPACK_CMD`), then, when the job
             // asked for it, the runner's replies; it closes when the runner closes it.
-            entrypoint: Some(unpack_then(&spec.cmd)),
+            entrypoint: Some(unpack_then(&spec.cmd, spec.open_stdin)),
             env: Some(env_list(&env)),
             working_dir: Some("/".into()),
             attach_stdout: Some(true),

@@ -7,7 +7,9 @@
 //! the files go in as one tar over the standard input the job has anyway, unpacked by the
 //! image's own `tar` as the container's root, under every limit the job runs with. An image that
 //! cannot (no `tar` or `head`, or a user who may not write `/`) says so and gets the upload.
-//! Either way the job's own command starts only once every file is in place.
+//! Either way the job's own command starts only once every file is in place. A job that reads no
+//! replies on its standard input gets the archive at once, without waiting for the prelude's first
+//! line ([`requests::UNPACK_AHEAD_CMD`]).
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -90,9 +92,65 @@ pub(super) async fn deliver(
     name: &str,
     spec: &JobSpec,
     output: OutputStream,
-    mut input: Pin<Box<dyn AsyncWrite + Send>>,
+    input: Pin<Box<dyn AsyncWrite + Send>>,
 ) -> Result<(OutputStream, InputWriter), ExecError> {
-    let (way, before, output) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(output))
+    let archive = Archive::of(spec).await?;
+    if spec.open_stdin {
+        return deliver_on_cue(docker, name, archive, output, input).await;
+    }
+    // Nothing else goes over standard input: the archive is on its way while the container starts
+    // (`requests::UNPACK_AHEAD_CMD`); the handshake line only says whether it was unpacked.
+    let writing = tokio::spawn(async move {
+        let mut input = input;
+        let sent = send(&mut input, &archive).await;
+        (sent, input, archive)
+    });
+    let (way, before, output) = match shake_hands(name, output).await {
+        Ok(shook) => shook,
+        Err(e) => {
+            writing.abort();
+            return Err(e);
+        }
+    };
+    let (sent, input, archive) = writing.await.map_err(|e| ExecError::Engine {
+        action: format!("sending the job's files to {name}"),
+        reason: e.to_string(),
+    })?;
+    sent.map_err(|source| ExecError::Io {
+        action: format!("sending the job's files to {name}"),
+        source,
+    })?;
+    if way == Way::Api {
+        // The prelude read the archive away and waits for standard input to close.
+        upload(docker, name, &archive).await?;
+    }
+    Ok((with_before(output, before), input))
+}
+
+/// The size line and the archive, over standard input.
+async fn send(
+    input: &mut Pin<Box<dyn AsyncWrite + Send>>,
+    archive: &Archive,
+) -> std::io::Result<()> {
+    input
+        .write_all(format!("{}\n", archive.len()).as_bytes())
+        .await?;
+    input.write_all(&archive.head).await?;
+    if let Some(mut file) = archive.open_workspace().await.map_err(|e| match e {
+        ExecError::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    })? {
+        tokio::io::copy(&mut file, input).await?;
+    }
+    input.flush().await
+}
+
+/// The handshake line, within [`HANDSHAKE_TIMEOUT`].
+async fn shake_hands(
+    name: &str,
+    output: OutputStream,
+) -> Result<(Way, Vec<u8>, OutputStream), ExecError> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(output))
         .await
         .map_err(|_| ExecError::Engine {
             action: format!("starting the job in {name}"),
@@ -100,37 +158,42 @@ pub(super) async fn deliver(
                 "the container did not start Slipway's unpacking within {} s",
                 HANDSHAKE_TIMEOUT.as_secs()
             ),
-        })??;
-    let archive = Archive::of(spec).await?;
+        })?
+}
+
+/// What the container wrote before its handshake line, then the rest of its output.
+fn with_before(output: OutputStream, before: Vec<u8>) -> OutputStream {
+    if before.is_empty() {
+        output
+    } else {
+        Box::pin(futures::stream::iter([Ok(Bytes::from(before))]).chain(output))
+    }
+}
+
+/// [`deliver`] for a job whose standard input also carries the runner's replies: the archive goes
+/// only once the prelude has said which way it takes it (`requests::UNPACK_CMD`), so that nothing
+/// of it is left for the job to read.
+async fn deliver_on_cue(
+    docker: &Docker,
+    name: &str,
+    archive: Archive,
+    output: OutputStream,
+    mut input: Pin<Box<dyn AsyncWrite + Send>>,
+) -> Result<(OutputStream, InputWriter), ExecError> {
+    let (way, before, output) = shake_hands(name, output).await?;
     let sending = |e: std::io::Error| ExecError::Io {
         action: format!("sending the job's files to {name}"),
         source: e,
     };
     match way {
-        Way::Stdin => {
-            input
-                .write_all(format!("{}\n", archive.len()).as_bytes())
-                .await
-                .map_err(sending)?;
-            input.write_all(&archive.head).await.map_err(sending)?;
-            if let Some(mut file) = archive.open_workspace().await? {
-                tokio::io::copy(&mut file, &mut input)
-                    .await
-                    .map_err(sending)?;
-            }
-        }
+        Way::Stdin => send(&mut input, &archive).await.map_err(sending)?,
         Way::Api => {
             upload(docker, name, &archive).await?;
             input.write_all(b"\n").await.map_err(sending)?;
+            input.flush().await.map_err(sending)?;
         }
     }
-    input.flush().await.map_err(sending)?;
-    let output: OutputStream = if before.is_empty() {
-        output
-    } else {
-        Box::pin(futures::stream::iter([Ok(Bytes::from(before))]).chain(output))
-    };
-    Ok((output, input))
+    Ok((with_before(output, before), input))
 }
 
 /// Reads the container's output up to its handshake line; returns the way, what came before
