@@ -7,8 +7,8 @@
 //! of the pairs' ratios (how noisy the machine was), and the engine's own event times (`docker
 //! events`) of one more pair, from each command's start. Goal: ≤ 1.10× and ≤ +50 ms.
 //! Needs the Docker engine and the busybox test image (`scripts/test-images.sh`).
-//! `SLIPWAY_P1_BIN=PATH` measures another `slipway` binary instead (an earlier build, for a
-//! before-and-after in one sitting).
+//! `SLIPWAY_P1_BIN=PATH` measures another `slipway` binary instead; `SLIPWAY_P1_BASE_BIN=PATH` adds
+//! an earlier binary as a third side of each round (a before-and-after in one sitting).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -98,9 +98,10 @@ fn main() {
     git(dir, &["add", "."]);
     git(dir, &["commit", "-q", "-m", "P1"]);
     let home = tempfile::tempdir().expect("temp dir");
-    let slipway = || {
-        let bin = std::env::var_os("SLIPWAY_P1_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_slipway").into());
+    let bin =
+        std::env::var_os("SLIPWAY_P1_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_slipway").into());
+    let earlier = std::env::var_os("SLIPWAY_P1_BASE_BIN");
+    let slipway_bin = |bin: &std::ffi::OsStr| {
         let mut c = Command::new(bin);
         c.arg("run")
             .arg(dir)
@@ -109,6 +110,7 @@ fn main() {
             .env_remove("RUST_LOG");
         c
     };
+    let slipway = || slipway_bin(&bin);
     let joined = commands.join("; ");
     let docker = || {
         let mut c = Command::new("docker");
@@ -119,16 +121,27 @@ fn main() {
     timed(&mut docker(), "docker run");
     timed(&mut slipway(), "slipway run");
 
+    if let Some(earlier) = &earlier {
+        timed(&mut slipway_bin(earlier), "earlier slipway run");
+    }
+
     let load_before = load();
-    let (mut ours, mut base, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut base, mut ratios, mut before) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for pair in 0..PAIRS {
-        let (o, b) = if pair % 2 == 0 {
-            let b = timed(&mut docker(), "docker run");
-            (timed(&mut slipway(), "slipway run"), b)
-        } else {
-            let o = timed(&mut slipway(), "slipway run");
-            (o, timed(&mut docker(), "docker run"))
-        };
+        // The sides in an order that rotates: a machine getting busier favours none of them.
+        let sides = if earlier.is_some() { 3 } else { 2 };
+        let (mut o, mut b) = (0.0, 0.0);
+        for k in 0..sides {
+            match (pair + k) % sides {
+                0 => b = timed(&mut docker(), "docker run"),
+                1 => o = timed(&mut slipway(), "slipway run"),
+                _ => before.push(timed(
+                    &mut slipway_bin(earlier.as_deref().expect("a third side")),
+                    "earlier slipway run",
+                )),
+            }
+        }
         ours.push(o);
         base.push(b);
         ratios.push(o / b);
@@ -151,6 +164,15 @@ fn main() {
         median(ratios),
         sorted[sorted.len() - 1]
     );
+    if !before.is_empty() {
+        let e = median(before);
+        println!(
+            "  earlier slipway run (SLIPWAY_P1_BASE_BIN): median {e:>7.1} ms, ratio {:.3}x, added {:+.1} ms; this one against it {:.3}x",
+            e / b,
+            e - b,
+            o / e
+        );
+    }
     let name = format!("slipway-p1-baseline-{}", std::process::id());
     events(
         Command::new("docker").args(["run", "--rm", "--name", &name, &image, "sh", "-c", &joined]),
