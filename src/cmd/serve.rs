@@ -235,11 +235,16 @@ impl GitHubTokens for ServerGitHub {
 
 /// Says at start-up how the per-job disk limit is enforced.
 async fn report_job_limits(docker: &slipway_runner::docker::DockerExecutor, disk_gib: u64) {
+    let volume = if docker.workspace_volume().await {
+        "; build directories on volumes of their own, which the watchdog walks every 10 s"
+    } else {
+        ""
+    };
     if docker.disk_quota().await {
-        tracing::info!("job disk limit: {disk_gib} GiB, enforced by the storage driver");
+        tracing::info!("job disk limit: {disk_gib} GiB, enforced by the storage driver{volume}");
     } else {
         tracing::info!(
-            "job disk limit: {disk_gib} GiB, enforced by a watchdog every 10 s (the engine's storage driver cannot cap a container's disk)"
+            "job disk limit: {disk_gib} GiB, enforced by a watchdog every 10 s (the engine's storage driver cannot cap a container's disk){volume}"
         );
     }
 }
