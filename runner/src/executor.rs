@@ -184,6 +184,10 @@ pub struct FileSpec {
     pub contents: Secret<Vec<u8>>,
     /// Unix permission bits.
     pub mode: u32,
+    /// Whether the file holds secret values (decrypted files; the script of a job that has
+    /// secrets): an executor that hands files over through the cluster keeps these in a Kubernetes
+    /// Secret, never beside the rest.
+    pub secret: bool,
 }
 
 /// The streams of a started job.

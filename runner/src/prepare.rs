@@ -106,6 +106,8 @@ impl Runner {
                 path: script::SCRIPT_PATH.into(),
                 contents: Secret::new(compiled.text.expose().clone().into_bytes()),
                 mode: 0o755,
+                // It holds the values of the job's secrets whenever the job has any.
+                secret: !p.secrets.is_empty(),
             },
             crate::sudo::shim_file(),
         ];
@@ -571,6 +573,7 @@ impl<'a> Preparing<'a> {
                         path: format!("{build_dir}/{target}"),
                         contents: plain,
                         mode: 0o600,
+                        secret: true,
                     });
                 }
             }

@@ -61,6 +61,7 @@ pub fn shim_file() -> FileSpec {
         path: format!("{SHIM_DIR}/sudo"),
         contents: SHIM.as_bytes().to_vec().into(),
         mode: 0o755,
+        secret: false,
     }
 }
 

@@ -385,10 +385,10 @@ impl DockerExecutor {
 /// The end-of-archive marker `tar::Builder` writes: two zero blocks.
 pub(crate) const TAR_END: usize = 1024;
 
-/// The job's files as the head of the one tar a job unpacks: [`files_tar`] without its end
+/// Files of the job as the head of the one tar a job unpacks: [`files_tar`] without its end
 /// blocks, so that the workspace archive can follow and end it.
-pub(crate) fn files_head(spec: &JobSpec) -> Result<Vec<u8>, ExecError> {
-    let mut head = files_tar(&spec.files).map_err(|source| ExecError::Io {
+pub(crate) fn files_head(files: &[FileSpec]) -> Result<Vec<u8>, ExecError> {
+    let mut head = files_tar(files).map_err(|source| ExecError::Io {
         action: "packing the job script".into(),
         source,
     })?;

@@ -47,7 +47,7 @@ struct Archive {
 
 impl Archive {
     async fn of(spec: &JobSpec) -> Result<Archive, ExecError> {
-        let mut head = files_head(spec)?;
+        let mut head = files_head(&spec.files)?;
         let workspace = match &spec.workspace_tar {
             None => {
                 head.extend_from_slice(&[0; TAR_END]);

@@ -1,9 +1,10 @@
 //! The job's files in and out of its pod, over the API server's attach and exec streams.
 //!
-//! In: the script, decrypted files and the workspace go as one tar over the job container's
-//! standard input ([`super::pod::UNPACK_CMD`] reads the size, then the tar). Nothing of them is
-//! stored in the cluster: not in the pod, not in a Secret, not in etcd. Out: a path is read back
-//! as a tar made by the image's own `tar` (deploys and artifacts read the build's files).
+//! In: the files without secrets (the script of a job that has none, the `sudo` shim) and the
+//! workspace go as one tar over the job container's standard input ([`super::pod::UNPACK_CMD`]
+//! reads the size, then the tar); nothing of them is stored in the cluster. The secret files are
+//! in the pod's Secret ([`super::secret`]). Out: a path is read back as a tar made by the image's
+//! own `tar` (deploys and artifacts read the build's files).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,6 +15,7 @@ use kube::api::{AttachParams, AttachedProcess};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, SimplexStream, WriteHalf};
 
 use super::pod::JOB_CONTAINER;
+use super::secret::plain_files;
 use super::status::api_err;
 use crate::docker::{TAR_END, files_head};
 use crate::executor::{ExecError, InputWriter, JobSpec};
@@ -45,7 +47,7 @@ pub(super) async fn deliver(
         action: format!("sending the job's files to pod {name}"),
         source,
     };
-    let mut head = files_head(spec)?;
+    let mut head = files_head(&plain_files(spec))?;
     let workspace = match &spec.workspace_tar {
         Some(path) => Some(
             tokio::fs::File::open(path)

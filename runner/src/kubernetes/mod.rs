@@ -1,14 +1,16 @@
 //! The Kubernetes executor: the [`Executor`] seam implemented with kube-rs, one pod per job.
 //!
-//! [`pod`] builds the pod (pure), [`status`] reads where it is, [`logs`] follows the job's
-//! output, [`files`] streams the job's files in and reads them back, [`sweep`] removes what a
+//! [`pod`] builds the pod (pure), [`secret`] the Secret owned by the pod that holds the job's
+//! secret files, [`status`] reads where the pod is, [`logs`] follows the job's output, [`files`]
+//! streams the other files and the workspace in and reads files back, [`sweep`] removes what a
 //! dead runner left. Like the Docker executor it keeps no per-job state: every call derives the
 //! pod's name from the job id.
 //!
-//! The lifecycle maps onto the pod as follows: `setup` creates the pod and waits until its job
-//! container runs (services first, each started once its readiness check passes), erroring with
-//! the pod's events when it stays pending longer than `pending_timeout_seconds`; `start` streams
-//! the job's files over the job container's standard input and follows its log; `wait` reads the
+//! The lifecycle maps onto the pod as follows: `setup` creates the pod, then its Secret (owned by
+//! the pod, so deleted with it), and waits until its job container runs (services first, each
+//! started once its readiness check passes), erroring with the pod's events when it stays pending
+//! longer than `pending_timeout_seconds`; `start` streams the workspace and the files without
+//! secrets over the job container's standard input and follows its log; `wait` reads the
 //! exit code from the job container's terminated state, nothing else; `kill` deletes the pod with
 //! its grace period; `teardown` deletes it at once. `activeDeadlineSeconds` backs the runner's
 //! timeouts should the runner itself die.
@@ -19,13 +21,14 @@ pub mod config;
 mod files;
 mod logs;
 pub mod pod;
+pub mod secret;
 mod status;
 mod sweep;
 
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 
@@ -106,6 +109,10 @@ impl KubernetesExecutor {
         Api::namespaced(self.client.clone(), &self.config.namespace)
     }
 
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.config.namespace)
+    }
+
     fn events(&self) -> Api<Event> {
         Api::namespaced(self.client.clone(), &self.config.namespace)
     }
@@ -123,7 +130,7 @@ impl KubernetesExecutor {
     }
 
     /// Deletes pod `name` at once, waits until it is gone, and creates `pod` in its place.
-    async fn replace_pod(&self, name: &str, pod: &Pod) -> Result<(), ExecError> {
+    async fn replace_pod(&self, name: &str, pod: &Pod) -> Result<Pod, ExecError> {
         self.delete_pod(name, 0).await?;
         let started = Instant::now();
         while self
@@ -144,8 +151,7 @@ impl KubernetesExecutor {
         self.pods()
             .create(&PostParams::default(), pod)
             .await
-            .map_err(api_err(format!("creating pod {name}")))?;
-        Ok(())
+            .map_err(api_err(format!("creating pod {name}")))
     }
 
     /// Waits until the job container of pod `name` runs (or has already run), reporting each
@@ -214,26 +220,40 @@ impl Executor for KubernetesExecutor {
     }
 
     async fn setup(&self, spec: &JobSpec, progress: Progress<'_>) -> Result<(), ExecError> {
-        let pod = pod::job_pod(spec, &self.config)?;
         let name = pod::pod_name(&spec.job_id);
+        let secret_name = secret::secret_name(&name)?;
+        let pod = pod::job_pod(spec, &self.config, &secret_name)?;
+        let secret = secret::job_secret(spec, &self.config, &secret_name)?;
         for s in &spec.services {
             progress(&format!("starting service {} ({})", s.name, s.image));
         }
-        match self.pods().create(&PostParams::default(), &pod).await {
-            Ok(_) => {}
+        let created = match self.pods().create(&PostParams::default(), &pod).await {
+            Ok(created) => created,
             // A pod of an earlier attempt of this job (its runner died): it goes first.
             Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 409) => {
                 progress(&format!(
                     "pod {name} is left from an earlier attempt; replacing it"
                 ));
-                self.replace_pod(&name, &pod).await?;
+                self.replace_pod(&name, &pod).await?
             }
             Err(e) => return Err(api_err(format!("creating pod {name}"))(e)),
-        }
+        };
         progress(&format!(
             "pod {name} created in namespace {}",
             self.config.namespace
         ));
+        // The kubelet starts no container of the pod before its Secret exists.
+        if let Some(secret) = secret {
+            self.secrets()
+                .create(&PostParams::default(), &secret::owned_by(secret, &created)?)
+                .await
+                .map_err(api_err(format!(
+                    "creating Secret {secret_name} of pod {name}"
+                )))?;
+            progress(&format!(
+                "the job's secret files are in Secret {secret_name}, owned by the pod"
+            ));
+        }
         self.wait_running(&name, progress).await
     }
 

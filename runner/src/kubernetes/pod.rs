@@ -4,20 +4,23 @@
 //! One job is one pod: the job container runs the job's command behind [`UNPACK_CMD`], services
 //! are native sidecars (init containers with `restartPolicy: Always`) whose start-up probe is the
 //! service's readiness check, so the kubelet starts the job only once every service answers on
-//! `localhost`. The job's files and workspace are not in the pod at all: they arrive over the
-//! job container's standard input (the attach stream) into an `emptyDir` at the build dir, so no
-//! secret ever lands in the pod spec, its annotations or etcd.
+//! `localhost`. The job's files and workspace are not in the pod at all: the workspace and the
+//! files without secrets arrive over the job container's standard input (the attach stream) into
+//! an `emptyDir` at the build dir; the secret files come from a Secret owned by the pod
+//! ([`super::secret`]), mounted into the job container alone. No secret ever lands in the pod
+//! spec or its annotations.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, HostAlias, Pod, PodSpec,
-    Probe, ResourceRequirements, SecurityContext, Volume, VolumeMount,
+    Probe, ResourceRequirements, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::config::KubernetesConfig;
+use super::secret::{SECRET_DIR, has_secret_files};
 use crate::docker::requests::{KEPT_CAPABILITIES, service_hosts};
 use crate::executor::{
     ExecError, JobSpec, LABEL_BUILD, LABEL_JOB, LABEL_MANAGED, LABEL_OWNER, LABEL_ROLE, ServiceSpec,
@@ -34,6 +37,22 @@ pub const JOB_CONTAINER: &str = "job";
 pub const UNPACK_CMD: &str = "read -r n && head -c \"$n\" | tar -xf - -C / \
 || { echo \"slipway: unpacking the job's files failed (the job image needs tar and head, and a writable /)\" >&2; exit 125; }; \
 exec \"$@\"";
+
+/// [`UNPACK_CMD`] behind the unpacking of the job's secret files from its Secret's volume: they
+/// are in place before the rest arrives, as with the Docker executor, where they lead the tar.
+pub const SECRET_UNPACK_CMD: &str = concat!(
+    "tar -xf /run/slipway/secret/files.tar -C / \
+|| { echo \"slipway: unpacking the job's secret files failed (the job image needs tar, and a writable /)\" >&2; exit 125; }; ",
+    "read -r n && head -c \"$n\" | tar -xf - -C / \
+|| { echo \"slipway: unpacking the job's files failed (the job image needs tar and head, and a writable /)\" >&2; exit 125; }; \
+exec \"$@\""
+);
+
+/// The name of the job container's volume holding its Secret.
+const SECRET_VOLUME: &str = "secret";
+
+/// `defaultMode` of the Secret's files: read by the job's first command, as root, only.
+const SECRET_MODE: i32 = 0o400;
 
 /// The pod's name for a job: `slipway-` and the job id, lower-cased, anything but letters,
 /// digits and `-` turned into `-` (a DNS label, at most 63 characters).
@@ -81,8 +100,13 @@ pub fn service_container(service: &str) -> String {
     name
 }
 
-/// Builds the job's pod, or refuses what this executor cannot run.
-pub fn job_pod(spec: &JobSpec, config: &KubernetesConfig) -> Result<Pod, ExecError> {
+/// Builds the job's pod, or refuses what this executor cannot run. When the job has secret files
+/// the pod mounts the Secret `secret_name` ([`super::secret::job_secret`]) into its job container.
+pub fn job_pod(
+    spec: &JobSpec,
+    config: &KubernetesConfig,
+    secret_name: &str,
+) -> Result<Pod, ExecError> {
     if spec.docker_socket {
         return Err(docker_refused(spec));
     }
@@ -123,7 +147,7 @@ pub fn job_pod(spec: &JobSpec, config: &KubernetesConfig) -> Result<Pod, ExecErr
             host_aliases,
             init_containers: (!sidecars.is_empty()).then_some(sidecars),
             containers: vec![job_container(spec, config)],
-            volumes: Some(job_volumes(spec)),
+            volumes: Some(job_volumes(spec, secret_name)),
             ..Default::default()
         }),
         status: None,
@@ -147,7 +171,8 @@ fn docker_refused(spec: &JobSpec) -> ExecError {
     }
 }
 
-fn metadata(spec: &JobSpec, config: &KubernetesConfig) -> ObjectMeta {
+/// The pod's name, labels and annotations; its Secret carries the same.
+pub(super) fn metadata(spec: &JobSpec, config: &KubernetesConfig) -> ObjectMeta {
     let labels = BTreeMap::from([
         (LABEL_MANAGED.to_string(), "true".to_string()),
         (LABEL_JOB.to_string(), label_value(&spec.job_id)),
@@ -169,24 +194,41 @@ fn metadata(spec: &JobSpec, config: &KubernetesConfig) -> ObjectMeta {
     }
 }
 
-/// The volumes: the workspace's `emptyDir`, and one per cache mount (caches are not kept
-/// between pods on this executor: each job starts with empty cache directories).
-fn job_volumes(spec: &JobSpec) -> Vec<Volume> {
+/// The volumes: the workspace's `emptyDir`, one per cache mount (caches are not kept between
+/// pods on this executor: each job starts with empty cache directories), and the Secret's.
+fn job_volumes(spec: &JobSpec, secret_name: &str) -> Vec<Volume> {
     let empty = |name: String| Volume {
         name,
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     };
+    let secret = has_secret_files(spec).then(|| Volume {
+        name: SECRET_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret_name.to_string()),
+            default_mode: Some(SECRET_MODE),
+            optional: Some(false),
+            items: None,
+        }),
+        ..Default::default()
+    });
     std::iter::once(empty("workspace".into()))
         .chain((0..spec.volumes.len()).map(|i| empty(format!("cache-{i}"))))
+        .chain(secret)
         .collect()
 }
 
 fn job_container(spec: &JobSpec, config: &KubernetesConfig) -> Container {
+    let secret = has_secret_files(spec);
     let mut command = vec![
         "/bin/sh".to_string(),
         "-c".to_string(),
-        UNPACK_CMD.to_string(),
+        if secret {
+            SECRET_UNPACK_CMD
+        } else {
+            UNPACK_CMD
+        }
+        .to_string(),
         "slipway-unpack".to_string(),
     ];
     command.extend(spec.cmd.iter().cloned());
@@ -198,6 +240,12 @@ fn job_container(spec: &JobSpec, config: &KubernetesConfig) -> Container {
     .chain(spec.volumes.iter().enumerate().map(|(i, v)| VolumeMount {
         name: format!("cache-{i}"),
         mount_path: v.target.clone(),
+        ..Default::default()
+    }))
+    .chain(secret.then(|| VolumeMount {
+        name: SECRET_VOLUME.into(),
+        mount_path: SECRET_DIR.into(),
+        read_only: Some(true),
         ..Default::default()
     }))
     .collect();
@@ -321,6 +369,7 @@ mod tests {
                 path: "/home/travis/.slipway/job.sh".into(),
                 contents: Secret::new(b"export TOKEN=hunter2".to_vec()),
                 mode: 0o700,
+                secret: true,
             }],
             workspace_tar: None,
             services: vec![],
@@ -346,9 +395,13 @@ mod tests {
         }
     }
 
+    const SECRET_NAME: &str = "slipway-b42-1-0a1b2c3d";
+
     #[test]
     fn a_plain_job_is_one_container_reading_its_files_on_stdin() {
-        let pod = job_pod(&spec(), &config()).unwrap();
+        let mut spec = spec();
+        spec.files[0].secret = false;
+        let pod = job_pod(&spec, &config(), SECRET_NAME).unwrap();
         insta::assert_yaml_snapshot!(pod);
     }
 
@@ -381,13 +434,14 @@ mod tests {
             },
             ..Default::default()
         };
-        let pod = job_pod(&spec, &config).unwrap();
+        let pod = job_pod(&spec, &config, SECRET_NAME).unwrap();
         insta::assert_yaml_snapshot!(pod);
     }
 
     #[test]
     fn no_secret_of_the_job_is_in_the_pod() {
-        let pod = serde_json::to_string(&job_pod(&spec(), &config()).unwrap()).unwrap();
+        let pod =
+            serde_json::to_string(&job_pod(&spec(), &config(), SECRET_NAME).unwrap()).unwrap();
         assert!(!pod.contains("hunter2"), "{pod}");
         assert!(
             pod.contains("\"automountServiceAccountToken\":false"),
@@ -399,7 +453,9 @@ mod tests {
     fn services_docker_is_refused_with_the_way_out() {
         let mut spec = spec();
         spec.docker_socket = true;
-        let err = job_pod(&spec, &config()).unwrap_err().to_string();
+        let err = job_pod(&spec, &config(), SECRET_NAME)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(".travis.yml asks for `services: docker`"),
             "{err}"
@@ -409,6 +465,90 @@ mod tests {
             err.contains("remove `docker` from `services:` in .travis.yml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn secret_files_come_from_the_secret_mounted_read_only_into_the_job_container_alone() {
+        use crate::kubernetes::secret::{SECRET_KEY, job_secret, owned_by};
+        let mut spec = spec();
+        spec.files.push(crate::sudo::shim_file());
+        spec.services = vec![ServiceSpec {
+            name: "redis".into(),
+            image: "redis:7".into(),
+            env: vec![],
+            cmd: None,
+            ready: None,
+            aliases: vec![],
+        }];
+        let pod = job_pod(&spec, &config(), SECRET_NAME).unwrap();
+        let pod_spec = pod.spec.as_ref().unwrap();
+        let volume = pod_spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.secret.is_some())
+            .unwrap();
+        let source = volume.secret.as_ref().unwrap();
+        assert_eq!(source.secret_name.as_deref(), Some(SECRET_NAME));
+        assert_eq!(source.default_mode, Some(0o400));
+        let job = &pod_spec.containers[0];
+        let mount = job
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == volume.name)
+            .unwrap();
+        assert_eq!(
+            (mount.mount_path.as_str(), mount.read_only),
+            (SECRET_DIR, Some(true))
+        );
+        let command = job.command.as_ref().unwrap();
+        assert_eq!(command[2], SECRET_UNPACK_CMD);
+        assert!(SECRET_UNPACK_CMD.starts_with(&format!("tar -xf {SECRET_DIR}/{SECRET_KEY} -C / ")));
+        for sidecar in pod_spec.init_containers.iter().flatten() {
+            assert!(sidecar.volume_mounts.is_none(), "{sidecar:?}");
+        }
+
+        let secret = job_secret(&spec, &config(), SECRET_NAME).unwrap().unwrap();
+        assert_eq!(secret.metadata.name.as_deref(), Some(SECRET_NAME));
+        assert_eq!(secret.metadata.labels, pod.metadata.labels);
+        assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+        let data = secret.data.as_ref().unwrap();
+        assert_eq!(data.keys().collect::<Vec<_>>(), vec![SECRET_KEY]);
+        let mut tar = tar::Archive::new(data[SECRET_KEY].0.as_slice());
+        let paths: Vec<String> = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .filter(|p| !p.ends_with('/'))
+            .collect();
+        assert_eq!(
+            paths,
+            vec!["home/travis/.slipway/job.sh"],
+            "the shim holds no secret"
+        );
+
+        let mut created = pod.clone();
+        created.metadata.uid = Some("4f1c-uid".into());
+        let owned = owned_by(secret, &created).unwrap();
+        let owner = &owned.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("Pod", "slipway-b42-1", "4f1c-uid")
+        );
+        // Setting blockOwnerDeletion would need rights over the pod's finalizers.
+        assert_eq!(owner.block_owner_deletion, None);
+    }
+
+    #[test]
+    fn a_job_without_secrets_has_no_secret_and_mounts_none() {
+        let mut spec = spec();
+        spec.files[0].secret = false;
+        let secret = crate::kubernetes::secret::job_secret(&spec, &config(), SECRET_NAME);
+        assert!(secret.unwrap().is_none());
+        let pod = serde_json::to_string(&job_pod(&spec, &config(), SECRET_NAME).unwrap()).unwrap();
+        assert!(!pod.contains(SECRET_NAME), "{pod}");
+        assert!(!pod.contains(SECRET_DIR), "{pod}");
     }
 
     #[test]

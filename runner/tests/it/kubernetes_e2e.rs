@@ -3,6 +3,8 @@
 //! checks that the build's pods are gone afterwards. Under CI=true a missing engine or test
 //! image fails.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -11,9 +13,9 @@ use crate::util::*;
 use slipway_pipelines::plan::PhaseName;
 use slipway_runner::executor::{Executor, JobSpec, ResourceLimits, owner_label};
 use slipway_runner::kubernetes::{KubernetesConfig, pod};
-use slipway_runner::runner::RunVar;
+use slipway_runner::runner::{RunVar, StoreSecrets};
 use slipway_runner::{BuildResult, JobResult};
-use slipway_secrets::Secret;
+use slipway_secrets::{RepoSlug, Secret, SecretStore};
 
 fn config() -> KubernetesConfig {
     KubernetesConfig {
@@ -124,41 +126,148 @@ async fn a_service_is_a_sidecar_reachable_on_localhost_and_by_name() {
     assert_eq!(log.matches("PONG").count(), 3, "{log}");
 }
 
+/// Standard base64 of `value`'s full 3-byte groups: how a leak through a base64 field shows.
+fn base64_core(value: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in value.as_bytes().chunks_exact(3) {
+        let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+        for i in 0..4 {
+            out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+        }
+    }
+    out
+}
+
+/// The files of the Secret's tar, by path.
+fn secret_files(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<String, Vec<u8>> {
+    let data = secret.data.as_ref().expect("the Secret has data");
+    let tar = &data[slipway_runner::kubernetes::secret::SECRET_KEY].0;
+    let mut archive = tar::Archive::new(tar.as_slice());
+    let mut files = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        files.insert(path, bytes);
+    }
+    files
+}
+
 #[tokio::test]
-async fn secrets_are_masked_and_never_sent_to_the_api_server_in_a_request() {
+async fn secrets_go_in_a_secret_owned_by_the_pod_and_never_in_the_pod_or_its_events() {
     let Some(cluster) = cluster(&[&busybox()], config()).await else {
         return;
     };
-    let secret = "k8s-s3cr3t-value-42";
+    let token = "k8s-s3cr3t-value-42";
+    let line = "k8s-file-line-7c1e9a";
+    // The repository's key, and a file encrypted to it: only `creds.txt.age` is in the workspace.
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let store = SecretStore::new(data.path());
+    let slug = RepoSlug::parse("acme/app").unwrap();
+    let plain = work.path().join("creds.txt");
+    std::fs::write(&plain, format!("{line}\n")).unwrap();
+    slipway_secrets::encrypt_file(&plain, &store.recipient(&slug).unwrap()).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    let ws = slipway_runner::workspace::pack(work.path(), "/home/travis/build/acme/app").unwrap();
     let mut opts = options();
     opts.trusted = true;
+    opts.secrets = Some(Arc::new(StoreSecrets(store)));
     opts.run_vars = vec![RunVar::Secret {
         name: "API_TOKEN".into(),
-        value: Secret::new(secret.to_string()),
+        value: Secret::new(token.to_string()),
     }];
     let plan = plan(
-        "image: \"{busybox}\"\nscript:\n  - echo \"token=$API_TOKEN\"\n  - test -n \"$API_TOKEN\"\n",
+        r#"
+image: "{busybox}"
+secrets:
+  files: [creds.txt.age]
+script:
+  - echo "token=$API_TOKEN"
+  - test -n "$API_TOKEN"
+  - echo "creds mode $(stat -c %a creds.txt), starts $(cut -c1-8 creds.txt), $(wc -c < creds.txt) bytes"
+  - touch /run/slipway/secret/x 2>/dev/null && echo secret-dir-writable || echo secret-dir-read-only
+"#,
         &context("acme/app", "master"),
     );
-    let ran = run_on(&cluster, opts, &plan, None, None).await;
-    let log = ran.log(1);
-    assert_eq!(ran.outcome.result, BuildResult::Passed, "{log}");
-    assert!(!log.contains(secret), "{log}");
-    ran.assert_log_contains(1, "token=[secure]");
-    if let Some(standin) = &cluster.standin {
-        assert!(standin.requests_with("pods") > 0);
-        assert_eq!(
-            standin.requests_with(secret),
-            0,
-            "a request held the secret"
-        );
-        let creates = standin.requests.lock().unwrap().clone();
-        let create = creates.iter().find(|r| r.starts_with("POST")).unwrap();
+    let ran = run_on(&cluster, opts, &plan, Some(&ws), None).await;
+    let log = ran.expect(
+        BuildResult::Passed,
+        &[
+            "token=[secure]",
+            "creds mode 600, starts k8s-file, 21 bytes",
+            "secret-dir-read-only",
+        ],
+    );
+    let needles = [token, line]
+        .map(|v| [v.to_string(), base64_core(v)])
+        .concat();
+    for needle in &needles {
+        assert!(!log.contains(needle.as_str()), "{needle}: {log}");
+    }
+    let Some(standin) = &cluster.standin else {
+        return;
+    };
+    // Nothing of them in any request about the pod (its create body included) nor in its events.
+    for request in standin.pod_requests() {
+        for needle in &needles {
+            assert!(!request.contains(needle.as_str()), "{needle} in {request}");
+        }
+    }
+    let events = serde_json::to_string(&standin.all_events()).unwrap();
+    for needle in &needles {
         assert!(
-            create.contains("\"automountServiceAccountToken\":false"),
-            "{create}"
+            !events.contains(needle.as_str()),
+            "{needle} in the events: {events}"
         );
     }
+    // One Secret, holding the script (with the token) and the decrypted file at its path.
+    let sent = standin.secrets_received();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    let secret = &sent[0];
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let files = secret_files(secret);
+    assert_eq!(
+        files
+            .get("home/travis/build/acme/app/creds.txt")
+            .map(Vec::as_slice),
+        Some(format!("{line}\n").as_bytes()),
+        "{:?}",
+        files.keys()
+    );
+    let script = String::from_utf8_lossy(
+        &files[slipway_runner::script::SCRIPT_PATH.trim_start_matches('/')],
+    );
+    assert!(
+        script.contains(token),
+        "the script in the Secret holds the token"
+    );
+    // Owned by the pod (its uid), labelled like it, mounted by it; gone with it.
+    let pods = standin.past_pods();
+    assert_eq!(pods.len(), 1);
+    let pod = &pods[0];
+    let owners = secret.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!(
+        (
+            owners[0].kind.as_str(),
+            Some(&owners[0].name),
+            Some(&owners[0].uid)
+        ),
+        ("Pod", pod.metadata.name.as_ref(), pod.metadata.uid.as_ref())
+    );
+    assert_eq!(secret.metadata.labels, pod.metadata.labels);
+    let mounted: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
+        .collect();
+    assert_eq!(mounted, vec![secret.metadata.name.clone().unwrap()]);
+    assert_eq!(standin.secret_names(), Vec::<String>::new());
+    standin.assert_the_documented_role_allows_every_request();
 }
 
 #[tokio::test]
@@ -187,6 +296,15 @@ async fn a_fork_pull_request_gets_no_secret_in_its_pod() {
     let ran = run_on(&cluster, opts, &plan, None, None).await;
     ran.assert_log_contains(1, "token=[]");
     ran.assert_log_lacks(1, secret);
+    if let Some(standin) = &cluster.standin {
+        // No Secret at all: its script, without secrets, came with the workspace.
+        assert_eq!(standin.requests_with("/secrets"), 0);
+        let pods = standin.past_pods();
+        assert_eq!(pods.len(), 1);
+        let volumes = pods[0].spec.iter().flat_map(|s| s.volumes.iter().flatten());
+        assert!(volumes.clone().all(|v| v.secret.is_none()), "{pods:#?}");
+        assert_eq!(standin.requests_with(secret), 0);
+    }
 }
 
 #[tokio::test]
@@ -388,7 +506,7 @@ async fn the_sweep_removes_pods_of_dead_runners_and_spares_live_ones() {
     let live = leftover(&build_id("live"), &owner_label());
     for spec in [&dead, &live] {
         standin
-            .plant(pod::job_pod(spec, cluster.exec.config()).unwrap())
+            .plant(pod::job_pod(spec, cluster.exec.config(), "unused").unwrap())
             .await;
     }
     let report = cluster.exec.sweep().await.unwrap();
@@ -463,7 +581,7 @@ async fn a_pod_left_by_an_earlier_attempt_of_the_job_is_replaced() {
     let host = owner_label().split(':').next().unwrap().to_string();
     let earlier = leftover(&format!("{id}-1"), &format!("{host}:4194304:1"));
     standin
-        .plant(pod::job_pod(&earlier, cluster.exec.config()).unwrap())
+        .plant(pod::job_pod(&earlier, cluster.exec.config(), "unused").unwrap())
         .await;
     // The earlier attempt got as far as running its job.
     let name = pod::pod_name(&earlier.job_id);
@@ -515,9 +633,12 @@ fn the_documented_role_refuses_what_the_executor_never_asks_for() {
     ] {
         assert!(allows(&role, method, &uri), "{method} {uri} is refused");
     }
+    assert!(allows(&role, "POST", &format!("{ns}/secrets")));
     for (method, uri) in [
         ("GET", format!("{ns}/secrets/slipway")),
-        ("POST", format!("{ns}/secrets")),
+        ("GET", format!("{ns}/secrets")),
+        ("DELETE", format!("{ns}/secrets/slipway-b1-j1-0a1b2c3d")),
+        ("PATCH", format!("{ns}/secrets/slipway-b1-j1-0a1b2c3d")),
         ("GET", format!("{ns}/pods?watch=true")),
         ("PATCH", format!("{ns}/pods/slipway-b1-j1")),
         ("DELETE", format!("{ns}/pods")),

@@ -1,13 +1,16 @@
-//! A stand-in for the Kubernetes API server: the subset of the Pod and Event API the Kubernetes
-//! executor uses (create, get, list, delete, log with follow, attach and exec over the
-//! `v5.channel.k8s.io` WebSocket protocol), on 127.0.0.1. Every request body is read into its
-//! `k8s-openapi` type and refused (400, with the reason) when it holds a field the type does not
-//! know or breaks a rule the real API server enforces; so are unknown query parameters. The
-//! pod's containers run on the local Docker engine ([`pods`]), so a job's real output and exit
-//! code flow end to end.
+//! A stand-in for the Kubernetes API server: the subset of the Pod, Secret and Event API the
+//! Kubernetes executor uses (pods: create, get, list, delete, log with follow, attach and exec
+//! over the `v5.channel.k8s.io` WebSocket protocol; secrets: create), on 127.0.0.1. Every request
+//! body is read into its `k8s-openapi` type and refused (400, with the reason) when it holds a
+//! field the type does not know or breaks a rule the real API server enforces; so are unknown
+//! query parameters. The pod's containers run on the local Docker engine ([`pods`]), so a job's
+//! real output and exit code flow end to end; a pod's secret volume is its Secret's data written
+//! to a directory bind-mounted read-only, once the Secret exists, and a Secret goes when its
+//! owner pod does, as the garbage collector removes it.
 
 mod pods;
 pub mod rbac;
+mod secrets;
 mod validate;
 mod ws;
 
@@ -22,7 +25,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use slipway_runner::kubernetes::{KubernetesConfig, KubernetesExecutor};
 
@@ -34,6 +37,12 @@ pub struct StandIn {
     pub addr: SocketAddr,
     pub(crate) docker: bollard::Docker,
     pub(crate) pods: Mutex<BTreeMap<String, PodEntry>>,
+    /// Secrets by name, as created (with their uid).
+    pub(crate) secrets: Mutex<BTreeMap<String, Secret>>,
+    /// The events of pods already deleted, for the tests' leak checks.
+    pub(crate) past_events: Mutex<Vec<Event>>,
+    /// Pods already deleted, as created (with their uid).
+    pub(crate) past_pods: Mutex<Vec<Pod>>,
     /// Every request as `METHOD path?query` and its body, for the tests' leak checks.
     pub requests: Mutex<Vec<String>>,
     /// Ends each pod's first log stream after this many lines (0: never), as a broken
@@ -50,6 +59,9 @@ impl StandIn {
             addr,
             docker,
             pods: Mutex::new(BTreeMap::new()),
+            secrets: Mutex::new(BTreeMap::new()),
+            past_events: Mutex::new(Vec::new()),
+            past_pods: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             break_logs_after: AtomicUsize::new(0),
         });
@@ -64,6 +76,10 @@ impl StandIn {
             .route(&format!("{pod_path}/log"), get(pod_log))
             .route(&format!("{pod_path}/attach"), get(ws::attach))
             .route(&format!("{pod_path}/exec"), get(ws::exec))
+            .route(
+                "/api/v1/namespaces/{ns}/secrets",
+                axum::routing::post(secrets::create),
+            )
             .route("/api/v1/namespaces/{ns}/events", get(list_events))
             .fallback(unknown)
             .layer(axum::middleware::from_fn_with_state(state.clone(), record))
@@ -95,6 +111,52 @@ impl StandIn {
             .unwrap()
             .get(name)
             .map(|p| p.created.clone())
+    }
+
+    /// Names of the Secrets it holds.
+    pub fn secret_names(&self) -> Vec<String> {
+        self.secrets.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// Every Secret the executor asked to create, as sent.
+    pub fn secrets_received(&self) -> Vec<Secret> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                let (line, body) = r.split_once('\n')?;
+                let uri = line.strip_prefix("POST ")?;
+                let path = uri.split('?').next().unwrap_or(uri);
+                path.ends_with("/secrets")
+                    .then(|| serde_json::from_str(body).unwrap())
+            })
+            .collect()
+    }
+
+    /// The requests whose path is under `pods` (creates, reads, logs, attach and exec).
+    pub fn pod_requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.lines().next().is_some_and(|l| l.contains("/pods")))
+            .cloned()
+            .collect()
+    }
+
+    /// The pods deleted so far, as created.
+    pub fn past_pods(&self) -> Vec<Pod> {
+        self.past_pods.lock().unwrap().clone()
+    }
+
+    /// Every event of every pod, deleted ones included.
+    pub fn all_events(&self) -> Vec<Event> {
+        let mut events = self.past_events.lock().unwrap().clone();
+        for entry in self.pods.lock().unwrap().values() {
+            events.extend(entry.events.iter().cloned());
+        }
+        events
     }
 
     /// How many requests so far held `needle`.
@@ -419,20 +481,49 @@ pub async fn cluster(images: &[&str], mut config: KubernetesConfig) -> Option<Cl
 }
 
 impl Cluster {
-    /// Pods of build `id` still in the cluster.
+    /// Pods and Secrets of build `id` still in the cluster. A real cluster's garbage collector
+    /// deletes a Secret shortly after its pod: it is given 30 s.
     pub async fn left(&self, id: &str) -> Vec<String> {
-        let pods: kube::Api<Pod> =
-            kube::Api::namespaced(self.exec.client().clone(), &self.exec.config().namespace);
+        let client = self.exec.client().clone();
+        let ns = &self.exec.config().namespace;
         let selector = format!(
             "dev.slipway.build={}",
             slipway_runner::kubernetes::pod::label_value(id)
         );
-        pods.list(&kube::api::ListParams::default().labels(&selector))
+        let params = kube::api::ListParams::default().labels(&selector);
+        let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), ns);
+        let mut left: Vec<String> = pods
+            .list(&params)
             .await
             .unwrap()
             .items
             .into_iter()
             .filter_map(|p| p.metadata.name)
-            .collect()
+            .collect();
+        match &self.standin {
+            // Read in place: the executor's Role cannot list Secrets, and the suite checks every
+            // request the stand-in receives against it.
+            Some(standin) => left.extend(standin.secrets_of_build(id)),
+            None => {
+                let secrets: kube::Api<Secret> = kube::Api::namespaced(client, ns);
+                let started = std::time::Instant::now();
+                loop {
+                    let names: Vec<String> = secrets
+                        .list(&params)
+                        .await
+                        .unwrap()
+                        .items
+                        .into_iter()
+                        .filter_map(|s| s.metadata.name)
+                        .collect();
+                    if names.is_empty() || started.elapsed() > std::time::Duration::from_secs(30) {
+                        left.extend(names);
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+        left
     }
 }

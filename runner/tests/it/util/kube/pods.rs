@@ -1,7 +1,10 @@
 //! The stand-in's pods, run on the local Docker engine: a holder container owns the pod's
 //! network namespace (and its host aliases), the sidecars join it in order, each started once its
-//! start-up probe passes, then the job container. A missing image is not pulled: the pod stays
-//! pending with `ImagePullBackOff` and the events a kubelet would record.
+//! start-up probe passes, then the job container. Nothing starts before every Secret the pod
+//! mounts exists (until then the pod is pending with a `FailedMount` event); a secret volume is a
+//! directory of the Secret's files, bind-mounted read-only where a container mounts it. A missing
+//! image is not pulled: the pod stays pending with `ImagePullBackOff` and the events a kubelet
+//! would record.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub struct PodEntry {
     pub events: Vec<Event>,
     /// Log requests so far (the first may be cut short on purpose).
     pub log_requests: usize,
+    /// The secret volumes' directories, by volume name; removed with the pod.
+    secret_volumes: BTreeMap<String, tempfile::TempDir>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -76,6 +81,7 @@ pub async fn create(s: &Arc<StandIn>, mut pod: Pod) -> Pod {
             "Assigned to the stand-in's Docker engine",
         )],
         log_requests: 0,
+        secret_volumes: BTreeMap::new(),
         task: None,
     };
     s.pods.lock().unwrap().insert(name.clone(), entry);
@@ -86,14 +92,21 @@ pub async fn create(s: &Arc<StandIn>, mut pod: Pod) -> Pod {
     pod
 }
 
-/// Removes the pod and every Docker container it ran.
+/// Removes the pod and every Docker container it ran; the garbage collector then removes the
+/// Secrets it owned.
 pub async fn delete(s: &StandIn, name: &str) {
-    let task = s.pods.lock().unwrap().remove(name).and_then(|e| e.task);
-    if let Some(task) = task {
+    let mut entry = s.pods.lock().unwrap().remove(name);
+    if let Some(task) = entry.as_mut().and_then(|e| e.task.take()) {
         task.abort();
         let _ = task.await;
     }
     remove_containers(s, name).await;
+    // Its secret volumes' directories go with it, once no container mounts them.
+    if let Some(mut entry) = entry {
+        s.past_events.lock().unwrap().append(&mut entry.events);
+        s.past_pods.lock().unwrap().push(entry.created.clone());
+    }
+    super::secrets::collect_garbage(s);
 }
 
 async fn remove_containers(s: &StandIn, pod: &str) {
@@ -149,9 +162,47 @@ fn with_entry(s: &StandIn, name: &str, f: impl FnOnce(&mut PodEntry)) {
     }
 }
 
+/// Waits until every Secret pod `name` mounts exists, recording `FailedMount` while one does not,
+/// and projects each into a directory: the host paths by volume name.
+async fn mount_secrets(s: &StandIn, pod: &Pod) -> BTreeMap<String, std::path::PathBuf> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let volumes = pod.spec.iter().flat_map(|p| p.volumes.iter().flatten());
+    let mut paths = BTreeMap::new();
+    for volume in volumes {
+        let Some(source) = &volume.secret else {
+            continue;
+        };
+        let mut told = false;
+        let dir = loop {
+            if let Some(dir) = super::secrets::project(s, source) {
+                break dir;
+            }
+            if !told {
+                let message = format!(
+                    "MountVolume.SetUp failed for volume \"{}\" : secret \"{}\" not found",
+                    volume.name,
+                    source.secret_name.clone().unwrap_or_default()
+                );
+                with_entry(s, &name, |e| {
+                    e.events
+                        .push(event(pod, "Warning", "FailedMount", &message));
+                });
+                told = true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        paths.insert(volume.name.clone(), dir.path().to_path_buf());
+        with_entry(s, &name, |e| {
+            e.secret_volumes.insert(volume.name.clone(), dir);
+        });
+    }
+    paths
+}
+
 /// The kubelet's work for pod `name`.
 async fn run(s: Arc<StandIn>, name: String) {
     let Some(pod) = s.created(&name) else { return };
+    let secret_dirs = mount_secrets(&s, &pod).await;
     let spec = pod.spec.clone().unwrap_or_default();
     let init = spec.init_containers.clone().unwrap_or_default();
     for c in init.iter().chain(&spec.containers) {
@@ -201,7 +252,7 @@ async fn run(s: Arc<StandIn>, name: String) {
         return;
     }
     for c in &init {
-        if !start_container(&s, &name, &c.name, body(&name, c, false)).await {
+        if !start_container(&s, &name, &c.name, body(&name, c, false, &secret_dirs)).await {
             return;
         }
         with_entry(&s, &name, |e| {
@@ -215,7 +266,7 @@ async fn run(s: Arc<StandIn>, name: String) {
         });
     }
     for c in &spec.containers {
-        if !start_container(&s, &name, &c.name, body(&name, c, true)).await {
+        if !start_container(&s, &name, &c.name, body(&name, c, true, &secret_dirs)).await {
             return;
         }
         with_entry(&s, &name, |e| {
@@ -230,23 +281,39 @@ async fn run(s: Arc<StandIn>, name: String) {
     }
 }
 
-/// A container of the pod as a Docker container in the holder's namespaces.
-fn body(pod: &str, c: &Container, main: bool) -> ContainerCreateBody {
+/// A container of the pod as a Docker container in the holder's namespaces; `secret_dirs` are
+/// the pod's secret volumes as host directories.
+fn body(
+    pod: &str,
+    c: &Container,
+    main: bool,
+    secret_dirs: &BTreeMap<String, std::path::PathBuf>,
+) -> ContainerCreateBody {
     let env = c
         .env
         .iter()
         .flatten()
         .map(|e| format!("{}={}", e.name, e.value.clone().unwrap_or_default()))
         .collect();
-    // Every volume the executor uses is an emptyDir: an anonymous volume, removed with the container.
+    // Every other volume the executor uses is an emptyDir: an anonymous volume, removed with
+    // the container.
     let mounts = c
         .volume_mounts
         .iter()
         .flatten()
-        .map(|m| Mount {
-            target: Some(m.mount_path.clone()),
-            typ: Some(MountType::VOLUME),
-            ..Default::default()
+        .map(|m| match secret_dirs.get(&m.name) {
+            Some(dir) => Mount {
+                target: Some(m.mount_path.clone()),
+                source: Some(dir.display().to_string()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            None => Mount {
+                target: Some(m.mount_path.clone()),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            },
         })
         .collect::<Vec<_>>();
     ContainerCreateBody {

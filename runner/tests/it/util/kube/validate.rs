@@ -1,10 +1,10 @@
 //! What the stand-in refuses, as the API server would: bodies that are not their type (read into
 //! the `k8s-openapi` type by the runner's `kubernetes::checked`, with every field the type drops
-//! named), and pods breaking the rules the executor must keep.
+//! named), and pods and Secrets breaking the rules the executor must keep.
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 
 pub use slipway_runner::kubernetes::checked::read as body;
 
@@ -26,6 +26,59 @@ fn label_value(value: &str) -> bool {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && value.starts_with(|c: char| c.is_ascii_alphanumeric())
             && value.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// The most data one Secret holds.
+const MAX_SECRET_BYTES: usize = 1 << 20;
+
+/// The rules of a Secret created in namespace `ns`.
+pub fn secret(secret: &Secret, ns: &str) -> Result<(), String> {
+    let meta = &secret.metadata;
+    let name = meta.name.as_deref().unwrap_or("");
+    // A DNS subdomain: DNS labels joined by dots.
+    if name.len() > 253 || !name.split('.').all(dns_label) {
+        return Err(format!(
+            "metadata.name: Invalid value: {name:?}: must be a DNS subdomain"
+        ));
+    }
+    if meta.namespace.as_deref().is_some_and(|n| n != ns) {
+        return Err("metadata.namespace: does not match the request's namespace".into());
+    }
+    for (k, v) in meta.labels.iter().flatten() {
+        if !label_value(v) {
+            return Err(format!("metadata.labels: Invalid value: {v:?} for {k}"));
+        }
+    }
+    for (i, o) in meta.owner_references.iter().flatten().enumerate() {
+        if o.api_version.is_empty() || o.kind.is_empty() || o.name.is_empty() || o.uid.is_empty() {
+            return Err(format!(
+                "metadata.ownerReferences[{i}]: apiVersion, kind, name and uid are required"
+            ));
+        }
+    }
+    if !matches!(secret.type_.as_deref(), None | Some("Opaque")) {
+        return Err(format!(
+            "type: the stand-in keeps only Opaque Secrets, not {:?}",
+            secret.type_
+        ));
+    }
+    let mut size = 0;
+    for (key, value) in secret.data.iter().flatten() {
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!("data[{key:?}]: Invalid value: a valid config key"));
+        }
+        size += value.0.len();
+    }
+    if size > MAX_SECRET_BYTES {
+        return Err(format!(
+            "data: Too long: must have at most {MAX_SECRET_BYTES} bytes"
+        ));
+    }
+    Ok(())
 }
 
 /// The rules of a pod created in namespace `ns`.
@@ -63,6 +116,25 @@ pub fn pod(pod: &Pod, ns: &str) -> Result<(), String> {
         .flatten()
         .map(|v| v.name.as_str())
         .collect();
+    for v in spec.volumes.iter().flatten() {
+        if let Some(secret) = &v.secret {
+            if secret.secret_name.as_deref().is_none_or(str::is_empty) {
+                return Err(format!(
+                    "volumes[{}].secret.secretName: Required value",
+                    v.name
+                ));
+            }
+            if secret
+                .default_mode
+                .is_some_and(|m| !(0..=0o777).contains(&m))
+            {
+                return Err(format!(
+                    "volumes[{}].secret.defaultMode: Invalid value",
+                    v.name
+                ));
+            }
+        }
+    }
     let mut names = BTreeSet::new();
     let init = spec.init_containers.iter().flatten();
     for (c, is_init) in init
