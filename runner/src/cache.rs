@@ -85,17 +85,23 @@ impl Archives {
 /// See [`Archives::key`].
 pub fn archive_key(prefix: &str, repo: &str, owner: &Owner, key: &str) -> String {
     let repo_hash = Sha256::digest(repo.as_bytes());
+    format!(
+        "{prefix}{}/{}.tar.gz",
+        hex::encode(&repo_hash[..16]),
+        hex::encode(&cache_digest(repo, owner, key)[..16])
+    )
+}
+
+/// What tells one cache from every other: the repository, the owner and the job key, NUL
+/// between them so that no two triples hash alike.
+fn cache_digest(repo: &str, owner: &Owner, key: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(repo.as_bytes());
     h.update([0]);
     h.update(owner.key().as_bytes());
     h.update([0]);
     h.update(key.as_bytes());
-    format!(
-        "{prefix}{}/{}.tar.gz",
-        hex::encode(&repo_hash[..16]),
-        hex::encode(&h.finalize()[..16])
-    )
+    h.finalize().into()
 }
 
 /// An object store holding cache archives (S3 and compatible stores in [`s3`]).
@@ -201,11 +207,8 @@ pub fn job_key(job: &Job) -> String {
 
 /// The cache volume for `repo`, an owner and a job key.
 pub fn volume_name(repo: &str, owner: &Owner, key: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(repo.as_bytes());
-    h.update([0]);
-    h.update(owner.key().as_bytes());
-    h.update([0]);
-    h.update(key.as_bytes());
-    format!("slipway-cache-{}", hex::encode(&h.finalize()[..10]))
+    format!(
+        "slipway-cache-{}",
+        hex::encode(&cache_digest(repo, owner, key)[..10])
+    )
 }
