@@ -358,33 +358,39 @@ fn job_label(j: &Job, jobs: &[Job]) -> String {
 
 /// The stages side by side in the order they run, each with its jobs (number, label, state and
 /// time), so a build's shape is seen before its tables are read.
-fn stage_lanes(b: &Build, jobs: &[Job], now: Millis) -> String {
+fn stage_lanes(jobs: &[Job], now: Millis) -> String {
     let mut out = String::from("<section class=\"stages\">");
-    let mut stage_idx = -1;
-    for j in jobs {
-        if j.stage_index != stage_idx {
-            if stage_idx >= 0 {
-                out.push_str("</div>");
-            }
-            stage_idx = j.stage_index;
-            let _ = write!(out, "<div class=\"stage\"><h3>{}</h3>", escape(&j.stage));
-        }
+    for stage in stages(jobs) {
         let _ = write!(
             out,
-            "<a class=\"job\" href=\"/jobs/{id}\"><span class=\"num\">{b}.{n}</span> <span class=\"label\">{label}</span> {s} <span class=\"took\">{t}</span></a>",
-            id = j.id,
-            b = b.id,
-            n = j.number,
-            label = job_label(j, jobs),
-            s = job_state(j),
-            t = job_took(j, now),
+            "<div class=\"stage\"><h3>{}</h3>",
+            escape(&stage[0].stage)
         );
-    }
-    if stage_idx >= 0 {
+        for j in stage {
+            let _ = write!(
+                out,
+                "<a class=\"job\" href=\"/jobs/{}\"><span class=\"num\">{}</span> <span class=\"label\">{}</span> {} <span class=\"took\">{}</span></a>",
+                j.id,
+                job_number(j),
+                job_label(j, jobs),
+                job_state(j),
+                job_took(j, now),
+            );
+        }
         out.push_str("</div>");
     }
     out.push_str("</section>");
     out
+}
+
+/// A job's number as people say it: `7.2` for the second job of build 7.
+fn job_number(j: &Job) -> String {
+    format!("{}.{}", j.build_id, j.number)
+}
+
+/// A build's jobs stage by stage (the store lists them in stage order).
+fn stages(jobs: &[Job]) -> impl Iterator<Item = &[Job]> {
+    jobs.chunk_by(|a, b| a.stage_index == b.stage_index)
 }
 
 /// A job's run time, counting while it runs.
@@ -437,39 +443,31 @@ pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i
         body.push_str(&buttons(&b, &caller));
     }
     if !jobs.is_empty() {
-        body.push_str(&stage_lanes(&b, &jobs, now));
+        body.push_str(&stage_lanes(&jobs, now));
     }
-    let mut stage_idx = -1;
-    for j in &jobs {
-        if j.stage_index != stage_idx {
-            if stage_idx >= 0 {
-                body.push_str("</table>");
-            }
-            stage_idx = j.stage_index;
-            let _ = write!(
-                body,
-                "<h2>Stage: {}</h2><table class=\"matrix\"><tr><th>job</th><th>name</th><th>matrix</th><th>state</th><th>duration</th></tr>",
-                escape(&j.stage)
-            );
-        }
+    for stage in stages(&jobs) {
         let _ = write!(
             body,
-            "<tr><td><a href=\"/jobs/{id}\">{b}.{n}</a></td><td>{name}</td><td>{m}</td><td>{s}{af}</td><td>{d}</td></tr>",
-            id = j.id,
-            b = b.id,
-            n = j.number,
-            name = escape(j.name.as_deref().unwrap_or("")),
-            m = matrix_cell(j),
-            s = job_state(j),
-            af = if j.allow_failure {
-                " (allowed to fail)"
-            } else {
-                ""
-            },
-            d = job_took(j, now),
+            "<h2>Stage: {}</h2><table class=\"matrix\"><tr><th>job</th><th>name</th><th>matrix</th><th>state</th><th>duration</th></tr>",
+            escape(&stage[0].stage)
         );
-    }
-    if stage_idx >= 0 {
+        for j in stage {
+            let _ = write!(
+                body,
+                "<tr><td><a href=\"/jobs/{id}\">{n}</a></td><td>{name}</td><td>{m}</td><td>{s}{af}</td><td>{d}</td></tr>",
+                id = j.id,
+                n = job_number(j),
+                name = escape(j.name.as_deref().unwrap_or("")),
+                m = matrix_cell(j),
+                s = job_state(j),
+                af = if j.allow_failure {
+                    " (allowed to fail)"
+                } else {
+                    ""
+                },
+                d = job_took(j, now),
+            );
+        }
         body.push_str("</table>");
     }
     if !b.log.is_empty() {
@@ -493,11 +491,11 @@ pub(super) async fn job(State(app): AppState, caller: Caller, Path(id): Path<i64
         None => "not started".to_string(),
     };
     let body = format!(
-        "<h1>Job {b}.{n} <span class=\"s {s}\">{s}</span></h1>{commit}\
+        "<h1>Job {n} <span class=\"s {s}\">{s}</span></h1>{commit}\
          <p class=\"job-meta\"><a href=\"/builds/{b}\">build #{b}</a> · stage {stage}{name} · {m} · <span id=\"live\">live</span> · <a href=\"/jobs/{id}/log.txt\">raw log</a></p>{reason}\
          <div id=\"log\" data-src=\"/jobs/{id}/events\"></div><script src=\"/static/follow.js\"></script>",
         b = j.build_id,
-        n = j.number,
+        n = job_number(&j),
         s = j.state.as_str(),
         commit = commit::header(&app.config.github.web_url, &b, &when),
         stage = escape(&j.stage),
@@ -513,7 +511,7 @@ pub(super) async fn job(State(app): AppState, caller: Caller, Path(id): Path<i64
             .map(|r| format!("<p>{}</p>", escape(r)))
             .unwrap_or_default(),
     );
-    page(&format!("Job {}.{}", j.build_id, j.number), &body, false)
+    page(&format!("Job {}", job_number(&j)), &body, false)
 }
 
 #[derive(Deserialize)]
