@@ -374,6 +374,15 @@ impl Cluster {
         owner.and_then(|o| o.split('-').next().and_then(|p| p.parse().ok()))
     }
 
+    /// Which of [`Cluster::workers`] holds the running `job`'s lease; fails when none does.
+    pub fn lease_holder(&self, job: i64) -> usize {
+        let pid = self.lease_pid(job).expect("the job is claimed");
+        self.workers
+            .iter()
+            .position(|w| w.pid() == pid)
+            .unwrap_or_else(|| panic!("the lease holder {pid} is not a worker process"))
+    }
+
     /// Waits up to `secs` for `job`'s stored log to hold `needle`.
     pub fn wait_log(&self, job: i64, needle: &str, secs: u64) {
         let sql = format!(

@@ -30,12 +30,7 @@ fn a_job_killed_mid_deploy_errors_and_is_not_deployed_twice() {
         1,
         "the deploy's start is stored first"
     );
-    let pid = cluster.lease_pid(job).expect("the job is claimed");
-    let victim = cluster
-        .workers
-        .iter()
-        .position(|w| w.pid() == pid)
-        .unwrap_or_else(|| panic!("the lease holder {pid} is not a worker process"));
+    let victim = cluster.lease_holder(job);
     let mut cluster = cluster;
     cluster.workers[victim].kill();
 

@@ -27,12 +27,8 @@ fn a_job_whose_worker_is_killed_is_finished_by_another_with_its_log_kept_and_mar
     let build = cluster.push(0, &cluster.master(), 1);
     let job = cluster.first_job(build, 30);
     cluster.wait_log(job, "line-5", 30);
-    let pid = cluster.lease_pid(job).expect("the job is claimed");
-    let victim = cluster
-        .workers
-        .iter()
-        .position(|w| w.pid() == pid)
-        .unwrap_or_else(|| panic!("the lease holder {pid} is not a worker process"));
+    let victim = cluster.lease_holder(job);
+    let pid = cluster.workers[victim].pid();
     let before_kill = cluster.job_log(0, job);
     cluster.workers[victim].kill();
     let killed = Instant::now();
