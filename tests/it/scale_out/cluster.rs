@@ -126,21 +126,13 @@ impl Worker {
     /// Starts the process and waits until it claims work.
     pub fn start(&mut self) {
         let before = self.started_count();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
-            .args(["worker", "--data-dir"])
-            .arg(&self.data)
-            .arg("--config")
-            .arg(&self.config)
-            .env("SLIPWAY_STORE", &self.store)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn_slipway(
+            "worker",
+            &self.data,
+            &self.config,
+            &self.log,
+            [("SLIPWAY_STORE", &self.store)],
+        );
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.started_count() == before {
@@ -162,10 +154,7 @@ impl Worker {
 
     /// SIGKILL, no clean-up of any kind.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_now(&mut self.child);
     }
 
     pub fn text(&self) -> String {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub use slipway_webhook::testing::*;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,6 +59,40 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Starts `slipway COMMAND --data-dir DATA --config CONFIG` (`serve` or `worker`) with `env`
+/// added, its stderr appended to `log` (so a restart keeps what the last run wrote).
+pub fn spawn_slipway<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    command: &str,
+    data: &Path,
+    config: &Path,
+    log: &Path,
+    env: impl IntoIterator<Item = (K, V)>,
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([command, "--data-dir"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("slipway {command}: {e}"))
+}
+
+/// SIGKILLs the process, if it runs, and waits for it to be gone: no clean-up of any kind.
+pub fn kill_now(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 /// A `slipway serve` process and its files.
@@ -149,21 +184,13 @@ impl Served {
     }
 
     pub fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_slipway"))
-            .args(["serve", "--data-dir"])
-            .arg(&self.data)
-            .arg("--config")
-            .arg(&self.config)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn_slipway(
+            "serve",
+            &self.data,
+            &self.config,
+            &self.log,
+            self.env.iter().map(|(k, v)| (k, v)),
+        );
         self.child = Some(child);
         // A server speaking TLS is up once its port answers.
         let tls = std::fs::read_to_string(&self.config).is_ok_and(|c| c.contains("tls_cert"));
@@ -185,16 +212,13 @@ impl Served {
         }
     }
 
-    /// SIGKILL, no clean-up of any kind.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
+    /// SIGKILL, no clean-up of any kind.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_now(&mut self.child);
     }
 
     fn try_get(&self, path: &str) -> (u16, String) {
