@@ -19,7 +19,7 @@
     reason = "a benchmark prints its figures"
 )]
 
-use slipway_webhook::testing::{LogViewer, Origin, deliver, git, push_payload};
+use slipway_webhook::testing::{LogViewer, Origin, build_of, deliver, git, push_payload};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -195,11 +195,7 @@ fn main() {
 
     let sha = git(&origin.work, &["rev-parse", "master"]);
     let body = push_payload("acme/app", &origin.url(), "refs/heads/master", &sha);
-    let (status, text) = deliver(&views.url, SECRET, "push", "live-serve", &body);
-    assert_eq!(status, 202, "{text}");
-    let build = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
-        .as_i64()
-        .unwrap();
+    let build = build_of(deliver(&views.url, SECRET, "push", "live-serve", &body));
     let deadline = Instant::now() + Duration::from_secs(120);
     let job = loop {
         let v = get_json(&format!("{}/api/builds/{build}", views.url));

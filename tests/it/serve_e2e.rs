@@ -18,15 +18,11 @@ fn pull_requests_and_pushes_are_built_in_docker_and_reported() {
     // A pull request: the merge is built, the deploy does not run, the status links the build.
     let head = origin.pull_request(1, "master", "feature.txt", "feature-one\n");
     let base = git(&origin.work, &["rev-parse", "master"]);
-    let (status, text) = server.deliver(
+    let pr_build = build_of(server.deliver(
         "pull_request",
         "e2e-pr-1",
         &pr_payload(REPO, &origin.url(), "opened", 1, &head, &base),
-    );
-    assert_eq!(status, 202, "{text}");
-    let pr_build = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
-        .as_i64()
-        .unwrap();
+    ));
     let v = server.wait_final(pr_build, 180);
     assert_eq!(
         v["build"]["state"],
@@ -64,15 +60,11 @@ fn pull_requests_and_pushes_are_built_in_docker_and_reported() {
     // A conflicting pull request ends errored with the paths, on the build and on GitHub.
     let conflicting = origin.pull_request(2, "master", "README", "one\nPR version\nthree\n");
     let master = origin.push_master("README", "one\nmaster version\nthree\n");
-    let (status, text) = server.deliver(
+    let conflict_build = build_of(server.deliver(
         "pull_request",
         "e2e-pr-2",
         &pr_payload(REPO, &origin.url(), "opened", 2, &conflicting, &master),
-    );
-    assert_eq!(status, 202, "{text}");
-    let conflict_build = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
-        .as_i64()
-        .unwrap();
+    ));
     let v = server.wait_final(conflict_build, 60);
     assert_eq!(v["build"]["state"], "errored", "{v}");
     assert!(
@@ -81,15 +73,11 @@ fn pull_requests_and_pushes_are_built_in_docker_and_reported() {
     );
 
     // A push to master runs the deploy.
-    let (status, text) = server.deliver(
+    let push_build = build_of(server.deliver(
         "push",
         "e2e-push-1",
         &push_payload(REPO, &origin.url(), "refs/heads/master", &master),
-    );
-    assert_eq!(status, 202, "{text}");
-    let push_build = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
-        .as_i64()
-        .unwrap();
+    ));
     let v = server.wait_final(push_build, 180);
     assert_eq!(v["build"]["state"], "passed", "{v}");
     let log = server.job_log(v["jobs"][0]["id"].as_i64().unwrap());

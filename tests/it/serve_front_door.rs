@@ -116,15 +116,11 @@ fn slow_clients_and_dropped_streams_cannot_hold_the_server() {
         ),
     );
     let sha = git(&origin.work, &["rev-parse", "master"]);
-    let (status, text) = server.deliver(
+    let build = build_of(server.deliver(
         "push",
         "fd-1",
         &push_payload(REPO, &origin.url(), "refs/heads/master", &sha),
-    );
-    assert_eq!(status, 202, "{text}");
-    let build = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
-        .as_i64()
-        .unwrap();
+    ));
     let deadline = Instant::now() + Duration::from_secs(120);
     let job = loop {
         let v = server.json(&format!("/api/builds/{build}"));

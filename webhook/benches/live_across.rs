@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use slipway_runner::{JobEvent, JobOutcome, JobResult};
 use slipway_webhook::job_runner::{JobRun, JobRunner};
 use slipway_webhook::store::{JobState, StoreSetting};
-use slipway_webhook::testing::{LogViewer, Origin, deliver, git, push_payload};
+use slipway_webhook::testing::{LogViewer, Origin, build_of, deliver, git, push_payload};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -169,11 +169,7 @@ fn main() {
 
     let sha = git(&origin.work, &["rev-parse", "master"]);
     let body = push_payload("acme/app", &origin.url(), "refs/heads/master", &sha);
-    let (status, text) = deliver(&views_url, SECRET, "push", "live-bench", &body);
-    assert_eq!(status, 202, "{text}");
-    let build: i64 = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
-        .as_i64()
-        .unwrap();
+    let build: i64 = build_of(deliver(&views_url, SECRET, "push", "live-bench", &body));
     let deadline = Instant::now() + Duration::from_secs(60);
     let job_ids = loop {
         let (_, js) = views_rt

@@ -43,6 +43,16 @@ pub fn deliver(base: &str, secret: &str, event: &str, id: &str, body: &[u8]) -> 
     )
 }
 
+/// The build id of a delivery the server accepted (202): the answer of [`deliver`].
+#[track_caller]
+pub fn build_of(answer: (u16, String)) -> i64 {
+    let (status, text) = answer;
+    assert_eq!(status, 202, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["build"]
+        .as_i64()
+        .unwrap()
+}
+
 /// One HTTP/1.1 request on a fresh connection, following redirects as a browser does (at most
 /// ten; a 301/302/303 turns into a `GET` without a body, `Authorization` is not sent on);
 /// returns the final status and body.

@@ -253,15 +253,6 @@ impl Served {
     }
 }
 
-/// The build id of a delivery the server accepted (202).
-#[track_caller]
-pub fn build_of(answer: (u16, String)) -> i64 {
-    assert_eq!(answer.0, 202, "{}", answer.1);
-    serde_json::from_str::<serde_json::Value>(&answer.1).unwrap()["build"]
-        .as_i64()
-        .unwrap()
-}
-
 /// The `opened` payload of pull request `number` from `head` onto `base`, sent from a fork
 /// (`eve/app`) of [`REPO`] whose clone URL is `clone_url`.
 pub fn fork_pr_payload(clone_url: &str, number: u64, head: &str, base: &str) -> Vec<u8> {

@@ -87,11 +87,7 @@ impl Pair {
             private,
             "a push",
         );
-        let (status, text) = self.views.deliver("push", id, &body);
-        assert_eq!(status, 202, "{text}");
-        let build: i64 = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
-            .as_i64()
-            .unwrap();
+        let build: i64 = build_of(self.views.deliver("push", id, &body));
         let store = self.store();
         let mut job = None;
         wait_for(

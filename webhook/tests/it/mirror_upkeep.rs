@@ -194,11 +194,7 @@ fn the_server_compacts_a_mirror_after_preparing_builds() {
     for i in 1..=6 {
         let sha = origin.push_master("counter.txt", &format!("{i}\n"));
         let body = push_payload(REPO, &origin.url(), "refs/heads/master", &sha);
-        let (status, text) = h.deliver("push", &format!("push-{i}"), &body);
-        assert_eq!(status, 202, "{text}");
-        let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
-            .as_i64()
-            .unwrap();
+        let id = build_of(h.deliver("push", &format!("push-{i}"), &body));
         assert_eq!(h.wait_final(id, 30)["build"]["state"], "passed");
         shas.push((id, sha));
     }

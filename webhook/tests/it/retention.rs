@@ -16,11 +16,7 @@ fn push(h: &Harness, origin: &Origin, repo: &str, n: usize) -> i64 {
         false,
         &format!("push {n}"),
     );
-    let (status, text) = h.deliver("push", &format!("{repo}-{n}"), &body);
-    assert_eq!(status, 202, "{text}");
-    serde_json::from_str::<serde_json::Value>(&text).unwrap()["build"]
-        .as_i64()
-        .unwrap()
+    build_of(h.deliver("push", &format!("{repo}-{n}"), &body))
 }
 
 fn refs(data: &std::path::Path, repo: &str) -> Vec<String> {
