@@ -19,6 +19,7 @@
     reason = "a benchmark prints its figures"
 )]
 
+use slipway_webhook::testing::bench::{load_average, report_latencies};
 use slipway_webhook::testing::{LogViewer, Origin, build_of, deliver, git, push_payload};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -107,25 +108,6 @@ fn get_json(url: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn summary(name: &str, mut ms: Vec<f64>) -> f64 {
-    assert!(!ms.is_empty(), "{name}: no lines measured");
-    ms.sort_by(f64::total_cmp);
-    let p99 = percentile(&ms, 0.99);
-    println!(
-        "{name}: {} lines, p50 {:.1} ms, p90 {:.1} ms, p99 {p99:.1} ms, max {:.1} ms",
-        ms.len(),
-        percentile(&ms, 0.5),
-        percentile(&ms, 0.9),
-        ms[ms.len() - 1]
-    );
-    p99
-}
-
 /// Each line's latency in ms: from the nanosecond stamp it carries to its arrival, for lines
 /// printed after `from`.
 fn latencies(viewer: &LogViewer, opened: Instant, opened_wall: SystemTime, from: u128) -> Vec<f64> {
@@ -151,12 +133,6 @@ fn latencies(viewer: &LogViewer, opened: Instant, opened_wall: SystemTime, from:
         }
     }
     out
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 fn main() {
@@ -234,7 +210,7 @@ fn main() {
         "live log across two slipway serve processes on PostgreSQL ({}): one Docker job, {LINES} lines, \
          one every 50 ms; load {}",
         bin.display(),
-        load()
+        load_average()
     );
     let mut p99s = Vec::new();
     for (side, ms) in figures {
@@ -242,7 +218,7 @@ fn main() {
             "same" => "  baseline, viewer on the server running the job",
             _ => "  viewer on the other server",
         };
-        p99s.push((side, summary(name, ms)));
+        p99s.push((side, report_latencies(name, ms)));
     }
     let p99 = |s: &str| {
         p99s.iter()

@@ -15,6 +15,7 @@
     reason = "a benchmark prints its figures"
 )]
 
+use slipway_webhook::testing::bench::load_average;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,12 +42,6 @@ fn git(dir: &Path, args: &[&str]) {
         "git {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 fn timed(cmd: &mut Command, what: &str) -> f64 {
@@ -125,7 +120,7 @@ fn main() {
         timed(&mut slipway_bin(earlier), "earlier slipway run");
     }
 
-    let load_before = load();
+    let load_before = load_average();
     let (mut ours, mut base, mut ratios, mut before) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for pair in 0..PAIRS {
@@ -146,7 +141,7 @@ fn main() {
         base.push(b);
         ratios.push(o / b);
     }
-    let load_after = load();
+    let load_after = load_average();
     let (o, b) = (median(ours.clone()), median(base.clone()));
     let mut sorted = ratios.clone();
     sorted.sort_by(f64::total_cmp);

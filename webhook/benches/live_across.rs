@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use slipway_runner::{JobEvent, JobOutcome, JobResult};
 use slipway_webhook::job_runner::{JobRun, JobRunner};
 use slipway_webhook::store::{JobState, StoreSetting};
+use slipway_webhook::testing::bench::{cpu_of, load_average, report_latencies};
 use slipway_webhook::testing::{LogViewer, Origin, build_of, deliver, git, push_payload};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,30 +101,6 @@ fn fresh_schema(rt: &tokio::runtime::Runtime, base: &str) -> (String, String) {
     (schema, url)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn summary(name: &str, mut ms: Vec<f64>) -> f64 {
-    ms.sort_by(f64::total_cmp);
-    let p99 = percentile(&ms, 0.99);
-    println!(
-        "{name}: {} lines, p50 {:.1} ms, p90 {:.1} ms, p99 {p99:.1} ms, max {:.1} ms",
-        ms.len(),
-        percentile(&ms, 0.5),
-        percentile(&ms, 0.9),
-        ms[ms.len() - 1]
-    );
-    p99
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn main() {
     let Ok(base) = std::env::var("SLIPWAY_TEST_POSTGRES") else {
         eprintln!("SLIPWAY_TEST_POSTGRES is not set: run scripts/services.sh start");
@@ -196,7 +173,7 @@ fn main() {
             viewers.push((side, job, viewer));
         }
     }
-    let cpu_before = cpu_ms();
+    let cpu_before = cpu_of("self").unwrap_or_default();
     let started = Instant::now();
     go.store(true, Ordering::SeqCst);
     let reading: Vec<_> = viewers
@@ -245,7 +222,9 @@ fn main() {
         assert_eq!(seen, lines, "{side} viewer of job {job}: lines missing");
     }
     let wall = started.elapsed();
-    let cpu = cpu_ms() - cpu_before;
+    let cpu = cpu_of("self")
+        .unwrap_or_default()
+        .saturating_sub(cpu_before);
     println!(
         "live log across servers on PostgreSQL: {jobs} jobs x {lines} lines, one every {} ms per job \
          ({:.0} lines/s in all); wall {:.1} s, this process's CPU (both servers, the viewers) {:.0} ms \
@@ -253,14 +232,14 @@ fn main() {
         every.as_millis(),
         jobs as f64 / every.as_secs_f64(),
         wall.as_secs_f64(),
-        cpu,
-        load()
+        cpu.as_secs_f64() * 1e3,
+        load_average()
     );
-    let same = summary(
+    let same = report_latencies(
         "  baseline, viewer on the server running the job",
         latencies.remove("same").unwrap_or_default(),
     );
-    let other = summary(
+    let other = report_latencies(
         "  viewer on the other server",
         latencies.remove("other").unwrap_or_default(),
     );
@@ -272,7 +251,7 @@ fn main() {
             Some((at.saturating_duration_since(*same)).as_secs_f64() * 1e3)
         })
         .collect();
-    summary("  the other server's extra time, line by line", extra);
+    report_latencies("  the other server's extra time, line by line", extra);
     println!(
         "  ratio of the p99s: {:.1}x; goal p99 <= 1000 ms on the other server: {}",
         other / same.max(0.001),
@@ -288,21 +267,4 @@ fn main() {
                 .await;
         }
     });
-}
-
-/// This process's CPU time so far (user + system), in milliseconds.
-fn cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) * 10.0
 }

@@ -157,13 +157,43 @@ pub fn cpu_delta(before: &[(u32, Duration)], after: &[(u32, Duration)]) -> Durat
         .sum()
 }
 
+/// The machine's load averages (1, 5, 15 minutes), `?` when `/proc/loadavg` cannot be read.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 /// The machine's load averages (1, 5, 15 minutes) and its number of processors.
 pub fn machine_load() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into());
     let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    format!("load average {load} on {cpus} processors")
+    format!("load average {} on {cpus} processors", load_average())
+}
+
+/// The `p`-quantile (0..=1, nearest rank) of sorted milliseconds.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Prints how many lines `name` measured and their p50, p90, p99 and maximum latency (ms);
+/// returns the p99.
+#[allow(
+    clippy::print_stdout,
+    reason = "for benchmarks, which print their figures"
+)]
+pub fn report_latencies(name: &str, mut ms: Vec<f64>) -> f64 {
+    assert!(!ms.is_empty(), "{name}: no lines measured");
+    ms.sort_by(f64::total_cmp);
+    let p99 = percentile(&ms, 0.99);
+    println!(
+        "{name}: {} lines, p50 {:.1} ms, p90 {:.1} ms, p99 {p99:.1} ms, max {:.1} ms",
+        ms.len(),
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.9),
+        ms[ms.len() - 1]
+    );
+    p99
 }
 
 /// The `p`-quantile (0..=1) of sorted durations, in milliseconds.
