@@ -29,11 +29,12 @@
     reason = "a benchmark prints its figures"
 )]
 
+use slipway_webhook::testing::bench::{self, quantile_ms};
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::sync::{Mutex, mpsc};
 
 const CONNECTIONS: usize = 64;
@@ -56,32 +57,6 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Sends one request on a keep-alive connection and reads the whole response; returns the status.
-async fn one(stream: &mut BufReader<tokio::net::TcpStream>, request: &[u8]) -> u16 {
-    stream.get_mut().write_all(request).await.unwrap();
-    let mut line = String::new();
-    stream.read_line(&mut line).await.unwrap();
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        stream.read_line(&mut line).await.unwrap();
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; len];
-    stream.read_exact(&mut body).await.unwrap();
-    status
-}
-
 async fn connect(addr: SocketAddr) -> BufReader<tokio::net::TcpStream> {
     let s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
@@ -93,35 +68,15 @@ fn check(status: u16) {
 }
 
 /// Closed loop: every connection sends its next request as soon as the last one is answered.
-/// Returns requests per second and the sorted latencies.
+/// Returns requests per second and the sorted latencies; every answer must be a success.
 async fn closed_loop(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>) -> (f64, Vec<Duration>) {
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + CLOSED_LIMIT;
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (next, requests) = (next.clone(), requests.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut s = connect(addr).await;
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= requests.len() || Instant::now() > deadline {
-                    return lat;
-                }
-                let t = Instant::now();
-                check(one(&mut s, &requests[i]).await);
-                lat.push(t.elapsed());
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
-    all.sort();
-    (rate, all)
+    let load = bench::closed_loop(addr, requests, CONNECTIONS, CLOSED_LIMIT).await;
+    assert!(
+        load.failures.is_empty(),
+        "answers that were not 2xx: {:?}",
+        load.failures
+    );
+    (load.rate(), load.latency)
 }
 
 /// What an open-loop run measured.
@@ -149,7 +104,7 @@ async fn open_loop(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, rate: f64) -> 
                     return out;
                 };
                 let lag = due.elapsed();
-                check(one(&mut s, &requests[i]).await);
+                check(bench::send_one(&mut s, &requests[i]).await.unwrap());
                 out.push((due.elapsed(), lag));
             }
         }));
@@ -181,18 +136,14 @@ async fn open_loop(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, rate: f64) -> 
     }
 }
 
-fn ms(v: &[Duration], p: f64) -> f64 {
-    v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1000.0
-}
-
 fn summary(v: &[Duration]) -> String {
     format!(
         "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-        ms(v, 0.5),
-        ms(v, 0.9),
-        ms(v, 0.99),
-        ms(v, 0.999),
-        ms(v, 1.0)
+        quantile_ms(v, 0.5),
+        quantile_ms(v, 0.9),
+        quantile_ms(v, 0.99),
+        quantile_ms(v, 0.999),
+        quantile_ms(v, 1.0)
     )
 }
 
@@ -468,7 +419,7 @@ fn main() {
         open.latency.len(),
         open.achieved,
         summary(&open.latency),
-        ms(&open.send_lag, 0.99)
+        quantile_ms(&open.send_lag, 0.99)
     );
     println!(
         "P3 machine load average during the run: {}",

@@ -260,7 +260,7 @@ impl Load {
 
 /// Sends one request on a keep-alive connection and reads its whole answer (the server sends a
 /// Content-Length); the status.
-async fn one(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Result<u16> {
+pub async fn send_one(stream: &mut BufReader<TcpStream>, request: &[u8]) -> std::io::Result<u16> {
     stream.get_mut().write_all(request).await?;
     let mut line = String::new();
     stream.read_line(&mut line).await?;
@@ -309,7 +309,7 @@ pub async fn closed_loop(
                     return seen;
                 }
                 let t = Instant::now();
-                let status = one(&mut s, &requests[i]).await.unwrap_or(0);
+                let status = send_one(&mut s, &requests[i]).await.unwrap_or(0);
                 seen.push((status, t.elapsed()));
             }
         }));
