@@ -662,19 +662,7 @@ async fn the_cleanup_copy_works_with_tar_and_in_images_without_it() {
         "language: shell\nscript: x\n",
         &context("acme/app", "master"),
     );
-    let inputs = slipway_runner::script::ScriptInputs {
-        job: &plan.stages[0].jobs[0],
-        nonce: "n",
-        env: vec![],
-        cache_dirs: vec![],
-        cache_archive: false,
-        deploys: vec![],
-        notices: vec![],
-        addons: String::new(),
-        workspace_restore: String::new(),
-        workspace_save: String::new(),
-        artifacts: None,
-    };
+    let inputs = bare_inputs(&plan.stages[0].jobs[0], "n");
     let text = slipway_runner::script::compile(&inputs, false)
         .text
         .into_exposed();

@@ -9,6 +9,8 @@ use slipway_runner::script::{self, DeployKind, DeployStep, ScriptEnv, ScriptInpu
 use slipway_runner::{BuildInfo, Runner, RunnerOptions, ServiceSpec};
 use slipway_secrets::Secret;
 
+use crate::util::bare_inputs;
+
 fn plan(yaml: &str) -> slipway_pipelines::plan::Plan {
     let ctx = Context {
         branch: "feature".into(),
@@ -239,20 +241,13 @@ fn every_marker_the_compiled_script_writes_reads_back() {
         job_step: None,
     };
     let inputs = ScriptInputs {
-        job,
-        nonce: "n0nce",
-        env: vec![],
         cache_dirs: vec!["deps".into()],
         cache_archive: true,
         deploys: vec![
             deploy(0, DeployKind::Script("./deploy.sh".into())),
             deploy(1, DeployKind::Hook),
         ],
-        notices: vec![],
-        addons: String::new(),
-        workspace_restore: String::new(),
-        workspace_save: String::new(),
-        artifacts: None,
+        ..bare_inputs(job, "n0nce")
     };
     let text = script::compile(&inputs, true).text.into_exposed();
     let shell_values = [
@@ -315,17 +310,9 @@ fn an_archived_cache_is_asked_for_before_before_install_and_handed_over_after_be
     );
     let job = &plan.stages[0].jobs[0];
     let inputs = |cache_archive| ScriptInputs {
-        job,
-        nonce: "n0nce",
-        env: vec![],
         cache_dirs: vec!["deps".into()],
         cache_archive,
-        deploys: vec![],
-        notices: vec![],
-        addons: String::new(),
-        workspace_restore: String::new(),
-        workspace_save: String::new(),
-        artifacts: None,
+        ..bare_inputs(job, "n0nce")
     };
     let archived = script::compile(&inputs(true), true);
     assert!(archived.needs_stdin, "the runner's answers come on stdin");

@@ -8,8 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slipway_pipelines::plan::{Context, Plan};
+use slipway_pipelines::plan::{Context, Job, Plan};
 use slipway_runner::docker::{DockerExecutor, Kind};
+use slipway_runner::script::ScriptInputs;
 use slipway_runner::workspace::Workspace;
 use slipway_runner::workspace::pack;
 use slipway_runner::{
@@ -17,6 +18,24 @@ use slipway_runner::{
     JobResult, Runner, RunnerOptions, ServiceSpec,
 };
 use tokio::sync::mpsc;
+
+/// What the script of `job` is compiled from when nothing surrounds its phases: no variables,
+/// cache, deploys, notices, add-ons, workspaces or artifacts. Tests set the fields they need.
+pub fn bare_inputs<'a>(job: &'a Job, nonce: &'a str) -> ScriptInputs<'a> {
+    ScriptInputs {
+        job,
+        nonce,
+        env: vec![],
+        cache_dirs: vec![],
+        cache_archive: false,
+        deploys: vec![],
+        notices: vec![],
+        addons: String::new(),
+        workspace_restore: String::new(),
+        workspace_save: String::new(),
+        artifacts: None,
+    }
+}
 
 /// True when a missing dependency must fail the run.
 pub fn ci() -> bool {
