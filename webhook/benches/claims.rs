@@ -246,11 +246,7 @@ fn report(name: &str, r: &Run, goal: &str) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = slipway_webhook::testing::server_runtime();
     let Some(base) = test_postgres() else {
         eprintln!("claims skipped: SLIPWAY_TEST_POSTGRES is not set (scripts/services.sh start)");
         return;

@@ -23,7 +23,9 @@ use slipway_runner::{JobEvent, JobOutcome, JobResult};
 use slipway_webhook::job_runner::{JobRun, JobRunner};
 use slipway_webhook::store::{JobState, StoreSetting};
 use slipway_webhook::testing::bench::{cpu_of, load_average, report_latencies};
-use slipway_webhook::testing::{LogViewer, Origin, build_of, deliver, git, push_payload};
+use slipway_webhook::testing::{
+    LogViewer, Origin, build_of, deliver, git, push_payload, server_runtime,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,14 +75,6 @@ impl JobRunner for Ticker {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A fresh schema in the database at `base`, and a URL whose connections use it.
 fn fresh_schema(rt: &tokio::runtime::Runtime, base: &str) -> (String, String) {
     let schema = format!("bench_live_{}", std::process::id());
@@ -109,7 +103,7 @@ fn main() {
     let jobs = setting("SLIPWAY_LIVE_JOBS", 4);
     let lines = setting("SLIPWAY_LIVE_LINES", 200);
     let every = Duration::from_millis(setting("SLIPWAY_LIVE_EVERY_MS", 20));
-    let (runs_rt, views_rt) = (runtime(), runtime());
+    let (runs_rt, views_rt) = (server_runtime(), server_runtime());
     let (schema, url) = fresh_schema(&views_rt, &base);
     let tmp = tempfile::tempdir().unwrap();
     let matrix: String = (0..jobs).map(|n| format!("  - N={n}\n")).collect();

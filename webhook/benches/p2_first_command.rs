@@ -120,11 +120,7 @@ fn median_ms(v: &mut [i64]) -> i64 {
 fn main() {
     let image = std::env::var("SLIPWAY_TEST_BUSYBOX_IMAGE")
         .unwrap_or_else(|_| "slipway-test/busybox:latest".into());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = slipway_webhook::testing::server_runtime();
     let docker = match rt.block_on(slipway_runner::docker::DockerExecutor::connect()) {
         Ok(d) => d,
         Err(e) => skip_or_fail(&format!("no Docker engine: {e}")),

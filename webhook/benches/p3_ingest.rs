@@ -349,11 +349,7 @@ fn binary_idle_rss(github_api: &str) {
 
 fn main() {
     let before = rss_kib("self");
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = slipway_webhook::testing::server_runtime();
     let github_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

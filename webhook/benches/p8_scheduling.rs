@@ -265,11 +265,7 @@ fn main() {
     };
     let every = Duration::from_millis(env_u64("P8_LINE_MS", 200));
     let lines = (env_u64("P8_JOB_SECONDS", 30) * 1000 / every.as_millis().max(1) as u64) as usize;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = slipway_webhook::testing::server_runtime();
     let root = tempfile::tempdir().unwrap();
     let fake = executor(lines, every);
     println!("machine before: {}", machine_load());

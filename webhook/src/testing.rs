@@ -27,6 +27,15 @@ pub use live::{LogViewer, SeenChunk};
 pub use releases::{FakeAsset, FakeRelease, FakeReleases};
 pub use rest::{FakeCheckRun, FakeRest};
 
+/// A runtime like `slipway serve`'s: two threads for the network and the store.
+pub fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// Signs and posts a delivery; returns status and body.
 pub fn deliver(base: &str, secret: &str, event: &str, id: &str, body: &[u8]) -> (u16, String) {
     let sig = crate::signature::sign(secret.as_bytes(), body);

@@ -41,11 +41,7 @@ pub struct Harness {
 
 impl Harness {
     pub fn start(data: &Path, config: Config, jobs: Arc<dyn JobRunner>) -> Harness {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = server_runtime();
         let server = rt
             .block_on(slipway_webhook::start(config, data.to_path_buf(), jobs))
             .unwrap();
