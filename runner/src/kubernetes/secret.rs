@@ -108,3 +108,71 @@ pub fn owned_by(mut secret: Secret, pod: &Pod) -> Result<Secret, ExecError> {
     }]);
     Ok(secret)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::ResourceLimits;
+    use slipway_secrets::Secret as Sealed;
+
+    fn spec(files: Vec<FileSpec>) -> JobSpec {
+        JobSpec {
+            job_id: "B7-1".into(),
+            build_id: "B7".into(),
+            owner: "host:1:2".into(),
+            image: "busybox".into(),
+            env: vec![],
+            working_dir: "/home/travis/build/o/r".into(),
+            cmd: vec![],
+            files,
+            workspace_tar: None,
+            services: vec![],
+            volumes: vec![],
+            docker_socket: false,
+            pipeline_file: ".travis.yml".into(),
+            own_network: false,
+            limits: ResourceLimits::default(),
+            open_stdin: false,
+            platform: None,
+        }
+    }
+
+    fn file(path: &str, len: usize, secret: bool) -> FileSpec {
+        FileSpec {
+            path: path.into(),
+            contents: Sealed::new(vec![b'x'; len]),
+            mode: 0o600,
+            secret,
+        }
+    }
+
+    #[test]
+    fn secret_files_over_what_a_secret_holds_error_before_anything_is_created() {
+        let config = KubernetesConfig::default();
+        let big = spec(vec![file("/home/travis/build/o/r/blob", 2 << 20, true)]);
+        let err = job_secret(&big, &config, "s").unwrap_err().to_string();
+        assert!(
+            err.contains("a Kubernetes Secret holds at most 1048576"),
+            "{err}"
+        );
+        // The same size without secrets travels with the workspace instead.
+        let plain = spec(vec![file("/home/travis/build/o/r/blob", 2 << 20, false)]);
+        assert!(job_secret(&plain, &config, "s").unwrap().is_none());
+    }
+
+    #[test]
+    fn each_pod_gets_a_fresh_secret_name_that_the_api_accepts() {
+        let pod = format!("slipway-{}", "a".repeat(55));
+        let (a, b) = (secret_name(&pod).unwrap(), secret_name(&pod).unwrap());
+        assert_ne!(a, b);
+        for name in [a, b] {
+            assert!(name.len() <= 63, "{name}");
+            assert!(name.starts_with("slipway-aaa"), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+        }
+    }
+}
