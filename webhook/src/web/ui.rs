@@ -361,26 +361,43 @@ fn job_label(j: &Job, jobs: &[Job]) -> String {
 fn stage_lanes(jobs: &[Job], now: Millis) -> String {
     let mut out = String::from("<section class=\"stages\">");
     for stage in stages(jobs) {
-        let _ = write!(
-            out,
-            "<div class=\"stage\"><h3>{}</h3>",
-            escape(&stage[0].stage)
-        );
-        for j in stage {
-            let _ = write!(
-                out,
-                "<a class=\"job\" href=\"/jobs/{}\"><span class=\"num\">{}</span> <span class=\"label\">{}</span> {} <span class=\"took\">{}</span></a>",
-                j.id,
-                job_number(j),
-                job_label(j, jobs),
-                job_state(j),
-                job_took(j, now),
-            );
-        }
+        let name = escape(&stage[0].stage);
+        let _ = write!(out, "<div class=\"stage\"><h3>{name}</h3>");
+        out.extend(stage.iter().map(|j| lane_job(j, jobs, now)));
         out.push_str("</div>");
     }
     out.push_str("</section>");
     out
+}
+
+/// A job in its stage's lane: number, label, state and time, linking to its page.
+fn lane_job(j: &Job, jobs: &[Job], now: Millis) -> String {
+    format!(
+        "<a class=\"job\" href=\"/jobs/{}\"><span class=\"num\">{}</span> <span class=\"label\">{}</span> {} <span class=\"took\">{}</span></a>",
+        j.id,
+        job_number(j),
+        job_label(j, jobs),
+        job_state(j),
+        job_took(j, now),
+    )
+}
+
+/// A job's row in its stage's table: number, name, matrix, state and time.
+fn matrix_row(j: &Job, now: Millis) -> String {
+    format!(
+        "<tr><td><a href=\"/jobs/{id}\">{n}</a></td><td>{name}</td><td>{m}</td><td>{s}{af}</td><td>{d}</td></tr>",
+        id = j.id,
+        n = job_number(j),
+        name = escape(j.name.as_deref().unwrap_or("")),
+        m = matrix_cell(j),
+        s = job_state(j),
+        af = if j.allow_failure {
+            " (allowed to fail)"
+        } else {
+            ""
+        },
+        d = job_took(j, now),
+    )
 }
 
 /// A job's number as people say it: `7.2` for the second job of build 7.
@@ -451,23 +468,7 @@ pub(super) async fn build(State(app): AppState, caller: Caller, Path(id): Path<i
             "<h2>Stage: {}</h2><table class=\"matrix\"><tr><th>job</th><th>name</th><th>matrix</th><th>state</th><th>duration</th></tr>",
             escape(&stage[0].stage)
         );
-        for j in stage {
-            let _ = write!(
-                body,
-                "<tr><td><a href=\"/jobs/{id}\">{n}</a></td><td>{name}</td><td>{m}</td><td>{s}{af}</td><td>{d}</td></tr>",
-                id = j.id,
-                n = job_number(j),
-                name = escape(j.name.as_deref().unwrap_or("")),
-                m = matrix_cell(j),
-                s = job_state(j),
-                af = if j.allow_failure {
-                    " (allowed to fail)"
-                } else {
-                    ""
-                },
-                d = job_took(j, now),
-            );
-        }
+        body.extend(stage.iter().map(|j| matrix_row(j, now)));
         body.push_str("</table>");
     }
     if !b.log.is_empty() {
