@@ -363,13 +363,26 @@ impl Cluster {
         owner.and_then(|o| o.split('-').next().and_then(|p| p.parse().ok()))
     }
 
-    /// Which of [`Cluster::workers`] holds the running `job`'s lease; fails when none does.
-    pub fn lease_holder(&self, job: i64) -> usize {
+    /// SIGKILLs the worker process holding the running `job`'s lease (fails when none does);
+    /// its pid.
+    pub fn kill_lease_holder(&mut self, job: i64) -> u32 {
         let pid = self.lease_pid(job).expect("the job is claimed");
-        self.workers
-            .iter()
-            .position(|w| w.pid() == pid)
-            .unwrap_or_else(|| panic!("the lease holder {pid} is not a worker process"))
+        let holder = self
+            .workers
+            .iter_mut()
+            .find(|w| w.pid() == pid)
+            .unwrap_or_else(|| panic!("the lease holder {pid} is not a worker process"));
+        holder.kill();
+        pid
+    }
+
+    /// Waits up to `secs` for `build` to end, as server 0 reports it; fails, showing the build
+    /// and every process's log, unless it ended `state`.
+    #[track_caller]
+    pub fn wait_ended(&self, build: i64, state: &str, secs: u64) -> serde_json::Value {
+        let ended = self.servers[0].wait_final(build, secs);
+        assert_eq!(ended["build"]["state"], state, "{ended}\n{}", self.logs());
+        ended
     }
 
     /// Waits up to `secs` for `job`'s stored log to hold `needle`.

@@ -30,17 +30,10 @@ fn a_job_killed_mid_deploy_errors_and_is_not_deployed_twice() {
         1,
         "the deploy's start is stored first"
     );
-    let victim = cluster.lease_holder(job);
     let mut cluster = cluster;
-    cluster.workers[victim].kill();
+    cluster.kill_lease_holder(job);
 
-    let ended = cluster.servers[0].wait_final(build, 30);
-    assert_eq!(
-        ended["build"]["state"],
-        "errored",
-        "{ended}\n{}",
-        cluster.logs()
-    );
+    let ended = cluster.wait_ended(build, "errored", 30);
     let reason = ended["jobs"][0]["reason"]
         .as_str()
         .unwrap_or_default()

@@ -27,10 +27,8 @@ fn a_job_whose_worker_is_killed_is_finished_by_another_with_its_log_kept_and_mar
     let build = cluster.push(0, &cluster.master(), 1);
     let job = cluster.first_job(build, 30);
     cluster.wait_log(job, "line-5", 30);
-    let victim = cluster.lease_holder(job);
-    let pid = cluster.workers[victim].pid();
     let before_kill = cluster.job_log(0, job);
-    cluster.workers[victim].kill();
+    let pid = cluster.kill_lease_holder(job);
     let killed = Instant::now();
 
     // Re-queued once the lease ends (the reaper looks every few seconds), then run elsewhere.
@@ -41,13 +39,7 @@ fn a_job_whose_worker_is_killed_is_finished_by_another_with_its_log_kept_and_mar
         "the lost attempt's containers still run beside the new one: {:?}",
         containers_of(&[pid])
     );
-    let ended = cluster.servers[0].wait_final(build, 60);
-    assert_eq!(
-        ended["build"]["state"],
-        "passed",
-        "{ended}\n{}",
-        cluster.logs()
-    );
+    cluster.wait_ended(build, "passed", 60);
     assert_eq!(
         cluster
             .db
