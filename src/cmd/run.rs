@@ -322,9 +322,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     // The engine is reached, swept and guarded while the plan is made: none of it needs the plan.
-    let engine = (!args.dry_run).then(|| Engine::start(&rt, &args));
+    let mut engine = (!args.dry_run).then(|| Engine::start(&rt, &args));
     let commit = local_commit(&dir);
     let mut ctx = context_of(&args, &dir, &commit);
+    // So is the workspace packed, from as soon as the repository's slug is known.
+    if let Some(engine) = engine.as_mut() {
+        engine.pack(&rt, &dir, &ctx.repo);
+    }
     ctx.env.extend(VarArgs::plain(&given));
     let file = path.display().to_string();
     let planning = slipway_pipelines::PlanOptions {
@@ -426,7 +430,13 @@ impl Printer {
 struct Engine {
     ready: tokio::task::JoinHandle<anyhow::Result<(Arc<dyn Executor>, SweepReport)>>,
     guarding: tokio::task::JoinHandle<slipway_runner::netguard::GuardReport>,
+    /// The workspace being packed, and for which build dir.
+    packing: Option<(String, Packing)>,
 }
+
+type Packing = tokio::task::JoinHandle<
+    Result<slipway_runner::workspace::Workspace, slipway_runner::workspace::WorkspaceError>,
+>;
 
 impl Engine {
     fn start(rt: &tokio::runtime::Runtime, args: &Args) -> Engine {
@@ -444,7 +454,20 @@ impl Engine {
         });
         // The job network rules (a few iptables calls) are in force before any job starts.
         let guarding = rt.spawn_blocking(|| slipway_runner::netguard::install(&[]));
-        Engine { ready, guarding }
+        Engine {
+            ready,
+            guarding,
+            packing: None,
+        }
+    }
+
+    /// Starts packing `dir` for the build dir of `repo` (`git ls-files` and the tar: tens of
+    /// milliseconds that need neither the plan nor the engine).
+    fn pack(&mut self, rt: &tokio::runtime::Runtime, dir: &Path, repo: &str) {
+        let at = build_dir(&RunnerOptions::default().build_root, repo);
+        let (dir, build_dir) = (dir.to_path_buf(), at.clone());
+        let packing = rt.spawn_blocking(move || slipway_runner::workspace::pack(&dir, &build_dir));
+        self.packing = Some((at, packing));
     }
 }
 
@@ -453,12 +476,18 @@ async fn run_plan(
     build: BuildInfo,
     opts: RunnerOptions,
     dir: PathBuf,
-    engine: Engine,
+    mut engine: Engine,
 ) -> anyhow::Result<BuildOutcome> {
     let build_dir = build_dir(&opts.build_root, &plan.context.repo);
-    let ws_dir = dir.clone();
-    let packing =
-        tokio::task::spawn_blocking(move || slipway_runner::workspace::pack(&ws_dir, &build_dir));
+    let packing = match engine.packing.take() {
+        Some((at, packing)) if at == build_dir => packing,
+        _ => {
+            let ws_dir = dir.clone();
+            tokio::task::spawn_blocking(move || {
+                slipway_runner::workspace::pack(&ws_dir, &build_dir)
+            })
+        }
+    };
     let (executor, swept) = engine.ready.await??;
     let n = swept.containers.len() + swept.networks.len() + swept.volumes.len();
     if n > 0 {
