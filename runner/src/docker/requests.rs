@@ -112,11 +112,13 @@ else echo slipway-unpack:api; read -r _; fi; exec \"$@\"";
 /// [`UNPACK_CMD`] for a job that reads nothing else on standard input: the executor writes the
 /// archive as soon as the container starts instead of waiting for the first line (a round trip
 /// through the engine less). An image that cannot unpack reads its standard input to the end
-/// instead, which the executor closes once its upload is done.
+/// instead (with `cat`, else the shell's `read`, byte by byte), which the executor closes once its
+/// upload is done.
 pub const UNPACK_AHEAD_CMD: &str = "if [ -w / ] && command -v tar >/dev/null 2>&1 && command -v head >/dev/null 2>&1; then \
 echo slipway-unpack:stdin; read -r n && head -c \"$n\" | tar -xf - -C / \
 || { echo \"slipway: unpacking the job's files failed\" >&2; exit 125; }; \
-else echo slipway-unpack:api; while read -r _; do :; done; fi; exec \"$@\"";
+else echo slipway-unpack:api; if command -v cat >/dev/null 2>&1; then cat >/dev/null; \
+else while read -r _; do :; done; fi; fi; exec \"$@\"";
 
 /// The handshake lines of [`UNPACK_CMD`].
 pub const UNPACK_STDIN: &str = "slipway-unpack:stdin";
