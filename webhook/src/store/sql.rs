@@ -54,6 +54,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0004_outbox_holds.sql"),
         postgres_only: false,
     },
+    Migration {
+        version: 5,
+        sql: include_str!("migrations/0005_claim_order.sql"),
+        postgres_only: false,
+    },
 ];
 
 /// Why a database cannot be used by this version: its schema is newer than [`MIGRATIONS`].

@@ -168,6 +168,8 @@ contract! {
     queue::each_build_and_job_is_claimed_exactly_once,
     queue::stages_run_in_order_and_the_build_passes,
     queue::a_failed_stage_cancels_the_later_stages,
+    queue::jobs_ending_at_once_open_the_next_stage_once,
+    queue::a_failed_job_waits_for_the_rest_of_its_stage,
     queue::an_expired_lease_re_queues_the_job_then_errors_it,
     fencing::a_stale_worker_cannot_write_after_its_job_was_re_queued,
     fencing::a_stale_worker_cannot_overwrite_a_newer_attempts_result,

@@ -190,10 +190,12 @@ pub(crate) async fn advance<D: Sql>(
     db: &D,
     build_id: i64,
 ) -> Result<Option<BuildState>, StoreError> {
-    let Some(build) = get_build(db, build_id).await? else {
+    let sql = format!("SELECT state, {WAITS} FROM builds WHERE id = ?1");
+    let Some(row) = db.opt(&sql, &[&build_id]).await? else {
         return Ok(None);
     };
-    if build.state != BuildState::Running {
+    let (state, waits): (String, bool) = (row.get(0)?, row.get(1)?);
+    if state != BuildState::Running.as_str() || waits {
         return Ok(None);
     }
     match next_step(&jobs_of(db, build_id).await?) {
@@ -231,6 +233,16 @@ pub(crate) async fn advance<D: Sql>(
         }
     }
 }
+
+/// True when [`next_step`] would say [`Step::Wait`] for the build `?1`, read without its jobs:
+/// the earliest stage with a queued or running job has no stage before it that waits or failed.
+/// The common case when one of many jobs ends, answered by the database alone.
+const WAITS: &str = "(SELECT q.s IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM jobs j WHERE j.build_id = ?1 AND j.stage_index < q.s
+          AND (j.state = 'waiting'
+               OR (j.allow_failure = false AND j.state IN ('failed', 'errored', 'canceled'))))
+    FROM (SELECT min(stage_index) AS s FROM jobs
+          WHERE build_id = ?1 AND state IN ('queued', 'running')) q)";
 
 /// Inserts a queued build; with `auto_cancel`, cancels the older open builds with its supersede
 /// key. Returns its id and the builds it cancelled.

@@ -8,14 +8,29 @@ use crate::store::{
     BuildState, CheckRun, CheckSync, LintAnnotation, LogDigest, Recorded, Rerun, StoreError, now_ms,
 };
 
-/// Queues "bring this build's check runs up to date", in the transaction of the change.
+/// Queues "bring this build's check runs up to date", in the transaction of the change; nothing
+/// when such an item is due already and nobody is sending it: that one reads the check runs'
+/// state when it is sent, this change included. Jobs claimed and ended one after the other so
+/// queue one item, not two each (and the commit is not read out of the build's spec again).
 pub(crate) async fn enqueue_checks<D: Sql>(db: &D, build_id: i64) -> Result<(), StoreError> {
+    queue_checks(db, "?1", build_id).await
+}
+
+/// [`enqueue_checks`] for the build of job `job_id`.
+pub(crate) async fn enqueue_checks_of_job<D: Sql>(db: &D, job_id: i64) -> Result<(), StoreError> {
+    queue_checks(db, "(SELECT build_id FROM jobs WHERE id = ?1)", job_id).await
+}
+
+/// [`enqueue_checks`] for the build `build` names in SQL, given `?1`.
+async fn queue_checks<D: Sql>(db: &D, build: &str, arg: i64) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO outbox (build_id, repo, sha, state, description, next_at, kind)
-         SELECT id, repo, {}, 'sync', '', ?2, 'checks' FROM builds WHERE id = ?1",
+         SELECT id, repo, {}, 'sync', '', ?2, 'checks' FROM builds WHERE id = {build}
+           AND NOT EXISTS (SELECT 1 FROM outbox WHERE build_id = {build} AND kind = 'checks'
+                           AND done = false AND next_at <= ?2 AND coalesce(claimed_until, 0) <= ?2)",
         D::DIALECT.json("spec", "head_sha")
     );
-    db.exec(&sql, &[&build_id, &now_ms()]).await?;
+    db.exec(&sql, &[&arg, &now_ms()]).await?;
     Ok(())
 }
 

@@ -316,27 +316,44 @@ pub(crate) async fn finish_job<D: Sql>(
     state: JobState,
     reason: Option<&str>,
 ) -> Result<Option<BuildState>, StoreError> {
-    let build = db
-        .opt("SELECT build_id FROM jobs WHERE id = ?1", &[&lease.job_id])
-        .await?;
-    let Some(build) = build else {
+    // Its check run changes, whatever follows (a fenced end rolls this back with the rest):
+    // queued before the build's lock, which the rest holds as briefly as it can.
+    checks::enqueue_checks_of_job(db, lease.job_id).await?;
+    // The job's build, locked (as `lock_build` does) in the same statement.
+    let sql = format!(
+        "SELECT id FROM builds WHERE id = (SELECT build_id FROM jobs WHERE id = ?1){}",
+        D::DIALECT.lock(" FOR UPDATE")
+    );
+    let Some(build) = db.opt(&sql, &[&lease.job_id]).await? else {
         return Err(StoreError::Fenced {
             job_id: lease.job_id,
             attempt: lease.attempt,
         });
     };
     let build_id: i64 = build.get(0)?;
-    lock_build(db, build_id).await?;
-    if held(db, lease).await? == Hold::Ended {
-        return Ok(None);
+    let ended = db
+        .exec(
+            "UPDATE jobs SET state = ?2, reason = ?3, finished_at = ?4, lease_owner = NULL,
+             lease_until = NULL WHERE id = ?1 AND attempts = ?5 AND state = 'running'",
+            &[
+                &lease.job_id,
+                &state.as_str(),
+                &reason,
+                &now_ms(),
+                &lease.attempt,
+            ],
+        )
+        .await?;
+    if ended == 0 {
+        // The claim no longer holds the running job: ended already (nothing to do), or fenced.
+        return match held(db, lease).await? {
+            Hold::Ended => Ok(None),
+            Hold::Running => Err(StoreError::Fenced {
+                job_id: lease.job_id,
+                attempt: lease.attempt,
+            }),
+        };
     }
-    db.exec(
-        "UPDATE jobs SET state = ?2, reason = ?3, finished_at = ?4, lease_owner = NULL, lease_until = NULL
-         WHERE id = ?1",
-        &[&lease.job_id, &state.as_str(), &reason, &now_ms()],
-    )
-    .await?;
-    checks::enqueue_checks(db, build_id).await?;
     advance(db, build_id).await
 }
 

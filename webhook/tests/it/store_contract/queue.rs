@@ -102,3 +102,49 @@ pub async fn a_cancelled_build_stops_renewals(store: Arc<dyn Store>) {
     assert!(!store.cancel_build(build, "again").await.unwrap());
     assert_eq!(claim_job(&store, "w", 30_000).await, None);
 }
+
+pub async fn jobs_ending_at_once_open_the_next_stage_once(store: Arc<dyn Store>) {
+    deliver(&store, "d-1", push("master", "a1")).await;
+    let build = prepare(&store, "w", jobs(&[16, 1])).await;
+    let mut leases = Vec::new();
+    for n in 0..16 {
+        leases.push(claim_job(&store, &format!("w{n}"), 30_000).await.unwrap());
+    }
+    let ending: Vec<_> = leases
+        .into_iter()
+        .map(|lease| {
+            let store = store.clone();
+            tokio::spawn(async move { store.finish_job(lease, JobState::Passed, None).await })
+        })
+        .collect();
+    for end in ending {
+        assert_eq!(end.await.unwrap().unwrap(), None, "the build goes on");
+    }
+    let mut want = vec![JobState::Passed; 16];
+    want.push(JobState::Queued);
+    assert_eq!(job_states(&store, build).await, want, "stage 2 opened");
+    let last = claim_job(&store, "w", 30_000).await.unwrap();
+    assert_eq!(claim_job(&store, "w", 30_000).await, None);
+    let ended = store.finish_job(last, JobState::Passed, None).await;
+    assert_eq!(ended.unwrap(), Some(BuildState::Passed));
+}
+
+pub async fn a_failed_job_waits_for_the_rest_of_its_stage(store: Arc<dyn Store>) {
+    deliver(&store, "d-1", push("master", "a1")).await;
+    let build = prepare(&store, "w", jobs(&[2, 1])).await;
+    let a = claim_job(&store, "w", 30_000).await.unwrap();
+    let b = claim_job(&store, "w", 30_000).await.unwrap();
+    let why = Some("a script command failed".to_string());
+    let ended = store.finish_job(a, JobState::Failed, why).await;
+    assert_eq!(ended.unwrap(), None, "its stage still runs a job");
+    assert_eq!(
+        job_states(&store, build).await,
+        vec![JobState::Failed, JobState::Running, JobState::Waiting]
+    );
+    let ended = store.finish_job(b, JobState::Passed, None).await;
+    assert_eq!(ended.unwrap(), Some(BuildState::Failed));
+    assert_eq!(
+        job_states(&store, build).await,
+        vec![JobState::Failed, JobState::Passed, JobState::Canceled]
+    );
+}
