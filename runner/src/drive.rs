@@ -288,7 +288,15 @@ impl Runner {
                 Some(self.upload_artifacts(plan, prepared, run).await)
             }
             Some(Marker::CacheRestoreRequest) => {
-                self.restore_cache(plan, job, prepared, run, input).await;
+                // The answer is the tar's length on a line, then the tar (`0` and nothing).
+                let tar = self.cache_tar(plan, job, prepared, run).await;
+                let length = format!("{}\n", tar.len());
+                if let Err(e) = answer(input, &[length.as_bytes(), &tar]).await {
+                    run.error(&format!(
+                        "cache: sending the cache into the job failed: {e}"
+                    ))
+                    .await;
+                }
                 None
             }
             Some(Marker::CacheSaveRequest) => Some(self.save_cache(plan, job, prepared, run).await),
@@ -300,11 +308,8 @@ impl Runner {
             None if text.starts_with("deploy-request ") => Some(1),
             None => None,
         };
-        if let Some(code) = reply
-            && let Some(w) = input.as_mut()
-        {
-            let _ = w.write_all(format!("{code}\n").as_bytes()).await;
-            let _ = w.flush().await;
+        if let Some(code) = reply {
+            let _ = answer(input, &[format!("{code}\n").as_bytes()]).await;
         }
     }
 
@@ -437,4 +442,15 @@ async fn ending_of_exit(run: &mut JobRun<'_>, exit: i64) -> Ending {
             (JobResult::Errored, Some(why), Some(exit))
         }
     }
+}
+
+/// Writes `parts` to the job's standard input, if it still reads it, and flushes them.
+async fn answer(input: &mut Option<InputWriter>, parts: &[&[u8]]) -> std::io::Result<()> {
+    if let Some(w) = input.as_mut() {
+        for part in parts {
+            w.write_all(part).await?;
+        }
+        w.flush().await?;
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
-//! The runner's side of archived caches: finding the one a job restores, sending it into the
-//! job when its script asks, and saving the job's cache when its script is done with it.
+//! The runner's side of archived caches: finding the one a job restores, reading it out of the
+//! store when its script asks (the runner's marker handling sends it into the job), and saving
+//! the job's cache when its script is done with it.
 //!
 //! The job script asks with markers and waits on its standard input (as for deploys): the
 //! runner reads and writes the store with its own credentials, so the job container never sees
@@ -9,10 +10,8 @@
 //! line and an empty answer: a cache never changes a job's result.
 
 use slipway_pipelines::plan::{Job, Plan};
-use tokio::io::AsyncWriteExt;
 
 use super::{Archives, CacheBackend, CacheError, archive, human_bytes};
-use crate::executor::InputWriter;
 use crate::job::JobRun;
 use crate::prepare::PreparedJob;
 use crate::runner::Runner;
@@ -55,46 +54,33 @@ impl Runner {
         None
     }
 
-    /// Answers the script's restore request on `input`: the tar's length and the tar, or `0`.
-    pub(crate) async fn restore_cache(
+    /// The cache the script asked to restore: the tar, or nothing when there is none or it
+    /// could not be read (said in the log).
+    pub(crate) async fn cache_tar(
         &self,
         plan: &Plan,
         job: &Job,
         prepared: &PreparedJob,
         run: &mut JobRun<'_>,
-        input: &mut Option<InputWriter>,
-    ) {
-        let tar = match (&self.options.cache_backend, &prepared.cache_restore) {
-            (CacheBackend::Archives(a), Some(owner)) => {
-                match self.fetch(a, plan, job, owner).await {
-                    Ok(tar) => {
-                        run.notice(&format!(
-                            "cache: downloaded the cache of {owner} ({})",
-                            human_bytes(tar.len() as u64)
-                        ))
-                        .await;
-                        tar
-                    }
-                    Err(e) => {
-                        run.error(&format!("cache: the cache of {owner} is not restored: {e}"))
-                            .await;
-                        Vec::new()
-                    }
-                }
-            }
-            _ => Vec::new(),
+    ) -> Vec<u8> {
+        let (CacheBackend::Archives(a), Some(owner)) =
+            (&self.options.cache_backend, &prepared.cache_restore)
+        else {
+            return Vec::new();
         };
-        if let Some(w) = input.as_mut() {
-            let sent = async {
-                w.write_all(format!("{}\n", tar.len()).as_bytes()).await?;
-                w.write_all(&tar).await?;
-                w.flush().await
-            };
-            if let Err(e) = sent.await {
-                run.error(&format!(
-                    "cache: sending the cache into the job failed: {e}"
+        match self.fetch(a, plan, job, owner).await {
+            Ok(tar) => {
+                run.notice(&format!(
+                    "cache: downloaded the cache of {owner} ({})",
+                    human_bytes(tar.len() as u64)
                 ))
                 .await;
+                tar
+            }
+            Err(e) => {
+                run.error(&format!("cache: the cache of {owner} is not restored: {e}"))
+                    .await;
+                Vec::new()
             }
         }
     }
