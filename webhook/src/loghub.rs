@@ -129,13 +129,15 @@ impl LogHub {
     }
 }
 
-/// Where a shared store's word about other processes' changes goes: the workers' bell and the
-/// log hub.
+/// Where a shared store's word about other processes' changes goes: the workers' bell, the
+/// log hub and the jobs running here.
 pub struct Changes {
     /// Rung when work may have become claimable.
     pub work: Arc<Notify>,
     /// The live log fan-out.
     pub hub: Arc<LogHub>,
+    /// The jobs this process runs: one that ended elsewhere (a cancel) stops here at once.
+    pub jobs: Arc<crate::worker::LocalJobs>,
 }
 
 impl StoreChanges for Changes {
@@ -148,6 +150,7 @@ impl StoreChanges for Changes {
     }
 
     fn job_ended(&self, job_id: i64) {
+        self.jobs.ended(job_id);
         self.hub.tell(job_id, LiveEvent::Changed);
     }
 
@@ -212,6 +215,7 @@ mod tests {
         let changes = Changes {
             work: Arc::new(Notify::new()),
             hub: hub.clone(),
+            jobs: Default::default(),
         };
         let (mut five, _) = hub.subscribe(5);
         let (mut six, _) = hub.subscribe(6);

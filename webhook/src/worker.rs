@@ -35,6 +35,31 @@ enum Held {
     Job(JobLease),
 }
 
+/// The jobs this process runs, so that word of a job's end from another process stops it here
+/// at once instead of at its next lease renewal.
+#[derive(Default)]
+pub struct LocalJobs(Mutex<HashMap<i64, LocalJob>>);
+
+/// A job running here.
+struct LocalJob {
+    build: i64,
+    /// Stops the run.
+    stop: CancellationToken,
+    /// Makes its renewer renew now: the renewal says whether the job still holds.
+    check: Arc<Notify>,
+}
+
+impl LocalJobs {
+    /// Word that `job_id` ended (cancelled on another server, say). When it runs here its
+    /// renewer renews at once: the store refuses a job that ended, and the run stops. Word
+    /// that is stale (the job was queued again and claimed here since) costs one renewal.
+    pub fn ended(&self, job_id: i64) {
+        if let Some(job) = self.0.lock().expect("running").get(&job_id) {
+            job.check.notify_one();
+        }
+    }
+}
+
 /// Everything workers share.
 pub struct Engine {
     pub store: Arc<dyn Store>,
@@ -58,7 +83,8 @@ pub struct Engine {
     pub outbox: Arc<Notify>,
     /// Unique per process, so leases name their holder.
     pub instance: String,
-    running: Mutex<HashMap<i64, (i64, CancellationToken)>>,
+    /// The jobs running here; a shared store's word that one ended reaches it through them.
+    running: Arc<LocalJobs>,
     /// Builds being prepared (fetched, merged, planned), so a cancel stops their fetch.
     preparing: Mutex<HashMap<i64, CancellationToken>>,
 }
@@ -77,9 +103,11 @@ impl Engine {
     ) -> Engine {
         let work = Arc::new(Notify::new());
         let hub = Arc::new(LogHub::default());
+        let running = Arc::new(LocalJobs::default());
         store.listen(Arc::new(crate::loghub::Changes {
             work: work.clone(),
             hub: hub.clone(),
+            jobs: running.clone(),
         }));
         Engine {
             store,
@@ -93,7 +121,7 @@ impl Engine {
             work,
             outbox: Arc::new(Notify::new()),
             instance: format!("{}-{}", std::process::id(), crate::store::now_ms()),
-            running: Mutex::new(HashMap::new()),
+            running,
             preparing: Mutex::new(HashMap::new()),
         }
     }
@@ -119,9 +147,9 @@ impl Engine {
     /// Stops the running jobs and the preparations (their fetches) of builds that the store
     /// has just cancelled.
     pub fn stop_builds(&self, builds: &[i64]) {
-        for (build, token) in self.running.lock().expect("running").values() {
-            if builds.contains(build) {
-                token.cancel();
+        for job in self.running.0.lock().expect("running").values() {
+            if builds.contains(&job.build) {
+                job.stop.cancel();
             }
         }
         for (build, token) in self.preparing.lock().expect("preparing").iter() {
@@ -208,20 +236,22 @@ impl Engine {
         }
     }
 
-    /// Keeps a lease alive, renewing it at a third of its length; cancels `token` when it is
-    /// lost or the work was cancelled.
+    /// Keeps a lease alive, renewing it at a third of its length, and at once when `check` is
+    /// notified; cancels `token` when it is lost or the work was cancelled.
     fn renew(
         self: &Arc<Self>,
         owner: &str,
         held: Held,
-        token: CancellationToken,
+        (token, check): (CancellationToken, Arc<Notify>),
     ) -> tokio::task::JoinHandle<()> {
         let (me, owner) = (self.clone(), owner.to_string());
         tokio::spawn(async move {
             let every = Duration::from_millis((me.lease_ms() / 3).max(100) as u64);
             loop {
                 tokio::select! {
+                    biased;
                     _ = token.cancelled() => return,
+                    _ = check.notified() => {}
                     _ = tokio::time::sleep(every) => {}
                 }
                 let renewed = match held {
@@ -243,7 +273,8 @@ impl Engine {
             .lock()
             .expect("preparing")
             .insert(build.id, token.clone());
-        let renewer = self.renew(owner, Held::Build(build.id), token.clone());
+        let never = Arc::new(Notify::new());
+        let renewer = self.renew(owner, Held::Build(build.id), (token.clone(), never));
         let repo_cfg = self.config.repo(&build.repo);
         let clone_url = repo_cfg
             .as_ref()
@@ -330,11 +361,18 @@ impl Engine {
     ) {
         self.metrics.inc(&self.metrics.jobs_started);
         let token = shutdown.child_token();
+        let check = Arc::new(Notify::new());
+        let local = LocalJob {
+            build: build.id,
+            stop: token.clone(),
+            check: check.clone(),
+        };
         self.running
+            .0
             .lock()
             .expect("running")
-            .insert(job.id, (build.id, token.clone()));
-        let renewer = self.renew(owner, Held::Job(job.lease()), token.clone());
+            .insert(job.id, local);
+        let renewer = self.renew(owner, Held::Job(job.lease()), (token.clone(), check));
         let (state, reason) = self.execute(&job, &build, &plan_json, token.clone()).await;
         // A shutdown is not the job's fault: leave it claimed so start-up recovery re-queues it.
         if !(shutdown.is_cancelled() && state == JobState::Canceled) {
@@ -351,7 +389,7 @@ impl Engine {
         }
         token.cancel();
         let _ = renewer.await;
-        self.running.lock().expect("running").remove(&job.id);
+        self.running.0.lock().expect("running").remove(&job.id);
         self.hub.close(job.id);
         self.work.notify_waiters();
         self.outbox.notify_one();

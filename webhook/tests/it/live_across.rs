@@ -6,9 +6,12 @@
 use crate::store_contract::{drop_schema, fresh_schema, postgres_url};
 use crate::util::browser::{DEADLINE, GatedJobRunner, Gates};
 use crate::util::*;
-use slipway_webhook::store::{JobState, Store, StoreSetting};
+use slipway_runner::{JobEvent, JobOutcome};
+use slipway_webhook::job_runner::{JobRun, JobRunner};
+use slipway_webhook::store::{JobState, Store, StoreSetting, now_ms};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 const PIPELINE: &str = "script:
   - echo first-line
@@ -25,6 +28,8 @@ struct Pair {
     _tmp: tempfile::TempDir,
     origin: Origin,
     gates: Arc<Gates>,
+    /// When each run of a job on `runs` returned (epoch ms).
+    stopped: Arc<Mutex<Vec<i64>>>,
     runs: Harness,
     views: Harness,
     base: String,
@@ -32,7 +37,32 @@ struct Pair {
     url: String,
 }
 
+/// A [`GatedJobRunner`] noting when each run returns.
+struct Stopwatch {
+    gated: GatedJobRunner,
+    stopped: Arc<Mutex<Vec<i64>>>,
+}
+
+#[async_trait::async_trait]
+impl JobRunner for Stopwatch {
+    async fn run(
+        &self,
+        job: JobRun,
+        events: tokio::sync::mpsc::Sender<JobEvent>,
+        cancel: CancellationToken,
+    ) -> JobOutcome {
+        let outcome = self.gated.run(job, events, cancel).await;
+        self.stopped.lock().unwrap().push(now_ms());
+        outcome
+    }
+}
+
 fn pair() -> Option<Pair> {
+    pair_with_lease(None)
+}
+
+/// The pair, with `lease_seconds` when given (the tests' default otherwise).
+fn pair_with_lease(lease_seconds: Option<u64>) -> Option<Pair> {
     let base = postgres_url()?;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (schema, url) = rt.block_on(fresh_schema(&base));
@@ -43,13 +73,18 @@ fn pair() -> Option<Pair> {
         let mut c = config(None);
         c.store = StoreSetting::new(url.clone());
         c.workers = workers;
+        c.lease_seconds = lease_seconds.unwrap_or(c.lease_seconds);
         c
     };
+    let stopped = Arc::new(Mutex::new(Vec::new()));
     let runs = Harness::start(
         &tmp.path().join("runs"),
         server(1),
-        Arc::new(GatedJobRunner {
-            gates: gates.clone(),
+        Arc::new(Stopwatch {
+            gated: GatedJobRunner {
+                gates: gates.clone(),
+            },
+            stopped: stopped.clone(),
         }),
     );
     let views = Harness::start(
@@ -63,6 +98,7 @@ fn pair() -> Option<Pair> {
         _tmp: tmp,
         origin,
         gates,
+        stopped,
         runs,
         views,
         base,
@@ -264,6 +300,40 @@ fn a_job_cancelled_on_another_server_ends_its_viewers_streams() {
     );
     assert!(status < 300, "{status} {text}");
     assert!(viewer.read_to_end(DEADLINE), "no end: {:?}", viewer.text());
+    assert_eq!(p.job_state(job), JobState::Canceled);
+    p.stop();
+}
+
+#[test]
+fn a_job_cancelled_on_another_server_stops_there_before_its_next_renewal() {
+    // Renewals every 20 s: only word between the servers can stop the job sooner.
+    let lease_seconds = 60;
+    let Some(p) = pair_with_lease(Some(lease_seconds)) else {
+        return;
+    };
+    let job = p.push_running("acme/app", false, "cancel-2");
+    let store = p.store();
+    let running = p.views.rt.block_on(store.job(job)).unwrap().unwrap();
+    let claimed_at = running.started_at.expect("a running job's start");
+    let (status, text) = http(
+        "POST",
+        &format!("{}/api/builds/{}/cancel", p.views.url(), running.build_id),
+        &[("Authorization", "Bearer ui-token")],
+        b"",
+    );
+    assert!(status < 300, "{status} {text}");
+    let renewal = claimed_at + lease_seconds as i64 * 1000 / 3;
+    let wait = (renewal - now_ms()).max(1) as u64 / 1000 + 5;
+    wait_for("the job's run to stop on the other server", wait, || {
+        !p.stopped.lock().unwrap().is_empty()
+    });
+    let stopped = p.stopped.lock().unwrap()[0];
+    assert!(
+        stopped < renewal,
+        "stopped {} ms after its claim, not before its first renewal ({} ms)",
+        stopped - claimed_at,
+        renewal - claimed_at
+    );
     assert_eq!(p.job_state(job), JobState::Canceled);
     p.stop();
 }
