@@ -206,15 +206,17 @@ pub fn quantile_ms(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// Push deliveries with ids `prefix-0..n`, signed with `secret`, as raw HTTP/1.1 requests to
-/// `/webhooks/github`: 50 branches, so each delivery also supersedes its branch's last build.
+/// `/webhooks/github`: 50 branches, so each delivery also supersedes its branch's last build. Each
+/// body names its delivery: the server takes a body it has seen under another id for a replay.
 pub fn signed_pushes(secret: &[u8], prefix: &str, n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
             let body = format!(
-                r#"{{"ref":"refs/heads/b{}","before":"{:040x}","after":"{:040x}","deleted":false,"head_commit":{{"message":"bench push"}},"sender":{{"login":"dev"}},"repository":{{"full_name":"bench/repo","clone_url":"file:///nowhere"}}}}"#,
+                r#"{{"ref":"refs/heads/b{}","before":"{:040x}","after":"{:040x}","deleted":false,"head_commit":{{"message":"bench push {prefix}-{}"}},"sender":{{"login":"dev"}},"repository":{{"full_name":"bench/repo","clone_url":"file:///nowhere"}}}}"#,
                 i % 50,
                 i,
-                i + 1
+                i + 1,
+                i
             );
             let sig = crate::signature::sign(secret, body.as_bytes());
             format!(
