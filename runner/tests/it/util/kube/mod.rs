@@ -267,22 +267,32 @@ pub(crate) fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a 
         .map(|(_, v)| v.as_str())
 }
 
+/// What every create request must pass, as the API server checks it: only the query parameters
+/// a create takes, a body that is exactly a `T`, and `rules` for namespace `ns` (422 when broken).
+pub(crate) fn creating<T: serde::de::DeserializeOwned + serde::Serialize>(
+    q: Option<String>,
+    body: &Bytes,
+    ns: &str,
+    rules: fn(&T, &str) -> Result<(), String>,
+) -> Result<T, Box<Response>> {
+    query(q, &["fieldManager", "dryRun", "fieldValidation"])
+        .map_err(|why| Box::new(bad_request(why)))?;
+    let object: T = validate::body(body).map_err(|why| Box::new(bad_request(why)))?;
+    rules(&object, ns)
+        .map_err(|why| Box::new(status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", why)))?;
+    Ok(object)
+}
+
 async fn create_pod(
     State(s): State<Arc<StandIn>>,
     Path(ns): Path<String>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Err(why) = query(q, &["fieldManager", "dryRun", "fieldValidation"]) {
-        return bad_request(why);
-    }
-    let pod: Pod = match validate::body(&body) {
-        Ok(p) => p,
-        Err(why) => return bad_request(why),
+    let pod: Pod = match creating(q, &body, &ns, validate::pod) {
+        Ok(pod) => pod,
+        Err(refused) => return *refused,
     };
-    if let Err(why) = validate::pod(&pod, &ns) {
-        return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", why);
-    }
     let name = pod.metadata.name.clone().unwrap_or_default();
     if s.pods.lock().unwrap().contains_key(&name) {
         return status(

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::{Secret, SecretVolumeSource};
 
-use super::{StandIn, bad_request, json, query, status, validate};
+use super::{StandIn, creating, json, status, validate};
 
 pub(super) async fn create(
     State(s): State<Arc<StandIn>>,
@@ -18,16 +18,10 @@ pub(super) async fn create(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Err(why) = query(q, &["fieldManager", "dryRun", "fieldValidation"]) {
-        return bad_request(why);
-    }
-    let mut secret: Secret = match validate::body(&body) {
+    let mut secret: Secret = match creating(q, &body, &ns, validate::secret) {
         Ok(secret) => secret,
-        Err(why) => return bad_request(why),
+        Err(refused) => return *refused,
     };
-    if let Err(why) = validate::secret(&secret, &ns) {
-        return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", why);
-    }
     let name = secret.metadata.name.clone().unwrap_or_default();
     secret.metadata.uid = Some(format!("uid-secret-{name}"));
     secret.metadata.resource_version = Some("1".into());
