@@ -468,7 +468,9 @@ fn prelude(inputs: &ScriptInputs<'_>, needs_stdin: bool, reveal_secrets: bool) -
         "if [ -n \"$BASH_VERSION\" ]; then SLIPWAY_SHELL=bash; slipway_m \"shell bash $BASH_VERSION\"; else SLIPWAY_SHELL=sh; slipway_m 'shell sh'; fi\nexport SLIPWAY_SHELL\n",
     );
     s.push_str("slipway_test_result=0\nslipway_result=passed\n");
-    s.push_str("mkdir -p \"$TRAVIS_BUILD_DIR\" && cd \"$TRAVIS_BUILD_DIR\" || { slipway_m 'error cannot enter the build dir'; slipway_m 'result errored'; exit 2; }\n");
+    // The build dir almost always exists (the workspace was unpacked into it): `mkdir` only runs,
+    // a process of its own, when it does not.
+    s.push_str("{ cd \"$TRAVIS_BUILD_DIR\" 2>/dev/null || { mkdir -p \"$TRAVIS_BUILD_DIR\" && cd \"$TRAVIS_BUILD_DIR\"; }; } || { slipway_m 'error cannot enter the build dir'; slipway_m 'result errored'; exit 2; }\n");
     for notice in &inputs.notices {
         s.push_str(&format!("printf '%s\\n' {}\n", sh_quote(notice)));
     }

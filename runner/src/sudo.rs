@@ -66,10 +66,17 @@ pub fn shim_file() -> FileSpec {
 }
 
 /// Script lines that put the shim on `PATH` when the job runs as root and the image has no `sudo`.
+/// The shell reads its effective user id from `/proc/self/status` itself (`id -u` would be a
+/// process of its own before the job's first command); `id -u` answers where that file cannot be
+/// read.
 pub fn prelude() -> String {
     format!(
-        "if ! command -v sudo >/dev/null 2>&1 && [ \"$(id -u 2>/dev/null)\" = 0 ]; then\n\
-         PATH=\"{SHIM_DIR}:$PATH\"; export PATH\n\
+        "if ! command -v sudo >/dev/null 2>&1; then\n\
+         slipway_uid=\n\
+         if [ -r /proc/self/status ]; then while read -r slipway_k _ slipway_v _; do \
+         if [ \"$slipway_k\" = Uid: ]; then slipway_uid=$slipway_v; break; fi; done </proc/self/status; fi\n\
+         [ -n \"$slipway_uid\" ] || slipway_uid=$(id -u 2>/dev/null)\n\
+         if [ \"$slipway_uid\" = 0 ]; then PATH=\"{SHIM_DIR}:$PATH\"; export PATH; fi\n\
          fi\n"
     )
 }

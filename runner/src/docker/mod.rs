@@ -24,7 +24,7 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::ExecConfig;
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+    KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
@@ -48,8 +48,14 @@ pub struct DockerExecutor {
     ready_timeout: Duration,
     /// Jobs whose setup made nothing but their own container: teardown removes it by name
     /// instead of listing containers, networks and volumes by label (three engine calls saved
-    /// on every short job).
+    /// on every short job). Their container is created with `AutoRemove`.
     lone: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The engine's answer, once it has removed a lone job's container, to a wait asked for
+    /// before the container started: its exit code. `docker run --rm` waits the same way; the
+    /// exit, the removal and the exit code then cost no request after the job's end.
+    removals: Arc<std::sync::Mutex<HashMap<String, Removal>>>,
+    /// Lone jobs whose container the engine has removed (their removal's wait answered).
+    removed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// The storage driver caps a container's writable layer (`StorageOpt size`), as `docker
     /// info` describes it; asked in the background from [`DockerExecutor::connect`].
     disk_quota: Arc<OnceCell<bool>>,
@@ -149,6 +155,8 @@ impl DockerExecutor {
             docker_cli: find_docker_cli(),
             ready_timeout: Duration::from_secs(60),
             lone: Default::default(),
+            removals: Default::default(),
+            removed: Default::default(),
             disk_quota: Default::default(),
             quota_refused: Default::default(),
             workspace_volume: Default::default(),
@@ -450,11 +458,7 @@ impl Executor for DockerExecutor {
             requests::with_workspace_volume(&mut req.job.1, spec);
             self.volumes.insert(&spec.job_id, &spec.working_dir);
         }
-        if req.volumes.is_empty()
-            && req.network.is_none()
-            && req.netns.is_none()
-            && req.services.is_empty()
-        {
+        if req.lone {
             self.lone
                 .lock()
                 .expect("lone jobs")
@@ -520,6 +524,25 @@ impl Executor for DockerExecutor {
 
     async fn start(&self, spec: &JobSpec) -> Result<JobStreams, ExecError> {
         let name = names::job_container(&spec.job_id);
+        if self.lone.lock().expect("lone jobs").contains(&spec.job_id) {
+            // Asked before the attach and the start, so the engine knows of it long before the
+            // container can end and be removed.
+            let removal = tokio::spawn(exit_code(
+                self.docker.wait_container(
+                    &name,
+                    Some(
+                        WaitContainerOptionsBuilder::default()
+                            .condition("removed")
+                            .build(),
+                    ),
+                ),
+                name.clone(),
+            ));
+            self.removals
+                .lock()
+                .expect("removals")
+                .insert(spec.job_id.clone(), removal);
+        }
         let opts = AttachContainerOptionsBuilder::default()
             .stream(true)
             .stdout(true)
@@ -561,16 +584,19 @@ impl Executor for DockerExecutor {
 
     async fn wait(&self, job_id: &str) -> Result<i64, ExecError> {
         let name = names::job_container(job_id);
-        let mut stream = self.docker.wait_container(&name, None);
-        match stream.next().await {
-            Some(Ok(r)) => Ok(r.status_code),
-            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(engine_err(format!("waiting for {name}"))(e)),
-            None => Err(ExecError::Engine {
+        let removal = self.removals.lock().expect("removals").remove(job_id);
+        if let Some(removal) = removal {
+            let code = removal.await.map_err(|e| ExecError::Engine {
                 action: format!("waiting for {name}"),
-                reason: "the engine closed the wait without an exit code".into(),
-            }),
+                reason: e.to_string(),
+            })??;
+            self.removed
+                .lock()
+                .expect("removed jobs")
+                .insert(job_id.to_string());
+            return Ok(code);
         }
+        exit_code(self.docker.wait_container(&name, None), name).await
     }
 
     async fn kill(&self, job_id: &str) -> Result<(), ExecError> {
@@ -615,14 +641,25 @@ impl Executor for DockerExecutor {
         // The build directory's volume is anonymous: it goes with the job container.
         self.volumes.remove(job_id);
         if self.lone.lock().expect("lone jobs").remove(job_id) {
+            let removal = self.removals.lock().expect("removals").remove(job_id);
+            if self.removed.lock().expect("removed jobs").remove(job_id) {
+                return Ok(());
+            }
             let name = names::job_container(job_id);
             let opts = RemoveContainerOptionsBuilder::default()
                 .force(true)
                 .v(true)
                 .build();
             return match self.docker.remove_container(&name, Some(opts)).await {
+                // 409: the engine is removing it (it ended): done when the removal's wait is.
+                Err(e) if is_status(&e, &[409]) => {
+                    if let Some(removal) = removal {
+                        let _ = tokio::time::timeout(REMOVAL_TIMEOUT, removal).await;
+                    }
+                    Ok(())
+                }
                 Ok(()) => Ok(()),
-                Err(e) if is_status(&e, &[404, 409]) => Ok(()),
+                Err(e) if is_status(&e, &[404]) => Ok(()),
                 Err(e) => Err(engine_err(format!("removing container {name}"))(e)),
             };
         }
@@ -654,6 +691,29 @@ impl Executor for DockerExecutor {
             networks,
             volumes,
         })
+    }
+}
+
+/// The engine's wait for a lone job's container to be removed, answering its exit code.
+type Removal = tokio::task::JoinHandle<Result<i64, ExecError>>;
+
+/// How long teardown waits for the engine to finish removing a job container it is removing.
+const REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The exit code a container wait answers.
+async fn exit_code(
+    mut wait: impl futures::Stream<Item = Result<bollard::models::ContainerWaitResponse, BollardError>>
+    + Unpin,
+    name: String,
+) -> Result<i64, ExecError> {
+    match wait.next().await {
+        Some(Ok(r)) => Ok(r.status_code),
+        Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(engine_err(format!("waiting for {name}"))(e)),
+        None => Err(ExecError::Engine {
+            action: format!("waiting for {name}"),
+            reason: "the engine closed the wait without an exit code".into(),
+        }),
     }
 }
 

@@ -19,6 +19,9 @@ const NETNS_CMD: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $
 /// Every create request of one job, in the order the executor sends them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRequests {
+    /// The job makes nothing but its own container, which the engine removes as it ends
+    /// (`AutoRemove`).
+    pub lone: bool,
     /// Volumes to create (caches), first.
     pub volumes: Vec<VolumeCreateRequest>,
     /// The job's own network, when it has services or its build is untrusted.
@@ -97,28 +100,30 @@ pub fn service_hosts(services: &[ServiceSpec]) -> Vec<String> {
 /// over this path, so images without a CLI can still run `docker build` and `docker push`.
 pub const DOCKER_CLI_TARGET: &str = "/usr/local/bin/docker";
 
-/// The job container's first command, run before the job's own (`"$@"`): it receives the job's
-/// files (the script, decrypted files, the workspace) as one tar on standard input and unpacks
-/// it, which costs far less than the engine's archive upload (a mount and a helper process per
-/// upload, most of a short job's overhead). It says which way it takes on its first line of
-/// output: `slipway-unpack:stdin` (then it reads the archive's size on a line and that many
-/// bytes), or `slipway-unpack:api` when it cannot unpack (no `tar` or `head` in the image, or a
-/// user who may not write `/`) and waits for a line while the executor uploads instead.
+/// The job container's first command, run before the job's own: it receives the job's files (the
+/// script, decrypted files, the workspace) as one tar on standard input and unpacks it, which
+/// costs far less than the engine's archive upload (a mount and a helper process per upload,
+/// most of a short job's overhead). It says which way it takes on its first line of output:
+/// `slipway-unpack:stdin` (then it reads the archive's size on a line and that many bytes), or
+/// `slipway-unpack:api` when it cannot unpack (no `tar` or `head` in the image, or a user who may
+/// not write `/`) and waits for a line while the executor uploads instead. The job's command
+/// follows ([`unpack_then`]).
 pub const UNPACK_CMD: &str = "if [ -w / ] && command -v tar >/dev/null 2>&1 && command -v head >/dev/null 2>&1; then \
 echo slipway-unpack:stdin; read -r n && head -c \"$n\" | tar -xf - -C / \
 || { echo \"slipway: unpacking the job's files failed\" >&2; exit 125; }; \
-else echo slipway-unpack:api; read -r _; fi; exec \"$@\"";
+else echo slipway-unpack:api; read -r _; fi;";
 
 /// [`UNPACK_CMD`] for a job that reads nothing else on standard input: the executor writes the
 /// archive as soon as the container starts instead of waiting for the first line (a round trip
-/// through the engine less). An image that cannot unpack reads its standard input to the end
-/// instead (with `cat`, else the shell's `read`, byte by byte), which the executor closes once its
-/// upload is done.
-pub const UNPACK_AHEAD_CMD: &str = "if [ -w / ] && command -v tar >/dev/null 2>&1 && command -v head >/dev/null 2>&1; then \
-echo slipway-unpack:stdin; read -r n && head -c \"$n\" | tar -xf - -C / \
+/// through the engine less), and closes standard input after it, so `tar` reads it to its end
+/// without a size line or `head` in front (one process less). An image that cannot unpack reads
+/// its standard input to the end instead (with `cat`, else the shell's `read`, byte by byte),
+/// which the executor closes once its upload is done.
+pub const UNPACK_AHEAD_CMD: &str = "if [ -w / ] && command -v tar >/dev/null 2>&1; then \
+echo slipway-unpack:stdin; tar -xf - -C / \
 || { echo \"slipway: unpacking the job's files failed\" >&2; exit 125; }; \
 else echo slipway-unpack:api; if command -v cat >/dev/null 2>&1; then cat >/dev/null; \
-else while read -r _; do :; done; fi; fi; exec \"$@\"";
+else while read -r _; do :; done; fi; fi;";
 
 /// The handshake lines of [`UNPACK_CMD`].
 pub const UNPACK_STDIN: &str = "slipway-unpack:stdin";
@@ -126,17 +131,25 @@ pub const UNPACK_STDIN: &str = "slipway-unpack:stdin";
 pub const UNPACK_API: &str = "slipway-unpack:api";
 
 /// The job container's entrypoint: [`UNPACK_CMD`] (or [`UNPACK_AHEAD_CMD`] when the job reads
-/// no replies), then `cmd`.
+/// no replies), then `cmd`. A `cmd` that is itself a `/bin/sh -c` script (the job's, which picks
+/// its shell) runs in the prelude's own shell: one program start less before the job's first
+/// line. Any other command is `exec`'d.
 pub fn unpack_then(cmd: &[String], open_stdin: bool) -> Vec<String> {
     let prelude = if open_stdin {
         UNPACK_CMD
     } else {
         UNPACK_AHEAD_CMD
     };
+    if let [sh, c, script] = cmd
+        && sh == "/bin/sh"
+        && c == "-c"
+    {
+        return vec![sh.clone(), c.clone(), format!("{prelude} {script}")];
+    }
     let mut out = vec![
         "/bin/sh".to_string(),
         "-c".to_string(),
-        prelude.to_string(),
+        format!("{prelude} exec \"$@\""),
         "slipway-unpack".to_string(),
     ];
     out.extend(cmd.iter().cloned());
@@ -152,7 +165,7 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
     let network_name = names::network(&spec.job_id);
     let netns_name = names::netns_container(&spec.job_id);
 
-    let volumes = spec
+    let volumes: Vec<VolumeCreateRequest> = spec
         .volumes
         .iter()
         .filter(|v| !v.read_only)
@@ -225,6 +238,9 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
         .collect();
 
     let mounts = job_mounts(spec, docker_socket, docker_cli);
+    // A job that makes nothing but its own container has the engine remove it as it ends, as
+    // `docker run --rm` does (its build directory's anonymous volume with it).
+    let lone = volumes.is_empty() && network.is_none() && !has_services;
     let mut env = spec.env.clone();
     if spec.docker_socket {
         env.push(("DOCKER_HOST".into(), "unix:///var/run/docker.sock".into()));
@@ -252,6 +268,7 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
                     own_network.then(|| network_name.clone())
                 },
                 mounts: (!mounts.is_empty()).then_some(mounts),
+                auto_remove: lone.then_some(true),
                 ..limits(spec)
             }),
             ..Default::default()
@@ -259,6 +276,7 @@ pub fn job_requests(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str
     );
 
     JobRequests {
+        lone,
         volumes,
         network,
         netns,

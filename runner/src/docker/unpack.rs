@@ -99,10 +99,11 @@ pub(super) async fn deliver(
         return deliver_on_cue(docker, name, archive, output, input).await;
     }
     // Nothing else goes over standard input: the archive is on its way while the container starts
-    // (`requests::UNPACK_AHEAD_CMD`); the handshake line only says whether it was unpacked.
+    // (`requests::UNPACK_AHEAD_CMD`), and its end is the end of standard input; the handshake
+    // line only says whether it was unpacked.
     let writing = tokio::spawn(async move {
         let mut input = input;
-        let sent = send(&mut input, &archive).await;
+        let sent = send(&mut input, &archive, false).await;
         (sent, input, archive)
     });
     let (way, before, output) = match shake_hands(name, output).await {
@@ -127,14 +128,18 @@ pub(super) async fn deliver(
     Ok((with_before(output, before), input))
 }
 
-/// The size line and the archive, over standard input.
+/// The archive over standard input, after its size on a line when more follows it (`sized`:
+/// the prelude then reads exactly that many bytes).
 async fn send(
     input: &mut Pin<Box<dyn AsyncWrite + Send>>,
     archive: &Archive,
+    sized: bool,
 ) -> std::io::Result<()> {
-    input
-        .write_all(format!("{}\n", archive.len()).as_bytes())
-        .await?;
+    if sized {
+        input
+            .write_all(format!("{}\n", archive.len()).as_bytes())
+            .await?;
+    }
     input.write_all(&archive.head).await?;
     if let Some(mut file) = archive.open_workspace().await.map_err(|e| match e {
         ExecError::Io { source, .. } => source,
@@ -186,7 +191,7 @@ async fn deliver_on_cue(
         source: e,
     };
     match way {
-        Way::Stdin => send(&mut input, &archive).await.map_err(sending)?,
+        Way::Stdin => send(&mut input, &archive, true).await.map_err(sending)?,
         Way::Api => {
             upload(docker, name, &archive).await?;
             input.write_all(b"\n").await.map_err(sending)?;

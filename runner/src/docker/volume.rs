@@ -83,13 +83,17 @@ pub(super) async fn probe(docker: &Docker, endpoint: &str) -> bool {
         }
         Err(_) => return false,
     };
-    // Left over only if this process dies here; the sweep removes it then (its owner is gone).
-    let _ = docker
-        .remove_volume(
-            &name,
-            None::<bollard::query_parameters::RemoveVolumeOptions>,
-        )
-        .await;
+    // The answer is known: the removal goes on beside the job's create instead of before it.
+    // Left over only if this process dies first; the sweep removes it then (its owner is gone).
+    let docker = docker.clone();
+    tokio::spawn(async move {
+        let _ = docker
+            .remove_volume(
+                &name,
+                None::<bollard::query_parameters::RemoveVolumeOptions>,
+            )
+            .await;
+    });
     readable
 }
 
