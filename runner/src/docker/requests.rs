@@ -343,3 +343,28 @@ fn job_mounts(spec: &JobSpec, docker_socket: &str, docker_cli: Option<&str>) -> 
     }
     mounts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sh_script_runs_in_the_preludes_own_shell_and_any_other_command_is_execd() {
+        let script = ["/bin/sh", "-c", "exec sh /slipway/job.sh"].map(String::from);
+        assert_eq!(
+            unpack_then(&script, false),
+            [
+                "/bin/sh".to_string(),
+                "-c".into(),
+                format!("{UNPACK_AHEAD_CMD} exec sh /slipway/job.sh")
+            ]
+        );
+        let other = ["/usr/bin/env", "bash", "-c", "true"].map(String::from);
+        let entrypoint = unpack_then(&other, true);
+        assert_eq!(entrypoint[2], format!("{UNPACK_CMD} exec \"$@\""));
+        assert_eq!(
+            entrypoint[3..],
+            ["slipway-unpack", "/usr/bin/env", "bash", "-c", "true"].map(String::from)
+        );
+    }
+}
