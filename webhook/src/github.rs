@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{OutboxItem, OutboxKind, Store, StoreError, now_ms};
 use axum::http::Method;
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -90,17 +90,22 @@ impl Reporter {
     }
 
     /// Sends a batch of due reports: the reports of different commits at once (up to
-    /// [`CONCURRENCY`]), each commit's in id order. Every finished report is a durable write, and
-    /// the store commits concurrent writes together, so a backlog drains at the pace of GitHub's
-    /// answers rather than one fsync per status.
+    /// [`CONCURRENCY`]), each commit's in id order, skipping those a newer report supersedes.
+    /// The batch costs the store three writes or reads whatever its size (take, superseded, done;
+    /// a failed report's retry is its own), so a backlog drains at the pace of GitHub's answers.
     async fn send_due(&self) -> Result<usize, crate::store::StoreError> {
         let due = self
             .store
             .outbox_take(&self.holder, 64, crate::outbox::HOLD_MS)
             .await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
         let handled = due.len();
+        let ids: Vec<i64> = due.iter().map(|i| i.id).collect();
+        let mut done = self.store.outbox_superseded(&ids).await?;
         let mut commits: Vec<Vec<OutboxItem>> = Vec::new();
-        for item in due {
+        for item in due.into_iter().filter(|i| !done.contains(&i.id)) {
             match commits
                 .iter_mut()
                 .find(|c| c[0].repo == item.repo && c[0].sha == item.sha)
@@ -109,32 +114,42 @@ impl Reporter {
                 None => commits.push(vec![item]),
             }
         }
-        futures::stream::iter(commits)
+        let outcomes: Vec<_> = futures::stream::iter(commits)
             .map(|items| self.send_commit(items))
             .buffer_unordered(CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(handled)
+            .collect()
+            .await;
+        let mut failed = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(sent) => done.extend(sent),
+                Err(e) => failed = Some(e),
+            }
+        }
+        self.store.outbox_done(&done).await?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(handled),
+        }
     }
 
-    /// One commit's reports, in order.
-    async fn send_commit(&self, items: Vec<OutboxItem>) -> Result<(), crate::store::StoreError> {
+    /// One commit's reports, in order; the ids of those sent.
+    async fn send_commit(
+        &self,
+        items: Vec<OutboxItem>,
+    ) -> Result<Vec<i64>, crate::store::StoreError> {
+        let mut sent_ids = Vec::new();
         for item in items {
-            if self.store.outbox_superseded(&item).await? {
-                self.store.outbox_done(item.id).await?;
-                continue;
-            }
             let sent = match item.kind {
                 OutboxKind::Status => self.send(&item).await,
                 OutboxKind::Checks | OutboxKind::Lint => self.send_checks(&item).await,
             };
             match sent {
-                Ok(()) if item.kind != OutboxKind::Status => {
-                    self.store.outbox_done(item.id).await?;
-                }
                 Ok(()) => {
-                    self.metrics.inc(&self.metrics.statuses_sent);
-                    self.store.outbox_done(item.id).await?;
+                    if item.kind == OutboxKind::Status {
+                        self.metrics.inc(&self.metrics.statuses_sent);
+                    }
+                    sent_ids.push(item.id);
                 }
                 Err(e) => {
                     self.metrics.inc(&self.metrics.status_failures);
@@ -147,7 +162,7 @@ impl Reporter {
                 }
             }
         }
-        Ok(())
+        Ok(sent_ids)
     }
 
     /// Check runs need a GitHub App's installation token; with any other credential (or none)

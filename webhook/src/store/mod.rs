@@ -705,12 +705,13 @@ pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
         limit: usize,
         hold_ms: i64,
     ) -> Result<Vec<OutboxItem>, StoreError>;
-    /// Marks a report sent, or superseded by a newer one for the same commit.
-    async fn outbox_done(&self, id: i64) -> Result<(), StoreError>;
+    /// Marks reports sent, or superseded by newer ones: a batch's outcomes in one write.
+    async fn outbox_done(&self, ids: &[i64]) -> Result<(), StoreError>;
     /// Schedules another try of a report.
     async fn outbox_retry(&self, id: i64, next_at: Millis, error: &str) -> Result<(), StoreError>;
-    /// True when a newer report exists for the same commit (so this one must not be sent).
-    async fn outbox_superseded(&self, item: &OutboxItem) -> Result<bool, StoreError>;
+    /// Which of the reports `ids` must not be sent, a newer one saying it all: a newer status
+    /// of the same commit, a newer check-run sync of the same build. One read for a batch.
+    async fn outbox_superseded(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError>;
     /// Extends to `hold_ms` from now the hold on the rows `holder` took from either outbox and
     /// has recorded no outcome for yet, while it is still sending them. Rows another taker took
     /// after the hold lapsed stay its.

@@ -8,6 +8,7 @@
 //! one after the other. The schema is versioned: the migrations in `store/migrations/` (shared with SQLite) are
 //! applied at start under an advisory lock, so servers starting together migrate once.
 
+mod intake;
 mod listen;
 
 use super::sql::{
@@ -36,20 +37,24 @@ type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 pub struct PgStore {
     pool: Pool,
     config: tokio_postgres::Config,
+    /// Where deliveries go to be recorded together ([`intake`]).
+    intake: intake::Intake,
 }
 
-/// A connection to run statements on: a transaction for changes, a pooled client for reads.
-/// Statements go through the connection's statement cache.
+/// A connection to run statements on: a transaction for changes, a pooled client for reads, or
+/// the transaction of a batch of deliveries ([`intake`]). Statements go through the connection's
+/// statement cache.
 enum Db<'a, 't> {
     Tx(&'a deadpool_postgres::Transaction<'t>),
     Read(&'a deadpool_postgres::Client),
+    Batch(&'a deadpool_postgres::Transaction<'t>, &'a intake::Batch),
 }
 
 impl Db<'_, '_> {
     async fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
         let sql = dollar_params(sql);
         Ok(match self {
-            Db::Tx(tx) => tx.prepare_cached(&sql).await?,
+            Db::Tx(tx) | Db::Batch(tx, _) => tx.prepare_cached(&sql).await?,
             Db::Read(c) => c.prepare_cached(&sql).await?,
         })
     }
@@ -67,7 +72,7 @@ impl Sql for Db<'_, '_> {
         let st = self.statement(sql).await?;
         let args: Params<'_> = &pg_args(args);
         Ok(match self {
-            Db::Tx(tx) => tx.execute(&st, args).await?,
+            Db::Tx(tx) | Db::Batch(tx, _) => tx.execute(&st, args).await?,
             Db::Read(c) => c.execute(&st, args).await?,
         })
     }
@@ -80,7 +85,7 @@ impl Sql for Db<'_, '_> {
         let st = self.statement(sql).await?;
         let args: Params<'_> = &pg_args(args);
         Ok(match self {
-            Db::Tx(tx) => tx.query(&st, args).await?,
+            Db::Tx(tx) | Db::Batch(tx, _) => tx.query(&st, args).await?,
             Db::Read(c) => c.query(&st, args).await?,
         })
     }
@@ -93,12 +98,16 @@ impl Sql for Db<'_, '_> {
         let st = self.statement(sql).await?;
         let args: Params<'_> = &pg_args(args);
         Ok(match self {
-            Db::Tx(tx) => tx.query_opt(&st, args).await?,
+            Db::Tx(tx) | Db::Batch(tx, _) => tx.query_opt(&st, args).await?,
             Db::Read(c) => c.query_opt(&st, args).await?,
         })
     }
 
     async fn wake_workers(&self) -> Result<(), StoreError> {
+        if let Db::Batch(_, batch) = self {
+            batch.wake();
+            return Ok(());
+        }
         self.exec("SELECT pg_notify(?1, '')", &[&WORK_CHANNEL])
             .await?;
         Ok(())
@@ -119,7 +128,7 @@ impl Sql for Db<'_, '_> {
             .await?;
         let args: Params<'_> = &[&job_id, &seqs, &kinds, &data];
         match self {
-            Db::Tx(tx) => tx.execute(&st, args).await?,
+            Db::Tx(tx) | Db::Batch(tx, _) => tx.execute(&st, args).await?,
             Db::Read(c) => c.execute(&st, args).await?,
         };
         Ok(())
@@ -130,6 +139,11 @@ impl Sql for Db<'_, '_> {
     }
 
     async fn serialize(&self, key: &str) -> Result<(), StoreError> {
+        if let Db::Batch(_, batch) = self
+            && batch.holds(key)
+        {
+            return Ok(());
+        }
         self.exec("SELECT pg_advisory_xact_lock(hashtext(?1))", &[&key])
             .await?;
         Ok(())
@@ -184,7 +198,11 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Task(e.to_string()))?;
-        let store = PgStore { pool, config };
+        let store = PgStore {
+            intake: intake::Intake::start(pool.clone()),
+            pool,
+            config,
+        };
         let client = store.pool.get().await.map_err(|e| {
             StoreError::Setting(format!(
                 "the store ({STORE_SETTING}) {url} cannot be reached: {e}"
@@ -257,6 +275,10 @@ async fn apply_migrations(client: &deadpool_postgres::Client) -> Result<(), Stor
 }
 
 impl_stores!(PgStore, in_tx, read, {
+    async fn record_delivery(&self, d: Delivery) -> Result<Recorded, StoreError> {
+        self.intake.record(d).await
+    }
+
     fn shared(&self) -> bool {
         true
     }

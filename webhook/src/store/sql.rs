@@ -183,6 +183,15 @@ impl Dialect {
         }
     }
 
+    /// "Is in the ids of the JSON list bound to `param`" (see [`id_list`]), as SQL: a list of
+    /// any length is one parameter, bound alike on both databases.
+    pub(crate) fn in_ids(self, param: &str) -> String {
+        format!(
+            "IN (SELECT CAST(value AS BIGINT) FROM {})",
+            self.json_strings(param)
+        )
+    }
+
     /// A migration as this database runs it. The migrations are written for PostgreSQL; SQLite
     /// creates only what is missing (a database made before versioned migrations has most of
     /// it), numbers its rows with `INTEGER PRIMARY KEY`, and keeps a table keyed by several
@@ -264,6 +273,11 @@ pub(crate) trait Sql {
         let _ = key;
         async { Ok(()) }
     }
+}
+
+/// `ids` as the JSON list [`Dialect::in_ids`] reads.
+pub(crate) fn id_list(ids: &[i64]) -> Result<String, StoreError> {
+    serde_json::to_string(ids).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 /// Runs a query of exactly one row.

@@ -261,6 +261,10 @@ macro_rules! lite_read {
 }
 
 impl_stores!(SqliteStore, lite_write, lite_read, {
+    async fn record_delivery(&self, d: Delivery) -> Result<Recorded, StoreError> {
+        lite_write!(self, |db| { queue::record_delivery(db, d).await })
+    }
+
     async fn integrity_check(&self) -> Result<String, StoreError> {
         self.read(|conn| Ok(conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
             .await

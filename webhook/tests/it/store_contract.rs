@@ -155,11 +155,13 @@ contract_pair! {
     outboxes::a_dead_servers_rows_are_taken_again_after_its_hold,
     outboxes::a_commits_reports_wait_while_another_server_holds_an_earlier_one,
     outboxes::a_renewed_hold_keeps_the_rows_with_their_server,
+    records::two_servers_taking_pushes_of_one_branch_leave_its_newest_build,
 }
 
 contract! {
     records::a_delivery_is_recorded_once_by_id_and_by_body,
     records::a_push_supersedes_the_older_build_of_its_branch,
+    records::pushes_arriving_together_leave_each_branch_its_newest_build,
     records::closing_a_pull_request_cancels_its_open_builds,
     records::logs_read_back_in_order_from_any_point,
     records::the_outbox_holds_statuses_in_order_until_sent,

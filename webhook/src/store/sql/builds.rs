@@ -244,6 +244,13 @@ const WAITS: &str = "(SELECT q.s IS NOT NULL AND NOT EXISTS (
     FROM (SELECT min(stage_index) AS s FROM jobs
           WHERE build_id = ?1 AND state IN ('queued', 'running')) q)";
 
+/// The key under which inserting `build` is serialized with other processes (see
+/// [`insert_build`]), when it supersedes older builds.
+pub(crate) fn supersede_lock(build: &NewBuild, auto_cancel: bool) -> Option<String> {
+    let key = build.supersede_key.as_ref().filter(|_| auto_cancel)?;
+    Some(format!("{}\n{key}", build.repo.to_lowercase()))
+}
+
 /// Inserts a queued build; with `auto_cancel`, cancels the older open builds with its supersede
 /// key. Returns its id and the builds it cancelled.
 pub(crate) async fn insert_build<D: Sql>(
@@ -253,10 +260,9 @@ pub(crate) async fn insert_build<D: Sql>(
 ) -> Result<(i64, Vec<i64>), StoreError> {
     let spec = serde_json::to_string(build).map_err(invalid)?;
     let supersede = build.supersede_key.as_ref().filter(|_| auto_cancel);
-    if let Some(key) = supersede {
+    if let Some(lock) = supersede_lock(build, auto_cancel) {
         // Two servers taking pushes of one branch at once: the later one sees the earlier.
-        db.serialize(&format!("{}\n{key}", build.repo.to_lowercase()))
-            .await?;
+        db.serialize(&lock).await?;
     }
     let id: i64 = scalar(
         db,
@@ -272,24 +278,77 @@ pub(crate) async fn insert_build<D: Sql>(
         ],
     )
     .await?;
-    let mut canceled = Vec::new();
-    if let Some(key) = supersede {
-        let sql = format!(
-            "SELECT id FROM builds WHERE repo = ?1 AND supersede_key = ?2 AND id < ?3 AND {OPEN}
-             ORDER BY id"
-        );
-        for row in db.rows(&sql, &[&build.repo, key, &id]).await? {
-            let old: i64 = row.get(0)?;
-            lock_build(db, old).await?;
+    let canceled = match supersede {
+        Some(key) => {
             let why = format!("superseded by build #{id}");
-            if end_build(db, old, BuildState::Canceled, &why).await? {
-                canceled.push(old);
-            }
+            cancel_open(db, &build.repo, key, Some(id), &why).await?
         }
-    }
+        None => Vec::new(),
+    };
     enqueue_status(db, id, BuildState::Queued, "Queued").await?;
     db.wake_workers().await?;
     Ok((id, canceled))
+}
+
+/// Cancels the open builds of `repo` with the supersede key `key` (older than `before`, when
+/// given), with their jobs, and queues their reports; returns their ids in order. The builds are
+/// ended and read back by one statement, whose row locks stand for [`lock_build`]: a build that
+/// another transaction ends meanwhile is skipped once that one commits.
+pub(crate) async fn cancel_open<D: Sql>(
+    db: &D,
+    repo: &str,
+    key: &str,
+    before: Option<i64>,
+    reason: &str,
+) -> Result<Vec<i64>, StoreError> {
+    let now = now_ms();
+    let sql = format!(
+        "UPDATE builds SET state = 'canceled', reason = ?4, finished_at = ?5, lease_owner = NULL,
+         lease_until = NULL
+         WHERE repo = ?1 AND supersede_key = ?2 AND (CAST(?3 AS BIGINT) IS NULL OR id < ?3)
+           AND {OPEN}
+         RETURNING id, notify IS NOT NULL"
+    );
+    let args: [&dyn super::Arg; 5] = [&repo, &key, &before, &reason, &now];
+    let mut ended = db
+        .rows(&sql, &args)
+        .await?
+        .iter()
+        .map(|r| Ok((r.get::<i64>(0)?, r.get::<bool>(1)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if ended.is_empty() {
+        return Ok(Vec::new());
+    }
+    ended.sort_unstable();
+    let ids: Vec<i64> = ended.iter().map(|(id, _)| *id).collect();
+    let list = super::id_list(&ids)?;
+    let in_list = D::DIALECT.in_ids("?1");
+    db.exec(
+        &format!(
+            "UPDATE jobs SET state = 'canceled', reason = ?2, finished_at = ?3, lease_owner = NULL,
+             lease_until = NULL WHERE build_id {in_list} AND state IN ('waiting', 'queued', 'running')"
+        ),
+        &[&list, &reason, &now],
+    )
+    .await?;
+    let description: String = format!("{}: {reason}", describe(BuildState::Canceled))
+        .chars()
+        .take(140)
+        .collect();
+    let sql = format!(
+        "INSERT INTO outbox (build_id, repo, sha, state, description, next_at)
+         SELECT id, repo, {}, ?2, ?3, ?4 FROM builds WHERE id {in_list} ORDER BY id",
+        D::DIALECT.json("spec", "head_sha")
+    );
+    let state = BuildState::Canceled.github_state();
+    db.exec(&sql, &[&list, &state, &description, &now]).await?;
+    checks::enqueue_checks_of(db, &in_list, &list).await?;
+    for (id, notifies) in ended {
+        if notifies {
+            notify::enqueue(db, id, BuildState::Canceled, reason).await?;
+        }
+    }
+    Ok(ids)
 }
 
 /// How many rows of `table` (`builds` or `jobs`) are in each state.

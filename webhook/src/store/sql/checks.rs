@@ -13,24 +13,33 @@ use crate::store::{
 /// state when it is sent, this change included. Jobs claimed and ended one after the other so
 /// queue one item, not two each (and the commit is not read out of the build's spec again).
 pub(crate) async fn enqueue_checks<D: Sql>(db: &D, build_id: i64) -> Result<(), StoreError> {
-    queue_checks(db, "?1", build_id).await
+    enqueue_checks_of(db, "= ?1", &build_id).await
 }
 
 /// [`enqueue_checks`] for the build of job `job_id`.
 pub(crate) async fn enqueue_checks_of_job<D: Sql>(db: &D, job_id: i64) -> Result<(), StoreError> {
-    queue_checks(db, "(SELECT build_id FROM jobs WHERE id = ?1)", job_id).await
+    enqueue_checks_of(db, "= (SELECT build_id FROM jobs WHERE id = ?1)", &job_id).await
 }
 
-/// [`enqueue_checks`] for the build `build` names in SQL, given `?1`.
-async fn queue_checks<D: Sql>(db: &D, build: &str, arg: i64) -> Result<(), StoreError> {
+/// [`enqueue_checks`] for the builds whose id is `builds` in SQL (`= ?1`, `IN (…)`), given `?1`
+/// bound to `arg`. A build without jobs has no check run to bring up to date (a build superseded
+/// before it was prepared).
+pub(crate) async fn enqueue_checks_of<D: Sql>(
+    db: &D,
+    builds: &str,
+    arg: &dyn super::Arg,
+) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO outbox (build_id, repo, sha, state, description, next_at, kind)
-         SELECT id, repo, {}, 'sync', '', ?2, 'checks' FROM builds WHERE id = {build}
-           AND NOT EXISTS (SELECT 1 FROM outbox WHERE build_id = {build} AND kind = 'checks'
-                           AND done = false AND next_at <= ?2 AND coalesce(claimed_until, 0) <= ?2)",
-        D::DIALECT.json("spec", "head_sha")
+         SELECT b.id, b.repo, {}, 'sync', '', ?2, 'checks' FROM builds b WHERE b.id {builds}
+           AND EXISTS (SELECT 1 FROM jobs j WHERE j.build_id = b.id)
+           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.build_id = b.id AND o.kind = 'checks'
+                           AND o.done = false AND o.next_at <= ?2
+                           AND coalesce(o.claimed_until, 0) <= ?2)
+         ORDER BY b.id",
+        D::DIALECT.json("b.spec", "head_sha")
     );
-    db.exec(&sql, &[&arg, &now_ms()]).await?;
+    db.exec(&sql, &[arg, &now_ms()]).await?;
     Ok(())
 }
 

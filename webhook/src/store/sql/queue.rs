@@ -3,7 +3,7 @@
 //! on PostgreSQL, so concurrent workers never wait for each other nor take the same row.
 
 use super::builds::{
-    BUILD_COLS, JOB_COLS, OPEN, advance, build_row, end_build, enqueue_status, get_build,
+    BUILD_COLS, JOB_COLS, advance, build_row, cancel_open, end_build, enqueue_status, get_build,
     insert_build, job_row, lock_build,
 };
 use super::{Cells, Sql, checks, notify, scalar};
@@ -65,18 +65,8 @@ pub(crate) async fn record_delivery<D: Sql>(db: &D, d: Delivery) -> Result<Recor
         } => checks::rerun(db, &repo, &rerun, auto_cancel).await,
         DeliveryAction::ClosePullRequest { repo, number } => {
             let key = format!("pr:{number}");
-            let sql = format!(
-                "SELECT id FROM builds WHERE repo = ?1 AND supersede_key = ?2 AND {OPEN} ORDER BY id"
-            );
-            let mut canceled = Vec::new();
-            for row in db.rows(&sql, &[&repo, &key]).await? {
-                let build: i64 = row.get(0)?;
-                lock_build(db, build).await?;
-                let why = "the pull request was closed";
-                if end_build(db, build, BuildState::Canceled, why).await? {
-                    canceled.push(build);
-                }
-            }
+            let why = "the pull request was closed";
+            let canceled = cancel_open(db, &repo, &key, None, why).await?;
             Ok(Recorded::Accepted {
                 build: None,
                 canceled,
@@ -545,40 +535,33 @@ pub(crate) async fn outbox_take<D: Sql>(
 }
 
 /// See [`Store::outbox_done`].
-pub(crate) async fn outbox_done<D: Sql>(db: &D, id: i64) -> Result<(), StoreError> {
-    db.exec(
-        "UPDATE outbox SET done = true, claimed_until = NULL WHERE id = ?1",
-        &[&id],
-    )
-    .await?;
+pub(crate) async fn outbox_done<D: Sql>(db: &D, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE outbox SET done = true, claimed_until = NULL WHERE id {}",
+        D::DIALECT.in_ids("?1")
+    );
+    db.exec(&sql, &[&super::id_list(ids)?]).await?;
     Ok(())
 }
 
-/// See [`Store::outbox_superseded`].
-pub(crate) async fn outbox_superseded<D: Sql>(
-    db: &D,
-    item: &OutboxItem,
-) -> Result<bool, StoreError> {
-    let newer: i64 = match item.kind {
-        // A newer status of the same commit says it all.
-        OutboxKind::Status => {
-            scalar(
-                db,
-                "SELECT count(*) FROM outbox WHERE repo = ?1 AND sha = ?2 AND id > ?3 AND kind = 'status'",
-                &[&item.repo, &item.sha, &item.id],
-            )
-            .await?
-        }
-        // A newer sync of the same build brings every check run up to date anyway.
-        OutboxKind::Checks => {
-            scalar(
-                db,
-                "SELECT count(*) FROM outbox WHERE build_id = ?1 AND id > ?2 AND kind = 'checks'",
-                &[&item.build_id, &item.id],
-            )
-            .await?
-        }
-        OutboxKind::Lint => 0,
-    };
-    Ok(newer > 0)
+/// See [`Store::outbox_superseded`]: a newer status of the same commit says it all; a newer sync
+/// of the same build brings every check run up to date anyway.
+pub(crate) async fn outbox_superseded<D: Sql>(db: &D, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT o.id FROM outbox o WHERE o.id {}
+           AND ((o.kind = 'status' AND EXISTS (SELECT 1 FROM outbox n WHERE n.repo = o.repo
+                  AND n.sha = o.sha AND n.id > o.id AND n.kind = 'status'))
+             OR (o.kind = 'checks' AND EXISTS (SELECT 1 FROM outbox n WHERE n.build_id = o.build_id
+                  AND n.id > o.id AND n.kind = 'checks')))
+         ORDER BY o.id",
+        D::DIALECT.in_ids("?1")
+    );
+    let rows = db.rows(&sql, &[&super::id_list(ids)?]).await?;
+    rows.iter().map(|r| r.get(0)).collect()
 }

@@ -7,7 +7,8 @@
 //! thread, so it only uses values it owns: arguments borrowed by a method are copied first.
 
 /// Implements the store traits for `$store` with its `$write` and `$read` macros; `$extra` are
-/// the [`Store`](crate::store::Store) methods the database answers its own way.
+/// the [`Store`](crate::store::Store) methods the database answers its own way (recording a
+/// delivery among them: both commit concurrent deliveries together, each in its own way).
 macro_rules! impl_stores {
     ($store:ty, $write:ident, $read:ident, { $($extra:item)* }) => {
         // Status reports and notifications are retried alike, each in its outbox.
@@ -19,10 +20,6 @@ macro_rules! impl_stores {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             $($extra)*
-
-            async fn record_delivery(&self, d: Delivery) -> Result<Recorded, StoreError> {
-                $write!(self, |db| { queue::record_delivery(db, d).await })
-            }
 
             async fn claim(&self, owner: &str, lease_ms: i64) -> Result<Option<Task>, StoreError> {
                 let owner = owner.to_string();
@@ -133,8 +130,9 @@ macro_rules! impl_stores {
                 $write!(self, |db| { notify::extend_holds(db, &holder, hold_ms).await })
             }
 
-            async fn outbox_done(&self, id: i64) -> Result<(), StoreError> {
-                $write!(self, |db| { queue::outbox_done(db, id).await })
+            async fn outbox_done(&self, ids: &[i64]) -> Result<(), StoreError> {
+                let ids = ids.to_vec();
+                $write!(self, |db| { queue::outbox_done(db, &ids).await })
             }
 
             $(
@@ -144,9 +142,9 @@ macro_rules! impl_stores {
                 }
             )*
 
-            async fn outbox_superseded(&self, item: &OutboxItem) -> Result<bool, StoreError> {
-                let item = item.clone();
-                $read!(self, |db| { queue::outbox_superseded(db, &item).await })
+            async fn outbox_superseded(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+                let ids = ids.to_vec();
+                $read!(self, |db| { queue::outbox_superseded(db, &ids).await })
             }
 
             async fn notify_take(

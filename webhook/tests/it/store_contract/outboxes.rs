@@ -103,7 +103,7 @@ async fn drain_concurrently(
                         if notifications {
                             store.notify_finished(id, None).await.unwrap();
                         } else {
-                            store.outbox_done(id).await.unwrap();
+                            store.outbox_done(&[id]).await.unwrap();
                         }
                     }
                 }
@@ -185,7 +185,7 @@ pub async fn a_dead_servers_rows_are_taken_again_after_its_hold(
     assert_eq!(note_ids(&notes_again), note_ids(&notes));
 
     for item in &again {
-        b.outbox_done(item.id).await.unwrap();
+        b.outbox_done(&[item.id]).await.unwrap();
     }
     for item in &notes_again {
         b.notify_finished(item.id, None).await.unwrap();
@@ -240,7 +240,7 @@ pub async fn a_renewed_hold_keeps_the_rows_with_their_server(a: Arc<dyn Store>, 
     assert!(b.notify_take("b", 10, LONG).await.unwrap().is_empty());
     // Their outcomes recorded, rows are no longer held by anyone: renewing does not take back
     // the one due for another try.
-    a.outbox_done(taken[0].id).await.unwrap();
+    a.outbox_done(&[taken[0].id]).await.unwrap();
     a.outbox_retry(taken[1].id, now_ms(), "GitHub answered 502")
         .await
         .unwrap();

@@ -1,5 +1,5 @@
-//! What only the PostgreSQL store has: its URL setting (whose password is a secret) and
-//! migrations shared by processes starting together.
+//! What only the PostgreSQL store has: its URL setting (whose password is a secret), migrations
+//! shared by processes starting together, and deliveries recorded in batches.
 
 use super::*;
 
@@ -63,6 +63,55 @@ fn processes_starting_together_migrate_the_schema_once() {
             .unwrap();
         let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         assert_eq!(versions, vec![1, 2, 3, 4, 5], "each migration once");
+        drop_schema(&base, &schema).await;
+    });
+}
+
+#[test]
+fn a_delivery_failing_in_a_batch_fails_alone() {
+    let Some(base) = postgres_url() else { return };
+    // One thread: the three deliveries are all handed over before the task recording them runs,
+    // so they make one batch.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (schema, url) = fresh_schema(&base).await;
+        let store = PgStore::connect(&PgUrl::parse(&url).unwrap())
+            .await
+            .unwrap();
+        let delivery = |id: &str, n: u8, branch: &str| Delivery {
+            id: id.into(),
+            event: "push".into(),
+            body_sha256: [n; 32],
+            visibility: None,
+            action: DeliveryAction::Build {
+                build: Box::new(push(branch, &format!("c{n}"))),
+                auto_cancel: true,
+            },
+        };
+        // PostgreSQL refuses a NUL in text.
+        let (first, bad, last) = tokio::join!(
+            store.record_delivery(delivery("d-1", 1, "b1")),
+            store.record_delivery(delivery("d-\0", 2, "b2")),
+            store.record_delivery(delivery("d-3", 3, "b3")),
+        );
+        assert!(bad.is_err(), "{bad:?}");
+        for recorded in [first.unwrap(), last.unwrap()] {
+            let Recorded::Accepted {
+                build: Some(id), ..
+            } = recorded
+            else {
+                panic!("{recorded:?}");
+            };
+            let (b, _) = store.build(id).await.unwrap().unwrap();
+            assert_eq!(b.state, BuildState::Queued);
+        }
+        let counts = store.counts().await.unwrap();
+        let builds: i64 = counts.builds.iter().map(|(_, n)| n).sum();
+        assert_eq!((counts.deliveries, builds), (2, 2));
+        drop(store);
         drop_schema(&base, &schema).await;
     });
 }

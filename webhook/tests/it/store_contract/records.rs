@@ -171,9 +171,13 @@ pub async fn the_outbox_holds_statuses_in_order_until_sent(store: Arc<dyn Store>
     );
     assert_eq!(statuses[0].description, "Queued");
     assert_eq!(statuses[1].description, "Running");
-    assert!(store.outbox_superseded(statuses[0]).await.unwrap());
-    assert!(!store.outbox_superseded(statuses[1]).await.unwrap());
-    store.outbox_done(statuses[0].id).await.unwrap();
+    let ids = [statuses[0].id, statuses[1].id];
+    assert_eq!(
+        store.outbox_superseded(&ids).await.unwrap(),
+        vec![statuses[0].id],
+        "the later status says it all"
+    );
+    store.outbox_done(&[statuses[0].id]).await.unwrap();
     let later = slipway_webhook::store::now_ms() + 3_600_000;
     store
         .outbox_retry(statuses[1].id, later, "GitHub answered 502")
@@ -206,9 +210,9 @@ pub async fn pruning_removes_only_finished_and_reported_builds(store: Arc<dyn St
     let pruned = store.prune(Some(future), None).await.unwrap();
     assert!(pruned.builds.is_empty(), "its statuses are not sent yet");
     assert_eq!(pruned.deliveries, 2, "deliveries go by age alone");
-    for item in store.outbox_take("server", 100, 60_000).await.unwrap() {
-        store.outbox_done(item.id).await.unwrap();
-    }
+    let taken = store.outbox_take("server", 100, 60_000).await.unwrap();
+    let ids: Vec<i64> = taken.iter().map(|i| i.id).collect();
+    store.outbox_done(&ids).await.unwrap();
     let pruned = store.prune(Some(future), None).await.unwrap();
     assert_eq!(pruned.builds, vec![(done, REPO.to_string())]);
     assert_eq!((pruned.jobs, pruned.log_chunks), (1, 1));
@@ -284,4 +288,79 @@ pub async fn a_check_run_re_run_queues_its_job_again(store: Arc<dyn Store>) {
         None,
         "a new check run comes"
     );
+}
+
+/// Pushes to three branches arriving at once, spread over `stores` (servers on one database):
+/// recorded together or not, each branch keeps only its newest build open, and every older one
+/// is cancelled once, by a newer build of its branch, and named in that delivery's answer.
+async fn pushes_arriving_together(stores: &[Arc<dyn Store>]) {
+    let pushes = (0..24).map(|i| {
+        let store = stores[i % stores.len()].clone();
+        let branch = format!("b{}", i % 3);
+        tokio::spawn(async move {
+            let recorded = store
+                .record_delivery(Delivery {
+                    id: format!("t-{i}"),
+                    event: "push".into(),
+                    body_sha256: [i as u8 + 1; 32],
+                    visibility: None,
+                    action: DeliveryAction::Build {
+                        build: Box::new(push(&branch, &format!("s{i}"))),
+                        auto_cancel: true,
+                    },
+                })
+                .await
+                .unwrap();
+            match recorded {
+                Recorded::Accepted {
+                    build: Some(b),
+                    canceled,
+                } => (branch, b, canceled),
+                other => panic!("push {i}: {other:?}"),
+            }
+        })
+    });
+    let mut answers = Vec::new();
+    for p in pushes.collect::<Vec<_>>() {
+        answers.push(p.await.unwrap());
+    }
+    let mut canceled: Vec<i64> = answers.iter().flat_map(|(_, _, c)| c.clone()).collect();
+    canceled.sort_unstable();
+    let mut older = Vec::new();
+    for branch in ["b0", "b1", "b2"] {
+        let mut ids: Vec<i64> = answers
+            .iter()
+            .filter(|(b, _, _)| b == branch)
+            .map(|(_, id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        let newest = ids.pop().unwrap();
+        let (b, _) = stores[0].build(newest).await.unwrap().unwrap();
+        assert_eq!(b.state, BuildState::Queued, "{branch}'s newest build");
+        for id in &ids {
+            let (b, _) = stores[0].build(*id).await.unwrap().unwrap();
+            assert_eq!(b.state, BuildState::Canceled, "{branch}'s build {id}");
+            let by: i64 = b
+                .reason
+                .as_deref()
+                .and_then(|r| r.strip_prefix("superseded by build #"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("build {id}: {:?}", b.reason));
+            assert!(by > *id && answers.iter().any(|(br, n, _)| br == branch && *n == by));
+        }
+        older.extend(ids);
+    }
+    older.sort_unstable();
+    assert_eq!(canceled, older, "each older build is cancelled once");
+}
+
+pub async fn pushes_arriving_together_leave_each_branch_its_newest_build(store: Arc<dyn Store>) {
+    pushes_arriving_together(&[store]).await;
+}
+
+pub async fn two_servers_taking_pushes_of_one_branch_leave_its_newest_build(
+    a: Arc<dyn Store>,
+    b: Arc<dyn Store>,
+) {
+    pushes_arriving_together(&[a, b]).await;
 }
