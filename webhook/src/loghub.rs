@@ -130,14 +130,15 @@ impl LogHub {
 }
 
 /// Where a shared store's word about other processes' changes goes: the workers' bell, the
-/// log hub and the jobs running here.
+/// log hub and the work done here.
 pub struct Changes {
     /// Rung when work may have become claimable.
     pub work: Arc<Notify>,
     /// The live log fan-out.
     pub hub: Arc<LogHub>,
-    /// The jobs this process runs: one that ended elsewhere (a cancel) stops here at once.
-    pub jobs: Arc<crate::worker::LocalJobs>,
+    /// The builds this process prepares and the jobs it runs: one that ended elsewhere (a
+    /// cancel) stops here at once.
+    pub local: Arc<crate::worker::LocalWork>,
 }
 
 impl StoreChanges for Changes {
@@ -150,8 +151,12 @@ impl StoreChanges for Changes {
     }
 
     fn job_ended(&self, job_id: i64) {
-        self.jobs.ended(job_id);
+        self.local.job_ended(job_id);
         self.hub.tell(job_id, LiveEvent::Changed);
+    }
+
+    fn preparation_ended(&self, build_id: i64) {
+        self.local.preparation_ended(build_id);
     }
 
     fn missed(&self) {
@@ -215,7 +220,7 @@ mod tests {
         let changes = Changes {
             work: Arc::new(Notify::new()),
             hub: hub.clone(),
-            jobs: Default::default(),
+            local: Default::default(),
         };
         let (mut five, _) = hub.subscribe(5);
         let (mut six, _) = hub.subscribe(6);

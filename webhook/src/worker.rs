@@ -35,27 +35,96 @@ enum Held {
     Job(JobLease),
 }
 
-/// The jobs this process runs, so that word of a job's end from another process stops it here
-/// at once instead of at its next lease renewal.
+/// The work this process does, the builds it prepares and the jobs it runs, so that a cancel
+/// stops it at once instead of at its next lease renewal: a cancel here stops the cancelled
+/// builds' work directly; word from another process that a preparation or a job ended makes the
+/// work's renewer renew at once, and the store's answer decides. A renewal refused (the build or
+/// job ended, or its lease moved on) stops the work; word that is stale (the work was queued
+/// again and claimed here since) costs one renewal. Each claim has its own entry: two attempts
+/// of one build or job in this process (the first lost, still stopping) are told apart.
 #[derive(Default)]
-pub struct LocalJobs(Mutex<HashMap<i64, LocalJob>>);
+pub struct LocalWork(Mutex<LocalEntries>);
 
-/// A job running here.
-struct LocalJob {
+#[derive(Default)]
+struct LocalEntries {
+    next: u64,
+    entries: HashMap<u64, Local>,
+}
+
+/// One claim being worked on here.
+struct Local {
+    /// The build it belongs to.
     build: i64,
-    /// Stops the run.
+    held: Held,
+    /// Stops the work.
     stop: CancellationToken,
-    /// Makes its renewer renew now: the renewal says whether the job still holds.
+    /// Makes its renewer renew now: the renewal says whether the claim still holds.
     check: Arc<Notify>,
 }
 
-impl LocalJobs {
-    /// Word that `job_id` ended (cancelled on another server, say). When it runs here its
-    /// renewer renews at once: the store refuses a job that ended, and the run stops. Word
-    /// that is stale (the job was queued again and claimed here since) costs one renewal.
-    pub fn ended(&self, job_id: i64) {
-        if let Some(job) = self.0.lock().expect("running").get(&job_id) {
-            job.check.notify_one();
+/// A claim's entry in [`LocalWork`], removed when dropped.
+struct Registered<'a> {
+    work: &'a LocalWork,
+    key: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.work.entries().entries.remove(&self.key);
+    }
+}
+
+impl LocalWork {
+    fn entries(&self) -> std::sync::MutexGuard<'_, LocalEntries> {
+        self.0.lock().expect("local work")
+    }
+
+    /// Notes work on `held` (of `build`) until the entry is dropped.
+    fn register(
+        &self,
+        build: i64,
+        held: Held,
+        stop: CancellationToken,
+        check: Arc<Notify>,
+    ) -> Registered<'_> {
+        let mut e = self.entries();
+        e.next += 1;
+        let key = e.next;
+        let local = Local {
+            build,
+            held,
+            stop,
+            check,
+        };
+        e.entries.insert(key, local);
+        Registered { work: self, key }
+    }
+
+    /// Word that `job_id` ended (cancelled on another server, say).
+    pub fn job_ended(&self, job_id: i64) {
+        self.check(|held| matches!(held, Held::Job(lease) if lease.job_id == job_id));
+    }
+
+    /// Word that the preparation of `build_id` ended (cancelled on another server, say).
+    pub fn preparation_ended(&self, build_id: i64) {
+        self.check(|held| matches!(held, Held::Build(id) if *id == build_id));
+    }
+
+    /// Makes the renewers of the claims `which` picks renew at once.
+    fn check(&self, which: impl Fn(&Held) -> bool) {
+        for local in self.entries().entries.values() {
+            if which(&local.held) {
+                local.check.notify_one();
+            }
+        }
+    }
+
+    /// Stops the work of `builds`, which the store has just cancelled.
+    fn stop_builds(&self, builds: &[i64]) {
+        for local in self.entries().entries.values() {
+            if builds.contains(&local.build) {
+                local.stop.cancel();
+            }
         }
     }
 }
@@ -83,10 +152,9 @@ pub struct Engine {
     pub outbox: Arc<Notify>,
     /// Unique per process, so leases name their holder.
     pub instance: String,
-    /// The jobs running here; a shared store's word that one ended reaches it through them.
-    running: Arc<LocalJobs>,
-    /// Builds being prepared (fetched, merged, planned), so a cancel stops their fetch.
-    preparing: Mutex<HashMap<i64, CancellationToken>>,
+    /// The builds being prepared and the jobs running here, so that a cancel, here or on
+    /// another server, stops them at once.
+    local: Arc<LocalWork>,
 }
 
 impl Engine {
@@ -103,11 +171,11 @@ impl Engine {
     ) -> Engine {
         let work = Arc::new(Notify::new());
         let hub = Arc::new(LogHub::default());
-        let running = Arc::new(LocalJobs::default());
+        let local = Arc::new(LocalWork::default());
         store.listen(Arc::new(crate::loghub::Changes {
             work: work.clone(),
             hub: hub.clone(),
-            jobs: running.clone(),
+            local: local.clone(),
         }));
         Engine {
             store,
@@ -121,8 +189,7 @@ impl Engine {
             work,
             outbox: Arc::new(Notify::new()),
             instance: format!("{}-{}", std::process::id(), crate::store::now_ms()),
-            running,
-            preparing: Mutex::new(HashMap::new()),
+            local,
         }
     }
 
@@ -147,16 +214,7 @@ impl Engine {
     /// Stops the running jobs and the preparations (their fetches) of builds that the store
     /// has just cancelled.
     pub fn stop_builds(&self, builds: &[i64]) {
-        for job in self.running.0.lock().expect("running").values() {
-            if builds.contains(&job.build) {
-                job.stop.cancel();
-            }
-        }
-        for (build, token) in self.preparing.lock().expect("preparing").iter() {
-            if builds.contains(build) {
-                token.cancel();
-            }
-        }
+        self.local.stop_builds(builds);
     }
 
     /// Runs worker `n` until `shutdown`.
@@ -236,6 +294,20 @@ impl Engine {
         }
     }
 
+    /// Notes the work on `held` (of `build`) as done here, and keeps its lease alive, until the
+    /// entry is dropped and the renewer awaited; `token` stops the work.
+    fn hold(
+        self: &Arc<Self>,
+        owner: &str,
+        build: i64,
+        held: Held,
+        token: &CancellationToken,
+    ) -> (Registered<'_>, tokio::task::JoinHandle<()>) {
+        let check = Arc::new(Notify::new());
+        let registered = (self.local).register(build, held, token.clone(), check.clone());
+        (registered, self.renew(owner, held, (token.clone(), check)))
+    }
+
     /// Keeps a lease alive, renewing it at a third of its length, and at once when `check` is
     /// notified; cancels `token` when it is lost or the work was cancelled.
     fn renew(
@@ -269,12 +341,7 @@ impl Engine {
 
     async fn prepare(self: &Arc<Self>, owner: &str, build: Build) {
         let token = CancellationToken::new();
-        self.preparing
-            .lock()
-            .expect("preparing")
-            .insert(build.id, token.clone());
-        let never = Arc::new(Notify::new());
-        let renewer = self.renew(owner, Held::Build(build.id), (token.clone(), never));
+        let (registered, renewer) = self.hold(owner, build.id, Held::Build(build.id), &token);
         let repo_cfg = self.config.repo(&build.repo);
         let clone_url = repo_cfg
             .as_ref()
@@ -326,7 +393,7 @@ impl Engine {
         };
         token.cancel();
         let _ = renewer.await;
-        self.preparing.lock().expect("preparing").remove(&build.id);
+        drop(registered);
         if let Err(e) = self.store.finish_prepare(build.id, owner, result).await {
             tracing::error!(error = %e, "saving preparation");
         }
@@ -361,18 +428,7 @@ impl Engine {
     ) {
         self.metrics.inc(&self.metrics.jobs_started);
         let token = shutdown.child_token();
-        let check = Arc::new(Notify::new());
-        let local = LocalJob {
-            build: build.id,
-            stop: token.clone(),
-            check: check.clone(),
-        };
-        self.running
-            .0
-            .lock()
-            .expect("running")
-            .insert(job.id, local);
-        let renewer = self.renew(owner, Held::Job(job.lease()), (token.clone(), check));
+        let (registered, renewer) = self.hold(owner, build.id, Held::Job(job.lease()), &token);
         let (state, reason) = self.execute(&job, &build, &plan_json, token.clone()).await;
         // A shutdown is not the job's fault: leave it claimed so start-up recovery re-queues it.
         if !(shutdown.is_cancelled() && state == JobState::Canceled) {
@@ -389,7 +445,7 @@ impl Engine {
         }
         token.cancel();
         let _ = renewer.await;
-        self.running.0.lock().expect("running").remove(&job.id);
+        drop(registered);
         self.hub.close(job.id);
         self.work.notify_waiters();
         self.outbox.notify_one();
@@ -792,5 +848,70 @@ fn annotation(d: &slipway_pipelines::diagnostic::Diagnostic) -> crate::store::Li
         .to_string(),
         title: d.code.clone(),
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A claim noted in `work`: its entry, its stop and its renewer's bell.
+    fn noted(
+        work: &LocalWork,
+        build: i64,
+        held: Held,
+    ) -> (Registered<'_>, CancellationToken, Arc<Notify>) {
+        let (stop, check) = (CancellationToken::new(), Arc::new(Notify::new()));
+        (
+            work.register(build, held, stop.clone(), check.clone()),
+            stop,
+            check,
+        )
+    }
+
+    /// True when `check` was rung since last asked.
+    fn rung(check: &Notify) -> bool {
+        let mut bell = std::pin::pin!(check.notified());
+        futures::FutureExt::now_or_never(bell.as_mut()).is_some()
+    }
+
+    #[test]
+    fn word_of_an_end_makes_only_the_claims_it_names_renew() {
+        let work = LocalWork::default();
+        let lease = |job_id, attempt| Held::Job(JobLease { job_id, attempt });
+        let (_prep, prep_stop, prep) = noted(&work, 7, Held::Build(7));
+        let (_job, job_stop, job) = noted(&work, 3, lease(30, 1));
+        work.preparation_ended(30);
+        work.job_ended(7);
+        assert!(
+            !rung(&prep) && !rung(&job),
+            "build 30 and job 7 are not here"
+        );
+        work.preparation_ended(7);
+        assert!(rung(&prep) && !rung(&job));
+        work.job_ended(30);
+        assert!(rung(&job) && !rung(&prep));
+        // Word only asks the store: nothing is stopped by it.
+        assert!(!prep_stop.is_cancelled() && !job_stop.is_cancelled());
+    }
+
+    #[test]
+    fn two_claims_of_one_build_here_are_told_apart() {
+        let work = LocalWork::default();
+        // The first claim was lost and is still stopping when the build is claimed again.
+        let (first, first_stop, _) = noted(&work, 7, Held::Build(7));
+        let (_second, second_stop, second) = noted(&work, 7, Held::Build(7));
+        drop(first);
+        work.preparation_ended(7);
+        assert!(
+            rung(&second),
+            "the second claim still hears word of the build"
+        );
+        work.stop_builds(&[7]);
+        assert!(
+            second_stop.is_cancelled(),
+            "and a cancel here still stops it"
+        );
+        assert!(!first_stop.is_cancelled(), "the first had left");
     }
 }

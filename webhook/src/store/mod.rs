@@ -619,6 +619,8 @@ pub trait StoreChanges: Send + Sync + 'static {
     fn log_stored(&self, job_id: i64, seq: i64);
     /// A job has ended.
     fn job_ended(&self, job_id: i64);
+    /// A build's preparation has ended (its result saved, cancelled, queued again).
+    fn preparation_ended(&self, build_id: i64);
     /// Word may have been lost (the listening connection was re-made): anything may have changed.
     fn missed(&self);
 }
@@ -631,7 +633,7 @@ pub trait Store: AccessStore + ChecksStore + Send + Sync + 'static {
         false
     }
     /// Passes on what other processes change (a shared store's job): work made claimable, log
-    /// chunks stored, jobs ended. What this process does itself it tells directly.
+    /// chunks stored, jobs and preparations ended. What this process does itself it tells directly.
     fn listen(&self, _changes: std::sync::Arc<dyn StoreChanges>) {}
     /// Records a delivery and its effect atomically and durably; a known delivery id changes nothing.
     async fn record_delivery(&self, delivery: Delivery) -> Result<Recorded, StoreError>;

@@ -59,6 +59,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0005_claim_order.sql"),
         postgres_only: false,
     },
+    Migration {
+        version: 6,
+        sql: include_str!("migrations/0006_preparation_end_notify.sql"),
+        postgres_only: true,
+    },
 ];
 
 /// Why a database cannot be used by this version: its schema is newer than [`MIGRATIONS`].

@@ -1,16 +1,19 @@
-//! Live logs across servers on one PostgreSQL database: a job run by one server's worker is
-//! followed live by viewers of another server, which runs no workers. Each viewer gets every
-//! chunk once, in order, while the job still runs, and `end` when it ends over there; a
-//! stranger gets nothing of a private job; the database's notifications carry no log text.
+//! Live logs and cancels across servers on one PostgreSQL database: a job run by one server's
+//! worker is followed live by viewers of another server, which runs no workers. Each viewer gets
+//! every chunk once, in order, while the job still runs, and `end` when it ends over there; a
+//! stranger gets nothing of a private job; the database's notifications carry no log text. A
+//! cancel on the other server stops a job, or a build's preparation, there at once.
 
 use crate::store_contract::{drop_schema, fresh_schema, postgres_url};
 use crate::util::browser::{DEADLINE, GatedJobRunner, Gates};
 use crate::util::*;
 use slipway_runner::{JobEvent, JobOutcome};
 use slipway_webhook::job_runner::{JobRun, JobRunner};
-use slipway_webhook::store::{JobState, Store, StoreSetting, now_ms};
+use slipway_webhook::store::{BuildState, JobState, Store, StoreSetting, now_ms};
+use slipway_webhook::testing::git_hosts::Trickle;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 
 const PIPELINE: &str = "script:
@@ -74,6 +77,10 @@ fn pair_with_lease(lease_seconds: Option<u64>) -> Option<Pair> {
         c.store = StoreSetting::new(url.clone());
         c.workers = workers;
         c.lease_seconds = lease_seconds.unwrap_or(c.lease_seconds);
+        // Builds fetched from a `Trickle` on loopback.
+        c.git.allow = vec!["127.0.0.1".parse().unwrap()];
+        // Past the first renewal of the tests' longest lease, so a failing test ends.
+        c.git.fetch_timeout_seconds = 50;
         c
     };
     let stopped = Arc::new(Mutex::new(Vec::new()));
@@ -137,6 +144,58 @@ impl Pair {
             },
         );
         job.unwrap().id
+    }
+
+    /// Delivers a push of `repo` to the viewing server with `trickle` as its clone URL; the
+    /// build's id and when its preparation was claimed, once `runs` is fetching it.
+    fn push_fetching(&self, trickle: &Trickle, repo: &str, id: &str) -> (i64, i64) {
+        let sha = git(&self.origin.work, &["rev-parse", "master"]);
+        let url = format!("http://{}/{repo}.git", trickle.addr);
+        let body = push_payload_with(repo, &url, "refs/heads/master", &sha, false, "a push");
+        let build: i64 = build_of(self.views.deliver("push", id, &body));
+        wait_for(
+            "the other server to fetch the build",
+            DEADLINE.as_secs(),
+            || !trickle.connections().is_empty(),
+        );
+        let (b, jobs) = self.build(build);
+        assert_eq!(b.state, BuildState::Preparing);
+        assert!(jobs.is_empty());
+        (build, b.started_at.expect("a claimed build's start"))
+    }
+
+    fn build(
+        &self,
+        build: i64,
+    ) -> (
+        slipway_webhook::store::Build,
+        Vec<slipway_webhook::store::Job>,
+    ) {
+        let store = self.store();
+        self.views.rt.block_on(store.build(build)).unwrap().unwrap()
+    }
+
+    /// Cancels `build` through the viewing server's API.
+    fn cancel(&self, build: i64) {
+        let (status, text) = http(
+            "POST",
+            &format!("{}/api/builds/{build}/cancel", self.views.url()),
+            &[("Authorization", "Bearer ui-token")],
+            b"",
+        );
+        assert!(status < 300, "{status} {text}");
+    }
+
+    /// Runs one statement on the pair's database; the first column of its first row, if any.
+    fn sql(&self, statement: &str, params: &[&(dyn ToSql + Sync)]) -> Option<i64> {
+        self.views.rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let rows = client.query(statement, params).await.unwrap();
+            rows.first().map(|r| r.get(0))
+        })
     }
 
     fn job_state(&self, job: i64) -> JobState {
@@ -335,5 +394,99 @@ fn a_job_cancelled_on_another_server_stops_there_before_its_next_renewal() {
         renewal - claimed_at
     );
     assert_eq!(p.job_state(job), JobState::Canceled);
+    p.stop();
+}
+
+#[test]
+fn a_build_cancelled_on_another_server_stops_preparing_there_before_its_next_renewal() {
+    // Renewals every 20 s, and a fetch that never ends: only word between the servers can stop
+    // the preparation sooner.
+    let lease_seconds = 60;
+    let Some(p) = pair_with_lease(Some(lease_seconds)) else {
+        return;
+    };
+    let trickle = Trickle::start(Duration::from_millis(100));
+    let (build, claimed_at) = p.push_fetching(&trickle, "acme/app", "prepare-cancel-1");
+    p.cancel(build);
+    let renewal = instant_of(claimed_at + lease_seconds as i64 * 1000 / 3);
+    let wait = renewal.saturating_duration_since(Instant::now()).as_secs() + 5;
+    let closed = fetch_closed(&trickle, 0, wait);
+    assert!(
+        closed < renewal,
+        "the fetch stopped {:?} after the claim, not before the first renewal ({:?})",
+        closed - instant_of(claimed_at),
+        renewal - instant_of(claimed_at),
+    );
+
+    // Nothing of the preparation was saved: no jobs, no commit, no log.
+    let (b, jobs) = p.build(build);
+    assert_eq!(b.state, BuildState::Canceled);
+    assert_eq!(b.reason.as_deref(), Some("canceled by a user"));
+    assert!(jobs.is_empty(), "{jobs:?}");
+    assert_eq!(b.merge_sha, None);
+    assert_eq!(b.log, "");
+    assert_eq!(trickle.connections().len(), 1, "fetched once");
+
+    // The worker and the repository's mirror are free: the next push is prepared and runs.
+    let job = p.push_running("acme/app", false, "prepare-cancel-2");
+    p.gates.open("one");
+    p.gates.open("two");
+    let next_build = p
+        .views
+        .rt
+        .block_on(p.store().job(job))
+        .unwrap()
+        .unwrap()
+        .build_id;
+    let next = p.views.wait_final(next_build, DEADLINE.as_secs());
+    assert_eq!(next["build"]["state"], "passed", "{next}");
+    p.stop();
+}
+
+#[test]
+fn late_word_of_a_preparations_end_does_not_stop_the_build_claimed_again_since() {
+    let lease_seconds = 60;
+    let Some(p) = pair_with_lease(Some(lease_seconds)) else {
+        return;
+    };
+    let trickle = Trickle::start(Duration::from_millis(100));
+    let (build, claimed_at) = p.push_fetching(&trickle, "acme/app", "prepare-again-1");
+
+    // Its lease runs out, as when its server stalls: a reaper queues the build again, the word
+    // of that stops the lost attempt on `runs` before its next renewal, and `runs` claims the
+    // build again.
+    p.sql("UPDATE builds SET lease_until = 0 WHERE id = $1", &[&build]);
+    let renewal = instant_of(claimed_at + lease_seconds as i64 * 1000 / 3);
+    let wait = renewal.saturating_duration_since(Instant::now()).as_secs() + 5;
+    let closed = fetch_closed(&trickle, 0, wait);
+    assert!(closed < renewal, "the lost attempt stopped at its renewal");
+    wait_for("the second claim's fetch", DEADLINE.as_secs(), || {
+        trickle.connections().len() == 2
+    });
+    let attempts = "SELECT attempts FROM builds WHERE id = $1 AND state = 'preparing'";
+    assert_eq!(p.sql(attempts, &[&build]), Some(2));
+
+    // Word of the first attempt's end arriving now, late: `runs` asks the store, which says the
+    // build is its own (the lease is renewed), and goes on fetching.
+    let lease = "SELECT lease_until FROM builds WHERE id = $1";
+    let before = p.sql(lease, &[&build]).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    p.sql(
+        "SELECT 0::bigint FROM pg_notify('slipway_preparation', $1)",
+        &[&build.to_string()],
+    );
+    wait_for(
+        "the lease renewed on hearing the word",
+        DEADLINE.as_secs(),
+        || p.sql(lease, &[&build]).unwrap() > before,
+    );
+    assert_eq!(trickle.connections()[1].1, None, "the second fetch goes on");
+    assert_eq!(p.sql(attempts, &[&build]), Some(2));
+
+    p.cancel(build);
+    fetch_closed(&trickle, 1, DEADLINE.as_secs());
+    let (b, jobs) = p.build(build);
+    assert_eq!(b.state, BuildState::Canceled);
+    assert!(jobs.is_empty(), "{jobs:?}");
     p.stop();
 }

@@ -3,7 +3,9 @@
 
 use crate::util::*;
 use slipway_webhook::testing::ScriptedJobRunner;
+use slipway_webhook::testing::git_hosts::Trickle;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const REPO: &str = "acme/app";
 
@@ -292,4 +294,73 @@ fn cancel_and_restart_need_a_token() {
     );
     assert_eq!(status, 201, "{text}");
     assert_eq!(text, r#"{"build":2}"#);
+}
+
+#[test]
+fn a_build_cancelled_while_being_prepared_stops_fetching_before_its_next_renewal() {
+    // Renewals every 20 s, and fetches that never end: only the cancel itself stops them sooner.
+    let lease_seconds = 60;
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = Origin::new(tmp.path(), "script:\n  - echo hi\n");
+    let mut c = config(None);
+    c.workers = 1;
+    c.lease_seconds = lease_seconds;
+    c.git.allow = vec!["127.0.0.1".parse().unwrap()];
+    // Past the first renewal, so a failing test ends.
+    c.git.fetch_timeout_seconds = 50;
+    let h = Harness::start(&tmp.path().join("data"), c, Arc::new(ScriptedJobRunner));
+    let trickle = Trickle::start(Duration::from_millis(100));
+    let url = format!("http://{}/acme/app.git", trickle.addr);
+    let sha = git(&origin.work, &["rev-parse", "master"]);
+    let push = |id: &str| {
+        let body = push_payload_with(REPO, &url, "refs/heads/master", &sha, false, id);
+        build_of(h.deliver("push", id, &body))
+    };
+    // Once build `id` is fetched on connection `n`: when its first renewal is due.
+    let fetching = |id: i64, n: usize| {
+        wait_for("the build's fetch", 30, || trickle.connections().len() > n);
+        let v = h.json(&format!("/api/builds/{id}"));
+        assert_eq!(v["build"]["state"], "preparing", "{v}");
+        let claimed_at = v["build"]["started_at"].as_i64().expect("claimed");
+        instant_of(claimed_at + lease_seconds as i64 * 1000 / 3)
+    };
+    let stopped_before = |n: usize, renewal: Instant| {
+        let wait = renewal.saturating_duration_since(Instant::now()).as_secs() + 5;
+        let closed = fetch_closed(&trickle, n, wait);
+        assert!(
+            closed < renewal,
+            "fetch {n} stopped {:?} after its first renewal was due",
+            closed - renewal
+        );
+    };
+
+    // A newer push of the branch supersedes the build being prepared.
+    let first = push("prep-1");
+    let renewal = fetching(first, 0);
+    let second = push("prep-2");
+    stopped_before(0, renewal);
+    let v = h.wait_final(first, 10);
+    assert_eq!(
+        v["build"]["reason"],
+        format!("superseded by build #{second}")
+    );
+
+    // A cancel through the API stops the next one.
+    let renewal = fetching(second, 1);
+    let (status, text) = http(
+        "POST",
+        &format!("{}/api/builds/{second}/cancel", h.url()),
+        &[("Authorization", "Bearer ui-token")],
+        b"",
+    );
+    assert_eq!(status, 200, "{text}");
+    stopped_before(1, renewal);
+    for build in [first, second] {
+        let v = h.wait_final(build, 10);
+        assert_eq!(v["build"]["state"], "canceled", "{v}");
+        assert_eq!(v["jobs"], serde_json::json!([]), "{v}");
+        assert!(v["build"]["merge_sha"].is_null(), "{v}");
+    }
+    assert_eq!(trickle.connections().len(), 2, "each build fetched once");
+    h.stop();
 }

@@ -1,6 +1,7 @@
 //! Word between processes: one connection per process LISTENs on the work channel (sent when a
-//! transaction makes work claimable) and on the log channel (sent when a transaction stores log
-//! chunks or ends a job), and passes each notification on. A lost connection is re-made after a
+//! transaction makes work claimable), on the log channel (sent when a transaction stores log
+//! chunks or ends a job) and on the preparation channel (sent when a build's preparation ends),
+//! and passes each notification on. A lost connection is re-made after a
 //! pause, and everyone is told word may have been missed: idle workers look for work, live
 //! viewers look at the store; until then workers and viewers fall back on their slow polls, so
 //! nothing is missed, only later.
@@ -21,6 +22,10 @@ use tokio_postgres::{AsyncMessage, NoTls};
 /// trigger of migration 0003, which names this channel too.
 pub(super) const LOG_CHANNEL: &str = "slipway_log";
 
+/// The channel a build's id is sent on when its preparation ends, by the trigger of migration
+/// 0006.
+pub(super) const PREPARATION_CHANNEL: &str = "slipway_preparation";
+
 /// How long to wait before connecting again after the listening connection failed.
 const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 
@@ -38,12 +43,17 @@ enum Word {
     Work,
     LogStored { job_id: i64, seq: i64 },
     JobEnded { job_id: i64 },
+    PreparationEnded { build_id: i64 },
 }
 
 /// Reads a notification; `None` for one this version does not know.
 fn parse(channel: &str, payload: &str) -> Option<Word> {
     if channel == WORK_CHANNEL {
         return Some(Word::Work);
+    }
+    if channel == PREPARATION_CHANNEL {
+        let build_id = payload.parse().ok()?;
+        return Some(Word::PreparationEnded { build_id });
     }
     if channel != LOG_CHANNEL {
         return None;
@@ -98,7 +108,9 @@ async fn listen(
         Ok(())
     });
     client
-        .batch_execute(&format!("LISTEN {WORK_CHANNEL}; LISTEN {LOG_CHANNEL}"))
+        .batch_execute(&format!(
+            "LISTEN {WORK_CHANNEL}; LISTEN {LOG_CHANNEL}; LISTEN {PREPARATION_CHANNEL}"
+        ))
         .await?;
     // Anything that happened before LISTEN took effect.
     changes.missed();
@@ -107,6 +119,7 @@ async fn listen(
             Word::Work => changes.work(),
             Word::LogStored { job_id, seq } => changes.log_stored(job_id, seq),
             Word::JobEnded { job_id } => changes.job_ended(job_id),
+            Word::PreparationEnded { build_id } => changes.preparation_ended(build_id),
         }
     }
     drop(client);
@@ -136,6 +149,13 @@ mod tests {
         );
         for junk in ["", "42", "x 1", "42 ", "42 1 2", "42 lots of text"] {
             assert_eq!(parse(LOG_CHANNEL, junk), None, "{junk:?}");
+        }
+        assert_eq!(
+            parse(PREPARATION_CHANNEL, "42"),
+            Some(Word::PreparationEnded { build_id: 42 })
+        );
+        for junk in ["", "x", "42 end", " 42"] {
+            assert_eq!(parse(PREPARATION_CHANNEL, junk), None, "{junk:?}");
         }
         assert_eq!(parse("elsewhere", "42 17"), None);
     }

@@ -6,10 +6,12 @@ pub mod browser;
 
 use serde_json::Value;
 use slipway_webhook::job_runner::JobRunner;
+use slipway_webhook::testing::git_hosts::Trickle;
 pub use slipway_webhook::testing::*;
 use slipway_webhook::{Config, Server};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub const SECRET: &str = "test-webhook-secret-5a9e";
 
@@ -107,4 +109,23 @@ pub fn config(github_api: Option<&str>) -> Config {
     }
     c.api_tokens = vec!["ui-token".into()];
     c
+}
+
+/// When the fetch of connection `n` was seen closed, waiting up to `secs` seconds for it.
+pub fn fetch_closed(trickle: &Trickle, n: usize, secs: u64) -> Instant {
+    let mut closed = None;
+    wait_for("the fetch to stop", secs, || {
+        closed = trickle.connections().get(n).and_then(|c| c.1);
+        closed.is_some()
+    });
+    closed.unwrap()
+}
+
+/// The moment `ms` (epoch milliseconds) as an [`Instant`].
+pub fn instant_of(ms: i64) -> Instant {
+    let (now, from_now) = (Instant::now(), ms - slipway_webhook::store::now_ms());
+    match from_now >= 0 {
+        true => now + Duration::from_millis(from_now as u64),
+        false => now - Duration::from_millis(from_now.unsigned_abs()),
+    }
 }
