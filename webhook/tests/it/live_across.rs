@@ -397,6 +397,18 @@ fn a_job_cancelled_on_another_server_stops_there_before_its_next_renewal() {
     p.stop();
 }
 
+/// When the first fetch of a preparation claimed at `claimed_at` closed, and when that claim's
+/// first lease renewal falls: the fetch is waited for until a little past the renewal.
+fn first_fetch_closed(
+    trickle: &Trickle,
+    claimed_at: i64,
+    lease_seconds: u64,
+) -> (Instant, Instant) {
+    let renewal = instant_of(claimed_at + lease_seconds as i64 * 1000 / 3);
+    let wait = renewal.saturating_duration_since(Instant::now()).as_secs() + 5;
+    (fetch_closed(trickle, 0, wait), renewal)
+}
+
 #[test]
 fn a_build_cancelled_on_another_server_stops_preparing_there_before_its_next_renewal() {
     // Renewals every 20 s, and a fetch that never ends: only word between the servers can stop
@@ -408,9 +420,7 @@ fn a_build_cancelled_on_another_server_stops_preparing_there_before_its_next_ren
     let trickle = Trickle::start(Duration::from_millis(100));
     let (build, claimed_at) = p.push_fetching(&trickle, "acme/app", "prepare-cancel-1");
     p.cancel(build);
-    let renewal = instant_of(claimed_at + lease_seconds as i64 * 1000 / 3);
-    let wait = renewal.saturating_duration_since(Instant::now()).as_secs() + 5;
-    let closed = fetch_closed(&trickle, 0, wait);
+    let (closed, renewal) = first_fetch_closed(&trickle, claimed_at, lease_seconds);
     assert!(
         closed < renewal,
         "the fetch stopped {:?} after the claim, not before the first renewal ({:?})",
@@ -456,9 +466,7 @@ fn late_word_of_a_preparations_end_does_not_stop_the_build_claimed_again_since()
     // of that stops the lost attempt on `runs` before its next renewal, and `runs` claims the
     // build again.
     p.sql("UPDATE builds SET lease_until = 0 WHERE id = $1", &[&build]);
-    let renewal = instant_of(claimed_at + lease_seconds as i64 * 1000 / 3);
-    let wait = renewal.saturating_duration_since(Instant::now()).as_secs() + 5;
-    let closed = fetch_closed(&trickle, 0, wait);
+    let (closed, renewal) = first_fetch_closed(&trickle, claimed_at, lease_seconds);
     assert!(closed < renewal, "the lost attempt stopped at its renewal");
     wait_for("the second claim's fetch", DEADLINE.as_secs(), || {
         trickle.connections().len() == 2
