@@ -285,6 +285,9 @@ impl Engine {
             {
                 Ok(r) if r.requeued + r.errored > 0 => {
                     tracing::warn!(requeued = r.requeued, errored = r.errored, "expired leases");
+                    // A lost attempt may run on here, late: its renewal, refused, stops it and
+                    // fences its live log at once.
+                    self.local.check(|held| matches!(held, Held::Job(_)));
                     self.work.notify_waiters();
                     self.outbox.notify_one();
                 }
@@ -330,6 +333,9 @@ impl Engine {
                     Held::Job(lease) => me.store.renew_job(lease, me.lease_ms()).await,
                     Held::Build(id) => me.store.renew_build(id, &owner, me.lease_ms()).await,
                 };
+                if let (Held::Job(lease), Err(StoreError::Fenced { .. })) = (held, &renewed) {
+                    me.hub.fence(lease);
+                }
                 if !matches!(renewed, Ok(true)) {
                     tracing::info!(?held, "lease lost or work cancelled; stopping");
                     token.cancel();
@@ -428,6 +434,8 @@ impl Engine {
     ) {
         self.metrics.inc(&self.metrics.jobs_started);
         let token = shutdown.child_token();
+        // Viewers of an older attempt still running here, lost, go on with this one.
+        self.hub.begin(job.lease());
         let (registered, renewer) = self.hold(owner, build.id, Held::Job(job.lease()), &token);
         let (state, reason) = self.execute(&job, &build, &plan_json, token.clone()).await;
         // A shutdown is not the job's fault: leave it claimed so start-up recovery re-queues it.
@@ -446,7 +454,7 @@ impl Engine {
         token.cancel();
         let _ = renewer.await;
         drop(registered);
-        self.hub.close(job.id);
+        self.hub.close(job.lease());
         self.work.notify_waiters();
         self.outbox.notify_one();
     }
@@ -658,7 +666,7 @@ async fn collect(
         let chunk = LogChunk { seq, kind, data };
         seq += 1;
         pending_bytes += chunk.data.len();
-        hub.publish(job, chunk.clone());
+        hub.publish(lease, chunk.clone());
         pending.push(chunk);
         if pending_bytes > 64 * 1024 {
             flush(&store, &hub, lease, &mut pending, &mut pending_bytes).await;
@@ -670,7 +678,7 @@ async fn collect(
             kind: ChunkKind::Output,
             data: String::from_utf8_lossy(&carry).into_owned(),
         };
-        hub.publish(job, chunk.clone());
+        hub.publish(lease, chunk.clone());
         pending.push(chunk);
     }
     flush(&store, &hub, lease, &mut pending, &mut pending_bytes).await;
@@ -689,7 +697,12 @@ async fn flush(
     };
     *bytes = 0;
     match store.append_log(lease, std::mem::take(pending)).await {
-        Ok(()) => hub.stored(job, last),
+        Ok(()) => hub.stored(lease, last),
+        // The lease moved on: nothing more of this attempt is the job's log, live or stored.
+        Err(e @ StoreError::Fenced { .. }) => {
+            tracing::warn!(job, error = %e, "log refused: the job's lease moved on");
+            hub.fence(lease);
+        }
         // Kept in the hub: live viewers still see the chunks, though the store lost them.
         Err(e) => tracing::error!(job, error = %e, "storing log"),
     }

@@ -3,6 +3,11 @@
 //! process runs (on a shared store) from the store, as soon as the store says chunks were
 //! stored. Either way each chunk is sent once, in order, by its `seq`.
 //!
+//! A stream follows the job's current attempt. A lost attempt (its lease expired and the job was
+//! queued again) may run on, late, in this process: its chunks and its end are its own, and a
+//! viewer that followed it goes on with the next attempt from the stored log, which fencing
+//! keeps free of the lost attempt's late lines.
+//!
 //! The job is looked up (and the caller's right to read it checked) before anything is
 //! subscribed, and each stream holds a place under the per-address and total caps. The task that
 //! feeds a stream ends as soon as its client goes away, dropping its subscription and place.
@@ -10,7 +15,7 @@
 use super::access::{Caller, readable_job};
 use super::{App, AppState, ansi};
 use crate::loghub::LiveEvent;
-use crate::store::{ChunkKind, LogChunk};
+use crate::store::{ChunkKind, JobLease, JobState, LogChunk};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -40,7 +45,7 @@ fn chunk_event(c: &LogChunk, colours: &mut ansi::AnsiHtml) -> SseEvent {
 /// the feeding task ends.
 struct Subscription<'a> {
     app: &'a App,
-    job: i64,
+    lease: JobLease,
     live: Option<tokio::sync::broadcast::Receiver<LiveEvent>>,
 }
 
@@ -48,7 +53,7 @@ impl Drop for Subscription<'_> {
     fn drop(&mut self) {
         // The receiver first: the hub frees a channel only once nobody listens.
         self.live.take();
-        self.app.engine.hub.release(self.job);
+        self.app.engine.hub.release(self.lease);
     }
 }
 
@@ -88,6 +93,16 @@ impl Feed {
                 _ => break,
             }
         }
+    }
+
+    /// The job's current attempt is `next`, no longer the one followed: what that one sent
+    /// live past the stored log was never stored and never will be (its lease moved on), so the
+    /// stored log goes on from there, with `next`'s chunks. Returns `next`.
+    async fn moved_on(&mut self, app: &App, job: i64, next: i64) -> i64 {
+        if let Ok(free) = app.store.next_seq(job).await {
+            self.last = self.last.min(free - 1);
+        }
+        next
     }
 
     /// Everything stored after `last`, page by page.
@@ -180,17 +195,50 @@ async fn feed(
 /// was lost, or never sent (a queued job cancelled on a store of one process).
 const BACKSTOP: Duration = Duration::from_secs(5);
 
-/// Follows a job that has not ended: its chunks from this process's workers as they are
-/// produced, and those of other processes from the store as soon as the store says they are
-/// there. Returns once the job has ended.
+/// Where a job stands for its viewers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Now {
+    /// It will produce no more log (ended after `attempts` claims, or pruned: 0).
+    Ended { attempts: i64 },
+    /// Its log comes from this attempt: the running one, or the next claim of a queued job.
+    Attempt(i64),
+    /// The store did not answer.
+    Unknown,
+}
+
+async fn now(app: &App, id: i64) -> Now {
+    match app.store.job(id).await {
+        Ok(Some(j)) if j.state.is_final() => Now::Ended {
+            attempts: j.attempts,
+        },
+        Ok(Some(j)) if j.state == JobState::Running => Now::Attempt(j.attempts),
+        Ok(Some(j)) => Now::Attempt(j.attempts + 1),
+        Ok(None) => Now::Ended { attempts: 0 },
+        Err(_) => Now::Unknown,
+    }
+}
+
+/// Follows a job that has not ended: the chunks of its current attempt from this process's
+/// workers as they are produced, and those of other processes from the store as soon as the
+/// store says they are there. A lost attempt still running here, late, is not followed: its
+/// chunks and its end are its own. Returns once the job has ended.
 async fn follow(app: &Arc<App>, id: i64, feed: &mut Feed) -> Result<(), Gone> {
     let hub = &app.engine.hub;
+    let mut attempt = match now(app, id).await {
+        Now::Ended { .. } => return Ok(()),
+        Now::Attempt(a) => a,
+        Now::Unknown => 1,
+    };
     loop {
+        let lease = JobLease {
+            job_id: id,
+            attempt,
+        };
         // Subscribed before reading the store, so nothing falls between the two.
-        let (live, unstored) = hub.subscribe(id);
+        let (live, unstored) = hub.subscribe(lease);
         let mut sub = Subscription {
             app,
-            job: id,
+            lease,
             live: Some(live),
         };
         feed.stored(app, id).await?;
@@ -198,61 +246,96 @@ async fn follow(app: &Arc<App>, id: i64, feed: &mut Feed) -> Result<(), Gone> {
         for c in &unstored {
             feed.send(c).await?;
         }
-        if ended(app, id).await {
-            return Ok(());
-        }
-        let mut backstop = tokio::time::interval_at(Instant::now() + BACKSTOP, BACKSTOP);
-        while let Some(live) = sub.live.as_mut() {
-            let event = tokio::select! {
-                event = live.recv() => event,
-                _ = backstop.tick() => Ok(LiveEvent::Changed),
-            };
-            match event {
-                Ok(LiveEvent::Chunk(c)) => {
-                    // A chunk past a gap: the job moved here from another process whose last
-                    // chunks this viewer has not read yet.
-                    if c.seq > feed.last + 1 {
-                        feed.stored(app, id).await?;
-                    }
-                    feed.send(&c).await?;
-                }
-                Ok(LiveEvent::Stored(seq)) => {
-                    if seq > feed.last {
-                        feed.stored(app, id).await?;
-                    }
-                }
-                Ok(LiveEvent::Changed) => {
-                    feed.stored(app, id).await?;
-                    // A job run here ends with `End`, after its last chunk.
-                    if !hub.is_local(id) && ended(app, id).await {
-                        return Ok(());
-                    }
-                }
-                Ok(LiveEvent::End) | Err(RecvError::Closed) => {
-                    if ended(app, id).await {
-                        return Ok(());
-                    }
-                    // Not ended: the job was re-queued and runs on elsewhere.
-                    break;
-                }
-                Err(RecvError::Lagged(_)) => {
-                    // Catch up from the store, then from what is not stored yet.
-                    feed.stored(app, id).await?;
-                    for c in hub.unstored(id) {
-                        feed.send(&c).await?;
-                    }
-                }
+        match now(app, id).await {
+            Now::Ended { .. } => return Ok(()),
+            Now::Attempt(a) if a != attempt => {
+                attempt = feed.moved_on(app, id, a).await;
+                continue;
             }
+            _ => {}
         }
-        drop(sub);
+        if let Some(next) = watch(app, lease, feed, &mut sub).await? {
+            attempt = feed.moved_on(app, id, next).await;
+            continue;
+        }
+        match now(app, id).await {
+            Now::Ended { .. } => return Ok(()),
+            Now::Attempt(a) if a != attempt => attempt = feed.moved_on(app, id, a).await,
+            _ => {}
+        }
     }
 }
 
-/// True once the job will produce no more log (ended, or pruned).
-async fn ended(app: &App, id: i64) -> bool {
-    match app.store.job(id).await {
-        Ok(Some(j)) => j.state.is_final(),
-        Ok(None) => true,
-        Err(_) => false,
+/// Passes an attempt's live events on until the job ends (`None`), its current attempt is
+/// another (`Some` of it), or the attempt's stream ends here while the job goes on (`None` too:
+/// the caller looks again).
+async fn watch(
+    app: &Arc<App>,
+    lease: JobLease,
+    feed: &mut Feed,
+    sub: &mut Subscription<'_>,
+) -> Result<Option<i64>, Gone> {
+    let (hub, id) = (&app.engine.hub, lease.job_id);
+    let moved = |now: Now| match now {
+        Now::Attempt(a) if a != lease.attempt => Some(a),
+        _ => None,
+    };
+    let mut backstop = tokio::time::interval_at(Instant::now() + BACKSTOP, BACKSTOP);
+    while let Some(live) = sub.live.as_mut() {
+        let event = tokio::select! {
+            event = live.recv() => event,
+            _ = backstop.tick() => Ok(LiveEvent::Changed),
+        };
+        match event {
+            Ok(LiveEvent::Chunk(c)) => {
+                // A chunk past a gap: the job moved here from another process whose last
+                // chunks this viewer has not read yet.
+                if c.seq > feed.last + 1 {
+                    feed.stored(app, id).await?;
+                }
+                feed.send(&c).await?;
+            }
+            Ok(LiveEvent::Stored(seq)) => {
+                if seq > feed.last {
+                    feed.stored(app, id).await?;
+                    // Stored by another process while this attempt runs here: the lease moved
+                    // on to an attempt over there.
+                    if hub.is_local(lease)
+                        && let Some(a) = moved(now(app, id).await)
+                    {
+                        return Ok(Some(a));
+                    }
+                }
+            }
+            Ok(LiveEvent::Changed) => {
+                feed.stored(app, id).await?;
+                match now(app, id).await {
+                    // A job run here ends with `End`, after its last chunk; a lost attempt
+                    // running on here, late, is not waited for.
+                    Now::Ended { attempts }
+                        if !hub.is_local(lease) || attempts != lease.attempt =>
+                    {
+                        return Ok(None);
+                    }
+                    n => {
+                        if let Some(a) = moved(n) {
+                            return Ok(Some(a));
+                        }
+                    }
+                }
+            }
+            Ok(LiveEvent::End) | Err(RecvError::Closed) => {
+                // Ended, or the job was queued again and runs on elsewhere: looked at again.
+                return Ok(None);
+            }
+            Err(RecvError::Lagged(_)) => {
+                // Catch up from the store, then from what is not stored yet.
+                feed.stored(app, id).await?;
+                for c in hub.unstored(lease) {
+                    feed.send(&c).await?;
+                }
+            }
+        }
     }
+    Ok(None)
 }
