@@ -617,7 +617,7 @@ pub trait StoreChanges: Send + Sync + 'static {
     fn work(&self);
     /// A job's log is stored up to `seq`.
     fn log_stored(&self, job_id: i64, seq: i64);
-    /// A job has ended.
+    /// A job has ended, or its claim has (the job was queued again).
     fn job_ended(&self, job_id: i64);
     /// A build's preparation has ended (its result saved, cancelled, queued again).
     fn preparation_ended(&self, build_id: i64);

@@ -138,6 +138,10 @@ impl Sql for Db<'_, '_> {
         listen::log_stored(self, job_id, seq).await
     }
 
+    async fn attempt_ended(&self, job_id: i64) -> Result<(), StoreError> {
+        listen::attempt_ended(self, job_id).await
+    }
+
     async fn serialize(&self, key: &str) -> Result<(), StoreError> {
         if let Db::Batch(_, batch) = self
             && batch.holds(key)

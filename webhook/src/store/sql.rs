@@ -272,6 +272,14 @@ pub(crate) trait Sql {
         let _ = (job_id, seq);
         async { Ok(()) }
     }
+    /// Tells every process, once the transaction commits, that a job's claim ended though the
+    /// job goes on (queued again): the process that still runs the lost attempt checks its lease
+    /// at once, and live viewers go on with the next attempt. A store of one process has its
+    /// workers told directly.
+    fn attempt_ended(&self, job_id: i64) -> impl Future<Output = Result<(), StoreError>> {
+        let _ = job_id;
+        async { Ok(()) }
+    }
     /// Makes transactions passing the same `key` run one after the other from here on; SQLite's
     /// one writer does so already.
     fn serialize(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> {

@@ -6,8 +6,8 @@
 //! viewers look at the store; until then workers and viewers fall back on their slow polls, so
 //! nothing is missed, only later.
 //!
-//! A log notification carries the job's id and the last stored `seq` (or `end`), never log
-//! text: the payload stays far below PostgreSQL's limit whatever a job prints, and anyone who
+//! A log notification carries the job's id and the last stored `seq`, or `end` (the job ended,
+//! or its claim did and it was queued again), never log text: the payload stays far below PostgreSQL's limit whatever a job prints, and anyone who
 //! may LISTEN on the database learns nothing of a log from it. Hearers read the log from the
 //! store under their own access checks.
 
@@ -32,6 +32,15 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 /// Announces, once the current transaction commits, that a job's log is stored up to `seq`.
 pub(super) async fn log_stored(db: &Db<'_, '_>, job_id: i64, seq: i64) -> Result<(), StoreError> {
     let payload = format!("{job_id} {seq}");
+    db.exec("SELECT pg_notify(?1, ?2)", &[&LOG_CHANNEL, &payload])
+        .await?;
+    Ok(())
+}
+
+/// Announces, once the current transaction commits, that a job's claim ended though the job was
+/// queued again. Said as a job's end is: hearers ask the store what became of the job.
+pub(super) async fn attempt_ended(db: &Db<'_, '_>, job_id: i64) -> Result<(), StoreError> {
+    let payload = format!("{job_id} end");
     db.exec("SELECT pg_notify(?1, ?2)", &[&LOG_CHANNEL, &payload])
         .await?;
     Ok(())

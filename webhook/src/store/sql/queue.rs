@@ -407,6 +407,7 @@ async fn recover_job<D: Sql>(
             )
             .await?;
             db.exec(note, &[&id, &seq, &text]).await?;
+            db.attempt_ended(id).await?;
             db.wake_workers().await?;
             Ok(true)
         }
