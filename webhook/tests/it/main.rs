@@ -17,6 +17,7 @@ mod github_app;
 mod imports;
 mod ingest;
 mod live_across;
+mod live_attempts;
 mod mirror_upkeep;
 mod queue;
 mod retention;

@@ -49,7 +49,7 @@ impl Gates {
         self.changed.notify_waiters();
     }
 
-    async fn wait(&self, name: &str) {
+    pub async fn wait(&self, name: &str) {
         loop {
             let changed = self.changed.notified();
             if self.open.lock().unwrap().contains(name) {
