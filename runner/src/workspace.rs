@@ -167,19 +167,10 @@ pub fn pack(dir: &Path, build_dir: &str) -> Result<Workspace, WorkspaceError> {
     let prefix = PathBuf::from(build_dir.trim_start_matches('/'));
     let mut builder = tar::Builder::new(std::io::BufWriter::new(tmp.reopen().map_err(io)?));
     builder.follow_symlinks(false);
-    // Parent directories of the build dir, so extraction at `/` creates them.
-    let mut acc = PathBuf::new();
-    for part in prefix.components() {
-        acc.push(part);
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_size(0);
-        h.set_mtime(0);
-        builder
-            .append_data(&mut h, &acc, std::io::empty())
-            .map_err(io)?;
-    }
+    // No entries for the build dir or its parents: the job's volume (or the image) has them and
+    // `tar` makes what is missing. An entry would set their owner, mode and times in the image's
+    // own filesystem (an image's `/home/travis` would become root's), each a write to the
+    // container's storage layer before the job's first line.
     let mut count = 0;
     for rel in &files {
         let full = dir.join(rel);
@@ -252,6 +243,17 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
         }
+    }
+
+    #[test]
+    fn the_build_dir_and_its_parents_are_left_to_the_container() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("src")).unwrap();
+        std::fs::write(tmp.path().join("src/main.sh"), "echo hi\n").unwrap();
+
+        let names = names(&pack(tmp.path(), "/home/travis/build/acme/app").unwrap());
+
+        assert_eq!(names, ["home/travis/build/acme/app/src/main.sh"]);
     }
 
     #[test]

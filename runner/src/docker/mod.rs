@@ -404,34 +404,21 @@ pub(crate) fn files_head(files: &[FileSpec]) -> Result<Vec<u8>, ExecError> {
     Ok(head)
 }
 
-/// A tar holding `files` (with their parent directories), paths relative to `/`.
+/// A tar holding `files`, paths relative to `/`. Their directories have no entries of their own:
+/// `tar` (or the engine) makes the missing ones, and one that exists keeps its owner, mode and
+/// times.
 pub fn files_tar(files: &[FileSpec]) -> Result<Vec<u8>, std::io::Error> {
     let mut builder = tar::Builder::new(Vec::new());
-    let mut dirs: Vec<String> = Vec::new();
     for f in files {
-        let rel = f.path.trim_start_matches('/');
-        let mut acc = String::new();
-        let parts: Vec<&str> = rel.split('/').collect();
-        for part in &parts[..parts.len().saturating_sub(1)] {
-            if !acc.is_empty() {
-                acc.push('/');
-            }
-            acc.push_str(part);
-            if !dirs.contains(&acc) {
-                dirs.push(acc.clone());
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_size(0);
-                h.set_mtime(0);
-                builder.append_data(&mut h, format!("{acc}/"), std::io::empty())?;
-            }
-        }
         let mut h = tar::Header::new_gnu();
         h.set_mode(f.mode);
         h.set_size(f.contents.expose().len() as u64);
         h.set_mtime(0);
-        builder.append_data(&mut h, rel, f.contents.expose().as_slice())?;
+        builder.append_data(
+            &mut h,
+            f.path.trim_start_matches('/'),
+            f.contents.expose().as_slice(),
+        )?;
     }
     builder.into_inner()
 }
@@ -554,10 +541,11 @@ impl Executor for DockerExecutor {
             .attach_container(&name, Some(opts))
             .await
             .map_err(engine_err(format!("attaching to {name}")))?;
-        self.docker
-            .start_container(&name, None)
-            .await
-            .map_err(engine_err(format!("starting container {name}")))?;
+        let delivery = unpack::Delivery::begin(spec, attached.input).await?;
+        if let Err(e) = self.docker.start_container(&name, None).await {
+            delivery.abort();
+            return Err(engine_err(format!("starting container {name}"))(e));
+        }
         let output = attached
             .output
             .map_ok(|o| match o {
@@ -570,8 +558,9 @@ impl Executor for DockerExecutor {
                 action: "reading the job's output".into(),
                 reason: describe(&e),
             });
-        let (output, mut input) =
-            unpack::deliver(&self.docker, &name, spec, Box::pin(output), attached.input).await?;
+        let (output, mut input) = delivery
+            .finish(&self.docker, &name, Box::pin(output))
+            .await?;
         if !spec.open_stdin {
             // The job reads no replies: its standard input ends here, as `docker run`'s does.
             let _ = input.shutdown().await;

@@ -8,17 +8,16 @@
 //! image's own `tar` as the container's root, under every limit the job runs with. An image that
 //! cannot (no `tar` or `head`, or a user who may not write `/`) says so and gets the upload.
 //! Either way the job's own command starts only once every file is in place. A job that reads no
-//! replies on its standard input gets the archive at once, without waiting for the prelude's first
-//! line ([`requests::UNPACK_AHEAD_CMD`]).
+//! replies on its standard input gets the archive from before its start on, without waiting for
+//! the prelude's first line ([`requests::UNPACK_AHEAD_CMD`]).
 
-use std::pin::Pin;
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::UploadToContainerOptionsBuilder;
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::{TAR_END, engine_err, files_head, requests};
 use crate::executor::{ExecError, InputWriter, JobSpec, OutputStream};
@@ -40,7 +39,7 @@ enum Way {
 
 /// The job's files as one tar: the files' entries (without the end-of-archive blocks), then the
 /// workspace archive, which ends the tar; or the end blocks when there is no workspace.
-struct Archive {
+pub(super) struct Archive {
     head: Vec<u8>,
     workspace: Option<(std::path::PathBuf, u64)>,
 }
@@ -85,56 +84,84 @@ impl Archive {
     }
 }
 
-/// Puts the job's files into the started container `name` and lets its command run; returns the
-/// output (with anything the container wrote before the handshake) and its standard input.
-pub(super) async fn deliver(
-    docker: &Docker,
-    name: &str,
-    spec: &JobSpec,
-    output: OutputStream,
-    input: Pin<Box<dyn AsyncWrite + Send>>,
-) -> Result<(OutputStream, InputWriter), ExecError> {
-    let archive = Archive::of(spec).await?;
-    if spec.open_stdin {
-        return deliver_on_cue(docker, name, archive, output, input).await;
-    }
-    // Nothing else goes over standard input: the archive is on its way while the container starts
-    // (`requests::UNPACK_AHEAD_CMD`), and its end is the end of standard input; the handshake
-    // line only says whether it was unpacked.
-    let writing = tokio::spawn(async move {
-        let mut input = input;
-        let sent = send(&mut input, &archive, false).await;
-        (sent, input, archive)
-    });
-    let (way, before, output) = match shake_hands(name, output).await {
-        Ok(shook) => shook,
-        Err(e) => {
-            writing.abort();
-            return Err(e);
+/// The job's files on their way into its container.
+pub(super) enum Delivery {
+    /// The job's standard input also carries the runner's replies: the archive waits for the
+    /// prelude's cue ([`deliver_on_cue`]).
+    OnCue {
+        archive: Archive,
+        input: InputWriter,
+    },
+    /// The job reads nothing else on standard input: the archive is being written since before
+    /// the start (`requests::UNPACK_AHEAD_CMD`), as `docker run -i` streams its input from the
+    /// attach on. The engine holds what arrives until the container reads it, so the files are
+    /// there when the prelude's `tar` asks, without a round trip after the start.
+    Ahead(tokio::task::JoinHandle<(std::io::Result<()>, InputWriter, Archive)>),
+}
+
+impl Delivery {
+    /// Starts delivering `spec`'s files over `input`, the attached container's standard input.
+    pub(super) async fn begin(spec: &JobSpec, input: InputWriter) -> Result<Delivery, ExecError> {
+        let archive = Archive::of(spec).await?;
+        if spec.open_stdin {
+            return Ok(Delivery::OnCue { archive, input });
         }
-    };
-    let (sent, input, archive) = writing.await.map_err(|e| ExecError::Engine {
-        action: format!("sending the job's files to {name}"),
-        reason: e.to_string(),
-    })?;
-    sent.map_err(|source| ExecError::Io {
-        action: format!("sending the job's files to {name}"),
-        source,
-    })?;
-    if way == Way::Api {
-        // The prelude read the archive away and waits for standard input to close.
-        upload(docker, name, &archive).await?;
+        Ok(Delivery::Ahead(tokio::spawn(async move {
+            let mut input = input;
+            let sent = send(&mut input, &archive, false).await;
+            (sent, input, archive)
+        })))
     }
-    Ok((with_before(output, before), input))
+
+    /// Stops writing: the container did not start.
+    pub(super) fn abort(self) {
+        if let Delivery::Ahead(writing) = self {
+            writing.abort();
+        }
+    }
+
+    /// Puts the files into the started container `name` and lets its command run; returns the
+    /// output (with anything the container wrote before the handshake) and its standard input.
+    pub(super) async fn finish(
+        self,
+        docker: &Docker,
+        name: &str,
+        output: OutputStream,
+    ) -> Result<(OutputStream, InputWriter), ExecError> {
+        let writing = match self {
+            Delivery::OnCue { archive, input } => {
+                return deliver_on_cue(docker, name, archive, output, input).await;
+            }
+            Delivery::Ahead(writing) => writing,
+        };
+        // The end of the archive is the end of standard input; the handshake line only says
+        // whether it was unpacked.
+        let (way, before, output) = match shake_hands(name, output).await {
+            Ok(shook) => shook,
+            Err(e) => {
+                writing.abort();
+                return Err(e);
+            }
+        };
+        let (sent, input, archive) = writing.await.map_err(|e| ExecError::Engine {
+            action: format!("sending the job's files to {name}"),
+            reason: e.to_string(),
+        })?;
+        sent.map_err(|source| ExecError::Io {
+            action: format!("sending the job's files to {name}"),
+            source,
+        })?;
+        if way == Way::Api {
+            // The prelude read the archive away and waits for standard input to close.
+            upload(docker, name, &archive).await?;
+        }
+        Ok((with_before(output, before), input))
+    }
 }
 
 /// The archive over standard input, after its size on a line when more follows it (`sized`:
 /// the prelude then reads exactly that many bytes).
-async fn send(
-    input: &mut Pin<Box<dyn AsyncWrite + Send>>,
-    archive: &Archive,
-    sized: bool,
-) -> std::io::Result<()> {
+async fn send(input: &mut InputWriter, archive: &Archive, sized: bool) -> std::io::Result<()> {
     if sized {
         input
             .write_all(format!("{}\n", archive.len()).as_bytes())
@@ -175,7 +202,7 @@ fn with_before(output: OutputStream, before: Vec<u8>) -> OutputStream {
     }
 }
 
-/// [`deliver`] for a job whose standard input also carries the runner's replies: the archive goes
+/// [`Delivery::finish`] for a job whose standard input also carries the runner's replies: the archive goes
 /// only once the prelude has said which way it takes it (`requests::UNPACK_CMD`), so that nothing
 /// of it is left for the job to read.
 async fn deliver_on_cue(
@@ -183,7 +210,7 @@ async fn deliver_on_cue(
     name: &str,
     archive: Archive,
     output: OutputStream,
-    mut input: Pin<Box<dyn AsyncWrite + Send>>,
+    mut input: InputWriter,
 ) -> Result<(OutputStream, InputWriter), ExecError> {
     let (way, before, output) = shake_hands(name, output).await?;
     let sending = |e: std::io::Error| ExecError::Io {
