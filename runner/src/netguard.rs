@@ -227,8 +227,22 @@ pub fn install(ports: &[u16]) -> GuardReport {
                 .join(", ")
         )
     };
-    for f in [IPV4, IPV6] {
-        match install_family(&f, ports) {
+    // The two families' tools run side by side: each is a process or more on the way to a job's
+    // first container.
+    let results = std::thread::scope(|scope| {
+        let v6 = scope.spawn(|| install_family(&IPV6, ports));
+        let v4 = install_family(&IPV4, ports);
+        [
+            (IPV4, v4),
+            (
+                IPV6,
+                v6.join()
+                    .unwrap_or_else(|_| Err("the ip6tables check panicked".into())),
+            ),
+        ]
+    });
+    for (f, result) in results {
+        match result {
             Ok(()) => report
                 .enforced
                 .push(format!("{}: jobs cannot reach {what}", f.name)),

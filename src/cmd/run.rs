@@ -183,12 +183,8 @@ fn parse_commit(branch: Option<String>, log: &str) -> LocalCommit {
     }
 }
 
-fn context_of(args: &Args, dir: &Path, commit: &LocalCommit) -> Context {
+fn context_of(args: &Args, repo: String, commit: &LocalCommit) -> Context {
     let local_branch = commit.branch.clone();
-    let repo = args
-        .repo
-        .clone()
-        .unwrap_or_else(|| crate::cmd::repo::default_repo(dir));
     let ctx = event_context(
         args.event,
         args.pull_request,
@@ -323,12 +319,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()?;
     // The engine is reached, swept and guarded while the plan is made: none of it needs the plan.
     let mut engine = (!args.dry_run).then(|| Engine::start(&rt, &args));
-    let commit = local_commit(&dir);
-    let mut ctx = context_of(&args, &dir, &commit);
-    // So is the workspace packed, from as soon as the repository's slug is known.
+    let repo = args
+        .repo
+        .clone()
+        .unwrap_or_else(|| crate::cmd::repo::default_repo(&dir));
+    // So is the workspace packed, from as soon as the repository's slug (the build dir) is known,
+    // beside reading the commit.
     if let Some(engine) = engine.as_mut() {
-        engine.pack(&rt, &dir, &ctx.repo);
+        engine.pack(&rt, &dir, &repo);
     }
+    let commit = local_commit(&dir);
+    let mut ctx = context_of(&args, repo, &commit);
     ctx.env.extend(VarArgs::plain(&given));
     let file = path.display().to_string();
     let planning = slipway_pipelines::PlanOptions {
