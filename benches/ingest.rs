@@ -14,6 +14,8 @@
 //!
 //! Also printed: the server's CPU (`/proc/<pid>/stat`) and, for PostgreSQL, its backends' CPU per
 //! delivery, and the machine's load. Goal (PostgreSQL): ≥ 1,000 deliveries/s durable, p99 ≤ 50 ms.
+//! `SLIPWAY_INGEST_BIN=PATH` measures another `slipway` binary instead (an earlier one, for a
+//! before-and-after in one sitting).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -54,7 +56,9 @@ impl Server {
             ),
         )
         .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_slipway"));
+        let bin = std::env::var_os("SLIPWAY_INGEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_slipway").into());
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--config")
             .arg(&config)
@@ -195,6 +199,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(bin) = std::env::var_os("SLIPWAY_INGEST_BIN") {
+        println!("binary: {}", bin.to_string_lossy());
+    }
     println!("machine before: {}", machine_load());
     let order = [None, Some(base.as_str()), Some(base.as_str()), None];
     let mut rounds = Vec::new();
