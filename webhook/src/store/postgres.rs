@@ -8,6 +8,7 @@
 //! one after the other. The schema is versioned: the migrations in `store/migrations/` (shared with SQLite) are
 //! applied at start under an advisory lock, so servers starting together migrate once.
 
+mod batch;
 mod intake;
 mod listen;
 

@@ -1,18 +1,19 @@
 //! Group commit of deliveries: the deliveries arriving while the last batch was being recorded
 //! are recorded together, in one transaction, by one task, and each caller is answered once that
 //! transaction has committed (a 2xx still means durable). A batch costs one `BEGIN`, one lock
-//! statement, one wake-up of the workers and one `COMMIT`, whatever its size, and its
-//! deliveries' statements are pipelined on its connection rather than each waiting for the
-//! answer to the one before.
+//! statement, one wake-up of the workers and one `COMMIT`, whatever its size.
 //!
-//! Deliveries that supersede builds of the same branch (or close its pull request) are recorded
-//! one after the other, in arrival order; others run side by side. The batch takes every
-//! branch's lock up front, in one order that every process follows, so two servers' batches
-//! wait for each other rather than deadlock. When any statement of a batch fails, the batch is
-//! rolled back and each of its deliveries recorded in a transaction of its own: one bad delivery
-//! fails only itself.
+//! A batch of pushes (the common case) is recorded set-wise, by a few statements for the whole
+//! batch ([`super::batch`]); a lone push too, which costs fewer statements that way. A batch with
+//! anything else is recorded a delivery at a time, its statements pipelined on its connection:
+//! deliveries that supersede builds of the same branch (or close its pull request) one after the
+//! other, in arrival order; others side by side. Either way, the batch takes every branch's lock
+//! up front, in one order that every process follows, so two servers' batches wait for each
+//! other rather than deadlock. When any statement of a batch fails, the batch is rolled back and
+//! each of its deliveries recorded in a transaction of its own: one bad delivery fails only
+//! itself.
 
-use super::{Db, WORK_CHANNEL};
+use super::{Db, WORK_CHANNEL, batch};
 use crate::store::sql::builds::supersede_lock;
 use crate::store::sql::queue;
 use crate::store::{Delivery, DeliveryAction, Recorded, StoreError};
@@ -89,7 +90,8 @@ enum Failed {
 
 async fn record_batch(pool: &Pool, batch: Vec<(Delivery, Reply)>) {
     let (deliveries, replies): (Vec<Delivery>, Vec<Reply>) = batch.into_iter().unzip();
-    if deliveries.len() > 1 {
+    // A lone push too: the batch's statements are fewer than its own.
+    if deliveries.len() > 1 || batch::fits(&deliveries) {
         match record_together(pool, &deliveries).await {
             Ok(recorded) => {
                 for (reply, r) in replies.into_iter().zip(recorded) {
@@ -134,7 +136,6 @@ async fn record_together(pool: &Pool, deliveries: &[Delivery]) -> Result<Vec<Rec
         .transaction()
         .await
         .map_err(|e| Failed::Commit(e.into()))?;
-    let orders: Vec<Order> = deliveries.iter().map(order_of).collect();
     let locked: HashSet<String> = deliveries
         .iter()
         .filter_map(|d| match &d.action {
@@ -151,27 +152,22 @@ async fn record_together(pool: &Pool, deliveries: &[Delivery]) -> Result<Vec<Rec
         if !batch.locked.is_empty() {
             let locks: Vec<&str> = batch.locked.iter().map(String::as_str).collect();
             // In the order of the lock ids, the same in every process.
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(h) FROM (
+            let st = tx
+                .prepare_cached(
+                    "SELECT pg_advisory_xact_lock(h) FROM (
                      SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY h) l",
-                &[&locks],
-            )
-            .await?;
-        }
-        let recorded = futures::future::try_join_all(lanes(&orders).into_iter().map(|lane| {
-            let db = &db;
-            async move {
-                let mut out = Vec::with_capacity(lane.len());
-                for i in lane {
-                    out.push((i, queue::record_delivery(db, deliveries[i].clone()).await?));
-                }
-                Ok::<_, StoreError>(out)
-            }
-        }))
-        .await?;
-        if batch.wake.load(Ordering::Relaxed) {
-            tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL])
+                )
                 .await?;
+            tx.execute(&st, &[&locks]).await?;
+        }
+        let recorded = if batch::fits(deliveries) {
+            batch::record(&tx, &batch, deliveries).await?
+        } else {
+            in_lanes(&db, deliveries).await?
+        };
+        if batch.wake.load(Ordering::Relaxed) {
+            let st = tx.prepare_cached("SELECT pg_notify($1, '')").await?;
+            tx.execute(&st, &[&WORK_CHANNEL]).await?;
         }
         Ok::<_, StoreError>(recorded)
     }
@@ -179,12 +175,30 @@ async fn record_together(pool: &Pool, deliveries: &[Delivery]) -> Result<Vec<Rec
     let recorded = match outcome {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(error = %e, deliveries = deliveries.len(), "a batch of deliveries failed; recording each alone");
+            if deliveries.len() > 1 {
+                tracing::warn!(error = %e, deliveries = deliveries.len(), "a batch of deliveries failed; recording each alone");
+            }
             let _ = tx.rollback().await;
             return Err(Failed::Statement);
         }
     };
     tx.commit().await.map_err(|e| Failed::Commit(e.into()))?;
+    Ok(recorded)
+}
+
+/// Records `deliveries` a statement at a time, in lanes (see [`lanes`]) pipelined side by side;
+/// their outcomes in order.
+async fn in_lanes(db: &Db<'_, '_>, deliveries: &[Delivery]) -> Result<Vec<Recorded>, StoreError> {
+    let orders: Vec<Order> = deliveries.iter().map(order_of).collect();
+    let recorded =
+        futures::future::try_join_all(lanes(&orders).into_iter().map(|lane| async move {
+            let mut out = Vec::with_capacity(lane.len());
+            for i in lane {
+                out.push((i, queue::record_delivery(db, deliveries[i].clone()).await?));
+            }
+            Ok::<_, StoreError>(out)
+        }))
+        .await?;
     let mut out: Vec<Option<Recorded>> = (0..deliveries.len()).map(|_| None).collect();
     for (i, r) in recorded.into_iter().flatten() {
         out[i] = Some(r);
