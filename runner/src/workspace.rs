@@ -111,11 +111,23 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> 
         let kind = entry.file_type()?;
         if kind.is_dir() {
             walk(root, &path, out)?;
-        } else {
+        } else if !is_hook_sample(&path) {
             out.push(path);
         }
     }
     Ok(())
+}
+
+/// A hook sample git writes into every new repository (`.git/hooks/*.sample`): git never runs
+/// one, and the fourteen of them are half the files of a small repository's `.git`, each a
+/// file to create in the job container before its first line. Hooks in use are kept.
+fn is_hook_sample(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "sample")
+        && path
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "hooks")
+        && path.components().any(|c| c.as_os_str() == ".git")
 }
 
 /// The files of the repository checked out at `root/rel`: what git lists, its `.git`, and the same
@@ -254,6 +266,33 @@ mod tests {
         let names = names(&pack(tmp.path(), "/home/travis/build/acme/app").unwrap());
 
         assert_eq!(names, ["home/travis/build/acme/app/src/main.sh"]);
+    }
+
+    #[test]
+    fn hook_samples_stay_behind_and_hooks_in_use_go_with_the_git_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        git(tmp.path(), &["init", "-q", "-b", "main"]);
+        std::fs::write(tmp.path().join("app.sh"), "echo app\n").unwrap();
+        let hooks = tmp.path().join(".git/hooks");
+        std::fs::create_dir_all(&hooks).unwrap();
+        std::fs::write(hooks.join("pre-commit.sample"), "#!/bin/sh\n").unwrap();
+        std::fs::write(hooks.join("pre-push"), "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::write(tmp.path().join("notes.sample"), "kept\n").unwrap();
+
+        let names = names(&pack(tmp.path(), "/build/acme/app").unwrap());
+
+        for want in [
+            "build/acme/app/app.sh",
+            "build/acme/app/notes.sample",
+            "build/acme/app/.git/HEAD",
+            "build/acme/app/.git/hooks/pre-push",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
+        assert!(
+            !names.iter().any(|n| n.ends_with("hooks/pre-commit.sample")),
+            "a hook sample was packed: {names:?}"
+        );
     }
 
     #[test]
