@@ -27,6 +27,15 @@ pub struct LogViewer {
 }
 
 impl LogViewer {
+    /// The chunks seen as `(seq, data)`, in the order they came: what a stored log is compared
+    /// with.
+    pub fn seen(&self) -> Vec<(i64, &str)> {
+        self.chunks
+            .iter()
+            .map(|c| (c.seq, c.data.as_str()))
+            .collect()
+    }
+
     /// Opens job `job`'s event stream on the server at `base` (`http://host:port`), resuming
     /// after `last_event_id` if given; the response's status and, on anything but 200, its
     /// body.

@@ -185,13 +185,12 @@ fn assert_current_only(h: &Harness, job: i64, viewer: &LogViewer) {
         "a lost attempt's late lines reached a viewer: {}",
         viewer.text()
     );
-    let seen: Vec<(i64, &str)> = viewer
-        .chunks
-        .iter()
-        .map(|c| (c.seq, c.data.as_str()))
-        .collect();
     let want: Vec<(i64, &str)> = stored.iter().map(|c| (c.seq, c.data.as_str())).collect();
-    assert_eq!(seen, want, "the viewer's chunks against the stored log");
+    assert_eq!(
+        viewer.seen(),
+        want,
+        "the viewer's chunks against the stored log"
+    );
 }
 
 #[test]

@@ -73,10 +73,7 @@ fn a_delivery_failing_in_a_batch_fails_alone() {
     let Some(base) = postgres_url() else { return };
     // One thread: the three deliveries are all handed over before the task recording them runs,
     // so they make one batch.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = one_thread();
     rt.block_on(async {
         let (schema, url) = fresh_schema(&base).await;
         let store = PgStore::connect(&PgUrl::parse(&url).unwrap())
@@ -270,10 +267,7 @@ fn a_batch_of_pushes_ends_as_recording_them_one_by_one_does() {
     });
     // PostgreSQL: what came before through one server, the batch through another. One thread:
     // the batch's deliveries are all handed over before the task recording them runs.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = one_thread();
     rt.block_on(async {
         let (schema, url) = fresh_schema(&base).await;
         let url = PgUrl::parse(&url).unwrap();
@@ -295,4 +289,13 @@ fn a_batch_of_pushes_ends_as_recording_them_one_by_one_does() {
         drop_schema(&base, &schema).await;
         assert_eq!(got, expected);
     });
+}
+
+/// A runtime of one thread: deliveries handed over together are all queued before the task
+/// recording them runs, so they make one batch.
+fn one_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
