@@ -4,8 +4,12 @@
 //! Everything Slipway asks of another HTTP service goes through [`Http`]: GitHub's REST API and
 //! OAuth, the GKE API and its token exchange, notifications, and (through [`Blocking`]) the CLI's
 //! calls to a `slipway serve`. Requests and answers are small JSON documents, so an answer is read
-//! whole. The AWS SDKs and kube-rs (the Kubernetes executor and deploys) keep their own client,
-//! built on the same hyper and rustls.
+//! whole. The AWS SDKs get theirs from [`aws`] (same connection code and TLS settings, their
+//! timeouts and retries); kube-rs (the Kubernetes executor and deploys) keeps its own client, built
+//! on the same hyper and rustls.
+
+#[cfg(feature = "aws")]
+pub mod aws;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_smithy_http_client::tls;
 
 use crate::Deployer;
 use crate::calls::ApiCall;
@@ -173,14 +172,9 @@ impl AwsAuth {
 /// The SDK's configuration loader for `region`, with the HTTPS client every AWS call uses (rustls
 /// with ring).
 pub(crate) fn sdk_loader(region: &str) -> aws_config::ConfigLoader {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
-        .http_client(http)
+        .http_client(slipway_http::aws::client())
 }
 
 /// Turns an SDK error into one line: the service's code and message, else the transport error.

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_http_client::tls;
 
 use super::{CacheError, ObjectStore};
 
@@ -29,12 +28,8 @@ impl S3Store {
     /// The SDK's configuration loader with the HTTPS client every AWS call of Slipway uses
     /// (rustls with ring), and `region` when given.
     pub fn loader(region: Option<&str>) -> aws_config::ConfigLoader {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+        let loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(slipway_http::aws::client());
         match region {
             Some(region) => loader.region(Region::new(region.to_owned())),
             None => loader,

@@ -179,15 +179,10 @@ pub fn aws_at(url: &str) -> Endpoints {
 
 /// An AWS SDK config for checking state in moto directly.
 pub async fn sdk(url: &str, region: &str) -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(url)
-        .http_client(http)
+        .http_client(slipway_http::aws::client())
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             "AKIDTEST",
             "test-secret",
