@@ -25,7 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::{Tls, client_config};
+use crate::{Tls, client_config, connector};
 
 /// The client to hand the SDK's configuration loader (`aws_config::ConfigLoader::http_client`):
 /// system roots, `ring`, HTTP/1.1 over `https://` or `http://` (a local S3-compatible store).
@@ -83,16 +83,9 @@ impl AwsConnector {
         connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
     ) -> Self {
-        let mut tcp = TcpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(connect_timeout);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls.clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
         AwsConnector {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: Client::builder(TokioExecutor::new())
+                .build(connector(tls.clone(), connect_timeout)),
             read_timeout,
         }
     }

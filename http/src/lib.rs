@@ -125,15 +125,7 @@ impl Http {
     /// A client trusting `tls.ca_pem` (else the system's roots), speaking `http://` and
     /// `https://`.
     pub fn new(tls: Tls) -> Result<Self, HttpError> {
-        let config = client_config(&tls)?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = connector(client_config(&tls)?, Some(CONNECT_TIMEOUT));
         Ok(Http {
             client: Client::builder(TokioExecutor::new()).build(connector),
             timeout: DEFAULT_TIMEOUT,
@@ -262,6 +254,22 @@ impl Blocking {
             ))
         })
     }
+}
+
+/// How every client of Slipway's connects: TCP with `connect_timeout`, then TLS with `config` for
+/// `https://` (plain for `http://`), HTTP/1.1.
+fn connector(
+    config: rustls::ClientConfig,
+    connect_timeout: Option<Duration>,
+) -> hyper_rustls::HttpsConnector<HttpConnector> {
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(connect_timeout);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp)
 }
 
 /// The rustls configuration for `tls`: `ring`, TLS 1.2 and 1.3, the given or the system's roots.
