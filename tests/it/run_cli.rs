@@ -1,7 +1,7 @@
 //! `slipway run` end to end: the binary on a temporary git repository, the real Docker engine.
 //! Under CI=true a missing engine or test image fails instead of skipping.
 
-use crate::support::{busybox, engine_ready};
+use crate::support::{busybox, engine_ready, own_host_name, slipway_on_host};
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -96,7 +96,9 @@ fn after_sigkill_mid_job_the_next_run_sweeps_everything_left() {
     // A job with a service, so a network, a namespace holder and a service container exist.
     let dir =
         repo_with("image: \"{busybox}\"\nlanguage: shell\nservices: [redis]\nscript: sleep 120\n");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+    // On a host of its own, so that only the next run on that host sweeps what it leaves.
+    let host = own_host_name();
+    let mut child = slipway_on_host(&host)
         .arg("run")
         .arg(dir.path())
         .args(["--service-image", &format!("redis={}", busybox())])
@@ -168,7 +170,11 @@ fn after_sigkill_mid_job_the_next_run_sweeps_everything_left() {
     );
 
     let next = repo_with("image: \"{busybox}\"\nlanguage: shell\nscript: echo fine\n");
-    let out = slipway(next.path(), &[]);
+    let out = slipway_on_host(&host)
+        .arg("run")
+        .arg(next.path())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -9,21 +9,27 @@ use std::time::{Duration, Instant};
 
 const PIPELINE: &str = "language: minimal\nimage: slipway-test/debian:latest\nscript:\n  - echo start\n  - sleep 2\n  - echo done\n";
 
-/// Running containers per job label, sampled; a job label seen twice in one sample is a job
-/// running twice at once.
-fn sample_duplicates() -> Vec<String> {
+/// Running containers per job label of the servers on `host`, sampled; a job label seen twice in
+/// one sample is a job running twice at once.
+fn sample_duplicates(host: &str) -> Vec<String> {
     let out = std::process::Command::new("docker")
         .args([
             "ps",
             "--filter",
             "label=dev.slipway.managed=true",
             "--format",
-            "{{.Label \"dev.slipway.job\"}} {{.Names}}",
+            "{{.Label \"dev.slipway.owner\"}} {{.Label \"dev.slipway.job\"}} {{.Names}}",
         ])
         .output()
         .unwrap();
     let mut seen: HashMap<String, Vec<String>> = HashMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(line) = line.strip_prefix(&format!("{host}:")) else {
+            continue;
+        };
+        let Some((_pid_and_start, line)) = line.split_once(' ') else {
+            continue;
+        };
         let (job, name) = line.split_once(' ').unwrap_or((line, ""));
         if name.contains("netns") || name.contains("svc") {
             continue;
@@ -58,16 +64,19 @@ fn sigkill_during_a_stream_of_deliveries_loses_nothing() {
     }
     let github = FakeGitHub::default();
     let api = github_api(&github);
-    let mut server = Served::new(tmp.path(), &api, &origin.url(), "workers = 2");
+    // On a host of its own: only its restarts sweep what its killed processes left, and the
+    // sampler sees its jobs alone.
+    let host = crate::support::own_host_name();
+    let mut server = Served::on_host(&host, tmp.path(), &api, &origin.url(), "workers = 2");
     let mut pids = vec![server.pid()];
 
     let stop = Arc::new(AtomicBool::new(false));
     let dupes = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
-        let (stop, dupes) = (stop.clone(), dupes.clone());
+        let (stop, dupes, host) = (stop.clone(), dupes.clone(), host.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                dupes.lock().unwrap().extend(sample_duplicates());
+                dupes.lock().unwrap().extend(sample_duplicates(&host));
                 std::thread::sleep(Duration::from_millis(200));
             }
         })

@@ -127,6 +127,7 @@ impl Worker {
     pub fn start(&mut self) {
         let before = self.started_count();
         let child = spawn_slipway(
+            None,
             "worker",
             &self.data,
             &self.config,

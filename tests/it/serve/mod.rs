@@ -62,8 +62,10 @@ pub fn free_port() -> u16 {
 }
 
 /// Starts `slipway COMMAND --data-dir DATA --config CONFIG` (`serve` or `worker`) with `env`
-/// added, its stderr appended to `log` (so a restart keeps what the last run wrote).
+/// added, its stderr appended to `log` (so a restart keeps what the last run wrote); on a host of
+/// its own when `host` is given ([`crate::support::slipway_on_host`]).
 pub fn spawn_slipway<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    host: Option<&str>,
     command: &str,
     data: &Path,
     config: &Path,
@@ -75,7 +77,11 @@ pub fn spawn_slipway<K: AsRef<OsStr>, V: AsRef<OsStr>>(
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_slipway"))
+    let mut slipway = match host {
+        Some(host) => crate::support::slipway_on_host(host),
+        None => Command::new(env!("CARGO_BIN_EXE_slipway")),
+    };
+    slipway
         .args([command, "--data-dir"])
         .arg(data)
         .arg("--config")
@@ -95,6 +101,16 @@ pub fn kill_now(child: &mut Option<Child>) {
     }
 }
 
+/// The config of a server on `port` with one repository (`REPO` at `clone_url`) reporting to
+/// `github_api`, with `extra` lines at the top level.
+fn standard_config(port: u16, github_api: &str, clone_url: &str, extra: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:{port}\"\nwebhook_secret = \"{SECRET}\"\napi_tokens = [\"{TOKEN}\"]\nlease_seconds = 3\n{extra}\n\
+         [github]\napi_url = \"{github_api}\"\ntoken = \"gh-token\"\nmax_backoff_seconds = 1\n\
+         [[repos]]\nname = \"{REPO}\"\nclone_url = \"{clone_url}\"\n"
+    )
+}
+
 /// A `slipway serve` process and its files.
 pub struct Served {
     pub child: Option<Child>,
@@ -104,6 +120,8 @@ pub struct Served {
     pub log: PathBuf,
     /// Extra environment of the server process (kept across restarts).
     pub env: Vec<(String, String)>,
+    /// The host name it runs under, when not this machine's (set before a restart).
+    pub host: Option<String>,
 }
 
 impl Served {
@@ -143,15 +161,29 @@ impl Served {
         Served::with_config(
             root,
             free_port(),
-            |port| {
-                format!(
-                    "listen = \"127.0.0.1:{port}\"\nwebhook_secret = \"{SECRET}\"\napi_tokens = [\"{TOKEN}\"]\nlease_seconds = 3\n{extra}\n\
-                     [github]\napi_url = \"{github_api}\"\ntoken = \"gh-token\"\nmax_backoff_seconds = 1\n\
-                     [[repos]]\nname = \"{REPO}\"\nclone_url = \"{clone_url}\"\n"
-                )
-            },
+            |port| standard_config(port, github_api, clone_url, extra),
             env,
         )
+    }
+
+    /// Like [`Served::new`], on a host of its own named `host` from its first start on (see
+    /// [`crate::support::slipway_on_host`]).
+    pub fn on_host(
+        host: &str,
+        root: &Path,
+        github_api: &str,
+        clone_url: &str,
+        extra: &str,
+    ) -> Served {
+        let mut s = Served::unstarted(
+            root,
+            free_port(),
+            |port| standard_config(port, github_api, clone_url, extra),
+            &[],
+        );
+        s.host = Some(host.to_string());
+        s.start();
+        s
     }
 
     /// A server listening on `port` whose whole config file `text(port)` gives.
@@ -161,10 +193,21 @@ impl Served {
         text: impl FnOnce(u16) -> String,
         env: &[(&str, &str)],
     ) -> Served {
+        let mut s = Served::unstarted(root, port, text, env);
+        s.start();
+        s
+    }
+
+    fn unstarted(
+        root: &Path,
+        port: u16,
+        text: impl FnOnce(u16) -> String,
+        env: &[(&str, &str)],
+    ) -> Served {
         let data = root.join("data");
         let config = root.join("slipway.toml");
         std::fs::write(&config, text(port)).unwrap();
-        let mut s = Served {
+        Served {
             child: None,
             port,
             data,
@@ -174,9 +217,8 @@ impl Served {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        s.start();
-        s
+            host: None,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -185,6 +227,7 @@ impl Served {
 
     pub fn start(&mut self) {
         let child = spawn_slipway(
+            self.host.as_deref(),
             "serve",
             &self.data,
             &self.config,

@@ -37,6 +37,42 @@ pub fn slipway(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A `slipway` command that runs as if on a machine of its own named `host`: a UTS namespace
+/// whose hostname is `host`. A sweep spares what another host's runners own (it cannot tell
+/// whether they still run), so what this process leaves when killed waits for the next `slipway`
+/// on the same `host`, and no test running beside it sweeps it first.
+pub fn slipway_on_host(host: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    if !is_root() {
+        // Unprivileged, a user namespace is needed to own the UTS one.
+        cmd.arg("--map-root-user");
+    }
+    cmd.args([
+        "--uts",
+        "--",
+        "sh",
+        "-c",
+        r#"printf %s "$0" > /proc/sys/kernel/hostname && exec "$@""#,
+        host,
+        env!("CARGO_BIN_EXE_slipway"),
+    ]);
+    cmd
+}
+
+/// A host name no other test process uses ([`slipway_on_host`]).
+pub fn own_host_name() -> String {
+    format!("slipway-test-{}", std::process::id())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
 /// `slipway run DIR ARGS` with S3 calls going to `s3_endpoint` (moto) whatever the caller's
 /// environment says.
 pub fn slipway_run_s3(dir: &Path, s3_endpoint: &str, args: &[&str]) -> Output {
