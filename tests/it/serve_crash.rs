@@ -73,7 +73,7 @@ fn sigkill_during_a_stream_of_deliveries_loses_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let dupes = Arc::new(Mutex::new(Vec::new()));
     let sampler = {
-        let (stop, dupes, host) = (stop.clone(), dupes.clone(), host.clone());
+        let (stop, dupes) = (stop.clone(), dupes.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 dupes.lock().unwrap().extend(sample_duplicates(&host));
