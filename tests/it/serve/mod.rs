@@ -120,7 +120,7 @@ pub struct Served {
     pub log: PathBuf,
     /// Extra environment of the server process (kept across restarts).
     pub env: Vec<(String, String)>,
-    /// The host name it runs under, when not this machine's (set before a restart).
+    /// The host name it runs under ([`Served::on_host`]); `None` for this machine's.
     pub host: Option<String>,
 }
 
